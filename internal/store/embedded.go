@@ -1,0 +1,219 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/ClickHouse/ch-go/proto"
+)
+
+// nativeVersion is the protocol revision used to encode and decode the Native
+// format for the embedded engine: the newest below custom serialization,
+// whose extra byte the engine's Native reader rejects.
+const nativeVersion = int(proto.FeatureCustomSerialization) - 1
+
+// EmbeddedConfig configures the in-process engine.
+type EmbeddedConfig struct {
+	Dir      string // data folder, created if missing
+	Database string // database that holds the tables
+	Conns    int    // parallel statements
+	Library  string // path of libchdb.so; see LibraryPath
+}
+
+// engine is the process-wide embedded ClickHouse: libchdb runs one data folder
+// per process, and shutting it down and booting it again is unsafe, so one
+// anchor connection stays open for the life of the process.
+var engine struct {
+	mu     sync.Mutex
+	dir    string
+	lib    *libchdb
+	anchor unsafe.Pointer
+}
+
+// Embedded is a Store on the in-process engine.
+type Embedded struct {
+	lib    *libchdb
+	db     string
+	conns  chan unsafe.Pointer
+	all    []unsafe.Pointer
+	bufs   sync.Pool
+	closed atomic.Bool
+}
+
+var _ Store = (*Embedded)(nil)
+
+// OpenEmbedded starts the in-process engine on cfg.Dir (once per process) and
+// opens cfg.Conns connections whose current database is cfg.Database.
+func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	if !validIdent(cfg.Database) {
+		return nil, fmt.Errorf("store: invalid database name %q", cfg.Database)
+	}
+	if cfg.Conns <= 0 {
+		cfg.Conns = 4
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: data folder: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: data folder: %w", err)
+	}
+	lib, err := loadLib(cfg.Library)
+	if err != nil {
+		return nil, err
+	}
+
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	if engine.anchor == nil {
+		a, err := connect(lib, dir)
+		if err != nil {
+			return nil, err
+		}
+		engine.dir, engine.lib, engine.anchor = dir, lib, a
+	} else if engine.dir != dir {
+		return nil, fmt.Errorf("store: the embedded engine already runs on %s; one data folder per process (asked for %s)", engine.dir, dir)
+	}
+	if err := lib.query(engine.anchor, "CREATE DATABASE IF NOT EXISTS "+cfg.Database, "Native", nil, nil); err != nil {
+		return nil, fmt.Errorf("store: create database: %w", err)
+	}
+
+	e := &Embedded{lib: lib, db: cfg.Database, conns: make(chan unsafe.Pointer, cfg.Conns)}
+	for range cfg.Conns {
+		c, err := connect(lib, dir)
+		if err == nil {
+			err = lib.query(c, "USE "+cfg.Database, "Native", nil, nil)
+		}
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.all = append(e.all, c)
+		e.conns <- c
+	}
+	return e, nil
+}
+
+// connect opens one connection on dir and returns its chdb_connection value.
+func connect(lib *libchdb, dir string) (unsafe.Pointer, error) {
+	args := [][]byte{cstr("netview"), cstr("--path=" + dir)}
+	argv := make([]*byte, len(args))
+	for i := range args {
+		argv[i] = &args[i][0]
+	}
+	pc := lib.connect(int32(len(argv)), &argv[0])
+	if pc == nil {
+		return nil, fmt.Errorf("store: %w: cannot open the embedded engine on %s (is another process using it?)", ErrUnavailable, dir)
+	}
+	// chdb_connect returns chdb_connection*; statements take the connection itself.
+	return *(*unsafe.Pointer)(pc), nil
+}
+
+func (e *Embedded) acquire(ctx context.Context) (unsafe.Pointer, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	select {
+	case c := <-e.conns:
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for a connection: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+func (e *Embedded) release(c unsafe.Pointer) { e.conns <- c }
+
+// Exec implements Store.
+func (e *Embedded) Exec(ctx context.Context, q Query) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	return e.lib.query(c, q.SQL, "Native", q.Params, nil)
+}
+
+// Insert implements Store: the block is encoded in the Native format and
+// streamed through the engine's insert API, which takes binary data whole.
+func (e *Embedded) Insert(ctx context.Context, table string, cols proto.Input) error {
+	if !validIdent(table) {
+		return fmt.Errorf("store: invalid table name %q", table)
+	}
+	if len(cols) == 0 || cols[0].Data.Rows() == 0 {
+		return nil
+	}
+	buf, _ := e.bufs.Get().(*proto.Buffer)
+	if buf == nil {
+		buf = new(proto.Buffer)
+	}
+	defer e.bufs.Put(buf)
+	buf.Reset()
+	block := proto.Block{Columns: len(cols), Rows: cols[0].Data.Rows()}
+	if err := block.EncodeRawBlock(buf, nativeVersion, cols); err != nil {
+		return fmt.Errorf("store: encode %s: %w", table, err)
+	}
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	if err := e.lib.insert(c, "INSERT INTO "+e.db+"."+table+" "+cols.Columns(), "Native", buf.Buf); err != nil {
+		return fmt.Errorf("store: insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// Select implements Store. The result arrives in the Native format in the
+// engine's memory and is decoded from there straight into the columns.
+func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, onBlock func(rows int) error) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	sql := strings.TrimRight(strings.TrimSpace(q.SQL), ";")
+	return e.lib.query(c, sql, "Native", q.Params, func(data []byte) error {
+		r := proto.NewReader(bytes.NewReader(data))
+		for n := 0; ; n++ {
+			var b proto.Block
+			if err := b.DecodeRawBlock(r, nativeVersion, result); err != nil {
+				// The buffer ends exactly where a block would start.
+				if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					return nil
+				}
+				return fmt.Errorf("store: decode result block %d: %w", n, err)
+			}
+			if b.Rows > 0 && onBlock != nil {
+				if err := onBlock(b.Rows); err != nil {
+					return err
+				}
+			}
+			resetResults(result)
+		}
+	})
+}
+
+// Close implements Store. The engine itself stays up for the process.
+func (e *Embedded) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	return nil
+}
+
+func resetResults(r proto.Results) {
+	for _, c := range r {
+		if rc, ok := c.Data.(proto.Resettable); ok {
+			rc.Reset()
+		}
+	}
+}

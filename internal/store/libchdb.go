@@ -1,0 +1,245 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// libchdb holds the entry points of libchdb.so. It is loaded on first use of
+// the embedded engine only, so a binary talking to a ClickHouse server starts
+// without the library on the machine.
+type libchdb struct {
+	setSignalHandlers   func(enabled int32)
+	connect             func(argc int32, argv **byte) unsafe.Pointer
+	queryWithParamsN    func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
+	resultBuffer        func(res unsafe.Pointer) *byte
+	resultLength        func(res unsafe.Pointer) uintptr
+	resultError         func(res unsafe.Pointer) *byte
+	destroyResult       func(res unsafe.Pointer)
+	streamInsertN       func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr) unsafe.Pointer
+	streamAppend        func(stream unsafe.Pointer, data *byte, n uintptr) int32
+	streamDone          func(stream unsafe.Pointer) unsafe.Pointer
+	streamInsertError   func(stream unsafe.Pointer) *byte
+	destroyInsertStream func(stream unsafe.Pointer)
+}
+
+// ErrNoLibrary reports that libchdb.so could not be found or loaded.
+var ErrNoLibrary = errors.New("embedded engine library libchdb.so not loaded")
+
+var (
+	libOnce sync.Once
+	libVal  *libchdb
+	libErr  error
+)
+
+// LibraryPath returns where libchdb.so is looked for: the explicit path, then
+// $NETVIEW_LIBCHDB, then the project's cache folder (make deps puts it there)
+// relative to the working directory and to the executable.
+func LibraryPath(explicit string) []string {
+	if explicit != "" {
+		return []string{explicit}
+	}
+	if env := os.Getenv("NETVIEW_LIBCHDB"); env != "" {
+		return []string{env}
+	}
+	rel := filepath.Join(".cache", "chdb", "package", "libchdb.so")
+	paths := []string{rel}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		paths = append(paths, filepath.Join(dir, "libchdb.so"), filepath.Join(dir, "..", rel))
+	}
+	return append(paths, "/usr/local/lib/libchdb.so", "libchdb.so")
+}
+
+func loadLib(explicit string) (*libchdb, error) {
+	libOnce.Do(func() { libVal, libErr = openLib(LibraryPath(explicit)) })
+	return libVal, libErr
+}
+
+func openLib(paths []string) (*libchdb, error) {
+	var h uintptr
+	var errs []error
+	for _, p := range paths {
+		var err error
+		if h, err = purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
+			break
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+	}
+	if h == 0 {
+		return nil, fmt.Errorf("%w (run `make deps`, or set NETVIEW_LIBCHDB): %w", ErrNoLibrary, errors.Join(errs...))
+	}
+	l := &libchdb{}
+	for name, fn := range map[string]any{
+		"chdb_set_signal_handlers_enabled": &l.setSignalHandlers,
+		"chdb_connect":                     &l.connect,
+		"chdb_query_with_params_n":         &l.queryWithParamsN,
+		"chdb_result_buffer":               &l.resultBuffer,
+		"chdb_result_length":               &l.resultLength,
+		"chdb_result_error":                &l.resultError,
+		"chdb_destroy_query_result":        &l.destroyResult,
+		"chdb_stream_insert_n":             &l.streamInsertN,
+		"chdb_stream_append":               &l.streamAppend,
+		"chdb_stream_done":                 &l.streamDone,
+		"chdb_stream_insert_error":         &l.streamInsertError,
+		"chdb_destroy_insert_stream":       &l.destroyInsertStream,
+	} {
+		if _, err := purego.Dlsym(h, name); err != nil {
+			return nil, fmt.Errorf("%w: symbol %s missing: %w", ErrNoLibrary, name, err)
+		}
+		purego.RegisterLibFunc(fn, h, name)
+	}
+	// The engine's own SIGSEGV handler would turn a Go nil dereference into a
+	// hang; with it off, Go's runtime keeps its signals (see docs/ENGINE facts).
+	l.setSignalHandlers(0)
+	return l, nil
+}
+
+// cstr copies s into a NUL-terminated byte slice.
+func cstr(s string) []byte {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return b
+}
+
+// goString copies a NUL-terminated C string.
+func goString(p *byte) string {
+	if p == nil {
+		return ""
+	}
+	n := 0
+	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
+		n++
+	}
+	return string(unsafe.Slice(p, n))
+}
+
+// ptr returns the address of b's first byte, or nil for an empty slice.
+func ptr(b []byte) *byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return &b[0]
+}
+
+// query runs one statement on conn and hands its result bytes (in C memory,
+// valid only during fn) to fn.
+func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params []Param, fn func([]byte) error) error {
+	q, f := []byte(sql), []byte(format)
+	n := len(params)
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	var names, values []*byte
+	var nameLens, valueLens []uintptr
+	if n > 0 {
+		names, values = make([]*byte, n), make([]*byte, n)
+		nameLens, valueLens = make([]uintptr, n), make([]uintptr, n)
+		for i, p := range params {
+			nb, vb := cstr(p.Name), cstr(escapeParam(p.Value))
+			pin.Pin(&nb[0])
+			pin.Pin(&vb[0])
+			names[i], values[i] = &nb[0], &vb[0]
+			nameLens[i], valueLens[i] = uintptr(len(nb)-1), uintptr(len(vb)-1)
+		}
+	}
+	var pn, pv **byte
+	var pnl, pvl *uintptr
+	if n > 0 {
+		pn, pv, pnl, pvl = &names[0], &values[0], &nameLens[0], &valueLens[0]
+	}
+	res := l.queryWithParamsN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, uintptr(n))
+	runtime.KeepAlive(q)
+	runtime.KeepAlive(f)
+	runtime.KeepAlive(names)
+	runtime.KeepAlive(values)
+	if res == nil {
+		return errors.New("chdb: query returned no result")
+	}
+	defer l.destroyResult(res)
+	if msg := goString(l.resultError(res)); msg != "" {
+		return engineError(msg)
+	}
+	if size := l.resultLength(res); size > 0 && fn != nil {
+		return fn(unsafe.Slice(l.resultBuffer(res), size))
+	}
+	return nil
+}
+
+// insert streams data, already in format, into the statement's table.
+func (l *libchdb) insert(conn unsafe.Pointer, stmt, format string, data []byte) error {
+	q, f := []byte(stmt), []byte(format)
+	stream := l.streamInsertN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)))
+	runtime.KeepAlive(q)
+	runtime.KeepAlive(f)
+	if stream == nil {
+		return errors.New("chdb: insert stream not created")
+	}
+	defer l.destroyInsertStream(stream)
+	if msg := goString(l.streamInsertError(stream)); msg != "" {
+		return engineError(msg)
+	}
+	if len(data) > 0 {
+		rc := l.streamAppend(stream, &data[0], uintptr(len(data)))
+		runtime.KeepAlive(data)
+		if rc != 0 {
+			if msg := goString(l.streamInsertError(stream)); msg != "" {
+				return engineError(msg)
+			}
+			return errors.New("chdb: insert append failed")
+		}
+	}
+	res := l.streamDone(stream)
+	if res == nil {
+		if msg := goString(l.streamInsertError(stream)); msg != "" {
+			return engineError(msg)
+		}
+		return errors.New("chdb: insert not committed")
+	}
+	defer l.destroyResult(res)
+	if msg := goString(l.resultError(res)); msg != "" {
+		return engineError(msg)
+	}
+	return nil
+}
+
+// EngineError is an exception raised by the ClickHouse engine.
+type EngineError struct{ Message string }
+
+func (e *EngineError) Error() string { return "clickhouse: " + e.Message }
+
+func engineError(msg string) error { return &EngineError{Message: msg} }
+
+// escapeParam writes a parameter value in the engine's escaped text form,
+// in which a backslash starts an escape and a raw newline or tab would end
+// or split the value.
+func escapeParam(v string) string {
+	if !strings.ContainsAny(v, "\\\n\t\r\x00") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		case 0:
+			b.WriteString(`\0`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
+)
+
+func TestRoundTrip(t *testing.T) {
+	for _, st := range storetest.Backends(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := st.Store
+			if err := s.Exec(ctx, store.Query{SQL: `CREATE TABLE rt (
+				host LowCardinality(String), at DateTime64(3, 'UTC'), ip IPv6, port UInt16, id UUID, n UInt64, d Nullable(UInt32))
+				ENGINE = ReplacingMergeTree(at) ORDER BY (host, ip, port)`}); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				host = new(proto.ColStr).LowCardinality()
+				at   = new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli)
+				ip   proto.ColIPv6
+				port proto.ColUInt16
+				id   proto.ColUUID
+				n    proto.ColUInt64
+				d    = new(proto.ColUInt32).Nullable()
+			)
+			base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+			const rows = 5000
+			for i := range rows {
+				host.Append(fmt.Sprintf("h%d", i%7))
+				at.Append(base.Add(time.Duration(i) * time.Millisecond))
+				ip.Append(proto.ToIPv6(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})))
+				port.Append(uint16(i))
+				id.Append(uuid.New())
+				n.Append(uint64(i) * 3)
+				if i%2 == 0 {
+					d.Append(proto.NewNullable(uint32(i)))
+				} else {
+					d.Append(proto.Null[uint32]())
+				}
+			}
+			in := proto.Input{{Name: "host", Data: host}, {Name: "at", Data: at}, {Name: "ip", Data: ip}, {Name: "port", Data: port}, {Name: "id", Data: id}, {Name: "n", Data: n}, {Name: "d", Data: d}}
+			if err := s.Insert(ctx, "rt", in); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				gotN    proto.ColUInt64
+				gotHost = new(proto.ColStr).LowCardinality()
+				gotD    = new(proto.ColUInt32).Nullable()
+				sum     uint64
+				nulls   int
+				total   int
+			)
+			res := proto.Results{{Name: "n", Data: &gotN}, {Name: "host", Data: gotHost}, {Name: "d", Data: gotD}}
+			err := s.Select(ctx, store.Query{
+				SQL:    "SELECT n, host, d FROM rt WHERE port >= {from:UInt16} AND host != {h:String} ORDER BY port",
+				Params: []store.Param{store.P("from", "10"), store.P("h", "it's a 'quoted' \\ value")},
+			}, res, func(rows int) error {
+				for i := range rows {
+					sum += gotN.Row(i)
+					if !gotD.Row(i).Set {
+						nulls++
+					}
+				}
+				total += rows
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != rows-10 {
+				t.Fatalf("rows = %d, want %d", total, rows-10)
+			}
+			var want uint64
+			for i := 10; i < rows; i++ {
+				want += uint64(i) * 3
+			}
+			if sum != want || nulls != (rows-10)/2 {
+				t.Fatalf("sum = %d (want %d), nulls = %d", sum, want, nulls)
+			}
+		})
+	}
+}
+
+func TestEngineErrorIsClear(t *testing.T) {
+	for _, st := range storetest.Backends(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			err := st.Store.Exec(context.Background(), store.Query{SQL: "SELECT * FROM no_such_table"})
+			if err == nil || !strings.Contains(err.Error(), "no_such_table") {
+				t.Fatalf("err = %v, want it to name the table", err)
+			}
+		})
+	}
+}
+
+func TestServerUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, store.Config{DSN: "clickhouse://default@127.0.0.1:1/netview?dial_timeout=500ms"})
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("err = %v, want ErrUnavailable naming the address", err)
+	}
+}
+
+func TestBadDSN(t *testing.T) {
+	for _, dsn := range []string{"postgres://x", "clickhouse://", "clickhouse://h:9000/bad-db", "clickhouse://h:9000/db?compression=brotli"} {
+		if _, err := store.Open(context.Background(), store.Config{DSN: dsn}); err == nil {
+			t.Errorf("Open(%q) succeeded", dsn)
+		}
+	}
+}
+
+// A bound value comes back byte for byte, whatever it holds: it never
+// becomes SQL text.
+func TestParamsRoundTrip(t *testing.T) {
+	for _, st := range storetest.Backends(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			for _, v := range []string{"plain", "it's", `back\slash`, "new\nline\ttab\r", "'); DROP TABLE x; --", "{x:String}", "nul\x00byte", "ünïcödé"} {
+				var got proto.ColStr
+				var out string
+				err := st.Store.Select(context.Background(), store.Query{SQL: "SELECT {v:String} AS v", Params: []store.Param{store.P("v", v)}},
+					proto.Results{{Name: "v", Data: &got}}, func(int) error { out = got.Row(0); return nil })
+				if err != nil {
+					t.Fatalf("%q: %v", v, err)
+				}
+				if out != v {
+					t.Errorf("param %q came back as %q", v, out)
+				}
+			}
+		})
+	}
+}
