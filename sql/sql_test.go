@@ -1,0 +1,124 @@
+package sql_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/sql"
+)
+
+func TestMigrateIsIdempotentAndRecorded(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			ms, err := sql.Migrations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			latest := ms[len(ms)-1].Version
+			for range 2 {
+				v, err := sql.Migrate(ctx, b.Store, sql.Options{EventsTTLDays: 30})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v != latest {
+					t.Fatalf("version = %d, want %d", v, latest)
+				}
+			}
+			var n proto.ColUInt64
+			var rows uint64
+			if err := b.Store.Select(ctx, store.Query{SQL: "SELECT count() AS n FROM schema_migrations FINAL"},
+				proto.Results{{Name: "n", Data: &n}}, func(int) error { rows = n.Row(0); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if rows != uint64(len(ms)) {
+				t.Fatalf("schema_migrations has %d rows, want %d", rows, len(ms))
+			}
+			tables, err := sql.Tables()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var name proto.ColStr
+			have := map[string]bool{}
+			if err := b.Store.Select(ctx, store.Query{SQL: "SELECT name FROM system.tables WHERE database = currentDatabase()"},
+				proto.Results{{Name: "name", Data: &name}}, func(r int) error {
+					for i := range r {
+						have[name.Row(i)] = true
+					}
+					return nil
+				}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tb := range tables {
+				if !have[tb] {
+					t.Errorf("table %s missing after migrate", tb)
+				}
+			}
+		})
+	}
+}
+
+func TestEventsTTLIsConfigurable(t *testing.T) {
+	b := storetest.Embedded(t)
+	ctx := context.Background()
+	if _, err := sql.Migrate(ctx, b.Store, sql.Options{EventsTTLDays: 9}); err != nil {
+		t.Fatal(err)
+	}
+	var e proto.ColStr
+	var full string
+	if err := b.Store.Select(ctx, store.Query{SQL: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"},
+		proto.Results{{Name: "engine_full", Data: &e}}, func(int) error { full = e.Row(0); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(full, "toIntervalDay(9)") {
+		t.Fatalf("events TTL not set to 9 days: %s", full)
+	}
+}
+
+// The cluster form must exist for every table and be valid ClickHouse SQL
+// (checked by the engine's own parser).
+func TestClusterFormCoversEveryTable(t *testing.T) {
+	ddl, err := sql.ClusterDDL("netview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := sql.Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		for _, want := range []string{
+			"CREATE TABLE IF NOT EXISTS " + tb + "_local ON CLUSTER 'netview'",
+			"ENGINE = Replicated",
+			"CREATE TABLE IF NOT EXISTS " + tb + " ON CLUSTER 'netview' AS " + tb + "_local\nENGINE = Distributed('netview', currentDatabase(), " + tb + "_local,",
+		} {
+			if !strings.Contains(ddl, want) {
+				t.Errorf("cluster DDL lacks %q", want)
+			}
+		}
+	}
+	if !strings.Contains(ddl, "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_connections_local', '{replica}', seq)") {
+		t.Errorf("version column not carried into the replicated engine:\n%s", ddl)
+	}
+	b := storetest.Embedded(t)
+	var out proto.ColStr
+	for _, st := range sql.Split(ddl) {
+		err := b.Store.Select(context.Background(), store.Query{SQL: "SELECT formatQuery({q:String}) AS f", Params: []store.Param{store.P("q", st)}},
+			proto.Results{{Name: "f", Data: &out}}, nil)
+		if err != nil {
+			t.Errorf("engine rejects cluster statement: %v\n%s", err, st)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	got := sql.Split("-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nALTER TABLE a ADD COLUMN y UInt8; -- trailing\n")
+	if len(got) != 2 || !strings.HasPrefix(got[0], "CREATE TABLE a") || got[1] != "ALTER TABLE a ADD COLUMN y UInt8" {
+		t.Fatalf("Split = %q", got)
+	}
+}
