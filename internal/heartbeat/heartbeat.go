@@ -1,0 +1,151 @@
+// Package heartbeat defines the heartbeat wire format (version 1) that
+// sensors send and ingest decodes; docs/heartbeat.md describes it for people
+// and docs/heartbeat.schema.json for machines.
+package heartbeat
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Format is the wire format version this code speaks.
+const Format = 1
+
+// Heartbeat is one report of one sensor. Sensors send it as JSON with
+// Content-Encoding: zstd to POST /v1/heartbeat.
+type Heartbeat struct {
+	Format         int         `json:"format"`
+	HeartbeatID    uuid.UUID   `json:"heartbeat_id"`
+	Seq            uint64      `json:"seq"`
+	SentAt         time.Time   `json:"sent_at"`
+	Sensor         Sensor      `json:"sensor"`
+	TCPConnections []Conn      `json:"tcp_connections"`
+	TCPListeners   []Listener  `json:"tcp_listeners"`
+	UDPListeners   []UDPSocket `json:"udp_listeners"`
+	ActiveFlows    []Flow      `json:"active_flows"`
+	CompletedFlows []Flow      `json:"completed_flows"`
+	Events         []Event     `json:"events"`
+}
+
+// Sensor is the sending sensor's identity.
+type Sensor struct {
+	SensorID     uuid.UUID `json:"sensor_id"`
+	Hostname     string    `json:"hostname"`
+	Flavor       string    `json:"flavor"` // standard | telecom
+	Version      string    `json:"version"`
+	BootID       uuid.UUID `json:"boot_id"`
+	StartedAt    time.Time `json:"started_at"`
+	IntervalSecs uint32    `json:"interval_secs"`
+	Kernel       string    `json:"kernel,omitempty"`
+	Netns        uint64    `json:"netns,omitempty"`
+}
+
+// Process attributes a socket to the process that holds it. PID 0 (or
+// absent) means not attributed: the owner could not be found or exited
+// before it was identified.
+type Process struct {
+	PID        uint32 `json:"pid,omitempty"`
+	Binary     string `json:"binary,omitempty"`
+	BinaryPath string `json:"binary_path,omitempty"`
+	UID        uint32 `json:"uid"`
+}
+
+// Conn is one TCP socket in any state but LISTEN.
+type Conn struct {
+	Family        string     `json:"family"` // inet | inet6
+	LocalAddress  netip.Addr `json:"local_address"`
+	LocalPort     uint16     `json:"local_port"`
+	RemoteAddress netip.Addr `json:"remote_address"`
+	RemotePort    uint16     `json:"remote_port"`
+	State         string     `json:"state"` // ESTABLISHED, SYN_SENT, ... (see States)
+	Inode         uint64     `json:"inode"`
+	Netns         uint64     `json:"netns,omitempty"`
+	Process
+	// FirstSeen is when the sensor first saw the socket.
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	// DurationSecs is the connection's age; nil when it predates the sensor.
+	DurationSecs *uint32 `json:"duration_secs"`
+}
+
+// Listener is one TCP socket in LISTEN state.
+type Listener struct {
+	Family       string     `json:"family"`
+	LocalAddress netip.Addr `json:"local_address"`
+	LocalPort    uint16     `json:"local_port"`
+	Inode        uint64     `json:"inode"`
+	Netns        uint64     `json:"netns,omitempty"`
+	Process
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+}
+
+// UDPSocket is one UDP socket; Service names telecom and well-known ports.
+type UDPSocket struct {
+	Family        string     `json:"family"`
+	LocalAddress  netip.Addr `json:"local_address"`
+	LocalPort     uint16     `json:"local_port"`
+	RemoteAddress netip.Addr `json:"remote_address,omitzero"`
+	RemotePort    uint16     `json:"remote_port,omitempty"`
+	Inode         uint64     `json:"inode"`
+	Netns         uint64     `json:"netns,omitempty"`
+	Service       string     `json:"service,omitempty"`
+	Process
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+}
+
+// Flow is a TCP connection followed from connect or accept. In
+// active_flows State is the TCP state now; in completed_flows it is the
+// final state (FinalStates) and EndedAt is set.
+type Flow struct {
+	FlowID        uuid.UUID  `json:"flow_id"`
+	Protocol      string     `json:"protocol"`  // tcp
+	Direction     string     `json:"direction"` // outbound | inbound
+	SrcAddress    netip.Addr `json:"src_address"`
+	SrcPort       uint16     `json:"src_port"`
+	DstAddress    netip.Addr `json:"dst_address"`
+	DstPort       uint16     `json:"dst_port"`
+	Process
+	StartedAt     time.Time `json:"started_at"`
+	EndedAt       time.Time `json:"ended_at,omitzero"`
+	BytesSent     uint64    `json:"bytes_sent"`
+	BytesReceived uint64    `json:"bytes_received"`
+	State         string    `json:"state"`
+	// Source says how the flow was observed: proc, inet_diag or ebpf.
+	Source string `json:"source"`
+}
+
+// Event is one network event. network_flow events are not sent here: ingest
+// derives them from completed_flows.
+type Event struct {
+	EventID    uuid.UUID  `json:"event_id"`
+	Kind       string     `json:"kind"`
+	Time       time.Time  `json:"time"`
+	Protocol   string     `json:"protocol,omitempty"`
+	SrcAddress netip.Addr `json:"src_address,omitzero"`
+	SrcPort    uint16     `json:"src_port,omitempty"`
+	DstAddress netip.Addr `json:"dst_address,omitzero"`
+	DstPort    uint16     `json:"dst_port,omitempty"`
+	Process
+	QueryName string       `json:"query_name,omitempty"`
+	QueryType string       `json:"query_type,omitempty"`
+	Answers   []netip.Addr `json:"answers,omitempty"`
+	State     string       `json:"state,omitempty"`
+	Source    string       `json:"source,omitempty"`
+}
+
+// Vocabularies the decoder enforces.
+var (
+	Flavors     = []string{"standard", "telecom"}
+	Families    = []string{"inet", "inet6"}
+	States      = []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSING", "NEW_SYN_RECV"}
+	FinalStates = []string{"established", "refused", "half-closed", "stale"}
+	Directions  = []string{"outbound", "inbound"}
+	Protocols   = []string{"tcp", "udp"}
+	Sources     = []string{"proc", "inet_diag", "ebpf"}
+	// EventKinds are the kinds a sensor may send; network_flow comes from
+	// completed_flows.
+	EventKinds = []string{"network_connect", "network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
+	// AllEventKinds are every kind stored in the events table.
+	AllEventKinds = []string{"network_connect", "network_accept", "network_listen", "network_flow", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
+)
