@@ -1,0 +1,401 @@
+package ingest
+
+import (
+	"fmt"
+
+	"github.com/ClickHouse/ch-go/proto"
+)
+
+// Batch holds the rows of many heartbeats as ch-go columns, one set per
+// table. It is reused: Reset keeps every column's capacity, so a warm batch
+// decodes without allocating.
+type Batch struct {
+	sensors    sensorCols
+	heartbeats heartbeatCols
+	conns      connCols
+	listeners  listenerCols
+	udp        udpCols
+	active     activeFlowCols
+	flows      flowCols
+	events     eventCols
+
+	tables     []*table // data tables, inserted first (in parallel)
+	last       []*table // heartbeats then sensors: written only once the rows they announce are
+	Heartbeats int      // heartbeats decoded into the batch
+}
+
+// table is one table's columns in insert order.
+type table struct {
+	name  string
+	input proto.Input
+}
+
+// rows counts the table's rows. While a heartbeat is being decoded the
+// columns that repeat its header lag behind, so it takes the longest.
+func (t *table) rows() int {
+	n := 0
+	for _, c := range t.input {
+		n = max(n, c.Data.Rows())
+	}
+	return n
+}
+
+// NewBatch returns an empty batch.
+func NewBatch() *Batch {
+	b := &Batch{}
+	b.sensors.init()
+	b.heartbeats.init()
+	b.conns.init()
+	b.listeners.init()
+	b.udp.init()
+	b.active.init()
+	b.flows.init()
+	b.events.init()
+	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table}
+	b.last = []*table{&b.heartbeats.table, &b.sensors.table}
+	return b
+}
+
+// Rows counts the rows of every table.
+func (b *Batch) Rows() int {
+	n := 0
+	for _, t := range b.all() {
+		n += t.rows()
+	}
+	return n
+}
+
+func (b *Batch) all() []*table {
+	return append(b.tables[:len(b.tables):len(b.tables)], b.last...)
+}
+
+// Reset empties the batch and keeps its capacity.
+func (b *Batch) Reset() {
+	for _, t := range b.all() {
+		t.input.Reset()
+	}
+	b.Heartbeats = 0
+}
+
+// mark remembers each table's row count, so a heartbeat that fails half way
+// can be taken out again.
+type mark [8]int
+
+func (b *Batch) mark() (m mark) {
+	for i, t := range b.all() {
+		m[i] = t.rows()
+	}
+	return m
+}
+
+// rollback truncates every column back to m.
+func (b *Batch) rollback(m mark) {
+	for i, t := range b.all() {
+		for _, c := range t.input {
+			truncate(c.Data, m[i])
+		}
+	}
+}
+
+// check verifies that every table's columns have one length.
+func (b *Batch) check() error {
+	for _, t := range b.all() {
+		n := t.rows()
+		for _, c := range t.input {
+			if c.Data.Rows() != n {
+				return fmt.Errorf("%s.%s has %d rows, want %d", t.name, c.Name, c.Data.Rows(), n)
+			}
+		}
+	}
+	return nil
+}
+
+// truncate cuts a column to n rows; it knows every column type a Batch uses.
+func truncate(c proto.ColInput, n int) {
+	switch c := c.(type) {
+	case *proto.ColUUID:
+		*c = (*c)[:n]
+	case *proto.ColUInt16:
+		*c = (*c)[:n]
+	case *proto.ColUInt32:
+		*c = (*c)[:n]
+	case *proto.ColUInt64:
+		*c = (*c)[:n]
+	case *proto.ColIPv6:
+		*c = (*c)[:n]
+	case *proto.ColDateTime64:
+		c.Data = c.Data[:n]
+	case *proto.ColStr:
+		end := 0
+		if n > 0 {
+			end = c.Pos[n-1].End
+		}
+		c.Buf, c.Pos = c.Buf[:end], c.Pos[:n]
+	case *proto.ColNullable[uint32]:
+		c.Nulls = c.Nulls[:n]
+		truncate(c.Values.(*proto.ColUInt32), n)
+	case *proto.ColArr[proto.IPv6]:
+		end := uint64(0)
+		if n > 0 {
+			end = c.Offsets[n-1]
+		}
+		c.Offsets = c.Offsets[:n]
+		truncate(c.Data.(*proto.ColIPv6), int(end))
+	default:
+		panic(fmt.Sprintf("ingest: truncate: unexpected column type %T", c))
+	}
+}
+
+func newTime() *proto.ColDateTime64 {
+	return new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli)
+}
+
+// procCols attribute a row to a process.
+type procCols struct {
+	uid, pid           proto.ColUInt32
+	binary, binaryPath proto.ColStr
+}
+
+func (p *procCols) cols() proto.Input {
+	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary}, {Name: "binary_path", Data: &p.binaryPath}}
+}
+
+func (p *procCols) append(r *procRow) {
+	p.uid.Append(r.uid)
+	p.pid.Append(r.pid)
+	p.binary.AppendBytes(r.binary)
+	p.binaryPath.AppendBytes(r.binaryPath)
+}
+
+// snapCols are the columns every snapshot table starts with; they are
+// filled for a heartbeat's rows once its header is known (JSON keys come in
+// any order).
+type snapCols struct {
+	sensorID   proto.ColUUID
+	seq        proto.ColUInt64
+	observedAt *proto.ColDateTime64
+}
+
+func (s *snapCols) cols() proto.Input {
+	s.observedAt = newTime()
+	return proto.Input{{Name: "sensor_id", Data: &s.sensorID}, {Name: "seq", Data: &s.seq}, {Name: "observed_at", Data: s.observedAt}}
+}
+
+func (s *snapCols) fill(h *hbRow, n int) {
+	for range n - len(s.sensorID) {
+		s.sensorID.Append(h.sensorID)
+		s.seq.Append(h.seq)
+		s.observedAt.AppendRaw(h.sentAt)
+	}
+}
+
+type sensorCols struct {
+	table
+	sensorID, bootID, heartbeatID     proto.ColUUID
+	hostname, flavor, version, kernel proto.ColStr
+	seq, netns                        proto.ColUInt64
+	sentAt, receivedAt, startedAt     *proto.ColDateTime64
+	interval                          proto.ColUInt32
+}
+
+func (c *sensorCols) init() {
+	c.sentAt, c.receivedAt, c.startedAt = newTime(), newTime(), newTime()
+	c.table = table{name: "sensors", input: proto.Input{
+		{Name: "sensor_id", Data: &c.sensorID}, {Name: "hostname", Data: &c.hostname}, {Name: "flavor", Data: &c.flavor},
+		{Name: "sensor_version", Data: &c.version}, {Name: "boot_id", Data: &c.bootID}, {Name: "seq", Data: &c.seq},
+		{Name: "heartbeat_id", Data: &c.heartbeatID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
+		{Name: "started_at", Data: c.startedAt}, {Name: "interval_secs", Data: &c.interval}, {Name: "kernel", Data: &c.kernel},
+		{Name: "netns", Data: &c.netns},
+	}}
+}
+
+type heartbeatCols struct {
+	table
+	sensorID, heartbeatID, bootID                         proto.ColUUID
+	seq                                                   proto.ColUInt64
+	sentAt, receivedAt                                    *proto.ColDateTime64
+	conns, listeners, udp, active, completed, eventsCount proto.ColUInt32
+}
+
+func (c *heartbeatCols) init() {
+	c.sentAt, c.receivedAt = newTime(), newTime()
+	c.table = table{name: "heartbeats", input: proto.Input{
+		{Name: "sensor_id", Data: &c.sensorID}, {Name: "seq", Data: &c.seq}, {Name: "heartbeat_id", Data: &c.heartbeatID},
+		{Name: "boot_id", Data: &c.bootID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
+		{Name: "tcp_connections", Data: &c.conns}, {Name: "tcp_listeners", Data: &c.listeners}, {Name: "udp_listeners", Data: &c.udp},
+		{Name: "active_flows", Data: &c.active}, {Name: "completed_flows", Data: &c.completed}, {Name: "events", Data: &c.eventsCount},
+	}}
+}
+
+type connCols struct {
+	table
+	snapCols
+	procCols
+	netns, inode          proto.ColUInt64
+	family, state         proto.ColStr
+	localAddr, remoteAddr proto.ColIPv6
+	localPort, remotePort proto.ColUInt16
+	firstSeen             *proto.ColDateTime64
+	duration              *proto.ColNullable[uint32]
+}
+
+func (c *connCols) init() {
+	c.firstSeen = newTime()
+	c.duration = new(proto.ColUInt32).Nullable()
+	in := c.snapCols.cols()
+	in = append(in, proto.Input{
+		{Name: "netns", Data: &c.netns}, {Name: "family", Data: &c.family},
+		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort},
+		{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort},
+		{Name: "state", Data: &c.state}, {Name: "inode", Data: &c.inode},
+	}...)
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen}, proto.InputColumn{Name: "duration_secs", Data: c.duration})
+	c.table = table{name: "tcp_connections", input: in}
+}
+
+type listenerCols struct {
+	table
+	snapCols
+	procCols
+	netns, inode proto.ColUInt64
+	family       proto.ColStr
+	localAddr    proto.ColIPv6
+	localPort    proto.ColUInt16
+	firstSeen    *proto.ColDateTime64
+}
+
+func (c *listenerCols) init() {
+	c.firstSeen = newTime()
+	in := c.snapCols.cols()
+	in = append(in, proto.Input{
+		{Name: "netns", Data: &c.netns}, {Name: "family", Data: &c.family},
+		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort}, {Name: "inode", Data: &c.inode},
+	}...)
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
+	c.table = table{name: "tcp_listeners", input: in}
+}
+
+type udpCols struct {
+	table
+	snapCols
+	procCols
+	netns, inode          proto.ColUInt64
+	family, service       proto.ColStr
+	localAddr, remoteAddr proto.ColIPv6
+	localPort, remotePort proto.ColUInt16
+	firstSeen             *proto.ColDateTime64
+}
+
+func (c *udpCols) init() {
+	c.firstSeen = newTime()
+	in := c.snapCols.cols()
+	in = append(in, proto.Input{
+		{Name: "netns", Data: &c.netns}, {Name: "family", Data: &c.family},
+		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort},
+		{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort},
+		{Name: "inode", Data: &c.inode},
+	}...)
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "service", Data: &c.service}, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
+	c.table = table{name: "udp_listeners", input: in}
+}
+
+// flowBody are the columns active and completed flows share.
+type flowBody struct {
+	procCols
+	flowID                     proto.ColUUID
+	protocol, direction, state proto.ColStr
+	source                     proto.ColStr
+	srcAddr, dstAddr           proto.ColIPv6
+	srcPort, dstPort           proto.ColUInt16
+	startedAt                  *proto.ColDateTime64
+	bytesSent, bytesReceived   proto.ColUInt64
+}
+
+func (f *flowBody) cols() proto.Input {
+	f.startedAt = newTime()
+	in := proto.Input{
+		{Name: "flow_id", Data: &f.flowID}, {Name: "protocol", Data: &f.protocol}, {Name: "direction", Data: &f.direction},
+		{Name: "src_address", Data: &f.srcAddr}, {Name: "src_port", Data: &f.srcPort},
+		{Name: "dst_address", Data: &f.dstAddr}, {Name: "dst_port", Data: &f.dstPort},
+	}
+	in = append(in, f.procCols.cols()...)
+	return append(in, proto.Input{
+		{Name: "started_at", Data: f.startedAt}, {Name: "bytes_sent", Data: &f.bytesSent}, {Name: "bytes_received", Data: &f.bytesReceived},
+		{Name: "state", Data: &f.state}, {Name: "source", Data: &f.source},
+	}...)
+}
+
+func (f *flowBody) append(r *flowRow) {
+	f.flowID.Append(r.flowID)
+	f.protocol.Append(r.protocol)
+	f.direction.Append(r.direction)
+	f.srcAddr.Append(r.srcAddr)
+	f.srcPort.Append(r.srcPort)
+	f.dstAddr.Append(r.dstAddr)
+	f.dstPort.Append(r.dstPort)
+	f.procCols.append(&r.proc)
+	f.startedAt.AppendRaw(r.startedAt)
+	f.bytesSent.Append(r.bytesSent)
+	f.bytesReceived.Append(r.bytesReceived)
+	f.state.Append(r.state)
+	f.source.Append(r.source)
+}
+
+type activeFlowCols struct {
+	table
+	snapCols
+	flowBody
+}
+
+func (c *activeFlowCols) init() {
+	c.table = table{name: "active_flows", input: append(c.snapCols.cols(), c.flowBody.cols()...)}
+}
+
+type flowCols struct {
+	table
+	flowBody
+	sensorID            proto.ColUUID
+	endedAt, receivedAt *proto.ColDateTime64
+	durationMs          proto.ColUInt64
+}
+
+func (c *flowCols) init() {
+	c.endedAt, c.receivedAt = newTime(), newTime()
+	in := append(proto.Input{{Name: "sensor_id", Data: &c.sensorID}}, c.flowBody.cols()...)
+	in = append(in, proto.Input{{Name: "ended_at", Data: c.endedAt}, {Name: "duration_ms", Data: &c.durationMs}, {Name: "received_at", Data: c.receivedAt}}...)
+	c.table = table{name: "flows", input: in}
+}
+
+type eventCols struct {
+	table
+	procCols
+	eventID, sensorID                    proto.ColUUID
+	kind, protocol, queryName, queryType proto.ColStr
+	state, source                        proto.ColStr
+	time, receivedAt                     *proto.ColDateTime64
+	srcAddr, dstAddr                     proto.ColIPv6
+	srcPort, dstPort                     proto.ColUInt16
+	answers                              *proto.ColArr[proto.IPv6]
+	durationMs, bytesSent, bytesReceived proto.ColUInt64
+}
+
+func (c *eventCols) init() {
+	c.time, c.receivedAt = newTime(), newTime()
+	c.answers = new(proto.ColIPv6).Array()
+	in := proto.Input{
+		{Name: "event_id", Data: &c.eventID}, {Name: "sensor_id", Data: &c.sensorID}, {Name: "kind", Data: &c.kind},
+		{Name: "time", Data: c.time}, {Name: "received_at", Data: c.receivedAt}, {Name: "protocol", Data: &c.protocol},
+		{Name: "src_address", Data: &c.srcAddr}, {Name: "src_port", Data: &c.srcPort},
+		{Name: "dst_address", Data: &c.dstAddr}, {Name: "dst_port", Data: &c.dstPort},
+	}
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.Input{
+		{Name: "query_name", Data: &c.queryName}, {Name: "query_type", Data: &c.queryType}, {Name: "answers", Data: c.answers},
+		{Name: "duration_ms", Data: &c.durationMs}, {Name: "bytes_sent", Data: &c.bytesSent}, {Name: "bytes_received", Data: &c.bytesReceived},
+		{Name: "state", Data: &c.state}, {Name: "source", Data: &c.source},
+	}...)
+	c.table = table{name: "events", input: in}
+}

@@ -1,0 +1,863 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/ingest/jsonscan"
+	"github.com/netview/netview/internal/heartbeat"
+)
+
+var (
+	// ErrInvalid marks a heartbeat that breaks the wire format; the message
+	// names the field.
+	ErrInvalid = errors.New("invalid heartbeat")
+	// ErrFormat marks a heartbeat of a format version this node cannot read.
+	ErrFormat = errors.New("unknown heartbeat format version")
+)
+
+// FieldError names the field of a heartbeat that broke the wire format.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string   { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
+
+// Decoder turns heartbeat JSON into rows of a Batch. It keeps its buffers
+// between heartbeats; one Decoder serves one goroutine at a time.
+type Decoder struct {
+	s       jsonscan.Scanner
+	arena   []byte // copies of strings that must outlive the scanner's next call
+	answers []proto.IPv6
+	lastStr string // the last value enum refused, for a better message
+	// Now stamps received_at; tests may replace it.
+	Now func() time.Time
+}
+
+// Summary describes one decoded heartbeat.
+type Summary struct {
+	HeartbeatID uuid.UUID
+	SensorID    uuid.UUID
+	Seq         uint64
+	Rows        int
+}
+
+type procRow struct {
+	uid, pid           uint32
+	binary, binaryPath []byte
+}
+
+type hbRow struct {
+	format                      int64
+	heartbeatID, sensorID, boot uuid.UUID
+	seq, netns                  uint64
+	sentAt, startedAt           proto.DateTime64
+	hostname, flavor, version   []byte
+	kernel                      []byte
+	interval                    uint32
+	seen                        uint32
+	counts                      [6]uint32
+}
+
+type flowRow struct {
+	proc                     procRow
+	flowID                   uuid.UUID
+	protocol, direction      string
+	state, source            string
+	srcAddr, dstAddr         proto.IPv6
+	srcPort, dstPort         uint16
+	startedAt, endedAt       proto.DateTime64
+	bytesSent, bytesReceived uint64
+}
+
+// Header fields that must be present.
+const (
+	hFormat = 1 << iota
+	hID
+	hSeq
+	hSentAt
+	hSensor
+	hSensorID
+	hHostname
+	hFlavor
+	hBoot
+
+	hRequired = hFormat | hID | hSeq | hSentAt | hSensor
+	sRequired = hSensorID | hHostname | hFlavor | hBoot
+)
+
+// Decode appends one heartbeat's rows to b. On error b is left as it was.
+// doc is not kept.
+func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
+	m := b.mark()
+	d.s.Reset(doc)
+	d.arena = d.arena[:0]
+	var h hbRow
+	err := d.document(b, &h)
+	if err == nil {
+		if err = d.s.End(); err != nil {
+			err = &FieldError{Field: "(document)", Err: err}
+		}
+	}
+	if err == nil {
+		err = h.check()
+	}
+	if err != nil {
+		b.rollback(m)
+		return Summary{}, err
+	}
+	d.finish(b, &h, m)
+	if err := b.check(); err != nil { // a bug, never the sender's fault
+		b.rollback(m)
+		return Summary{}, fmt.Errorf("ingest: %w", err)
+	}
+	return Summary{HeartbeatID: h.heartbeatID, SensorID: h.sensorID, Seq: h.seq, Rows: b.Rows() - sum(m)}, nil
+}
+
+func sum(m mark) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (h *hbRow) check() error {
+	if h.seen&hFormat != 0 && h.format != heartbeat.Format {
+		return &FieldError{Field: "format", Err: fmt.Errorf("%w %d (this node reads %d)", ErrFormat, h.format, heartbeat.Format)}
+	}
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{hFormat, "format"}, {hID, "heartbeat_id"}, {hSeq, "seq"}, {hSentAt, "sent_at"}, {hSensor, "sensor"},
+		{hSensorID, "sensor.sensor_id"}, {hHostname, "sensor.hostname"}, {hFlavor, "sensor.flavor"}, {hBoot, "sensor.boot_id"}} {
+		if h.seen&f.bit == 0 {
+			return &FieldError{Field: f.name, Err: errors.New("required")}
+		}
+	}
+	return nil
+}
+
+// finish fills the columns that repeat the heartbeat's header in every row.
+func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
+	now := time.Now()
+	if d.Now != nil {
+		now = d.Now()
+	}
+	recv := proto.ToDateTime64(now, proto.PrecisionMilli)
+	n := func(t *table) int { return t.rows() }
+	for _, s := range []struct {
+		c *snapCols
+		t *table
+	}{{&b.conns.snapCols, &b.conns.table}, {&b.listeners.snapCols, &b.listeners.table}, {&b.udp.snapCols, &b.udp.table}, {&b.active.snapCols, &b.active.table}} {
+		s.c.fill(h, n(s.t))
+	}
+	for _, fs := range []*proto.ColDateTime64{b.conns.firstSeen, b.listeners.firstSeen, b.udp.firstSeen} {
+		for i := range fs.Data {
+			if fs.Data[i] == 0 {
+				fs.Data[i] = h.sentAt
+			}
+		}
+	}
+	for range b.flows.flowID.Rows() - b.flows.sensorID.Rows() {
+		b.flows.sensorID.Append(h.sensorID)
+		b.flows.receivedAt.AppendRaw(recv)
+	}
+	for range b.events.eventID.Rows() - b.events.sensorID.Rows() {
+		b.events.sensorID.Append(h.sensorID)
+		b.events.receivedAt.AppendRaw(recv)
+	}
+	counts := [6]int{b.conns.rows() - m[0], b.listeners.rows() - m[1], b.udp.rows() - m[2], b.active.rows() - m[3], b.flows.rows() - m[4], b.events.rows() - m[5]}
+	hb := &b.heartbeats
+	hb.sensorID.Append(h.sensorID)
+	hb.seq.Append(h.seq)
+	hb.heartbeatID.Append(h.heartbeatID)
+	hb.bootID.Append(h.boot)
+	hb.sentAt.AppendRaw(h.sentAt)
+	hb.receivedAt.AppendRaw(recv)
+	for i, c := range []*proto.ColUInt32{&hb.conns, &hb.listeners, &hb.udp, &hb.active, &hb.completed, &hb.eventsCount} {
+		c.Append(uint32(counts[i]))
+	}
+	s := &b.sensors
+	s.sensorID.Append(h.sensorID)
+	s.hostname.AppendBytes(h.hostname)
+	s.flavor.AppendBytes(h.flavor)
+	s.version.AppendBytes(h.version)
+	s.bootID.Append(h.boot)
+	s.seq.Append(h.seq)
+	s.heartbeatID.Append(h.heartbeatID)
+	s.sentAt.AppendRaw(h.sentAt)
+	s.receivedAt.AppendRaw(recv)
+	if h.startedAt == 0 {
+		h.startedAt = h.sentAt
+	}
+	s.startedAt.AppendRaw(h.startedAt)
+	s.interval.Append(h.interval)
+	s.kernel.AppendBytes(h.kernel)
+	s.netns.Append(h.netns)
+	b.Heartbeats++
+}
+
+func (d *Decoder) document(b *Batch, h *hbRow) error {
+	if err := d.s.EnterObject(); err != nil {
+		return &FieldError{Field: "(document)", Err: err}
+	}
+	for {
+		key, ok, err := d.s.NextKey()
+		if err != nil {
+			return &FieldError{Field: "(document)", Err: err}
+		}
+		if !ok {
+			return nil
+		}
+		var ferr error
+		switch string(key) {
+		case "format":
+			h.seen |= hFormat
+			h.format, ferr = d.s.Int()
+		case "heartbeat_id":
+			h.seen |= hID
+			h.heartbeatID, ferr = d.uuid()
+		case "seq":
+			h.seen |= hSeq
+			h.seq, ferr = d.s.Uint()
+		case "sent_at":
+			h.seen |= hSentAt
+			h.sentAt, ferr = d.time()
+		case "sensor":
+			h.seen |= hSensor
+			if err := d.sensor(h); err != nil {
+				return err
+			}
+			continue
+		case "tcp_connections":
+			if err := d.rows("tcp_connections", func(i int) error { return d.conn(b, i) }); err != nil {
+				return err
+			}
+			continue
+		case "tcp_listeners":
+			if err := d.rows("tcp_listeners", func(i int) error { return d.listener(b, i) }); err != nil {
+				return err
+			}
+			continue
+		case "udp_listeners":
+			if err := d.rows("udp_listeners", func(i int) error { return d.udp(b, i) }); err != nil {
+				return err
+			}
+			continue
+		case "active_flows":
+			if err := d.rows("active_flows", func(i int) error { return d.flow(b, i, false) }); err != nil {
+				return err
+			}
+			continue
+		case "completed_flows":
+			if err := d.rows("completed_flows", func(i int) error { return d.flow(b, i, true) }); err != nil {
+				return err
+			}
+			continue
+		case "events":
+			if err := d.rows("events", func(i int) error { return d.event(b, i) }); err != nil {
+				return err
+			}
+			continue
+		default:
+			// Unknown members are skipped, so a newer sensor can add fields
+			// without breaking older ingest nodes of the same format.
+			ferr = d.s.Skip()
+		}
+		if ferr != nil {
+			return &FieldError{Field: string(key), Err: ferr}
+		}
+	}
+}
+
+func (d *Decoder) sensor(h *hbRow) error {
+	if err := d.s.EnterObject(); err != nil {
+		return &FieldError{Field: "sensor", Err: err}
+	}
+	for {
+		key, ok, err := d.s.NextKey()
+		if err != nil {
+			return &FieldError{Field: "sensor", Err: err}
+		}
+		if !ok {
+			return nil
+		}
+		switch string(key) {
+		case "sensor_id":
+			h.seen |= hSensorID
+			h.sensorID, err = d.uuid()
+		case "hostname":
+			h.seen |= hHostname
+			h.hostname, err = d.str(255, false)
+		case "flavor":
+			h.seen |= hFlavor
+			var f string
+			if f, err = d.enum(heartbeat.Flavors); err == nil {
+				h.flavor = append(h.flavor[:0], f...)
+			}
+		case "version":
+			h.version, err = d.str(64, true)
+		case "boot_id":
+			h.seen |= hBoot
+			h.boot, err = d.uuid()
+		case "started_at":
+			h.startedAt, err = d.time()
+		case "interval_secs":
+			var v uint64
+			v, err = d.s.Uint()
+			if err == nil && v > 86400 {
+				err = errors.New("must be at most 86400")
+			}
+			h.interval = uint32(v)
+		case "kernel":
+			h.kernel, err = d.str(255, true)
+		case "netns":
+			h.netns, err = d.s.Uint()
+		default:
+			err = d.s.Skip()
+		}
+		if err != nil {
+			return &FieldError{Field: "sensor." + string(key), Err: err}
+		}
+	}
+}
+
+// rows walks one array of row objects, calling row for each.
+func (d *Decoder) rows(section string, row func(i int) error) error {
+	if d.s.Null() {
+		return nil
+	}
+	if err := d.s.EnterArray(); err != nil {
+		return &FieldError{Field: section, Err: err}
+	}
+	for i := 0; ; i++ {
+		ok, err := d.s.NextElem()
+		if err != nil {
+			return &FieldError{Field: fmt.Sprintf("%s[%d]", section, i), Err: err}
+		}
+		if !ok {
+			return nil
+		}
+		if err := d.s.EnterObject(); err != nil {
+			return &FieldError{Field: fmt.Sprintf("%s[%d]", section, i), Err: err}
+		}
+		if err := row(i); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Field = fmt.Sprintf("%s[%d].%s", section, i, fe.Field)
+				return fe
+			}
+			return &FieldError{Field: fmt.Sprintf("%s[%d]", section, i), Err: err}
+		}
+	}
+}
+
+// members walks the members of an object already entered and checks that
+// every required field (bits in need, named by names) was present.
+func (d *Decoder) members(need uint32, names []string, field func(key []byte) (uint32, error)) error {
+	var seen uint32
+	for {
+		key, ok, err := d.s.NextKey()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		bit, err := field(key)
+		if err != nil {
+			return &FieldError{Field: string(key), Err: err}
+		}
+		seen |= bit
+	}
+	if missing := need &^ seen; missing != 0 {
+		for i, n := range names {
+			if missing&(1<<i) != 0 {
+				return &FieldError{Field: n, Err: errors.New("required")}
+			}
+		}
+	}
+	return nil
+}
+
+// Bits of socket row fields.
+const (
+	fFamily = 1 << iota
+	fLocalAddr
+	fLocalPort
+	fRemoteAddr
+	fRemotePort
+	fState
+	fInode
+)
+
+var socketFields = []string{"family", "local_address", "local_port", "remote_address", "remote_port", "state", "inode"}
+
+// sockRow is what TCP and UDP socket rows share.
+type sockRow struct {
+	proc                  procRow
+	family, state         string
+	service               []byte
+	localAddr, remoteAddr proto.IPv6
+	localPort, remotePort uint16
+	inode, netns          uint64
+	firstSeen             proto.DateTime64
+	duration              uint32
+	hasDuration           bool
+}
+
+func (d *Decoder) sockField(key []byte, r *sockRow) (uint32, error) {
+	var err error
+	switch string(key) {
+	case "family":
+		r.family, err = d.enum(heartbeat.Families)
+		return fFamily, err
+	case "local_address":
+		r.localAddr, err = d.addr()
+		return fLocalAddr, err
+	case "local_port":
+		r.localPort, err = d.port()
+		return fLocalPort, err
+	case "remote_address":
+		r.remoteAddr, err = d.addr()
+		return fRemoteAddr, err
+	case "remote_port":
+		r.remotePort, err = d.port()
+		return fRemotePort, err
+	case "state":
+		r.state, err = d.enum(heartbeat.States)
+		return fState, err
+	case "inode":
+		r.inode, err = d.s.Uint()
+		return fInode, err
+	case "netns":
+		r.netns, err = d.s.Uint()
+	case "first_seen":
+		r.firstSeen, err = d.time()
+	case "duration_secs":
+		if d.s.Null() {
+			r.hasDuration = false
+			return 0, nil
+		}
+		var v uint64
+		v, err = d.s.Uint()
+		if err == nil && v > 1<<32-1 {
+			err = errors.New("out of range")
+		}
+		r.duration, r.hasDuration = uint32(v), true
+	case "service":
+		r.service, err = d.str(32, true)
+	default:
+		return 0, d.proc(key, &r.proc)
+	}
+	return 0, err
+}
+
+// proc reads the process fields every row kind carries, skipping unknown keys.
+func (d *Decoder) proc(key []byte, p *procRow) error {
+	var err error
+	switch string(key) {
+	case "pid":
+		if d.s.Null() {
+			p.pid = 0
+			return nil
+		}
+		var v uint64
+		v, err = d.s.Uint()
+		if err == nil && v > 1<<22 { // PID_MAX_LIMIT
+			err = errors.New("out of range")
+		}
+		p.pid = uint32(v)
+	case "uid":
+		var v uint64
+		v, err = d.s.Uint()
+		if err == nil && v > 1<<32-1 {
+			err = errors.New("out of range")
+		}
+		p.uid = uint32(v)
+	case "binary":
+		p.binary, err = d.str(255, true)
+	case "binary_path":
+		p.binaryPath, err = d.str(4096, true)
+	default:
+		err = d.s.Skip()
+	}
+	return err
+}
+
+func (d *Decoder) conn(b *Batch, _ int) error {
+	var r sockRow
+	err := d.members(fFamily|fLocalAddr|fLocalPort|fRemoteAddr|fRemotePort|fState|fInode, socketFields,
+		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+	if err != nil {
+		return err
+	}
+	if r.state == "LISTEN" {
+		return &FieldError{Field: "state", Err: errors.New("LISTEN sockets belong in tcp_listeners")}
+	}
+	c := &b.conns
+	c.netns.Append(r.netns)
+	c.family.Append(r.family)
+	c.localAddr.Append(r.localAddr)
+	c.localPort.Append(r.localPort)
+	c.remoteAddr.Append(r.remoteAddr)
+	c.remotePort.Append(r.remotePort)
+	c.state.Append(r.state)
+	c.inode.Append(r.inode)
+	c.procCols.append(&r.proc)
+	c.firstSeen.AppendRaw(r.firstSeen)
+	if r.hasDuration {
+		c.duration.Append(proto.NewNullable(r.duration))
+	} else {
+		c.duration.Append(proto.Null[uint32]())
+	}
+	return nil
+}
+
+func (d *Decoder) listener(b *Batch, _ int) error {
+	var r sockRow
+	err := d.members(fFamily|fLocalAddr|fLocalPort|fInode, socketFields,
+		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+	if err != nil {
+		return err
+	}
+	c := &b.listeners
+	c.netns.Append(r.netns)
+	c.family.Append(r.family)
+	c.localAddr.Append(r.localAddr)
+	c.localPort.Append(r.localPort)
+	c.inode.Append(r.inode)
+	c.procCols.append(&r.proc)
+	c.firstSeen.AppendRaw(r.firstSeen)
+	return nil
+}
+
+func (d *Decoder) udp(b *Batch, _ int) error {
+	var r sockRow
+	err := d.members(fFamily|fLocalAddr|fLocalPort|fInode, socketFields,
+		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+	if err != nil {
+		return err
+	}
+	c := &b.udp
+	c.netns.Append(r.netns)
+	c.family.Append(r.family)
+	c.localAddr.Append(r.localAddr)
+	c.localPort.Append(r.localPort)
+	c.remoteAddr.Append(r.remoteAddr)
+	c.remotePort.Append(r.remotePort)
+	c.inode.Append(r.inode)
+	c.procCols.append(&r.proc)
+	c.service.AppendBytes(r.service)
+	c.firstSeen.AppendRaw(r.firstSeen)
+	return nil
+}
+
+// Bits of flow fields.
+const (
+	gFlowID = 1 << iota
+	gProtocol
+	gDirection
+	gSrcAddr
+	gSrcPort
+	gDstAddr
+	gDstPort
+	gStartedAt
+	gState
+	gSource
+	gEndedAt
+)
+
+var flowFields = []string{"flow_id", "protocol", "direction", "src_address", "src_port", "dst_address", "dst_port", "started_at", "state", "source", "ended_at"}
+
+func (d *Decoder) flow(b *Batch, _ int, completed bool) error {
+	var r flowRow
+	need := uint32(gFlowID | gProtocol | gDirection | gSrcAddr | gSrcPort | gDstAddr | gDstPort | gStartedAt | gState | gSource)
+	states := heartbeat.States
+	if completed {
+		need |= gEndedAt
+		states = heartbeat.FinalStates
+	}
+	err := d.members(need, flowFields, func(k []byte) (uint32, error) {
+		var err error
+		switch string(k) {
+		case "flow_id":
+			r.flowID, err = d.uuid()
+			return gFlowID, err
+		case "protocol":
+			r.protocol, err = d.enum(heartbeat.Protocols)
+			return gProtocol, err
+		case "direction":
+			r.direction, err = d.enum(heartbeat.Directions)
+			return gDirection, err
+		case "src_address":
+			r.srcAddr, err = d.addr()
+			return gSrcAddr, err
+		case "src_port":
+			r.srcPort, err = d.port()
+			return gSrcPort, err
+		case "dst_address":
+			r.dstAddr, err = d.addr()
+			return gDstAddr, err
+		case "dst_port":
+			r.dstPort, err = d.port()
+			return gDstPort, err
+		case "started_at":
+			r.startedAt, err = d.time()
+			return gStartedAt, err
+		case "ended_at":
+			r.endedAt, err = d.time()
+			return gEndedAt, err
+		case "state":
+			r.state, err = d.enum(states)
+			return gState, err
+		case "source":
+			r.source, err = d.enum(heartbeat.Sources)
+			return gSource, err
+		case "bytes_sent":
+			r.bytesSent, err = d.s.Uint()
+		case "bytes_received":
+			r.bytesReceived, err = d.s.Uint()
+		default:
+			err = d.proc(k, &r.proc)
+		}
+		return 0, err
+	})
+	if err != nil {
+		return err
+	}
+	if !completed {
+		b.active.flowBody.append(&r)
+		return nil
+	}
+	if r.endedAt < r.startedAt {
+		return &FieldError{Field: "ended_at", Err: errors.New("before started_at")}
+	}
+	durMs := uint64(r.endedAt - r.startedAt) // both in milliseconds
+	f := &b.flows
+	f.flowBody.append(&r)
+	f.endedAt.AppendRaw(r.endedAt)
+	f.durationMs.Append(durMs)
+	// Every completed flow is also a network_flow event (event_id = flow_id).
+	e := &b.events
+	e.eventID.Append(r.flowID)
+	e.kind.Append("network_flow")
+	e.time.AppendRaw(r.endedAt)
+	e.protocol.Append(r.protocol)
+	e.srcAddr.Append(r.srcAddr)
+	e.srcPort.Append(r.srcPort)
+	e.dstAddr.Append(r.dstAddr)
+	e.dstPort.Append(r.dstPort)
+	e.procCols.append(&r.proc)
+	e.queryName.AppendBytes(nil)
+	e.queryType.AppendBytes(nil)
+	e.answers.Append(nil)
+	e.durationMs.Append(durMs)
+	e.bytesSent.Append(r.bytesSent)
+	e.bytesReceived.Append(r.bytesReceived)
+	e.state.Append(r.state)
+	e.source.Append(r.source)
+	return nil
+}
+
+// Bits of event fields.
+const (
+	eID = 1 << iota
+	eKind
+	eTime
+)
+
+var eventFields = []string{"event_id", "kind", "time"}
+
+func (d *Decoder) event(b *Batch, _ int) error {
+	var (
+		r                             flowRow
+		id                            uuid.UUID
+		kind, protocol, state, source string
+		at                            proto.DateTime64
+		queryName, queryType          []byte
+	)
+	d.answers = d.answers[:0]
+	err := d.members(eID|eKind|eTime, eventFields, func(k []byte) (uint32, error) {
+		var err error
+		switch string(k) {
+		case "event_id":
+			id, err = d.uuid()
+			return eID, err
+		case "kind":
+			kind, err = d.enum(heartbeat.EventKinds)
+			if err != nil && d.lastStr == "network_flow" {
+				err = errors.New("network_flow events are derived from completed_flows; send the flow there")
+			}
+			return eKind, err
+		case "time":
+			at, err = d.time()
+			return eTime, err
+		case "protocol":
+			protocol, err = d.enum(heartbeat.Protocols)
+		case "src_address":
+			r.srcAddr, err = d.addr()
+		case "src_port":
+			r.srcPort, err = d.port()
+		case "dst_address":
+			r.dstAddr, err = d.addr()
+		case "dst_port":
+			r.dstPort, err = d.port()
+		case "query_name":
+			queryName, err = d.str(255, true)
+		case "query_type":
+			queryType, err = d.str(16, true)
+		case "answers":
+			err = d.addrs()
+		case "state":
+			state, err = d.enum(heartbeat.FinalStates)
+		case "source":
+			source, err = d.enum(heartbeat.Sources)
+		default:
+			err = d.proc(k, &r.proc)
+		}
+		return 0, err
+	})
+	if err != nil {
+		return err
+	}
+	e := &b.events
+	e.eventID.Append(id)
+	e.kind.Append(kind)
+	e.time.AppendRaw(at)
+	e.protocol.Append(protocol)
+	e.srcAddr.Append(r.srcAddr)
+	e.srcPort.Append(r.srcPort)
+	e.dstAddr.Append(r.dstAddr)
+	e.dstPort.Append(r.dstPort)
+	e.procCols.append(&r.proc)
+	e.queryName.AppendBytes(queryName)
+	e.queryType.AppendBytes(queryType)
+	e.answers.Append(d.answers)
+	e.durationMs.Append(0)
+	e.bytesSent.Append(0)
+	e.bytesReceived.Append(0)
+	e.state.Append(state)
+	e.source.Append(source)
+	return nil
+}
+
+// Value readers.
+
+func (d *Decoder) uuid() (uuid.UUID, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return uuid.UUID{}, err
+	}
+	u, err := uuid.ParseBytes(s)
+	if err != nil {
+		return uuid.UUID{}, errors.New("not a UUID")
+	}
+	return u, nil
+}
+
+func (d *Decoder) port() (uint16, error) {
+	v, err := d.s.Uint()
+	if err != nil {
+		return 0, err
+	}
+	if v > 65535 {
+		return 0, errors.New("port out of range 0..65535")
+	}
+	return uint16(v), nil
+}
+
+// view returns b as a string without copying, for parsers that do not keep it.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (d *Decoder) addr() (proto.IPv6, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return proto.IPv6{}, err
+	}
+	a, err := netip.ParseAddr(view(s))
+	if err != nil || a.Zone() != "" {
+		return proto.IPv6{}, errors.New("not an IP address")
+	}
+	return a.As16(), nil
+}
+
+func (d *Decoder) addrs() error {
+	if d.s.Null() {
+		return nil
+	}
+	if err := d.s.EnterArray(); err != nil {
+		return err
+	}
+	for {
+		ok, err := d.s.NextElem()
+		if err != nil || !ok {
+			return err
+		}
+		if len(d.answers) >= 64 {
+			return errors.New("more than 64 answers")
+		}
+		a, err := d.addr()
+		if err != nil {
+			return err
+		}
+		d.answers = append(d.answers, a)
+	}
+}
+
+func (d *Decoder) time() (proto.DateTime64, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return 0, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, view(s))
+	if err != nil {
+		return 0, errors.New("not an RFC 3339 time")
+	}
+	if y := t.Year(); y < 2000 || y > 2200 {
+		return 0, errors.New("time out of range 2000..2200")
+	}
+	return proto.ToDateTime64(t, proto.PrecisionMilli), nil
+}
+
+// str reads a string of at most max bytes and copies it into the arena, so
+// it stays valid for the rest of the document.
+func (d *Decoder) str(max int, optional bool) ([]byte, error) {
+	if optional && d.s.Null() {
+		return nil, nil
+	}
+	s, err := d.s.Str()
+	if err != nil {
+		return nil, err
+	}
+	if len(s) > max {
+		return nil, fmt.Errorf("longer than %d bytes", max)
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, s...)
+	return d.arena[start:len(d.arena):len(d.arena)], nil
+}
+
+// enum reads a string that must be one of vocab and returns vocab's own
+// copy, so storing it allocates nothing.
+func (d *Decoder) enum(vocab []string) (string, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vocab {
+		if string(s) == v {
+			return v, nil
+		}
+	}
+	d.lastStr = string(s)
+	return "", fmt.Errorf("%q is not one of %v", s, vocab)
+}

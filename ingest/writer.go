@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netview/netview/internal/store"
+)
+
+// ErrQueueFull reports that more rows wait for storage than the writer
+// holds; the sender should retry later.
+var ErrQueueFull = errors.New("ingest queue full")
+
+// Writer group-commits heartbeats: each is decoded into the open batch, the
+// batch is written when it is big or old enough, and every heartbeat in it
+// learns the outcome together. A heartbeat is acknowledged only after all
+// of its rows are in storage.
+type Writer struct {
+	cfg   WriterConfig
+	store store.Store
+	m     *Metrics
+
+	mu      sync.Mutex
+	dec     Decoder
+	cur     *Batch
+	gen     *generation
+	opened  time.Time // when cur got its first heartbeat
+	spare   chan *Batch
+	pending atomic.Int64 // rows accepted and not yet written
+
+	flushes chan flush
+	down    atomic.Bool // storage failed; refuse fast until it answers again
+	stop    chan struct{}
+	ticking sync.WaitGroup
+	writing sync.WaitGroup
+}
+
+// flush is a batch on its way to storage with the fate its heartbeats wait on.
+type flush struct {
+	b *Batch
+	g *generation
+}
+
+// generation is the fate of one batch, shared by its heartbeats.
+type generation struct {
+	done chan struct{}
+	err  error
+}
+
+// WriterConfig tunes group commit.
+type WriterConfig struct {
+	BatchRows  int           // write when a batch holds this many rows
+	BatchAge   time.Duration // or when its first heartbeat is this old
+	MaxPending int           // refuse heartbeats while this many rows wait
+}
+
+// NewWriter starts the flusher. Close stops it after writing what it holds.
+func NewWriter(s store.Store, cfg WriterConfig, m *Metrics) *Writer {
+	w := &Writer{
+		cfg: cfg, store: s, m: m,
+		spare:   make(chan *Batch, 2),
+		flushes: make(chan flush, 1),
+		stop:    make(chan struct{}),
+	}
+	w.spare <- NewBatch()
+	w.spare <- NewBatch()
+	w.cur, w.gen = NewBatch(), newGeneration()
+	w.ticking.Add(1)
+	w.writing.Add(1)
+	go w.flusher()
+	go w.ticker()
+	return w
+}
+
+func newGeneration() *generation { return &generation{done: make(chan struct{})} }
+
+// Add decodes one heartbeat into the open batch and returns a channel that
+// yields nil once its rows are written, or the error that stopped them.
+func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
+	if w.down.Load() {
+		return Summary{}, nil, fmt.Errorf("%w: last write failed, retry later", store.ErrUnavailable)
+	}
+	if int(w.pending.Load()) >= w.cfg.MaxPending {
+		return Summary{}, nil, ErrQueueFull
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sum, err := w.dec.Decode(doc, w.cur)
+	if err != nil {
+		return sum, nil, err
+	}
+	w.pending.Add(int64(sum.Rows))
+	if w.cur.Heartbeats == 1 {
+		w.opened = time.Now()
+	}
+	g := w.gen
+	if w.cur.Rows() >= w.cfg.BatchRows {
+		w.rotate()
+	}
+	return sum, g, nil
+}
+
+// Wait blocks until g is written or ctx ends.
+func (g *generation) Wait(ctx context.Context) error {
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rotate hands the open batch to the flusher and opens the next one. It
+// runs with w.mu held; if the flusher is busy it waits for it, which is
+// what bounds memory.
+func (w *Writer) rotate() {
+	if w.cur.Heartbeats == 0 {
+		return
+	}
+	w.flushes <- flush{w.cur, w.gen}
+	w.cur = <-w.spare
+	w.gen = newGeneration()
+}
+
+func (w *Writer) ticker() {
+	defer w.ticking.Done()
+	t := time.NewTicker(w.cfg.BatchAge / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			if w.cur.Heartbeats > 0 && time.Since(w.opened) >= w.cfg.BatchAge {
+				w.rotate()
+			}
+			w.mu.Unlock()
+			if w.down.Load() {
+				w.probe()
+			}
+		}
+	}
+}
+
+// probe clears the down flag once storage answers again.
+func (w *Writer) probe() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.store.Exec(ctx, store.Query{SQL: "SELECT 1"}); err == nil {
+		w.down.Store(false)
+	}
+}
+
+func (w *Writer) flusher() {
+	defer w.writing.Done()
+	for f := range w.flushes {
+		b, g := f.b, f.g
+		rows := b.Rows()
+		start := time.Now()
+		err := w.write(b)
+		w.m.observeFlush(b, rows, time.Since(start), err)
+		if errors.Is(err, store.ErrUnavailable) {
+			w.down.Store(true)
+		}
+		g.err = err
+		close(g.done)
+		w.pending.Add(-int64(rows))
+		b.Reset()
+		w.spare <- b
+	}
+}
+
+// write inserts the data tables in parallel, then heartbeats and sensors:
+// a sensor's newest seq becomes visible only after the rows it announces,
+// so a reader never sees a heartbeat without its snapshot.
+func (w *Writer) write(b *Batch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	errs := make([]error, len(b.tables))
+	var wg sync.WaitGroup
+	for i, t := range b.tables {
+		if t.rows() == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.store.Insert(ctx, t.name, t.input)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, t := range b.last {
+		if err := w.store.Insert(ctx, t.name, t.input); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pending reports rows accepted but not yet written.
+func (w *Writer) Pending() int { return int(w.pending.Load()) }
+
+// Close writes the open batch, waits for every write, and stops.
+func (w *Writer) Close() {
+	close(w.stop)
+	w.ticking.Wait()
+	w.mu.Lock()
+	w.rotate()
+	w.mu.Unlock()
+	close(w.flushes)
+	w.writing.Wait()
+}
