@@ -434,6 +434,9 @@ func (d *Decoder) sockField(key []byte, r *sockRow) (uint32, error) {
 		return fRemotePort, err
 	case "state":
 		r.state, err = d.enum(heartbeat.States)
+		if err != nil && d.lastStr == "LISTEN" {
+			err = errors.New("LISTEN sockets belong in tcp_listeners")
+		}
 		return fState, err
 	case "inode":
 		r.inode, err = d.s.Uint()
@@ -499,9 +502,6 @@ func (d *Decoder) conn(b *Batch, _ int) error {
 		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
 	if err != nil {
 		return err
-	}
-	if r.state == "LISTEN" {
-		return &FieldError{Field: "state", Err: errors.New("LISTEN sockets belong in tcp_listeners")}
 	}
 	c := &b.conns
 	c.netns.Append(r.netns)

@@ -33,7 +33,7 @@ type node struct {
 
 func testConfig() ingest.Config {
 	return ingest.Config{
-		MaxBodyBytes: 1 << 20, MaxDecodedBytes: 8 << 20, MaxRatio: 100,
+		MaxBodyBytes: 1 << 20, MaxDecodedBytes: 8 << 20, MaxRatio: 40,
 		BatchRows: 10_000, BatchAge: 20 * time.Millisecond, MaxPending: 100_000, AckTimeout: 10 * time.Second,
 		Tokens: auth.TokenFlags{List: token},
 	}

@@ -46,7 +46,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "ingest.addr", "127.0.0.1:8090", "address the heartbeat endpoint listens on")
 	fs.IntVar(&c.MaxBodyBytes, "ingest.max-body", 4<<20, "largest compressed heartbeat body, bytes (413 above)")
 	fs.IntVar(&c.MaxDecodedBytes, "ingest.max-decoded", 32<<20, "largest decompressed heartbeat, bytes (413 above)")
-	fs.IntVar(&c.MaxRatio, "ingest.max-ratio", 100, "largest decompression ratio accepted beyond the first MiB")
+	fs.IntVar(&c.MaxRatio, "ingest.max-ratio", 40, "largest decompression ratio accepted beyond the first MiB")
 	fs.IntVar(&c.BatchRows, "ingest.batch-rows", 100_000, "write a batch once it holds this many rows")
 	fs.DurationVar(&c.BatchAge, "ingest.batch-age", 200*time.Millisecond, "write a batch once its first heartbeat is this old")
 	fs.IntVar(&c.MaxPending, "ingest.max-pending", 1_000_000, "answer 503 while this many rows wait for storage")
