@@ -221,7 +221,9 @@ func (d *Decoder) document(b *Batch, h *hbRow) error {
 		switch string(key) {
 		case "format":
 			h.seen |= hFormat
-			h.format, ferr = d.s.Int()
+			if h.format, ferr = d.s.Int(); ferr == nil && h.format != heartbeat.Format {
+				return h.check() // refuse an unknown format before reading it any further
+			}
 		case "heartbeat_id":
 			h.seen |= hID
 			h.heartbeatID, ferr = d.uuid()
@@ -397,9 +399,27 @@ const (
 	fRemotePort
 	fState
 	fInode
+	fNetns
+	fFirstSeen
+	fDuration
+	fService
+
+	sockCommon = fFamily | fLocalAddr | fLocalPort | fInode | fNetns | fFirstSeen
+	connFields = sockCommon | fRemoteAddr | fRemotePort | fState | fDuration
+	udpFields  = sockCommon | fRemoteAddr | fRemotePort | fService
 )
 
-var socketFields = []string{"family", "local_address", "local_port", "remote_address", "remote_port", "state", "inode"}
+// sockBit maps a socket field to its bit; 0 for the process fields.
+func sockBit(key []byte) uint32 {
+	for i, n := range socketFields {
+		if string(key) == n {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+var socketFields = []string{"family", "local_address", "local_port", "remote_address", "remote_port", "state", "inode", "netns", "first_seen", "duration_secs", "service"}
 
 // sockRow is what TCP and UDP socket rows share.
 type sockRow struct {
@@ -414,7 +434,12 @@ type sockRow struct {
 	hasDuration           bool
 }
 
-func (d *Decoder) sockField(key []byte, r *sockRow) (uint32, error) {
+// sockField reads one member of a socket row; members that the section
+// does not have (allow) are skipped like any unknown member.
+func (d *Decoder) sockField(key []byte, r *sockRow, allow uint32) (uint32, error) {
+	if b := sockBit(key); b != 0 && allow&b == 0 {
+		return 0, d.s.Skip()
+	}
 	var err error
 	switch string(key) {
 	case "family":
@@ -499,7 +524,7 @@ func (d *Decoder) proc(key []byte, p *procRow) error {
 func (d *Decoder) conn(b *Batch, _ int) error {
 	var r sockRow
 	err := d.members(fFamily|fLocalAddr|fLocalPort|fRemoteAddr|fRemotePort|fState|fInode, socketFields,
-		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+		func(k []byte) (uint32, error) { return d.sockField(k, &r, connFields) })
 	if err != nil {
 		return err
 	}
@@ -525,7 +550,7 @@ func (d *Decoder) conn(b *Batch, _ int) error {
 func (d *Decoder) listener(b *Batch, _ int) error {
 	var r sockRow
 	err := d.members(fFamily|fLocalAddr|fLocalPort|fInode, socketFields,
-		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+		func(k []byte) (uint32, error) { return d.sockField(k, &r, sockCommon) })
 	if err != nil {
 		return err
 	}
@@ -543,7 +568,7 @@ func (d *Decoder) listener(b *Batch, _ int) error {
 func (d *Decoder) udp(b *Batch, _ int) error {
 	var r sockRow
 	err := d.members(fFamily|fLocalAddr|fLocalPort|fInode, socketFields,
-		func(k []byte) (uint32, error) { return d.sockField(k, &r) })
+		func(k []byte) (uint32, error) { return d.sockField(k, &r, udpFields) })
 	if err != nil {
 		return err
 	}
@@ -849,6 +874,7 @@ func (d *Decoder) str(max int, optional bool) ([]byte, error) {
 // enum reads a string that must be one of vocab and returns vocab's own
 // copy, so storing it allocates nothing.
 func (d *Decoder) enum(vocab []string) (string, error) {
+	d.lastStr = ""
 	s, err := d.s.Str()
 	if err != nil {
 		return "", err

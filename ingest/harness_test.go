@@ -62,8 +62,11 @@ func startNode(t *testing.T, cfg ingest.Config, st store.Store) *node {
 	stop := func() {
 		if !stopped {
 			stopped = true
-			hs.Shutdown()
-			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx, hs); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
 		}
 	}
 	t.Cleanup(stop)

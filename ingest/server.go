@@ -112,9 +112,15 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 	}
 }
 
-// Close writes every accepted heartbeat and stops the writer. Call it
-// after the HTTP server has shut down.
-func (s *Server) Close() { s.writer.Close() }
+// Shutdown stops hs from taking requests, answers the ones in flight once
+// their rows are written, and stops the writer: nothing acknowledged is
+// lost and nothing accepted is left unanswered.
+func (s *Server) Shutdown(ctx context.Context, hs *fasthttp.Server) error {
+	s.writer.Drain()
+	err := hs.ShutdownWithContext(ctx)
+	s.writer.Close()
+	return err
+}
 
 // Metrics exposes the node's metrics (for tests and embedding).
 func (s *Server) Metrics() *Metrics { return s.metrics }

@@ -32,11 +32,12 @@ type Writer struct {
 	spare   chan *Batch
 	pending atomic.Int64 // rows accepted and not yet written
 
-	flushes chan flush
-	down    atomic.Bool // storage failed; refuse fast until it answers again
-	stop    chan struct{}
-	ticking sync.WaitGroup
-	writing sync.WaitGroup
+	flushes  chan flush
+	down     atomic.Bool // storage failed; refuse fast until it answers again
+	draining bool        // shutting down: write each heartbeat at once (under mu)
+	stop     chan struct{}
+	ticking  sync.WaitGroup
+	writing  sync.WaitGroup
 }
 
 // flush is a batch on its way to storage with the fate its heartbeats wait on.
@@ -98,7 +99,7 @@ func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
 		w.opened = time.Now()
 	}
 	g := w.gen
-	if w.cur.Rows() >= w.cfg.BatchRows {
+	if w.draining || w.cur.Rows() >= w.cfg.BatchRows {
 		w.rotate()
 	}
 	return sum, g, nil
@@ -207,6 +208,15 @@ func (w *Writer) write(b *Batch) error {
 
 // Pending reports rows accepted but not yet written.
 func (w *Writer) Pending() int { return int(w.pending.Load()) }
+
+// Drain writes the open batch now and every later heartbeat as it comes,
+// so senders still in flight during shutdown get their answer at once.
+func (w *Writer) Drain() {
+	w.mu.Lock()
+	w.draining = true
+	w.rotate()
+	w.mu.Unlock()
+}
 
 // Close writes the open batch, waits for every write, and stops.
 func (w *Writer) Close() {

@@ -12,7 +12,7 @@ import (
 // Shape says how much a generated heartbeat holds.
 type Shape struct {
 	Conns, Listeners, UDP, ActiveFlows, CompletedFlows, Events int
-	Telecom                                                     bool
+	Telecom                                                    bool
 }
 
 // Generator makes realistic heartbeats for one sensor: stable listeners, a

@@ -36,7 +36,7 @@ type Sensor struct {
 	Flavor       string    `json:"flavor"` // standard | telecom
 	Version      string    `json:"version"`
 	BootID       uuid.UUID `json:"boot_id"`
-	StartedAt    time.Time `json:"started_at"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
 	IntervalSecs uint32    `json:"interval_secs"`
 	Kernel       string    `json:"kernel,omitempty"`
 	Netns        uint64    `json:"netns,omitempty"`
@@ -98,13 +98,13 @@ type UDPSocket struct {
 // active_flows State is the TCP state now; in completed_flows it is the
 // final state (FinalStates) and EndedAt is set.
 type Flow struct {
-	FlowID        uuid.UUID  `json:"flow_id"`
-	Protocol      string     `json:"protocol"`  // tcp
-	Direction     string     `json:"direction"` // outbound | inbound
-	SrcAddress    netip.Addr `json:"src_address"`
-	SrcPort       uint16     `json:"src_port"`
-	DstAddress    netip.Addr `json:"dst_address"`
-	DstPort       uint16     `json:"dst_port"`
+	FlowID     uuid.UUID  `json:"flow_id"`
+	Protocol   string     `json:"protocol"`  // tcp
+	Direction  string     `json:"direction"` // outbound | inbound
+	SrcAddress netip.Addr `json:"src_address"`
+	SrcPort    uint16     `json:"src_port"`
+	DstAddress netip.Addr `json:"dst_address"`
+	DstPort    uint16     `json:"dst_port"`
 	Process
 	StartedAt     time.Time `json:"started_at"`
 	EndedAt       time.Time `json:"ended_at,omitzero"`

@@ -64,10 +64,9 @@ func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
 	log.Info("shutting down: finishing requests and writing what was accepted")
 	sctx, cancel := context.WithTimeout(context.Background(), ic.AckTimeout+10*time.Second)
 	defer cancel()
-	if err := hs.ShutdownWithContext(sctx); err != nil {
+	if err := srv.Shutdown(sctx, hs); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
-	srv.Close()
 	log.Info("stopped")
 	return nil
 }
