@@ -1,9 +1,14 @@
 package ingest
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/internal/store"
 )
 
 // Batch holds the rows of many heartbeats as ch-go columns, one set per
@@ -21,6 +26,7 @@ type Batch struct {
 
 	tables     []*table // data tables, inserted first (in parallel)
 	last       []*table // heartbeats then sensors: written only once the rows they announce are
+	every      []*table // tables then last
 	Heartbeats int      // heartbeats decoded into the batch
 }
 
@@ -53,6 +59,7 @@ func NewBatch() *Batch {
 	b.events.init()
 	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table}
 	b.last = []*table{&b.heartbeats.table, &b.sensors.table}
+	b.every = append(append([]*table{}, b.tables...), b.last...)
 	return b
 }
 
@@ -65,8 +72,34 @@ func (b *Batch) Rows() int {
 	return n
 }
 
-func (b *Batch) all() []*table {
-	return append(b.tables[:len(b.tables):len(b.tables)], b.last...)
+func (b *Batch) all() []*table { return b.every }
+
+// Insert writes the batch: the data tables in parallel, then heartbeats and
+// sensors. A sensor's newest seq becomes visible only after the rows it
+// announces, so a reader never sees a heartbeat without its snapshot.
+func (b *Batch) Insert(ctx context.Context, s store.Store) error {
+	errs := make([]error, len(b.tables))
+	var wg sync.WaitGroup
+	for i, t := range b.tables {
+		if t.rows() == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Insert(ctx, t.name, t.input)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, t := range b.last {
+		if err := s.Insert(ctx, t.name, t.input); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Reset empties the batch and keeps its capacity.

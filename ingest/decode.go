@@ -60,11 +60,11 @@ type hbRow struct {
 	heartbeatID, sensorID, boot uuid.UUID
 	seq, netns                  uint64
 	sentAt, startedAt           proto.DateTime64
-	hostname, flavor, version   []byte
+	hostname, version           []byte
+	flavor                      string
 	kernel                      []byte
 	interval                    uint32
 	seen                        uint32
-	counts                      [6]uint32
 }
 
 type flowRow struct {
@@ -188,7 +188,7 @@ func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
 	s := &b.sensors
 	s.sensorID.Append(h.sensorID)
 	s.hostname.AppendBytes(h.hostname)
-	s.flavor.AppendBytes(h.flavor)
+	s.flavor.Append(h.flavor)
 	s.version.AppendBytes(h.version)
 	s.bootID.Append(h.boot)
 	s.seq.Append(h.seq)
@@ -301,10 +301,7 @@ func (d *Decoder) sensor(h *hbRow) error {
 			h.hostname, err = d.str(255, false)
 		case "flavor":
 			h.seen |= hFlavor
-			var f string
-			if f, err = d.enum(heartbeat.Flavors); err == nil {
-				h.flavor = append(h.flavor[:0], f...)
-			}
+			h.flavor, err = d.enum(heartbeat.Flavors)
 		case "version":
 			h.version, err = d.str(64, true)
 		case "boot_id":

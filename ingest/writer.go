@@ -176,34 +176,10 @@ func (w *Writer) flusher() {
 	}
 }
 
-// write inserts the data tables in parallel, then heartbeats and sensors:
-// a sensor's newest seq becomes visible only after the rows it announces,
-// so a reader never sees a heartbeat without its snapshot.
 func (w *Writer) write(b *Batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	errs := make([]error, len(b.tables))
-	var wg sync.WaitGroup
-	for i, t := range b.tables {
-		if t.rows() == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = w.store.Insert(ctx, t.name, t.input)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for _, t := range b.last {
-		if err := w.store.Insert(ctx, t.name, t.input); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.Insert(ctx, w.store)
 }
 
 // Pending reports rows accepted but not yet written.
