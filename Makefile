@@ -43,12 +43,13 @@ run: deps build
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/
+	$(GO) test -run '^$$' -bench . ./ingest/ ./ingest/jsonscan/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime 30s ./ingest/jsonscan/
 
 cluster-ddl:
-	@$(GO) run ./sql/cmd/cluster-ddl
+	$(GO) run ./sql/cmd/cluster-ddl > deploy/clickhouse/cluster.sql
 
 clean:
 	rm -rf bin

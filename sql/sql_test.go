@@ -2,6 +2,7 @@ package sql_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -120,5 +121,21 @@ func TestSplit(t *testing.T) {
 	got := sql.Split("-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nALTER TABLE a ADD COLUMN y UInt8; -- trailing\n")
 	if len(got) != 2 || !strings.HasPrefix(got[0], "CREATE TABLE a") || got[1] != "ALTER TABLE a ADD COLUMN y UInt8" {
 		t.Fatalf("Split = %q", got)
+	}
+}
+
+// deploy/clickhouse/cluster.sql is what operators apply by hand; it must be
+// the generator's current output (refresh with `make cluster-ddl`).
+func TestDeployedClusterDDLIsCurrent(t *testing.T) {
+	ddl, err := sql.ClusterDDL("netview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../deploy/clickhouse/cluster.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != ddl {
+		t.Fatal("deploy/clickhouse/cluster.sql is stale: run `make cluster-ddl`")
 	}
 }

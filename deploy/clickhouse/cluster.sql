@@ -1,0 +1,231 @@
+-- Generated from sql/migrations by `make cluster-ddl`; do not edit.
+CREATE TABLE IF NOT EXISTS schema_migrations_local ON CLUSTER 'netview'
+(
+    version     UInt32,
+    name        String,
+    applied_at  DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/schema_migrations_local', '{replica}')
+ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'netview' AS schema_migrations_local
+ENGINE = Distributed('netview', currentDatabase(), schema_migrations_local, rand());
+
+CREATE TABLE IF NOT EXISTS sensors_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    hostname        String,
+    flavor          LowCardinality(String),
+    sensor_version  LowCardinality(String),
+    boot_id         UUID,
+    seq             UInt64,
+    heartbeat_id    UUID,
+    sent_at         DateTime64(3, 'UTC'),
+    received_at     DateTime64(3, 'UTC'),
+    started_at      DateTime64(3, 'UTC'),
+    interval_secs   UInt32,
+    kernel          String,
+    netns           UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sensors_local', '{replica}', seq)
+ORDER BY sensor_id;
+
+CREATE TABLE IF NOT EXISTS sensors ON CLUSTER 'netview' AS sensors_local
+ENGINE = Distributed('netview', currentDatabase(), sensors_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS heartbeats_local ON CLUSTER 'netview'
+(
+    sensor_id        UUID,
+    seq              UInt64,
+    heartbeat_id     UUID,
+    boot_id          UUID,
+    sent_at          DateTime64(3, 'UTC'),
+    received_at      DateTime64(3, 'UTC'),
+    tcp_connections  UInt32,
+    tcp_listeners    UInt32,
+    udp_listeners    UInt32,
+    active_flows     UInt32,
+    completed_flows  UInt32,
+    events           UInt32
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/heartbeats_local', '{replica}')
+PARTITION BY toDate(sent_at)
+ORDER BY (sensor_id, seq)
+TTL toDateTime(sent_at) + INTERVAL 30 DAY;
+
+CREATE TABLE IF NOT EXISTS heartbeats ON CLUSTER 'netview' AS heartbeats_local
+ENGINE = Distributed('netview', currentDatabase(), heartbeats_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS tcp_connections_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    seq             UInt64,
+    observed_at     DateTime64(3, 'UTC'),
+    netns           UInt64,
+    family          LowCardinality(String),
+    local_address   IPv6,
+    local_port      UInt16,
+    remote_address  IPv6,
+    remote_port     UInt16,
+    state           LowCardinality(String),
+    inode           UInt64,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    first_seen      DateTime64(3, 'UTC'),
+    duration_secs   Nullable(UInt32)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_connections_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+
+CREATE TABLE IF NOT EXISTS tcp_connections ON CLUSTER 'netview' AS tcp_connections_local
+ENGINE = Distributed('netview', currentDatabase(), tcp_connections_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS tcp_listeners_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    seq             UInt64,
+    observed_at     DateTime64(3, 'UTC'),
+    netns           UInt64,
+    family          LowCardinality(String),
+    local_address   IPv6,
+    local_port      UInt16,
+    inode           UInt64,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    first_seen      DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_listeners_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, netns, local_address, local_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+
+CREATE TABLE IF NOT EXISTS tcp_listeners ON CLUSTER 'netview' AS tcp_listeners_local
+ENGINE = Distributed('netview', currentDatabase(), tcp_listeners_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS udp_listeners_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    seq             UInt64,
+    observed_at     DateTime64(3, 'UTC'),
+    netns           UInt64,
+    family          LowCardinality(String),
+    local_address   IPv6,
+    local_port      UInt16,
+    remote_address  IPv6,
+    remote_port     UInt16,
+    inode           UInt64,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    service         LowCardinality(String),
+    first_seen      DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/udp_listeners_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+
+CREATE TABLE IF NOT EXISTS udp_listeners ON CLUSTER 'netview' AS udp_listeners_local
+ENGINE = Distributed('netview', currentDatabase(), udp_listeners_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS active_flows_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    seq             UInt64,
+    observed_at     DateTime64(3, 'UTC'),
+    flow_id         UUID,
+    protocol        LowCardinality(String),
+    direction       LowCardinality(String),
+    src_address     IPv6,
+    src_port        UInt16,
+    dst_address     IPv6,
+    dst_port        UInt16,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    started_at      DateTime64(3, 'UTC'),
+    bytes_sent      UInt64,
+    bytes_received  UInt64,
+    state           LowCardinality(String),
+    source          LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/active_flows_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, flow_id)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+
+CREATE TABLE IF NOT EXISTS active_flows ON CLUSTER 'netview' AS active_flows_local
+ENGINE = Distributed('netview', currentDatabase(), active_flows_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS flows_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    flow_id         UUID,
+    protocol        LowCardinality(String),
+    direction       LowCardinality(String),
+    src_address     IPv6,
+    src_port        UInt16,
+    dst_address     IPv6,
+    dst_port        UInt16,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    started_at      DateTime64(3, 'UTC'),
+    ended_at        DateTime64(3, 'UTC'),
+    duration_ms     UInt64,
+    bytes_sent      UInt64,
+    bytes_received  UInt64,
+    state           LowCardinality(String),
+    source          LowCardinality(String),
+    received_at     DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/flows_local', '{replica}')
+PARTITION BY toDate(ended_at)
+ORDER BY (sensor_id, ended_at, flow_id)
+TTL toDateTime(ended_at) + INTERVAL 30 DAY;
+
+CREATE TABLE IF NOT EXISTS flows ON CLUSTER 'netview' AS flows_local
+ENGINE = Distributed('netview', currentDatabase(), flows_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS events_local ON CLUSTER 'netview'
+(
+    event_id        UUID,
+    sensor_id       UUID,
+    kind            LowCardinality(String),
+    time            DateTime64(3, 'UTC'),
+    received_at     DateTime64(3, 'UTC'),
+    protocol        LowCardinality(String),
+    src_address     IPv6,
+    src_port        UInt16,
+    dst_address     IPv6,
+    dst_port        UInt16,
+    uid             UInt32,
+    pid             UInt32,
+    binary          LowCardinality(String),
+    binary_path     LowCardinality(String),
+    query_name      String,
+    query_type      LowCardinality(String),
+    answers         Array(IPv6),
+    duration_ms     UInt64,
+    bytes_sent      UInt64,
+    bytes_received  UInt64,
+    state           LowCardinality(String),
+    source          LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')
+PARTITION BY toDate(time)
+ORDER BY (kind, sensor_id, time, event_id)
+TTL toDateTime(time) + INTERVAL 30 DAY;
+
+CREATE TABLE IF NOT EXISTS events ON CLUSTER 'netview' AS events_local
+ENGINE = Distributed('netview', currentDatabase(), events_local, cityHash64(sensor_id));
+
