@@ -1,0 +1,133 @@
+// Package ingesttest runs a real ingest node on loopback over the real
+// embedded engine, for the tests of every package that needs data written
+// the way production writes it.
+package ingesttest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/sql"
+)
+
+// Token is the sensor token every test node accepts.
+const Token = "test-token-0123456789"
+
+// Config is a node configuration sized for tests: small limits, short
+// batch age so acknowledgements come quickly.
+func Config() ingest.Config {
+	return ingest.Config{
+		MaxBodyBytes: 1 << 20, MaxDecodedBytes: 8 << 20, MaxRatio: 40,
+		BatchRows: 10_000, BatchAge: 20 * time.Millisecond, MaxPending: 100_000, AckTimeout: 10 * time.Second,
+		Tokens: auth.TokenFlags{List: Token},
+	}
+}
+
+// Node is an ingest server on a loopback port.
+type Node struct {
+	t     testing.TB
+	URL   string // http://127.0.0.1:PORT
+	Store store.Store
+	Srv   *ingest.Server
+	Stop  func() // shuts the node down gracefully; also run at cleanup
+}
+
+// Start serves ingest on st (a fresh embedded database when nil), with the
+// schema migrated.
+func Start(t testing.TB, cfg ingest.Config, st store.Store) *Node {
+	t.Helper()
+	if st == nil {
+		st = storetest.Embedded(t).Store
+	}
+	if _, err := sql.Migrate(context.Background(), st, sql.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ingest.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := srv.HTTPServer()
+	go hs.Serve(ln)
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx, hs); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return &Node{t: t, URL: "http://" + ln.Addr().String(), Store: st, Srv: srv, Stop: stop}
+}
+
+// Post sends a raw body (zstd unless headers say otherwise; a header set to
+// "" is removed) and returns the status, body and Retry-After.
+func (n *Node) Post(body []byte, headers map[string]string) (int, string, string) {
+	n.t.Helper()
+	req, err := http.NewRequest("POST", n.URL+"/v1/heartbeat", bytes.NewReader(body))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+Token)
+	req.Header.Set("Content-Encoding", "zstd")
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("Retry-After")
+}
+
+// Send posts a heartbeat and requires a 200.
+func (n *Node) Send(h *heartbeat.Heartbeat) {
+	n.t.Helper()
+	body, err := heartbeat.Encode(h)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if code, msg, _ := n.Post(body, nil); code != 200 {
+		n.t.Fatalf("heartbeat %d: %d %s", h.Seq, code, msg)
+	}
+}
+
+// Count runs a query whose one UInt64 column is named n.
+func Count(t testing.TB, st store.Store, q string, params ...store.Param) uint64 {
+	t.Helper()
+	var c proto.ColUInt64
+	var got uint64
+	if err := st.Select(context.Background(), store.Query{SQL: q, Params: params}, proto.Results{{Name: "n", Data: &c}},
+		func(int) error { got = c.Row(0); return nil }); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return got
+}

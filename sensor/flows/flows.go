@@ -1,0 +1,403 @@
+// Package flows follows every TCP connection of a host from connect or
+// accept until close by polling the kernel's socket table, and turns what
+// it sees into flows and network events.
+package flows
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/heartbeat"
+)
+
+// Kernel TCP states the tracker reasons about.
+const (
+	established = 1
+	synSent     = 2
+	synRecv     = 3
+	finWait1    = 4
+	finWait2    = 5
+	timeWait    = 6
+	closeState  = 7
+	closeWait   = 8
+	lastAck     = 9
+	listen      = 10
+	closing     = 11
+	newSynRecv  = 12
+)
+
+// Observation is one TCP socket as one poll saw it.
+type Observation struct {
+	Local, Remote netip.AddrPort
+	State         uint8
+	UID           uint32
+	Inode         uint64
+	// Cookie identifies the socket for its lifetime when the source has it
+	// (netlink); 0 otherwise.
+	Cookie        uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	HasBytes      bool
+}
+
+// Source polls the kernel for every TCP socket.
+type Source interface {
+	// Poll appends the current TCP sockets to dst.
+	Poll(dst []Observation) ([]Observation, error)
+	// Name says how flows were observed: inet_diag or proc.
+	Name() string
+}
+
+// Owner resolves socket inodes to the processes holding them.
+type Owner func(inodes []uint64) map[uint64]heartbeat.Process
+
+// key identifies a connection across polls: in one network namespace only
+// one socket holds an address pair at a time. The TIME_WAIT remnant of a
+// socket keeps the pair (though netlink gives it a new cookie and /proc no
+// inode), so a flow is followed through its close.
+type key struct{ local, remote netip.AddrPort }
+
+type flow struct {
+	heartbeat.Flow
+	inode      uint64
+	cookie     uint64
+	sawEstab   bool  // reached ESTABLISHED (or beyond) at some poll
+	lastState  uint8 // kernel state at the last poll that saw it
+	lastSeen   time.Time
+	predates   bool // already open at the tracker's first poll
+	attributed bool
+}
+
+// Config tunes a Tracker.
+type Config struct {
+	// StaleAfter is the longest gap between two polls over which a vanished
+	// flow's end can still be judged; beyond it the flow ends "stale".
+	StaleAfter time.Duration
+	// MaxFlows bounds memory: beyond it the oldest flows end "stale".
+	MaxFlows int
+}
+
+// Tracker follows flows between polls. It is not safe for concurrent use.
+type Tracker struct {
+	cfg       Config
+	src       Source
+	owner     Owner
+	now       func() time.Time
+	flows     map[key]*flow
+	listeners map[netip.AddrPort]bool
+	listening map[uint16]bool // ports with a listener: their connections are inbound
+	lastPoll  time.Time
+	polls     int
+	obs       []Observation
+	completed []heartbeat.Flow
+	events    []heartbeat.Event
+	seen      map[key]bool
+	// closed holds the pairs of flows finished at their TIME_WAIT, while
+	// the remnant lingers (60 s), so it is not taken for a new flow.
+	closed map[key]bool
+}
+
+// New returns a tracker reading src; owner may be nil (no attribution).
+// now may be nil (time.Now).
+func New(cfg Config, src Source, owner Owner, now func() time.Time) *Tracker {
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 10 * time.Second
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = 200_000
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Tracker{cfg: cfg, src: src, owner: owner, now: now,
+		flows: map[key]*flow{}, listeners: map[netip.AddrPort]bool{}, listening: map[uint16]bool{}, seen: map[key]bool{}, closed: map[key]bool{}}
+}
+
+// Source names how the tracker observes flows.
+func (t *Tracker) Source() string { return t.src.Name() }
+
+func keyOf(o *Observation) key { return key{local: o.Local, remote: o.Remote} }
+
+// reused reports whether o is a new socket on the pair of f: a different
+// live socket (cookie or inode changed, not the TIME_WAIT remnant).
+func reused(f *flow, o *Observation) bool {
+	if o.State == timeWait {
+		return false
+	}
+	return (o.Cookie != 0 && f.cookie != 0 && o.Cookie != f.cookie) ||
+		(o.Inode != 0 && f.inode != 0 && o.Inode != f.inode)
+}
+
+// Poll reads the socket table once and updates every flow: new ones start
+// (network_connect or network_accept), vanished ones complete with their
+// final state, new listeners give network_listen.
+func (t *Tracker) Poll() error {
+	now := t.now().UTC()
+	var err error
+	t.obs, err = t.src.Poll(t.obs[:0])
+	if err != nil {
+		return err
+	}
+	first := t.polls == 0
+	gap := now.Sub(t.lastPoll)
+	t.polls++
+	t.lastPoll = now
+
+	// Listeners first: they decide the direction of new connections.
+	clear(t.listening)
+	for i := range t.obs {
+		o := &t.obs[i]
+		if o.State != listen {
+			continue
+		}
+		t.listening[o.Local.Port()] = true
+		if !t.listeners[o.Local] && !first {
+			t.events = append(t.events, t.event("network_listen", now, o, o.Local, netip.AddrPort{}))
+		}
+	}
+	clear(t.listeners)
+	for i := range t.obs {
+		if t.obs[i].State == listen {
+			t.listeners[t.obs[i].Local] = true
+		}
+	}
+
+	clear(t.seen)
+	var fresh []*flow
+	for i := range t.obs {
+		o := &t.obs[i]
+		if o.State == listen || o.State == closeState {
+			continue
+		}
+		k := keyOf(o)
+		f := t.flows[k]
+		if o.State == timeWait {
+			t.timeWait(k, f, o, now, first)
+			continue
+		}
+		if f != nil && reused(f, o) { // closed and reopened between two polls
+			t.finish(f, now, gap)
+			f = nil
+		}
+		if f == nil {
+			f = t.start(o, now, first)
+			t.flows[k] = f
+			fresh = append(fresh, f)
+		}
+		t.seen[k] = true
+		f.lastState, f.lastSeen = o.State, now
+		if o.State != synSent && o.State != synRecv && o.State != newSynRecv {
+			f.sawEstab = true
+		}
+		if o.HasBytes {
+			f.BytesSent, f.BytesReceived = o.BytesSent, o.BytesReceived
+		}
+		f.State = stateName(o.State)
+		if o.State != timeWait {
+			f.inode, f.cookie = o.Inode, o.Cookie
+		}
+	}
+	t.attribute(fresh)
+	for k, f := range t.flows {
+		if !t.seen[k] {
+			t.finish(f, now, gap)
+			delete(t.flows, k)
+		}
+	}
+	for k := range t.closed {
+		if !t.seen[k] {
+			delete(t.closed, k)
+		}
+	}
+	t.bound(now)
+	return nil
+}
+
+// timeWait handles a socket in TIME_WAIT: both sides have closed, so its
+// flow ends now, cleanly. A TIME_WAIT nobody saw open is a connection that
+// opened and closed between two polls: it is recorded too, with what little
+// is known (no bytes, no process: the kernel keeps neither).
+func (t *Tracker) timeWait(k key, f *flow, o *Observation, now time.Time, first bool) {
+	t.seen[k] = true
+	if t.closed[k] {
+		return
+	}
+	t.closed[k] = true
+	if f == nil {
+		if first {
+			return // closed before the tracker started
+		}
+		f = t.start(o, now, false)
+		f.sawEstab = true
+		t.attribute([]*flow{f})
+	}
+	f.sawEstab, f.lastState = true, timeWait
+	f.EndedAt = now
+	f.State = "established"
+	t.completed = append(t.completed, f.Flow)
+	delete(t.flows, k)
+}
+
+// start begins a flow first seen at now.
+func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
+	f := &flow{predates: first, inode: o.Inode, cookie: o.Cookie}
+	f.FlowID = uuid.New()
+	f.Protocol = "tcp"
+	f.Source = t.src.Name()
+	f.StartedAt = now
+	f.UID = o.UID
+	inbound := t.listening[o.Local.Port()] && o.State != synSent
+	if inbound {
+		f.Direction = "inbound"
+		f.SrcAddress, f.SrcPort = o.Remote.Addr().Unmap(), o.Remote.Port()
+		f.DstAddress, f.DstPort = o.Local.Addr().Unmap(), o.Local.Port()
+	} else {
+		f.Direction = "outbound"
+		f.SrcAddress, f.SrcPort = o.Local.Addr().Unmap(), o.Local.Port()
+		f.DstAddress, f.DstPort = o.Remote.Addr().Unmap(), o.Remote.Port()
+	}
+	return f
+}
+
+// attribute asks the owner for the processes behind new flows and emits
+// their connect/accept events with whatever attribution was found.
+func (t *Tracker) attribute(fresh []*flow) {
+	if len(fresh) == 0 {
+		return
+	}
+	var owners map[uint64]heartbeat.Process
+	if t.owner != nil {
+		inodes := make([]uint64, 0, len(fresh))
+		for _, f := range fresh {
+			if f.inode != 0 {
+				inodes = append(inodes, f.inode)
+			}
+		}
+		owners = t.owner(inodes)
+	}
+	for _, f := range fresh {
+		if p, ok := owners[f.inode]; ok {
+			uid := f.UID
+			f.Process = p
+			f.UID = uid // the socket's owner uid, as the kernel reports it
+			f.attributed = true
+		}
+		if f.predates {
+			continue
+		}
+		kind := "network_connect"
+		if f.Direction == "inbound" {
+			kind = "network_accept"
+		}
+		t.events = append(t.events, heartbeat.Event{
+			EventID: uuid.New(), Kind: kind, Time: f.StartedAt, Protocol: "tcp",
+			SrcAddress: f.SrcAddress, SrcPort: f.SrcPort, DstAddress: f.DstAddress, DstPort: f.DstPort,
+			Process: f.Process, Source: f.Source,
+		})
+	}
+}
+
+// finish completes a flow that vanished between the last two polls. Its
+// end is placed at this poll, within one poll interval of the truth.
+func (t *Tracker) finish(f *flow, now time.Time, gap time.Duration) {
+	f.EndedAt = now
+	f.State = finalState(f, gap > t.cfg.StaleAfter)
+	t.completed = append(t.completed, f.Flow)
+}
+
+// finalState judges how a vanished flow ended from the last state seen.
+func finalState(f *flow, lostSight bool) string {
+	switch {
+	case lostSight:
+		return "stale" // the tracker did not look for too long to tell
+	case !f.sawEstab:
+		return "refused" // never got past the handshake
+	case f.lastState == finWait1 || f.lastState == finWait2 || f.lastState == closeWait:
+		// Last seen with one side closed and the other not, and then gone
+		// without the TIME_WAIT of a clean close: reset or timed out.
+		return "half-closed"
+	default:
+		return "established"
+	}
+}
+
+// bound ends the oldest flows as stale when there are too many.
+func (t *Tracker) bound(now time.Time) {
+	excess := len(t.flows) - t.cfg.MaxFlows
+	if excess <= 0 {
+		return
+	}
+	keys := make([]key, 0, len(t.flows))
+	for k := range t.flows {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int { return t.flows[a].StartedAt.Compare(t.flows[b].StartedAt) })
+	for _, k := range keys[:excess] {
+		f := t.flows[k]
+		f.EndedAt, f.State = now, "stale"
+		t.completed = append(t.completed, f.Flow)
+		delete(t.flows, k)
+	}
+}
+
+func (t *Tracker) event(kind string, now time.Time, o *Observation, src, dst netip.AddrPort) heartbeat.Event {
+	e := heartbeat.Event{EventID: uuid.New(), Kind: kind, Time: now, Protocol: "tcp", Source: t.src.Name()}
+	e.UID = o.UID
+	if src.IsValid() {
+		e.SrcAddress, e.SrcPort = src.Addr().Unmap(), src.Port()
+	}
+	if dst.IsValid() {
+		e.DstAddress, e.DstPort = dst.Addr().Unmap(), dst.Port()
+	}
+	if t.owner != nil && o.Inode != 0 {
+		if p, ok := t.owner([]uint64{o.Inode})[o.Inode]; ok {
+			uid := e.UID
+			e.Process = p
+			e.UID = uid
+		}
+	}
+	return e
+}
+
+// Active returns the flows open now, for the heartbeat.
+func (t *Tracker) Active() []heartbeat.Flow {
+	out := make([]heartbeat.Flow, 0, len(t.flows))
+	for _, f := range t.flows {
+		out = append(out, f.Flow)
+	}
+	return out
+}
+
+// FirstSeen reports when the tracker first saw the connection local→remote:
+// ok is false when it does not follow it, and the time is zero when the
+// connection was already open at the tracker's first poll.
+func (t *Tracker) FirstSeen(local, remote netip.AddrPort) (first time.Time, ok bool) {
+	f := t.flows[key{local, remote}]
+	if f == nil {
+		return time.Time{}, false
+	}
+	if f.predates {
+		return time.Time{}, true
+	}
+	return f.StartedAt, true
+}
+
+// Take returns the flows completed and the events derived since the last
+// call, and forgets them.
+func (t *Tracker) Take() (completed []heartbeat.Flow, events []heartbeat.Event) {
+	completed, events = t.completed, t.events
+	t.completed, t.events = nil, nil
+	return completed, events
+}
+
+var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+func stateName(s uint8) string {
+	if int(s) < len(stateNames) && s > 0 {
+		return stateNames[s]
+	}
+	return "CLOSE"
+}
