@@ -20,6 +20,8 @@ const (
 	ReasonUnavailable  = "storage_unavailable"
 	ReasonQueueFull    = "queue_full"
 	ReasonMethod       = "bad_request"
+	ReasonBody         = "bad_body"
+	ReasonInternal     = "internal"
 )
 
 // Metrics are the ingest node's Prometheus metrics, written in the text

@@ -64,7 +64,8 @@ func (c *Config) Validate() error {
 	case c.AckTimeout <= 0:
 		return errors.New("ingest: ack-timeout must be positive")
 	}
-	return nil
+	_, err := c.Tokens.Load()
+	return err
 }
 
 // Server serves POST /v1/heartbeat, GET /healthz and GET /metrics.
@@ -97,11 +98,19 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 	}, nil
 }
 
-// HTTPServer returns a fasthttp server for s. The body is streamed so the
-// token is checked before any of it is read.
+// HTTPServer returns a fasthttp server for s. The body is streamed, and a
+// request without a valid token, or announcing a body over the limit, is
+// judged on its headers: fasthttp reads at most one byte of its body before
+// the handler refuses it (it pre-reads up to 8 KiB of any other body).
 func (s *Server) HTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:            s.Handle,
+		Handler: s.Handle,
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if !s.tokens.Check(h.Peek("Authorization")) || h.ContentLength() > s.cfg.MaxBodyBytes {
+				return fasthttp.RequestConfig{MaxRequestBodySize: 1, ReadTimeout: 5 * time.Second}
+			}
+			return fasthttp.RequestConfig{}
+		},
 		Name:               "netview-ingest",
 		StreamRequestBody:  true,
 		MaxRequestBodySize: s.cfg.MaxBodyBytes,
@@ -137,9 +146,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		s.heartbeat(ctx)
 	case "/healthz":
 		ctx.SetContentType("text/plain")
-		if s.writer.down.Load() {
+		if err := s.writer.healthy(); err != nil {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.WriteString("storage unavailable\n")
+			ctx.WriteString("storage unavailable: " + err.Error() + "\n")
 			return
 		}
 		ctx.WriteString("ok\n")
@@ -222,7 +231,7 @@ func (s *Server) decode(ctx *fasthttp.RequestCtx, compressed bool) (Summary, *ge
 		return Summary{}, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("body over the limit of %d bytes", s.cfg.MaxBodyBytes)
 	}
 	if err != nil {
-		return Summary{}, nil, fasthttp.StatusBadRequest, ReasonMethod, fmt.Errorf("reading body: %w", err)
+		return Summary{}, nil, fasthttp.StatusBadRequest, ReasonBody, fmt.Errorf("reading body: %w", err)
 	}
 	doc := body
 	if compressed {
@@ -253,7 +262,7 @@ func (s *Server) decode(ctx *fasthttp.RequestCtx, compressed bool) (Summary, *ge
 	case errors.Is(err, store.ErrUnavailable):
 		return sum, nil, fasthttp.StatusServiceUnavailable, ReasonUnavailable, err
 	default:
-		return sum, nil, fasthttp.StatusInternalServerError, ReasonInvalid, err
+		return sum, nil, fasthttp.StatusInternalServerError, ReasonInternal, err
 	}
 }
 

@@ -35,6 +35,7 @@ type Writer struct {
 	flushes  chan flush
 	down     atomic.Bool // storage failed; refuse fast until it answers again
 	draining bool        // shutting down: write each heartbeat at once (under mu)
+	closed   bool        // stopped: refuse everything (under mu)
 	stop     chan struct{}
 	ticking  sync.WaitGroup
 	writing  sync.WaitGroup
@@ -90,6 +91,9 @@ func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		return Summary{}, nil, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
+	}
 	sum, err := w.dec.Decode(doc, w.cur)
 	if err != nil {
 		return sum, nil, err
@@ -148,6 +152,16 @@ func (w *Writer) ticker() {
 	}
 }
 
+// healthy reports whether storage answers now (a load balancer's question).
+func (w *Writer) healthy() error {
+	if w.down.Load() {
+		return errors.New("last write failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return w.store.Exec(ctx, store.Query{SQL: "SELECT 1"})
+}
+
 // probe clears the down flag once storage answers again.
 func (w *Writer) probe() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -200,6 +214,7 @@ func (w *Writer) Close() {
 	w.ticking.Wait()
 	w.mu.Lock()
 	w.rotate()
+	w.closed = true
 	w.mu.Unlock()
 	close(w.flushes)
 	w.writing.Wait()

@@ -94,7 +94,8 @@ type Options struct {
 	// Cluster, when set, applies the cluster form of every statement
 	// (ON CLUSTER, Replicated engines, Distributed tables).
 	Cluster string
-	// EventsTTLDays, when above zero, sets how long events are kept.
+	// EventsTTLDays, when above zero, sets how long events and completed
+	// flows are kept.
 	EventsTTLDays int
 }
 
@@ -130,8 +131,10 @@ func Migrate(ctx context.Context, s store.Store, o Options) (int, error) {
 		current = m.Version
 	}
 	if o.EventsTTLDays > 0 {
-		if err := setTTL(ctx, s, o.Cluster, "events", "time", o.EventsTTLDays); err != nil {
-			return current, err
+		for table, column := range map[string]string{"events": "time", "flows": "ended_at"} {
+			if err := setTTL(ctx, s, o.Cluster, table, column, o.EventsTTLDays); err != nil {
+				return current, err
+			}
 		}
 	}
 	return current, nil

@@ -70,14 +70,17 @@ func TestEventsTTLIsConfigurable(t *testing.T) {
 	if _, err := sql.Migrate(ctx, b.Store, sql.Options{EventsTTLDays: 9}); err != nil {
 		t.Fatal(err)
 	}
-	var e proto.ColStr
-	var full string
-	if err := b.Store.Select(ctx, store.Query{SQL: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"},
-		proto.Results{{Name: "engine_full", Data: &e}}, func(int) error { full = e.Row(0); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(full, "toIntervalDay(9)") {
-		t.Fatalf("events TTL not set to 9 days: %s", full)
+	for _, table := range []string{"events", "flows"} {
+		var e proto.ColStr
+		var full string
+		if err := b.Store.Select(ctx, store.Query{SQL: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+			Params: []store.Param{store.P("t", table)}},
+			proto.Results{{Name: "engine_full", Data: &e}}, func(int) error { full = e.Row(0); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(full, "toIntervalDay(9)") {
+			t.Errorf("%s TTL not set to 9 days: %s", table, full)
+		}
 	}
 }
 

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS sensors_local ON CLUSTER 'netview'
     netns           UInt64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sensors_local', '{replica}', seq)
-ORDER BY sensor_id;
+ORDER BY sensor_id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS sensors ON CLUSTER 'netview' AS sensors_local
 ENGINE = Distributed('netview', currentDatabase(), sensors_local, cityHash64(sensor_id));
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS heartbeats_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/heartbeats_local', '{replica}')
 PARTITION BY toDate(sent_at)
 ORDER BY (sensor_id, seq)
-TTL toDateTime(sent_at) + INTERVAL 30 DAY;
+TTL toDateTime(sent_at) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS heartbeats ON CLUSTER 'netview' AS heartbeats_local
 ENGINE = Distributed('netview', currentDatabase(), heartbeats_local, cityHash64(sensor_id));
@@ -79,7 +81,8 @@ CREATE TABLE IF NOT EXISTS tcp_connections_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_connections_local', '{replica}', seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS tcp_connections ON CLUSTER 'netview' AS tcp_connections_local
 ENGINE = Distributed('netview', currentDatabase(), tcp_connections_local, cityHash64(sensor_id));
@@ -103,7 +106,8 @@ CREATE TABLE IF NOT EXISTS tcp_listeners_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_listeners_local', '{replica}', seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS tcp_listeners ON CLUSTER 'netview' AS tcp_listeners_local
 ENGINE = Distributed('netview', currentDatabase(), tcp_listeners_local, cityHash64(sensor_id));
@@ -130,7 +134,8 @@ CREATE TABLE IF NOT EXISTS udp_listeners_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/udp_listeners_local', '{replica}', seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS udp_listeners ON CLUSTER 'netview' AS udp_listeners_local
 ENGINE = Distributed('netview', currentDatabase(), udp_listeners_local, cityHash64(sensor_id));
@@ -160,7 +165,8 @@ CREATE TABLE IF NOT EXISTS active_flows_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/active_flows_local', '{replica}', seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, flow_id)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS active_flows ON CLUSTER 'netview' AS active_flows_local
 ENGINE = Distributed('netview', currentDatabase(), active_flows_local, cityHash64(sensor_id));
@@ -191,7 +197,8 @@ CREATE TABLE IF NOT EXISTS flows_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/flows_local', '{replica}')
 PARTITION BY toDate(ended_at)
 ORDER BY (sensor_id, ended_at, flow_id)
-TTL toDateTime(ended_at) + INTERVAL 30 DAY;
+TTL toDateTime(ended_at) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS flows ON CLUSTER 'netview' AS flows_local
 ENGINE = Distributed('netview', currentDatabase(), flows_local, cityHash64(sensor_id));
@@ -224,7 +231,8 @@ CREATE TABLE IF NOT EXISTS events_local ON CLUSTER 'netview'
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')
 PARTITION BY toDate(time)
 ORDER BY (kind, sensor_id, time, event_id)
-TTL toDateTime(time) + INTERVAL 30 DAY;
+TTL toDateTime(time) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS events ON CLUSTER 'netview' AS events_local
 ENGINE = Distributed('netview', currentDatabase(), events_local, cityHash64(sensor_id));

@@ -45,9 +45,15 @@ type Node struct {
 	Stop  func() // shuts the node down gracefully; also run at cleanup
 }
 
-// Start serves ingest on st (a fresh embedded database when nil), with the
-// schema migrated.
+// Start serves ingest on a free loopback port over st (a fresh embedded
+// database when nil), with the schema migrated.
 func Start(t testing.TB, cfg ingest.Config, st store.Store) *Node {
+	t.Helper()
+	return StartOn(t, "127.0.0.1:0", cfg, st)
+}
+
+// StartOn is Start on a given address.
+func StartOn(t testing.TB, addr string, cfg ingest.Config, st store.Store) *Node {
 	t.Helper()
 	if st == nil {
 		st = storetest.Embedded(t).Store
@@ -59,7 +65,7 @@ func Start(t testing.TB, cfg ingest.Config, st store.Store) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
 	if engine.anchor == nil {
-		a, err := connect(lib, dir)
+		a, _, err := connect(lib, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 	e := &Embedded{lib: lib, db: cfg.Database, conns: make(chan unsafe.Pointer, cfg.Conns), bufs: make(chan *proto.Buffer, cfg.Conns)}
 	for range cfg.Conns {
-		c, err := connect(lib, dir)
+		c, pc, err := connect(lib, dir)
 		if err == nil {
 			err = lib.query(c, "USE "+cfg.Database, "Native", nil, nil)
 		}
@@ -100,14 +100,15 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 			e.Close()
 			return nil, err
 		}
-		e.all = append(e.all, c)
+		e.all = append(e.all, pc)
 		e.conns <- c
 	}
 	return e, nil
 }
 
-// connect opens one connection on dir and returns its chdb_connection value.
-func connect(lib *libchdb, dir string) (unsafe.Pointer, error) {
+// connect opens one connection on dir and returns its chdb_connection
+// value, and the chdb_connection* that closing it takes.
+func connect(lib *libchdb, dir string) (conn, pconn unsafe.Pointer, err error) {
 	args := [][]byte{cstr("netview"), cstr("--path=" + dir)}
 	argv := make([]*byte, len(args))
 	for i := range args {
@@ -115,10 +116,10 @@ func connect(lib *libchdb, dir string) (unsafe.Pointer, error) {
 	}
 	pc := lib.connect(int32(len(argv)), &argv[0])
 	if pc == nil {
-		return nil, fmt.Errorf("store: %w: cannot open the embedded engine on %s (is another process using it?)", ErrUnavailable, dir)
+		return nil, nil, fmt.Errorf("store: %w: cannot open the embedded engine on %s (is another process using it?)", ErrUnavailable, dir)
 	}
 	// chdb_connect returns chdb_connection*; statements take the connection itself.
-	return *(*unsafe.Pointer)(pc), nil
+	return *(*unsafe.Pointer)(pc), pc, nil
 }
 
 func (e *Embedded) acquire(ctx context.Context) (unsafe.Pointer, error) {
@@ -212,10 +213,18 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 	})
 }
 
-// Close implements Store. The engine itself stays up for the process.
+// Close implements Store: it waits for the statements running on its
+// connections and closes them. The engine itself stays up for the process
+// on its anchor connection.
 func (e *Embedded) Close() error {
 	if e.closed.Swap(true) {
 		return nil
+	}
+	for range e.all {
+		<-e.conns
+	}
+	for _, pc := range e.all {
+		e.lib.closeConn(pc)
 	}
 	return nil
 }

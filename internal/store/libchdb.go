@@ -19,6 +19,7 @@ import (
 type libchdb struct {
 	setSignalHandlers   func(enabled int32)
 	connect             func(argc int32, argv **byte) unsafe.Pointer
+	closeConn           func(pconn unsafe.Pointer)
 	queryWithParamsN    func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
 	resultBuffer        func(res unsafe.Pointer) *byte
 	resultLength        func(res unsafe.Pointer) uintptr
@@ -81,6 +82,7 @@ func openLib(paths []string) (*libchdb, error) {
 	for name, fn := range map[string]any{
 		"chdb_set_signal_handlers_enabled": &l.setSignalHandlers,
 		"chdb_connect":                     &l.connect,
+		"chdb_close_conn":                  &l.closeConn,
 		"chdb_query_with_params_n":         &l.queryWithParamsN,
 		"chdb_result_buffer":               &l.resultBuffer,
 		"chdb_result_length":               &l.resultLength,

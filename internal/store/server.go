@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -27,8 +28,8 @@ var _ Store = (*Server)(nil)
 
 // OpenServer dials the server a clickhouse:// DSN names. Query options:
 // compression (lz4|zstd|none, default lz4), dial_timeout, read_timeout,
-// max_conns, secure is not supported here (see docs/operations.md), and any
-// other key is sent as a ClickHouse setting.
+// max_conns; any other key is sent as a ClickHouse setting. TLS to the
+// server is not offered yet.
 func OpenServer(ctx context.Context, dsn string, conns int) (*Server, error) {
 	opt, err := parseDSN(dsn)
 	if err != nil {
@@ -185,6 +186,7 @@ func unavailable(err error) bool {
 		return false
 	}
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "closed")
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, context.DeadlineExceeded)
 }

@@ -87,7 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Conns, "store.conns", 4, "parallel storage connections")
 	fs.StringVar(&c.Library, "store.libchdb", "", "path of libchdb.so (default: $NETVIEW_LIBCHDB, then .cache/chdb/package)")
 	fs.StringVar(&c.Cluster, "store.cluster", "", "ClickHouse cluster name for the replicated schema")
-	fs.IntVar(&c.EventsTTLDays, "store.events-ttl-days", 30, "days events are kept")
+	fs.IntVar(&c.EventsTTLDays, "store.events-ttl-days", 30, "days events and completed flows are kept")
 }
 
 // Open connects to the backend the DSN names.

@@ -8,6 +8,9 @@
 -- retried after a lost acknowledgement collapses into one row; reads
 -- deduplicate too, so nothing shows twice before a merge.
 --
+-- Parts are fsynced before an insert returns (fsync_after_insert), so an
+-- acknowledged heartbeat survives a power loss, not only a crash.
+--
 -- Every time is DateTime64(3, 'UTC'). Addresses are IPv6 (IPv4 stored
 -- v4-mapped). pid 0 means "not attributed".
 
@@ -29,7 +32,8 @@ CREATE TABLE IF NOT EXISTS sensors
     netns           UInt64
 )
 ENGINE = ReplacingMergeTree(seq)
-ORDER BY sensor_id;
+ORDER BY sensor_id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- One row per heartbeat, kept for history: counts per section, for the
 -- fleet summary's baseline and for auditing what was acknowledged.
@@ -51,7 +55,8 @@ CREATE TABLE IF NOT EXISTS heartbeats
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(sent_at)
 ORDER BY (sensor_id, seq)
-TTL toDateTime(sent_at) + INTERVAL 30 DAY;
+TTL toDateTime(sent_at) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Active TCP connections (every state but LISTEN), per heartbeat.
 CREATE TABLE IF NOT EXISTS tcp_connections
@@ -77,7 +82,8 @@ CREATE TABLE IF NOT EXISTS tcp_connections
 ENGINE = ReplacingMergeTree(seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- TCP sockets in LISTEN state, per heartbeat.
 CREATE TABLE IF NOT EXISTS tcp_listeners
@@ -99,7 +105,8 @@ CREATE TABLE IF NOT EXISTS tcp_listeners
 ENGINE = ReplacingMergeTree(seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- UDP sockets from /proc/net/udp{,6}, per heartbeat. service names telecom
 -- ports (gtp-u, pfcp, radius, radius-acct) and well-known ones.
@@ -125,7 +132,8 @@ CREATE TABLE IF NOT EXISTS udp_listeners
 ENGINE = ReplacingMergeTree(seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, netns, local_address, local_port, remote_address, remote_port, inode)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Flows open at heartbeat time, per heartbeat. state is the TCP state now.
 CREATE TABLE IF NOT EXISTS active_flows
@@ -153,7 +161,8 @@ CREATE TABLE IF NOT EXISTS active_flows
 ENGINE = ReplacingMergeTree(seq)
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, flow_id)
-TTL toDateTime(observed_at) + INTERVAL 7 DAY;
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Completed flows (connect or accept until close). state is the final state:
 -- established, refused, half-closed or stale.
@@ -183,7 +192,8 @@ CREATE TABLE IF NOT EXISTS flows
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(ended_at)
 ORDER BY (sensor_id, ended_at, flow_id)
-TTL toDateTime(ended_at) + INTERVAL 30 DAY;
+TTL toDateTime(ended_at) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Network events of every kind: network_connect, network_accept,
 -- network_listen, network_flow (one per completed flow, event_id =
@@ -216,4 +226,5 @@ CREATE TABLE IF NOT EXISTS events
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(time)
 ORDER BY (kind, sensor_id, time, event_id)
-TTL toDateTime(time) + INTERVAL 30 DAY;
+TTL toDateTime(time) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;

@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
+	if err := ic.Validate(); err != nil { // before touching storage
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
