@@ -1,0 +1,5 @@
+//go:build !race
+
+package procnet
+
+const raceEnabled = false
