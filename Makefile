@@ -9,7 +9,6 @@ LIBCHDB      := $(CURDIR)/$(CHDB_DIR)/package/libchdb.so
 export NETVIEW_LIBCHDB := $(LIBCHDB)
 
 DATA ?= data
-BINARIES := netview-ingest
 
 .PHONY: all deps build test run bench fuzz cluster-ddl clean
 
@@ -28,18 +27,22 @@ $(LIBCHDB):
 	rm -rf $(CHDB_DIR)/tmp
 
 build:
-	$(GO) build -o bin/ $(addprefix ./ingest/cmd/,$(BINARIES))
+	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor
 
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-# Starts ingest on the embedded store in ./data at 127.0.0.1:8090.
+# Starts ingest on the embedded store in ./data at 127.0.0.1:8090 and a
+# sensor reporting this host to it. Ctrl-C stops both cleanly.
 run: deps build
 	@mkdir -p $(DATA)
 	@test -s $(DATA)/ingest.token || head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(DATA)/ingest.token
 	@echo "ingest: http://127.0.0.1:8090/v1/heartbeat  token: $$(cat $(DATA)/ingest.token)  (in $(DATA)/ingest.token)"
-	./bin/netview-ingest --store.dsn=embedded:$(DATA)/clickhouse --ingest.token-file=$(DATA)/ingest.token
+	@./bin/netview-ingest --store.dsn=embedded:$(DATA)/clickhouse --ingest.token-file=$(DATA)/ingest.token & ingest=$$!; \
+	trap 'kill -TERM $$ingest 2>/dev/null; wait $$ingest' EXIT; \
+	./bin/netview-sensor --sensor.state=$(DATA)/sensor --sensor.token-file=$(DATA)/ingest.token \
+		--sensor.ingest=http://127.0.0.1:8090/v1/heartbeat
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/

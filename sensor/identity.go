@@ -1,0 +1,94 @@
+package sensor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// identity is what the sensor keeps on disk across restarts: its id, made
+// once, and the last sequence number it used, so seq never goes back.
+type identity struct {
+	SensorID uuid.UUID `json:"sensor_id"`
+	Seq      uint64    `json:"seq"`
+	path     string
+}
+
+// loadIdentity reads dir/identity.json, creating it on first start.
+func loadIdentity(dir string) (*identity, error) {
+	id := &identity{path: filepath.Join(dir, "identity.json")}
+	b, err := os.ReadFile(id.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		id.SensorID = uuid.New()
+		return id, id.save()
+	case err != nil:
+		return nil, fmt.Errorf("sensor identity: %w", err)
+	}
+	if err := json.Unmarshal(b, id); err != nil || id.SensorID == uuid.Nil {
+		return nil, fmt.Errorf("sensor identity %s is damaged (%v); move it away to start as a new sensor", id.path, err)
+	}
+	return id, nil
+}
+
+// next returns the next sequence number, durably recorded before use.
+func (id *identity) next() (uint64, error) {
+	id.Seq++
+	return id.Seq, id.save()
+}
+
+func (id *identity) save() error {
+	b, err := json.Marshal(id)
+	if err != nil {
+		return err
+	}
+	return writeFileSync(id.path, b)
+}
+
+// writeFileSync replaces path atomically and durably.
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// bootID reads the kernel's boot id, a UUID new at every boot.
+func bootID(procRoot string) uuid.UUID {
+	b, err := os.ReadFile(filepath.Join(procRoot, "sys/kernel/random/boot_id"))
+	if err != nil {
+		return uuid.Nil
+	}
+	u, err := uuid.Parse(strings.TrimSpace(string(b)))
+	if err != nil {
+		return uuid.Nil
+	}
+	return u
+}

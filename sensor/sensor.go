@@ -1,0 +1,238 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/sensor/diag"
+	"github.com/netview/netview/sensor/flows"
+	"github.com/netview/netview/sensor/procnet"
+	"github.com/netview/netview/sensor/procs"
+	"github.com/netview/netview/sensor/spool"
+)
+
+// Version is the sensor's version, reported in every heartbeat.
+const Version = "0.1.0"
+
+// Config configures a sensor.
+type Config struct {
+	ProcRoot     string
+	StateDir     string
+	IngestURL    string
+	Token        string
+	TokenFile    string
+	Flavor       string
+	Hostname     string
+	Interval     time.Duration
+	PollInterval time.Duration
+	SpoolBytes   int64
+	// Source forces the flow tracker's source: "inet_diag", "proc" or ""
+	// for the best available.
+	Source string
+}
+
+// RegisterFlags registers the sensor flags with a "sensor." prefix.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ProcRoot, "sensor.proc", "/proc", "proc filesystem to read")
+	fs.StringVar(&c.StateDir, "sensor.state", "/var/lib/netview-sensor", "folder for the sensor's identity and spool")
+	fs.StringVar(&c.IngestURL, "sensor.ingest", "http://127.0.0.1:8090/v1/heartbeat", "ingest heartbeat URL")
+	fs.StringVar(&c.Token, "sensor.token", "", "bearer token for ingest (also $NETVIEW_SENSOR_TOKEN)")
+	fs.StringVar(&c.TokenFile, "sensor.token-file", "", "file holding the bearer token")
+	fs.StringVar(&c.Flavor, "sensor.flavor", "standard", "standard or telecom")
+	fs.StringVar(&c.Hostname, "sensor.hostname", "", "hostname to report (default: the host's)")
+	fs.DurationVar(&c.Interval, "sensor.interval", 15*time.Second, "time between heartbeats")
+	fs.DurationVar(&c.PollInterval, "sensor.poll", time.Second, "time between flow tracker polls")
+	fs.Int64Var(&c.SpoolBytes, "sensor.spool-bytes", 256<<20, "largest size of the on-disk spool")
+	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
+}
+
+// Validate reports the first bad setting and resolves the token.
+func (c *Config) Validate() error {
+	if c.Flavor != "standard" && c.Flavor != "telecom" {
+		return fmt.Errorf("sensor: flavor %q: want standard or telecom", c.Flavor)
+	}
+	if c.Interval < time.Second || c.PollInterval <= 0 || c.PollInterval > c.Interval {
+		return errors.New("sensor: interval must be at least 1s and poll between 0 and interval")
+	}
+	if c.Token == "" {
+		c.Token = os.Getenv("NETVIEW_SENSOR_TOKEN")
+	}
+	if c.Token == "" && c.TokenFile != "" {
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return fmt.Errorf("sensor: token file: %w", err)
+		}
+		c.Token = strings.TrimSpace(string(b))
+	}
+	if c.Token == "" {
+		return errors.New("sensor: no token: set --sensor.token, --sensor.token-file or $NETVIEW_SENSOR_TOKEN")
+	}
+	return nil
+}
+
+// Sensor reads one host and delivers its heartbeats.
+type Sensor struct {
+	cfg      Config
+	log      *slog.Logger
+	fs       procnet.FS
+	res      *procs.Resolver
+	tracker  *flows.Tracker
+	id       *identity
+	boot     uuid.UUID
+	started  time.Time
+	hostname string
+	kernel   string
+	spool    *spool.Spool
+	snap     snapshot
+}
+
+// New prepares a sensor: identity, spool, flow source. It reads nothing yet.
+func New(cfg Config, log *slog.Logger) (*Sensor, error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sensor: state folder: %w", err)
+	}
+	id, err := loadIdentity(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool"), cfg.SpoolBytes)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sensor{
+		cfg: cfg, log: log, fs: procnet.NewFS(cfg.ProcRoot), res: procs.NewResolver(cfg.ProcRoot),
+		id: id, boot: bootID(cfg.ProcRoot), started: time.Now().UTC(), spool: sp,
+		hostname: cfg.Hostname, kernel: kernelRelease(cfg.ProcRoot),
+	}
+	if s.hostname == "" {
+		s.hostname, _ = os.Hostname()
+	}
+	src, err := s.source()
+	if err != nil {
+		return nil, err
+	}
+	s.tracker = flows.New(flows.Config{StaleAfter: 10 * cfg.PollInterval}, src, s.owners, nil)
+	return s, nil
+}
+
+// source picks how flows are observed: netlink socket diagnostics give
+// byte counters; /proc/net is the fallback.
+func (s *Sensor) source() (flows.Source, error) {
+	if s.cfg.Source == "proc" || s.cfg.ProcRoot != "/proc" {
+		return &procSource{fs: s.fs}, nil
+	}
+	c, err := diag.Open()
+	if err != nil {
+		if s.cfg.Source == "inet_diag" {
+			return nil, err
+		}
+		s.log.Warn("flow tracker: netlink socket diagnostics unavailable, polling /proc/net (no byte counts)", "err", err)
+		return &procSource{fs: s.fs}, nil
+	}
+	return &diagSource{conn: c}, nil
+}
+
+// owners attributes socket inodes to processes for the flow tracker.
+func (s *Sensor) owners(inodes []uint64) map[uint64]heartbeat.Process {
+	if len(inodes) == 0 {
+		return nil
+	}
+	found, _ := s.res.Resolve(inodes)
+	out := make(map[uint64]heartbeat.Process, len(found))
+	for ino, p := range found {
+		out[ino] = process(p)
+	}
+	return out
+}
+
+func process(p procs.Process) heartbeat.Process {
+	return heartbeat.Process{PID: p.PID, Binary: p.Comm, BinaryPath: p.Exe, UID: p.UID}
+}
+
+// Run polls flows and sends heartbeats until ctx ends; heartbeats are
+// spooled first, so a stop or crash loses none.
+func (s *Sensor) Run(ctx context.Context) error {
+	client := &spool.Client{URL: s.cfg.IngestURL, Token: s.cfg.Token}
+	sent := make(chan error, 1)
+	go func() { sent <- spool.Run(ctx, s.spool, client, s.log) }()
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	beat := time.NewTicker(s.cfg.Interval)
+	defer beat.Stop()
+	s.Poll()
+	s.beat()
+	for {
+		select {
+		case <-ctx.Done():
+			<-sent
+			return nil
+		case <-poll.C:
+			s.Poll()
+		case <-beat.C:
+			s.beat()
+		}
+	}
+}
+
+// Poll lets the flow tracker look at the sockets once; Run calls it every
+// poll interval.
+func (s *Sensor) Poll() {
+	if err := s.tracker.Poll(); err != nil {
+		s.log.Warn("flow poll", "err", err)
+	}
+}
+
+func (s *Sensor) beat() {
+	h, err := s.Heartbeat(time.Now())
+	if err != nil {
+		s.log.Error("heartbeat", "err", err)
+		return
+	}
+	if err := s.spool.Put(h); err != nil {
+		s.log.Error("spool heartbeat", "seq", h.Seq, "err", err)
+	}
+}
+
+// Heartbeat reads the host now and returns the next heartbeat.
+func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	s.Poll()
+	seq, err := s.id.next()
+	if err != nil {
+		return nil, fmt.Errorf("record seq: %w", err)
+	}
+	h := &heartbeat.Heartbeat{
+		Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: now,
+		Sensor: heartbeat.Sensor{
+			SensorID: s.id.SensorID, Hostname: s.hostname, Flavor: s.cfg.Flavor, Version: Version,
+			BootID: s.boot, StartedAt: s.started.Truncate(time.Millisecond), IntervalSecs: uint32(s.cfg.Interval / time.Second),
+			Kernel: s.kernel,
+		},
+	}
+	if err := s.snap.read(s, h, now); err != nil {
+		return nil, err
+	}
+	h.ActiveFlows = s.tracker.Active()
+	h.CompletedFlows, h.Events = s.tracker.Take()
+	return h, nil
+}
+
+func kernelRelease(procRoot string) string {
+	b, _ := os.ReadFile(filepath.Join(procRoot, "sys/kernel/osrelease"))
+	return strings.TrimSpace(string(b))
+}
+
+var _ = netip.Addr{}
+var _ = auth.NewTokens

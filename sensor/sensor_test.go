@@ -1,0 +1,262 @@
+package sensor_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netview/netview/ingest/ingesttest"
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/sensor"
+)
+
+// TestMain doubles as a socket-holding child process: with
+// NETVIEW_SOCKET_CHILD set, the test binary opens a TCP listener, a
+// connection to it and a UDP socket, prints their ports, and waits.
+func TestMain(m *testing.M) {
+	if os.Getenv("NETVIEW_SOCKET_CHILD") != "" {
+		child()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func child() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		panic(err)
+	}
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d %d %d\n", ln.Addr().(*net.TCPAddr).Port, c.LocalAddr().(*net.TCPAddr).Port, u.LocalAddr().(*net.UDPAddr).Port)
+	io.Copy(io.Discard, os.Stdin) // until the test closes stdin
+	c.Close()
+	s.Close()
+	u.Close()
+}
+
+type sockets struct {
+	pid                        int
+	listenPort, connPort, udpP uint16
+}
+
+// startChild runs the socket-holding child and returns its pid and ports.
+func startChild(t *testing.T) sockets {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NETVIEW_SOCKET_CHILD=1")
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sockets
+	if _, err := fmt.Sscanf(line, "%d %d %d", &s.listenPort, &s.connPort, &s.udpP); err != nil {
+		t.Fatal(err)
+	}
+	s.pid = cmd.Process.Pid
+	return s
+}
+
+func newSensor(t *testing.T, ingestURL string, interval time.Duration) *sensor.Sensor {
+	t.Helper()
+	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), IngestURL: ingestURL, Token: ingesttest.Token,
+		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// ssOwner returns the pid ss reports for the socket with this local port
+// (ss -tanpu as the oracle).
+func ssOwner(t *testing.T, proto string, port uint16) (pid int, name string) {
+	t.Helper()
+	if _, err := exec.LookPath("ss"); err != nil {
+		t.Skip("ss (iproute2) is not installed: no oracle to compare with")
+	}
+	out, err := exec.Command("ss", "-"+proto+"anpH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`users:\(\("([^"]+)",pid=(\d+)`)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasSuffix(f[3], ":"+strconv.Itoa(int(port))) {
+			continue
+		}
+		if m := re.FindStringSubmatch(line); m != nil {
+			pid, _ = strconv.Atoi(m[2])
+			return pid, m[1]
+		}
+	}
+	t.Fatalf("ss shows no %s socket on port %d:\n%s", proto, port, out)
+	return 0, ""
+}
+
+// The snapshot attributes real sockets to the right process, as ss does.
+func TestSnapshotMatchesSS(t *testing.T) {
+	ch := startChild(t)
+	s := newSensor(t, "http://127.0.0.1:1/v1/heartbeat", time.Second)
+	h, err := s.Heartbeat(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", ch.pid))
+	check := func(what string, port uint16, proto string, p heartbeat.Process) {
+		t.Helper()
+		pid, name := ssOwner(t, proto, port)
+		if int(p.PID) != pid || pid != ch.pid || p.Binary != name || p.BinaryPath != exe {
+			t.Errorf("%s :%d attributed to pid %d %q %q; ss says pid %d %q (child %d, exe %s)", what, port, p.PID, p.Binary, p.BinaryPath, pid, name, ch.pid, exe)
+		}
+	}
+	var found int
+	for _, l := range h.TCPListeners {
+		if l.LocalPort == ch.listenPort {
+			check("listener", l.LocalPort, "t", l.Process)
+			found++
+		}
+	}
+	for _, c := range h.TCPConnections {
+		if c.LocalPort == ch.connPort && c.RemotePort == ch.listenPort {
+			check("connection", c.LocalPort, "t", c.Process)
+			if c.State != "ESTABLISHED" || c.DurationSecs != nil {
+				t.Errorf("connection state %s duration %v: want ESTABLISHED, null (open before the sensor)", c.State, c.DurationSecs)
+			}
+			found++
+		}
+	}
+	for _, u := range h.UDPListeners {
+		if u.LocalPort == ch.udpP {
+			check("udp", u.LocalPort, "u", u.Process)
+			found++
+		}
+	}
+	if found != 3 {
+		t.Fatalf("found %d of the child's 3 sockets in the heartbeat", found)
+	}
+}
+
+// A connection opened after the sensor started carries its age; one closed
+// is gone from the next snapshot and shows as a completed flow.
+func TestConnectionLifecycleAcrossHeartbeats(t *testing.T) {
+	s := newSensor(t, "http://127.0.0.1:1/v1/heartbeat", time.Second)
+	if _, err := s.Heartbeat(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := ln.Accept()
+	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	s.Poll() // what Run does every poll interval
+	time.Sleep(1100 * time.Millisecond)
+	h, err := s.Heartbeat(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn *heartbeat.Conn
+	for i := range h.TCPConnections {
+		if h.TCPConnections[i].LocalPort == port {
+			conn = &h.TCPConnections[i]
+		}
+	}
+	if conn == nil || conn.DurationSecs == nil || *conn.DurationSecs < 1 || int(conn.PID) != os.Getpid() {
+		t.Fatalf("new connection = %+v, want an age of at least 1 s and this pid %d", conn, os.Getpid())
+	}
+	s.Poll()
+	c.Close()
+	srv.Close()
+	time.Sleep(50 * time.Millisecond)
+	h, err = s.Heartbeat(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range h.TCPConnections {
+		if c.LocalPort == port && c.State == "ESTABLISHED" {
+			t.Fatalf("closed connection still ESTABLISHED in the snapshot")
+		}
+	}
+	var done bool
+	for _, f := range h.CompletedFlows {
+		if f.SrcPort == port && f.Direction == "outbound" && f.State == "established" {
+			done = true
+		}
+	}
+	if !done {
+		t.Fatalf("no completed outbound flow from :%d in %+v", port, h.CompletedFlows)
+	}
+}
+
+// The sensor delivers to a real ingest node: what it saw is in the store,
+// and while ingest is down heartbeats wait in the spool and arrive in order.
+func TestDeliveryThroughDownIngest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there yet: ingest is down
+	s := newSensor(t, "http://"+addr+"/v1/heartbeat", time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(2500 * time.Millisecond) // two or three heartbeats spool
+
+	n := ingesttest.StartOn(t, addr, ingesttest.Config(), nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for ingesttest.Count(t, n.Store, "SELECT count() AS n FROM heartbeats FINAL") < 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("spooled heartbeats never arrived")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	seqs := ingesttest.Count(t, n.Store, "SELECT toUInt64(max(seq) - min(seq) + 1 - count()) AS n FROM heartbeats FINAL")
+	if seqs != 0 {
+		t.Fatalf("%d heartbeats missing between the first and last seq", seqs)
+	}
+	if got := ingesttest.Count(t, n.Store, "SELECT count() AS n FROM tcp_listeners WHERE binary != ''"); got == 0 {
+		t.Fatal("no attributed listener stored")
+	}
+	_ = filepath.Join
+}
