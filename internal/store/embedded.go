@@ -27,6 +27,7 @@ type EmbeddedConfig struct {
 	Database string // database that holds the tables
 	Conns    int    // parallel statements
 	Library  string // path of libchdb.so; see LibraryPath
+	Settings []Setting
 }
 
 // engine is the process-wide embedded ClickHouse: libchdb runs one data folder
@@ -92,7 +93,7 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 	e := &Embedded{lib: lib, db: cfg.Database, conns: make(chan unsafe.Pointer, cfg.Conns), bufs: make(chan *proto.Buffer, cfg.Conns)}
 	for range cfg.Conns {
-		c, pc, err := connect(lib, dir)
+		c, pc, err := connect(lib, dir, cfg.Settings...)
 		if err == nil {
 			err = lib.query(c, "USE "+cfg.Database, "Native", nil, nil)
 		}
@@ -108,15 +109,19 @@ func OpenEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 // connect opens one connection on dir and returns its chdb_connection
 // value, and the chdb_connection* that closing it takes.
-func connect(lib *libchdb, dir string) (conn, pconn unsafe.Pointer, err error) {
+func connect(lib *libchdb, dir string, settings ...Setting) (conn, pconn unsafe.Pointer, err error) {
 	args := [][]byte{cstr("netview"), cstr("--path=" + dir)}
+	for _, st := range settings {
+		// Query-level settings given at connect apply to this connection only.
+		args = append(args, cstr("--"+st.Name+"="+st.Value))
+	}
 	argv := make([]*byte, len(args))
 	for i := range args {
 		argv[i] = &args[i][0]
 	}
 	pc := lib.connect(int32(len(argv)), &argv[0])
 	if pc == nil {
-		return nil, nil, fmt.Errorf("store: %w: cannot open the embedded engine on %s (is another process using it?)", ErrUnavailable, dir)
+		return nil, nil, fmt.Errorf("store: %w: cannot open the embedded engine on %s (is another process using it, or is a setting invalid?)", ErrUnavailable, dir)
 	}
 	// chdb_connect returns chdb_connection*; statements take the connection itself.
 	return *(*unsafe.Pointer)(pc), pc, nil

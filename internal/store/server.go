@@ -30,10 +30,13 @@ var _ Store = (*Server)(nil)
 // compression (lz4|zstd|none, default lz4), dial_timeout, read_timeout,
 // max_conns; any other key is sent as a ClickHouse setting. TLS to the
 // server is not offered yet.
-func OpenServer(ctx context.Context, dsn string, conns int) (*Server, error) {
+func OpenServer(ctx context.Context, dsn string, conns int, settings ...Setting) (*Server, error) {
 	opt, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	for _, st := range settings {
+		opt.ClientOptions.Settings = append(opt.ClientOptions.Settings, ch.Setting{Key: st.Name, Value: st.Value, Important: true})
 	}
 	if conns > 0 && opt.MaxConns == 0 {
 		opt.MaxConns = int32(conns)

@@ -78,6 +78,9 @@ type Config struct {
 	Cluster string
 	// EventsTTLDays is how long events and flows are kept.
 	EventsTTLDays int
+	// Settings apply to every statement of this store: a store opened with
+	// readonly=1 and limits is what analysts' SQL runs on.
+	Settings []Setting
 }
 
 // RegisterFlags registers the storage flags with a "store." prefix.
@@ -105,9 +108,9 @@ func Open(ctx context.Context, c Config) (Store, error) {
 		if db == "" {
 			db = "netview"
 		}
-		return OpenEmbedded(ctx, EmbeddedConfig{Dir: dir, Database: db, Conns: c.Conns, Library: c.Library})
+		return OpenEmbedded(ctx, EmbeddedConfig{Dir: dir, Database: db, Conns: c.Conns, Library: c.Library, Settings: c.Settings})
 	case strings.HasPrefix(c.DSN, "clickhouse://"):
-		return OpenServer(ctx, c.DSN, c.Conns)
+		return OpenServer(ctx, c.DSN, c.Conns, c.Settings...)
 	default:
 		u, err := url.Parse(c.DSN)
 		scheme := ""

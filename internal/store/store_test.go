@@ -141,3 +141,35 @@ func TestParamsRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A store opened with readonly=1 reads and refuses every write, and its
+// settings cannot be changed back by a query.
+func TestReadonlyStore(t *testing.T) {
+	rw := storetest.Embedded(t)
+	ctx := context.Background()
+	if err := rw.Store.Exec(ctx, store.Query{SQL: "CREATE TABLE ro (x UInt8) ENGINE = MergeTree ORDER BY x"}); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := store.OpenEmbedded(ctx, store.EmbeddedConfig{Dir: strings.TrimPrefix(rw.DSN, "embedded:"), Database: rw.DB, Conns: 1,
+		Settings: []store.Setting{{Name: "readonly", Value: "1"}, {Name: "max_result_rows", Value: "5"}, {Name: "result_overflow_mode", Value: "throw"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var n proto.ColUInt64
+	if err := ro.Select(ctx, store.Query{SQL: "SELECT count() AS n FROM ro"}, proto.Results{{Name: "n", Data: &n}}, nil); err != nil {
+		t.Fatalf("read on readonly store: %v", err)
+	}
+	for _, q := range []string{
+		"INSERT INTO ro VALUES (1)",
+		"DROP TABLE ro",
+		"CREATE TABLE ro2 (x UInt8) ENGINE = Memory",
+		"SET readonly = 0",
+		"SELECT number FROM system.numbers LIMIT 10 SETTINGS result_overflow_mode = 'break'",
+		"SELECT number FROM system.numbers LIMIT 10",
+	} {
+		if err := ro.Exec(ctx, store.Query{SQL: q}); err == nil {
+			t.Errorf("readonly store ran %q", q)
+		}
+	}
+}
