@@ -89,6 +89,51 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 	f("final state", z(mutate(t, h, func(m map[string]any) { row(m, "completed_flows", 1)["state"] = "ESTABLISHED" })), nil, 400, "completed_flows[1].state")
 	f("wrong type", z(mutate(t, h, func(m map[string]any) { m["seq"] = "7" })), nil, 400, "seq: invalid JSON: expected number")
 	f("negative seq", z(mutate(t, h, func(m map[string]any) { m["seq"] = -1 })), nil, 400, "seq")
+	// SCTP rows and capabilities. The first association is good, so a
+	// refusal must take its row out again.
+	assoc := func(state string, locals int) map[string]any {
+		local := make([]any, locals)
+		for i := range local {
+			local[i] = fmt.Sprintf("10.40.%d.%d", i/250, 1+i%250)
+		}
+		return map[string]any{"assoc_id": 1, "state": state, "local_port": 38412, "remote_port": 36412,
+			"local_addresses": local, "remote_addresses": []any{"10.50.1.2", "10.51.1.2"}, "inode": 7001}
+	}
+	sctp := func(rows ...map[string]any) func(m map[string]any) {
+		return func(m map[string]any) {
+			l := []any{}
+			for _, r := range rows {
+				l = append(l, r)
+			}
+			m["sctp_associations"] = l
+			m["sctp_endpoints"] = []any{map[string]any{"local_port": 38412, "local_addresses": []any{"10.40.0.1"}, "inode": 7000}}
+		}
+	}
+	caps := func(c map[string]any) func(m map[string]any) {
+		return func(m map[string]any) { m["sensor"].(map[string]any)["capabilities"] = c }
+	}
+	f("bad sctp state", z(mutate(t, h, sctp(assoc("ESTABLISHED", 2), assoc("UP", 2)))), nil, 400, `sctp_associations[1].state: \"UP\" is not one of`)
+	f("sctp listen state", z(mutate(t, h, sctp(assoc("LISTEN", 1)))), nil, 400, "sctp_associations[0].state")
+	f("too many sctp addresses", z(mutate(t, h, sctp(assoc("ESTABLISHED", 1), assoc("ESTABLISHED", 65)))), nil, 400, "sctp_associations[1].local_addresses: more than 64 addresses")
+	f("bad sctp address", z(mutate(t, h, sctp(func() map[string]any {
+		a := assoc("ESTABLISHED", 1)
+		a["remote_addresses"] = []any{"10.50.1.2", "fe80::1%eth0"}
+		return a
+	}()))), nil, 400, "sctp_associations[0].remote_addresses: not an IP address")
+	f("sctp addresses missing", z(mutate(t, h, func(m map[string]any) {
+		sctp(assoc("ESTABLISHED", 1))(m)
+		delete(m["sctp_endpoints"].([]any)[0].(map[string]any), "local_addresses")
+	})), nil, 400, "sctp_endpoints[0].local_addresses: required")
+	f("capability key", z(mutate(t, h, caps(map[string]any{"sctp": "available", "Flow-Source": "ebpf"}))), nil, 400, `sensor.capabilities: key \"Flow-Source\"`)
+	f("capability value", z(mutate(t, h, caps(map[string]any{"sctp": strings.Repeat("x", 257)}))), nil, 400, "sensor.capabilities.sctp: longer than 256 bytes")
+	f("capability not a string", z(mutate(t, h, caps(map[string]any{"lsm": true}))), nil, 400, "sensor.capabilities.lsm")
+	f("too many capabilities", z(mutate(t, h, func(m map[string]any) {
+		c := map[string]any{}
+		for i := range 33 {
+			c[fmt.Sprintf("k%d", i)] = "x"
+		}
+		caps(c)(m)
+	})), nil, 400, "sensor.capabilities: more than 32 entries")
 	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
 	f("too deep", z([]byte(`{"format":1,"x":`+deep+`}`)), nil, 400, "deep")
 
@@ -101,7 +146,7 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 
 	// Nothing of the refused heartbeats reached the store; the good one does.
 	n.send(h)
-	for table, want := range map[string]uint64{"heartbeats": 1, "tcp_connections": 60, "events": 5, "flows": 2, "sensors": 1} {
+	for table, want := range map[string]uint64{"heartbeats": 1, "tcp_connections": 60, "events": 5, "flows": 2, "sensors": 1, "sctp_associations": 0, "sctp_endpoints": 0} {
 		if got := count(t, n.store, "SELECT count() AS n FROM "+table); got != want {
 			t.Errorf("%s holds %d rows, want %d", table, got, want)
 		}

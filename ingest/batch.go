@@ -23,6 +23,8 @@ type Batch struct {
 	active     activeFlowCols
 	flows      flowCols
 	events     eventCols
+	sctpAssocs sctpAssocCols
+	sctpEps    sctpEndpointCols
 
 	tables     []*table // data tables, inserted first (in parallel)
 	last       []*table // heartbeats then sensors: written only once the rows they announce are
@@ -57,7 +59,12 @@ func NewBatch() *Batch {
 	b.active.init()
 	b.flows.init()
 	b.events.init()
-	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table}
+	b.sctpAssocs.init()
+	b.sctpEps.init()
+	// finish counts the first six tables' rows for the heartbeats table by
+	// their place here; new data tables go after them.
+	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table,
+		&b.sctpAssocs.table, &b.sctpEps.table}
 	b.last = []*table{&b.heartbeats.table, &b.sensors.table}
 	b.every = append(append([]*table{}, b.tables...), b.last...)
 	return b
@@ -111,8 +118,8 @@ func (b *Batch) Reset() {
 }
 
 // mark remembers each table's row count, so a heartbeat that fails half way
-// can be taken out again.
-type mark [8]int
+// can be taken out again. It has one entry per table of Batch.every.
+type mark [10]int
 
 func (b *Batch) mark() (m mark) {
 	for i, t := range b.all() {
@@ -174,6 +181,14 @@ func truncate(c proto.ColInput, n int) {
 		}
 		c.Offsets = c.Offsets[:n]
 		truncate(c.Data.(*proto.ColIPv6), int(end))
+	case *proto.ColMap[string, string]:
+		end := uint64(0)
+		if n > 0 {
+			end = c.Offsets[n-1]
+		}
+		c.Offsets = c.Offsets[:n]
+		truncate(c.Keys.(*proto.ColStr), int(end))
+		truncate(c.Values.(*proto.ColStr), int(end))
 	default:
 		panic(fmt.Sprintf("ingest: truncate: unexpected column type %T", c))
 	}
@@ -229,16 +244,22 @@ type sensorCols struct {
 	seq, netns                        proto.ColUInt64
 	sentAt, receivedAt, startedAt     *proto.ColDateTime64
 	interval                          proto.ColUInt32
+	// capabilities is Map(String, String) on the wire; the engine converts
+	// it to the column's Map(LowCardinality(String), String). Its keys and
+	// values are appended as bytes, without a Go map.
+	capabilities       *proto.ColMap[string, string]
+	capKeys, capValues proto.ColStr
 }
 
 func (c *sensorCols) init() {
 	c.sentAt, c.receivedAt, c.startedAt = newTime(), newTime(), newTime()
+	c.capabilities = proto.NewMap[string, string](&c.capKeys, &c.capValues)
 	c.table = table{name: "sensors", input: proto.Input{
 		{Name: "sensor_id", Data: &c.sensorID}, {Name: "hostname", Data: &c.hostname}, {Name: "flavor", Data: &c.flavor},
 		{Name: "sensor_version", Data: &c.version}, {Name: "boot_id", Data: &c.bootID}, {Name: "seq", Data: &c.seq},
 		{Name: "heartbeat_id", Data: &c.heartbeatID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
 		{Name: "started_at", Data: c.startedAt}, {Name: "interval_secs", Data: &c.interval}, {Name: "kernel", Data: &c.kernel},
-		{Name: "netns", Data: &c.netns},
+		{Name: "netns", Data: &c.netns}, {Name: "capabilities", Data: c.capabilities},
 	}}
 }
 
@@ -431,4 +452,56 @@ func (c *eventCols) init() {
 		{Name: "state", Data: &c.state}, {Name: "source", Data: &c.source},
 	}...)
 	c.table = table{name: "events", input: in}
+}
+
+type sctpAssocCols struct {
+	table
+	snapCols
+	procCols
+	netns, inode              proto.ColUInt64
+	assocID, txQueue, rxQueue proto.ColUInt32
+	state                     proto.ColStr
+	localPort, remotePort     proto.ColUInt16
+	localAddrs, remoteAddrs   *proto.ColArr[proto.IPv6]
+	primaryAddr               proto.ColIPv6
+	firstSeen                 *proto.ColDateTime64
+}
+
+func (c *sctpAssocCols) init() {
+	c.firstSeen = newTime()
+	c.localAddrs, c.remoteAddrs = new(proto.ColIPv6).Array(), new(proto.ColIPv6).Array()
+	in := c.snapCols.cols()
+	in = append(in, proto.Input{
+		{Name: "netns", Data: &c.netns}, {Name: "assoc_id", Data: &c.assocID}, {Name: "state", Data: &c.state},
+		{Name: "local_port", Data: &c.localPort}, {Name: "remote_port", Data: &c.remotePort},
+		{Name: "local_addresses", Data: c.localAddrs}, {Name: "remote_addresses", Data: c.remoteAddrs},
+		{Name: "primary_address", Data: &c.primaryAddr}, {Name: "inode", Data: &c.inode},
+		{Name: "tx_queue", Data: &c.txQueue}, {Name: "rx_queue", Data: &c.rxQueue},
+	}...)
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
+	c.table = table{name: "sctp_associations", input: in}
+}
+
+type sctpEndpointCols struct {
+	table
+	snapCols
+	procCols
+	netns, inode proto.ColUInt64
+	localPort    proto.ColUInt16
+	localAddrs   *proto.ColArr[proto.IPv6]
+	firstSeen    *proto.ColDateTime64
+}
+
+func (c *sctpEndpointCols) init() {
+	c.firstSeen = newTime()
+	c.localAddrs = new(proto.ColIPv6).Array()
+	in := c.snapCols.cols()
+	in = append(in, proto.Input{
+		{Name: "netns", Data: &c.netns}, {Name: "local_port", Data: &c.localPort},
+		{Name: "local_addresses", Data: c.localAddrs}, {Name: "inode", Data: &c.inode},
+	}...)
+	in = append(in, c.procCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
+	c.table = table{name: "sctp_endpoints", input: in}
 }

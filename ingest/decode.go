@@ -37,6 +37,11 @@ type Decoder struct {
 	s       jsonscan.Scanner
 	arena   []byte // copies of strings that must outlive the scanner's next call
 	answers []proto.IPv6
+	// local and remote hold the address lists of the SCTP row being read.
+	local, remote []proto.IPv6
+	// caps are the heartbeat's sensor.capabilities, in document order; they
+	// point into arena.
+	caps    []capability
 	lastStr string // the last value enum refused, for a better message
 	// Now stamps received_at; tests may replace it.
 	Now func() time.Time
@@ -49,6 +54,8 @@ type Summary struct {
 	Seq         uint64
 	Rows        int
 }
+
+type capability struct{ key, value []byte }
 
 type procRow struct {
 	uid, pid           uint32
@@ -100,6 +107,7 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 	m := b.mark()
 	d.s.Reset(doc)
 	d.arena = d.arena[:0]
+	d.caps = d.caps[:0]
 	var h hbRow
 	err := d.document(b, &h)
 	if err == nil {
@@ -156,10 +164,11 @@ func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
 	for _, s := range []struct {
 		c *snapCols
 		t *table
-	}{{&b.conns.snapCols, &b.conns.table}, {&b.listeners.snapCols, &b.listeners.table}, {&b.udp.snapCols, &b.udp.table}, {&b.active.snapCols, &b.active.table}} {
+	}{{&b.conns.snapCols, &b.conns.table}, {&b.listeners.snapCols, &b.listeners.table}, {&b.udp.snapCols, &b.udp.table}, {&b.active.snapCols, &b.active.table},
+		{&b.sctpAssocs.snapCols, &b.sctpAssocs.table}, {&b.sctpEps.snapCols, &b.sctpEps.table}} {
 		s.c.fill(h, n(s.t))
 	}
-	for _, fs := range []*proto.ColDateTime64{b.conns.firstSeen, b.listeners.firstSeen, b.udp.firstSeen} {
+	for _, fs := range []*proto.ColDateTime64{b.conns.firstSeen, b.listeners.firstSeen, b.udp.firstSeen, b.sctpAssocs.firstSeen, b.sctpEps.firstSeen} {
 		for i := range fs.Data {
 			if fs.Data[i] == 0 {
 				fs.Data[i] = h.sentAt
@@ -202,6 +211,11 @@ func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
 	s.interval.Append(h.interval)
 	s.kernel.AppendBytes(h.kernel)
 	s.netns.Append(h.netns)
+	for _, c := range d.caps {
+		s.capKeys.AppendBytes(c.key)
+		s.capValues.AppendBytes(c.value)
+	}
+	s.capabilities.Offsets.Append(uint64(s.capKeys.Rows()))
 	b.Heartbeats++
 }
 
@@ -269,6 +283,16 @@ func (d *Decoder) document(b *Batch, h *hbRow) error {
 				return err
 			}
 			continue
+		case "sctp_associations":
+			if err := d.rows("sctp_associations", func(i int) error { return d.sctpAssoc(b, i) }); err != nil {
+				return err
+			}
+			continue
+		case "sctp_endpoints":
+			if err := d.rows("sctp_endpoints", func(i int) error { return d.sctpEndpoint(b, i) }); err != nil {
+				return err
+			}
+			continue
 		default:
 			// Unknown members are skipped, so a newer sensor can add fields
 			// without breaking older ingest nodes of the same format.
@@ -320,6 +344,10 @@ func (d *Decoder) sensor(h *hbRow) error {
 			h.kernel, err = d.str(255, true)
 		case "netns":
 			h.netns, err = d.s.Uint()
+		case "capabilities":
+			if err := d.capabilities(); err != nil {
+				return err
+			}
 		default:
 			err = d.s.Skip()
 		}
@@ -327,6 +355,77 @@ func (d *Decoder) sensor(h *hbRow) error {
 			return &FieldError{Field: "sensor." + string(key), Err: err}
 		}
 	}
+}
+
+// Limits of sensor.capabilities.
+const (
+	maxCapabilities = 32
+	maxCapKey       = 64
+	maxCapValue     = 256
+)
+
+// capabilities reads sensor.capabilities, an object of short strings under
+// lower-case keys, into d.caps. A second capabilities member replaces the
+// first, as every repeated member does.
+func (d *Decoder) capabilities() error {
+	const field = "sensor.capabilities"
+	d.caps = d.caps[:0]
+	if d.s.Null() {
+		return nil
+	}
+	if err := d.s.EnterObject(); err != nil {
+		return &FieldError{Field: field, Err: err}
+	}
+	for {
+		key, ok, err := d.s.NextKey()
+		if err != nil {
+			return &FieldError{Field: field, Err: err}
+		}
+		if !ok {
+			return nil
+		}
+		if !capKey(key) {
+			return &FieldError{Field: field, Err: fmt.Errorf("key %q is not 1 to %d bytes of a-z, 0-9 and _", clip(key, maxCapKey+8), maxCapKey)}
+		}
+		for _, c := range d.caps {
+			if string(c.key) == string(key) {
+				return &FieldError{Field: field + "." + string(key), Err: errors.New("duplicate key")}
+			}
+		}
+		if len(d.caps) == maxCapabilities {
+			return &FieldError{Field: field, Err: fmt.Errorf("more than %d entries", maxCapabilities)}
+		}
+		start := len(d.arena)
+		d.arena = append(d.arena, key...)
+		k := d.arena[start:len(d.arena):len(d.arena)]
+		v, err := d.str(maxCapValue, false)
+		if err != nil {
+			return &FieldError{Field: field + "." + string(k), Err: err}
+		}
+		d.caps = append(d.caps, capability{key: k, value: v})
+	}
+}
+
+// capKey reports whether k is a valid capabilities key: 1 to 64 bytes of
+// a-z, 0-9 and _.
+func capKey(k []byte) bool {
+	if len(k) == 0 || len(k) > maxCapKey {
+		return false
+	}
+	for _, c := range k {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// clip shortens b to at most n bytes, for error messages.
+func clip(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // rows walks one array of row objects, calling row for each.
@@ -583,6 +682,134 @@ func (d *Decoder) udp(b *Batch, _ int) error {
 	return nil
 }
 
+// Bits of SCTP row fields.
+const (
+	pAssocID = 1 << iota
+	pState
+	pLocalPort
+	pRemotePort
+	pLocalAddrs
+	pRemoteAddrs
+	pInode
+	pPrimary
+	pNetns
+	pTxQueue
+	pRxQueue
+	pFirstSeen
+
+	epFields = pLocalPort | pLocalAddrs | pInode | pNetns | pFirstSeen
+)
+
+var sctpFields = []string{"assoc_id", "state", "local_port", "remote_port", "local_addresses", "remote_addresses", "inode", "primary_address", "netns", "tx_queue", "rx_queue", "first_seen"}
+
+// sctpBit maps an SCTP row field to its bit; 0 for the process fields.
+func sctpBit(key []byte) uint32 {
+	for i, n := range sctpFields {
+		if string(key) == n {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// sctpRow is what SCTP association and endpoint rows hold; their address
+// lists are read into d.local and d.remote.
+type sctpRow struct {
+	proc                  procRow
+	state                 string
+	assocID               uint32
+	txQueue, rxQueue      uint32
+	localPort, remotePort uint16
+	primary               proto.IPv6
+	inode, netns          uint64
+	firstSeen             proto.DateTime64
+}
+
+// maxAddrs bounds every list of addresses in a row.
+const maxAddrs = 64
+
+// sctpField reads one member of an SCTP row; members the section does not
+// have (allow) are skipped like any unknown member.
+func (d *Decoder) sctpField(key []byte, r *sctpRow, allow uint32) (uint32, error) {
+	bit := sctpBit(key)
+	if bit != 0 && allow&bit == 0 {
+		return 0, d.s.Skip()
+	}
+	var err error
+	switch bit {
+	case pAssocID:
+		r.assocID, err = d.u32()
+	case pState:
+		r.state, err = d.enum(heartbeat.SCTPStates)
+	case pLocalPort:
+		r.localPort, err = d.port()
+	case pRemotePort:
+		r.remotePort, err = d.port()
+	case pLocalAddrs:
+		d.local, err = d.addrList(d.local, "addresses")
+	case pRemoteAddrs:
+		d.remote, err = d.addrList(d.remote, "addresses")
+	case pInode:
+		r.inode, err = d.s.Uint()
+	case pPrimary:
+		r.primary, err = d.addr()
+	case pNetns:
+		r.netns, err = d.s.Uint()
+	case pTxQueue:
+		r.txQueue, err = d.u32()
+	case pRxQueue:
+		r.rxQueue, err = d.u32()
+	case pFirstSeen:
+		r.firstSeen, err = d.time()
+	default:
+		return 0, d.proc(key, &r.proc)
+	}
+	return bit, err
+}
+
+func (d *Decoder) sctpAssoc(b *Batch, _ int) error {
+	var r sctpRow
+	d.local, d.remote = d.local[:0], d.remote[:0]
+	err := d.members(pAssocID|pState|pLocalPort|pRemotePort|pLocalAddrs|pRemoteAddrs|pInode, sctpFields,
+		func(k []byte) (uint32, error) { return d.sctpField(k, &r, ^uint32(0)) })
+	if err != nil {
+		return err
+	}
+	c := &b.sctpAssocs
+	c.netns.Append(r.netns)
+	c.assocID.Append(r.assocID)
+	c.state.Append(r.state)
+	c.localPort.Append(r.localPort)
+	c.remotePort.Append(r.remotePort)
+	c.localAddrs.Append(d.local)
+	c.remoteAddrs.Append(d.remote)
+	c.primaryAddr.Append(r.primary)
+	c.inode.Append(r.inode)
+	c.txQueue.Append(r.txQueue)
+	c.rxQueue.Append(r.rxQueue)
+	c.procCols.append(&r.proc)
+	c.firstSeen.AppendRaw(r.firstSeen)
+	return nil
+}
+
+func (d *Decoder) sctpEndpoint(b *Batch, _ int) error {
+	var r sctpRow
+	d.local = d.local[:0]
+	err := d.members(pLocalPort|pLocalAddrs|pInode, sctpFields,
+		func(k []byte) (uint32, error) { return d.sctpField(k, &r, epFields) })
+	if err != nil {
+		return err
+	}
+	c := &b.sctpEps
+	c.netns.Append(r.netns)
+	c.localPort.Append(r.localPort)
+	c.localAddrs.Append(d.local)
+	c.inode.Append(r.inode)
+	c.procCols.append(&r.proc)
+	c.firstSeen.AppendRaw(r.firstSeen)
+	return nil
+}
+
 // Bits of flow fields.
 const (
 	gFlowID = 1 << iota
@@ -738,7 +965,11 @@ func (d *Decoder) event(b *Batch, _ int) error {
 		case "query_type":
 			queryType, err = d.str(16, true)
 		case "answers":
-			err = d.addrs()
+			if d.s.Null() {
+				d.answers = d.answers[:0]
+				break
+			}
+			d.answers, err = d.addrList(d.answers, "answers")
 		case "state":
 			state, err = d.enum(heartbeat.FinalStates)
 		case "source":
@@ -812,27 +1043,36 @@ func (d *Decoder) addr() (proto.IPv6, error) {
 	return a.As16(), nil
 }
 
-func (d *Decoder) addrs() error {
-	if d.s.Null() {
-		return nil
-	}
+// addrList reads an array of at most maxAddrs addresses into dst[:0];
+// what names them in the error about too many.
+func (d *Decoder) addrList(dst []proto.IPv6, what string) ([]proto.IPv6, error) {
+	dst = dst[:0]
 	if err := d.s.EnterArray(); err != nil {
-		return err
+		return dst, err
 	}
 	for {
 		ok, err := d.s.NextElem()
 		if err != nil || !ok {
-			return err
+			return dst, err
 		}
-		if len(d.answers) >= 64 {
-			return errors.New("more than 64 answers")
+		if len(dst) >= maxAddrs {
+			return dst, fmt.Errorf("more than %d %s", maxAddrs, what)
 		}
 		a, err := d.addr()
 		if err != nil {
-			return err
+			return dst, err
 		}
-		d.answers = append(d.answers, a)
+		dst = append(dst, a)
 	}
+}
+
+// u32 reads an integer that must fit in 32 bits.
+func (d *Decoder) u32() (uint32, error) {
+	v, err := d.s.Uint()
+	if err == nil && v > 1<<32-1 {
+		err = errors.New("out of range")
+	}
+	return uint32(v), err
 }
 
 func (d *Decoder) time() (proto.DateTime64, error) {

@@ -174,3 +174,187 @@ func TestConcurrentSendersAllStored(t *testing.T) {
 		t.Fatalf("events = %d, want %d", got, sensors*beats*5)
 	}
 }
+
+// SCTP associations and endpoints (multi-homed: arrays of addresses) and the
+// sensor's capabilities travel through a real node into their columns, field
+// for field; a later heartbeat without them leaves nothing of them behind.
+func TestSCTPAndCapabilitiesStored(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	g := heartbeat.NewGenerator(31, heartbeat.Shape{Conns: 2, Telecom: true})
+	h := g.Next(time.Now())
+	h.Sensor.Capabilities = map[string]string{"flow_source": "inet_diag", "sctp": "available", "lsm": "unavailable"}
+	ip := netip.MustParseAddr
+	seen := h.SentAt.Add(-time.Hour)
+	h.SCTPAssociations = []heartbeat.SCTPAssoc{
+		{
+			AssocID: 17, State: "ESTABLISHED", LocalPort: 38412, RemotePort: 36412,
+			LocalAddresses:  []netip.Addr{ip("10.40.5.15"), ip("10.41.5.15")},
+			RemoteAddresses: []netip.Addr{ip("10.50.1.2"), ip("10.51.1.2")},
+			PrimaryAddress:  ip("10.51.1.2"), Inode: 7001, Netns: 4026531840, TxQueue: 12, RxQueue: 3,
+			Process:   heartbeat.Process{PID: 1400, Binary: "open5gs-amfd", BinaryPath: "/usr/bin/open5gs-amfd", UID: 7},
+			FirstSeen: seen,
+		},
+		{
+			// Not attributed, no primary path, first_seen defaulting to sent_at.
+			AssocID: 4294967295, State: "COOKIE_WAIT", LocalPort: 2905, RemotePort: 2905,
+			LocalAddresses:  []netip.Addr{ip("2001:db8:40::15"), ip("2001:db8:41::15")},
+			RemoteAddresses: []netip.Addr{ip("2001:db8:50::2"), ip("::ffff:10.52.1.2")},
+			Inode:           7002, RxQueue: 99,
+		},
+	}
+	h.SCTPEndpoints = []heartbeat.SCTPEndpoint{{
+		LocalPort: 38412, LocalAddresses: []netip.Addr{ip("10.40.5.15"), ip("10.41.5.15")}, Inode: 7000, Netns: 4026531840,
+		Process: heartbeat.Process{PID: 1400, Binary: "open5gs-amfd", BinaryPath: "/usr/bin/open5gs-amfd", UID: 7}, FirstSeen: seen,
+	}}
+	body, err := heartbeat.Encode(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, msg, _ := n.post(body, nil)
+	// 2 connections, 2 associations, 1 endpoint, the heartbeats and sensors rows.
+	if code != 200 || !strings.Contains(msg, `"rows":7`) {
+		t.Fatalf("heartbeat: %d %s, want 200 with 7 rows", code, msg)
+	}
+	sensor := store.P("s", h.Sensor.SensorID.String())
+	ctx := context.Background()
+	ms := func(tm time.Time) int64 { return tm.UnixMilli() }
+
+	var (
+		seq, inode, netns           proto.ColUInt64
+		assocID, txq, rxq, uid, pid proto.ColUInt32
+		lport, rport                proto.ColUInt16
+		state, binary, path         proto.ColStr
+		primary                     proto.ColIPv6
+		observed, first             = newMilli(), newMilli()
+		local, remote               = new(proto.ColIPv6).Array(), new(proto.ColIPv6).Array()
+		rows                        int
+	)
+	err = n.store.Select(ctx, store.Query{SQL: `SELECT seq, observed_at, netns, assoc_id, CAST(state AS String) AS state,
+		    local_port, remote_port, local_addresses, remote_addresses, primary_address, inode, tx_queue, rx_queue,
+		    uid, pid, CAST(binary AS String) AS binary, CAST(binary_path AS String) AS binary_path, first_seen
+		FROM sctp_associations FINAL WHERE sensor_id = {s:UUID} ORDER BY assoc_id`, Params: []store.Param{sensor}},
+		proto.Results{{Name: "seq", Data: &seq}, {Name: "observed_at", Data: observed}, {Name: "netns", Data: &netns},
+			{Name: "assoc_id", Data: &assocID}, {Name: "state", Data: &state}, {Name: "local_port", Data: &lport},
+			{Name: "remote_port", Data: &rport}, {Name: "local_addresses", Data: local}, {Name: "remote_addresses", Data: remote},
+			{Name: "primary_address", Data: &primary}, {Name: "inode", Data: &inode}, {Name: "tx_queue", Data: &txq},
+			{Name: "rx_queue", Data: &rxq}, {Name: "uid", Data: &uid}, {Name: "pid", Data: &pid}, {Name: "binary", Data: &binary},
+			{Name: "binary_path", Data: &path}, {Name: "first_seen", Data: first}},
+		func(r int) error {
+			for i := range r {
+				if rows+i >= len(h.SCTPAssociations) {
+					break
+				}
+				a := h.SCTPAssociations[rows+i]
+				wantFirst := a.FirstSeen
+				if wantFirst.IsZero() {
+					wantFirst = h.SentAt
+				}
+				got := fmt.Sprintln(seq.Row(i), observed.Row(i).UnixMilli(), netns.Row(i), assocID.Row(i), state.Row(i), lport.Row(i), rport.Row(i),
+					addrs(local.Row(i)), addrs(remote.Row(i)), primary.Row(i).ToIP(), inode.Row(i), txq.Row(i), rxq.Row(i),
+					uid.Row(i), pid.Row(i), binary.Row(i), path.Row(i), first.Row(i).UnixMilli())
+				want := fmt.Sprintln(h.Seq, ms(h.SentAt), a.Netns, a.AssocID, a.State, a.LocalPort, a.RemotePort,
+					mapped(a.LocalAddresses), mapped(a.RemoteAddresses), mapped([]netip.Addr{orUnspecified(a.PrimaryAddress)})[0], a.Inode, a.TxQueue, a.RxQueue,
+					a.UID, a.PID, a.Binary, a.BinaryPath, ms(wantFirst))
+				if got != want {
+					t.Errorf("sctp_associations row %d:\n got %s\nwant %s", rows+i, got, want)
+				}
+			}
+			rows += r
+			return nil
+		})
+	if err != nil || rows != len(h.SCTPAssociations) {
+		t.Fatalf("sctp_associations: %v, %d rows, want %d", err, rows, len(h.SCTPAssociations))
+	}
+
+	rows = 0
+	local = new(proto.ColIPv6).Array()
+	err = n.store.Select(ctx, store.Query{SQL: `SELECT seq, observed_at, netns, local_port, local_addresses, inode,
+		    uid, pid, CAST(binary AS String) AS binary, CAST(binary_path AS String) AS binary_path, first_seen
+		FROM sctp_endpoints FINAL WHERE sensor_id = {s:UUID}`, Params: []store.Param{sensor}},
+		proto.Results{{Name: "seq", Data: &seq}, {Name: "observed_at", Data: observed}, {Name: "netns", Data: &netns},
+			{Name: "local_port", Data: &lport}, {Name: "local_addresses", Data: local}, {Name: "inode", Data: &inode},
+			{Name: "uid", Data: &uid}, {Name: "pid", Data: &pid}, {Name: "binary", Data: &binary},
+			{Name: "binary_path", Data: &path}, {Name: "first_seen", Data: first}},
+		func(r int) error {
+			e := h.SCTPEndpoints[0]
+			got := fmt.Sprintln(seq.Row(0), observed.Row(0).UnixMilli(), netns.Row(0), lport.Row(0), addrs(local.Row(0)), inode.Row(0),
+				uid.Row(0), pid.Row(0), binary.Row(0), path.Row(0), first.Row(0).UnixMilli())
+			want := fmt.Sprintln(h.Seq, ms(h.SentAt), e.Netns, e.LocalPort, mapped(e.LocalAddresses), e.Inode,
+				e.UID, e.PID, e.Binary, e.BinaryPath, ms(e.FirstSeen))
+			if got != want {
+				t.Errorf("sctp_endpoints row:\n got %s\nwant %s", got, want)
+			}
+			rows += r
+			return nil
+		})
+	if err != nil || rows != 1 {
+		t.Fatalf("sctp_endpoints: %v, %d rows, want 1", err, rows)
+	}
+
+	// The capabilities map, whole and by key.
+	caps := func(s uuid.UUID) (map[string]string, string) {
+		t.Helper()
+		m := proto.NewMap[string, string](new(proto.ColStr), new(proto.ColStr))
+		var sctp proto.ColStr
+		var got map[string]string
+		var gotSCTP string
+		err := n.store.Select(ctx, store.Query{SQL: `SELECT CAST(capabilities AS Map(String, String)) AS caps, capabilities['sctp'] AS sctp
+			FROM sensors FINAL WHERE sensor_id = {s:UUID}`, Params: []store.Param{store.P("s", s.String())}},
+			proto.Results{{Name: "caps", Data: m}, {Name: "sctp", Data: &sctp}},
+			func(r int) error { got, gotSCTP = m.Row(0), sctp.Row(0); return nil })
+		if err != nil || got == nil {
+			t.Fatalf("sensors: %v (map %v)", err, got)
+		}
+		return got, gotSCTP
+	}
+	got, sctp := caps(h.Sensor.SensorID)
+	if sctp != "available" {
+		t.Errorf("capabilities['sctp'] = %q, want available", sctp)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(h.Sensor.Capabilities) {
+		t.Errorf("capabilities = %v, want %v", got, h.Sensor.Capabilities)
+	}
+
+	// A standard sensor without the new sections, through the same decoder:
+	// an empty map and no SCTP rows.
+	g2 := heartbeat.NewGenerator(32, heartbeat.Shape{Conns: 1})
+	h2 := g2.Next(time.Now())
+	n.send(h2)
+	if got, sctp := caps(h2.Sensor.SensorID); len(got) != 0 || sctp != "" {
+		t.Errorf("sensor without capabilities: %v, sctp %q; want an empty map", got, sctp)
+	}
+	for _, table := range []string{"sctp_associations", "sctp_endpoints"} {
+		if c := count(t, n.store, "SELECT count() AS n FROM "+table+" WHERE sensor_id = {s:UUID}", store.P("s", h2.Sensor.SensorID.String())); c != 0 {
+			t.Errorf("%s holds %d rows of a sensor that sent none", table, c)
+		}
+	}
+}
+
+func newMilli() *proto.ColDateTime64 {
+	return new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli)
+}
+
+// addrs formats stored addresses as text.
+func addrs(a []proto.IPv6) []string {
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i] = x.ToIP().String()
+	}
+	return out
+}
+
+// mapped formats addresses the way they are stored: IPv6, IPv4 v4-mapped.
+func mapped(a []netip.Addr) []string {
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i] = netip.AddrFrom16(x.As16()).String()
+	}
+	return out
+}
+
+func orUnspecified(a netip.Addr) netip.Addr {
+	if !a.IsValid() {
+		return netip.IPv6Unspecified()
+	}
+	return a
+}

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -174,15 +175,17 @@ func TestExampleHeartbeatDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example heartbeat is refused: %v", err)
 	}
-	// One row per socket, listener and active flow; a completed flow is a
-	// flows row and a network_flow event; plus the heartbeats and sensors rows.
+	// One row per socket, listener, active flow and SCTP association and
+	// endpoint; a completed flow is a flows row and a network_flow event;
+	// plus the heartbeats and sensors rows.
 	want := wireLen(m, "tcp_connections") + wireLen(m, "tcp_listeners") + wireLen(m, "udp_listeners") +
-		wireLen(m, "active_flows") + 2*wireLen(m, "completed_flows") + wireLen(m, "events") + 2
+		wireLen(m, "active_flows") + 2*wireLen(m, "completed_flows") + wireLen(m, "events") +
+		wireLen(m, "sctp_associations") + wireLen(m, "sctp_endpoints") + 2
 	if sum.Rows != want || b.Rows() != want {
 		t.Errorf("decoding the example made %d rows (batch holds %d), want %d", sum.Rows, b.Rows(), want)
 	}
-	if want != 21 {
-		t.Errorf("the example has %d rows' worth of data; docs/heartbeat.md describes 21", want)
+	if want != 23 {
+		t.Errorf("the example has %d rows' worth of data; docs/heartbeat.md describes 23", want)
 	}
 	if b.Heartbeats != 1 {
 		t.Errorf("batch holds %d heartbeats, want 1", b.Heartbeats)
@@ -249,6 +252,17 @@ func TestExampleHeartbeatDecodes(t *testing.T) {
 	}
 	if a := h.Events[2].Answers; len(a) != 2 || a[0] != netip.MustParseAddr("10.40.9.51") {
 		t.Errorf("dns_lookup answers: %v", a)
+	}
+	// A telecom sensor that sees SCTP: one multi-homed association and its
+	// endpoint, and capabilities naming what it can observe.
+	if c := h.Sensor.Capabilities; c["sctp"] != "available" || c["flow_source"] == "" || c["lsm"] == "" {
+		t.Errorf("sensor.capabilities: %v", c)
+	}
+	if len(h.SCTPAssociations) != 1 || len(h.SCTPEndpoints) != 1 {
+		t.Fatalf("%d sctp_associations and %d sctp_endpoints, want 1 and 1", len(h.SCTPAssociations), len(h.SCTPEndpoints))
+	}
+	if a := h.SCTPAssociations[0]; len(a.LocalAddresses) != 2 || len(a.RemoteAddresses) != 2 || !slices.Contains(a.RemoteAddresses, a.PrimaryAddress) {
+		t.Errorf("sctp_associations[0] is not multi-homed with a primary path among its peers: %+v", a)
 	}
 
 	// What the Go types write back is accepted and makes the same rows.
@@ -440,6 +454,7 @@ func TestSchemaEnumsMatchVocabularies(t *testing.T) {
 		{"completed_flows[].source", heartbeat.Sources},
 		{"events[].source", heartbeat.Sources},
 		{"events[].kind", heartbeat.EventKinds},
+		{"sctp_associations[].state", heartbeat.SCTPStates},
 	} {
 		enum := wireStrings(s.at(c.path)["enum"])
 		var missing, extra []string
@@ -622,6 +637,44 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 				t.Errorf("%s = const+1: decoder says %v, want ErrFormat", m.where, err)
 			}
 		}
+		// Maps (sensor.capabilities): how many entries, which keys, and the
+		// limits of values under keys the schema does not list.
+		entries := func(n int, v any) map[string]any {
+			o := map[string]any{}
+			for i := range n {
+				o[fmt.Sprintf("k%d", i)] = v
+			}
+			return o
+		}
+		if v, ok := p["maxProperties"].(json.Number); ok {
+			covered["maxProperties "+m.key] = true
+			n, _ := v.Int64()
+			accept(m, entries(int(n), "x"), fmt.Sprintf("%d entries", n))
+			refuse(m, entries(int(n)+1, "x"), fmt.Sprintf("%d entries", n+1))
+		}
+		if names := s.resolve(p["propertyNames"]); names != nil {
+			covered["propertyNames "+m.key] = true
+			pattern, _ := names["pattern"].(string)
+			re, err := regexp.Compile(pattern)
+			if err != nil || pattern == "" {
+				t.Fatalf("schema %s: propertyNames pattern %q: %v", m.where, pattern, err)
+			}
+			for _, k := range []string{"a", "flow_source", "x9_", strings.Repeat("k", 64), strings.Repeat("k", 65), "", "Flow", "flow-source", "flow.source", "é", " k"} {
+				if re.MatchString(k) {
+					accept(m, map[string]any{k: "x"}, fmt.Sprintf("a key %q", k))
+				} else {
+					refuse(m, map[string]any{k: "x"}, fmt.Sprintf("a key %q", k))
+				}
+			}
+		}
+		if ap, ok := p["additionalProperties"].(map[string]any); ok {
+			if v, ok := s.resolve(ap)["maxLength"].(json.Number); ok {
+				covered["additionalProperties maxLength "+m.key] = true
+				n, _ := v.Int64()
+				accept(m, entries(1, strings.Repeat("x", int(n))), fmt.Sprintf("an unlisted key's value of %d bytes", n))
+				refuse(m, entries(1, strings.Repeat("x", int(n)+1)), fmt.Sprintf("an unlisted key's value of %d bytes", n+1))
+			}
+		}
 		if enum := wireStrings(p["enum"]); len(enum) > 0 {
 			refuse(m, "not-in-the-vocabulary", "a word outside the enum")
 		}
@@ -648,17 +701,18 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 		}
 	}
 	// Every limit the schema states is tried on at least one member.
-	for _, name := range []string{"seq", "netns", "inode", "local_port", "pid", "uid", "interval_secs", "duration_secs", "bytes_sent"} {
+	for _, name := range []string{"seq", "netns", "inode", "local_port", "pid", "uid", "interval_secs", "duration_secs", "bytes_sent", "assoc_id", "tx_queue", "rx_queue"} {
 		if !covered["maximum "+name] {
 			t.Errorf("no member %q with a maximum in the example; its limit went untested", name)
 		}
 	}
-	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "service", "query_name", "query_type"} {
+	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "service", "query_name", "query_type", "flow_source", "sctp", "lsm"} {
 		if !covered["maxLength "+name] {
 			t.Errorf("no member %q with a maxLength in the example; its limit went untested", name)
 		}
 	}
-	for _, name := range []string{"maxItems answers", "uuid", "date-time", "ip"} {
+	for _, name := range []string{"maxItems answers", "maxItems local_addresses", "maxItems remote_addresses",
+		"maxProperties capabilities", "propertyNames capabilities", "additionalProperties maxLength capabilities", "uuid", "date-time", "ip"} {
 		if !covered[name] {
 			t.Errorf("%s went untested", name)
 		}

@@ -109,6 +109,33 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 	if !strings.Contains(ddl, "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_connections_local', '{replica}', seq)") {
 		t.Errorf("version column not carried into the replicated engine:\n%s", ddl)
 	}
+	// A column change goes to the local table and to the Distributed one in
+	// front of it, or reads through the Distributed table would not see it.
+	ms, err := sql.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alters := 0
+	for _, m := range ms {
+		for _, st := range m.Statements {
+			rest, ok := strings.CutPrefix(st, "ALTER TABLE ")
+			if !ok || !strings.Contains(st, " COLUMN ") {
+				continue
+			}
+			alters++
+			table, change, _ := strings.Cut(rest, " ")
+			want := []string{
+				"ALTER TABLE " + table + "_local ON CLUSTER 'netview' " + change,
+				"ALTER TABLE " + table + " ON CLUSTER 'netview' " + change,
+			}
+			if got := sql.ClusterForm(st, "netview"); strings.Join(got, ";") != strings.Join(want, ";") {
+				t.Errorf("cluster form of %q = %q, want %q", st, got, want)
+			}
+		}
+	}
+	if alters == 0 {
+		t.Errorf("no ALTER ... COLUMN in the migrations; sensors.capabilities is added by one")
+	}
 	b := storetest.Embedded(t)
 	var out proto.ColStr
 	for _, st := range sql.Split(ddl) {

@@ -237,3 +237,62 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS events ON CLUSTER 'netview' AS events_local
 ENGINE = Distributed('netview', currentDatabase(), events_local, cityHash64(sensor_id));
 
+ALTER TABLE sensors_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS capabilities Map(LowCardinality(String), String);
+
+ALTER TABLE sensors ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS capabilities Map(LowCardinality(String), String);
+
+CREATE TABLE IF NOT EXISTS sctp_associations_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    netns             UInt64,
+    assoc_id          UInt32,
+    state             LowCardinality(String),
+    local_port        UInt16,
+    remote_port       UInt16,
+    local_addresses   Array(IPv6),
+    remote_addresses  Array(IPv6),
+    primary_address   IPv6,
+    inode             UInt64,
+    tx_queue          UInt32,
+    rx_queue          UInt32,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    first_seen        DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sctp_associations_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, netns, assoc_id, local_port, remote_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS sctp_associations ON CLUSTER 'netview' AS sctp_associations_local
+ENGINE = Distributed('netview', currentDatabase(), sctp_associations_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS sctp_endpoints_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    netns             UInt64,
+    local_port        UInt16,
+    local_addresses   Array(IPv6),
+    inode             UInt64,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    first_seen        DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sctp_endpoints_local', '{replica}', seq)
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, netns, local_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS sctp_endpoints ON CLUSTER 'netview' AS sctp_endpoints_local
+ENGINE = Distributed('netview', currentDatabase(), sctp_endpoints_local, cityHash64(sensor_id));
+

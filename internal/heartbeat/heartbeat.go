@@ -27,6 +27,10 @@ type Heartbeat struct {
 	ActiveFlows    []Flow      `json:"active_flows"`
 	CompletedFlows []Flow      `json:"completed_flows"`
 	Events         []Event     `json:"events"`
+	// SCTP sections come from telecom sensors on kernels that expose
+	// /proc/net/sctp; Sensor.Capabilities["sctp"] says when they cannot.
+	SCTPAssociations []SCTPAssoc    `json:"sctp_associations,omitempty"`
+	SCTPEndpoints    []SCTPEndpoint `json:"sctp_endpoints,omitempty"`
 }
 
 // Sensor is the sending sensor's identity.
@@ -40,6 +44,11 @@ type Sensor struct {
 	IntervalSecs uint32    `json:"interval_secs"`
 	Kernel       string    `json:"kernel,omitempty"`
 	Netns        uint64    `json:"netns,omitempty"`
+	// Capabilities say what the sensor can observe on this host, so an
+	// empty list reads as "nothing happened" only when it is true. Keys:
+	// flow_source (inet_diag, proc, ebpf), sctp, lsm (available,
+	// unavailable, or why not).
+	Capabilities map[string]string `json:"capabilities,omitempty"`
 }
 
 // Process attributes a socket to the process that holds it. PID 0 (or
@@ -134,6 +143,34 @@ type Event struct {
 	Source    string       `json:"source,omitempty"`
 }
 
+// SCTPAssoc is one SCTP association (/proc/net/sctp/assocs). Addresses keep
+// the kernel's order; PrimaryAddress is the remote path it marks primary.
+type SCTPAssoc struct {
+	AssocID         uint32       `json:"assoc_id"`
+	State           string       `json:"state"` // see SCTPStates
+	LocalPort       uint16       `json:"local_port"`
+	RemotePort      uint16       `json:"remote_port"`
+	LocalAddresses  []netip.Addr `json:"local_addresses"`
+	RemoteAddresses []netip.Addr `json:"remote_addresses"`
+	PrimaryAddress  netip.Addr   `json:"primary_address,omitzero"`
+	Inode           uint64       `json:"inode"`
+	Netns           uint64       `json:"netns,omitempty"`
+	TxQueue         uint32       `json:"tx_queue"`
+	RxQueue         uint32       `json:"rx_queue"`
+	Process
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+}
+
+// SCTPEndpoint is one bound SCTP socket (/proc/net/sctp/eps).
+type SCTPEndpoint struct {
+	LocalPort      uint16       `json:"local_port"`
+	LocalAddresses []netip.Addr `json:"local_addresses"`
+	Inode          uint64       `json:"inode"`
+	Netns          uint64       `json:"netns,omitempty"`
+	Process
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+}
+
 // Vocabularies the decoder enforces.
 var (
 	Flavors     = []string{"standard", "telecom"}
@@ -143,6 +180,7 @@ var (
 	Directions  = []string{"outbound", "inbound"}
 	Protocols   = []string{"tcp", "udp"}
 	Sources     = []string{"proc", "inet_diag", "ebpf"}
+	SCTPStates  = []string{"CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_PENDING", "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT"}
 	// EventKinds are the kinds a sensor may send; network_flow comes from
 	// completed_flows.
 	EventKinds = []string{"network_connect", "network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
