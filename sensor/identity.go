@@ -13,12 +13,18 @@ import (
 )
 
 // identity is what the sensor keeps on disk across restarts: its id, made
-// once, and the last sequence number it used, so seq never goes back.
+// once, and a ceiling on the sequence numbers it has used, so seq never
+// goes back. Numbers are reserved in blocks: the file is written (with an
+// fsync) once per seqBlock heartbeats, and a restart resumes above the
+// ceiling, leaving a harmless gap.
 type identity struct {
 	SensorID uuid.UUID `json:"sensor_id"`
-	Seq      uint64    `json:"seq"`
+	Seq      uint64    `json:"seq"` // ceiling: every seq used is at most this
 	path     string
+	next     uint64
 }
+
+const seqBlock = 1000
 
 // loadIdentity reads dir/identity.json, creating it on first start.
 func loadIdentity(dir string) (*identity, error) {
@@ -34,13 +40,22 @@ func loadIdentity(dir string) (*identity, error) {
 	if err := json.Unmarshal(b, id); err != nil || id.SensorID == uuid.Nil {
 		return nil, fmt.Errorf("sensor identity %s is damaged (%v); move it away to start as a new sensor", id.path, err)
 	}
+	id.next = id.Seq // resume above everything a previous run may have used
 	return id, nil
 }
 
-// next returns the next sequence number, durably recorded before use.
-func (id *identity) next() (uint64, error) {
-	id.Seq++
-	return id.Seq, id.save()
+// nextSeq returns the next sequence number; its block is durably reserved
+// before it is used.
+func (id *identity) nextSeq() (uint64, error) {
+	id.next++
+	if id.next > id.Seq {
+		id.Seq = id.next + seqBlock - 1
+		if err := id.save(); err != nil {
+			id.next--
+			return 0, err
+		}
+	}
+	return id.next, nil
 }
 
 func (id *identity) save() error {

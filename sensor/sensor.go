@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/sensor/diag"
 	"github.com/netview/netview/sensor/flows"
@@ -38,6 +36,8 @@ type Config struct {
 	Interval     time.Duration
 	PollInterval time.Duration
 	SpoolBytes   int64
+	// MaxBackoff caps the wait between delivery attempts while ingest is down.
+	MaxBackoff time.Duration
 	// Source forces the flow tracker's source: "inet_diag", "proc" or ""
 	// for the best available.
 	Source string
@@ -55,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Interval, "sensor.interval", 15*time.Second, "time between heartbeats")
 	fs.DurationVar(&c.PollInterval, "sensor.poll", time.Second, "time between flow tracker polls")
 	fs.Int64Var(&c.SpoolBytes, "sensor.spool-bytes", 256<<20, "largest size of the on-disk spool")
+	fs.DurationVar(&c.MaxBackoff, "sensor.max-backoff", time.Minute, "longest wait between delivery attempts while ingest is down")
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
 }
 
@@ -96,6 +97,9 @@ type Sensor struct {
 	kernel   string
 	spool    *spool.Spool
 	snap     snapshot
+	// carried over from a heartbeat the spool could not store
+	carryFlows  []heartbeat.Flow
+	carryEvents []heartbeat.Event
 }
 
 // New prepares a sensor: identity, spool, flow source. It reads nothing yet.
@@ -164,7 +168,7 @@ func process(p procs.Process) heartbeat.Process {
 // Run polls flows and sends heartbeats until ctx ends; heartbeats are
 // spooled first, so a stop or crash loses none.
 func (s *Sensor) Run(ctx context.Context) error {
-	client := &spool.Client{URL: s.cfg.IngestURL, Token: s.cfg.Token}
+	client := &spool.Client{URL: s.cfg.IngestURL, Token: s.cfg.Token, MaxBackoff: s.cfg.MaxBackoff}
 	sent := make(chan error, 1)
 	go func() { sent <- spool.Run(ctx, s.spool, client, s.log) }()
 	poll := time.NewTicker(s.cfg.PollInterval)
@@ -201,6 +205,13 @@ func (s *Sensor) beat() {
 		return
 	}
 	if err := s.spool.Put(h); err != nil {
+		if errors.Is(err, spool.ErrOverCap) {
+			s.log.Warn("spool over its cap", "err", err) // stored; only shrinking failed
+			return
+		}
+		// Not stored (disk full?): its snapshots are superseded by the next
+		// heartbeat, its events and completed flows ride along with it.
+		s.carryFlows, s.carryEvents = h.CompletedFlows, h.Events
 		s.log.Error("spool heartbeat", "seq", h.Seq, "err", err)
 	}
 }
@@ -209,7 +220,7 @@ func (s *Sensor) beat() {
 func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 	now = now.UTC().Truncate(time.Millisecond)
 	s.Poll()
-	seq, err := s.id.next()
+	seq, err := s.id.nextSeq()
 	if err != nil {
 		return nil, fmt.Errorf("record seq: %w", err)
 	}
@@ -219,6 +230,11 @@ func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 			SensorID: s.id.SensorID, Hostname: s.hostname, Flavor: s.cfg.Flavor, Version: Version,
 			BootID: s.boot, StartedAt: s.started.Truncate(time.Millisecond), IntervalSecs: uint32(s.cfg.Interval / time.Second),
 			Kernel: s.kernel,
+			Capabilities: map[string]string{
+				"flow_source": s.tracker.Source(),
+				// LSM programs are not used by this sensor yet (eBPF is to come).
+				"lsm": "unavailable",
+			},
 		},
 	}
 	if err := s.snap.read(s, h, now); err != nil {
@@ -226,6 +242,10 @@ func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 	}
 	h.ActiveFlows = s.tracker.Active()
 	h.CompletedFlows, h.Events = s.tracker.Take()
+	// What a heartbeat that could not be spooled carried is sent with this one.
+	h.CompletedFlows = append(s.carryFlows, h.CompletedFlows...)
+	h.Events = append(s.carryEvents, h.Events...)
+	s.carryFlows, s.carryEvents = nil, nil
 	return h, nil
 }
 
@@ -233,6 +253,3 @@ func kernelRelease(procRoot string) string {
 	b, _ := os.ReadFile(filepath.Join(procRoot, "sys/kernel/osrelease"))
 	return strings.TrimSpace(string(b))
 }
-
-var _ = netip.Addr{}
-var _ = auth.NewTokens

@@ -84,10 +84,10 @@ func startChild(t *testing.T) sockets {
 	return s
 }
 
-func newSensor(t *testing.T, ingestURL string, interval time.Duration) *sensor.Sensor {
+func newSensor(t testing.TB, ingestURL string, interval time.Duration) *sensor.Sensor {
 	t.Helper()
 	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), IngestURL: ingestURL, Token: ingesttest.Token,
-		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20}
+		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +259,44 @@ func TestDeliveryThroughDownIngest(t *testing.T) {
 		t.Fatal("no attributed listener stored")
 	}
 	_ = filepath.Join
+}
+
+// A telecom sensor reports SCTP associations and endpoints where the kernel
+// exposes them, and says plainly when it does not.
+func TestTelecomSCTPAndCapabilities(t *testing.T) {
+	f := func(root, want string, assocs int) {
+		t.Helper()
+		cfg := sensor.Config{ProcRoot: root, StateDir: t.TempDir(), IngestURL: "http://127.0.0.1:1/v1/heartbeat", Token: "x",
+			Flavor: "telecom", Interval: time.Second, PollInterval: time.Second, SpoolBytes: 1 << 20}
+		s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := s.Heartbeat(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Sensor.Capabilities["sctp"]; got != want || len(h.SCTPAssociations) != assocs {
+			t.Errorf("%s: sctp capability %q with %d associations, want %q with %d", root, got, len(h.SCTPAssociations), want, assocs)
+		}
+		if h.Sensor.Capabilities["flow_source"] != "proc" {
+			t.Errorf("flow_source = %q, want proc for a fixture root", h.Sensor.Capabilities["flow_source"])
+		}
+		for _, a := range h.SCTPAssociations {
+			if len(a.LocalAddresses) == 0 || len(a.RemoteAddresses) == 0 || a.State == "" {
+				t.Errorf("association without addresses or state: %+v", a)
+			}
+		}
+	}
+	f("procnet/testdata/proc", "available", countAssocs(t, "procnet/testdata/proc/net/sctp/assocs"))
+	f("procnet/testdata/nosctp", "unavailable", 0)
+}
+
+func countAssocs(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(strings.Split(strings.TrimSpace(string(b)), "\n")) - 1 // header
 }

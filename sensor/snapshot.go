@@ -44,7 +44,34 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 			sn.inodes = append(sn.inodes, socks[i].Inode)
 		}
 	}
+	assocs, eps := sn.sctp(s, h)
+	for _, a := range assocs {
+		sn.inodes = append(sn.inodes, a.Inode)
+	}
+	for _, e := range eps {
+		sn.inodes = append(sn.inodes, e.Inode)
+	}
 	owners, _ := s.res.Resolve(sn.inodes)
+	owner := func(inode uint64, uid uint32) heartbeat.Process {
+		var p heartbeat.Process
+		if o, ok := owners[inode]; ok && inode != 0 {
+			p = process(o)
+		}
+		p.UID = uid // the socket's owner, as the kernel reports it
+		return p
+	}
+	for _, a := range assocs {
+		h.SCTPAssociations = append(h.SCTPAssociations, heartbeat.SCTPAssoc{
+			AssocID: a.AssocID, State: a.State.String(), LocalPort: a.LocalPort, RemotePort: a.RemotePort,
+			LocalAddresses: a.LocalAddrs, RemoteAddresses: a.RemoteAddrs, PrimaryAddress: a.Primary,
+			Inode: a.Inode, Netns: h.Sensor.Netns, TxQueue: a.TxQueue, RxQueue: a.RxQueue, Process: owner(a.Inode, a.UID),
+		})
+	}
+	for _, e := range eps {
+		h.SCTPEndpoints = append(h.SCTPEndpoints, heartbeat.SCTPEndpoint{
+			LocalPort: e.LocalPort, LocalAddresses: e.LocalAddrs, Inode: e.Inode, Netns: h.Sensor.Netns, Process: owner(e.Inode, e.UID),
+		})
+	}
 
 	next := make(map[sockKey]time.Time, len(socks))
 	for i := range socks {
@@ -58,11 +85,7 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 			}
 		}
 		next[k] = first
-		var p heartbeat.Process
-		if o, ok := owners[so.Inode]; ok && so.Inode != 0 {
-			p = process(o)
-		}
-		p.UID = so.UID // the socket's owner, as the kernel reports it
+		p := owner(so.Inode, so.UID)
 		family := "inet"
 		if so.IPv6 {
 			family = "inet6"
@@ -99,6 +122,28 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 	}
 	sn.seen, sn.taken = next, true
 	return nil
+}
+
+// sctp reads SCTP associations and endpoints for telecom sensors and says
+// in the heartbeat's capabilities whether the kernel exposes them.
+func (sn *snapshot) sctp(s *Sensor, h *heartbeat.Heartbeat) ([]procnet.SCTPAssoc, []procnet.SCTPEndpoint) {
+	if s.cfg.Flavor != "telecom" {
+		h.Sensor.Capabilities["sctp"] = "not_telecom"
+		return nil, nil
+	}
+	assocs, eps, err := s.fs.SCTP(0)
+	switch {
+	case errors.Is(err, procnet.ErrUnavailable):
+		h.Sensor.Capabilities["sctp"] = "unavailable"
+		return nil, nil
+	case err != nil && !errors.Is(err, procnet.ErrParse):
+		h.Sensor.Capabilities["sctp"] = "error: " + err.Error()
+		return nil, nil
+	case err != nil:
+		s.log.Warn("SCTP tables have malformed lines; they are skipped", "err", err)
+	}
+	h.Sensor.Capabilities["sctp"] = "available"
+	return assocs, eps
 }
 
 // remoteOrZero leaves the remote of an unconnected UDP socket empty.

@@ -193,7 +193,7 @@ func (t *Tracker) Poll() error {
 			f.sawEstab = true
 		}
 		if o.HasBytes {
-			f.BytesSent, f.BytesReceived = o.BytesSent, o.BytesReceived
+			f.BytesSent, f.BytesReceived = payload(f.Direction, o)
 		}
 		f.State = stateName(o.State)
 		if o.State != timeWait {
@@ -260,6 +260,30 @@ func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
 		f.DstAddress, f.DstPort = o.Remote.Addr().Unmap(), o.Remote.Port()
 	}
 	return f
+}
+
+// payload turns the kernel's counters (tcpi_bytes_acked, _received, which
+// count sequence numbers) into bytes of data: the opener's SYN, and each
+// FIN once acknowledged or received, take one sequence number each.
+func payload(direction string, o *Observation) (sent, received uint64) {
+	sent, received = o.BytesSent, o.BytesReceived
+	less := func(v *uint64) {
+		if *v > 0 {
+			*v--
+		}
+	}
+	if direction == "outbound" {
+		less(&sent) // our SYN
+	}
+	switch o.State {
+	case finWait2, timeWait: // our FIN acknowledged
+		less(&sent)
+	}
+	switch o.State {
+	case closeWait, lastAck, closing, timeWait: // the peer's FIN received
+		less(&received)
+	}
+	return sent, received
 }
 
 // attribute asks the owner for the processes behind new flows and emits

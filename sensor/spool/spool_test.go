@@ -263,7 +263,7 @@ func TestCapStripsSnapshotsBeforeDroppingEvents(t *testing.T) {
 		if jsonOf(t, h.Events) != jsonOf(t, orig.Events) || jsonOf(t, h.CompletedFlows) != jsonOf(t, orig.CompletedFlows) {
 			t.Errorf("seq %d: events or completed flows changed", h.Seq)
 		}
-		if h.HeartbeatID != orig.HeartbeatID || !h.SentAt.Equal(orig.SentAt) || h.Sensor != orig.Sensor {
+		if h.HeartbeatID != orig.HeartbeatID || !h.SentAt.Equal(orig.SentAt) || jsonOf(t, h.Sensor) != jsonOf(t, orig.Sensor) {
 			t.Errorf("seq %d: header changed", h.Seq)
 		}
 		switch {
