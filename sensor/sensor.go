@@ -97,6 +97,7 @@ type Sensor struct {
 	kernel   string
 	spool    *spool.Spool
 	snap     snapshot
+	lastPoll time.Time
 	// carried over from a heartbeat the spool could not store
 	carryFlows  []heartbeat.Flow
 	carryEvents []heartbeat.Event
@@ -193,6 +194,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 // Poll lets the flow tracker look at the sockets once; Run calls it every
 // poll interval.
 func (s *Sensor) Poll() {
+	s.lastPoll = time.Now()
 	if err := s.tracker.Poll(); err != nil {
 		s.log.Warn("flow poll", "err", err)
 	}
@@ -219,7 +221,11 @@ func (s *Sensor) beat() {
 // Heartbeat reads the host now and returns the next heartbeat.
 func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 	now = now.UTC().Truncate(time.Millisecond)
-	s.Poll()
+	// The tracker's view must be fresh; a poll in the last half interval is
+	// (walking the socket table costs as much as the rest of a heartbeat).
+	if time.Since(s.lastPoll) > s.cfg.PollInterval/2 {
+		s.Poll()
+	}
 	seq, err := s.id.nextSeq()
 	if err != nil {
 		return nil, fmt.Errorf("record seq: %w", err)
