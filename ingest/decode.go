@@ -72,6 +72,7 @@ type hbRow struct {
 	kernel                      []byte
 	interval                    uint32
 	seen                        uint32
+	snapshotsDropped            bool
 }
 
 type flowRow struct {
@@ -194,6 +195,12 @@ func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
 	for i, c := range []*proto.ColUInt32{&hb.conns, &hb.listeners, &hb.udp, &hb.active, &hb.completed, &hb.eventsCount} {
 		c.Append(uint32(counts[i]))
 	}
+	b.Heartbeats++
+	if h.snapshotsDropped {
+		// Its snapshot sections were dropped by the sensor's spool: the
+		// heartbeat counts, but it must not become the sensor's latest state.
+		return
+	}
 	s := &b.sensors
 	s.sensorID.Append(h.sensorID)
 	s.hostname.AppendBytes(h.hostname)
@@ -216,7 +223,6 @@ func (d *Decoder) finish(b *Batch, h *hbRow, m mark) {
 		s.capValues.AppendBytes(c.value)
 	}
 	s.capabilities.Offsets.Append(uint64(s.capKeys.Rows()))
-	b.Heartbeats++
 }
 
 func (d *Decoder) document(b *Batch, h *hbRow) error {
@@ -247,6 +253,8 @@ func (d *Decoder) document(b *Batch, h *hbRow) error {
 		case "sent_at":
 			h.seen |= hSentAt
 			h.sentAt, ferr = d.time()
+		case "snapshots_dropped":
+			h.snapshotsDropped, ferr = d.s.Bool()
 		case "sensor":
 			h.seen |= hSensor
 			if err := d.sensor(h); err != nil {

@@ -358,3 +358,24 @@ func orUnspecified(a netip.Addr) netip.Addr {
 	}
 	return a
 }
+
+// A heartbeat whose snapshots the sensor's spool dropped keeps its events
+// but does not replace the sensor's latest snapshot with an empty one.
+func TestDroppedSnapshotsKeepLatestView(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	g := heartbeat.NewGenerator(61, heartbeat.Shape{Conns: 5, Events: 2})
+	full := g.Next(time.Now())
+	n.send(full)
+	stripped := g.Next(time.Now().Add(15 * time.Second))
+	stripped.DropSnapshots()
+	n.send(stripped)
+	if got := activeConns(t, n.store, g.Sensor.SensorID); strings.Join(got, ",") != strings.Join(keysOf(full), ",") {
+		t.Fatalf("latest view = %v, want the %d connections of the last full heartbeat", got, len(full.TCPConnections))
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM events FINAL"); got != 4 {
+		t.Fatalf("events = %d, want 4 (both heartbeats' events kept)", got)
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM heartbeats FINAL"); got != 2 {
+		t.Fatalf("heartbeats = %d, want 2", got)
+	}
+}

@@ -31,6 +31,25 @@ type Heartbeat struct {
 	// /proc/net/sctp; Sensor.Capabilities["sctp"] says when they cannot.
 	SCTPAssociations []SCTPAssoc    `json:"sctp_associations,omitempty"`
 	SCTPEndpoints    []SCTPEndpoint `json:"sctp_endpoints,omitempty"`
+	// SnapshotsDropped marks a heartbeat whose snapshot sections were
+	// removed (a full spool, a 413): its events and completed flows count,
+	// but it is not the sensor's latest state.
+	SnapshotsDropped bool `json:"snapshots_dropped,omitempty"`
+}
+
+// SnapshotRows counts the rows of the snapshot sections.
+func (h *Heartbeat) SnapshotRows() int {
+	return len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows) +
+		len(h.SCTPAssociations) + len(h.SCTPEndpoints)
+}
+
+// DropSnapshots removes the snapshot sections (superseded by any newer
+// heartbeat) and marks the heartbeat so it does not pass for the latest
+// state; events and completed flows stay.
+func (h *Heartbeat) DropSnapshots() {
+	h.TCPConnections, h.TCPListeners, h.UDPListeners, h.ActiveFlows = nil, nil, nil, nil
+	h.SCTPAssociations, h.SCTPEndpoints = nil, nil
+	h.SnapshotsDropped = true
 }
 
 // Sensor is the sending sensor's identity.

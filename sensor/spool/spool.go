@@ -378,7 +378,7 @@ func (s *Spool) strip(i int) (bool, error) {
 
 func (s *Spool) rewriteStripped(i int, h *heartbeat.Heartbeat) error {
 	e := &s.entries[i]
-	h.TCPConnections, h.TCPListeners, h.UDPListeners, h.ActiveFlows = nil, nil, nil, nil
+	h.DropSnapshots()
 	body, err := heartbeat.Encode(h)
 	if err != nil {
 		return err
@@ -617,9 +617,7 @@ func (s *Spool) removeAt(i int) {
 
 func (s *Spool) path(seq uint64) string { return filepath.Join(s.dir, name(seq)) }
 
-func snapshotRows(h *heartbeat.Heartbeat) int {
-	return len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows)
-}
+func snapshotRows(h *heartbeat.Heartbeat) int { return h.SnapshotRows() }
 
 func cmpSeq(a, b uint64) int {
 	switch {
