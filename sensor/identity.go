@@ -44,14 +44,22 @@ func loadIdentity(dir string) (*identity, error) {
 	return id, nil
 }
 
+// resumeAbove makes the next seq exceed seq (the newest one still spooled,
+// should the identity file have been lost or replaced).
+func (id *identity) resumeAbove(seq uint64) {
+	id.next = max(id.next, seq)
+	id.Seq = max(id.Seq, seq)
+}
+
 // nextSeq returns the next sequence number; its block is durably reserved
 // before it is used.
 func (id *identity) nextSeq() (uint64, error) {
 	id.next++
 	if id.next > id.Seq {
+		ceiling := id.Seq
 		id.Seq = id.next + seqBlock - 1
 		if err := id.save(); err != nil {
-			id.next--
+			id.next, id.Seq = id.next-1, ceiling // nothing handed out unsaved
 			return 0, err
 		}
 	}

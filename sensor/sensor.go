@@ -64,6 +64,9 @@ func (c *Config) Validate() error {
 	if c.Flavor != "standard" && c.Flavor != "telecom" {
 		return fmt.Errorf("sensor: flavor %q: want standard or telecom", c.Flavor)
 	}
+	if c.Source != "" && c.Source != "inet_diag" && c.Source != "proc" {
+		return fmt.Errorf("sensor: flow source %q: want inet_diag, proc or empty", c.Source)
+	}
 	if c.Interval < time.Second || c.PollInterval <= 0 || c.PollInterval > c.Interval {
 		return errors.New("sensor: interval must be at least 1s and poll between 0 and interval")
 	}
@@ -75,7 +78,13 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("sensor: token file: %w", err)
 		}
-		c.Token = strings.TrimSpace(string(b))
+		// The first token of the file: ingest's token files may hold several.
+		for _, line := range strings.Split(string(b), "\n") {
+			if line, _, _ = strings.Cut(line, "#"); strings.TrimSpace(line) != "" {
+				c.Token = strings.TrimSpace(line)
+				break
+			}
+		}
 	}
 	if c.Token == "" {
 		return errors.New("sensor: no token: set --sensor.token, --sensor.token-file or $NETVIEW_SENSOR_TOKEN")
@@ -115,6 +124,9 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	sp, err := spool.Open(filepath.Join(cfg.StateDir, "spool"), cfg.SpoolBytes)
 	if err != nil {
 		return nil, err
+	}
+	if last, ok := sp.LastSeq(); ok {
+		id.resumeAbove(last)
 	}
 	s := &Sensor{
 		cfg: cfg, log: log, fs: procnet.NewFS(cfg.ProcRoot), res: procs.NewResolver(cfg.ProcRoot),
@@ -181,6 +193,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// A last heartbeat keeps the events and flows since the previous
+			// one; the spool sends it at the next start if not now.
+			s.beat()
 			<-sent
 			return nil
 		case <-poll.C:

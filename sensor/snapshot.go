@@ -137,7 +137,8 @@ func (sn *snapshot) sctp(s *Sensor, h *heartbeat.Heartbeat) ([]procnet.SCTPAssoc
 		h.Sensor.Capabilities["sctp"] = "unavailable"
 		return nil, nil
 	case err != nil && !errors.Is(err, procnet.ErrParse):
-		h.Sensor.Capabilities["sctp"] = "error: " + err.Error()
+		msg := "error: " + err.Error()
+		h.Sensor.Capabilities["sctp"] = msg[:min(len(msg), 200)] // ingest caps values at 256 bytes
 		return nil, nil
 	case err != nil:
 		s.log.Warn("SCTP tables have malformed lines; they are skipped", "err", err)

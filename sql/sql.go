@@ -37,7 +37,8 @@ const bootstrap = `CREATE TABLE IF NOT EXISTS schema_migrations
     applied_at  DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree
-ORDER BY version`
+ORDER BY version
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`
 
 // Migrations returns every migration in version order.
 func Migrations() ([]Migration, error) {

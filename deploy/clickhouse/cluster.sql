@@ -6,7 +6,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations_local ON CLUSTER 'netview'
     applied_at  DateTime64(3, 'UTC')
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/schema_migrations_local', '{replica}')
-ORDER BY version;
+ORDER BY version
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER 'netview' AS schema_migrations_local
 ENGINE = Distributed('netview', currentDatabase(), schema_migrations_local, rand());

@@ -339,9 +339,10 @@ func finalState(f *flow, lostSight bool) string {
 		return "stale" // the tracker did not look for too long to tell
 	case !f.sawEstab:
 		return "refused" // never got past the handshake
-	case f.lastState == finWait1 || f.lastState == finWait2 || f.lastState == closeWait:
-		// Last seen with one side closed and the other not, and then gone
-		// without the TIME_WAIT of a clean close: reset or timed out.
+	case f.lastState == finWait1 || f.lastState == finWait2:
+		// We had closed, the peer never did, and the socket went without
+		// the TIME_WAIT of a clean close: reset or timed out. (CLOSE_WAIT
+		// then gone is the ordinary passive close: no TIME_WAIT on that side.)
 		return "half-closed"
 	default:
 		return "established"

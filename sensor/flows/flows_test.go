@@ -68,7 +68,7 @@ func TestFinalStates(t *testing.T) {
 		[]Observation{listener, obs(client, peer, synSent, 7)}, []Observation{listener})
 	f("half closed then reset", sec, "half-closed",
 		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener, obs(client, peer, finWait2, 7)}, []Observation{listener})
-	f("peer closed, we never did", sec, "half-closed",
+	f("passive close", sec, "established",
 		[]Observation{listener, obs(client, peer, closeWait, 7)}, []Observation{listener})
 	f("tracker looked away too long", 30*sec, "stale",
 		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener})
