@@ -27,7 +27,7 @@ $(LIBCHDB):
 	rm -rf $(CHDB_DIR)/tmp
 
 build:
-	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor
+	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor ./query/cmd/netview-query
 
 test: deps
 	$(GO) vet ./...

@@ -1,0 +1,361 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/store"
+)
+
+// params reads a request's query string, refusing names it does not know,
+// so a misspelt filter is an error instead of being silently ignored.
+type params struct {
+	args *fasthttp.Args
+	err  error
+}
+
+func query(r *fasthttp.RequestCtx, known ...string) *params {
+	p := &params{args: r.QueryArgs()}
+	p.args.VisitAll(func(k, _ []byte) {
+		for _, n := range known {
+			if string(k) == n {
+				return
+			}
+		}
+		if p.err == nil {
+			p.err = badParam(string(k), "unknown parameter (known: %s)", strings.Join(known, ", "))
+		}
+	})
+	return p
+}
+
+func (p *params) str(name string) string { return string(p.args.Peek(name)) }
+
+func (p *params) sensor() string {
+	v := p.str("sensor_id")
+	if v == "" || p.err != nil {
+		return ""
+	}
+	u, err := uuid.Parse(v)
+	if err != nil {
+		p.err = badParam("sensor_id", "%q is not a UUID", v)
+		return ""
+	}
+	return u.String()
+}
+
+func (p *params) int(name string, def, lo, hi int) int {
+	v := p.str(name)
+	if v == "" || p.err != nil {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.err = badParam(name, "%q must be a whole number from %d to %d", v, lo, hi)
+		return def
+	}
+	return n
+}
+
+func (p *params) time(name string, def time.Time) time.Time {
+	v := p.str(name)
+	if v == "" || p.err != nil {
+		return def
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		p.err = badParam(name, "%q is not an RFC 3339 time (e.g. 2026-11-25T10:00:00Z)", v)
+		return def
+	}
+	return t.UTC()
+}
+
+// list wraps rows appended by fn in {"name":[...], more}.
+func list(name string, fn func(b []byte) ([]byte, error), more func(b []byte) []byte) ([]byte, error) {
+	b := make([]byte, 0, 16<<10)
+	b = append(b, '{')
+	b = appendString(b, name)
+	b = append(b, ":["...)
+	b, err := fn(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, ']')
+	if more != nil {
+		b = more(b)
+	}
+	return append(b, '}'), nil
+}
+
+func field(b []byte, name string) []byte {
+	b = append(b, ',')
+	b = appendString(b, name)
+	return append(b, ':')
+}
+
+// connectionsV1 is the seed's page-numbered view: connections of the page,
+// the active flows of the same scope (first page of them), and the totals.
+func (s *Server) connectionsV1(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	q := query(r, "sensor_id", "page", "page_size")
+	sensor := q.sensor()
+	pageNo := q.int("page", 1, 1, 1<<30)
+	size := q.int("page_size", 100, 1, 500)
+	if q.err != nil {
+		return nil, q.err
+	}
+	p := &page{sensor: sensor, offset: uint64(pageNo-1) * uint64(size), limit: size}
+	total, err := connectionsView.count(ctx, s.store, p)
+	if err != nil {
+		return nil, err
+	}
+	var flows []byte
+	flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, limit: size}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return list("connections", func(b []byte) ([]byte, error) {
+		b, _, _, err := connectionsView.rows(ctx, s.store, p, b)
+		return b, err
+	}, func(b []byte) []byte {
+		b = field(b, "flows")
+		b = append(append(append(b, '['), flows...), ']')
+		b = field(b, "total")
+		b = strconv.AppendUint(b, total, 10)
+		b = field(b, "page_count")
+		b = strconv.AppendUint(b, (total+uint64(size)-1)/uint64(size), 10)
+		b = field(b, "current_page")
+		b = strconv.AppendInt(b, int64(pageNo), 10)
+		b = field(b, "page_size")
+		return strconv.AppendInt(b, int64(size), 10)
+	})
+}
+
+// listV1 returns every row of a view up to the safety cap, as the seed's
+// v1 listening and flows endpoints do; total says how many there are.
+func (s *Server) listV1(v *view) handler {
+	return func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+		q := query(r, "sensor_id")
+		sensor := q.sensor()
+		if q.err != nil {
+			return nil, q.err
+		}
+		p := &page{sensor: sensor, limit: s.cfg.MaxListRows}
+		total, err := v.count(ctx, s.store, p)
+		if err != nil {
+			return nil, err
+		}
+		return list(v.name, func(b []byte) ([]byte, error) {
+			b, _, _, err := v.rows(ctx, s.store, p, b)
+			return b, err
+		}, func(b []byte) []byte {
+			b = field(b, "total")
+			b = strconv.AppendUint(b, total, 10)
+			b = field(b, "truncated")
+			return strconv.AppendBool(b, total > uint64(s.cfg.MaxListRows))
+		})
+	}
+}
+
+// listV2 pages a view by cursor: keyset pagination on the view's unique
+// key, so a page costs the same wherever it is and heartbeats arriving
+// between pages never make a row repeat or disappear from the walk.
+func (s *Server) listV2(v *view) handler {
+	return func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+		q := query(r, "sensor_id", "limit", "cursor")
+		sensor := q.sensor()
+		limit := q.int("limit", 100, 1, 1000)
+		if q.err != nil {
+			return nil, q.err
+		}
+		p := &page{sensor: sensor, limit: limit}
+		filter := "sensor=" + sensor
+		if c := q.str("cursor"); c != "" {
+			after, err := s.cursors.open(c, v.name, filter, len(v.key))
+			if err != nil {
+				return nil, badParam("cursor", "not a cursor of this view and filter; start again without one")
+			}
+			p.after = after
+		}
+		var next string
+		return list(v.name, func(b []byte) ([]byte, error) {
+			b, n, last, err := v.rows(ctx, s.store, p, b)
+			if n == limit {
+				next = s.cursors.seal(v.name, filter, last)
+			}
+			return b, err
+		}, func(b []byte) []byte {
+			b = field(b, "next_cursor")
+			if next == "" {
+				b = append(b, "null"...)
+			} else {
+				b = appendString(b, next)
+			}
+			b = field(b, "limit")
+			return strconv.AppendInt(b, int64(limit), 10)
+		})
+	}
+}
+
+// summaryOut is one row per sensor for the fleet summary.
+var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_heartbeat", "stale",
+	"active_connections", "listeners", "udp_listeners", "active_flows",
+	"baseline_connections", "anomaly_score", "capabilities"}
+
+// The anomaly score is how many standard deviations the newest connection
+// count is from the sensor's own mean over the previous hour (the deviation
+// floored at 1, so a steady sensor's small wobble scores low).
+const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, stale,
+    active_connections, listeners, udp_listeners, active_flows,
+    round(baseline, 1) AS baseline_connections,
+    round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities
+FROM (
+    SELECT sensor_id, argMax(hostname, seq) AS hostname, CAST(argMax(flavor, seq) AS String) AS flavor,
+        CAST(argMax(sensor_version, seq) AS String) AS version, max(sent_at) AS last_heartbeat, max(seq) AS latest,
+        CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS stale,
+        CAST(argMax(capabilities, seq) AS Map(String, String)) AS capabilities
+    FROM sensors GROUP BY sensor_id
+) AS s
+LEFT JOIN (
+    SELECT sensor_id, toUInt64(argMax(tcp_connections, seq)) AS active_connections, toUInt64(argMax(tcp_listeners, seq)) AS listeners,
+        toUInt64(argMax(udp_listeners, seq)) AS udp_listeners, toUInt64(argMax(active_flows, seq)) AS active_flows,
+        ifNotFinite(avgIf(tcp_connections, seq < latest_seq), toFloat64(argMax(tcp_connections, seq))) AS baseline,
+        ifNotFinite(stddevPopIf(tcp_connections, seq < latest_seq), 0) AS deviation
+    FROM (
+        SELECT h.*, max(h.seq) OVER (PARTITION BY h.sensor_id) AS latest_seq
+        FROM heartbeats AS h FINAL
+        WHERE sent_at > now64(3) - INTERVAL 1 HOUR
+           OR (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)
+    )
+    GROUP BY sensor_id
+) AS h USING (sensor_id)
+ORDER BY anomaly_score DESC, sensor_id`
+
+func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	if q := query(r); q.err != nil {
+		return nil, q.err
+	}
+	return list("sensors", func(b []byte) ([]byte, error) {
+		b, _, _, err := selectJSON(ctx, s.store, store.Query{SQL: summarySQL}, summaryOut, nil, b)
+		return b, err
+	}, func(b []byte) []byte {
+		b = field(b, "generated_at")
+		return appendTime(b, time.Now())
+	})
+}
+
+var eventOut = []string{"event_id", "sensor_id", "hostname", "CAST(kind AS String) AS kind", "time", "received_at",
+	"CAST(protocol AS String) AS protocol", "src_address", "src_port", "dst_address", "dst_port", "uid", "nullIf(pid, 0) AS pid",
+	"CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "query_name", "CAST(query_type AS String) AS query_type",
+	"answers", "duration_ms", "bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source"}
+
+var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
+
+// events lists events of some kinds in a time window, newest first, by
+// keyset cursor on (time, event_id). The window is fixed by the first page
+// and carried in the cursor, so later pages walk the same window.
+func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	q := query(r, "sensor_id", "kind", "since", "until", "limit", "cursor")
+	sensor := q.sensor()
+	limit := q.int("limit", 100, 1, 1000)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	until := q.time("until", now)
+	since := q.time("since", until.Add(-time.Hour))
+	kinds := heartbeat.AllEventKinds
+	if k := q.str("kind"); k != "" && q.err == nil {
+		kinds = nil
+		for _, one := range strings.Split(k, ",") {
+			if !contains(heartbeat.AllEventKinds, one) {
+				q.err = badParam("kind", "%q is not one of %s", one, strings.Join(heartbeat.AllEventKinds, ", "))
+				break
+			}
+			kinds = append(kinds, one)
+		}
+	}
+	if q.err != nil {
+		return nil, q.err
+	}
+	if !since.Before(until) || until.Sub(since) > 92*24*time.Hour {
+		return nil, badParam("since", "the window since..until must be positive and at most 92 days (got %s .. %s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	filter := fmt.Sprintf("sensor=%s kinds=%s since=%d until=%d", sensor, strings.Join(kinds, ","), since.UnixMilli(), until.UnixMilli())
+	var after []string
+	if c := q.str("cursor"); c != "" {
+		var err error
+		if after, err = s.cursors.open(c, "events", filter, 2); err != nil {
+			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor and window must not change); start again without one")
+		}
+	}
+	quoted := make([]string, len(kinds))
+	for i, k := range kinds {
+		quoted[i] = store.Quote(k)
+	}
+	sqlText := `SELECT ` + strings.Join(eventOut, ", ") + ` FROM (
+        SELECT * FROM events FINAL
+        WHERE kind IN {kinds:Array(String)} AND time >= {since:DateTime64(3, 'UTC')} AND time < {until:DateTime64(3, 'UTC')}`
+	params := []store.Param{store.P("kinds", "["+strings.Join(quoted, ",")+"]"),
+		store.P("since", since.Format("2006-01-02 15:04:05.000")), store.P("until", until.Format("2006-01-02 15:04:05.000")),
+		store.P("limit", strconv.Itoa(limit))}
+	if sensor != "" {
+		sqlText += ` AND sensor_id = {sensor:UUID}`
+		params = append(params, store.P("sensor", sensor))
+	}
+	if after != nil {
+		sqlText += ` AND (time, event_id) < ({t:DateTime64(3, 'UTC')}, {id:UUID})`
+		params = append(params, store.P("t", after[0]), store.P("id", after[1]))
+	}
+	sqlText += ` ORDER BY time DESC, event_id DESC LIMIT {limit:UInt64}
+    ) AS e LEFT JOIN (SELECT sensor_id, argMax(hostname, seq) AS hostname FROM sensors GROUP BY sensor_id) AS s USING (sensor_id)
+    ORDER BY time DESC, event_id DESC`
+	var next string
+	return list("events", func(b []byte) ([]byte, error) {
+		b, n, last, err := selectJSON(ctx, s.store, store.Query{SQL: sqlText, Params: params}, eventOut, eventKey, b)
+		if n == limit {
+			next = s.cursors.seal("events", filter, last)
+		}
+		return b, err
+	}, func(b []byte) []byte {
+		b = field(b, "next_cursor")
+		if next == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendString(b, next)
+		}
+		b = field(b, "since")
+		b = appendTime(b, since)
+		b = field(b, "until")
+		return appendTime(b, until)
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// analystSQL runs an analyst's statement: the body is the SQL, the format
+// comes from ?format= (JSON by default).
+func (s *Server) analystSQL(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	q := query(r, "format")
+	if q.err != nil {
+		return nil, q.err
+	}
+	format := q.str("format")
+	if format == "" {
+		format = "JSON"
+	}
+	if err := s.sql(ctx, string(r.PostBody()), format, r); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}

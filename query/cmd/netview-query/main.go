@@ -1,0 +1,64 @@
+// Command netview-query runs one stateless query service replica.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/query"
+	"github.com/netview/netview/sql"
+)
+
+func main() {
+	var sc store.Config
+	var qc query.Config
+	sc.RegisterFlags(flag.CommandLine)
+	qc.RegisterFlags(flag.CommandLine)
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(sc, qc, log); err != nil {
+		fmt.Fprintln(os.Stderr, "netview-query:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sc store.Config, qc query.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, sc)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
+		return err
+	}
+	srv, err := query.New(qc, st, nil, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", qc.Addr)
+	if err != nil {
+		return err
+	}
+	hs := srv.HTTPServer()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("query service listening", "addr", ln.Addr().String())
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), qc.Timeout+5*time.Second)
+	defer cancel()
+	return hs.ShutdownWithContext(sctx)
+}

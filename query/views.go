@@ -1,0 +1,212 @@
+package query
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/sql"
+)
+
+// view is one snapshot list of the Network View: the newest heartbeat's
+// rows of a table, one per socket (or flow), in the order of a unique key.
+type view struct {
+	name  string   // list name in responses, and the cursor's view
+	table string   // snapshot table
+	key   []keyCol // unique sort key: pages never overlap
+	aggs  string   // per-key values of the newest row
+	out   []string // response fields, as SQL expressions ending in their name
+}
+
+type keyCol struct{ name, typ string }
+
+// sensorInfo joins each row to its sensor's name and staleness: a sensor
+// that has not reported for three intervals (at least 45 s) keeps its last
+// state, marked stale.
+const sensorInfo = `SELECT sensor_id, argMax(hostname, seq) AS hostname,
+    CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS sensor_stale
+FROM sensors GROUP BY sensor_id`
+
+var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path`
+var procOut = []string{"nullIf(pid, 0) AS pid", "CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "uid"}
+
+func fields(f ...[]string) []string {
+	var out []string
+	for _, x := range f {
+		out = append(out, x...)
+	}
+	return out
+}
+
+var (
+	connectionsView = &view{
+		name: "connections", table: "tcp_connections",
+		key: []keyCol{{"sensor_id", "UUID"}, {"netns", "UInt64"}, {"local_address", "IPv6"}, {"local_port", "UInt16"},
+			{"remote_address", "IPv6"}, {"remote_port", "UInt16"}, {"inode", "UInt64"}},
+		aggs: proc + `, argMax(family, seq) AS family, argMax(state, seq) AS state, argMax(duration_secs, seq) AS duration_secs,
+            min(first_seen) AS first_seen, max(observed_at) AS last_seen`,
+		out: fields([]string{"sensor_id", "hostname", "'tcp' AS protocol", "CAST(family AS String) AS family",
+			"local_address", "local_port", "remote_address", "remote_port", "CAST(state AS String) AS state"},
+			procOut, []string{"inode", "netns", "duration_secs", "first_seen", "last_seen", "sensor_stale"}),
+	}
+	listeningView = &view{
+		name: "listening", table: "tcp_listeners",
+		key:  []keyCol{{"sensor_id", "UUID"}, {"netns", "UInt64"}, {"local_address", "IPv6"}, {"local_port", "UInt16"}, {"inode", "UInt64"}},
+		aggs: proc + `, argMax(family, seq) AS family, min(first_seen) AS first_seen, max(observed_at) AS last_seen`,
+		out: fields([]string{"sensor_id", "hostname", "'tcp' AS protocol", "CAST(family AS String) AS family", "local_address", "local_port"},
+			procOut, []string{"inode", "netns", "first_seen", "last_seen", "sensor_stale"}),
+	}
+	udpView = &view{
+		name: "udp", table: "udp_listeners",
+		key: []keyCol{{"sensor_id", "UUID"}, {"netns", "UInt64"}, {"local_address", "IPv6"}, {"local_port", "UInt16"},
+			{"remote_address", "IPv6"}, {"remote_port", "UInt16"}, {"inode", "UInt64"}},
+		aggs: proc + `, argMax(family, seq) AS family, argMax(service, seq) AS service, min(first_seen) AS first_seen, max(observed_at) AS last_seen`,
+		out: fields([]string{"sensor_id", "hostname", "'udp' AS protocol", "CAST(family AS String) AS family",
+			"local_address", "local_port", "remote_address", "remote_port", "CAST(service AS String) AS service"},
+			procOut, []string{"inode", "netns", "first_seen", "last_seen", "sensor_stale"}),
+	}
+	flowsView = &view{
+		name: "flows", table: "active_flows",
+		key:  []keyCol{{"sensor_id", "UUID"}, {"flow_id", "UUID"}},
+		aggs: proc + `, argMax(protocol, seq) AS protocol, argMax(direction, seq) AS direction,
+            argMax(src_address, seq) AS src_address, argMax(src_port, seq) AS src_port,
+            argMax(dst_address, seq) AS dst_address, argMax(dst_port, seq) AS dst_port,
+            min(started_at) AS started_at, max(observed_at) AS last_seen,
+            argMax(bytes_sent, seq) AS bytes_sent, argMax(bytes_received, seq) AS bytes_received,
+            argMax(state, seq) AS state, argMax(source, seq) AS source`,
+		out: fields([]string{"sensor_id", "hostname", "flow_id", "CAST(protocol AS String) AS protocol", "CAST(direction AS String) AS direction",
+			"src_address", "src_port", "dst_address", "dst_port"}, procOut,
+			[]string{"started_at", "toUInt64(greatest(0, dateDiff('second', started_at, last_seen))) AS duration_secs",
+				"bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source", "last_seen", "sensor_stale"}),
+	}
+)
+
+// alias is the name an output expression ends in.
+func alias(expr string) string {
+	if i := strings.LastIndex(expr, " AS "); i >= 0 {
+		return expr[i+4:]
+	}
+	return expr
+}
+
+func (v *view) keys() string {
+	names := make([]string, len(v.key))
+	for i, k := range v.key {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// page asks for one page: of one sensor or all, after a keyset position or
+// at an offset (v1 page numbers), limit rows.
+type page struct {
+	sensor string   // UUID or empty
+	after  []string // keyset position, or nil
+	offset uint64
+	limit  int
+}
+
+func (v *view) where(p *page) (string, []store.Param) {
+	w := " WHERE " + sql.Latest
+	var params []store.Param
+	if p.sensor != "" {
+		w += " AND sensor_id = {sensor:UUID}"
+		params = append(params, store.P("sensor", p.sensor))
+	}
+	if p.after != nil {
+		ph := make([]string, len(v.key))
+		for i, k := range v.key {
+			ph[i] = "{k" + strconv.Itoa(i) + ":" + k.typ + "}"
+			params = append(params, store.P("k"+strconv.Itoa(i), p.after[i]))
+		}
+		w += " AND (" + v.keys() + ") > (" + strings.Join(ph, ", ") + ")"
+	}
+	return w, params
+}
+
+// sql returns the page query. The keyset condition and LIMIT apply on the
+// table's own sort key, so the engine reads in order and stops early.
+func (v *view) sql(p *page) (string, []store.Param) {
+	where, params := v.where(p)
+	q := "SELECT " + strings.Join(v.out, ", ") + " FROM (SELECT " + v.keys() + ", " + v.aggs +
+		" FROM " + v.table + where + " GROUP BY " + v.keys() + " ORDER BY " + v.keys() + " LIMIT {limit:UInt64}"
+	params = append(params, store.P("limit", strconv.Itoa(p.limit)))
+	if p.offset > 0 {
+		q += " OFFSET {offset:UInt64}"
+		params = append(params, store.P("offset", strconv.FormatUint(p.offset, 10)))
+	}
+	q += ") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " + v.keys()
+	return q, params
+}
+
+// count returns how many rows the view holds for the page's sensor filter.
+func (v *view) count(ctx context.Context, st store.Store, p *page) (uint64, error) {
+	where, params := v.where(&page{sensor: p.sensor})
+	var n proto.ColUInt64
+	var total uint64
+	err := st.Select(ctx, store.Query{
+		SQL:    "SELECT count() AS n FROM (SELECT 1 FROM " + v.table + where + " GROUP BY " + v.keys() + ")",
+		Params: params,
+	}, proto.Results{{Name: "n", Data: &n}}, func(int) error { total = n.Row(0); return nil })
+	return total, err
+}
+
+// rows runs the page query and appends its rows to b as JSON objects,
+// separated by commas. It returns the number of rows and the key of the
+// last one.
+func (v *view) rows(ctx context.Context, st store.Store, p *page, b []byte) ([]byte, int, []string, error) {
+	q, params := v.sql(p)
+	return selectJSON(ctx, st, store.Query{SQL: q, Params: params}, v.out, v.key, b)
+}
+
+// selectJSON runs q whose columns are named by out and appends each row to
+// b as a JSON object; it also returns the values of the key columns of the
+// last row, as parameter text.
+func selectJSON(ctx context.Context, st store.Store, q store.Query, out []string, key []keyCol, b []byte) ([]byte, int, []string, error) {
+	res := make(proto.Results, len(out))
+	names := make([]string, len(out))
+	for i, e := range out {
+		names[i] = alias(e)
+		res[i] = proto.ResultColumn{Name: names[i], Data: &proto.ColAuto{}}
+	}
+	keyAt := make([]int, len(key))
+	for i, k := range key {
+		keyAt[i] = -1
+		for j, n := range names {
+			if n == k.name {
+				keyAt[i] = j
+			}
+		}
+	}
+	var last []string
+	n := 0
+	err := st.Select(ctx, q, res, func(rows int) error {
+		for i := range rows {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			for j, name := range names {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, name)
+				b = append(b, ':')
+				b = appendValue(b, res[j].Data, i)
+			}
+			b = append(b, '}')
+			n++
+		}
+		if rows > 0 && len(key) > 0 {
+			last = make([]string, len(key))
+			for i, j := range keyAt {
+				last[i] = appendParam(res[j].Data, rows-1)
+			}
+		}
+		return nil
+	})
+	return b, n, last, err
+}
