@@ -281,35 +281,8 @@ func (c *heartbeatCols) init() {
 	}}
 }
 
-type connCols struct {
-	table
-	snapCols
-	procCols
-	netns, inode          proto.ColUInt64
-	family, state         proto.ColStr
-	localAddr, remoteAddr proto.ColIPv6
-	localPort, remotePort proto.ColUInt16
-	firstSeen             *proto.ColDateTime64
-	duration              *proto.ColNullable[uint32]
-}
-
-func (c *connCols) init() {
-	c.firstSeen = newTime()
-	c.duration = new(proto.ColUInt32).Nullable()
-	in := c.snapCols.cols()
-	in = append(in, proto.Input{
-		{Name: "netns", Data: &c.netns}, {Name: "family", Data: &c.family},
-		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort},
-		{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort},
-		{Name: "state", Data: &c.state}, {Name: "inode", Data: &c.inode},
-	}...)
-	in = append(in, c.procCols.cols()...)
-	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen}, proto.InputColumn{Name: "duration_secs", Data: c.duration})
-	c.table = table{name: "tcp_connections", input: in}
-}
-
-type listenerCols struct {
-	table
+// sockCols are the columns every socket table has; sockRow fills them.
+type sockCols struct {
 	snapCols
 	procCols
 	netns, inode proto.ColUInt64
@@ -319,7 +292,7 @@ type listenerCols struct {
 	firstSeen    *proto.ColDateTime64
 }
 
-func (c *listenerCols) init() {
+func (c *sockCols) cols() proto.Input {
 	c.firstSeen = newTime()
 	in := c.snapCols.cols()
 	in = append(in, proto.Input{
@@ -327,33 +300,66 @@ func (c *listenerCols) init() {
 		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort}, {Name: "inode", Data: &c.inode},
 	}...)
 	in = append(in, c.procCols.cols()...)
-	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "tcp_listeners", input: in}
+	return append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
 }
+
+func (c *sockCols) append(r *sockRow) {
+	c.netns.Append(r.netns)
+	c.family.Append(r.family)
+	c.localAddr.Append(r.localAddr)
+	c.localPort.Append(r.localPort)
+	c.inode.Append(r.inode)
+	c.procCols.append(&r.proc)
+	c.firstSeen.AppendRaw(r.firstSeen)
+}
+
+// remoteCols are the peer of a connected socket.
+type remoteCols struct {
+	remoteAddr proto.ColIPv6
+	remotePort proto.ColUInt16
+}
+
+func (c *remoteCols) cols() proto.Input {
+	return proto.Input{{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort}}
+}
+
+func (c *remoteCols) append(r *sockRow) {
+	c.remoteAddr.Append(r.remoteAddr)
+	c.remotePort.Append(r.remotePort)
+}
+
+type connCols struct {
+	table
+	sockCols
+	remoteCols
+	state    proto.ColStr
+	duration *proto.ColNullable[uint32]
+}
+
+func (c *connCols) init() {
+	c.duration = new(proto.ColUInt32).Nullable()
+	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
+	in = append(in, proto.InputColumn{Name: "state", Data: &c.state}, proto.InputColumn{Name: "duration_secs", Data: c.duration})
+	c.table = table{name: "tcp_connections", input: in}
+}
+
+type listenerCols struct {
+	table
+	sockCols
+}
+
+func (c *listenerCols) init() { c.table = table{name: "tcp_listeners", input: c.sockCols.cols()} }
 
 type udpCols struct {
 	table
-	snapCols
-	procCols
-	netns, inode          proto.ColUInt64
-	family, service       proto.ColStr
-	localAddr, remoteAddr proto.ColIPv6
-	localPort, remotePort proto.ColUInt16
-	firstSeen             *proto.ColDateTime64
+	sockCols
+	remoteCols
+	service proto.ColStr
 }
 
 func (c *udpCols) init() {
-	c.firstSeen = newTime()
-	in := c.snapCols.cols()
-	in = append(in, proto.Input{
-		{Name: "netns", Data: &c.netns}, {Name: "family", Data: &c.family},
-		{Name: "local_address", Data: &c.localAddr}, {Name: "local_port", Data: &c.localPort},
-		{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort},
-		{Name: "inode", Data: &c.inode},
-	}...)
-	in = append(in, c.procCols.cols()...)
-	in = append(in, proto.InputColumn{Name: "service", Data: &c.service}, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "udp_listeners", input: in}
+	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
+	c.table = table{name: "udp_listeners", input: append(in, proto.InputColumn{Name: "service", Data: &c.service})}
 }
 
 // flowBody are the columns active and completed flows share.

@@ -633,16 +633,9 @@ func (d *Decoder) conn(b *Batch, _ int) error {
 		return err
 	}
 	c := &b.conns
-	c.netns.Append(r.netns)
-	c.family.Append(r.family)
-	c.localAddr.Append(r.localAddr)
-	c.localPort.Append(r.localPort)
-	c.remoteAddr.Append(r.remoteAddr)
-	c.remotePort.Append(r.remotePort)
+	c.sockCols.append(&r)
+	c.remoteCols.append(&r)
 	c.state.Append(r.state)
-	c.inode.Append(r.inode)
-	c.procCols.append(&r.proc)
-	c.firstSeen.AppendRaw(r.firstSeen)
 	if r.hasDuration {
 		c.duration.Append(proto.NewNullable(r.duration))
 	} else {
@@ -658,14 +651,7 @@ func (d *Decoder) listener(b *Batch, _ int) error {
 	if err != nil {
 		return err
 	}
-	c := &b.listeners
-	c.netns.Append(r.netns)
-	c.family.Append(r.family)
-	c.localAddr.Append(r.localAddr)
-	c.localPort.Append(r.localPort)
-	c.inode.Append(r.inode)
-	c.procCols.append(&r.proc)
-	c.firstSeen.AppendRaw(r.firstSeen)
+	b.listeners.sockCols.append(&r)
 	return nil
 }
 
@@ -677,16 +663,9 @@ func (d *Decoder) udp(b *Batch, _ int) error {
 		return err
 	}
 	c := &b.udp
-	c.netns.Append(r.netns)
-	c.family.Append(r.family)
-	c.localAddr.Append(r.localAddr)
-	c.localPort.Append(r.localPort)
-	c.remoteAddr.Append(r.remoteAddr)
-	c.remotePort.Append(r.remotePort)
-	c.inode.Append(r.inode)
-	c.procCols.append(&r.proc)
+	c.sockCols.append(&r)
+	c.remoteCols.append(&r)
 	c.service.AppendBytes(r.service)
-	c.firstSeen.AppendRaw(r.firstSeen)
 	return nil
 }
 
