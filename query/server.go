@@ -108,17 +108,17 @@ func badParam(name, format string, args ...any) error {
 type role int
 
 const (
-	viewer role = iota + 1
-	analyst
+	roleViewer role = iota + 1
+	roleAnalyst
 )
 
 func (s *Server) role(ctx *fasthttp.RequestCtx) role {
 	h := ctx.Request.Header.Peek("Authorization")
 	switch {
 	case s.analysts.Len() > 0 && s.analysts.Check(h):
-		return analyst
+		return roleAnalyst
 	case s.viewers.Len() > 0 && s.viewers.Check(h):
-		return viewer
+		return roleViewer
 	}
 	return 0
 }
@@ -177,28 +177,28 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 func (s *Server) route(path string) (handler, string, role) {
 	switch path {
 	case "/api/v1/network/connections":
-		return s.connectionsV1, "GET", viewer
+		return s.connectionsV1, "GET", roleViewer
 	case "/api/v1/network/listening":
-		return s.listV1(listeningView), "GET", viewer
+		return s.listV1(listeningView), "GET", roleViewer
 	case "/api/v1/network/udp":
-		return s.listV1(udpView), "GET", viewer
+		return s.listV1(udpView), "GET", roleViewer
 	case "/api/v1/network/flows":
-		return s.listV1(flowsView), "GET", viewer
+		return s.listV1(flowsView), "GET", roleViewer
 	case "/api/v1/network/summary":
-		return s.summary, "GET", viewer
+		return s.summary, "GET", roleViewer
 	case "/api/v1/events", "/api/v2/events":
-		return s.events, "GET", viewer
+		return s.events, "GET", roleViewer
 	case "/api/v2/network/connections":
-		return s.listV2(connectionsView), "GET", viewer
+		return s.listV2(connectionsView), "GET", roleViewer
 	case "/api/v2/network/listening":
-		return s.listV2(listeningView), "GET", viewer
+		return s.listV2(listeningView), "GET", roleViewer
 	case "/api/v2/network/udp":
-		return s.listV2(udpView), "GET", viewer
+		return s.listV2(udpView), "GET", roleViewer
 	case "/api/v2/network/flows":
-		return s.listV2(flowsView), "GET", viewer
+		return s.listV2(flowsView), "GET", roleViewer
 	case "/api/v1/sql":
 		if s.sql != nil {
-			return s.analystSQL, "POST", analyst
+			return s.analystSQL, "POST", roleAnalyst
 		}
 	}
 	return nil, "", 0
