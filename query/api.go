@@ -15,7 +15,8 @@ import (
 )
 
 // params reads a request's query string, refusing names it does not know,
-// so a misspelt filter is an error instead of being silently ignored.
+// so a misspelt filter is an error instead of being silently ignored, and
+// names given twice, of which only the first would be read.
 type params struct {
 	args *fasthttp.Args
 	err  error
@@ -23,9 +24,14 @@ type params struct {
 
 func query(r *fasthttp.RequestCtx, known ...string) *params {
 	p := &params{args: r.QueryArgs()}
+	var seen uint64
 	p.args.VisitAll(func(k, _ []byte) {
-		for _, n := range known {
+		for i, n := range known {
 			if string(k) == n {
+				if seen&(1<<i) != 0 && p.err == nil {
+					p.err = badParam(n, "given more than once (a list of kinds is comma-separated)")
+				}
+				seen |= 1 << i
 				return
 			}
 		}
@@ -211,6 +217,13 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // The anomaly score is how many standard deviations the newest connection
 // count is from the sensor's own mean over the previous hour (the deviation
 // floored at 1, so a steady sensor's small wobble scores low).
+//
+// The newest count is that of the sensor's latest snapshot, the heartbeat
+// the views show (its newest sensors row), not of the newest heartbeat:
+// one whose snapshots the sensor's spool dropped, or one still being
+// written, has counts of zero that are no observation. The baseline leaves
+// out heartbeats that reported no socket and no flow at all for the same
+// reason (the heartbeats table does not say which were dropped).
 const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, stale,
     active_connections, listeners, udp_listeners, active_flows,
     round(baseline, 1) AS baseline_connections,
@@ -225,13 +238,15 @@ FROM (
 LEFT JOIN (
     SELECT sensor_id, toUInt64(argMax(tcp_connections, seq)) AS active_connections, toUInt64(argMax(tcp_listeners, seq)) AS listeners,
         toUInt64(argMax(udp_listeners, seq)) AS udp_listeners, toUInt64(argMax(active_flows, seq)) AS active_flows,
-        ifNotFinite(avgIf(tcp_connections, seq < latest_seq), toFloat64(argMax(tcp_connections, seq))) AS baseline,
-        ifNotFinite(stddevPopIf(tcp_connections, seq < latest_seq), 0) AS deviation
+        ifNotFinite(avgIf(tcp_connections, seq < latest_seq AND observed), toFloat64(argMax(tcp_connections, seq))) AS baseline,
+        ifNotFinite(stddevPopIf(tcp_connections, seq < latest_seq AND observed), 0) AS deviation
     FROM (
-        SELECT h.*, max(h.seq) OVER (PARTITION BY h.sensor_id) AS latest_seq
+        SELECT h.sensor_id AS sensor_id, h.seq AS seq, h.tcp_connections AS tcp_connections, h.tcp_listeners AS tcp_listeners,
+            h.udp_listeners AS udp_listeners, h.active_flows AS active_flows, l.latest_seq AS latest_seq,
+            h.tcp_connections + h.tcp_listeners + h.udp_listeners + h.active_flows > 0 AS observed
         FROM heartbeats AS h FINAL
-        WHERE sent_at > now64(3) - INTERVAL 1 HOUR
-           OR (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)
+        INNER JOIN (SELECT sensor_id, max(seq) AS latest_seq FROM sensors GROUP BY sensor_id) AS l ON h.sensor_id = l.sensor_id
+        WHERE h.seq = l.latest_seq OR (h.seq < l.latest_seq AND h.sent_at > now64(3) - INTERVAL 1 HOUR)
     )
     GROUP BY sensor_id
 ) AS h USING (sensor_id)
@@ -281,17 +296,32 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, er
 	if q.err != nil {
 		return nil, q.err
 	}
+	since, until = since.Truncate(time.Millisecond), until.Truncate(time.Millisecond)
 	if !since.Before(until) || until.Sub(since) > 92*24*time.Hour {
 		return nil, badParam("since", "the window since..until must be positive and at most 92 days (got %s .. %s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
-	filter := fmt.Sprintf("sensor=%s kinds=%s since=%d until=%d", sensor, strings.Join(kinds, ","), since.UnixMilli(), until.UnixMilli())
+	base := fmt.Sprintf("sensor=%s kinds=%s", sensor, strings.Join(kinds, ","))
+	window := func(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
 	var after []string
 	if c := q.str("cursor"); c != "" {
-		var err error
-		if after, err = s.cursors.open(c, "events", filter, 2); err != nil {
+		// The cursor carries the first page's window: later pages walk it
+		// whether the client repeats since and until or not (the default
+		// window ends at the first page's now, which a client cannot
+		// repeat). A window given again must be the cursor's.
+		body, err := s.cursors.read(c, "events", 2)
+		var cs, cu int64
+		ok := err == nil && strings.HasPrefix(body.Filter, base+" ")
+		if ok {
+			_, err = fmt.Sscanf(body.Filter[len(base):], " since=%d until=%d", &cs, &cu)
+			ok = err == nil && body.Filter == base+window(cs, cu) &&
+				(q.str("since") == "" || since.UnixMilli() == cs) && (q.str("until") == "" || until.UnixMilli() == cu)
+		}
+		if !ok {
 			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor and window must not change); start again without one")
 		}
+		since, until, after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), body.Key
 	}
+	filter := base + window(since.UnixMilli(), until.UnixMilli())
 	quoted := make([]string, len(kinds))
 	for i, k := range kinds {
 		quoted[i] = store.Quote(k)

@@ -40,16 +40,26 @@ func (c cursors) seal(view, filter string, key []string) string {
 
 // open checks a cursor and returns its key, which has n parts.
 func (c cursors) open(token, view, filter string, n int) ([]string, error) {
+	body, err := c.read(token, view, n)
+	if err != nil || body.Filter != filter {
+		return nil, ErrCursor
+	}
+	return body.Key, nil
+}
+
+// read checks that a cursor is authentic and of view with a key of n
+// parts, and returns it; the caller checks its filter.
+func (c cursors) read(token, view string, n int) (cursorBody, error) {
 	p, m, ok := strings.Cut(token, ".")
 	enc := base64.RawURLEncoding
 	payload, err1 := enc.DecodeString(p)
 	mac, err2 := enc.DecodeString(m)
 	if !ok || err1 != nil || err2 != nil || !hmac.Equal(mac, c.mac(payload)) {
-		return nil, ErrCursor
+		return cursorBody{}, ErrCursor
 	}
 	var body cursorBody
-	if err := json.Unmarshal(payload, &body); err != nil || body.View != view || body.Filter != filter || len(body.Key) != n {
-		return nil, ErrCursor
+	if err := json.Unmarshal(payload, &body); err != nil || body.View != view || len(body.Key) != n {
+		return cursorBody{}, ErrCursor
 	}
-	return body.Key, nil
+	return body, nil
 }

@@ -70,7 +70,7 @@ var (
 	}
 	flowsView = &view{
 		name: "flows", table: "active_flows",
-		key:  []keyCol{{"sensor_id", "UUID"}, {"flow_id", "UUID"}},
+		key: []keyCol{{"sensor_id", "UUID"}, {"flow_id", "UUID"}},
 		aggs: proc + `, argMax(protocol, seq) AS protocol, argMax(direction, seq) AS direction,
             argMax(src_address, seq) AS src_address, argMax(src_port, seq) AS src_port,
             argMax(dst_address, seq) AS dst_address, argMax(dst_port, seq) AS dst_port,

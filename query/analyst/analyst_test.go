@@ -685,10 +685,9 @@ func TestEngineReadonly(t *testing.T) {
 func TestLimits(t *testing.T) {
 	b := storetest.Embedded(t)
 	f := &fixture{rw: b.Store, dir: strings.TrimPrefix(b.DSN, "embedded:"), db: b.DB}
-	engineErr := func(t *testing.T, s store.Store, q, want string) time.Duration {
+	engineErr := func(t *testing.T, s store.Store, q, want string) {
 		t.Helper()
 		var out bytes.Buffer
-		start := time.Now()
 		err := analyst.Run(ctx, s, q, "JSON", &out)
 		var ee *store.EngineError
 		if !errors.As(err, &ee) || !strings.Contains(strings.ToLower(ee.Message), strings.ToLower(want)) {
@@ -697,7 +696,6 @@ func TestLimits(t *testing.T) {
 		if out.Len() != 0 {
 			t.Errorf("%q wrote %d bytes before failing", q, out.Len())
 		}
-		return time.Since(start)
 	}
 
 	t.Run("rows read", func(t *testing.T) {
@@ -720,10 +718,9 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("execution time", func(t *testing.T) {
 		ro := f.open(t, analyst.Limits{MaxExecution: time.Second})
-		took := engineErr(t, ro, "SELECT sleepEachRow(0.25) FROM numbers(10)", "Timeout exceeded")
-		if took > 2500*time.Millisecond {
-			t.Errorf("stopped after %v, limit 1s", took)
-		}
+		// The engine's own "Timeout exceeded" proves the limit stopped it
+		// (the statement alone would sleep 2.5 s); no wall-clock assertion.
+		engineErr(t, ro, "SELECT sleepEachRow(0.25) FROM numbers(10)", "Timeout exceeded")
 	})
 	t.Run("memory", func(t *testing.T) {
 		ro := f.open(t, analyst.Limits{MaxMemoryBytes: 20 << 20})
