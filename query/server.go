@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -37,7 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "query.addr", "127.0.0.1:8080", "address the API (and Console) listens on")
 	c.Tokens.Register(fs, "query", "NETVIEW_API_TOKEN", "API token (viewer)")
 	c.AnalystTokens.Register(fs, "query.analyst", "NETVIEW_ANALYST_TOKEN", "analyst API token (adds direct SQL)")
-	fs.StringVar(&c.CursorSecret, "query.cursor-secret", "", "secret that authenticates cursors; replicas must share it (default: derived from the API tokens)")
+	fs.StringVar(&c.CursorSecret, "query.cursor-secret", "", "secret that authenticates cursors; replicas must share it (also $NETVIEW_CURSOR_SECRET; default: derived from the API tokens)")
 	fs.IntVar(&c.MaxListRows, "query.max-list-rows", 10_000, "safety cap of the v1 lists that return all rows")
 	fs.DurationVar(&c.Timeout, "query.timeout", 30*time.Second, "longest time one request may take")
 }
@@ -74,9 +75,15 @@ func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Se
 	}
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
-		// Replicas configured with the same tokens read each other's cursors.
+		secret = []byte(os.Getenv("NETVIEW_CURSOR_SECRET"))
+	}
+	if len(secret) == 0 {
+		// Replicas with the same tokens read each other's cursors; the
+		// tokens themselves (not their file names) make the secret.
 		h := sha256.New()
-		h.Write([]byte("netview-cursor\x00" + cfg.Tokens.List + "\x00" + cfg.AnalystTokens.List + "\x00" + cfg.Tokens.File + "\x00" + cfg.AnalystTokens.File))
+		h.Write([]byte("netview-cursor\x00"))
+		h.Write(viewers.Fingerprint())
+		h.Write(analysts.Fingerprint())
 		secret = h.Sum(nil)
 	}
 	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, cursors: cursors{secret: secret}, sql: sqlRunner, log: log}, nil

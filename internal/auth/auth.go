@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,18 @@ func NewTokens(tokens ...string) *Tokens {
 		}
 	}
 	return t
+}
+
+// Fingerprint is a digest of the whole set, the same for equal sets in any
+// order: services that share tokens can derive a shared secret from it.
+func (t *Tokens) Fingerprint() []byte {
+	sums := append([][32]byte(nil), t.sums...)
+	slices.SortFunc(sums, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	h := sha256.New()
+	for _, s := range sums {
+		h.Write(s[:])
+	}
+	return h.Sum(nil)
 }
 
 // Len counts the tokens.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/analyst"
 	"github.com/netview/netview/sql"
 )
 
@@ -41,7 +42,17 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 	if _, err := sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
 		return err
 	}
-	srv, err := query.New(qc, st, nil, log)
+	// Analysts' SQL runs on its own connections, opened read-only with the
+	// engine's limits, so no statement there can write or lift a limit.
+	roCfg := sc
+	roCfg.Conns = 2
+	roCfg.Settings = append(roCfg.Settings, analyst.Settings(analyst.DefaultLimits())...)
+	ro, err := store.Open(ctx, roCfg)
+	if err != nil {
+		return err
+	}
+	defer ro.Close()
+	srv, err := query.New(qc, st, query.AnalystSQL(ro), log)
 	if err != nil {
 		return err
 	}
