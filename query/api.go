@@ -100,6 +100,15 @@ func list(name string, fn func(b []byte) ([]byte, error), more func(b []byte) []
 	return append(b, '}'), nil
 }
 
+// appendCursor appends the next_cursor member: null on the last page.
+func appendCursor(b []byte, next string) []byte {
+	b = field(b, "next_cursor")
+	if next == "" {
+		return append(b, "null"...)
+	}
+	return appendString(b, next)
+}
+
 func field(b []byte, name string) []byte {
 	b = append(b, ',')
 	b = appendString(b, name)
@@ -197,12 +206,7 @@ func (s *Server) listV2(v *view) handler {
 			}
 			return b, err
 		}, func(b []byte) []byte {
-			b = field(b, "next_cursor")
-			if next == "" {
-				b = append(b, "null"...)
-			} else {
-				b = appendString(b, next)
-			}
+			b = appendCursor(b, next)
 			b = field(b, "limit")
 			return strconv.AppendInt(b, int64(limit), 10)
 		})
@@ -351,12 +355,7 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, er
 		}
 		return b, err
 	}, func(b []byte) []byte {
-		b = field(b, "next_cursor")
-		if next == "" {
-			b = append(b, "null"...)
-		} else {
-			b = appendString(b, next)
-		}
+		b = appendCursor(b, next)
 		b = field(b, "since")
 		b = appendTime(b, since)
 		b = field(b, "until")

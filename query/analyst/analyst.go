@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netview/netview/internal/jsonw"
 	"io"
 	"regexp"
 	"strconv"
@@ -264,9 +265,9 @@ func (o *output) header(names, types []string) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"name":`...)
-			b = appendJSONString(b, []byte(names[i]))
+			b = jsonw.AppendString(b, names[i])
 			b = append(b, `,"type":`...)
-			b = appendJSONString(b, []byte(types[i]))
+			b = jsonw.AppendString(b, types[i])
 			b = append(b, '}')
 		}
 		b = append(b, `],"rows":[`...)
@@ -326,7 +327,7 @@ func (o *output) block(cols []*autoCol, rows int) error {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, []byte(c.name()))
+				b = jsonw.AppendString(b, c.name())
 				b = append(b, ':')
 				b = c.r.json(b, i)
 			}

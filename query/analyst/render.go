@@ -2,13 +2,13 @@ package analyst
 
 import (
 	"fmt"
+	"github.com/netview/netview/internal/jsonw"
 	"math"
 	"math/big"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ClickHouse/ch-go/proto"
 )
@@ -57,7 +57,7 @@ func (l *leaf) json(b []byte, i int) []byte {
 		return b
 	default:
 		l.scratch = l.raw(l.scratch[:0], i)
-		return appendJSONString(b, l.scratch)
+		return jsonw.AppendString(b, l.scratch)
 	}
 }
 
@@ -219,7 +219,7 @@ func (m *mapRenderer) json(b []byte, i int) []byte {
 			b = append(b, ',')
 		}
 		m.scratch = m.keys.text(m.scratch[:0], j, false)
-		b = appendJSONString(b, m.scratch)
+		b = jsonw.AppendString(b, m.scratch)
 		b = append(b, ':')
 		b = m.values.json(b, j)
 	}
@@ -318,7 +318,7 @@ func (t *tupleRenderer) json(b []byte, i int) []byte {
 			b = append(b, ',')
 		}
 		if named {
-			b = appendJSONString(b, []byte(t.names[j]))
+			b = jsonw.AppendString(b, t.names[j])
 			b = append(b, ':')
 		}
 		b = e.json(b, i)
@@ -335,48 +335,6 @@ func (t *tupleRenderer) text(b []byte, i int, _ bool) []byte {
 		b = e.text(b, i, true)
 	}
 	return append(b, ')')
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-			i++
-		case c == '\n':
-			b = append(b, '\\', 'n')
-			i++
-		case c == '\r':
-			b = append(b, '\\', 'r')
-			i++
-		case c == '\t':
-			b = append(b, '\\', 't')
-			i++
-		case c < 0x20 || c == 0x7f:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			i++
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, n := utf8.DecodeRune(s[i:])
-			switch {
-			case r == utf8.RuneError && n == 1:
-				b = append(b, `\ufffd`...)
-			case r == '\u2028' || r == '\u2029':
-				b = append(b, `\u202`...)
-				b = append(b, hex[r&0xf])
-			default:
-				b = append(b, s[i:i+n]...)
-			}
-			i += n
-		}
-	}
-	return append(b, '"')
 }
 
 // appendQuoted appends s in single quotes, escaped as the engine's text
