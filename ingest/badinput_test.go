@@ -142,7 +142,7 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 	if code, msg := rawPost(t, n.url, 300<<10); code != 413 || !strings.Contains(msg, "over the limit") {
 		t.Errorf("body over limit: %d %s, want 413", code, msg)
 	}
-	f("identity over decoded limit", bytes.Repeat([]byte(" "), 200<<10), map[string]string{"Content-Encoding": ""}, 400, "invalid")
+	f("blank plain body", bytes.Repeat([]byte(" "), 200<<10), map[string]string{"Content-Encoding": ""}, 400, "invalid JSON")
 
 	// Nothing of the refused heartbeats reached the store; the good one does.
 	n.send(h)
