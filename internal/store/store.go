@@ -32,11 +32,11 @@ type Store interface {
 
 // Query is SQL text with named parameters bound by the engine: the text uses
 // {name:Type} placeholders and values never enter the SQL text.
+// Settings a statement needs go in its SQL (a SETTINGS clause); settings of
+// every statement go in Config.Settings.
 type Query struct {
 	SQL    string
 	Params []Param
-	// Settings apply to this query only (max_execution_time, readonly...).
-	Settings []Setting
 }
 
 // Param binds one {name:Type} placeholder. Value is the plain text form of
