@@ -1,0 +1,465 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/query"
+	"github.com/netview/netview/sql"
+)
+
+// BenchmarkQuery measures the connections view of a fleet of 10,000
+// sensors with 100 active connections each (1,000,000 rows in the latest
+// view, 2,000,000 in the table: two heartbeats per sensor, so the latest
+// filter has history to skip). The fleet is loaded through the ingest
+// Decoder and Batch (the ingest path minus HTTP) into a fresh embedded
+// store; a real query service answers on loopback and a plain net/http
+// client asks it:
+//
+//	page1        GET /api/v2/network/connections?limit=100
+//	cursor1000   the same, page 1,000 by cursor (rows 99,900..99,999)
+//	page1000     GET /api/v1/network/connections?page=1000&page_size=100
+//	raw          the SQL text the service ran for page1, run straight on
+//	             the store in the same run (the reference)
+//
+// It does its own repetitions (a warm-up, then querySamples rounds that
+// each take the four in a shuffled order, so drift on a noisy machine and
+// the wake of the previous query hit all alike) and reports p50 and p95 of
+// each in milliseconds, the ratios page1/raw and cursor1000/page1 (p50),
+// the load time and the process RSS after loading (Go and the in-process
+// engine). It also prints the service's statements by kind as timed inside
+// the store, which says where a request's time goes. Run it once:
+//
+//	go test -run '^$' -bench Query -benchtime 1x -timeout 20m ./bench/
+//
+// b.N is ignored: one run is minutes of work and a sample of its own.
+func BenchmarkQuery(b *testing.B) {
+	const (
+		sensors, beats = 10_000, 2
+		batchRows      = 100_000
+		warmup         = 3
+		querySamples   = 30
+		budget         = 6 * time.Minute // of the measured rounds; at least 10 are kept
+	)
+	shape := heartbeat.Shape{Conns: 100}
+	ctx := context.Background()
+	be := storetest.Embedded(b)
+	if _, err := sql.Migrate(ctx, be.Store, sql.Options{}); err != nil {
+		b.Fatal(err)
+	}
+
+	// Load.
+	start := time.Now()
+	rows := loadFleet(b, be.Store, sensors, beats, shape, batchRows)
+	load := time.Since(start)
+	rss, hwm := procStatus("VmRSS"), procStatus("VmHWM")
+	parts := activeParts(b, be.Store, "tcp_connections")
+	fmt.Printf("query: loaded %d rows (%d sensors x %d heartbeats x %d connections, with sensors and heartbeats rows) in %.1f s (%.0f rows/s); RSS %d MiB, peak %d MiB; tcp_connections: %d active parts\n",
+		rows, sensors, beats, shape.Conns, load.Seconds(), float64(rows)/load.Seconds(), rss>>20, hwm>>20, parts)
+
+	// A real query service on loopback, over a store that records what it runs.
+	rec := &recorder{Store: be.Store}
+	cfg := query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 60 * time.Second}
+	srv, err := query.New(cfg, rec, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := srv.HTTPServer()
+	go hs.Serve(ln)
+	defer hs.Shutdown()
+	c := &client{base: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 2 * time.Minute}}
+
+	// Setup, not timed: page 1 once (recording its SQL for the raw run), the
+	// cursor of page 1,000, and checks that the pages are what they claim.
+	const page1 = "/api/v2/network/connections?limit=100"
+	rec.start()
+	var first v2Page
+	c.getJSON(b, page1, &first)
+	calls := rec.stop()
+	if len(first.Connections) != 100 || first.Next == "" {
+		b.Fatalf("page 1: %d rows, next cursor %q", len(first.Connections), first.Next)
+	}
+	if len(calls) != 1 {
+		b.Fatalf("page 1 ran %d statements, want 1", len(calls))
+	}
+	raw := calls[0]
+
+	walk := time.Now()
+	cursor := c.cursorAt(b, 999*100) // after row 99,899: the start of page 1,000
+	walked := time.Since(walk)
+	cursor1000 := "/api/v2/network/connections?limit=100&cursor=" + url.QueryEscape(cursor)
+	const page1000 = "/api/v1/network/connections?page=1000&page_size=100"
+	var byCursor v2Page
+	c.getJSON(b, cursor1000, &byCursor)
+	var byNumber v1Page
+	c.getJSON(b, page1000, &byNumber)
+	if byNumber.Total != uint64(sensors*shape.Conns) {
+		b.Fatalf("v1 total %d, want %d", byNumber.Total, sensors*shape.Conns)
+	}
+	if k1, k2 := keysOf(byCursor.Connections), keysOf(byNumber.Connections); len(k1) != 100 || !slices.Equal(k1, k2) {
+		b.Fatalf("page 1,000 differs by cursor and by number (%d and %d rows)", len(k1), len(k2))
+	}
+	fmt.Printf("query: cursor of page 1,000 found in %.1f s (walk of 100 pages at limit=1000, untimed)\n", walked.Seconds())
+
+	probes := []*probe{
+		{name: "raw SQL of page 1 (store)", metric: "raw", run: func() error { return raw.rerun(ctx, be.Store) }},
+		{name: "v2 page 1", metric: "page1", run: func() error { return c.get(page1) }},
+		{name: "v2 page 1,000 by cursor", metric: "cursor1000", run: func() error { return c.get(cursor1000) }},
+		{name: "v1 page 1,000 by number", metric: "page1000", run: func() error { return c.get(page1000) }},
+	}
+	loadBefore := loadavg()
+	order := rand.New(rand.NewPCG(1, 2)) // each round takes the four in a new order
+	rec.start()                          // the service's statements, timed inside the store
+	began := time.Now()
+	for round := 0; round < warmup+querySamples; round++ {
+		if round == warmup {
+			rec.stop()
+			rec.start()
+			began = time.Now()
+		}
+		for _, i := range order.Perm(len(probes)) {
+			p := probes[i]
+			t0 := time.Now()
+			if err := p.run(); err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+			if round >= warmup {
+				p.d = append(p.d, time.Since(t0))
+			}
+		}
+		if round >= warmup+10 && time.Since(began) > budget {
+			fmt.Printf("query: stopped after %d rounds (budget %s)\n", round-warmup+1, budget)
+			break
+		}
+	}
+	engine := rec.stop()
+	fmt.Printf("query: load average before the rounds %s, after %s (other work on the machine widens p95)\n", loadBefore, loadavg())
+
+	fmt.Printf("query: %-28s %9s %9s %9s\n", "(ms, n="+strconv.Itoa(len(probes[0].d))+")", "p50", "p95", "max")
+	for _, p := range probes {
+		p50, p95, mx := pct(p.d, 0.50), pct(p.d, 0.95), pct(p.d, 1)
+		fmt.Printf("query: %-28s %9.1f %9.1f %9.1f\n", p.name, ms(p50), ms(p95), ms(mx))
+		b.ReportMetric(ms(p50), p.metric+"-p50-ms")
+		b.ReportMetric(ms(p95), p.metric+"-p95-ms")
+	}
+	// The service's statements by kind, as timed inside the store.
+	for _, kind := range []string{"page", "keyset page", "offset page", "count", "flows page"} {
+		var d []time.Duration
+		for _, s := range engine {
+			if s.kind() == kind {
+				d = append(d, s.took)
+			}
+		}
+		if len(d) > 0 {
+			fmt.Printf("query:   in the store: %-13s %9.1f %9.1f   (n=%d)\n", kind, ms(pct(d, 0.5)), ms(pct(d, 0.95)), len(d))
+		}
+	}
+	r1 := ms(pct(probes[1].d, 0.5)) / ms(pct(probes[0].d, 0.5))
+	r2 := ms(pct(probes[2].d, 0.5)) / ms(pct(probes[1].d, 0.5))
+	fmt.Printf("query: page1/raw %.2f (aim <= 1.5), cursor1000/page1 %.2f (aim <= 1.5), worst p95 %.1f ms (aim < 200)\n",
+		r1, r2, slices.Max([]float64{ms(pct(probes[1].d, .95)), ms(pct(probes[2].d, .95)), ms(pct(probes[3].d, .95))}))
+	b.ReportMetric(r1, "page1/raw")
+	b.ReportMetric(r2, "cursor1000/page1")
+	b.ReportMetric(load.Seconds(), "load-s")
+	b.ReportMetric(float64(rss>>20), "rss-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// loadFleet writes beats heartbeats of every sensor through the ingest
+// Decoder into Batches of about batchRows connection rows, decoding the
+// next batch while the last one is inserted. It returns the rows written.
+func loadFleet(b testing.TB, st store.Store, sensors, beats int, shape heartbeat.Shape, batchRows int) int {
+	ctx := context.Background()
+	gens := make([]*heartbeat.Generator, sensors)
+	for i := range gens {
+		gens[i] = heartbeat.NewGenerator(uint64(i+1), shape)
+	}
+	perBatch := max(1, batchRows/max(1, shape.Conns))
+	base := time.Now().Add(-time.Duration(beats) * 15 * time.Second)
+	free := make(chan *ingest.Batch, 2)
+	free <- ingest.NewBatch()
+	free <- ingest.NewBatch()
+	full := make(chan *ingest.Batch, 1)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(full)
+		var dec ingest.Decoder
+		for k := range beats {
+			at := base.Add(time.Duration(k) * 15 * time.Second)
+			dec.Now = func() time.Time { return at }
+			for lo := 0; lo < sensors; lo += perBatch {
+				batch := <-free
+				for _, g := range gens[lo:min(lo+perBatch, sensors)] {
+					doc, err := json.Marshal(g.Next(at))
+					if err == nil {
+						_, err = dec.Decode(doc, batch)
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+				}
+				full <- batch
+			}
+		}
+	}()
+	rows := 0
+	for batch := range full {
+		if err := batch.Insert(ctx, st); err != nil {
+			b.Fatal(err)
+		}
+		rows += batch.Rows()
+		batch.Reset()
+		free <- batch
+	}
+	select {
+	case err := <-errc:
+		b.Fatal(err)
+	default:
+	}
+	return rows
+}
+
+// probe is one thing measured and its samples.
+type probe struct {
+	name, metric string
+	run          func() error
+	d            []time.Duration
+}
+
+// pct is the nearest-rank percentile q of d.
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// recorder is a store that notes the statements run through it while on.
+type recorder struct {
+	store.Store
+	mu    sync.Mutex
+	on    bool
+	calls []statement
+}
+
+type statement struct {
+	q     store.Query
+	names []string // result columns
+	took  time.Duration
+}
+
+func (r *recorder) Select(ctx context.Context, q store.Query, res proto.Results, onBlock func(int) error) error {
+	t0 := time.Now()
+	err := r.Store.Select(ctx, q, res, onBlock)
+	took := time.Since(t0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.on {
+		names := make([]string, len(res))
+		for i, c := range res {
+			names[i] = c.Name
+		}
+		r.calls = append(r.calls, statement{q: q, names: names, took: took})
+	}
+	return err
+}
+
+func (r *recorder) start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.on, r.calls = true, nil
+}
+
+func (r *recorder) stop() []statement {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.on = false
+	return r.calls
+}
+
+// kind names what a statement of the connections endpoints is.
+func (s statement) kind() string {
+	has := func(p string) bool {
+		for _, x := range s.q.Params {
+			if x.Name == p {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case strings.HasPrefix(s.q.SQL, "SELECT count()"):
+		return "count"
+	case strings.Contains(s.q.SQL, "FROM active_flows"):
+		return "flows page"
+	case has("offset"):
+		return "offset page"
+	case has("k0"):
+		return "keyset page"
+	}
+	return "page"
+}
+
+// rerun runs the statement again straight on st, decoding its columns as
+// the service does but writing no JSON.
+func (s statement) rerun(ctx context.Context, st store.Store) error {
+	res := make(proto.Results, len(s.names))
+	for i, n := range s.names {
+		res[i] = proto.ResultColumn{Name: n, Data: &proto.ColAuto{}}
+	}
+	n := 0
+	err := st.Select(ctx, s.q, res, func(rows int) error { n += rows; return nil })
+	if err == nil && n != 100 {
+		err = fmt.Errorf("%d rows, want 100", n)
+	}
+	return err
+}
+
+// client is a plain HTTP client of the query service.
+type client struct {
+	base string
+	http *http.Client
+}
+
+func (c *client) fetch(path string) ([]byte, error) {
+	req, err := http.NewRequest("GET", c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("%s: %d %s", path, resp.StatusCode, body)
+	}
+	return body, err
+}
+
+// get fetches path and reads the whole answer: what a timed round does.
+func (c *client) get(path string) error {
+	_, err := c.fetch(path)
+	return err
+}
+
+func (c *client) getJSON(b *testing.B, path string, out any) {
+	body, err := c.fetch(path)
+	if err == nil {
+		err = json.Unmarshal(body, out)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cursorAt walks the v2 connections view to the cursor that follows row
+// skip (the limit is not part of a cursor, so the walk takes big pages).
+func (c *client) cursorAt(b *testing.B, skip int) string {
+	cursor := ""
+	for skip > 0 {
+		n := min(skip, 1000)
+		path := "/api/v2/network/connections?limit=" + strconv.Itoa(n)
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var p v2Page
+		c.getJSON(b, path, &p)
+		if len(p.Connections) != n || p.Next == "" {
+			b.Fatalf("walk: %d rows, want %d", len(p.Connections), n)
+		}
+		cursor, skip = p.Next, skip-n
+	}
+	return cursor
+}
+
+type v2Page struct {
+	Connections []map[string]any `json:"connections"`
+	Next        string           `json:"next_cursor"`
+}
+
+type v1Page struct {
+	Connections []map[string]any `json:"connections"`
+	Total       uint64           `json:"total"`
+}
+
+// keysOf returns the unique key of each row, as text.
+func keysOf(rows []map[string]any) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = fmt.Sprint(r["sensor_id"], r["netns"], r["local_address"], r["local_port"], r["remote_address"], r["remote_port"], r["inode"])
+	}
+	return out
+}
+
+// procStatus returns a size field of /proc/self/status in bytes.
+func procStatus(field string) uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+// activeParts counts a table's active parts in the store's database.
+func activeParts(b testing.TB, st store.Store, table string) uint64 {
+	var n proto.ColUInt64
+	var parts uint64
+	err := st.Select(context.Background(), store.Query{
+		SQL:    "SELECT count() AS n FROM system.parts WHERE database = currentDatabase() AND table = {t:String} AND active",
+		Params: []store.Param{store.P("t", table)},
+	}, proto.Results{{Name: "n", Data: &n}}, func(int) error { parts = n.Row(0); return nil })
+	if err != nil {
+		b.Logf("parts: %v", err)
+	}
+	return parts
+}
+
+// loadavg is the machine's 1-minute load average, as text.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(data))[0]
+}
