@@ -131,9 +131,6 @@ func (s *Server) Shutdown(ctx context.Context, hs *fasthttp.Server) error {
 	return err
 }
 
-// Metrics exposes the node's metrics (for tests and embedding).
-func (s *Server) Metrics() *Metrics { return s.metrics }
-
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
