@@ -23,7 +23,9 @@ import (
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/analyst"
 )
 
 const (
@@ -43,6 +45,9 @@ type fixture struct {
 type options struct {
 	maxListRows int
 	sql         query.SQLRunner
+	// analystSQL serves POST /api/v1/sql the way netview-query does: on a
+	// second, read-only store over the same data.
+	analystSQL bool
 }
 
 func start(t *testing.T) *fixture {
@@ -52,7 +57,17 @@ func start(t *testing.T) *fixture {
 
 func startWith(t *testing.T, o options) *fixture {
 	t.Helper()
-	n := ingesttest.Start(t, ingesttest.Config(), nil)
+	be := storetest.Embedded(t)
+	n := ingesttest.Start(t, ingesttest.Config(), be.Store)
+	if o.analystSQL {
+		ro, err := store.OpenEmbedded(context.Background(), store.EmbeddedConfig{Dir: strings.TrimPrefix(be.DSN, "embedded:"), Database: be.DB,
+			Conns: 2, Settings: analyst.Settings(analyst.DefaultLimits())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ro.Close() })
+		o.sql = query.AnalystSQL(ro)
+	}
 	if o.maxListRows == 0 {
 		o.maxListRows = 10_000
 	}

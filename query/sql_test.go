@@ -1,53 +1,26 @@
 package query_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
-	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/query"
-	"github.com/netview/netview/query/analyst"
 )
 
 // POST /api/v1/sql end to end: an analyst token runs SQL on the read-only
 // store, writes are refused and change nothing, a viewer token is refused.
 func TestAnalystSQLEndpoint(t *testing.T) {
-	be := storetest.Embedded(t)
-	n := ingesttest.Start(t, ingesttest.Config(), be.Store)
+	f := startWith(t, options{analystSQL: true})
 	g := heartbeat.NewGenerator(77, heartbeat.Shape{Conns: 12, Events: 3})
-	n.Send(g.Next(time.Now()))
-	ro, err := store.OpenEmbedded(context.Background(), store.EmbeddedConfig{Dir: strings.TrimPrefix(be.DSN, "embedded:"), Database: be.DB, Conns: 2,
-		Settings: analyst.Settings(analyst.DefaultLimits())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	cfg := query.Config{Tokens: auth.TokenFlags{List: viewerToken}, AnalystTokens: auth.TokenFlags{List: analystToken}, MaxListRows: 100, Timeout: 30 * time.Second}
-	srv, err := query.New(cfg, be.Store, query.AnalystSQL(ro), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	go hs.Serve(ln)
-	defer hs.Shutdown()
+	f.ingest.Send(g.Next(time.Now()))
 	post := func(token, sql, format string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/api/v1/sql?format="+format, strings.NewReader(sql))
+		req, _ := http.NewRequest("POST", f.url+"/api/v1/sql?format="+format, strings.NewReader(sql))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -75,7 +48,7 @@ func TestAnalystSQLEndpoint(t *testing.T) {
 			t.Errorf("%q: %d %s, want 400 with a reason", bad, code, body)
 		}
 	}
-	if got := ingesttest.Count(t, be.Store, "SELECT count() AS n FROM tcp_connections"); got != 12 {
+	if got := ingesttest.Count(t, f.ingest.Store, "SELECT count() AS n FROM tcp_connections"); got != 12 {
 		t.Fatalf("tcp_connections holds %d rows after the refused statements, want 12", got)
 	}
 	if code, _ := post(viewerToken, "SELECT 1", "JSON"); code != 403 {
