@@ -1,0 +1,254 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/ingest/ingesttest"
+	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/query"
+)
+
+const (
+	chromium = "/usr/bin/chromium"
+	token    = "console-browser-token-0123456789"
+)
+
+// browserDeps returns the Node modules folder holding playwright-core, or
+// skips: `make test` installs Chromium and the modules and sets
+// NETVIEW_REQUIRE_BROWSER, under which a missing piece fails instead.
+func browserDeps(t *testing.T) string {
+	t.Helper()
+	mods := os.Getenv("NETVIEW_NODE_MODULES")
+	var missing string
+	switch {
+	case mods == "":
+		missing = "NETVIEW_NODE_MODULES is not set (make test sets it)"
+	case !exists(filepath.Join(mods, "playwright-core", "index.mjs")):
+		missing = "playwright-core is not in " + mods
+	case !exists(chromium):
+		missing = chromium + " is missing (Debian package chromium)"
+	}
+	if missing != "" {
+		if os.Getenv("NETVIEW_REQUIRE_BROWSER") != "" {
+			t.Fatal("browser tests required but " + missing)
+		}
+		t.Skip("browser tests need Chromium and playwright-core: " + missing + "; run make test")
+	}
+	return mods
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestConsoleInBrowser drives the Console in headless Chromium against a
+// real query service over a store filled through a real ingest node. The
+// checks live in test/browser.mjs; this test builds the fleet and tells the
+// script what it must find.
+func TestConsoleInBrowser(t *testing.T) {
+	mods := browserDeps(t)
+	be := storetest.Embedded(t)
+	node := ingesttest.Start(t, ingesttest.Config(), be.Store)
+	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 30 * time.Second},
+		be.Store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := srv.HTTPServer()
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Shutdown() })
+
+	fx := buildFleet(t, node)
+	fxFile := filepath.Join(t.TempDir(), "fleet.json")
+	b, _ := json.Marshal(fx)
+	if err := os.WriteFile(fxFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	artifacts := os.Getenv("NETVIEW_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join("..", "test-artifacts")
+	}
+	artifacts, _ = filepath.Abs(filepath.Join(artifacts, "console"))
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "test/browser.mjs")
+	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL=http://"+ln.Addr().String(),
+		"TOKEN="+token, "FLEET="+fxFile, "ARTIFACTS="+artifacts)
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser checks failed: %v", err)
+	}
+	shots, _ := filepath.Glob(filepath.Join(artifacts, "*.png"))
+	if len(shots) < 7 {
+		t.Fatalf("want a screenshot of every view in %s, got %d", artifacts, len(shots))
+	}
+}
+
+// fleet is what the browser script must find.
+type fleet struct {
+	Edge, Core, Old                  sensorFacts
+	Connections, Listening, Flows    int
+	EventsLastHour, ConnectsLastHour int
+	EventsLast6h                     int
+	UDPServices                      []string
+	PredatesLocal                    string // local endpoint of the connection without a duration
+}
+
+type sensorFacts struct {
+	ID, Hostname                string
+	Connections, Listening, UDP int
+	Flows                       int
+}
+
+var binaries = []string{"nginx", "curl", "java", "sshd", "postgres", "envoy", "redis-server"}
+
+func proc(i int) heartbeat.Process {
+	b := binaries[i%len(binaries)]
+	return heartbeat.Process{PID: uint32(1000 + i%len(binaries)), Binary: b, BinaryPath: "/usr/bin/" + b, UID: uint32(i % 3 * 1000)}
+}
+
+func mkSensor(id, host string, interval uint32) heartbeat.Sensor {
+	return heartbeat.Sensor{SensorID: uuid.MustParse(id), Hostname: host, Flavor: "telecom", Version: "0.2.0",
+		BootID: uuid.New(), IntervalSecs: interval, Kernel: "6.18.0"}
+}
+
+func mkBeat(s heartbeat.Sensor, seq uint64, at time.Time) *heartbeat.Heartbeat {
+	return &heartbeat.Heartbeat{Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: at.UTC().Truncate(time.Millisecond), Sensor: s}
+}
+
+func conns(n int, local string, at time.Time) []heartbeat.Conn {
+	out := make([]heartbeat.Conn, n)
+	states := []string{"ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT"}
+	for i := range out {
+		d := uint32(i * 7)
+		out[i] = heartbeat.Conn{Family: "inet", LocalAddress: netip.MustParseAddr(local), LocalPort: uint16(30000 + i),
+			RemoteAddress: netip.AddrFrom4([4]byte{10, 2, byte(i / 250), byte(i%250 + 1)}), RemotePort: 443,
+			State: states[i%len(states)], Inode: uint64(100000 + i), Process: proc(i), FirstSeen: at.Add(-time.Duration(d) * time.Second),
+			DurationSecs: &d}
+	}
+	if n > 0 {
+		out[0].DurationSecs = nil // open before the sensor started
+	}
+	return out
+}
+
+// buildFleet sends three sensors' heartbeats: edge-a (large: 600
+// connections, telecom UDP services, flows, events of every kind), core-b
+// (an hour of ~10 connections, now 60: the anomaly) and old-c (silent for
+// ten minutes: stale).
+func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
+	now := time.Now().UTC()
+	edge := mkSensor("aaaaaaaa-0000-4000-8000-000000000001", "edge-a", 5)
+	core := mkSensor("bbbbbbbb-0000-4000-8000-000000000002", "core-b", 5)
+	old := mkSensor("cccccccc-0000-4000-8000-000000000003", "old-c", 15)
+	var fx fleet
+
+	// core-b: a steady hour, then a burst.
+	for i, n := range []int{9, 10, 11, 10, 9, 11} {
+		h := mkBeat(core, uint64(i+1), now.Add(-time.Duration(30-5*i)*time.Minute))
+		h.TCPConnections = conns(n, "10.1.0.2", h.SentAt)
+		node.Send(h)
+	}
+	h := mkBeat(core, 7, now.Add(-2*time.Second))
+	h.TCPConnections = conns(60, "10.1.0.2", h.SentAt)
+	h.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 22, Inode: 9, Process: proc(3)}}
+	node.Send(h)
+	fx.Core = sensorFacts{ID: core.SensorID.String(), Hostname: core.Hostname, Connections: 60, Listening: 1}
+
+	// edge-a: its previous heartbeat, then the latest with everything.
+	h = mkBeat(edge, 1, now.Add(-time.Minute))
+	h.TCPConnections = conns(600, "10.1.0.1", h.SentAt)
+	node.Send(h)
+	h = mkBeat(edge, 2, now.Add(-time.Second))
+	h.TCPConnections = conns(600, "10.1.0.1", h.SentAt)
+	for i, p := range []uint16{22, 80, 443, 5432, 8805} {
+		h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"),
+			LocalPort: p, Inode: uint64(500 + i), Process: proc(i)})
+	}
+	for i, p := range []uint16{2152, 8805, 1812, 1813, 53, 51820} {
+		h.UDPListeners = append(h.UDPListeners, heartbeat.UDPSocket{Family: "inet", LocalAddress: netip.MustParseAddr("10.1.0.1"),
+			LocalPort: p, Inode: uint64(700 + i), Service: heartbeat.ServiceName(p),
+			Process: heartbeat.Process{PID: 77, Binary: "upf", BinaryPath: "/opt/upf/bin/upf"}})
+	}
+	for i := range 12 {
+		h.ActiveFlows = append(h.ActiveFlows, heartbeat.Flow{FlowID: uuid.New(), Protocol: "tcp", Direction: "outbound",
+			SrcAddress: netip.MustParseAddr("10.1.0.1"), SrcPort: uint16(40000 + i), DstAddress: netip.MustParseAddr("10.3.0.9"), DstPort: 5432,
+			Process: proc(i), StartedAt: now.Add(-time.Duration(i+1) * time.Minute), BytesSent: uint64(1000 << i), BytesReceived: uint64(500 * i),
+			State: "ESTABLISHED", Source: "inet_diag"})
+	}
+	for i := range 2 {
+		h.CompletedFlows = append(h.CompletedFlows, heartbeat.Flow{FlowID: uuid.New(), Protocol: "tcp", Direction: "inbound",
+			SrcAddress: netip.MustParseAddr("10.4.0.1"), SrcPort: uint16(50000 + i), DstAddress: netip.MustParseAddr("10.1.0.1"), DstPort: 443,
+			Process: proc(0), StartedAt: now.Add(-20 * time.Minute), EndedAt: now.Add(-time.Duration(10+i) * time.Minute),
+			BytesSent: 4096, BytesReceived: 1 << 20, State: "established", Source: "inet_diag"})
+	}
+	ev := func(kind string, at time.Time) heartbeat.Event {
+		e := heartbeat.Event{EventID: uuid.New(), Kind: kind, Time: at.Truncate(time.Millisecond), Protocol: "tcp",
+			SrcAddress: netip.MustParseAddr("10.1.0.1"), SrcPort: 41000, DstAddress: netip.MustParseAddr("93.184.216.34"), DstPort: 443, Process: proc(1)}
+		if kind[:3] == "dns" {
+			e.Protocol, e.DstAddress, e.DstPort, e.QueryName, e.QueryType = "udp", netip.MustParseAddr("10.0.0.53"), 53, "example.org", "A"
+			e.Answers = []netip.Addr{netip.MustParseAddr("93.184.216.34")}
+		}
+		return e
+	}
+	for i := range 150 {
+		h.Events = append(h.Events, ev("network_connect", now.Add(-time.Duration(2+i*19)*time.Second*1)))
+	}
+	for i, k := range []string{"network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"} {
+		h.Events = append(h.Events, ev(k, now.Add(-time.Duration(5+i)*time.Minute)))
+	}
+	for i := range 5 {
+		h.Events = append(h.Events, ev("dns_query", now.Add(-3*time.Hour-time.Duration(i)*time.Minute)))
+	}
+	node.Send(h)
+	fx.Edge = sensorFacts{ID: edge.SensorID.String(), Hostname: edge.Hostname, Connections: 600, Listening: 5, UDP: 6, Flows: 12}
+	fx.UDPServices = []string{"GTP-U", "PFCP", "RADIUS", "RADIUS accounting", "DNS"}
+	fx.PredatesLocal = "10.1.0.1:30000"
+	fx.EventsLastHour = 150 + 6 + 2
+	fx.ConnectsLastHour = 150
+	fx.EventsLast6h = fx.EventsLastHour + 5
+
+	// old-c: written as an ingest node does, with the node's clock ten
+	// minutes back, so it is stale without the test waiting for it.
+	h = mkBeat(old, 1, now.Add(-10*time.Minute))
+	h.TCPConnections = conns(5, "10.1.0.3", h.SentAt)
+	doc, _ := json.Marshal(h)
+	d := &ingest.Decoder{Now: func() time.Time { return now.Add(-10 * time.Minute) }}
+	b := ingest.NewBatch()
+	if _, err := d.Decode(doc, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Insert(context.Background(), node.Store); err != nil {
+		t.Fatal(err)
+	}
+	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, Connections: 5}
+
+	fx.Connections = 600 + 60 + 5
+	fx.Listening = 5 + 1
+	fx.Flows = 12
+	if got := ingesttest.Count(t, node.Store, "SELECT count() AS n FROM events FINAL"); got != uint64(fx.EventsLast6h) {
+		t.Fatalf("fleet: %d events stored, want %d", got, fx.EventsLast6h)
+	}
+	return fx
+}

@@ -1,0 +1,373 @@
+// Browser checks of the Console, run by console/browser_test.go against a
+// real query service: Chromium from Debian, driven by playwright-core.
+// Each check waits for what a user would see, then asserts it exactly.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const { chromium } = await import(join(process.env.NETVIEW_NODE_MODULES, 'playwright-core', 'index.mjs'));
+const BASE = process.env.BASE_URL;
+const TOKEN = process.env.TOKEN;
+const F = JSON.parse(readFileSync(process.env.FLEET, 'utf8'));
+const SHOTS = process.env.ARTIFACTS;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+// A laptop screen, in a zone far from UTC so the zone shift is visible.
+const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 }, timezoneId: 'Asia/Kolkata' });
+const page = await ctx.newPage();
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(e.message));
+page.setDefaultTimeout(20000);
+
+let failures = 0;
+async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    await page.screenshot({ path: join(SHOTS, 'failed-' + name.replace(/\W+/g, '-') + '.png'), fullPage: true }).catch(() => {});
+  }
+}
+const shot = (name) => page.screenshot({ path: join(SHOTS, name + '.png'), fullPage: false });
+const texts = (sel) => page.locator(sel).allInnerTexts();
+const column = async (label) => {
+  const heads = await texts('#content table thead th');
+  const i = heads.findIndex((h) => h.replace(/[▲▼]/g, '').trim() === label);
+  assert.ok(i >= 0, `no column ${label} in ${heads}`);
+  return texts(`#content table tbody tr td:nth-child(${i + 1})`);
+};
+// settle waits until the view shows the answer to the current URL.
+const settle = async () => {
+  await page.waitForFunction(() => !document.querySelector('#content[aria-busy]') && /updated/.test(document.getElementById('status').textContent));
+};
+const url = () => new URL(page.url());
+const statusText = () => page.locator('#status').innerText();
+
+await check('no data without a token, and a bad token is refused', async () => {
+  const apiCalls = [];
+  page.on('request', (r) => { if (r.url().includes('/api/')) apiCalls.push(r.url()); });
+  await page.goto(BASE + '/network/connections');
+  await page.locator('#signin-form').waitFor();
+  assert.equal(await page.locator('#app').isHidden(), true);
+  assert.equal(apiCalls.length, 0, 'no API call before sign-in');
+  await page.fill('#token', 'wrong-token');
+  await page.click('#signin-form button[type=submit]');
+  await page.locator('#signin-error').waitFor();
+  assert.match(await page.locator('#signin-error').innerText(), /refused/);
+  assert.equal(await page.locator('#content tbody tr').count(), 0);
+  await shot('01-signin-refused');
+  page.removeAllListeners('request');
+});
+
+await check('sign in lands on the bookmarked view', async () => {
+  await page.fill('#token', TOKEN);
+  await page.click('#signin-form button[type=submit]');
+  await settle();
+  assert.equal(url().pathname, '/network/connections');
+  assert.match(await statusText(), new RegExp(`^${F.Connections} connections across the fleet · page 1 of ${Math.ceil(F.Connections / 100)}`));
+  assert.equal(await page.locator('#content tbody tr').count(), 100);
+});
+
+await check('summary: one mark per sensor, sorted by anomaly, stale shown', async () => {
+  await page.click('#nav a[data-view=summary]');
+  await settle();
+  assert.equal(url().pathname, '/network/summary');
+  assert.equal(await page.locator('svg.chart a.mark').count(), 3);
+  assert.equal(await page.locator('svg.chart a.mark.stale').count(), 1);
+  assert.equal(await page.locator(`svg.chart a.mark.high[data-sensor="${F.Core.ID}"]`).count(), 1, 'core-b is the anomaly');
+  const hosts = await column('Host');
+  assert.equal(hosts[0], F.Core.Hostname, 'highest anomaly score first');
+  assert.deepEqual([...hosts].sort(), [F.Core.Hostname, F.Edge.Hostname, F.Old.Hostname].sort());
+  const status = await column('Status');
+  assert.equal(status[hosts.indexOf(F.Old.Hostname)], 'stale');
+  assert.equal(status[hosts.indexOf(F.Edge.Hostname)], 'reporting');
+  const active = await column('Active connections');
+  assert.equal(active[hosts.indexOf(F.Edge.Hostname)], String(F.Edge.Connections));
+  await shot('02-summary');
+});
+
+await check('a summary row links to that sensor\'s connections', async () => {
+  await page.click(`#content tbody a[href$="${F.Core.ID}"]`);
+  await settle();
+  assert.equal(url().pathname, '/network/connections');
+  assert.equal(url().searchParams.get('sensor_id'), F.Core.ID);
+  const hosts = await column('Host');
+  assert.equal(hosts.length, F.Core.Connections);
+  assert.ok(hosts.every((h) => h === F.Core.Hostname), 'every row is core-b');
+  assert.match(await statusText(), new RegExp(`^${F.Core.Connections} connections on ${F.Core.Hostname}`));
+  assert.equal(await page.inputValue('#sensor'), `${F.Core.Hostname} · ${F.Core.ID.slice(0, 8)}`);
+});
+
+await check('the sensor filter scopes connections', async () => {
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  await page.fill('#sensor', `${F.Old.Hostname} · ${F.Old.ID.slice(0, 8)}`);
+  await page.press('#sensor', 'Enter');
+  await page.waitForURL((u) => u.searchParams.get('sensor_id') === F.Old.ID);
+  await settle();
+  const hosts = await column('Host');
+  assert.equal(hosts.length, F.Old.Connections);
+  assert.ok(hosts.every((h) => h.startsWith(F.Old.Hostname) && h.includes('stale')), 'old-c rows are marked stale');
+  await page.click('text=All sensors');
+  await page.waitForURL((u) => !u.searchParams.has('sensor_id'));
+  await settle();
+  assert.match(await statusText(), new RegExp(`^${F.Connections} connections across the fleet`));
+});
+
+await check('connections: paging moves, with total and page count', async () => {
+  await page.selectOption('#page-size', '50');
+  await settle();
+  assert.equal(url().searchParams.get('page_size'), '50');
+  const pages = Math.ceil(F.Connections / 50);
+  assert.equal(await page.locator('#pageinfo').innerText(), `Page 1 of ${pages}`);
+  const keys1 = await page.locator('#content tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.key));
+  assert.equal(keys1.length, 50);
+  assert.equal(await page.locator('#prev').isDisabled(), true);
+  await page.click('#next');
+  await settle();
+  assert.equal(url().searchParams.get('page'), '2');
+  const keys2 = await page.locator('#content tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.key));
+  assert.equal(keys2.length, 50);
+  assert.equal(keys1.filter((k) => keys2.includes(k)).length, 0, 'pages do not overlap');
+  await page.click('#last');
+  await settle();
+  assert.equal(url().searchParams.get('page'), String(pages));
+  assert.equal(await page.locator('#content tbody tr').count(), F.Connections - 50 * (pages - 1));
+  assert.equal(await page.locator('#next').isDisabled(), true);
+  await page.goBack();
+  await settle();
+  assert.equal(url().searchParams.get('page'), '2', 'the back button returns to the previous page');
+});
+
+await check('connections: columns sort both ways, durations read "predates sensor"', async () => {
+  await page.goto(BASE + '/network/connections?page_size=500');
+  await settle();
+  await page.click('th button[data-field=pid]');
+  await settle();
+  assert.equal(url().searchParams.get('sort'), 'pid');
+  assert.equal(await page.locator('th[aria-sort=ascending] button[data-field=pid]').count(), 1);
+  let pids = (await column('PID')).map(Number);
+  assert.deepEqual(pids, [...pids].sort((a, b) => a - b));
+  await page.click('th button[data-field=pid]');
+  await settle();
+  assert.equal(url().searchParams.get('sort'), '-pid');
+  pids = (await column('PID')).map(Number);
+  assert.deepEqual(pids, [...pids].sort((a, b) => b - a));
+  assert.ok(pids[0] > pids[pids.length - 1]);
+  await page.click('th button[data-field=duration_secs]');
+  await settle();
+  // one connection of each sensor predates it: their null durations sort first
+  const dur = await column('Duration');
+  assert.deepEqual(dur.slice(0, 4), ['predates sensor', 'predates sensor', 'predates sensor', '7s']);
+  assert.equal(dur.filter((d) => d === 'predates sensor').length, 3);
+  assert.ok((await column('Local')).slice(0, 3).includes(F.PredatesLocal));
+  const bins = await column('Binary');
+  assert.ok(bins.every((b) => b.length > 0) && (await column('PID')).every((p) => /^\d+$/.test(p)), 'binary and PID shown');
+  await shot('03-connections');
+});
+
+await check('500 rows on screen', async () => {
+  // Rendering time of a full page, reported (not asserted) for docs/performance.md.
+  const t = await page.evaluate(async () => {
+    const t0 = performance.now();
+    document.querySelector('#next').click();
+    await new Promise((r) => {
+      const mo = new MutationObserver(() => { if (/page 2 of/.test(document.getElementById('status').textContent)) { mo.disconnect(); r(); } });
+      mo.observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true });
+    });
+    return performance.now() - t0;
+  });
+  assert.equal(await page.locator('#content tbody tr').count(), 165);
+  console.log(`     figure: page of 500 rows, click to rows on screen: ${t.toFixed(0)} ms (includes the API call)`);
+  await page.goto(BASE + '/network/connections?page_size=500');
+  await settle();
+  assert.equal(await page.locator('#content tbody tr').count(), 500);
+  const render = await page.evaluate(() => {
+    const tb = document.querySelector('#content tbody');
+    const t0 = performance.now();
+    const copy = tb.cloneNode(true);
+    tb.replaceWith(copy);
+    copy.getBoundingClientRect();
+    return performance.now() - t0;
+  });
+  console.log(`     figure: relayout of 500 rows: ${render.toFixed(1)} ms`);
+});
+
+await check('times in the browser zone with UTC on hover', async () => {
+  const t = page.locator('#content tbody tr:first-child time').first();
+  const title = await t.getAttribute('title');
+  const iso = await t.getAttribute('datetime');
+  assert.match(title, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/);
+  const local = new Date(Date.parse(iso) + 5.5 * 3600e3).toISOString().slice(0, 19).replace('T', ' ');
+  assert.equal(await t.innerText(), local, 'shown in Asia/Kolkata (UTC+5:30)');
+});
+
+await check('refresh keeps the selection and the scroll', async () => {
+  await page.goto(BASE + `/network/connections?sensor_id=${F.Edge.ID}&page_size=200`);
+  await settle();
+  const row = page.locator('#content tbody tr').nth(120);
+  await row.click();
+  const key = await row.getAttribute('data-key');
+  await page.locator('#detail').waitFor();
+  await page.evaluate(() => window.scrollTo(0, 2400));
+  const y = await page.evaluate(() => window.scrollY);
+  const before = await statusText();
+  // sensors report every 5 s: the view refreshes on that cadence
+  await page.waitForFunction((s) => document.getElementById('status').textContent !== s, before, { timeout: 15000 });
+  await settle();
+  assert.equal(await page.evaluate(() => window.scrollY), y, 'scroll kept');
+  assert.equal(await page.locator('#content tbody tr[aria-selected=true]').getAttribute('data-key'), key, 'selection kept');
+  assert.equal(await page.locator('#detail').isVisible(), true);
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('#detail').isHidden(), true);
+});
+
+await check('listening services: TCP fleet-wide, UDP tab with telecom services', async () => {
+  await page.goto(BASE + '/network/listening');
+  await settle();
+  assert.equal(await page.locator('#tab-tcp').getAttribute('aria-selected'), 'true');
+  assert.equal(await page.locator('#content tbody tr').count(), F.Listening);
+  const ports = await column('Port');
+  assert.ok(ports.includes('22') && ports.includes('8805'));
+  const svc = await column('Service');
+  assert.equal(svc[ports.indexOf('8805')], 'PFCP', 'TCP ports are named too');
+  assert.ok((await column('Binary path')).every((p) => p.startsWith('/usr/bin/')));
+  await shot('04-listening-tcp');
+  await page.click('#tab-udp');
+  await page.waitForURL((u) => u.searchParams.get('tab') === 'udp');
+  await settle();
+  assert.equal(await page.locator('#tab-udp').getAttribute('aria-selected'), 'true');
+  assert.equal(await page.locator('#content tbody tr').count(), F.Edge.UDP);
+  const udpSvc = await column('Service');
+  for (const s of F.UDPServices) assert.ok(udpSvc.includes(s), `UDP service ${s} named (got ${udpSvc})`);
+  assert.deepEqual((await column('Port')).filter((p, i) => udpSvc[i] === 'GTP-U'), ['2152']);
+  await page.fill('#sensor', F.Edge.Hostname);
+  await page.press('#sensor', 'Enter');
+  await page.waitForURL((u) => u.searchParams.get('sensor_id') === F.Edge.ID && u.searchParams.get('tab') === 'udp');
+  await settle();
+  assert.equal(await page.locator('#content tbody tr').count(), F.Edge.UDP);
+  await shot('05-listening-udp');
+});
+
+await check('flows: binary, endpoints, protocol, duration, bytes, state', async () => {
+  await page.click('#nav a[data-view=flows]');
+  await settle();
+  assert.equal(await page.locator('#content tbody tr').count(), F.Flows);
+  await page.click('th button[data-field=bytes_sent]');
+  await settle();
+  await page.click('th button[data-field=bytes_sent]');
+  await settle();
+  assert.equal(url().searchParams.get('sort'), '-bytes_sent');
+  const sent = await column('Sent');
+  assert.equal(sent[0], '2.0 MiB', 'largest flow first (1000 << 11 bytes)');
+  assert.equal(sent[sent.length - 1], '1000 B');
+  assert.ok((await column('Destination')).every((d) => d === '10.3.0.9:5432'));
+  assert.ok((await column('State')).every((s) => s === 'ESTABLISHED'));
+  assert.ok((await column('Protocol')).every((s) => s === 'tcp'));
+  await shot('06-flows');
+});
+
+await check('investigate: kinds, window, newest first, load more, detail', async () => {
+  await page.click('#nav a[data-view=investigate]');
+  await page.waitForFunction(() => /events, newest first/.test(document.getElementById('status').textContent));
+  assert.match(await statusText(), /^100\+ events/);
+  assert.equal(await page.locator('#content tbody tr').count(), 100);
+  await page.click('#more');
+  await page.waitForFunction((n) => document.querySelectorAll('#content tbody tr').length === n, F.EventsLastHour);
+  assert.equal(await page.locator('#more').isHidden(), true, 'no more pages');
+  const times = await page.locator('#content tbody time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime')));
+  assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
+
+  await page.check('.kinds input[value=dns_query]');
+  await page.waitForURL((u) => u.searchParams.get('kind') === 'dns_query');
+  await page.waitForFunction(() => /events, newest first/.test(document.getElementById('status').textContent));
+  assert.deepEqual(await column('Kind'), ['dns_query']);
+  await page.selectOption('#window', '6h');
+  await page.waitForURL((u) => u.searchParams.get('window') === '6h');
+  await page.waitForFunction(() => document.querySelectorAll('#content tbody tr').length === 6);
+  assert.ok((await column('Kind')).every((k) => k === 'dns_query'));
+
+  await page.check('.kinds input[value=network_connect]');
+  await page.waitForURL((u) => u.searchParams.get('kind') === 'network_connect,dns_query' || u.searchParams.get('kind') === 'dns_query,network_connect');
+  await page.waitForFunction(() => /events, newest first/.test(document.getElementById('status').textContent) && document.querySelectorAll('#content tbody tr').length === 100);
+  await page.uncheck('.kinds input[value=dns_query]');
+  await page.uncheck('.kinds input[value=network_connect]');
+  await page.waitForURL((u) => !u.searchParams.has('kind'));
+
+  // a custom window that holds only the old DNS queries
+  await page.selectOption('#window', 'custom');
+  await page.waitForURL((u) => u.searchParams.has('since'));
+  const now = Date.now();
+  const local = (ms) => { const d = new Date(ms + 5.5 * 3600e3); return d.toISOString().slice(0, 16); };
+  await page.fill('#since', local(now - 4 * 3600e3));
+  await page.fill('#until', local(now - 2 * 3600e3));
+  await page.click('form.custom button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#content tbody tr').length === 5);
+  assert.deepEqual([...new Set(await column('Kind'))], ['dns_query']);
+
+  await page.locator('#content tbody tr').first().click();
+  await page.waitForURL((u) => u.searchParams.has('event'));
+  await page.locator('#detail').waitFor();
+  const dts = await texts('#detail dt');
+  for (const f of ['event_id', 'sensor_id', 'hostname', 'kind', 'time', 'received_at', 'protocol', 'src_address', 'src_port',
+    'dst_address', 'dst_port', 'uid', 'pid', 'binary', 'binary_path', 'query_name', 'query_type', 'answers', 'state', 'source']) {
+    assert.ok(dts.includes(f), `detail shows ${f}`);
+  }
+  const dd = await texts('#detail dd');
+  assert.equal(dd[dts.indexOf('event_id')], url().searchParams.get('event'));
+  assert.equal(dd[dts.indexOf('query_name')], 'example.org');
+  await shot('07-investigate');
+
+  // the URL restores the whole view, detail included
+  const bookmark = page.url();
+  await page.goto(BASE + '/network/summary');
+  await settle();
+  await page.goto(bookmark);
+  await page.waitForFunction(() => document.querySelectorAll('#content tbody tr').length === 5);
+  await page.locator('#detail').waitFor();
+  assert.equal(await page.inputValue('#window'), 'custom');
+  assert.equal(await page.locator('#content tbody tr[aria-selected=true]').count(), 1);
+});
+
+await check('keyboard: rows reachable, Enter opens, Escape closes', async () => {
+  await page.goto(BASE + '/network/flows');
+  await settle();
+  await page.locator('#content tbody tr').first().focus();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.locator('#detail').waitFor();
+  assert.equal(await page.locator('#content tbody tr[aria-selected=true]').count(), 1);
+  assert.equal(await page.evaluate(() => document.activeElement.closest('tr') === document.querySelectorAll('#content tbody tr')[1]), true);
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('#detail').isHidden(), true);
+  // the sort headers are buttons: focusable and pressable
+  await page.locator('th button[data-field=state]').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('sort') === 'state');
+});
+
+await check('errors say what to do; signing out hides the data', async () => {
+  await page.goto(BASE + '/network/connections?page=999');
+  await settle();
+  assert.match(await page.locator('#empty').innerText(), /past the end/);
+  await page.click('#signout');
+  await page.locator('#signin-form').waitFor();
+  assert.equal(await page.locator('#app').isHidden(), true);
+  await page.reload();
+  await page.locator('#signin-form').waitFor();
+  assert.equal(await page.locator('#app').isHidden(), true, 'the token is forgotten');
+});
+
+assert.deepEqual(pageErrors, [], 'no script errors in the page');
+await browser.close();
+if (failures) {
+  console.log(`${failures} check(s) failed`);
+  process.exit(1);
+}

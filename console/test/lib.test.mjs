@@ -1,0 +1,111 @@
+// Unit tests of the Console's pure logic; run by console/lib_test.go
+// (node --test).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as L from '../web/lib.mjs';
+
+const S = 'a83589a9-e375-4180-a027-306dd923cfb0';
+
+test('parseRoute reads every view and drops what is invalid', () => {
+  assert.deepEqual(L.parseRoute('/network/connections', `?sensor_id=${S.toUpperCase()}&page=3&page_size=50&sort=-duration_secs`),
+    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs' });
+  assert.deepEqual(L.parseRoute('/network/connections/', '?sensor_id=nope&page=0&page_size=501&sort=drop_table'),
+    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '' });
+  assert.deepEqual(L.parseRoute('/network/listening', '?tab=udp&sort=service'),
+    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service' });
+  // a sort of the UDP list that the TCP list lacks is dropped on the TCP tab
+  assert.equal(L.parseRoute('/network/listening', '?sort=remote_port').sort, '');
+  assert.equal(L.parseRoute('/network/listening', '?tab=udp&sort=remote_port').sort, 'remote_port');
+  assert.equal(L.parseRoute('/elsewhere', '').view, '');
+  const inv = L.parseRoute('/investigate', `?kind=dns_query,bogus,network_flow,dns_query&window=6h&event=${S}`);
+  assert.deepEqual(inv, { view: 'investigate', sensor_id: '', kinds: ['dns_query', 'network_flow'], since: '', until: '', window: '6h', event: S });
+  const custom = L.parseRoute('/investigate', '?since=2026-11-25T10:00:00%2B01:00&until=2026-11-25T12:00:00Z');
+  assert.equal(custom.window, 'custom');
+  assert.equal(custom.since, '2026-11-25T09:00:00.000Z');
+  assert.equal(L.parseRoute('/investigate', '?since=yesterday&until=2026-11-25T12:00:00Z').window, '1h');
+  assert.equal(L.parseRoute('/investigate', '?window=3y').window, '1h');
+});
+
+test('routeURL is the inverse of parseRoute and leaves defaults out', () => {
+  const urls = [
+    '/network/summary',
+    '/network/connections',
+    `/network/connections?sensor_id=${S}&page=2&page_size=500&sort=-pid`,
+    '/network/listening?tab=udp&page=4',
+    '/network/flows?sort=-bytes_sent',
+    `/investigate?sensor_id=${S}&kind=network_connect%2Cdns_query&window=24h&event=${S}`,
+    '/investigate?since=2026-11-25T09%3A00%3A00.000Z&until=2026-11-25T12%3A00%3A00.000Z',
+  ];
+  for (const u of urls) {
+    const [p, q = ''] = u.split('?');
+    assert.equal(L.routeURL(L.parseRoute(p, q)), u);
+  }
+  assert.equal(L.routeURL({ view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '' }), '/network/connections');
+});
+
+test('apiPath asks the API for exactly the view state', () => {
+  const s = L.parseRoute('/network/listening', `?tab=udp&sensor_id=${S}&page=2&page_size=25&sort=-local_port`);
+  assert.equal(L.apiPath(s), `/api/v1/network/udp?sensor_id=${S}&page=2&page_size=25&sort=-local_port`);
+  assert.equal(L.apiPath(L.parseRoute('/network/connections', '')), '/api/v1/network/connections?page=1&page_size=100');
+  assert.equal(L.apiPath(L.parseRoute('/network/summary', '')), '/api/v1/network/summary');
+  const now = Date.parse('2026-11-25T12:00:00Z');
+  assert.equal(L.apiPath(L.parseRoute('/investigate', '?kind=dns_query&window=15m'), now),
+    '/api/v2/events?kind=dns_query&since=2026-11-25T11%3A45%3A00.000Z&until=2026-11-25T12%3A00%3A00.000Z');
+  assert.equal(L.moreEventsPath(L.parseRoute('/investigate', `?kind=dns_query&sensor_id=${S}`), 'abc+/='),
+    `/api/v2/events?sensor_id=${S}&kind=dns_query&cursor=abc%2B%2F%3D`);
+  const c = L.parseRoute('/investigate', '?since=2026-11-20T00:00:00Z&until=2026-11-21T00:00:00Z');
+  assert.deepEqual(L.windowOf(c, now), { since: '2026-11-20T00:00:00.000Z', until: '2026-11-21T00:00:00.000Z' });
+});
+
+test('sorting cycles ascending, descending', () => {
+  assert.equal(L.nextSort('', 'pid'), 'pid');
+  assert.equal(L.nextSort('pid', 'pid'), '-pid');
+  assert.equal(L.nextSort('-pid', 'pid'), 'pid');
+  assert.equal(L.nextSort('-pid', 'binary'), 'binary');
+  assert.equal(L.sortState('-pid', 'pid'), 'descending');
+  assert.equal(L.sortState('pid', 'pid'), 'ascending');
+  assert.equal(L.sortState('pid', 'uid'), 'none');
+});
+
+test('formatting', () => {
+  const f = (fn, cases) => { for (const [i, want] of cases) assert.equal(fn(i), want, `${fn.name}(${i})`); };
+  f(L.fmtDuration, [[null, 'predates sensor'], [undefined, 'predates sensor'], [0, '0s'], [59, '59s'], [61, '1m 01s'],
+    [3600, '1h 00m'], [3725, '1h 02m'], [90000, '1d 1h']]);
+  f(L.fmtBytes, [[0, '0 B'], [1023, '1023 B'], [1024, '1.0 KiB'], [1536, '1.5 KiB'], [10 * 1024 * 1024, '10 MiB'], [null, '']]);
+  assert.equal(L.endpoint('10.0.0.1', 443), '10.0.0.1:443');
+  assert.equal(L.endpoint('fe80::1', 22), '[fe80::1]:22');
+  assert.equal(L.processLabel('nginx', 42), 'nginx (42)');
+  assert.equal(L.processLabel('', null), '—');
+  assert.equal(L.serviceLabel('gtp-u'), 'GTP-U');
+  assert.equal(L.serviceLabel('pfcp'), 'PFCP');
+  assert.equal(L.serviceLabel('radius'), 'RADIUS');
+  assert.equal(L.serviceLabel('dns'), 'DNS');
+  assert.equal(L.serviceLabel(''), '');
+});
+
+test('times show in the given zone with UTC on hover', () => {
+  assert.deepEqual(L.fmtTime('2026-11-25T19:04:08.494Z', 'Europe/Berlin'),
+    { text: '2026-11-25 20:04:08', title: '2026-11-25 19:04:08.494 UTC' });
+  assert.deepEqual(L.fmtTime('2026-07-01T00:30:00Z', 'America/New_York'),
+    { text: '2026-06-30 20:30:00', title: '2026-07-01 00:30:00.000 UTC' });
+  assert.equal(L.fmtTime('').text, '');
+  assert.equal(L.fromLocalInput(L.localInput('2026-11-25T19:04:00.000Z')), '2026-11-25T19:04:00.000Z');
+});
+
+test('anomaly grading, chart axis, refresh cadence and error advice', () => {
+  assert.equal(L.anomalyLevel(4.2), 'high');
+  assert.equal(L.anomalyLevel(-3), 'high');
+  assert.equal(L.anomalyLevel(2), 'elevated');
+  assert.equal(L.anomalyLevel(0.3), 'normal');
+  assert.equal(L.symlog(0), 0);
+  assert.equal(L.symlog(9), 1);
+  assert.deepEqual(L.ticks(0), [0, 1]);
+  assert.deepEqual(L.ticks(2500), [0, 1, 10, 100, 1000]);
+  assert.equal(L.refreshMs([]), 15000);
+  assert.equal(L.refreshMs([{ interval_secs: 30 }, { interval_secs: 10 }]), 10000);
+  assert.equal(L.refreshMs([{ interval_secs: 1 }]), 5000);
+  assert.match(L.errorAdvice(401, 'x'), /Sign in again/);
+  assert.match(L.errorAdvice(400, 'sort: unknown'), /sort: unknown/);
+  assert.match(L.errorAdvice(503, 'down'), /retries/);
+  assert.match(L.errorAdvice(0, 'fetch failed'), /cannot be reached/);
+});

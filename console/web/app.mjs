@@ -1,0 +1,634 @@
+// The Console: one page, five views, state in the URL. Plain DOM; the
+// logic worth testing without a browser lives in lib.mjs.
+import * as L from './lib.mjs';
+
+const $ = (id) => document.getElementById(id);
+
+// h builds an element: h('td', {class: 'num', title: 'x'}, 'text', node).
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids) if (k != null) el.append(k);
+  return el;
+}
+
+const TOKEN = 'netview.token';
+let token = sessionStorage.getItem(TOKEN) || localStorage.getItem(TOKEN) || '';
+let sensors = []; // the fleet, from the summary: picker labels and refresh cadence
+let sensorsAt = 0;
+let state = {};
+let gen = 0; // bumps on every navigation: answers to older requests are dropped
+let timer = 0;
+let rows = []; // rows on screen, for the detail panel
+let keyOf = () => '';
+let selected = ''; // key of the selected row, kept across refreshes
+let more = null; // Investigate: next_cursor of the loaded events
+
+class APIError extends Error {
+  constructor(status, msg) { super(msg); this.status = status; }
+}
+
+async function api(path) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { Authorization: 'Bearer ' + token } });
+  } catch (e) {
+    throw new APIError(0, e.message);
+  }
+  if (!res.ok) {
+    let msg = res.statusText;
+    try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
+    throw new APIError(res.status, msg);
+  }
+  return res.json();
+}
+
+// ---- sign-in ----
+
+function showSignin(message) {
+  token = '';
+  clearTimeout(timer);
+  $('app').hidden = true;
+  $('nav').hidden = true;
+  $('signout').hidden = true;
+  $('signin').hidden = false;
+  const err = $('signin-error');
+  err.hidden = !message;
+  err.textContent = message || '';
+  $('token').focus();
+}
+
+async function signin(ev) {
+  ev.preventDefault();
+  const t = $('token').value.trim();
+  if (!t) return;
+  token = t;
+  try {
+    await loadSensors(true);
+  } catch (e) {
+    showSignin(e.status === 401 ? 'That token was refused. Check it and try again.' : L.errorAdvice(e.status, e.message));
+    return;
+  }
+  sessionStorage.setItem(TOKEN, t);
+  if ($('remember').checked) localStorage.setItem(TOKEN, t);
+  $('token').value = '';
+  start();
+}
+
+function signout() {
+  sessionStorage.removeItem(TOKEN);
+  localStorage.removeItem(TOKEN);
+  showSignin('');
+}
+
+function start() {
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('nav').hidden = false;
+  $('signout').hidden = false;
+  render();
+}
+
+// ---- navigation ----
+
+function go(change, replace) {
+  const next = { ...state, ...change };
+  const url = L.routeURL(next);
+  if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
+  render();
+}
+
+document.addEventListener('click', (ev) => {
+  const a = ev.target.closest('a[href^="/"]');
+  if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  history.pushState(null, '', a.getAttribute('href'));
+  render();
+});
+window.addEventListener('popstate', render);
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && !$('detail').hidden) closeDetail();
+});
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && token && state.view) schedule(0);
+});
+
+const TITLES = {
+  summary: 'Network › Summary', connections: 'Network › Connections', listening: 'Network › Listening Services',
+  flows: 'Network › Flows', investigate: 'Investigate',
+};
+
+// render builds the view of the current URL and loads its data.
+function render() {
+  if (!token) { showSignin(''); return; }
+  const s = L.parseRoute(location.pathname, location.search);
+  if (!s.view) {
+    history.replaceState(null, '', L.HOME);
+    return render();
+  }
+  const same = state.view === s.view && L.routeURL({ ...state, event: '' }) === L.routeURL({ ...s, event: '' });
+  state = s;
+  document.title = TITLES[s.view] + ' · Netview';
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === s.view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  if (same && s.view === 'investigate') { showDetailFor(s.event); return; }
+  gen++;
+  clearTimeout(timer);
+  $('title').textContent = TITLES[s.view];
+  $('filters').replaceChildren(...filters(s));
+  $('content').replaceChildren();
+  $('error').hidden = true;
+  rows = [];
+  more = null;
+  if (s.view !== 'investigate') { selected = ''; closeDetail(true); }
+  load(gen, false);
+}
+
+function schedule(ms) {
+  clearTimeout(timer);
+  timer = setTimeout(() => load(gen, true), ms);
+}
+
+// load fetches the view's data; refresh keeps what is on screen (rows,
+// scroll, selection) and replaces it only when the answer arrives.
+async function load(g, refresh) {
+  const s = state;
+  setStatus(refresh ? null : 'Loading…', true);
+  try {
+    await loadSensors(false);
+    if (g !== gen) return;
+    if (s.view === 'investigate') await loadEvents(g, refresh);
+    else if (s.view === 'summary') await loadSummary(g);
+    else await loadList(g, s);
+    if (g !== gen) return;
+    $('error').hidden = true;
+  } catch (e) {
+    if (g !== gen) return;
+    if (e.status === 401) { showSignin('Your token was refused. Sign in again.'); return; }
+    const el = $('error');
+    el.hidden = false;
+    el.textContent = L.errorAdvice(e.status, e.message) + (rows.length ? ' Showing the last data received.' : '');
+    setStatus(null, false);
+  }
+  if (g !== gen) return;
+  $('content').removeAttribute('aria-busy');
+  // Investigate refreshes only a single page of a moving window: once
+  // more is loaded, the analyst is reading history that must not shift.
+  if (s.view !== 'investigate' || (s.window !== 'custom' && rows.length <= 100)) schedule(L.refreshMs(sensors));
+}
+
+async function loadSensors(force) {
+  if (!force && Date.now() - sensorsAt < 60e3) return;
+  const d = await api('/api/v1/network/summary');
+  sensors = d.sensors;
+  sensorsAt = Date.now();
+  const list = $('sensor-list');
+  if (list) list.replaceChildren(...sensorOptions());
+}
+
+function setStatus(text, busy) {
+  if (text != null) $('status').textContent = text;
+  if (busy) $('content').setAttribute('aria-busy', 'true');
+}
+
+function updated() {
+  return 'updated ' + L.fmtTime(new Date().toISOString()).text.slice(11);
+}
+
+// ---- filters ----
+
+function sensorLabel(s) {
+  return (s.hostname || 'unnamed') + ' · ' + s.sensor_id.slice(0, 8);
+}
+
+function sensorOptions() {
+  return sensors.map((s) => h('option', { value: sensorLabel(s) }));
+}
+
+function sensorPicker(s) {
+  const cur = sensors.find((x) => x.sensor_id === s.sensor_id);
+  const input = h('input', {
+    id: 'sensor', type: 'search', list: 'sensor-list', placeholder: 'All sensors — type a host name',
+    value: s.sensor_id ? (cur ? sensorLabel(cur) : s.sensor_id) : '', autocomplete: 'off', spellcheck: 'false',
+  });
+  const apply = () => {
+    const v = input.value.trim();
+    if (!v) { if (state.sensor_id) go({ sensor_id: '', page: 1 }); return; }
+    const m = sensors.find((x) => sensorLabel(x) === v || x.sensor_id === v.toLowerCase()) ||
+      (sensors.filter((x) => x.hostname === v).length === 1 ? sensors.find((x) => x.hostname === v) : null);
+    if (m) { if (m.sensor_id !== state.sensor_id) go({ sensor_id: m.sensor_id, page: 1 }); return; }
+    input.setCustomValidity('No sensor matches "' + v + '". Pick one from the list.');
+    input.reportValidity();
+  };
+  input.addEventListener('input', () => input.setCustomValidity(''));
+  input.addEventListener('change', apply);
+  input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') apply(); });
+  return h('div', { class: 'field' }, h('label', { for: 'sensor' }, 'Sensor'), input,
+    h('datalist', { id: 'sensor-list' }, ...sensorOptions()),
+    s.sensor_id ? h('button', { type: 'button', class: 'link', onclick: () => go({ sensor_id: '', page: 1 }) }, 'All sensors') : null);
+}
+
+function filters(s) {
+  switch (s.view) {
+    case 'summary': return [];
+    case 'investigate': return investigateFilters(s);
+  }
+  const out = [];
+  if (s.view === 'listening') {
+    const tab = (name, label) => h('button', {
+      type: 'button', role: 'tab', id: 'tab-' + name, 'aria-selected': String(s.tab === name),
+      onclick: () => { if (state.tab !== name) go({ tab: name, page: 1, sort: '' }); },
+    }, label);
+    out.push(h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Protocol' }, tab('tcp', 'TCP'), tab('udp', 'UDP')));
+  }
+  out.push(sensorPicker(s));
+  const size = h('select', { id: 'page-size', onchange: (ev) => go({ page_size: Number(ev.target.value), page: 1 }) },
+    ...L.PAGE_SIZES.map((n) => h('option', { value: n, selected: n === s.page_size }, String(n))));
+  out.push(h('div', { class: 'field' }, h('label', { for: 'page-size' }, 'Rows per page'), size));
+  return out;
+}
+
+function investigateFilters(s) {
+  const kinds = h('fieldset', { class: 'kinds' }, h('legend', {}, 'Event kinds'),
+    ...L.EVENT_KINDS.map((k) => h('label', { class: 'check' },
+      h('input', {
+        type: 'checkbox', value: k, checked: s.kinds.includes(k), onchange: () => {
+          const on = [...document.querySelectorAll('.kinds input:checked')].map((i) => i.value);
+          go({ kinds: on.length === L.EVENT_KINDS.length ? [] : on, event: '' });
+        },
+      }), k)),
+    h('span', { class: 'hint' }, s.kinds.length ? '' : 'none ticked: all kinds'));
+  const win = h('select', {
+    id: 'window', onchange: (ev) => {
+      const w = ev.target.value;
+      if (w !== 'custom') { go({ window: w, since: '', until: '', event: '' }); return; }
+      const b = L.windowOf(state);
+      go({ window: 'custom', since: b.since, until: b.until, event: '' });
+    },
+  }, ...Object.keys(L.WINDOWS).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
+  h('option', { value: 'custom', selected: s.window === 'custom' }, 'Custom…'));
+  const out = [sensorPicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
+  if (s.window === 'custom') {
+    const since = h('input', { id: 'since', type: 'datetime-local', value: L.localInput(s.since) });
+    const until = h('input', { id: 'until', type: 'datetime-local', value: L.localInput(s.until) });
+    out.push(h('form', {
+      class: 'field custom', onsubmit: (ev) => {
+        ev.preventDefault();
+        const a = L.fromLocalInput(since.value), b = L.fromLocalInput(until.value);
+        if (!a || !b || a >= b) { until.setCustomValidity('The end must be after the start.'); until.reportValidity(); return; }
+        go({ since: a, until: b, event: '' });
+      },
+    }, h('label', { for: 'since' }, 'From'), since, h('label', { for: 'until' }, 'to'), until,
+    h('button', { type: 'submit' }, 'Apply')));
+    until.addEventListener('input', () => until.setCustomValidity(''));
+  }
+  out.push(kinds);
+  return out;
+}
+
+// ---- tables ----
+
+const host = (r) => h('span', { title: r.sensor_id }, r.hostname || r.sensor_id.slice(0, 8), r.sensor_stale ? h('span', { class: 'tag stale', title: 'No heartbeat for three intervals: last known state' }, 'stale') : null);
+const time = (iso) => { const t = L.fmtTime(iso); return h('time', { datetime: iso || '', title: t.title }, t.text); };
+const pid = (r) => r.pid == null ? h('span', { class: 'muted', title: 'not tied to a process' }, '—') : String(r.pid);
+const bin = (r) => h('span', { title: r.binary_path || '' }, r.binary || '—');
+const num = { class: 'num' };
+
+// Columns: label, sort field (or none), cell, cell attributes.
+const COLUMNS = {
+  connections: [
+    ['Host', 'sensor_id', host], ['Local', 'local_address', (r) => L.endpoint(r.local_address, r.local_port)],
+    ['Remote', 'remote_address', (r) => L.endpoint(r.remote_address, r.remote_port)], ['State', 'state', (r) => r.state],
+    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['UID', 'uid', (r) => String(r.uid), num],
+    ['Duration', 'duration_secs', (r) => r.duration_secs == null ? h('span', { class: 'muted' }, 'predates sensor') : L.fmtDuration(r.duration_secs), num],
+    ['First seen', 'first_seen', (r) => time(r.first_seen)], ['Last seen', 'last_seen', (r) => time(r.last_seen)],
+  ],
+  listening: [
+    ['Host', 'sensor_id', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
+    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
+    ['Binary path', '', (r) => r.binary_path || ''], ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
+  ],
+  udp: [
+    ['Host', 'sensor_id', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
+    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Remote', 'remote_address', (r) => r.remote_port ? L.endpoint(r.remote_address, r.remote_port) : ''],
+    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['Binary path', '', (r) => r.binary_path || ''],
+    ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
+  ],
+  flows: [
+    ['Host', 'sensor_id', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
+    ['Source', 'src_address', (r) => L.endpoint(r.src_address, r.src_port)], ['Destination', 'dst_address', (r) => L.endpoint(r.dst_address, r.dst_port)],
+    ['Protocol', 'protocol', (r) => r.protocol], ['Direction', 'direction', (r) => r.direction],
+    ['Duration', 'duration_secs', (r) => L.fmtDuration(r.duration_secs), num], ['Sent', 'bytes_sent', (r) => h('span', { title: r.bytes_sent + ' bytes' }, L.fmtBytes(r.bytes_sent)), num],
+    ['Received', 'bytes_received', (r) => h('span', { title: r.bytes_received + ' bytes' }, L.fmtBytes(r.bytes_received)), num],
+    ['State', 'state', (r) => r.state], ['Started', 'started_at', (r) => time(r.started_at)],
+  ],
+  events: [
+    ['Time', '', (r) => time(r.time)], ['Kind', '', (r) => h('span', { class: 'kind ' + r.kind }, r.kind)], ['Host', '', host],
+    ['Process', '', (r) => h('span', { title: r.binary_path || '' }, L.processLabel(r.binary, r.pid))],
+    ['Source', '', (r) => r.src_port || r.src_address !== '::' ? L.endpoint(r.src_address, r.src_port) : ''],
+    ['Destination', '', (r) => r.dst_port || r.dst_address !== '::' ? L.endpoint(r.dst_address, r.dst_port) : ''],
+    ['Detail', '', eventSummary],
+  ],
+  summary: [
+    ['Host', '', (r) => h('a', { href: '/network/connections?sensor_id=' + r.sensor_id, title: r.sensor_id }, r.hostname || r.sensor_id)],
+    ['Anomaly score', '', (r) => h('span', { class: 'score ' + L.anomalyLevel(r.anomaly_score) }, Number(r.anomaly_score).toFixed(2)), num],
+    ['Active connections', '', (r) => String(r.active_connections ?? 0), num], ['Hourly mean', '', (r) => String(r.baseline_connections ?? ''), num],
+    ['Listeners', '', (r) => String(r.listeners ?? 0), num], ['UDP', '', (r) => String(r.udp_listeners ?? 0), num],
+    ['Flows', '', (r) => String(r.active_flows ?? 0), num], ['Flavor', '', (r) => r.flavor], ['Version', '', (r) => r.version],
+    ['Last heartbeat', '', (r) => time(r.last_heartbeat)],
+    ['Status', '', (r) => r.stale ? h('span', { class: 'tag stale' }, 'stale') : h('span', { class: 'tag ok' }, 'reporting')],
+  ],
+};
+
+const KEYS = {
+  connections: (r) => [r.sensor_id, r.netns, r.local_address, r.local_port, r.remote_address, r.remote_port, r.inode].join('|'),
+  listening: (r) => [r.sensor_id, r.netns, r.local_address, r.local_port, r.inode].join('|'),
+  udp: (r) => [r.sensor_id, r.netns, r.local_address, r.local_port, r.remote_address, r.remote_port, r.inode].join('|'),
+  flows: (r) => r.sensor_id + '|' + r.flow_id,
+  events: (r) => r.event_id,
+  summary: (r) => r.sensor_id,
+};
+
+function eventSummary(r) {
+  switch (r.kind) {
+    case 'dns_query': case 'dns_lookup': case 'dns_resolution':
+      return [r.query_name, r.query_type, (r.answers || []).join(', ')].filter(Boolean).join(' · ');
+    case 'network_flow':
+      return [r.state, L.fmtBytes(r.bytes_sent) + ' ↑ ' + L.fmtBytes(r.bytes_received) + ' ↓', r.duration_ms != null ? L.fmtDuration(r.duration_ms / 1000) : ''].filter(Boolean).join(' · ');
+  }
+  return r.protocol || '';
+}
+
+// table builds a table of one list; sorting headers are buttons that
+// change the URL. Rows are focusable and open the detail panel.
+function table(list, sort, sortable) {
+  const cols = COLUMNS[list];
+  const head = h('tr', {}, ...cols.map(([label, field, , attrs]) => {
+    if (!field || !sortable) return h('th', { scope: 'col', ...(attrs || {}) }, label);
+    const st = L.sortState(sort, field);
+    return h('th', { scope: 'col', 'aria-sort': st, ...(attrs || {}) },
+      h('button', { type: 'button', class: 'sort', 'data-field': field, onclick: () => go({ sort: L.nextSort(state.sort, field), page: 1 }) },
+        label, h('span', { class: 'arrow', 'aria-hidden': 'true' }, st === 'ascending' ? '▲' : st === 'descending' ? '▼' : '')));
+  }));
+  const body = h('tbody', { onclick: rowClick, onkeydown: rowKey });
+  return h('div', { class: 'scroll' }, h('table', { class: 'grid', 'data-list': list }, h('thead', {}, head), body));
+}
+
+// fill replaces a table's rows with data, keeping the selection and the
+// focused row: refreshes must not move the reader's place.
+function fill(list, data) {
+  const body = document.querySelector('#content tbody');
+  const cols = COLUMNS[list];
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tbody tr');
+  const focusKey = focused ? focused.dataset.key : '';
+  keyOf = KEYS[list];
+  const frag = document.createDocumentFragment();
+  for (const r of data) {
+    const k = keyOf(r);
+    const tr = h('tr', { tabindex: '0', 'data-key': k, 'aria-selected': k === selected ? 'true' : null, class: r.sensor_stale ? 'stale' : null });
+    for (const [, , cell, attrs] of cols) {
+      const v = cell(r);
+      tr.append(h('td', attrs || {}, v == null ? '' : v));
+    }
+    frag.append(tr);
+  }
+  body.replaceChildren(frag);
+  if (focusKey) {
+    const tr = body.querySelector(`tr[data-key="${CSS.escape(focusKey)}"]`);
+    if (tr) tr.focus({ preventScroll: true });
+  }
+}
+
+function rowClick(ev) {
+  if (ev.target.closest('a, button')) return;
+  const tr = ev.target.closest('tr[data-key]');
+  if (tr) select(tr.dataset.key);
+}
+
+function rowKey(ev) {
+  const tr = ev.target.closest('tr[data-key]');
+  if (!tr) return;
+  if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); select(tr.dataset.key); }
+  if (ev.key === 'ArrowDown' && tr.nextElementSibling) { ev.preventDefault(); tr.nextElementSibling.focus(); }
+  if (ev.key === 'ArrowUp' && tr.previousElementSibling) { ev.preventDefault(); tr.previousElementSibling.focus(); }
+}
+
+function select(key) {
+  selected = key;
+  for (const tr of document.querySelectorAll('#content tbody tr')) {
+    if (tr.dataset.key === key) tr.setAttribute('aria-selected', 'true'); else tr.removeAttribute('aria-selected');
+  }
+  if (state.view === 'investigate') { go({ event: key }, true); return; }
+  showDetail(rows.find((r) => keyOf(r) === key));
+}
+
+// ---- detail panel ----
+
+function showDetail(r) {
+  if (!r) { closeDetail(true); return; }
+  const body = $('detail-body');
+  body.replaceChildren();
+  for (const [k, v] of Object.entries(r)) {
+    let text = v == null ? 'null' : Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    let title = '';
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT.*Z$/.test(v)) { const t = L.fmtTime(v); text = t.text; title = t.title; }
+    if (k === 'duration_secs') text = L.fmtDuration(v) + (v == null ? '' : ' (' + v + ' s)');
+    body.append(h('dt', {}, k), h('dd', { title: title || null }, text));
+  }
+  $('detail-title').textContent = r.kind || (r.hostname ? r.hostname : 'Details');
+  $('detail').hidden = false;
+}
+
+function showDetailFor(key) {
+  selected = key || '';
+  for (const tr of document.querySelectorAll('#content tbody tr')) {
+    if (tr.dataset.key === selected) tr.setAttribute('aria-selected', 'true'); else tr.removeAttribute('aria-selected');
+  }
+  if (!key) { closeDetail(true); return; }
+  const r = rows.find((x) => keyOf(x) === key);
+  if (r) showDetail(r);
+  else {
+    $('detail-body').replaceChildren(h('dd', {}, 'This event is not among the loaded results: widen the window or load more.'));
+    $('detail-title').textContent = 'Event ' + key.slice(0, 8);
+    $('detail').hidden = false;
+  }
+}
+
+function closeDetail(quiet) {
+  $('detail').hidden = true;
+  if (quiet) return;
+  const key = selected;
+  selected = '';
+  for (const tr of document.querySelectorAll('#content tbody tr[aria-selected]')) tr.removeAttribute('aria-selected');
+  if (state.view === 'investigate' && state.event) go({ event: '' }, true);
+  const tr = key && document.querySelector(`#content tbody tr[data-key="${CSS.escape(key)}"]`);
+  if (tr) tr.focus();
+}
+$('detail-close').addEventListener('click', () => closeDetail(false));
+
+// ---- views ----
+
+const EMPTY = {
+  connections: 'No active TCP connections in this scope. A sensor reports its connections within one heartbeat (15 s by default) of starting.',
+  listening: 'No TCP listening services in this scope.',
+  udp: 'No UDP sockets in this scope.',
+  flows: 'No active flows in this scope. Flows appear when a sensor sees a connection open, and leave this view when it closes (see network_flow events in Investigate).',
+};
+
+async function loadList(g, s) {
+  const list = L.listName(s);
+  const d = await api(L.apiPath(s));
+  if (g !== gen) return;
+  const data = d[list] || [];
+  if (!document.querySelector('#content table')) {
+    $('content').replaceChildren(table(list, s.sort, true), h('p', { id: 'empty', class: 'empty', hidden: true }), pager());
+  }
+  rows = data;
+  fill(list, data);
+  const empty = $('empty');
+  empty.hidden = data.length > 0;
+  const pages = Math.max(1, d.page_count || 0);
+  empty.textContent = d.total > 0 && data.length === 0 ? `Page ${s.page} is past the end: there are ${pages} pages.` : EMPTY[list];
+  updatePager(s.page, pages);
+  const noun = { connections: 'connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'active flows' }[list];
+  const scope = s.sensor_id ? ' on ' + (sensors.find((x) => x.sensor_id === s.sensor_id)?.hostname || s.sensor_id) : ' across the fleet';
+  setStatus(`${d.total.toLocaleString()} ${noun}${scope} · page ${s.page} of ${pages} · ${updated()}`);
+  if (selected) {
+    const r = data.find((x) => keyOf(x) === selected);
+    if (r) showDetail(r);
+  }
+}
+
+function pager() {
+  return h('nav', { class: 'pager', 'aria-label': 'Pages' },
+    h('button', { type: 'button', id: 'first', onclick: () => go({ page: 1 }) }, '« First'),
+    h('button', { type: 'button', id: 'prev', onclick: () => go({ page: Math.max(1, state.page - 1) }) }, '‹ Previous'),
+    h('span', { id: 'pageinfo' }),
+    h('button', { type: 'button', id: 'next', onclick: () => go({ page: state.page + 1 }) }, 'Next ›'),
+    h('button', { type: 'button', id: 'last', onclick: () => go({ page: Number($('last').dataset.page) }) }, 'Last »'));
+}
+
+function updatePager(page, pages) {
+  $('pageinfo').textContent = `Page ${page} of ${pages}`;
+  $('first').disabled = $('prev').disabled = page <= 1;
+  $('next').disabled = $('last').disabled = page >= pages;
+  $('last').dataset.page = pages;
+}
+
+let summaryShown = 500;
+
+async function loadSummary(g) {
+  const d = await api('/api/v1/network/summary');
+  if (g !== gen) return;
+  sensors = d.sensors;
+  sensorsAt = Date.now();
+  rows = d.sensors;
+  if (!$('chart')) {
+    summaryShown = 500;
+    $('content').replaceChildren(h('figure', { class: 'chart-box' }, h('div', { id: 'chart' }),
+      h('figcaption', {}, 'One mark per sensor: its active connections now against its mean over the last hour. Marks far above the line are unusual; hollow marks are stale sensors. Select a mark to see its connections.')),
+    table('summary', '', false), h('p', { id: 'empty', class: 'empty', hidden: true }, 'No sensor has reported yet. Start a sensor pointed at an ingest node; it appears here after its first heartbeat.'),
+    h('p', {}, h('button', { type: 'button', id: 'show-all', hidden: true, onclick: () => { summaryShown = Infinity; fill('summary', rows); $('show-all').hidden = true; } })));
+  }
+  fill('summary', rows.slice(0, summaryShown));
+  $('chart').replaceChildren(chart(rows));
+  $('empty').hidden = rows.length > 0;
+  const all = $('show-all');
+  all.hidden = rows.length <= summaryShown;
+  all.textContent = `Show all ${rows.length} sensors`;
+  const stale = rows.filter((r) => r.stale).length;
+  const high = rows.filter((r) => L.anomalyLevel(r.anomaly_score) === 'high').length;
+  setStatus(`${rows.length} sensors · ${high} anomalous · ${stale} stale · sorted by anomaly score · ${updated()}`);
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  for (const k of kids) el.append(k);
+  return el;
+}
+
+// chart draws the fleet: x the hourly mean, y the connections now, both on
+// a log axis that keeps zero.
+function chart(data) {
+  const W = 760, H = 260, P = 44;
+  const max = Math.max(1, ...data.map((r) => Math.max(r.active_connections || 0, r.baseline_connections || 0)));
+  const top = L.symlog(max) * 1.08;
+  const x = (v) => P + (L.symlog(v) / top) * (W - P - 12);
+  const y = (v) => H - P + 10 - (L.symlog(v) / top) * (H - P - 10);
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Fleet chart of ${data.length} sensors`, class: 'chart' });
+  for (const t of L.ticks(max)) {
+    g.append(svg('line', { x1: x(t), x2: x(t), y1: 10, y2: y(0), class: 'grid' }), svg('text', { x: x(t), y: H - P + 26, class: 'tick', 'text-anchor': 'middle' }, t.toLocaleString()));
+    g.append(svg('line', { x1: P, x2: W - 12, y1: y(t), y2: y(t), class: 'grid' }), svg('text', { x: P - 6, y: y(t) + 4, class: 'tick', 'text-anchor': 'end' }, t.toLocaleString()));
+  }
+  g.append(svg('line', { x1: x(0), y1: y(0), x2: x(max), y2: y(max), class: 'diag' }));
+  g.append(svg('text', { x: (W + P) / 2, y: H - 4, class: 'axis', 'text-anchor': 'middle' }, 'mean active connections, last hour'));
+  g.append(svg('text', { x: 12, y: H / 2, class: 'axis', transform: `rotate(-90 12 ${H / 2})`, 'text-anchor': 'middle' }, 'active connections now'));
+  for (const r of data) {
+    const a = svg('a', { href: '/network/connections?sensor_id=' + r.sensor_id, class: 'mark ' + L.anomalyLevel(r.anomaly_score) + (r.stale ? ' stale' : ''), 'data-sensor': r.sensor_id },
+      svg('circle', { cx: x(r.baseline_connections || 0), cy: y(r.active_connections || 0), r: 5 }),
+      svg('title', {}, `${r.hostname}: ${r.active_connections} connections now, hourly mean ${r.baseline_connections}, score ${r.anomaly_score}${r.stale ? ' (stale)' : ''}`));
+    g.append(a);
+  }
+  return g;
+}
+
+async function loadEvents(g, refresh) {
+  const s = state;
+  const path = L.apiPath(s);
+  const d = await api(path + '&limit=100');
+  if (g !== gen) return;
+  if (!document.querySelector('#content table')) {
+    $('content').replaceChildren(table('events', '', false), h('p', { id: 'empty', class: 'empty', hidden: true }),
+      h('p', {}, h('button', { type: 'button', id: 'more', hidden: true, onclick: loadMore }, 'Load more')));
+  }
+  rows = d.events;
+  more = d.next_cursor;
+  showEvents(d);
+  if (!refresh || s.event) showDetailFor(s.event);
+}
+
+async function loadMore() {
+  const g = gen;
+  const btn = $('more');
+  btn.disabled = true;
+  btn.textContent = 'Loading…';
+  try {
+    const d = await api(L.moreEventsPath(state, more) + '&limit=100');
+    if (g !== gen) return;
+    rows = rows.concat(d.events);
+    more = d.next_cursor;
+    showEvents(d);
+    // Loaded history must not shift under the reader: stop refreshing.
+    clearTimeout(timer);
+  } catch (e) {
+    if (e.status === 401) { showSignin('Your token was refused. Sign in again.'); return; }
+    $('error').hidden = false;
+    $('error').textContent = L.errorAdvice(e.status, e.message);
+  } finally {
+    btn.disabled = false;
+    btn.textContent = 'Load more';
+  }
+}
+
+function showEvents(d) {
+  fill('events', rows);
+  const empty = $('empty');
+  empty.hidden = rows.length > 0;
+  empty.textContent = 'No events of these kinds in this window. Widen the window, tick more kinds, or choose another sensor.';
+  $('more').hidden = !more;
+  const since = L.fmtTime(d.since).text, until = L.fmtTime(d.until).text;
+  setStatus(`${rows.length}${more ? '+' : ''} events, newest first · ${since} – ${until} · ${updated()}`);
+}
+
+// ---- boot ----
+
+$('signin-form').addEventListener('submit', signin);
+$('signout').addEventListener('click', signout);
+if (token) start(); else showSignin('');
