@@ -10,7 +10,15 @@ export NETVIEW_LIBCHDB := $(LIBCHDB)
 
 DATA ?= data
 
-.PHONY: all deps build test run bench fuzz cluster-ddl clean
+# Test tools: playwright-core drives Debian's Chromium in the Console's
+# browser tests; yaml parses the deploy/ manifests in their tests.
+NODE_DIR     := .cache/node
+NODE_MODULES := $(CURDIR)/$(NODE_DIR)/node_modules
+NODE_PKGS    := playwright-core@1.64.1 yaml@2.9.1
+CHROMIUM     := /usr/bin/chromium
+export NETVIEW_NODE_MODULES := $(NODE_MODULES)
+
+.PHONY: all deps test-deps build test run bench fuzz cluster-ddl clean
 
 all: build
 
@@ -26,23 +34,33 @@ $(LIBCHDB):
 	mkdir -p $(CHDB_DIR)/package && mv $(CHDB_DIR)/tmp/package/libchdb.so $@
 	rm -rf $(CHDB_DIR)/tmp
 
+test-deps: $(NODE_DIR)/.installed $(CHROMIUM)
+
+$(NODE_DIR)/.installed:
+	npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --silent $(NODE_PKGS)
+	touch $@
+
+# Debian's Chromium: test tools must not download browsers of their own.
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "$(CHROMIUM) is needed for the browser tests (Debian package chromium)"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 build:
-	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor ./query/cmd/netview-query
+	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor ./query/cmd/netview-query ./deploy/cmd/netview
 
-test: deps
+# NETVIEW_REQUIRE_BROWSER turns the browser tests' skip (no Chromium) into
+# a failure: here everything they need was installed.
+test: deps test-deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	NETVIEW_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 30m ./...
 
-# Starts ingest on the embedded store in ./data at 127.0.0.1:8090 and a
-# sensor reporting this host to it. Ctrl-C stops both cleanly.
+# All of Netview for this host in one process on $(DATA): ingest, the query
+# service with the Console, and a sensor. It prints the Console URL (and on
+# the first start the token it made, kept in $(DATA)/token). Ctrl-C stops it.
 run: deps build
-	@mkdir -p $(DATA)
-	@test -s $(DATA)/ingest.token || head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(DATA)/ingest.token
-	@echo "ingest: http://127.0.0.1:8090/v1/heartbeat  token: $$(cat $(DATA)/ingest.token)  (in $(DATA)/ingest.token)"
-	@./bin/netview-ingest --store.dsn=embedded:$(DATA)/clickhouse --ingest.token-file=$(DATA)/ingest.token & ingest=$$!; \
-	trap 'kill -TERM $$ingest 2>/dev/null; wait $$ingest' EXIT; \
-	./bin/netview-sensor --sensor.state=$(DATA)/sensor --sensor.token-file=$(DATA)/ingest.token \
-		--sensor.ingest=http://127.0.0.1:8090/v1/heartbeat
+	@if test -s $(DATA)/token; then echo "Console token: $$(cat $(DATA)/token) (in $(DATA)/token)"; fi
+	./bin/netview --data $(DATA)
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/
@@ -55,4 +73,4 @@ cluster-ddl:
 	$(GO) run ./sql/cmd/cluster-ddl > deploy/clickhouse/cluster.sql
 
 clean:
-	rm -rf bin
+	rm -rf bin test-artifacts

@@ -38,6 +38,10 @@ type Config struct {
 	SpoolBytes   int64
 	// MaxBackoff caps the wait between delivery attempts while ingest is down.
 	MaxBackoff time.Duration
+	// StopTimeout bounds how long a stopping sensor keeps delivering its
+	// spool (the final heartbeat among it); what is left goes at the next
+	// start.
+	StopTimeout time.Duration
 	// Source forces the flow tracker's source: "inet_diag", "proc" or ""
 	// for the best available.
 	Source string
@@ -56,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "sensor.poll", time.Second, "time between flow tracker polls")
 	fs.Int64Var(&c.SpoolBytes, "sensor.spool-bytes", 256<<20, "largest size of the on-disk spool")
 	fs.DurationVar(&c.MaxBackoff, "sensor.max-backoff", time.Minute, "longest wait between delivery attempts while ingest is down")
+	fs.DurationVar(&c.StopTimeout, "sensor.stop-timeout", 5*time.Second, "how long a stopping sensor keeps delivering its spool")
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
 }
 
@@ -183,7 +188,11 @@ func process(p procs.Process) heartbeat.Process {
 func (s *Sensor) Run(ctx context.Context) error {
 	client := &spool.Client{URL: s.cfg.IngestURL, Token: s.cfg.Token, MaxBackoff: s.cfg.MaxBackoff}
 	sent := make(chan error, 1)
-	go func() { sent <- spool.Run(ctx, s.spool, client, s.log) }()
+	// Delivery outlives ctx by up to StopTimeout, so the final heartbeat
+	// reaches ingest now rather than at the next start.
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSending()
+	go func() { sent <- spool.Run(sendCtx, s.spool, client, s.log) }()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	beat := time.NewTicker(s.cfg.Interval)
@@ -196,6 +205,10 @@ func (s *Sensor) Run(ctx context.Context) error {
 			// A last heartbeat keeps the events and flows since the previous
 			// one; the spool sends it at the next start if not now.
 			s.beat()
+			for end := time.Now().Add(s.cfg.StopTimeout); s.spool.Len() > 0 && time.Now().Before(end); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			stopSending()
 			<-sent
 			return nil
 		case <-poll.C:

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,8 +87,14 @@ func startChild(t *testing.T) sockets {
 
 func newSensor(t testing.TB, ingestURL string, interval time.Duration) *sensor.Sensor {
 	t.Helper()
-	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), IngestURL: ingestURL, Token: ingesttest.Token,
-		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second}
+	return newSensorIn(t, t.TempDir(), ingestURL, interval)
+}
+
+func newSensorIn(t testing.TB, stateDir, ingestURL string, interval time.Duration) *sensor.Sensor {
+	t.Helper()
+	cfg := sensor.Config{ProcRoot: "/proc", StateDir: stateDir, IngestURL: ingestURL, Token: ingesttest.Token,
+		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second,
+		StopTimeout: 10 * time.Second}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +240,8 @@ func TestDeliveryThroughDownIngest(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there yet: ingest is down
-	s := newSensor(t, "http://"+addr+"/v1/heartbeat", time.Second)
+	state := t.TempDir()
+	s := newSensorIn(t, state, "http://"+addr+"/v1/heartbeat", time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -255,6 +263,10 @@ func TestDeliveryThroughDownIngest(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Stopping delivers the final heartbeat instead of leaving it spooled.
+	if left, _ := filepath.Glob(filepath.Join(state, "spool", "*.hb")); len(left) != 0 {
+		t.Fatalf("stopped with %d heartbeats still spooled: %v", len(left), left)
 	}
 	seqs := ingesttest.Count(t, n.Store, "SELECT toUInt64(max(seq) - min(seq) + 1 - count()) AS n FROM heartbeats FINAL")
 	if seqs != 0 {

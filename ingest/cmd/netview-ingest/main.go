@@ -13,16 +13,23 @@ import (
 	"time"
 
 	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/config"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql"
 )
+
+const about = `netview-ingest takes sensors' heartbeats (POST /v1/heartbeat) and writes
+them to ClickHouse: the embedded engine (--store.dsn=embedded:DIR) or a server.`
 
 func main() {
 	var sc store.Config
 	var ic ingest.Config
 	sc.RegisterFlags(flag.CommandLine)
 	ic.RegisterFlags(flag.CommandLine)
-	flag.Parse()
+	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
+		fmt.Fprintln(os.Stderr, "netview-ingest:", err)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(sc, ic, log); err != nil {
 		fmt.Fprintln(os.Stderr, "netview-ingest:", err)

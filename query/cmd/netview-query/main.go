@@ -12,18 +12,26 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netview/netview/internal/config"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
 	"github.com/netview/netview/sql"
 )
 
+const about = `netview-query serves the JSON API (and the Console) over Netview's ClickHouse
+tables. On the embedded engine it cannot run beside netview-ingest on the same
+data folder: use the all-in-one netview there.`
+
 func main() {
 	var sc store.Config
 	var qc query.Config
 	sc.RegisterFlags(flag.CommandLine)
 	qc.RegisterFlags(flag.CommandLine)
-	flag.Parse()
+	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
+		fmt.Fprintln(os.Stderr, "netview-query:", err)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(sc, qc, log); err != nil {
 		fmt.Fprintln(os.Stderr, "netview-query:", err)

@@ -10,13 +10,20 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/netview/netview/internal/config"
 	"github.com/netview/netview/sensor"
 )
+
+const about = `netview-sensor reports this host's sockets, flows and network events to
+ingest in a heartbeat every --sensor.interval, spooled on disk until acknowledged.`
 
 func main() {
 	var cfg sensor.Config
 	cfg.RegisterFlags(flag.CommandLine)
-	flag.Parse()
+	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
+		fmt.Fprintln(os.Stderr, "netview-sensor:", err)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, "netview-sensor:", err)

@@ -1,0 +1,97 @@
+// Command netview runs all of Netview for one machine in one process: ingest,
+// the query service with the Console, and a sensor for this host, on the
+// embedded engine, whose data folder only one process can hold.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/netview/netview/internal/config"
+)
+
+const about = `netview runs ingest, the query service with the Console, and a sensor for this
+host in one process, on the embedded engine in --data. One token (--token,
+--token-file, or made at the first start and kept in DATA/token) is the
+sensor's ingest token and the Console/API sign-in, with the analyst role.
+More tokens: $NETVIEW_INGEST_TOKEN (sensors), $NETVIEW_API_TOKEN (viewers),
+$NETVIEW_ANALYST_TOKEN (analysts). The engine library is found as for
+netview-ingest ($NETVIEW_LIBCHDB, .cache/chdb, next to the binary).`
+
+type appConfig struct {
+	Data      string        // everything lives here: engine, sensor state, token, lock
+	HTTP      string        // Console and API
+	Ingest    string        // sensors' heartbeats
+	Interval  time.Duration // sensor heartbeat
+	Token     string
+	TokenFile string
+}
+
+func (c *appConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", "./data", "`folder` for all data: engine, sensor identity and spool, token, lock")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "`address` of the Console and the API")
+	fs.StringVar(&c.Ingest, "ingest", "127.0.0.1:8090", "`address` of the heartbeat endpoint (this host's sensor and others)")
+	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "time between this host's heartbeats (at least 1s)")
+	fs.StringVar(&c.Token, "token", "", "the token of sensors, Console and API; wins over --token-file, and every user sees flags: prefer $NETVIEW_TOKEN (default: made at first start, kept in DATA/token)")
+	fs.StringVar(&c.TokenFile, "token-file", "", "`file` holding the token (its first line)")
+}
+
+func main() {
+	var cfg appConfig
+	cfg.registerFlags(flag.CommandLine)
+	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
+		fmt.Fprintln(os.Stderr, "netview:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C quits at once; spools and fsync keep what was acknowledged
+	}()
+	if err := run(ctx, cfg, os.Stdout, log); err != nil {
+		fmt.Fprintln(os.Stderr, "netview:", err)
+		os.Exit(1)
+	}
+}
+
+// run holds the data folder and runs the parts until ctx ends, then stops
+// them in reverse order of start: sensor, ingest (drained), query, store.
+func run(ctx context.Context, cfg appConfig, out io.Writer, log *slog.Logger) error {
+	if cfg.Interval < time.Second {
+		return fmt.Errorf("--interval %v: must be at least 1s", cfg.Interval)
+	}
+	d, err := openDataDir(cfg.Data) // before the engine, which would only say "in use"
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	tok, err := loadToken(cfg, d, log)
+	if err != nil {
+		return err
+	}
+	var p parts
+	defer p.stop(log) // runs the stops registered below, last first
+	if err := p.start(ctx, cfg, d, tok.value, log); err != nil {
+		if ctx.Err() != nil { // Ctrl-C while starting is a stop, not a failure
+			return nil
+		}
+		return err
+	}
+	banner(out, d, &p, tok)
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: sensor, then ingest (writing what it accepted), query, store; Ctrl-C again quits at once")
+		return nil
+	case err := <-p.failed:
+		return err
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/analyst"
+	"github.com/netview/netview/sensor"
+	"github.com/netview/netview/sql"
+)
+
+// parts are the running pieces and how to stop them, last started first.
+type parts struct {
+	stops      []func()
+	failed     chan error // a server that stopped on its own
+	httpURL    string
+	ingestURL  string
+	schemaVers int
+}
+
+func (p *parts) onStop(f func()) { p.stops = append(p.stops, f) }
+
+func (p *parts) stop(log *slog.Logger) {
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		p.stops[i]()
+	}
+	if len(p.stops) > 0 {
+		log.Info("stopped")
+	}
+}
+
+// defaults returns what a package's RegisterFlags sets, so the all-in-one
+// runs every part with its usual defaults (and its token variables).
+func defaults(register func(*flag.FlagSet)) {
+	register(flag.NewFlagSet("defaults", flag.ContinueOnError))
+}
+
+// start opens the listeners first (a busy port fails before the engine
+// loads), then the store, the query service, ingest and the sensor.
+func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
+	p.failed = make(chan error, 2)
+	httpLn, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	p.onStop(func() { httpLn.Close() }) // no-op once served: shutdown closes it
+	ingestLn, err := net.Listen("tcp", cfg.Ingest)
+	if err != nil {
+		return fmt.Errorf("--ingest: %w", err)
+	}
+	p.onStop(func() { ingestLn.Close() })
+	p.httpURL, p.ingestURL = localURL(httpLn.Addr())+"/", localURL(ingestLn.Addr())+"/v1/heartbeat"
+
+	st, ro, err := p.openStores(ctx, d)
+	if err != nil {
+		return err
+	}
+	if err := p.startQuery(httpLn, st, ro, tok, log); err != nil {
+		return err
+	}
+	if err := p.startIngest(ingestLn, st, tok, log); err != nil {
+		return err
+	}
+	return p.startSensor(cfg, d, tok, log)
+}
+
+// openStores opens the one embedded engine for ingest and views, and
+// read-only connections with limits on the same engine for analysts' SQL,
+// as netview-query does: both stores share the process's engine.
+func (p *parts) openStores(ctx context.Context, d *dataDir) (st, ro store.Store, err error) {
+	var sc store.Config
+	defaults(sc.RegisterFlags)
+	sc.DSN = "embedded:" + d.join(engineDirName)
+	if st, err = store.Open(ctx, sc); err != nil {
+		return nil, nil, err
+	}
+	p.onStop(func() { st.Close() })
+	if p.schemaVers, err = sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
+		return nil, nil, err
+	}
+	roCfg := sc
+	roCfg.Conns = 2
+	roCfg.Settings = append(roCfg.Settings, analyst.Settings(analyst.DefaultLimits())...)
+	if ro, err = store.Open(ctx, roCfg); err != nil {
+		return nil, nil, err
+	}
+	p.onStop(func() { ro.Close() })
+	return st, ro, nil
+}
+
+// The token is the analyst's: the local user owns the machine and its data.
+func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log *slog.Logger) error {
+	var qc query.Config
+	defaults(qc.RegisterFlags)
+	qc.Addr, qc.AnalystTokens.List = ln.Addr().String(), tok
+	srv, err := query.New(qc, st, query.AnalystSQL(ro), log)
+	if err != nil {
+		return err
+	}
+	hs := srv.HTTPServer()
+	p.serve("query", hs, ln)
+	p.onStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), qc.Timeout+5*time.Second)
+		defer cancel()
+		if err := hs.ShutdownWithContext(ctx); err != nil {
+			log.Warn("query shutdown", "err", err)
+		}
+	})
+	log.Info("query service listening", "addr", ln.Addr().String())
+	return nil
+}
+
+func (p *parts) startIngest(ln net.Listener, st store.Store, tok string, log *slog.Logger) error {
+	var ic ingest.Config
+	defaults(ic.RegisterFlags)
+	ic.Addr, ic.Tokens.List = ln.Addr().String(), tok
+	srv, err := ingest.New(ic, st, log)
+	if err != nil {
+		return err
+	}
+	hs := srv.HTTPServer()
+	p.serve("ingest", hs, ln)
+	p.onStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ic.AckTimeout+10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx, hs); err != nil {
+			log.Warn("ingest shutdown", "err", err)
+		}
+		log.Info("ingest drained: every accepted heartbeat written")
+	})
+	log.Info("ingest listening", "addr", ln.Addr().String(), "schema_version", p.schemaVers)
+	return nil
+}
+
+func (p *parts) serve(name string, hs *fasthttp.Server, ln net.Listener) {
+	go func() {
+		if err := hs.Serve(ln); err != nil {
+			select {
+			case p.failed <- fmt.Errorf("%s server: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// startSensor reports this host to our own ingest. Stopping it writes a last
+// heartbeat to its spool (sent at once, or at the next start).
+func (p *parts) startSensor(cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
+	var sc sensor.Config
+	defaults(sc.RegisterFlags)
+	sc.StateDir, sc.IngestURL, sc.Token = d.join(sensorDirName), p.ingestURL, tok
+	sc.Interval, sc.PollInterval = cfg.Interval, min(sc.PollInterval, cfg.Interval)
+	if err := sc.Validate(); err != nil {
+		return err
+	}
+	s, err := sensor.New(sc, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx) // returns only once ctx ends
+	}()
+	p.onStop(func() {
+		cancel()
+		select {
+		case <-done:
+			log.Info("sensor stopped; its last heartbeat is in its spool unless delivered")
+		case <-time.After(30 * time.Second):
+			log.Warn("sensor did not stop within 30s; going on")
+		}
+	})
+	log.Info("sensor running", "ingest", sc.IngestURL, "interval", sc.Interval, "state", sc.StateDir)
+	return nil
+}
+
+// localURL is the URL this machine reaches a listener at.
+func localURL(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String()
+	}
+	ip := ta.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return "http://" + (&net.TCPAddr{IP: ip, Port: ta.Port}).String()
+}
+
+// banner says where everything is and how to sign in. The token itself is
+// shown only when it was just made.
+func banner(w io.Writer, d *dataDir, p *parts, tok token) {
+	fmt.Fprintf(w, "Netview is running on %s\n", d.path)
+	fmt.Fprintf(w, "  Console and API  %s\n", p.httpURL)
+	fmt.Fprintf(w, "  Ingest           %s\n", p.ingestURL)
+	switch {
+	case tok.fresh:
+		fmt.Fprintf(w, "  Token            %s\n", tok.value)
+		fmt.Fprintf(w, "                   (new: shown only now; kept in %s, mode 0600)\n", tok.from)
+	case tok.from == "--token":
+		fmt.Fprintf(w, "  Token            the one given with --token\n")
+	default:
+		fmt.Fprintf(w, "  Token            in %s\n", tok.from)
+	}
+	fmt.Fprintf(w, "Sign in to the Console with the token. API clients and other sensors send it as\n")
+	fmt.Fprintf(w, "\"Authorization: Bearer <token>\"; it may also run SQL (POST /api/v1/sql).\n")
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(w, "Not root: the sensor names the process behind your own sockets only.\n")
+	}
+	fmt.Fprintf(w, "Stop with Ctrl-C.\n")
+}
