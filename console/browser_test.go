@@ -3,22 +3,28 @@ package console_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
 )
@@ -62,8 +68,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	mods := browserDeps(t)
 	be := storetest.Embedded(t)
 	node := ingesttest.Start(t, ingesttest.Config(), be.Store)
+	outage := &outageStore{Store: be.Store}
 	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 30 * time.Second},
-		be.Store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		outage, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +81,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	hs := srv.HTTPServer()
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Shutdown() })
+
+	// The script turns a storage outage on and off through this.
+	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		outage.down.Store(r.URL.Query().Get("down") == "1")
+	}))
+	t.Cleanup(control.Close)
 
 	fx := buildFleet(t, node)
 	fxFile := filepath.Join(t.TempDir(), "fleet.json")
@@ -86,6 +99,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		artifacts = filepath.Join("..", "test-artifacts")
 	}
 	artifacts, _ = filepath.Abs(filepath.Join(artifacts, "console"))
+	// Screenshots of an earlier run must not pass for this one's.
+	if err := os.RemoveAll(artifacts); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -93,16 +110,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "test/browser.mjs")
 	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL=http://"+ln.Addr().String(),
-		"TOKEN="+token, "FLEET="+fxFile, "ARTIFACTS="+artifacts)
+		"TOKEN="+token, "FLEET="+fxFile, "CONTROL_URL="+control.URL, "ARTIFACTS="+artifacts)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser.mjs:\n%s", out)
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	shots, _ := filepath.Glob(filepath.Join(artifacts, "*.png"))
-	if len(shots) < 7 {
-		t.Fatalf("want a screenshot of every view in %s, got %d", artifacts, len(shots))
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate"} {
+		if !exists(filepath.Join(artifacts, view+".png")) {
+			t.Errorf("no screenshot %s.png in %s", view, artifacts)
+		}
 	}
+}
+
+// outageStore fails every read while down, as a store whose server is
+// unreachable does.
+type outageStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *outageStore) Select(ctx context.Context, q store.Query, res proto.Results, onBlock func(int) error) error {
+	if s.down.Load() {
+		return fmt.Errorf("%w: clickhouse:9000: connection refused (test outage)", store.ErrUnavailable)
+	}
+	return s.Store.Select(ctx, q, res, onBlock)
 }
 
 // fleet is what the browser script must find.

@@ -336,6 +336,23 @@ await check('investigate: kinds, window, newest first, load more, detail', async
   assert.equal(await page.locator('#content tbody tr[aria-selected=true]').count(), 1);
 });
 
+await check('a storage outage says what to do and keeps the rows', async () => {
+  await page.goto(BASE + '/network/flows');
+  await settle();
+  await fetch(process.env.CONTROL_URL + '/?down=1');
+  try {
+    // the next refresh (5 s cadence) fails
+    await page.locator('#error').waitFor({ timeout: 15000 });
+    assert.match(await page.locator('#error').innerText(), /^Storage is unavailable .*retries on its own.*Showing the last data received\.$/);
+    assert.equal(await page.locator('#content tbody tr').count(), F.Flows, 'rows kept');
+    await shot('08-outage');
+  } finally {
+    await fetch(process.env.CONTROL_URL + '/?down=0');
+  }
+  await page.locator('#error').waitFor({ state: 'hidden', timeout: 15000 });
+  assert.equal(await page.locator('#content tbody tr').count(), F.Flows);
+});
+
 await check('keyboard: rows reachable, Enter opens, Escape closes', async () => {
   await page.goto(BASE + '/network/flows');
   await settle();
