@@ -44,6 +44,9 @@ func query(r *fasthttp.RequestCtx, known ...string) *params {
 
 func (p *params) str(name string) string { return string(p.args.Peek(name)) }
 
+// has says whether name was given a value (empty is the same as absent).
+func (p *params) has(name string) bool { return len(p.args.Peek(name)) > 0 }
+
 func (p *params) sensor() string {
 	v := p.str("sensor_id")
 	if v == "" || p.err != nil {
@@ -115,65 +118,73 @@ func field(b []byte, name string) []byte {
 	return append(b, ':')
 }
 
-// connectionsV1 is the seed's page-numbered view: connections of the page,
-// the active flows of the same scope (first page of them), and the totals.
-func (s *Server) connectionsV1(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
-	q := query(r, "sensor_id", "page", "page_size")
-	sensor := q.sensor()
-	pageNo := q.int("page", 1, 1, 1<<30)
-	size := q.int("page_size", 100, 1, 500)
-	if q.err != nil {
-		return nil, q.err
+// sort reads the sort parameter of view v: sort=<field> ascending,
+// sort=-<field> descending, absent for the view's key order.
+func (p *params) sort(v *view) order {
+	s := p.str("sort")
+	if s == "" || p.err != nil {
+		return order{}
 	}
-	p := &page{sensor: sensor, offset: uint64(pageNo-1) * uint64(size), limit: size}
-	total, err := connectionsView.count(ctx, s.store, p)
-	if err != nil {
-		return nil, err
+	o, ok := v.parseSort(s)
+	if !ok {
+		p.err = badParam("sort", "%q is not a sortable field of %s; sortable: %s (sort=-<field> for descending)",
+			s, v.name, strings.Join(v.sortable, ", "))
 	}
-	var flows []byte
-	flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, limit: size}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return list("connections", func(b []byte) ([]byte, error) {
-		b, _, _, err := connectionsView.rows(ctx, s.store, p, b)
-		return b, err
-	}, func(b []byte) []byte {
-		b = field(b, "flows")
-		b = append(append(append(b, '['), flows...), ']')
-		b = field(b, "total")
-		b = strconv.AppendUint(b, total, 10)
-		b = field(b, "page_count")
-		b = strconv.AppendUint(b, (total+uint64(size)-1)/uint64(size), 10)
-		b = field(b, "current_page")
-		b = strconv.AppendInt(b, int64(pageNo), 10)
-		b = field(b, "page_size")
-		return strconv.AppendInt(b, int64(size), 10)
-	})
+	return o
 }
 
-// listV1 returns every row of a view up to the safety cap, as the seed's
-// v1 listening and flows endpoints do; total says how many there are.
+// listV1 answers the v1 snapshot lists, by page number. Connections are the
+// seed's paged view: always a page, with the first active flows of the same
+// scope beside it. The other lists are a page when page or page_size is
+// given, and otherwise every row up to the safety cap, as the seed's were,
+// with total and truncated. Either way in key order or as sort asks.
 func (s *Server) listV1(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
-		q := query(r, "sensor_id")
+		q := query(r, "sensor_id", "page", "page_size", "sort")
 		sensor := q.sensor()
+		pageNo := q.int("page", 1, 1, 1<<30)
+		size := q.int("page_size", 100, 1, 500)
+		sort := q.sort(v)
 		if q.err != nil {
 			return nil, q.err
 		}
-		p := &page{sensor: sensor, limit: s.cfg.MaxListRows}
+		seed := v == connectionsView
+		paged := seed || q.has("page") || q.has("page_size")
+		p := &page{sensor: sensor, limit: s.cfg.MaxListRows, sort: sort}
+		if paged {
+			p.offset, p.limit = uint64(pageNo-1)*uint64(size), size
+		}
 		total, err := v.count(ctx, s.store, p)
 		if err != nil {
 			return nil, err
+		}
+		var flows []byte
+		if seed {
+			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, limit: size}, nil)
+			if err != nil {
+				return nil, err
+			}
 		}
 		return list(v.name, func(b []byte) ([]byte, error) {
 			b, _, _, err := v.rows(ctx, s.store, p, b)
 			return b, err
 		}, func(b []byte) []byte {
+			if seed {
+				b = field(b, "flows")
+				b = append(append(append(b, '['), flows...), ']')
+			}
 			b = field(b, "total")
 			b = strconv.AppendUint(b, total, 10)
-			b = field(b, "truncated")
-			return strconv.AppendBool(b, total > uint64(s.cfg.MaxListRows))
+			if !paged {
+				b = field(b, "truncated")
+				return strconv.AppendBool(b, total > uint64(s.cfg.MaxListRows))
+			}
+			b = field(b, "page_count")
+			b = strconv.AppendUint(b, (total+uint64(size)-1)/uint64(size), 10)
+			b = field(b, "current_page")
+			b = strconv.AppendInt(b, int64(pageNo), 10)
+			b = field(b, "page_size")
+			return strconv.AppendInt(b, int64(size), 10)
 		})
 	}
 }
@@ -214,7 +225,7 @@ func (s *Server) listV2(v *view) handler {
 }
 
 // summaryOut is one row per sensor for the fleet summary.
-var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_heartbeat", "stale",
+var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_heartbeat", "interval_secs", "stale",
 	"active_connections", "listeners", "udp_listeners", "active_flows",
 	"baseline_connections", "anomaly_score", "capabilities"}
 
@@ -228,14 +239,15 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // written, has counts of zero that are no observation. The baseline leaves
 // out heartbeats that reported no socket and no flow at all for the same
 // reason (the heartbeats table does not say which were dropped).
-const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, stale,
+const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, interval_secs, stale,
     active_connections, listeners, udp_listeners, active_flows,
     round(baseline, 1) AS baseline_connections,
     round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities
 FROM (
     SELECT sensor_id, argMax(hostname, seq) AS hostname, CAST(argMax(flavor, seq) AS String) AS flavor,
         CAST(argMax(sensor_version, seq) AS String) AS version, max(sent_at) AS last_heartbeat, max(seq) AS latest,
-        CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS stale,
+        argMax(interval_secs, seq) AS interval_secs,
+        CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * interval_secs, 45)) AS Bool) AS stale,
         CAST(argMax(capabilities, seq) AS Map(String, String)) AS capabilities
     FROM sensors GROUP BY sensor_id
 ) AS s

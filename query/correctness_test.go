@@ -286,3 +286,36 @@ func seqPorts(n int) []uint16 {
 	}
 	return out
 }
+
+// The summary carries each sensor's heartbeat interval, from its newest
+// heartbeat (by seq, not by arrival), so the Console can refresh at the
+// sensors' cadence.
+func TestSummaryIntervalSecs(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-time.Minute)
+	a, b := sensor(sensorA, "edge-1"), sensor(sensorB, "edge-2")
+	a.IntervalSecs, b.IntervalSecs = 15, 60
+	first := beat(a, 1, at)
+	f.ingest.Send(first)
+	f.ingest.Send(beat(b, 1, at))
+	want := map[string]float64{sensorA: 15, sensorB: 60}
+	check := func(when string) {
+		t.Helper()
+		_, sum := f.list("/api/v1/network/summary", "sensors")
+		if len(sum) != 2 {
+			t.Fatalf("%s: %d sensors", when, len(sum))
+		}
+		for _, r := range sum {
+			if v, ok := r["interval_secs"].(float64); !ok || v != want[str(r, "sensor_id")] {
+				t.Errorf("%s: %s interval_secs %v, want %v", when, str(r, "sensor_id"), r["interval_secs"], want[str(r, "sensor_id")])
+			}
+		}
+	}
+	check("first heartbeats")
+	a.IntervalSecs = 30 // the sensor was reconfigured
+	f.ingest.Send(beat(a, 2, at.Add(15*time.Second)))
+	want[sensorA] = 30
+	check("after a new interval")
+	f.ingest.Send(first) // an old heartbeat retried late
+	check("after a late retry of the old interval")
+}

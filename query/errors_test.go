@@ -40,8 +40,11 @@ func TestBadParameters(t *testing.T) {
 	f.badRequest("/api/v1/network/connections?sensor_id="+sensorA+"&sensor_id="+sensorB, "sensor_id")
 	f.badRequest("/api/v1/network/connections?page=1&page=2", "page")
 	for _, ep := range []string{"/api/v1/network/listening", "/api/v1/network/udp", "/api/v1/network/flows"} {
-		f.badRequest(ep+"?page=1", "page") // these lists have no pages
+		f.badRequest(ep+"?page=0", "page") // page numbers, not cursors
+		f.badRequest(ep+"?page_size=501", "page_size")
+		f.badRequest(ep+"?page=1&page=2", "page")
 		f.badRequest(ep+"?limit=1", "limit")
+		f.badRequest(ep+"?cursor=x", "cursor")
 	}
 	f.badRequest("/api/v1/network/connections?limit=5", "limit")
 	f.badRequest("/api/v1/network/connections?cursor=x", "cursor")

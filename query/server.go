@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/netview/netview/console"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/store"
 )
@@ -132,11 +134,16 @@ func (s *Server) role(ctx *fasthttp.RequestCtx) role {
 
 type handler func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error)
 
-// Handle routes one request.
+// Handle routes one request: the API under /api/, health at /healthz, and
+// every other path to the Console. The Console's files hold no data (the
+// page asks for a token and sends it to the API), so they need none.
 func (s *Server) Handle(r *fasthttp.RequestCtx) {
 	path := string(r.Path())
-	switch path {
-	case "/healthz":
+	switch {
+	case !isAPI(path) && path != "/healthz":
+		console.Serve(r)
+		return
+	case path == "/healthz":
 		r.SetContentType("text/plain")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -181,10 +188,17 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 	}
 }
 
+// isAPI says whether path belongs to the API: under /api/, or /api itself,
+// which a client of the API may try and should get a JSON 404, not a page.
+func isAPI(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/api")
+	return ok && (rest == "" || rest[0] == '/')
+}
+
 func (s *Server) route(path string) (handler, string, role) {
 	switch path {
 	case "/api/v1/network/connections":
-		return s.connectionsV1, "GET", roleViewer
+		return s.listV1(connectionsView), "GET", roleViewer
 	case "/api/v1/network/listening":
 		return s.listV1(listeningView), "GET", roleViewer
 	case "/api/v1/network/udp":

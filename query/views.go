@@ -2,11 +2,13 @@ package query
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ClickHouse/ch-go/proto"
 
+	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql"
 )
@@ -21,6 +23,8 @@ type view struct {
 	out   []string // response fields, as SQL expressions ending in their name
 	// counted is the heartbeats column that counts this view's rows.
 	counted string
+	// sortable are the fields of out a v1 list may be sorted by.
+	sortable []string
 }
 
 type keyCol struct{ name, typ string }
@@ -43,6 +47,21 @@ func fields(f ...[]string) []string {
 	return out
 }
 
+// listenService names a TCP listening port the way the sensor names UDP
+// ports (heartbeat.ServicePorts, the one list of them): UDP rows carry the
+// name stored at ingest, TCP rows get it here, so the list needs no
+// migration and follows the Go table.
+var listenService = func() string {
+	ports := make([]string, len(heartbeat.ServicePorts))
+	names := make([]string, len(heartbeat.ServicePorts))
+	for i, s := range heartbeat.ServicePorts {
+		ports[i] = strconv.Itoa(int(s.Port))
+		names[i] = store.Quote(s.Name)
+	}
+	return "transform(local_port, CAST([" + strings.Join(ports, ", ") + "] AS Array(UInt16)), [" +
+		strings.Join(names, ", ") + "], '') AS service"
+}()
+
 var (
 	connectionsView = &view{
 		name: "connections", table: "tcp_connections", counted: "tcp_connections",
@@ -53,13 +72,16 @@ var (
 		out: fields([]string{"sensor_id", "hostname", "'tcp' AS protocol", "CAST(family AS String) AS family",
 			"local_address", "local_port", "remote_address", "remote_port", "CAST(state AS String) AS state"},
 			procOut, []string{"inode", "netns", "duration_secs", "first_seen", "last_seen", "sensor_stale"}),
+		sortable: []string{"sensor_id", "hostname", "local_address", "local_port", "remote_address", "remote_port", "state",
+			"pid", "binary", "uid", "duration_secs", "first_seen", "last_seen"},
 	}
 	listeningView = &view{
 		name: "listening", table: "tcp_listeners", counted: "tcp_listeners",
 		key:  []keyCol{{"sensor_id", "UUID"}, {"netns", "UInt64"}, {"local_address", "IPv6"}, {"local_port", "UInt16"}, {"inode", "UInt64"}},
 		aggs: proc + `, argMax(family, seq) AS family, min(first_seen) AS first_seen, max(observed_at) AS last_seen`,
-		out: fields([]string{"sensor_id", "hostname", "'tcp' AS protocol", "CAST(family AS String) AS family", "local_address", "local_port"},
+		out: fields([]string{"sensor_id", "hostname", "'tcp' AS protocol", "CAST(family AS String) AS family", "local_address", "local_port", listenService},
 			procOut, []string{"inode", "netns", "first_seen", "last_seen", "sensor_stale"}),
+		sortable: []string{"sensor_id", "hostname", "local_address", "local_port", "service", "pid", "binary", "uid", "first_seen", "last_seen"},
 	}
 	udpView = &view{
 		name: "udp", table: "udp_listeners", counted: "udp_listeners",
@@ -69,6 +91,8 @@ var (
 		out: fields([]string{"sensor_id", "hostname", "'udp' AS protocol", "CAST(family AS String) AS family",
 			"local_address", "local_port", "remote_address", "remote_port", "CAST(service AS String) AS service"},
 			procOut, []string{"inode", "netns", "first_seen", "last_seen", "sensor_stale"}),
+		sortable: []string{"sensor_id", "hostname", "local_address", "local_port", "remote_address", "remote_port", "service",
+			"pid", "binary", "uid", "first_seen", "last_seen"},
 	}
 	flowsView = &view{
 		name: "flows", table: "active_flows", counted: "active_flows",
@@ -83,6 +107,8 @@ var (
 			"src_address", "src_port", "dst_address", "dst_port"}, procOut,
 			[]string{"started_at", "toUInt64(greatest(0, dateDiff('second', started_at, last_seen))) AS duration_secs",
 				"bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source", "last_seen", "sensor_stale"}),
+		sortable: []string{"sensor_id", "hostname", "src_address", "src_port", "dst_address", "dst_port", "protocol", "direction",
+			"pid", "binary", "uid", "duration_secs", "bytes_sent", "bytes_received", "state", "started_at", "last_seen"},
 	}
 )
 
@@ -103,12 +129,38 @@ func (v *view) keys() string {
 }
 
 // page asks for one page: of one sensor or all, after a keyset position or
-// at an offset (v1 page numbers), limit rows.
+// at an offset (v1 page numbers), limit rows, in key order or sorted.
 type page struct {
 	sensor string   // UUID or empty
-	after  []string // keyset position, or nil
+	after  []string // keyset position (key order only), or nil
 	offset uint64
 	limit  int
+	sort   order
+}
+
+// order is a sort by one of a view's fields; the zero order is the key
+// order. Ties are broken by the unique key, so the order is total and
+// pages by number neither overlap nor skip.
+type order struct {
+	field string // one of view.sortable, or "" for the key order
+	desc  bool
+}
+
+// parseSort reads sort=<field> or sort=-<field>.
+func (v *view) parseSort(s string) (order, bool) {
+	o := order{field: s}
+	if f, ok := strings.CutPrefix(s, "-"); ok {
+		o = order{field: f, desc: true}
+	}
+	if !slices.Contains(v.sortable, o.field) {
+		return order{}, false
+	}
+	if o.field == v.key[0].name && !o.desc {
+		// The first key ascending, ties broken by the key, is the key
+		// order itself: keep its in-order plan.
+		return order{}, true
+	}
+	return o, true
 }
 
 func (v *view) where(p *page) (string, []store.Param) {
@@ -129,23 +181,79 @@ func (v *view) where(p *page) (string, []store.Param) {
 	return w, params
 }
 
-// sql returns the page query. The keyset condition and LIMIT apply on the
-// table's own sort key, so the engine reads in order and stops early.
+// sql returns the page query.
+//
+// In key order the keyset condition and LIMIT apply on the table's own sort
+// key, so the engine reads in order and stops early. Aggregating in the
+// table's order is what lets it stop after LIMIT groups: BenchmarkQuery
+// measured page 1 of 1,000,000 rows at about 30 ms with it and 900 ms
+// without (the setting must sit on the outer query).
+//
+// In another order no early stop is possible: the whole scope is grouped
+// and sorted, keeping the top offset+limit. So that is done for the key
+// and the sort field alone (the engine drops the aggregates the page does
+// not use), and only the page's rows are then read whole, by key: half the
+// time of grouping every column of every row (BenchmarkQuery, sort=binary
+// and sort=-duration_secs on 1,000,000 connections). Ties are broken by the
+// key. A null (a connection that predates the sensor, an unattributed pid)
+// sorts as the smallest value.
 func (v *view) sql(p *page) (string, []store.Param) {
 	where, params := v.where(p)
-	q := "SELECT " + strings.Join(v.out, ", ") + " FROM (SELECT " + v.keys() + ", " + v.aggs +
-		" FROM " + v.table + where + " GROUP BY " + v.keys() + " ORDER BY " + v.keys() + " LIMIT {limit:UInt64}"
+	limit := " LIMIT {limit:UInt64}"
 	params = append(params, store.P("limit", strconv.Itoa(p.limit)))
 	if p.offset > 0 {
-		q += " OFFSET {offset:UInt64}"
+		limit += " OFFSET {offset:UInt64}"
 		params = append(params, store.P("offset", strconv.FormatUint(p.offset, 10)))
 	}
-	// Aggregating in the table's order lets the engine stop after LIMIT
-	// groups: BenchmarkQuery measured page 1 of 1,000,000 rows at about
-	// 30 ms with it and 900 ms without (it must sit on the outer query).
-	q += ") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " + v.keys() +
-		" SETTINGS optimize_aggregation_in_order = 1"
-	return q, params
+	keys := v.keys()
+	q := "SELECT " + strings.Join(v.out, ", ") + " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + v.table + where
+	group := " GROUP BY " + keys
+	if p.sort.field == "" {
+		return q + group + " ORDER BY " + keys + limit + ") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " +
+			keys + " SETTINGS optimize_aggregation_in_order = 1", params
+	}
+	by := p.sort.field + " ASC NULLS FIRST, " + keys
+	if p.sort.desc {
+		by = p.sort.field + " DESC NULLS LAST, " + keys
+	}
+	// The page's keys, in the sort's order; the field as the page shows it.
+	top := "SELECT " + keys
+	if !v.isKey(p.sort.field) {
+		top += ", " + v.output(p.sort.field)
+	}
+	top += " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + v.table + where + group + ") AS v"
+	if p.sort.field == "hostname" { // the only field of the sensor's
+		top += " LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id)"
+	}
+	top += " ORDER BY " + by + limit
+	return q + " AND (" + keys + ") IN (SELECT " + keys + " FROM (" + top + "))" + group +
+		") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " + by, params
+}
+
+func (v *view) isKey(name string) bool {
+	return slices.ContainsFunc(v.key, func(k keyCol) bool { return k.name == name })
+}
+
+// output is the expression of field name in out ("" if none).
+func (v *view) output(name string) string {
+	for _, e := range v.out {
+		if alias(e) == name {
+			return e
+		}
+	}
+	return ""
+}
+
+// Every sortable field must be a field of its view: checked once at start,
+// not found by a request.
+func init() {
+	for _, v := range []*view{connectionsView, listeningView, udpView, flowsView} {
+		for _, f := range v.sortable {
+			if v.output(f) == "" {
+				panic("query: " + v.name + " cannot sort by " + f + ": not one of its fields")
+			}
+		}
+	}
 }
 
 // count returns how many rows the view holds for the page's sensor filter,

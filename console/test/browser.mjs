@@ -168,6 +168,14 @@ await check('connections: columns sort both ways, durations read "predates senso
   assert.deepEqual(dur.slice(0, 4), ['predates sensor', 'predates sensor', 'predates sensor', '7s']);
   assert.equal(dur.filter((d) => d === 'predates sensor').length, 3);
   assert.ok((await column('Local')).slice(0, 3).includes(F.PredatesLocal));
+  await page.click('th button[data-field=hostname]');
+  await settle();
+  await page.click('th button[data-field=hostname]');
+  await settle();
+  assert.equal(url().searchParams.get('sort'), '-hostname');
+  const hosts = (await column('Host')).map((h) => h.replace(/\s*stale$/, ''));
+  assert.deepEqual(hosts.slice(0, F.Old.Connections), Array(F.Old.Connections).fill(F.Old.Hostname), 'old-c first, descending');
+  assert.deepEqual(hosts, [...hosts].sort().reverse());
   const bins = await column('Binary');
   assert.ok(bins.every((b) => b.length > 0) && (await column('PID')).every((p) => /^\d+$/.test(p)), 'binary and PID shown');
   await shot('03-connections');

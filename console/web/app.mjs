@@ -302,25 +302,25 @@ const num = { class: 'num' };
 // Columns: label, sort field (or none), cell, cell attributes.
 const COLUMNS = {
   connections: [
-    ['Host', 'sensor_id', host], ['Local', 'local_address', (r) => L.endpoint(r.local_address, r.local_port)],
+    ['Host', 'hostname', host], ['Local', 'local_address', (r) => L.endpoint(r.local_address, r.local_port)],
     ['Remote', 'remote_address', (r) => L.endpoint(r.remote_address, r.remote_port)], ['State', 'state', (r) => r.state],
     ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['UID', 'uid', (r) => String(r.uid), num],
     ['Duration', 'duration_secs', (r) => r.duration_secs == null ? h('span', { class: 'muted' }, 'predates sensor') : L.fmtDuration(r.duration_secs), num],
     ['First seen', 'first_seen', (r) => time(r.first_seen)], ['Last seen', 'last_seen', (r) => time(r.last_seen)],
   ],
   listening: [
-    ['Host', 'sensor_id', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
+    ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
     ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
     ['Binary path', '', (r) => r.binary_path || ''], ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   udp: [
-    ['Host', 'sensor_id', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
+    ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
     ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Remote', 'remote_address', (r) => r.remote_port ? L.endpoint(r.remote_address, r.remote_port) : ''],
     ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['Binary path', '', (r) => r.binary_path || ''],
     ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   flows: [
-    ['Host', 'sensor_id', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
+    ['Host', 'hostname', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
     ['Source', 'src_address', (r) => L.endpoint(r.src_address, r.src_port)], ['Destination', 'dst_address', (r) => L.endpoint(r.dst_address, r.dst_port)],
     ['Protocol', 'protocol', (r) => r.protocol], ['Direction', 'direction', (r) => r.direction],
     ['Duration', 'duration_secs', (r) => L.fmtDuration(r.duration_secs), num], ['Sent', 'bytes_sent', (r) => h('span', { title: r.bytes_sent + ' bytes' }, L.fmtBytes(r.bytes_sent)), num],

@@ -14,12 +14,13 @@ export const DEFAULT_WINDOW = '1h';
 // Sortable fields of each paged list, as the API names them (sort=field
 // ascending, sort=-field descending).
 export const SORTABLE = {
-  connections: ['sensor_id', 'local_address', 'local_port', 'remote_address', 'remote_port', 'state', 'pid', 'binary', 'uid',
+  connections: ['hostname', 'sensor_id', 'local_address', 'local_port', 'remote_address', 'remote_port', 'state', 'pid', 'binary', 'uid',
     'duration_secs', 'first_seen', 'last_seen'],
-  listening: ['sensor_id', 'local_address', 'local_port', 'service', 'pid', 'binary', 'uid', 'first_seen'],
-  udp: ['sensor_id', 'local_address', 'local_port', 'remote_address', 'remote_port', 'service', 'pid', 'binary', 'uid', 'first_seen'],
-  flows: ['sensor_id', 'src_address', 'src_port', 'dst_address', 'dst_port', 'protocol', 'direction', 'pid', 'binary',
-    'duration_secs', 'bytes_sent', 'bytes_received', 'state', 'started_at', 'last_seen'],
+  listening: ['hostname', 'sensor_id', 'local_address', 'local_port', 'service', 'pid', 'binary', 'uid', 'first_seen', 'last_seen'],
+  udp: ['hostname', 'sensor_id', 'local_address', 'local_port', 'remote_address', 'remote_port', 'service', 'pid', 'binary', 'uid',
+    'first_seen', 'last_seen'],
+  flows: ['hostname', 'sensor_id', 'src_address', 'src_port', 'dst_address', 'dst_port', 'protocol', 'direction', 'pid', 'binary',
+    'uid', 'duration_secs', 'bytes_sent', 'bytes_received', 'state', 'started_at', 'last_seen'],
 };
 
 // Views by path. The path and query string are the whole state of a view,

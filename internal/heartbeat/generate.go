@@ -147,31 +147,24 @@ func (g *Generator) flow(now time.Time, done bool) Flow {
 	return f
 }
 
-// ServiceName names well-known UDP ports, telecom ones first.
+// ServicePorts names well-known ports, telecom ones first. It is the one
+// list of service names: the sensor names UDP sockets by it (ServiceName)
+// and the query service names TCP listening ports by it.
+var ServicePorts = []struct {
+	Port uint16
+	Name string
+}{
+	{2152, "gtp-u"}, {8805, "pfcp"}, {1812, "radius"}, {1813, "radius-acct"}, {2123, "gtp-c"},
+	{53, "dns"}, {123, "ntp"}, {5353, "mdns"}, {67, "dhcp"}, {68, "dhcp"},
+	{161, "snmp"}, {162, "snmp"}, {514, "syslog"},
+}
+
+// ServiceName names a well-known port from ServicePorts; "" when unknown.
 func ServiceName(port uint16) string {
-	switch port {
-	case 2152:
-		return "gtp-u"
-	case 8805:
-		return "pfcp"
-	case 1812:
-		return "radius"
-	case 1813:
-		return "radius-acct"
-	case 2123:
-		return "gtp-c"
-	case 53:
-		return "dns"
-	case 123:
-		return "ntp"
-	case 5353:
-		return "mdns"
-	case 67, 68:
-		return "dhcp"
-	case 161, 162:
-		return "snmp"
-	case 514:
-		return "syslog"
+	for _, s := range ServicePorts {
+		if s.Port == port {
+			return s.Name
+		}
 	}
 	return ""
 }
