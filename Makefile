@@ -11,10 +11,11 @@ export NETVIEW_LIBCHDB := $(LIBCHDB)
 DATA ?= data
 
 # Test tools: playwright-core drives Debian's Chromium in the Console's
-# browser tests; yaml parses the deploy/ manifests in their tests.
+# browser tests; yaml and kubernetes-models parse and check the deploy/
+# manifests in their tests.
 NODE_DIR     := .cache/node
 NODE_MODULES := $(CURDIR)/$(NODE_DIR)/node_modules
-NODE_PKGS    := playwright-core@1.64.1 yaml@2.9.1
+NODE_PKGS    := playwright-core@1.64.1 yaml@2.9.1 kubernetes-models@5.1.0
 CHROMIUM     := /usr/bin/chromium
 export NETVIEW_NODE_MODULES := $(NODE_MODULES)
 
@@ -34,11 +35,11 @@ $(LIBCHDB):
 	mkdir -p $(CHDB_DIR)/package && mv $(CHDB_DIR)/tmp/package/libchdb.so $@
 	rm -rf $(CHDB_DIR)/tmp
 
-test-deps: $(NODE_DIR)/.installed $(CHROMIUM)
-
-$(NODE_DIR)/.installed:
-	npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --silent $(NODE_PKGS)
-	touch $@
+# The stamp holds the package list, so changing a version reinstalls.
+test-deps: $(CHROMIUM)
+	@test "$$(cat $(NODE_DIR)/.installed 2>/dev/null)" = "$(NODE_PKGS)" || { \
+		npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --silent $(NODE_PKGS) && \
+		echo "$(NODE_PKGS)" > $(NODE_DIR)/.installed; }
 
 # Debian's Chromium: test tools must not download browsers of their own.
 $(CHROMIUM):

@@ -1,0 +1,508 @@
+package deploy
+
+// Loading every deployment file of one deploy directory (the real one, or a
+// deliberately broken copy) into a bundle the checks read.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// bundle is one deploy directory, parsed.
+type bundle struct {
+	dir      string // the deploy directory
+	repo     string // the repository root: sql/, go.mod, the programs
+	withYAML bool   // Compose and Kubernetes files were parsed
+
+	compose    composeFile
+	composeRaw string
+	env        map[string]string // the .env that compose/init-secrets.sh makes
+	secretsDir string            // where it made secrets/
+
+	k8s          []*k8sObject
+	kustomize    []string            // resources of k8s/kustomization.yaml
+	secrets      []*k8sObject        // k8s/secret.example.yaml
+	nginx        []*directive        // nginx/nginx.conf
+	users        *xmlNode            // clickhouse/users.xml
+	chConfig     map[string]*xmlNode // clickhouse/config.d/*.xml by file name
+	keeper       *xmlNode            // clickhouse/keeper/keeper_config.xml
+	clusterSQL   string              // clickhouse/cluster.sql
+	dockerfile   string
+	dockerignore string
+
+	unit        unit              // systemd/netview-sensor.service
+	installRoot string            // where systemd/install.sh installed into (DESTDIR)
+	unitEnv     map[string]string // the EnvironmentFile it wrote
+}
+
+// The token and ingest URL the bundle's install.sh run uses.
+const (
+	installToken  = "test-sensor-token"
+	installIngest = "https://ingest.example.net/v1/heartbeat"
+)
+
+// loadBundle parses the deploy directory dir. What cannot be read or
+// parsed is a problem, as a check's finding is: a broken copy must be
+// refused either way.
+func loadBundle(t testing.TB, dir string) (*bundle, []string) {
+	t.Helper()
+	checkYAMLTool(t)
+	return loadFiles(t, dir, true)
+}
+
+// loadFiles is loadBundle, without the YAML files (Compose, Kubernetes)
+// when withYAML is false.
+func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
+	t.Helper()
+	b := &bundle{dir: dir, repo: repoRoot(t), chConfig: map[string]*xmlNode{}, withYAML: withYAML}
+	var probs []string
+	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	read := func(rel string) []byte {
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			bad("%s: %v", rel, err)
+		}
+		return data
+	}
+
+	// Compose, and the secrets its init script makes (in a scratch copy:
+	// never in the repository).
+	if !withYAML {
+	} else if src := read("compose/compose.yaml"); src != nil {
+		b.composeRaw = string(src)
+		docs, err := parseYAML("1.2", src)
+		switch {
+		case err != nil:
+			bad("compose/compose.yaml: %v", err)
+		case len(docs) != 1:
+			bad("compose/compose.yaml: %d documents, want 1", len(docs))
+		default:
+			if err := strictJSON(docs[0], &b.compose); err != nil {
+				bad("compose/compose.yaml: %v", err)
+			}
+		}
+	}
+	if script := read("compose/init-secrets.sh"); script != nil {
+		work, out, err := memoRun("init-secrets", [][]byte{script}, func(work string) (string, error) {
+			if err := os.WriteFile(filepath.Join(work, "init-secrets.sh"), script, 0o755); err != nil {
+				return "", err
+			}
+			return runCmd(work, nil, "bash", filepath.Join(work, "init-secrets.sh"))
+		})
+		if err != nil {
+			bad("compose/init-secrets.sh: %v\n%s", err, out)
+		} else if env, err := readEnvFile(filepath.Join(work, ".env")); err != nil {
+			bad("compose/init-secrets.sh made no usable .env: %v", err)
+		} else {
+			b.env, b.secretsDir = env, work
+		}
+	}
+
+	// Kubernetes.
+	files, _ := filepath.Glob(filepath.Join(dir, "k8s", "*.yaml"))
+	if !withYAML {
+		files = nil
+	} else if len(files) == 0 {
+		bad("k8s: no manifests")
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f)
+		docs, err := parseYAML("1.1", read(rel))
+		if err != nil {
+			bad("%s: %v", rel, err)
+			continue
+		}
+		for i, d := range docs {
+			o := &k8sObject{file: rel}
+			if err := json.Unmarshal(d, o); err != nil {
+				bad("%s document %d: %v", rel, i+1, err)
+				continue
+			}
+			switch {
+			case filepath.Base(f) == "kustomization.yaml":
+				var k struct {
+					Resources []string `json:"resources"`
+				}
+				json.Unmarshal(d, &k)
+				b.kustomize = k.Resources
+			case filepath.Base(f) == "secret.example.yaml":
+				b.secrets = append(b.secrets, o)
+			default:
+				b.k8s = append(b.k8s, o)
+			}
+		}
+	}
+
+	// nginx, ClickHouse, Dockerfile.
+	if src := read("nginx/nginx.conf"); src != nil {
+		ds, err := parseNginx(string(src))
+		if err != nil {
+			bad("nginx/nginx.conf: %v", err)
+		}
+		b.nginx = ds
+	}
+	parse := func(rel string) *xmlNode {
+		src := read(rel)
+		if src == nil {
+			return nil
+		}
+		n, err := parseXML(src)
+		if err != nil {
+			bad("%s: %v", rel, err)
+			return nil
+		}
+		if n.XMLName.Local != "clickhouse" {
+			bad("%s: root element <%s>, want <clickhouse>", rel, n.XMLName.Local)
+		}
+		return n
+	}
+	b.users = parse("clickhouse/users.xml")
+	b.keeper = parse("clickhouse/keeper/keeper_config.xml")
+	cfgs, _ := filepath.Glob(filepath.Join(dir, "clickhouse", "config.d", "*.xml"))
+	for _, f := range cfgs {
+		rel, _ := filepath.Rel(dir, f)
+		if n := parse(rel); n != nil {
+			b.chConfig[filepath.Base(f)] = n
+		}
+	}
+	b.clusterSQL = string(read("clickhouse/cluster.sql"))
+	b.dockerfile = string(read("Dockerfile"))
+	b.dockerignore = string(read("Dockerfile.dockerignore"))
+
+	// systemd: the unit, and an install into a scratch root.
+	if src := read("systemd/netview-sensor.service"); src != nil {
+		u, err := parseUnit(string(src))
+		if err != nil {
+			bad("systemd/netview-sensor.service: %v", err)
+		}
+		b.unit = u
+	}
+	if _, err := os.Stat(filepath.Join(dir, "systemd", "install.sh")); err == nil {
+		root, out, err := stagedInstall(t, dir)
+		if err != nil {
+			bad("systemd/install.sh --destdir: %v\n%s", err, out)
+		} else {
+			b.installRoot = root
+			env, err := readEnvFile(filepath.Join(root, "etc/netview/sensor.env"))
+			if err != nil {
+				bad("systemd/install.sh wrote no usable /etc/netview/sensor.env: %v", err)
+			}
+			b.unitEnv = env
+		}
+	} else {
+		bad("systemd/install.sh: %v", err)
+	}
+	return b, probs
+}
+
+// stagedInstall runs dir's systemd/install.sh into a fresh DESTDIR with a
+// stand-in binary and token.
+func stagedInstall(t testing.TB, dir string) (root, out string, err error) {
+	t.Helper()
+	script, _ := os.ReadFile(filepath.Join(dir, "systemd", "install.sh"))
+	unit, _ := os.ReadFile(filepath.Join(dir, "systemd", "netview-sensor.service"))
+	work, out, err := memoRun("install", [][]byte{script, unit}, func(work string) (string, error) {
+		bin := filepath.Join(work, "netview-sensor")
+		tok := filepath.Join(work, "token")
+		if err := os.WriteFile(bin, []byte("#!/bin/sh\necho stand-in for netview-sensor\n"), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(tok, []byte(installToken+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return runCmd(work, nil, "bash", filepath.Join(dir, "systemd", "install.sh"),
+			"--destdir", filepath.Join(work, "root"), "--ingest", installIngest, "--token-file", tok, "--binary", bin)
+	})
+	return filepath.Join(work, "root"), out, err
+}
+
+// scratchDir holds what memoRun made, for the whole test run (TestMain
+// removes it).
+var (
+	scratchDir  string
+	scratchOnce sync.Once
+	memoMu      sync.Mutex
+	memo        = map[string]*memoEntry{}
+)
+
+type memoEntry struct {
+	once sync.Once
+	dir  string
+	out  string
+	err  error
+}
+
+// memoRun runs fn once per kind and input content, in a folder of its
+// own, and hands every caller the same folder: the broken copies of the
+// files mostly share their scripts, whose runs need not be repeated.
+// Callers only read the folder.
+func memoRun(kind string, inputs [][]byte, fn func(dir string) (string, error)) (string, string, error) {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	for _, in := range inputs {
+		fmt.Fprintf(h, "\x00%d\x00", len(in))
+		h.Write(in)
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	memoMu.Lock()
+	e := memo[key]
+	if e == nil {
+		e = &memoEntry{}
+		memo[key] = e
+	}
+	memoMu.Unlock()
+	e.once.Do(func() {
+		scratchOnce.Do(func() {
+			d, err := os.MkdirTemp("", "netview-deploy-test-")
+			if err != nil {
+				panic(err)
+			}
+			scratchDir = d
+		})
+		e.dir, e.err = os.MkdirTemp(scratchDir, kind+"-")
+		if e.err == nil {
+			e.out, e.err = fn(e.dir)
+		}
+	})
+	return e.dir, e.out, e.err
+}
+
+// runCmd runs a command in dir with extra environment, returning its
+// combined output.
+func runCmd(dir string, env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// runCmdStdin runs a command with src on its standard input.
+func runCmdStdin(src []byte, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = bytes.NewReader(src)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// strictJSON decodes a document into v, refusing fields v does not know:
+// a misspelt key in Compose would otherwise pass unnoticed.
+func strictJSON(doc json.RawMessage, v any) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &top); err != nil {
+		return err
+	}
+	// Top-level x- extensions are Compose's way to share fragments.
+	for k := range top {
+		if strings.HasPrefix(k, "x-") {
+			delete(top, k)
+		}
+	}
+	clean, _ := json.Marshal(top)
+	dec := json.NewDecoder(bytes.NewReader(clean))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// ---------------------------------------------------------------------------
+// Lookups over a loaded bundle
+
+// objects returns the Kubernetes objects of a kind.
+func (b *bundle) objects(kind string) []*k8sObject {
+	var out []*k8sObject
+	for _, o := range b.k8s {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (b *bundle) object(kind, namespace, name string) *k8sObject {
+	for _, o := range b.k8s {
+		if o.Kind == kind && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func (b *bundle) secret(namespace, name string) *k8sObject {
+	for _, o := range b.secrets {
+		if o.Kind == "Secret" && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func workload(o *k8sObject) (*workloadSpec, error) {
+	var w workloadSpec
+	if err := json.Unmarshal(o.Spec, &w); err != nil {
+		return nil, fmt.Errorf("%s: spec: %w", o, err)
+	}
+	return &w, nil
+}
+
+// containerEnv is what a container's $(VAR) references can expand to:
+// its env values, keys of the Secrets (secret.example.yaml) and
+// ConfigMaps it takes them from.
+func (b *bundle) containerEnv(ns string, c *container) (map[string]string, []string) {
+	env := map[string]string{}
+	var probs []string
+	for _, ef := range c.EnvFrom {
+		switch {
+		case ef.ConfigMapRef != nil:
+			cm := b.object("ConfigMap", ns, ef.ConfigMapRef.Name)
+			if cm == nil {
+				probs = append(probs, fmt.Sprintf("container %s: envFrom ConfigMap %s/%s does not exist", c.Name, ns, ef.ConfigMapRef.Name))
+				continue
+			}
+			for k, v := range cm.Data {
+				env[k] = v
+			}
+		case ef.SecretRef != nil:
+			s := b.secret(ns, ef.SecretRef.Name)
+			if s == nil {
+				probs = append(probs, fmt.Sprintf("container %s: envFrom Secret %s/%s is not in secret.example.yaml", c.Name, ns, ef.SecretRef.Name))
+				continue
+			}
+			for k, v := range s.StringData {
+				env[k] = v
+			}
+		}
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.SecretKeyRef != nil:
+			r := e.ValueFrom.SecretKeyRef
+			s := b.secret(ns, r.Name)
+			v, ok := "", false
+			if s != nil {
+				v, ok = s.StringData[r.Key]
+			}
+			if !ok {
+				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of Secret %s/%s, which secret.example.yaml does not have", c.Name, e.Name, r.Key, ns, r.Name))
+			}
+			env[e.Name] = v
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			r := e.ValueFrom.ConfigMapKeyRef
+			cm := b.object("ConfigMap", ns, r.Name)
+			v, ok := "", false
+			if cm != nil {
+				v, ok = cm.Data[r.Key]
+			}
+			if !ok {
+				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of ConfigMap %s/%s, which does not exist", c.Name, e.Name, r.Key, ns, r.Name))
+			}
+			env[e.Name] = v
+		}
+	}
+	return env, probs
+}
+
+// expandArgs expands Kubernetes' $(VAR) in args.
+func expandArgs(args []string, env map[string]string) ([]string, []string) {
+	var missing []string
+	out := make([]string, len(args))
+	for i, a := range args {
+		var s strings.Builder
+		for {
+			j := strings.Index(a, "$(")
+			if j < 0 {
+				s.WriteString(a)
+				break
+			}
+			k := strings.Index(a[j:], ")")
+			if k < 0 {
+				s.WriteString(a)
+				break
+			}
+			name := a[j+2 : j+k]
+			v, ok := env[name]
+			if !ok {
+				missing = append(missing, name)
+			}
+			s.WriteString(a[:j])
+			s.WriteString(v)
+			a = a[j+k+1:]
+		}
+		out[i] = s.String()
+	}
+	return out, missing
+}
+
+// composeServices returns the names of the Compose services running p.
+func (b *bundle) composeServices(p program) []string {
+	var out []string
+	for name, s := range b.compose.Services {
+		if q, ok := imageProgram(s.Image); ok && q == p {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// composeByImage returns the services whose image repository is repo.
+func (b *bundle) composeByImage(repo string) []string {
+	var out []string
+	for name, s := range b.compose.Services {
+		if r, _, _ := imageTag(s.Image); r == repo {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// composeFlags parses a Compose service's command as p's flags, after
+// interpolating the .env that init-secrets.sh makes.
+func (b *bundle) composeFlags(name string, p program) (*flag.FlagSet, error) {
+	s := b.compose.Services[name]
+	args := make([]string, len(s.Command))
+	for i, a := range s.Command {
+		v, missing := interpolate(a, b.env)
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("compose service %s: %q uses %v, which init-secrets.sh does not set", name, a, missing)
+		}
+		args[i] = v
+	}
+	fs, err := parseFlags(p, args)
+	if err != nil {
+		return nil, fmt.Errorf("compose service %s: %w", name, err)
+	}
+	return fs, nil
+}
+
+// val is a parsed flag's value (its default when not given).
+func val(fs *flag.FlagSet, name string) string {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("no flag " + name)
+	}
+	return f.Value.String()
+}

@@ -1,0 +1,553 @@
+package deploy
+
+// The deployment files cannot be run here (no Docker engine, no Kubernetes,
+// no systemd as PID 1), so these tests parse every one of them and check it
+// against the programs: their real flag sets (RegisterFlags), their real
+// HTTP handlers (for probes and health checks), query/analyst's limits, the
+// schema's migrations. Each check is shown to fail on a deliberately broken
+// copy (TestBrokenCopiesAreRejected).
+//
+// YAML is parsed by node with the npm package yaml (go.mod takes no YAML
+// library): set NETVIEW_NODE_MODULES to a node_modules holding yaml@2.9.1
+// (make does), or the YAML tests skip.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// deployDir is this package's folder: the real deployment files.
+func deployDir(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// TestDeployFiles runs every check on the real files. Without
+// NETVIEW_NODE_MODULES the checks that read YAML skip; the others run.
+func TestDeployFiles(t *testing.T) {
+	withYAML := os.Getenv("NETVIEW_NODE_MODULES") != ""
+	if withYAML {
+		checkYAMLTool(t)
+	}
+	b, probs := loadFiles(t, deployDir(t), withYAML)
+	for _, p := range probs {
+		t.Errorf("load: %s", p)
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if c.needsYAML && !withYAML {
+				nodeModules(t) // skips, saying why
+			}
+			var p problems
+			c.fn(b, &p)
+			for _, s := range p {
+				t.Error(s)
+			}
+		})
+	}
+}
+
+// edit replaces old by new in a file of a copy of deploy/ (the first
+// occurrence, or all).
+type edit struct {
+	file, old, new string
+	all            bool
+}
+
+// mutation is one way to break the files, and what a check must say then.
+type mutation struct {
+	name  string
+	edits []edit
+	want  string
+	needs string // a tool that alone catches the fault ("" for none)
+}
+
+// TestBrokenCopiesAreRejected breaks a copy of the files in one way at a
+// time and wants the checks to name the fault: every check can fail.
+func TestBrokenCopiesAreRejected(t *testing.T) {
+	checkYAMLTool(t)
+	if b, probs := loadBundle(t, deployDir(t)); len(probs)+len(runChecks(b)) > 0 {
+		t.Fatalf("the real files do not pass (see TestDeployFiles): %v %v", probs, runChecks(b))
+	}
+	const (
+		compose = "compose/compose.yaml"
+		nginx   = "nginx/nginx.conf"
+		sensor  = "k8s/sensor.yaml"
+		ingest  = "k8s/ingest.yaml"
+		query   = "k8s/query.yaml"
+		unitF   = "systemd/netview-sensor.service"
+		users   = "clickhouse/users.xml"
+		ddl     = "clickhouse/cluster.sql"
+		dockerf = "Dockerfile"
+	)
+	cases := []mutation{
+		// Images.
+		{"image :latest", []edit{{file: compose, old: "clickhouse/clickhouse-server:25.8.30.16\n    hostname: clickhouse", new: "clickhouse/clickhouse-server:latest\n    hostname: clickhouse"}}, "is not pinned", ""},
+		{"image without tag", []edit{{file: ingest, old: "image: netview/netview-ingest:0.1.0", new: "image: netview/netview-ingest"}}, "is not pinned", ""},
+		{"two release tags", []edit{{file: query, old: "image: netview/netview-query:0.1.0", new: "image: netview/netview-query:0.2.0"}}, "different tags", ""},
+		// Compose.
+		{"compose YAML duplicate key", []edit{{file: compose, old: "  query-2:\n    <<: *query\n", new: "  query-1:\n    <<: *query\n"}}, "compose/compose.yaml:", ""},
+		{"compose unknown key", []edit{{file: compose, old: "  stop_grace_period: 45s", new: "  stop_grace_periode: 45s"}}, "unknown field", ""},
+		{"one ingest node", []edit{{file: compose, old: "  ingest-2:\n    <<: *ingest\n", new: ""}}, "want two ingest nodes", ""},
+		{"misspelt flag", []edit{{file: compose, old: "--ingest.addr=0.0.0.0:8090", new: "--ingest.adr=0.0.0.0:8090"}}, "flag provided but not defined", ""},
+		{"flag value of the wrong type", []edit{{file: compose, old: "--ingest.ack-timeout=30s", new: "--ingest.ack-timeout=thirty"}}, "invalid value", ""},
+		{"flag without =", []edit{{file: compose, old: "    - --store.cluster=netview\n    - --store.events-ttl-days=30\n  environment:", new: "    - --store.cluster\n    - netview\n    - --store.events-ttl-days=30\n  environment:"}}, "--name=value", ""},
+		{"loopback listener", []edit{{file: compose, old: "--query.addr=0.0.0.0:8080", new: "--query.addr=127.0.0.1:8080"}}, "is loopback", ""},
+		{"short grace period", []edit{{file: compose, old: "stop_grace_period: 45s", new: "stop_grace_period: 20s"}}, "stop_grace_period", ""},
+		{"health check on no route", []edit{{file: compose, old: "http://127.0.0.1:8090/healthz", new: "http://127.0.0.1:8090/ready"}}, "not a health route", ""},
+		{"health check blind to storage", []edit{{file: compose, old: "http://127.0.0.1:8080/healthz", new: "http://127.0.0.1:8080/"}}, "does not tell readiness", ""},
+		{"health check on the wrong port", []edit{{file: compose, old: "http://127.0.0.1:8090/healthz", new: "http://127.0.0.1:8091/healthz"}}, "does not request the node's port", ""},
+		{"server lacks a password hash", []edit{{file: compose, old: "      NETVIEW_CH_QUERY_PASSWORD_SHA256: ${NETVIEW_CH_QUERY_PASSWORD_SHA256:?run ./init-secrets.sh first}\n", new: ""}}, "lacks NETVIEW_CH_QUERY_PASSWORD_SHA256", ""},
+		{"DSN with another user's password", []edit{{file: compose, old: "clickhouse://query:${NETVIEW_CH_QUERY_PASSWORD", new: "clickhouse://query:${NETVIEW_CH_INGEST_PASSWORD"}}, "password in --store.dsn", ""},
+		{"DSN to the analyst", []edit{{file: compose, old: "clickhouse://query:${NETVIEW_CH_QUERY_PASSWORD", new: "clickhouse://analyst:${NETVIEW_CH_ANALYST_PASSWORD"}}, "read-only profile", ""},
+		{"DSN to another host", []edit{{file: compose, old: "@clickhouse:9000/netview\n    - --store.cluster=netview\n    - --store.events-ttl-days=30\n  secrets: [ingest_tokens]", new: "@clickhouse-2:9000/netview\n    - --store.cluster=netview\n    - --store.events-ttl-days=30\n  secrets: [ingest_tokens]"}}, "is not the ClickHouse service", ""},
+		{"TTL disagreement", []edit{{file: compose, old: "--store.events-ttl-days=30", new: "--store.events-ttl-days=7"}}, "disagree", ""},
+		{"unknown variable", []edit{{file: compose, old: "${NETVIEW_CURSOR_SECRET:?run ./init-secrets.sh first}", new: "${NETVIEW_CURSOR_KEY:?run ./init-secrets.sh first}"}}, "does not set", ""},
+		{"missing secret file", []edit{{file: compose, old: "file: ./secrets/api.tokens", new: "file: ./secrets/viewer.tokens"}}, "not one init-secrets.sh makes", ""},
+		{"wrong build target", []edit{{file: compose, old: "target: ingest", new: "target: ingestt"}}, "not a stage", ""},
+		{"no wait for the schema", []edit{{file: compose, old: "    schema-init:\n      condition: service_completed_successfully\n", new: ""}}, "to complete", ""},
+		{"init on another database", []edit{{file: compose, old: "--database netview --multiquery", new: "--database default --multiquery"}}, "does not apply", ""},
+		{"compose sensor with NET_ADMIN", []edit{{file: compose, old: "cap_add: [SYS_PTRACE, DAC_READ_SEARCH]", new: "cap_add: [SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN]"}}, "want drop [ALL] add", ""},
+		{"compose sensor in its own network", []edit{{file: compose, old: "    network_mode: host\n", new: ""}}, "network_mode host", ""},
+		{"unpublished port", []edit{{file: compose, old: `- "8080:8080"`, new: `- "8080:8081"`}}, "does not publish", ""},
+		{"init-secrets hashes the wrong password", []edit{{file: "compose/init-secrets.sh", old: `NETVIEW_CH_QUERY_PASSWORD_SHA256=$(sha256 "$query_pw")`, new: `NETVIEW_CH_QUERY_PASSWORD_SHA256=$(sha256 "$ingest_pw")`}}, "is not the SHA-256 of", ""},
+		// nginx.
+		{"heartbeats not passed", []edit{{file: nginx, old: "location = /v1/heartbeat {\n            proxy_pass http://netview_ingest;", new: "location = /v1/heartbeat {\n            return 404;"}}, "does not pass /v1/heartbeat", ""},
+		{"upstream lacks a node", []edit{{file: nginx, old: "        server ingest-2:8090 max_fails=3 fail_timeout=10s;\n", new: ""}}, "no upstream lists exactly the netview-ingest nodes", ""},
+		{"body limit below ingest's", []edit{{file: nginx, old: "client_max_body_size 4m;", new: "client_max_body_size 1m;"}}, "client_max_body_size", ""},
+		{"query body limit", []edit{{file: nginx, old: "client_max_body_size 1m;", new: "client_max_body_size 10m;"}}, "reads bodies up to", ""},
+		{"LB times out before ingest answers", []edit{{file: nginx, old: "proxy_read_timeout 45s;", new: "proxy_read_timeout 20s;"}}, "proxy_read_timeout", ""},
+		{"no passive health check", []edit{{file: nginx, old: "server query-1:8080 max_fails=3 fail_timeout=10s;", new: "server query-1:8080;"}}, "passive health check", ""},
+		{"503 not skipped", []edit{{file: nginx, old: "error timeout http_502 http_503 http_504", new: "error timeout http_502 http_504"}}, "lacks http_503", ""},
+		{"nginx syntax", []edit{{file: nginx, old: "            proxy_pass http://netview_ingest;\n        }\n\n        # Some", new: "            proxy_pass http://netview_ingest;\n\n        # Some"}}, "nginx/nginx.conf", ""},
+		{"nginx health location gone", []edit{{file: nginx, old: "location = /nginx-health", new: "location = /status"}}, "requests no location", ""},
+		// The sensor DaemonSet.
+		{"extra capability", []edit{{file: sensor, old: "add: [SYS_PTRACE, DAC_READ_SEARCH]", new: "add: [SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN]"}}, "want exactly", ""},
+		{"missing capability", []edit{{file: sensor, old: "add: [SYS_PTRACE, DAC_READ_SEARCH]", new: "add: [SYS_PTRACE]"}}, "want exactly", ""},
+		{"not dropping ALL", []edit{{file: sensor, old: "drop: [ALL]", new: "drop: [NET_RAW]"}}, "capabilities.drop", ""},
+		{"privileged", []edit{{file: sensor, old: "privileged: false", new: "privileged: true"}}, "privileged", ""},
+		{"writable root", []edit{{file: sensor, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFilesystem: false"}}, "readOnlyRootFilesystem", ""},
+		{"no hostPID", []edit{{file: sensor, old: "hostPID: true", new: "hostPID: false"}}, "hostPID", ""},
+		{"no host DNS policy", []edit{{file: sensor, old: "dnsPolicy: ClusterFirstWithHostNet", new: "dnsPolicy: ClusterFirst"}}, "dnsPolicy", ""},
+		{"not every node", []edit{{file: sensor, old: "        - operator: Exists\n", new: "        - key: node-role.kubernetes.io/control-plane\n          operator: Exists\n"}}, "toleration", ""},
+		{"host /proc mounted", []edit{{file: sensor, old: "      volumes:\n        - name: state", new: "      volumes:\n        - name: proc\n          hostPath:\n            path: /proc\n        - name: state"}}, "hostPath /proc", ""},
+		{"state not on the host", []edit{{file: sensor, old: "          hostPath:\n            path: /var/lib/netview-sensor\n            type: DirectoryOrCreate", new: "          emptyDir: {}"}}, "not a writable hostPath", ""},
+		{"AppArmor left on", []edit{{file: sensor, old: "            appArmorProfile:\n              type: Unconfined\n", new: ""}}, "AppArmor", ""},
+		{"ingest URL to no Service", []edit{{file: "k8s/config.yaml", old: "netview-ingest.netview.svc:8090", new: "netview-ingest.netview.svc:8091"}}, "not the port of a Service", ""},
+		{"sensor token from nowhere", []edit{{file: sensor, old: "--sensor.token-file=/etc/netview/sensor/token", new: "--sensor.token-file=/etc/netview/token"}}, "not a file of a Secret", ""},
+		// Deployments, Services, HPAs.
+		{"readiness on no route", []edit{{file: ingest, old: "          readinessProbe:\n            httpGet:\n              path: /healthz", new: "          readinessProbe:\n            httpGet:\n              path: /ready"}}, "not a health route", ""},
+		{"liveness on storage", []edit{{file: ingest, old: "          livenessProbe:\n            httpGet:\n              path: /metrics", new: "          livenessProbe:\n            httpGet:\n              path: /healthz"}}, "while storage is down", ""},
+		{"readiness that ignores storage", []edit{{file: ingest, old: "          readinessProbe:\n            httpGet:\n              path: /healthz", new: "          readinessProbe:\n            httpGet:\n              path: /metrics"}}, "does not tell readiness", ""},
+		{"no liveness", []edit{{file: query, old: "livenessProbe:", new: "livenessProbeOff:"}}, "no livenessProbe", ""},
+		{"query liveness on storage", []edit{{file: query, old: "          livenessProbe:\n            httpGet:\n              path: /", new: "          livenessProbe:\n            httpGet:\n              path: /healthz"}}, "while storage is down", ""},
+		{"liveness on no route", []edit{{file: ingest, old: "          livenessProbe:\n            httpGet:\n              path: /metrics", new: "          livenessProbe:\n            httpGet:\n              path: /live"}}, "not a route of the program", ""},
+		{"probe on another port", []edit{{file: query, old: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: http", new: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: 9090"}}, "readinessProbe port", ""},
+		{"HPA targets nothing", []edit{{file: ingest, old: "    kind: Deployment\n    name: netview-ingest", new: "    kind: Deployment\n    name: netview-ingset"}}, "scaleTargetRef", ""},
+		{"HPA on v1", []edit{{file: query, old: "apiVersion: autoscaling/v2", new: "apiVersion: autoscaling/v1"}}, "want autoscaling/v2", ""},
+		{"no CPU request under a CPU HPA", []edit{{file: query, old: "              cpu: 250m\n", new: ""}}, "requests no cpu", ""},
+		{"replicas fight the HPA", []edit{{file: query, old: "  selector:\n    matchLabels:\n      app.kubernetes.io/name: netview-query\n  strategy:", new: "  replicas: 3\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: netview-query\n  strategy:"}}, "fights", ""},
+		{"k8s loopback listener", []edit{{file: ingest, old: "--ingest.addr=0.0.0.0:8090", new: "--ingest.addr=127.0.0.1:8090"}}, "is loopback", ""},
+		{"containerPort mismatch", []edit{{file: ingest, old: "containerPort: 8090", new: "containerPort: 8091"}}, "containerPort", ""},
+		{"undefined $(VAR)", []edit{{file: ingest, old: "--store.dsn=$(NETVIEW_STORE_DSN)", new: "--store.dsn=$(NETVIEW_STORE_DSNN)"}}, "does not define", ""},
+		{"missing Secret key", []edit{{file: query, old: "key: cursor-secret", new: "key: cursor"}}, "does not have", ""},
+		{"short termination grace", []edit{{file: ingest, old: "terminationGracePeriodSeconds: 60", new: "terminationGracePeriodSeconds: 20"}}, "terminationGracePeriodSeconds", ""},
+		{"Deployment runs as root", []edit{{file: query, old: "        runAsNonRoot: true\n", new: ""}}, "want runAsNonRoot", ""},
+		{"Service to no port", []edit{{file: query, old: "      port: 8080\n      targetPort: http", new: "      port: 8080\n      targetPort: web"}}, "which no container of its pods has", ""},
+		{"baseline namespace", []edit{{file: "k8s/namespace.yaml", old: "pod-security.kubernetes.io/enforce: restricted", new: "pod-security.kubernetes.io/enforce: baseline"}}, "want restricted", ""},
+		{"kustomization misses a file", []edit{{file: "k8s/kustomization.yaml", old: "  - sensor.yaml\n", new: ""}}, "kustomization.yaml resources", ""},
+		{"k8s token file from nowhere", []edit{{file: ingest, old: "--ingest.token-file=/etc/netview/ingest/tokens", new: "--ingest.token-file=/etc/netview/tokens"}}, "not a file of a Secret", ""},
+		{"no cluster in k8s", []edit{{file: "k8s/config.yaml", old: `NETVIEW_STORE_CLUSTER: "netview"`, new: `NETVIEW_STORE_CLUSTER: "prod"`}}, "is not a cluster of", ""},
+		// systemd.
+		{"bounding set beyond the DaemonSet", []edit{{file: unitF, old: "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH", new: "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_NET_ADMIN"}}, "CapabilityBoundingSet", ""},
+		{"weaker ProtectSystem", []edit{{file: unitF, old: "ProtectSystem=strict", new: "ProtectSystem=full"}}, "ProtectSystem", ""},
+		{"private network", []edit{{file: unitF, old: "ProtectHostname=yes\n", new: "ProtectHostname=yes\nPrivateNetwork=yes\n"}}, "hides", ""},
+		{"no netlink", []edit{{file: unitF, old: "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", new: "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"}}, "does not allow AF_NETLINK", ""},
+		{"token file install.sh does not write", []edit{{file: unitF, old: "--sensor.token-file=/etc/netview/sensor.token", new: "--sensor.token-file=/etc/netview/token"}}, "0600 file", ""},
+		{"state outside StateDirectory", []edit{{file: unitF, old: "--sensor.state=/var/lib/netview-sensor", new: "--sensor.state=/var/lib/sensor"}}, "StateDirectory", ""},
+		{"unit flag typo", []edit{{file: unitF, old: "--sensor.ingest=${NETVIEW_SENSOR_INGEST}", new: "--sensor.url=${NETVIEW_SENSOR_INGEST}"}}, "not defined", ""},
+		{"unit key typo", []edit{{file: unitF, old: "ProtectHome=yes", new: "ProtectHomee=yes"}}, "ProtectHome=", ""},
+		{"unit variable install.sh does not set", []edit{{file: unitF, old: "$NETVIEW_SENSOR_ARGS", new: "$NETVIEW_SENSOR_FLAGS"}}, "does not set", ""},
+		{"install.sh token mode", []edit{{file: "systemd/install.sh", old: `put 0600 "$work/token" "$token_path"`, new: `put 0644 "$work/token" "$token_path"`}}, "0600 file", ""},
+		{"install.sh syntax", []edit{{file: "systemd/install.sh", old: "esac\ndone", new: "esac\n"}}, "install.sh", ""},
+		// users.xml.
+		{"analyst can write", []edit{{file: users, old: "<readonly>1</readonly>", new: "<readonly>0</readonly>"}}, "readonly", ""},
+		{"analyst readonly=2 unconstrained", []edit{{file: users, old: "<readonly>1</readonly>", new: "<readonly>2</readonly>"}, {file: users, old: "<max_result_rows><max>100000</max></max_result_rows>", new: ""}}, "readonly=2 lets the analyst change max_result_rows", ""},
+		{"analyst without quota", []edit{{file: users, old: "<quota>netview_analyst</quota>", new: "<quota>none</quota>"}}, `quota "none" does not exist`, ""},
+		{"password in the file", []edit{{file: users, old: `<password_sha256_hex from_env="NETVIEW_CH_ANALYST_PASSWORD_SHA256"/>`, new: `<password>secret</password>`}}, "password in the file", ""},
+		{"limit differs from the API's", []edit{{file: users, old: "<max_result_rows>100000</max_result_rows>", new: "<max_result_rows>1000000</max_result_rows>"}}, "max_result_rows", ""},
+		{"results cut silently", []edit{{file: users, old: "<result_overflow_mode>throw</result_overflow_mode>", new: "<result_overflow_mode>break</result_overflow_mode>"}}, "result_overflow_mode", ""},
+		{"analyst may write by grant", []edit{{file: users, old: "<query>GRANT SELECT ON netview.*</query>", new: "<query>GRANT ALL ON netview.*</query>"}}, "SELECT only", ""},
+		{"quota without read_rows", []edit{{file: users, old: "<read_rows>100000000000</read_rows>", new: ""}}, "does not limit read_rows", ""},
+		{"quota below one statement", []edit{{file: users, old: "<result_rows>10000000</result_rows>", new: "<result_rows>1000</result_rows>"}}, "below what one statement may use", ""},
+		{"default user open", []edit{{file: users, old: "                <ip>::1</ip>\n                <ip>127.0.0.1</ip>\n            </networks>\n        </default>", new: "                <ip>::/0</ip>\n            </networks>\n        </default>"}}, "loopback only", ""},
+		{"users.xml not XML", []edit{{file: users, old: "</users>", new: "</userz>"}}, "clickhouse/users.xml", ""},
+		// ClickHouse configuration.
+		{"no internal replication", []edit{{file: "clickhouse/config.d/remote_servers.xml", old: "<internal_replication>true</internal_replication>", new: "<internal_replication>false</internal_replication>"}}, "internal_replication", ""},
+		{"cluster renamed", []edit{{file: "clickhouse/config.d/remote_servers.xml", old: "<netview>", new: "<other>"}, {file: "clickhouse/config.d/remote_servers.xml", old: "</netview>", new: "</other>"}}, `no cluster "netview"`, ""},
+		{"no cluster secret", []edit{{file: "clickhouse/config.d/remote_servers.xml", old: `<secret from_env="NETVIEW_CLUSTER_SECRET"/>`, new: ""}}, "no <secret>", ""},
+		{"keeper port", []edit{{file: "clickhouse/config.d/keeper.xml", old: "<port>9181</port>", new: "<port>2181</port>"}}, "node port", ""},
+		{"keeper host", []edit{{file: "clickhouse/config.d/keeper.xml", old: "<host>clickhouse-keeper</host>", new: "<host>zookeeper</host>"}}, "Keeper service", ""},
+		{"no replica macro", []edit{{file: "clickhouse/config.d/macros.xml", old: `<replica from_env="NETVIEW_CH_REPLICA"/>`, new: ""}}, "{replica} macro", ""},
+		{"raft id", []edit{{file: "clickhouse/keeper/keeper_config.xml", old: "<server_id>1</server_id>", new: "<server_id>2</server_id>"}}, "raft_configuration", ""},
+		// Cluster DDL.
+		{"table without Distributed form", []edit{{file: ddl, old: "CREATE TABLE IF NOT EXISTS sctp_endpoints ON CLUSTER 'netview' AS sctp_endpoints_local\nENGINE = Distributed('netview', currentDatabase(), sctp_endpoints_local, cityHash64(sensor_id));", new: ""}}, "sctp_endpoints has no Distributed table", ""},
+		{"local table not replicated", []edit{{file: ddl, old: "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')", new: "ENGINE = ReplacingMergeTree"}}, "want ReplicatedReplacingMergeTree", ""},
+		{"version column lost", []edit{{file: ddl, old: "tcp_listeners_local', '{replica}', seq)", new: "tcp_listeners_local', '{replica}')"}}, "tcp_listeners_local has ENGINE", ""},
+		{"ALTER not on the Distributed table", []edit{{file: ddl, old: "ALTER TABLE sensors ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS capabilities Map(LowCardinality(String), String);", new: ""}}, "is not applied to sensors", ""},
+		{"sharded at random", []edit{{file: ddl, old: "sensors_local, cityHash64(sensor_id))", new: "sensors_local, rand())"}}, "not by sensor_id", ""},
+		{"column dropped from a local table", []edit{{file: ddl, old: "    kernel          String,\n", new: ""}}, "columns or keys differ", ""},
+		// Dockerfile.
+		{"old Go", []edit{{file: dockerf, old: "FROM golang:1.26.8-bookworm", new: "FROM golang:1.25-bookworm"}}, "go.mod wants", ""},
+		{"sensor not built", []edit{{file: dockerf, old: " ./sensor/cmd/netview-sensor", new: ""}}, "does not build ./sensor/cmd/netview-sensor", ""},
+		{"ingest image as root", []edit{{file: dockerf, old: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\nUSER 65532:65532\n", new: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\n"}}, "needs no root", ""},
+		{"context carries the engine cache", []edit{{file: "Dockerfile.dockerignore", old: "\n.cache\n", new: "\n"}}, "leave out .cache", ""},
+	}
+	// Faults only a tool catches, when it is installed.
+	cases = append(cases,
+		mutation{"nginx directive typo", []edit{{file: nginx, old: "proxy_next_upstream_tries 2;", new: "proxy_next_upstream_triez 2;"}}, "nginx -t refuses", "nginx"},
+		mutation{"unit value systemd refuses", []edit{{file: unitF, old: "SystemCallFilter=@system-service", new: "SystemCallFilter=@system-servic"}}, "systemd-analyze verify", "systemd-analyze"},
+	)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.needs != "" {
+				if _, err := exec.LookPath(c.needs); err != nil {
+					t.Skipf("only %s catches this fault, and it is not installed", c.needs)
+				}
+			}
+			t.Parallel()
+			dir := t.TempDir()
+			copyTree(t, deployDir(t), dir)
+			for _, e := range c.edits {
+				path := filepath.Join(dir, e.file)
+				src, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(src), e.old) {
+					t.Fatalf("%s does not contain %q: update this case", e.file, e.old)
+				}
+				n := 1
+				if e.all {
+					n = -1
+				}
+				if err := os.WriteFile(path, []byte(strings.Replace(string(src), e.old, e.new, n)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, probs := loadBundle(t, dir)
+			probs = append(probs, runChecks(b)...)
+			for _, p := range probs {
+				if strings.Contains(p, "check panicked") {
+					t.Errorf("a check crashed on the broken copy instead of reporting it: %s", p)
+				}
+			}
+			for _, p := range probs {
+				if strings.Contains(p, c.want) {
+					return
+				}
+			}
+			t.Errorf("the broken copy passed: no finding mentions %q; findings:\n%s", c.want, strings.Join(probs, "\n"))
+		})
+	}
+}
+
+// TestYAMLParser: the YAML route through node refuses what Kubernetes and
+// Compose would, and a broken NETVIEW_NODE_MODULES is an error, not a skip.
+func TestYAMLParser(t *testing.T) {
+	checkYAMLTool(t)
+	if _, err := parseYAML("1.2", []byte("a: 1\na: 2\n")); err == nil {
+		t.Error("a duplicate key parsed")
+	}
+	if _, err := parseYAML("1.2", []byte("a: [1, 2\n")); err == nil {
+		t.Error("an unclosed flow sequence parsed")
+	}
+	docs, err := parseYAML("1.1", []byte("mode: 0440\nbase: &base {a: 1}\nmore:\n  <<: *base\n  b: 2\n"))
+	if err != nil || len(docs) != 1 || string(docs[0]) != `{"mode":288,"base":{"a":1},"more":{"a":1,"b":2}}` {
+		t.Errorf("YAML 1.1 (octal, merge keys) as Kubernetes reads it: %s, %v", docs, err)
+	}
+	t.Run("broken module folder", func(t *testing.T) {
+		t.Setenv("NETVIEW_NODE_MODULES", t.TempDir())
+		if _, err := parseYAML("1.2", []byte("unique-to-this-test: true\n")); err == nil {
+			t.Error("parsed YAML without the yaml package")
+		}
+	})
+}
+
+// TestInstallScript: deploy/systemd/install.sh is valid bash, refuses to
+// change the system without root, installs into a DESTDIR, twice to the
+// same result, and a dry run changes nothing.
+func TestInstallScript(t *testing.T) {
+	script := filepath.Join(deployDir(t), "systemd", "install.sh")
+	if out, err := runCmd(".", nil, "bash", "-n", script); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	head, _ := os.ReadFile(script)
+	if !strings.Contains(string(head), "\nset -euo pipefail\n") {
+		t.Error("install.sh does not set -euo pipefail")
+	}
+
+	t.Run("refuses without root", func(t *testing.T) {
+		args := []string{"--ingest", installIngest}
+		var out string
+		var err error
+		if os.Geteuid() == 0 {
+			setpriv, lerr := exec.LookPath("setpriv")
+			if lerr != nil {
+				t.Skip("running as root without setpriv to become another user")
+			}
+			// A copy nobody can read, in a folder nobody can enter otherwise.
+			dir, _ := os.MkdirTemp("", "install")
+			defer os.RemoveAll(dir)
+			os.Chmod(dir, 0o755)
+			cp := filepath.Join(dir, "install.sh")
+			os.WriteFile(cp, head, 0o755)
+			out, err = runCmd(dir, nil, setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "bash", cp}, args...)...)
+		} else {
+			out, err = runCmd(".", nil, "bash", append([]string{script}, args...)...)
+		}
+		if err == nil || !strings.Contains(out, "must run as root") {
+			t.Errorf("ran without root: %v\n%s", err, out)
+		}
+	})
+
+	work := t.TempDir()
+	bin := filepath.Join(work, "netview-sensor")
+	tok := filepath.Join(work, "token")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho stand-in\n"), 0o755)
+	os.WriteFile(tok, []byte("# the sensor's token\n  first-token  \nsecond-token\n"), 0o644)
+	root := filepath.Join(work, "root")
+	install := func(extra ...string) (string, error) {
+		return runCmd(work, nil, "bash", append([]string{script, "--destdir", root, "--binary", bin}, extra...)...)
+	}
+
+	t.Run("refuses without a token or URL the first time", func(t *testing.T) {
+		if out, err := install("--ingest", installIngest); err == nil || !strings.Contains(out, "no token") {
+			t.Errorf("installed without a token: %v\n%s", err, out)
+		}
+		if out, err := install("--token-file", tok); err == nil || !strings.Contains(out, "--ingest") {
+			t.Errorf("installed without an ingest URL: %v\n%s", err, out)
+		}
+		if out, err := install("--ingest", "ftp://x", "--token-file", tok); err == nil {
+			t.Errorf("installed with an ftp:// URL:\n%s", out)
+		}
+		if _, err := os.Stat(root); err == nil {
+			t.Error("a refused install left files")
+		}
+	})
+
+	t.Run("dry run changes nothing", func(t *testing.T) {
+		out, err := install("--dry-run", "--ingest", installIngest, "--token-file", tok)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if _, err := os.Stat(root); err == nil {
+			t.Errorf("the dry run wrote %s", root)
+		}
+		if !strings.Contains(out, "+ install -m 0600") || strings.Contains(out, "first-token") {
+			t.Errorf("the dry run should show the commands, never the token:\n%s", out)
+		}
+	})
+
+	if out, err := install("--ingest", installIngest, "--token-file", tok); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	first := snapshot(t, root)
+	want := map[string]string{
+		"usr/local/bin/netview-sensor":                                      "-rwxr-xr-x",
+		"etc/systemd/system/netview-sensor.service":                         "-rw-r--r--",
+		"etc/netview/sensor.env":                                            "-rw-r--r--",
+		"etc/netview/sensor.token":                                          "-rw-------",
+		"etc/systemd/system/multi-user.target.wants/netview-sensor.service": "L/etc/systemd/system/netview-sensor.service",
+	}
+	for path, mode := range want {
+		if got := first[path]; !strings.HasPrefix(got, mode) {
+			t.Errorf("%s: %q, want %s", path, got, mode)
+		}
+	}
+	unitSrc, _ := os.ReadFile(filepath.Join(deployDir(t), "systemd", "netview-sensor.service"))
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/netview-sensor.service")); string(got) != string(unitSrc) {
+		t.Error("the installed unit differs from deploy/systemd/netview-sensor.service")
+	}
+	binSrc, _ := os.ReadFile(bin)
+	if got, _ := os.ReadFile(filepath.Join(root, "usr/local/bin/netview-sensor")); string(got) != string(binSrc) {
+		t.Error("the installed binary differs from the one given")
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.token")); string(got) != "first-token\n" {
+		t.Errorf("token file holds %q, want the file's first token", got)
+	}
+
+	t.Run("again: nothing changes", func(t *testing.T) {
+		out, err := install()
+		if err != nil {
+			t.Fatalf("second install (settings kept): %v\n%s", err, out)
+		}
+		if again := snapshot(t, root); fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Errorf("a second install changed the tree:\n%v\n%v", first, again)
+		}
+		if strings.Count(out, "unchanged") != 4 {
+			t.Errorf("a second install should leave all four files alone:\n%s", out)
+		}
+	})
+
+	t.Run("a new token and flavor replace the old, the URL stays", func(t *testing.T) {
+		out, err := runCmd(work, []string{"NETVIEW_SENSOR_TOKEN=second"}, "bash", script, "--destdir", root, "--binary", bin, "--flavor", "telecom")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		env, _ := readEnvFile(filepath.Join(root, "etc/netview/sensor.env"))
+		tokNow, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.token"))
+		if string(tokNow) != "second\n" || env["NETVIEW_SENSOR_INGEST"] != installIngest || env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=telecom" {
+			t.Errorf("token %q, env %v", tokNow, env)
+		}
+		if st, _ := os.Stat(filepath.Join(root, "etc/netview/sensor.token")); st.Mode().Perm() != 0o600 {
+			t.Errorf("token mode %v after replacing it", st.Mode())
+		}
+	})
+}
+
+// snapshot maps every path under root to its mode and content hash (or
+// link target).
+func snapshot(t testing.TB, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, _ := os.Lstat(p)
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			out[rel] = "L" + target
+		case info.IsDir():
+			out[rel] = info.Mode().String()
+		default:
+			b, _ := os.ReadFile(p)
+			h := sha256.Sum256(b)
+			out[rel] = info.Mode().String() + " " + hex.EncodeToString(h[:8])
+		}
+		return nil
+	})
+	return out
+}
+
+// TestInitSecrets: compose/init-secrets.sh makes private secrets once and
+// never replaces them.
+func TestInitSecrets(t *testing.T) {
+	work := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(deployDir(t), "compose", "init-secrets.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(work, "init-secrets.sh")
+	os.WriteFile(script, src, 0o755)
+	if out, err := runCmd(work, nil, "bash", "-n", script); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	if out, err := runCmd(work, nil, "bash", script); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	first := snapshot(t, work)
+	if out, err := runCmd(work, nil, "bash", script); err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if again := snapshot(t, work); fmt.Sprint(again) != fmt.Sprint(first) {
+		t.Errorf("a second run changed the secrets:\n%v\n%v", first, again)
+	}
+	if first["secrets"] != "drwx------" || !strings.HasPrefix(first[".env"], "-rw-------") {
+		t.Errorf("secrets folder %q and .env %q should be private", first["secrets"], first[".env"])
+	}
+	env, err := readEnvFile(filepath.Join(work, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for k, v := range env {
+		if len(v) < 32 {
+			t.Errorf("%s is %d characters, want at least 32", k, len(v))
+		}
+		if other, dup := seen[v]; dup {
+			t.Errorf("%s and %s are equal", k, other)
+		}
+		seen[v] = k
+	}
+	ingest, _ := os.ReadFile(filepath.Join(work, "secrets", "ingest.tokens"))
+	sensor, _ := os.ReadFile(filepath.Join(work, "secrets", "sensor.token"))
+	if strings.TrimSpace(string(sensor)) == "" || !strings.Contains(string(ingest), strings.TrimSpace(string(sensor))) {
+		t.Error("the sensor's token is not one ingest accepts")
+	}
+}
+
+// k8sSchemaScript validates every Kubernetes object on stdin against the
+// API's OpenAPI schema with the npm package kubernetes-models; exit 3 when
+// the package is not installed.
+const k8sSchemaScript = `
+const mods = process.env.NETVIEW_NODE_MODULES;
+try { require.resolve(mods + '/kubernetes-models/package.json'); } catch (e) { process.exit(3); }
+const YAML = require(mods + '/yaml');
+let src = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (c) => { src += c; });
+process.stdin.on('end', () => {
+  let bad = 0;
+  for (const d of YAML.parseAllDocuments(src, { version: '1.1' })) {
+    const o = d.toJS();
+    if (!o) continue;
+    let Model;
+    try { Model = require(mods + '/kubernetes-models/' + o.apiVersion + '/' + o.kind)[o.kind]; } catch (e) {}
+    if (!Model) { console.log('no schema for ' + o.apiVersion + ' ' + o.kind); bad++; continue; }
+    try { new Model(o).validate(); } catch (e) { console.log(o.kind + ' ' + o.metadata.name + ': ' + e.message); bad++; }
+  }
+  process.exit(bad ? 1 : 0);
+});
+`
+
+// TestK8sSchemas validates the manifests against the Kubernetes API schemas
+// (types, required fields) when the npm package kubernetes-models is
+// installed beside yaml: npm install --prefix .cache/node kubernetes-models@5.1.0
+func TestK8sSchemas(t *testing.T) {
+	checkYAMLTool(t)
+	validate := func(src []byte) (string, int) {
+		out, err := runCmdStdin(src, "node", "-e", k8sSchemaScript)
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out, ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out, 0
+	}
+	files, _ := filepath.Glob(filepath.Join(deployDir(t), "k8s", "*.yaml"))
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		src, _ := os.ReadFile(f)
+		out, code := validate(src)
+		switch code {
+		case 3:
+			t.Skip("the npm package kubernetes-models is not in NETVIEW_NODE_MODULES (npm install --prefix .cache/node kubernetes-models@5.1.0)")
+		case 0:
+		default:
+			t.Errorf("%s does not match the Kubernetes API schema:\n%s", filepath.Base(f), out)
+		}
+	}
+	// And it can fail.
+	src, _ := os.ReadFile(filepath.Join(deployDir(t), "k8s", "ingest.yaml"))
+	broken := strings.Replace(string(src), "periodSeconds: 5", "periodSeconds: five", 1)
+	if out, code := validate([]byte(broken)); code != 1 || !strings.Contains(out, "must be integer") {
+		t.Errorf("a probe period of \"five\" passed the schema (exit %d):\n%s", code, out)
+	}
+}
