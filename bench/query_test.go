@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/querytest"
 	"github.com/netview/netview/sql"
 )
 
@@ -91,14 +91,7 @@ func BenchmarkQuery(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	go hs.Serve(ln)
-	defer hs.Shutdown()
-	c := &client{base: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 2 * time.Minute}}
+	c := &client{base: querytest.Serve(b, srv), http: &http.Client{Timeout: 2 * time.Minute}}
 
 	// Setup, not timed: page 1 once (recording its SQL for the raw run), the
 	// cursor of page 1,000, and checks that the pages are what they claim.

@@ -3,30 +3,26 @@ package console_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
-	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/querytest"
 )
 
 const (
@@ -68,23 +64,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	mods := browserDeps(t)
 	be := storetest.Embedded(t)
 	node := ingesttest.Start(t, ingesttest.Config(), be.Store)
-	outage := &outageStore{Store: be.Store}
+	outage := &querytest.Outage{Store: be.Store}
 	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 30 * time.Second},
 		outage, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Shutdown() })
+	base := querytest.Serve(t, srv)
 
 	// The script turns a storage outage on and off through this.
 	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		outage.down.Store(r.URL.Query().Get("down") == "1")
+		outage.Down.Store(r.URL.Query().Get("down") == "1")
 	}))
 	t.Cleanup(control.Close)
 
@@ -109,7 +99,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "test/browser.mjs")
-	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL=http://"+ln.Addr().String(),
+	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL="+base,
 		"TOKEN="+token, "FLEET="+fxFile, "CONTROL_URL="+control.URL, "ARTIFACTS="+artifacts)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser.mjs:\n%s", out)
@@ -121,20 +111,6 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}
 	}
-}
-
-// outageStore fails every read while down, as a store whose server is
-// unreachable does.
-type outageStore struct {
-	store.Store
-	down atomic.Bool
-}
-
-func (s *outageStore) Select(ctx context.Context, q store.Query, res proto.Results, onBlock func(int) error) error {
-	if s.down.Load() {
-		return fmt.Errorf("%w: clickhouse:9000: connection refused (test outage)", store.ErrUnavailable)
-	}
-	return s.Store.Select(ctx, q, res, onBlock)
 }
 
 // fleet is what the browser script must find.

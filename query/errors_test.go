@@ -91,14 +91,14 @@ func TestBadParameters(t *testing.T) {
 func TestStorageUnavailable(t *testing.T) {
 	f := start(t)
 	f.fleet(1, 1, heartbeat.Shape{Conns: 3, Events: 3})
-	f.faults.down.Store(true)
+	f.faults.Down.Store(true)
 	for _, ep := range append(endpoints, "/healthz") {
 		code, body, h := f.raw("GET", ep, viewerToken, nil)
 		if code != 503 || (ep != "/healthz" && h.Get("Retry-After") == "") || !strings.Contains(string(body), "storage unavailable") {
 			t.Errorf("GET %s with storage down: %d %q Retry-After=%q", ep, code, body, h.Get("Retry-After"))
 		}
 	}
-	f.faults.down.Store(false)
+	f.faults.Down.Store(false)
 	for _, ep := range append(endpoints, "/healthz") {
 		if code, body, _ := f.raw("GET", ep, viewerToken, nil); code != 200 {
 			t.Errorf("GET %s after the outage: %d %s", ep, code, body)

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +23,7 @@ import (
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
+	"github.com/netview/netview/query/querytest"
 )
 
 const (
@@ -38,7 +36,7 @@ type fixture struct {
 	t      *testing.T
 	ingest *ingesttest.Node
 	url    string
-	faults *faultyStore // in front of the store the query service reads
+	faults *querytest.Outage // in front of the store the query service reads
 }
 
 // options change what start builds.
@@ -71,42 +69,14 @@ func startWith(t *testing.T, o options) *fixture {
 	if o.maxListRows == 0 {
 		o.maxListRows = 10_000
 	}
-	fs := &faultyStore{Store: n.Store}
+	fs := &querytest.Outage{Store: n.Store}
 	cfg := query.Config{Tokens: auth.TokenFlags{List: viewerToken}, AnalystTokens: auth.TokenFlags{List: analystToken},
 		MaxListRows: o.maxListRows, Timeout: 30 * time.Second}
 	srv, err := query.New(cfg, fs, o.sql, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Shutdown() })
-	return &fixture{t: t, ingest: n, url: "http://" + ln.Addr().String(), faults: fs}
-}
-
-// faultyStore is the real store with an injected outage: while down, every
-// read and statement fails with store.ErrUnavailable.
-type faultyStore struct {
-	store.Store
-	down atomic.Bool
-}
-
-func (s *faultyStore) Select(ctx context.Context, q store.Query, res proto.Results, onBlock func(int) error) error {
-	if s.down.Load() {
-		return fmt.Errorf("%w: injected outage", store.ErrUnavailable)
-	}
-	return s.Store.Select(ctx, q, res, onBlock)
-}
-
-func (s *faultyStore) Exec(ctx context.Context, q store.Query) error {
-	if s.down.Load() {
-		return fmt.Errorf("%w: injected outage", store.ErrUnavailable)
-	}
-	return s.Store.Exec(ctx, q)
+	return &fixture{t: t, ingest: n, url: querytest.Serve(t, srv), faults: fs}
 }
 
 // get fetches path with the viewer token and decodes the JSON answer.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"mime"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/querytest"
 )
 
 const (
@@ -372,15 +372,7 @@ func oaStartWithSQL(t *testing.T, st *oaFaultStore, timeout time.Duration) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := srv.HTTPServer()
-	hs.Logger = log.New(io.Discard, "", 0) // the refused oversized body is expected
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Shutdown() })
-	return "http://" + ln.Addr().String()
+	return querytest.Serve(t, srv)
 }
 
 type oaReply struct {
