@@ -148,7 +148,7 @@ func (e *Embedded) Exec(ctx context.Context, q Query) error {
 		return err
 	}
 	defer e.release(c)
-	return e.lib.query(c, q.SQL, "Native", q.Params, nil)
+	return e.lib.query(c, q.SQL, "Native", escapeParams(q.Params), nil)
 }
 
 // Insert implements Store: the block is encoded in the Native format and
@@ -197,7 +197,7 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 	}
 	defer e.release(c)
 	sql := strings.TrimRight(strings.TrimSpace(q.SQL), ";")
-	return e.lib.query(c, sql, "Native", q.Params, func(data []byte) error {
+	return e.lib.query(c, sql, "Native", escapeParams(q.Params), func(data []byte) error {
 		r := proto.NewReader(bytes.NewReader(data))
 		for n := 0; ; n++ {
 			var b proto.Block
@@ -216,6 +216,34 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 			resetResults(result)
 		}
 	})
+}
+
+// QueryNative runs sql and hands fn its whole result in the Native format
+// (revision 0 layout: no block info, no custom-serialization flags), in
+// engine memory valid only during fn. Unlike Select, parameter values are
+// passed as given: they must already be in the engine's escaped text form,
+// as a ClickHouse server has them after unquoting the native protocol's
+// parameters. It exists for internal/store/chfront, the test-only
+// native-protocol front of this engine.
+func (e *Embedded) QueryNative(ctx context.Context, sql string, escapedParams []Param, fn func(native []byte) error) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	return e.lib.query(c, sql, "Native", escapedParams, fn)
+}
+
+// InsertNative streams blocks already encoded in the Native format (revision
+// 0 layout) into the table of stmt, an INSERT statement without data or
+// FORMAT clause ("INSERT INTO t (a, b)"). For internal/store/chfront.
+func (e *Embedded) InsertNative(ctx context.Context, stmt string, native []byte) error {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(c)
+	return e.lib.insert(c, stmt, "Native", native)
 }
 
 // Close implements Store: it waits for the statements running on its

@@ -133,7 +133,8 @@ func ptr(b []byte) *byte {
 }
 
 // query runs one statement on conn and hands its result bytes (in C memory,
-// valid only during fn) to fn.
+// valid only during fn) to fn. Parameter values must already be in the
+// engine's escaped text form (see escapeParams).
 func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params []Param, fn func([]byte) error) error {
 	q, f := []byte(sql), []byte(format)
 	n := len(params)
@@ -145,7 +146,7 @@ func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params [
 		names, values = make([]*byte, n), make([]*byte, n)
 		nameLens, valueLens = make([]uintptr, n), make([]uintptr, n)
 		for i, p := range params {
-			nb, vb := cstr(p.Name), cstr(escapeParam(p.Value))
+			nb, vb := cstr(p.Name), cstr(p.Value)
 			pin.Pin(&nb[0])
 			pin.Pin(&vb[0])
 			names[i], values[i] = &nb[0], &vb[0]
@@ -218,6 +219,26 @@ type EngineError struct{ Message string }
 func (e *EngineError) Error() string { return "clickhouse: " + e.Message }
 
 func engineError(msg string) error { return &EngineError{Message: msg} }
+
+// escapeParams returns ps with each value in the engine's escaped text form,
+// ps itself when no value needs escaping.
+func escapeParams(ps []Param) []Param {
+	var out []Param
+	for i, p := range ps {
+		e := escapeParam(p.Value)
+		if e == p.Value && out == nil {
+			continue
+		}
+		if out == nil {
+			out = append(make([]Param, 0, len(ps)), ps[:i]...)
+		}
+		out = append(out, Param{Name: p.Name, Value: e})
+	}
+	if out == nil {
+		return ps
+	}
+	return out
+}
 
 // escapeParam writes a parameter value in the engine's escaped text form,
 // in which a backslash starts an escape and a raw newline or tab would end

@@ -120,12 +120,13 @@ func redact(dsn string) string {
 }
 
 // params renders bound parameters for the native protocol, which carries
-// each value as a quoted literal that the server then parses as the
-// placeholder's type.
+// each value as a quoted literal: the server unquotes it, then parses the
+// result as the placeholder's type in escaped text form, so the value is
+// escaped for that second step before it is quoted.
 func params(ps []Param) []proto.Parameter {
 	out := make([]proto.Parameter, len(ps))
 	for i, p := range ps {
-		out[i] = proto.Parameter{Key: p.Name, Value: Quote(p.Value)}
+		out[i] = proto.Parameter{Key: p.Name, Value: Quote(escapeParam(p.Value))}
 	}
 	return out
 }

@@ -1,5 +1,6 @@
 // Package storetest gives tests a store on the real ClickHouse engine: one
-// embedded engine per test binary, a fresh database per test.
+// embedded engine per test binary, a fresh database per test, reached
+// in-process or over the native protocol.
 package storetest
 
 import (
@@ -13,12 +14,17 @@ import (
 	"testing"
 
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/chfront"
 )
 
 var (
 	dirOnce sync.Once
 	dir     string
 	seq     atomic.Int64
+
+	frontOnce sync.Once
+	front     *chfront.Server
+	frontErr  error
 )
 
 // Backend is one store a test runs against.
@@ -34,15 +40,8 @@ type Backend struct {
 // `make test` fetches it, and a test that silently skipped would prove nothing.
 func Embedded(t testing.TB) Backend {
 	t.Helper()
-	dirOnce.Do(func() {
-		var err error
-		dir, err = os.MkdirTemp("", "netview-store-")
-		if err != nil {
-			panic(err)
-		}
-	})
 	db := fmt.Sprintf("t%d_%s", seq.Add(1), sanitize(t.Name()))
-	s, err := store.OpenEmbedded(context.Background(), store.EmbeddedConfig{Dir: filepath.Join(dir, "ch"), Database: db, Conns: 4})
+	s, err := store.OpenEmbedded(context.Background(), store.EmbeddedConfig{Dir: engineDir(), Database: db, Conns: 4})
 	if err != nil {
 		t.Fatalf("embedded engine: %v", err)
 	}
@@ -50,19 +49,53 @@ func Embedded(t testing.TB) Backend {
 		_ = s.Exec(context.Background(), store.Query{SQL: "DROP DATABASE IF EXISTS " + db + " SYNC"})
 		s.Close()
 	})
-	return Backend{Name: "embedded", Store: s, DSN: "embedded:" + filepath.Join(dir, "ch"), DB: db}
+	return Backend{Name: "embedded", Store: s, DSN: "embedded:" + engineDir(), DB: db}
+}
+
+// engineDir is the data folder of the test binary's engine.
+func engineDir() string {
+	dirOnce.Do(func() {
+		var err error
+		dir, err = os.MkdirTemp("", "netview-store-")
+		if err != nil {
+			panic(err)
+		}
+	})
+	return filepath.Join(dir, "ch")
 }
 
 // Backends returns every backend a storage test should run on: the embedded
-// engine always, and a ClickHouse server when NETVIEW_TEST_CLICKHOUSE names
-// one (clickhouse://user:pass@host:port).
+// engine; the server backend (ch-go over TCP) talking to the same engine
+// through chfront, unless NETVIEW_TEST_CHFRONT=0; and a ClickHouse server
+// when NETVIEW_TEST_CLICKHOUSE names one (clickhouse://user:pass@host:port).
 func Backends(t testing.TB) []Backend {
 	t.Helper()
 	out := []Backend{Embedded(t)}
+	if os.Getenv("NETVIEW_TEST_CHFRONT") != "0" {
+		out = append(out, Front(t))
+	}
 	if dsn := os.Getenv("NETVIEW_TEST_CLICKHOUSE"); dsn != "" {
 		out = append(out, Server(t, dsn))
 	}
 	return out
+}
+
+// Front opens a server-backend store (ch-go's pool over TCP) on the test
+// binary's engine, through the native-protocol front chfront, in a fresh
+// database. The front listens on 127.0.0.1 for the life of the binary.
+func Front(t testing.TB) Backend {
+	t.Helper()
+	frontOnce.Do(func() {
+		front, frontErr = chfront.Listen("127.0.0.1:0", chfront.Config{Dir: engineDir(), Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...) // a front fault, not a client's: show it beside the failing test
+		}})
+	})
+	if frontErr != nil {
+		t.Fatalf("native-protocol front: %v", frontErr)
+	}
+	b := Server(t, "clickhouse://"+front.Addr())
+	b.Name = "chfront"
+	return b
 }
 
 // Server opens a store on a ClickHouse server in a fresh database.
