@@ -17,6 +17,7 @@ NODE_DIR     := .cache/node
 NODE_MODULES := $(CURDIR)/$(NODE_DIR)/node_modules
 NODE_PKGS    := playwright-core@1.64.1 yaml@2.9.1 kubernetes-models@5.1.0
 CHROMIUM     := /usr/bin/chromium
+NGINX        := /usr/sbin/nginx
 export NETVIEW_NODE_MODULES := $(NODE_MODULES)
 
 .PHONY: all deps test-deps build test run bench fuzz cluster-ddl clean
@@ -36,25 +37,26 @@ $(LIBCHDB):
 	rm -rf $(CHDB_DIR)/tmp
 
 # The stamp holds the package list, so changing a version reinstalls.
-test-deps: $(CHROMIUM)
+test-deps: $(CHROMIUM) $(NGINX)
 	@test "$$(cat $(NODE_DIR)/.installed 2>/dev/null)" = "$(NODE_PKGS)" || { \
 		npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --silent $(NODE_PKGS) && \
 		echo "$(NODE_PKGS)" > $(NODE_DIR)/.installed; }
 
-# Debian's Chromium: test tools must not download browsers of their own.
-$(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "$(CHROMIUM) is needed for the browser tests (Debian package chromium)"; exit 1; }
+# Debian's Chromium (test tools must not download browsers of their own)
+# and nginx, the load balancer of the scale-out tests.
+$(CHROMIUM) $(NGINX):
+	@command -v apt-get >/dev/null || { echo "$@ is needed by the tests (Debian packages chromium, nginx-light)"; exit 1; }
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium nginx-light >/dev/null
 
 build:
 	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor ./query/cmd/netview-query ./deploy/cmd/netview
 
-# NETVIEW_REQUIRE_BROWSER turns the browser tests' skip (no Chromium) into
-# a failure: here everything they need was installed.
+# NETVIEW_REQUIRE_BROWSER and NETVIEW_REQUIRE_NGINX turn the skips of tests
+# that need Chromium or nginx into failures: here both were installed.
 test: deps test-deps
 	$(GO) vet ./...
-	NETVIEW_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 30m ./...
+	NETVIEW_REQUIRE_BROWSER=1 NETVIEW_REQUIRE_NGINX=1 $(GO) test -count=1 -timeout 30m ./...
 
 # All of Netview for this host in one process on $(DATA): ingest, the query
 # service with the Console, and a sensor. It prints the Console URL (and on
