@@ -69,8 +69,27 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/
 	$(GO) test -run '^$$' -bench . ./ingest/ ./ingest/jsonscan/
 
-fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime 30s ./ingest/jsonscan/
+# Every fuzz target, as package:Target. go test -fuzz takes one target per
+# run, so they run one after another, FUZZTIME each (9 targets: ~5 min at 30s).
+FUZZ_TARGETS := \
+	ingest:FuzzDecode \
+	ingest/jsonscan:FuzzScanner \
+	sensor/procnet:FuzzParse \
+	sensor/procnet:FuzzSCTP \
+	sensor/procnet:FuzzLines \
+	sensor/diag:FuzzParse \
+	query:FuzzCursorOpen \
+	query:FuzzCursorRoundTrip \
+	query/analyst:FuzzGuard
+FUZZTIME ?= 30s
+# Caps minimizing each new input; the 60 s default can eat a short run whole.
+FUZZMINIMIZETIME ?= 5s
+
+fuzz: deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ./$${t%%:*}/ for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$${t%%:*}/; \
+	done
 
 cluster-ddl:
 	$(GO) run ./sql/cmd/cluster-ddl > deploy/clickhouse/cluster.sql

@@ -307,6 +307,9 @@ func (d *Decoder) document(b *Batch, h *hbRow) error {
 			ferr = d.s.Skip()
 		}
 		if ferr != nil {
+			if len(key) == 0 {
+				key = []byte(`""`) // a member named "" is still named in the message
+			}
 			return &FieldError{Field: string(key), Err: ferr}
 		}
 	}
