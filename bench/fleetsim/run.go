@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
+	"github.com/netview/netview/sensor/spool"
 	"github.com/valyala/fasthttp"
 )
 
@@ -418,7 +419,7 @@ func (r *runner) deliver(sr *sensorRun, wg *sync.WaitGroup) {
 			r.countError(kind)
 			r.retries.Add(1)
 			r.sec(time.Now()).retries.Add(1)
-			d := max(backoff(failures, r.cfg.MinBackoff, r.cfg.MaxBackoff, sr.rng), after)
+			d := max(spool.Backoff(failures, r.cfg.MinBackoff, r.cfg.MaxBackoff, sr.rng), after)
 			failures++
 			if wait == nil {
 				wait = time.NewTimer(d)
@@ -440,35 +441,6 @@ func (r *runner) countError(kind string) {
 	r.errMu.Lock()
 	r.errs[kind]++
 	r.errMu.Unlock()
-}
-
-// backoff is sensor/spool's: uniform in [0, min(hi, lo·2^attempt)].
-func backoff(attempt int, lo, hi time.Duration, rng *rand.Rand) time.Duration {
-	ceil := lo
-	for i := 0; i < attempt && ceil < hi; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, hi)
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(rng.Int64N(int64(ceil) + 1))
-}
-
-const maxRetryAfter = 10 * time.Minute
-
-func parseRetryAfter(v []byte, now time.Time) time.Duration {
-	s := string(v)
-	if s == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		d = time.Duration(min(max(n, 0), int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := time.Parse(time.RFC1123, s); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 func (r *runner) client(sr *sensorRun, ti int) *fasthttp.HostClient {
@@ -545,7 +517,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	case fasthttp.StatusUnauthorized, fasthttp.StatusForbidden:
 		return retry, r.cfg.AuthBackoff, "http_" + strconv.Itoa(code), 0, false
 	case fasthttp.StatusTooManyRequests, fasthttp.StatusServiceUnavailable:
-		return retry, parseRetryAfter(resp.Header.Peek("Retry-After"), time.Now()), "http_" + strconv.Itoa(code), 0, false
+		return retry, spool.ParseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now()), "http_" + strconv.Itoa(code), 0, false
 	default:
 		return retry, 0, "http_" + strconv.Itoa(code), 0, false
 	}

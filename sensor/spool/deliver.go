@@ -111,7 +111,7 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return &RetryError{After: orDefault(c.AuthBackoff, 2*time.Minute), Err: se}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return &RetryError{After: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Err: se}
+		return &RetryError{After: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Err: se}
 	}
 	return &RetryError{Err: se}
 }
@@ -154,8 +154,8 @@ func readMessage(r io.Reader) string {
 	return msg
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter reads Retry-After as seconds or an HTTP date.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
@@ -169,11 +169,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), maxRetryAfter)
 }
 
-// backoff is the wait before retry number attempt (0 for the first):
+// Backoff is the wait before retry number attempt (0 for the first):
 // uniform in [0, min(hi, lo·2^attempt)] ("full jitter"), so sensors that
 // lost ingest together do not come back together. r nil uses the global
 // source.
-func backoff(attempt int, lo, hi time.Duration, r *rand.Rand) time.Duration {
+func Backoff(attempt int, lo, hi time.Duration, r *rand.Rand) time.Duration {
 	ceil := lo
 	for i := 0; i < attempt && ceil < hi; i++ {
 		ceil *= 2
@@ -238,7 +238,7 @@ func (d *Sender) Run(ctx context.Context) error {
 	hi := max(orDefault(d.Client.MaxBackoff, 60*time.Second), lo)
 	attempt := 0
 	retry := func(seq uint64, after time.Duration, err error) bool {
-		wait := max(backoff(attempt, lo, hi, nil), after)
+		wait := max(Backoff(attempt, lo, hi, nil), after)
 		attempt++
 		d.update(func(st *DeliveryStats) { st.Retries++; st.LastError = err.Error() })
 		log.Warn("heartbeat not delivered, will retry", "seq", seq, "attempt", attempt, "wait", wait, "err", err)

@@ -428,7 +428,7 @@ func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	f := func(v string, want time.Duration) {
 		t.Helper()
-		if got := parseRetryAfter(v, now); got != want {
+		if got := ParseRetryAfter(v, now); got != want {
 			t.Errorf("Retry-After %q: %v, want %v", v, got, want)
 		}
 	}
@@ -456,8 +456,8 @@ func TestBackoffGrowsWithFullJitter(t *testing.T) {
 		distinct := map[time.Duration]bool{}
 		const n = 2000
 		for range n {
-			d := backoff(attempt, lo, hi, r1)
-			if d != backoff(attempt, lo, hi, r2) {
+			d := Backoff(attempt, lo, hi, r1)
+			if d != Backoff(attempt, lo, hi, r2) {
 				t.Fatal("not deterministic for a seeded source")
 			}
 			if d < 0 || d > ceil {
@@ -478,7 +478,7 @@ func TestBackoffGrowsWithFullJitter(t *testing.T) {
 		}
 		prevMean = mean
 	}
-	if d := backoff(1000, lo, hi, r1); d > hi {
+	if d := Backoff(1000, lo, hi, r1); d > hi {
 		t.Errorf("attempt 1000: %v over the maximum", d)
 	}
 }
