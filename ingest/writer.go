@@ -159,14 +159,14 @@ func (w *Writer) healthy() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return w.store.Exec(ctx, store.Query{SQL: "SELECT 1"})
+	return store.Ping(ctx, w.store)
 }
 
 // probe clears the down flag once storage answers again.
 func (w *Writer) probe() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := w.store.Exec(ctx, store.Query{SQL: "SELECT 1"}); err == nil {
+	if err := store.Ping(ctx, w.store); err == nil {
 		w.down.Store(false)
 	}
 }

@@ -147,7 +147,7 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 		r.SetContentType("text/plain")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if err := s.store.Exec(ctx, store.Query{SQL: "SELECT 1"}); err != nil {
+		if err := store.Ping(ctx, s.store); err != nil {
 			r.SetStatusCode(503)
 			r.WriteString("storage unavailable: " + err.Error() + "\n")
 			return
