@@ -37,6 +37,7 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
@@ -1496,7 +1497,7 @@ func (s *supervisor) run() {
 			}
 			up := s.storageUp()
 			_, _, body := gens[i].next()
-			status, answer, _ := postHeartbeat(context.Background(), client, n.url()+"/v1/heartbeat", body)
+			status, answer, _ := ingesttest.PostTo(context.Background(), client, n.url()+"/v1/heartbeat", ingestToken, body)
 			if !up || status != 503 || !bytes.Contains(answer, []byte("last write failed")) {
 				stuck[i] = time.Time{}
 				continue
@@ -1685,7 +1686,7 @@ func startProbes(ctx context.Context, t *testing.T, nodes []*node, every time.Du
 				go func() {
 					defer wg.Done()
 					t0 := time.Now()
-					status, _, err := postHeartbeat(ctx, client, n.url()+"/v1/heartbeat", body)
+					status, _, err := ingesttest.PostTo(ctx, client, n.url()+"/v1/heartbeat", ingestToken, body)
 					r := probeResult{node: n.name, at: t0, status: status, took: time.Since(t0)}
 					if err != nil {
 						r.err = err.Error()
@@ -1752,23 +1753,6 @@ func (s *probeSensor) next() (id string, seq uint64, body []byte) {
 		panic(err)
 	}
 	return h.HeartbeatID.String(), h.Seq, body
-}
-
-func postHeartbeat(ctx context.Context, c *http.Client, url string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+ingestToken)
-	req.Header.Set("Content-Encoding", "zstd")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }
 
 // probeStored counts the probes' acknowledged heartbeats that are stored.

@@ -7,7 +7,6 @@ package crashtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,7 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql"
@@ -364,7 +364,7 @@ func (r *sensorRun) run(ctx context.Context, url string, inFlight *atomic.Int64)
 			r.attempts++
 			r.sending.Store(time.Now().UnixNano())
 			inFlight.Add(1)
-			status, body, err := post(ctx, client, url, r.bodies[i])
+			status, body, err := ingesttest.PostTo(ctx, client, url, token, r.bodies[i])
 			inFlight.Add(-1)
 			r.sending.Store(0)
 			if err == nil && status == http.StatusOK {
@@ -408,26 +408,6 @@ func oldestAttempt(runs []*sensorRun) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, oldest)
-}
-
-func post(ctx context.Context, c *http.Client, url string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Encoding", "zstd")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil, err
-	}
-	return resp.StatusCode, b, nil
 }
 
 // waitMidBatch polls the node's queue gauge until it holds accepted rows not

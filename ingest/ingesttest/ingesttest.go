@@ -137,3 +137,26 @@ func Count(t testing.TB, st store.Store, q string, params ...store.Param) uint64
 	}
 	return got
 }
+
+// PostTo sends a zstd heartbeat body to url with a bearer token, as a
+// sensor does, for tests whose nodes run as other processes; it returns
+// the status and the answer.
+func PostTo(ctx context.Context, c *http.Client, url, token string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Encoding", "zstd")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, b, nil
+}
