@@ -297,3 +297,46 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS sctp_endpoints ON CLUSTER 'netview' AS sctp_endpoints_local
 ENGINE = Distributed('netview', currentDatabase(), sctp_endpoints_local, cityHash64(sensor_id));
 
+CREATE TABLE IF NOT EXISTS credentials_local ON CLUSTER 'netview'
+(
+    id              String,
+    kind            LowCardinality(String),
+    role            LowCardinality(String),
+    sensor_id       UUID,
+    name            String,
+    hash            FixedString(32),
+    created_at      DateTime64(3, 'UTC'),
+    created_by      String,
+    expires_at      DateTime64(3, 'UTC'),
+    revoked_at      DateTime64(3, 'UTC'),
+    revoked_by      String,
+    reenroll        UInt8,
+    version         UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/credentials_local', '{replica}', version)
+ORDER BY id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS credentials ON CLUSTER 'netview' AS credentials_local
+ENGINE = Distributed('netview', currentDatabase(), credentials_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS audit_log_local ON CLUSTER 'netview'
+(
+    time            DateTime64(3, 'UTC'),
+    event_id        UUID,
+    actor           String,
+    role            LowCardinality(String),
+    remote_addr     String,
+    action          LowCardinality(String),
+    target          String,
+    detail          String,
+    outcome         LowCardinality(String)
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/audit_log_local', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, event_id)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS audit_log ON CLUSTER 'netview' AS audit_log_local
+ENGINE = Distributed('netview', currentDatabase(), audit_log_local, rand());
+

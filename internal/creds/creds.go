@@ -1,0 +1,516 @@
+// Package creds issues, checks and revokes the secrets Netview hands out at
+// run time: API tokens with a role, sensor enrollment secrets and
+// per-sensor keys. They live in the credentials table, so every stateless
+// ingest and query node sees the same ones; each node keeps a copy in
+// memory and refreshes it, so a check costs no round trip to storage.
+//
+// A secret reads nv<k>_<id>_<random>: k names its kind, id is public (it
+// finds the row and appears in logs and the audit log), and the random
+// part is 32 bytes from crypto/rand. Only its SHA-256 is stored. A slow
+// password hash would add nothing: 256 random bits cannot be guessed, and
+// a fast hash keeps a check cheap for a node taking thousands of
+// heartbeats a second.
+package creds
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/store"
+)
+
+// Kinds of credential, and the letter that marks each in a secret.
+const (
+	Token  = "token"  // API token for the query service; has a Role
+	Enroll = "enroll" // lets a sensor obtain its own key
+	Sensor = "sensor" // a sensor's key; bound to SensorID
+)
+
+var kindLetter = map[string]byte{Token: 't', Enroll: 'e', Sensor: 's'}
+
+// Roles of API tokens, each allowed what the one before it is.
+const (
+	Viewer  = "viewer"  // Console views
+	Analyst = "analyst" // plus direct SQL
+	Admin   = "admin"   // plus tokens, enrollment secrets and sensor keys
+)
+
+// Roles lists the roles, least power first.
+var Roles = []string{Viewer, Analyst, Admin}
+
+// Allows reports whether role has at least the power of need.
+func Allows(role, need string) bool {
+	rank := func(r string) int {
+		for i, x := range Roles {
+			if x == r {
+				return i
+			}
+		}
+		return -1
+	}
+	return rank(role) >= 0 && rank(role) >= rank(need)
+}
+
+var (
+	// ErrUnknown: no such credential, or the secret does not match it.
+	ErrUnknown = errors.New("unknown credential")
+	// ErrRevoked: the credential was revoked (or has expired).
+	ErrRevoked = errors.New("credential revoked")
+	// ErrEnrolled: the sensor id already has an active key; enrolling again
+	// would let whoever holds an enrollment secret take it over.
+	ErrEnrolled = errors.New("sensor already enrolled")
+	// ErrBlocked: the sensor's key was revoked without leave to re-enroll.
+	ErrBlocked = errors.New("sensor may not enroll")
+)
+
+// Credential is one row of the credentials table, at its latest version.
+type Credential struct {
+	ID        string
+	Kind      string
+	Role      string    // tokens only
+	SensorID  uuid.UUID // sensor keys only
+	Name      string    // a label for people
+	Hash      [32]byte  // SHA-256 of the secret
+	CreatedAt time.Time
+	CreatedBy string
+	ExpiresAt time.Time // zero: never
+	RevokedAt time.Time // zero: active
+	RevokedBy string
+	// Reenroll, on a revoked sensor key, lets the sensor enroll again with
+	// an enrollment secret (a rotation); without it the sensor is shut out.
+	Reenroll bool
+	Version  uint64
+}
+
+// Active reports whether the credential is usable at now.
+func (c *Credential) Active(now time.Time) bool {
+	return c.RevokedAt.IsZero() && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt))
+}
+
+// New makes a credential of kind with a fresh id and secret. The secret is
+// returned once and never stored.
+func New(kind string) (Credential, string, error) {
+	letter, ok := kindLetter[kind]
+	if !ok {
+		return Credential{}, "", fmt.Errorf("creds: unknown kind %q", kind)
+	}
+	var raw [8 + 32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return Credential{}, "", err
+	}
+	id := hex.EncodeToString(raw[:8])
+	secret := "nv" + string(letter) + "_" + id + "_" + base64.RawURLEncoding.EncodeToString(raw[8:])
+	return Credential{ID: id, Kind: kind, Hash: sha256.Sum256([]byte(secret)), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}, secret, nil
+}
+
+// Parse splits a secret into its kind and id without checking it.
+func Parse(secret string) (kind, id string, ok bool) {
+	if len(secret) < 5 || secret[:2] != "nv" || secret[3] != '_' {
+		return "", "", false
+	}
+	for k, l := range kindLetter {
+		if secret[2] == l {
+			kind = k
+		}
+	}
+	id, rest, found := strings.Cut(secret[4:], "_")
+	if kind == "" || !found || len(id) != 16 || rest == "" {
+		return "", "", false
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return "", "", false
+	}
+	return kind, id, true
+}
+
+// Store reads and writes the credentials table and keeps an in-memory copy.
+type Store struct {
+	st  store.Store
+	ttl time.Duration
+
+	mu      sync.Mutex
+	byID    map[string]Credential
+	loaded  time.Time // when byID was read
+	loading chan struct{}
+	err     error // of the last load
+
+	missTokens float64
+	missAt     time.Time
+}
+
+// NewStore returns a store whose copy is at most ttl old when a check
+// needs it (a revocation reaches every node within ttl).
+func NewStore(st store.Store, ttl time.Duration) *Store {
+	return &Store{st: st, ttl: ttl}
+}
+
+// Put writes c as its next version.
+func (s *Store) Put(ctx context.Context, c Credential) error {
+	s.mu.Lock()
+	prev, ok := s.byID[c.ID]
+	s.mu.Unlock()
+	v := uint64(time.Now().UnixNano())
+	if ok && prev.Version >= v {
+		v = prev.Version + 1
+	}
+	c.Version = max(v, c.Version+1)
+	var cols columns
+	cols.append(&c)
+	if err := s.st.Insert(ctx, "credentials", cols.input()); err != nil {
+		return fmt.Errorf("write credential %s: %w", c.ID, err)
+	}
+	s.mu.Lock()
+	if s.byID != nil {
+		s.byID[c.ID] = c
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Get returns the credential id at its latest version, read from storage.
+func (s *Store) Get(ctx context.Context, id string) (Credential, error) {
+	if err := s.Load(ctx); err != nil {
+		return Credential{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.byID[id]
+	if !ok {
+		return Credential{}, ErrUnknown
+	}
+	return c, nil
+}
+
+// Revoke marks id revoked by who. reenroll applies to sensor keys.
+func (s *Store) Revoke(ctx context.Context, id, by string, reenroll bool) (Credential, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	if c.RevokedAt.IsZero() {
+		c.RevokedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	c.RevokedBy, c.Reenroll = by, reenroll
+	return c, s.Put(ctx, c)
+}
+
+// Enroll issues a key for sensor id, made by the enrollment credential by.
+// A sensor id enrolls once: again only after its keys were all revoked with
+// leave to re-enroll (a rotation). Two nodes enrolling the same new id at
+// the same instant can both succeed; both keys are bound to that id, so
+// neither can write for another sensor.
+func (s *Store) Enroll(ctx context.Context, sensor uuid.UUID, name, by string) (Credential, string, error) {
+	if sensor == uuid.Nil {
+		return Credential{}, "", errors.New("creds: enroll: sensor id is the nil UUID")
+	}
+	keys, err := s.SensorKeys(ctx, sensor)
+	if err != nil {
+		return Credential{}, "", err
+	}
+	now := time.Now()
+	for _, k := range keys {
+		if k.Active(now) {
+			return Credential{}, "", fmt.Errorf("%w: key %s is active", ErrEnrolled, k.ID)
+		}
+	}
+	// The latest revocation decides.
+	if len(keys) > 0 && !keys[len(keys)-1].Reenroll {
+		return Credential{}, "", fmt.Errorf("%w: key %s was revoked by %s", ErrBlocked, keys[len(keys)-1].ID, keys[len(keys)-1].RevokedBy)
+	}
+	c, secret, err := New(Sensor)
+	if err != nil {
+		return c, "", err
+	}
+	c.SensorID, c.Name, c.CreatedBy = sensor, name, by
+	return c, secret, s.Put(ctx, c)
+}
+
+// SensorKeys returns the keys issued to sensor, oldest revocation first
+// and active keys last.
+func (s *Store) SensorKeys(ctx context.Context, sensor uuid.UUID) ([]Credential, error) {
+	all, err := s.List(ctx, Sensor)
+	if err != nil {
+		return nil, err
+	}
+	var out []Credential
+	for _, c := range all {
+		if c.SensorID == sensor {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b Credential) int {
+		return cmp.Or(orderTime(a).Compare(orderTime(b)), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// orderTime sorts revoked keys by when they were revoked, active ones after.
+func orderTime(c Credential) time.Time {
+	if c.RevokedAt.IsZero() {
+		return time.Unix(1<<40, 0)
+	}
+	return c.RevokedAt
+}
+
+// List returns every credential of kind ("" for all), fresh from storage.
+func (s *Store) List(ctx context.Context, kind string) ([]Credential, error) {
+	if err := s.Load(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Credential
+	for _, c := range s.byID {
+		if kind == "" || c.Kind == kind {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Check finds the credential a secret names and confirms it: the secret
+// must hash to the stored digest (compared in constant time), be of one of
+// kinds, and be active. A secret unknown to the copy reloads it first, at
+// most once per second, so a credential made on another node is found.
+func (s *Store) Check(ctx context.Context, secret string, kinds ...string) (Credential, error) {
+	kind, id, ok := Parse(secret)
+	if !ok || !contains(kinds, kind) {
+		return Credential{}, ErrUnknown
+	}
+	c, found, err := s.cached(ctx, id)
+	if err != nil {
+		return Credential{}, err
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if !found || subtle.ConstantTimeCompare(sum[:], c.Hash[:]) != 1 || c.Kind != kind {
+		return Credential{}, ErrUnknown
+	}
+	if !c.Active(time.Now()) {
+		return c, ErrRevoked
+	}
+	return c, nil
+}
+
+// cached looks id up in the copy, reloading the copy when older than ttl.
+// An id the copy lacks (made on another node moments ago, or made up) is
+// looked up alone, at most missRate times a second, so a flood of made-up
+// keys costs storage little.
+func (s *Store) cached(ctx context.Context, id string) (Credential, bool, error) {
+	s.mu.Lock()
+	c, found := s.byID[id]
+	age, never := time.Since(s.loaded), s.byID == nil
+	s.mu.Unlock()
+	if never || age > s.ttl {
+		if err := s.Load(ctx); err != nil && !found {
+			return c, false, err
+		}
+		// On an error, storage is away: a known credential keeps working on
+		// the copy, so ingest keeps taking heartbeats (they wait in its
+		// batch, or are refused with 503 and spooled by the sensor).
+		s.mu.Lock()
+		c, found = s.byID[id]
+		s.mu.Unlock()
+	}
+	if found || !s.allowMiss() {
+		return c, found, nil
+	}
+	one, err := s.read(ctx, id)
+	if err != nil {
+		return c, false, err
+	}
+	c, found = one[id]
+	if found {
+		s.mu.Lock()
+		if old, ok := s.byID[id]; !ok || old.Version < c.Version {
+			s.byID[id] = c
+		}
+		s.mu.Unlock()
+	}
+	return c, found, nil
+}
+
+// missRate bounds the lookups of ids the copy lacks, per second.
+const missRate = 100
+
+// allowMiss is a token bucket of missRate a second, holding one second's.
+func (s *Store) allowMiss() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.missTokens = min(missRate, s.missTokens+now.Sub(s.missAt).Seconds()*missRate)
+	s.missAt = now
+	if s.missTokens < 1 {
+		return false
+	}
+	s.missTokens--
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads the whole table into the copy. Concurrent callers share one
+// read.
+func (s *Store) Load(ctx context.Context) error {
+	s.mu.Lock()
+	if ch := s.loading; ch != nil {
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.err
+	}
+	ch := make(chan struct{})
+	s.loading = ch
+	s.mu.Unlock()
+
+	byID, err := s.read(ctx, "")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loading, s.err = nil, err
+	if err == nil {
+		// A Put since the read started may be newer than what was read.
+		for id, c := range s.byID {
+			if n, ok := byID[id]; !ok || n.Version < c.Version {
+				byID[id] = c
+			}
+		}
+		s.byID, s.loaded = byID, time.Now()
+	}
+	close(ch)
+	return err
+}
+
+// readSQL takes the highest version of each id; GROUP BY rather than FINAL
+// because on a cluster the versions of one id may sit on different shards.
+const readSQL = `SELECT id, argMax(kind, v) AS kind, argMax(role, v) AS role,
+    argMax(sensor_id, v) AS sensor_id, argMax(name, v) AS name, argMax(hash, v) AS hash,
+    argMax(created_at, v) AS created_at, argMax(created_by, v) AS created_by,
+    argMax(expires_at, v) AS expires_at, argMax(revoked_at, v) AS revoked_at,
+    argMax(revoked_by, v) AS revoked_by, argMax(reenroll, v) AS reenroll, max(v) AS version
+FROM (SELECT *, version AS v FROM credentials WHERE {id:String} = '' OR id = {id:String}) GROUP BY id`
+
+// read returns every credential, or only id when it is not empty.
+func (s *Store) read(ctx context.Context, id string) (map[string]Credential, error) {
+	var cols columns
+	out := map[string]Credential{}
+	q := store.Query{SQL: readSQL, Params: []store.Param{store.P("id", id)}}
+	err := s.st.Select(ctx, q, cols.results(), func(n int) error {
+		for i := range n {
+			c := cols.row(i)
+			out[c.ID] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	return out, nil
+}
+
+// columns are the credentials table's columns, for writes and reads.
+type columns struct {
+	id, kind, role, name, createdBy, revokedBy proto.ColStr
+	sensorID                                   proto.ColUUID
+	hash                                       proto.ColFixedStr32
+	created, expires, revoked                  proto.ColDateTime64
+	reenroll                                   proto.ColUInt8
+	version                                    proto.ColUInt64
+}
+
+func (c *columns) init() {
+	for _, t := range []*proto.ColDateTime64{&c.created, &c.expires, &c.revoked} {
+		t.WithPrecision(proto.PrecisionMilli).WithLocation(time.UTC)
+	}
+}
+
+func (c *columns) append(x *Credential) {
+	c.init()
+	c.id.Append(x.ID)
+	c.kind.Append(x.Kind)
+	c.role.Append(x.Role)
+	c.sensorID.Append(x.SensorID)
+	c.name.Append(x.Name)
+	c.hash.Append(x.Hash)
+	c.created.Append(x.CreatedAt)
+	c.createdBy.Append(x.CreatedBy)
+	c.expires.Append(zeroEpoch(x.ExpiresAt))
+	c.revoked.Append(zeroEpoch(x.RevokedAt))
+	c.revokedBy.Append(x.RevokedBy)
+	var re uint8
+	if x.Reenroll {
+		re = 1
+	}
+	c.reenroll.Append(re)
+	c.version.Append(x.Version)
+}
+
+// zeroEpoch stores "never" as the epoch, which DateTime64 can hold (Go's
+// zero time it cannot).
+func zeroEpoch(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return t
+}
+
+func fromEpoch(t time.Time) time.Time {
+	if t.Unix() == 0 {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func (c *columns) input() proto.Input {
+	return proto.Input{
+		{Name: "id", Data: &c.id}, {Name: "kind", Data: &c.kind}, {Name: "role", Data: &c.role},
+		{Name: "sensor_id", Data: &c.sensorID}, {Name: "name", Data: &c.name}, {Name: "hash", Data: &c.hash},
+		{Name: "created_at", Data: &c.created}, {Name: "created_by", Data: &c.createdBy},
+		{Name: "expires_at", Data: &c.expires}, {Name: "revoked_at", Data: &c.revoked},
+		{Name: "revoked_by", Data: &c.revokedBy}, {Name: "reenroll", Data: &c.reenroll}, {Name: "version", Data: &c.version},
+	}
+}
+
+func (c *columns) results() proto.Results {
+	c.init()
+	in := c.input()
+	out := make(proto.Results, len(in))
+	for i, col := range in {
+		out[i] = proto.ResultColumn{Name: col.Name, Data: col.Data.(proto.ColResult)}
+	}
+	return out
+}
+
+func (c *columns) row(i int) Credential {
+	return Credential{
+		ID: c.id.Row(i), Kind: c.kind.Row(i), Role: c.role.Row(i), SensorID: c.sensorID.Row(i),
+		Name: c.name.Row(i), Hash: c.hash.Row(i), CreatedAt: c.created.Row(i).UTC(), CreatedBy: c.createdBy.Row(i),
+		ExpiresAt: fromEpoch(c.expires.Row(i)), RevokedAt: fromEpoch(c.revoked.Row(i)), RevokedBy: c.revokedBy.Row(i),
+		Reenroll: c.reenroll.Row(i) == 1, Version: c.version.Row(i),
+	}
+}
