@@ -104,7 +104,7 @@ func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
 	}
 	g := w.gen
 	if w.draining || w.cur.Rows() >= w.cfg.BatchRows {
-		w.rotate()
+		w.rotate(false)
 	}
 	return sum, g, nil
 }
@@ -120,13 +120,27 @@ func (g *generation) Wait(ctx context.Context) error {
 }
 
 // rotate hands the open batch to the flusher and opens the next one. It
-// runs with w.mu held; if the flusher is busy it waits for it, which is
-// what bounds memory.
-func (w *Writer) rotate() {
+// runs with w.mu held. When the flusher already has a batch waiting, only
+// Close waits for it: everyone else leaves the open batch to grow (a bigger
+// write is what slow storage needs) and MaxPending bounds memory. Waiting
+// here under w.mu once stalled every sender behind a hung write, past their
+// ack timeout (found by bench/scaleout's black-hole test).
+func (w *Writer) rotate(wait bool) {
 	if w.cur.Heartbeats == 0 {
 		return
 	}
-	w.flushes <- flush{w.cur, w.gen}
+	f := flush{w.cur, w.gen}
+	if wait {
+		w.flushes <- f
+	} else {
+		select {
+		case w.flushes <- f:
+		default:
+			return
+		}
+	}
+	// Three batches circulate: with one sent and at most one being
+	// written, a spare is always there.
 	w.cur = <-w.spare
 	w.gen = newGeneration()
 }
@@ -142,7 +156,7 @@ func (w *Writer) ticker() {
 		case <-t.C:
 			w.mu.Lock()
 			if w.cur.Heartbeats > 0 && time.Since(w.opened) >= w.cfg.BatchAge {
-				w.rotate()
+				w.rotate(false)
 			}
 			w.mu.Unlock()
 			if w.down.Load() {
@@ -204,7 +218,7 @@ func (w *Writer) Pending() int { return int(w.pending.Load()) }
 func (w *Writer) Drain() {
 	w.mu.Lock()
 	w.draining = true
-	w.rotate()
+	w.rotate(false)
 	w.mu.Unlock()
 }
 
@@ -213,7 +227,7 @@ func (w *Writer) Close() {
 	close(w.stop)
 	w.ticking.Wait()
 	w.mu.Lock()
-	w.rotate()
+	w.rotate(true)
 	w.closed = true
 	w.mu.Unlock()
 	close(w.flushes)
