@@ -98,6 +98,14 @@ func Open(ctx context.Context, c Config) (Store, error) {
 	if c.Conns <= 0 {
 		c.Conns = 4
 	}
+	if c.Cluster != "" {
+		// The views filter rows by `sensor_id IN (SELECT ... FROM sensors)`.
+		// On Distributed tables ClickHouse refuses such a subquery by default
+		// (distributed_product_mode = deny); every table is sharded by
+		// cityHash64(sensor_id), so a sensor's rows and its sensors row live
+		// on one shard and each shard may answer the subquery alone.
+		c.Settings = append([]Setting{{Name: "distributed_product_mode", Value: "local"}}, c.Settings...)
+	}
 	switch {
 	case c.DSN == "" || c.DSN == "embedded" || strings.HasPrefix(c.DSN, "embedded:"):
 		dir := strings.TrimPrefix(strings.TrimPrefix(c.DSN, "embedded"), ":")
