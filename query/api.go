@@ -139,7 +139,7 @@ func (p *params) sort(v *view) order {
 // given, and otherwise every row up to the safety cap, as the seed's were,
 // with total and truncated. Either way in key order or as sort asks.
 func (s *Server) listV1(v *view) handler {
-	return func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, "sensor_id", "page", "page_size", "sort")
 		sensor := q.sensor()
 		pageNo := q.int("page", 1, 1, 1<<30)
@@ -193,7 +193,7 @@ func (s *Server) listV1(v *view) handler {
 // key, so a page costs the same wherever it is and heartbeats arriving
 // between pages never make a row repeat or disappear from the walk.
 func (s *Server) listV2(v *view) handler {
-	return func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, "sensor_id", "limit", "cursor")
 		sensor := q.sensor()
 		limit := q.int("limit", 100, 1, 1000)
@@ -268,7 +268,7 @@ LEFT JOIN (
 ) AS h USING (sensor_id)
 ORDER BY anomaly_score DESC, sensor_id`
 
-func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 	if q := query(r); q.err != nil {
 		return nil, q.err
 	}
@@ -291,7 +291,7 @@ var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 // events lists events of some kinds in a time window, newest first, by
 // keyset cursor on (time, event_id). The window is fixed by the first page
 // and carried in the cursor, so later pages walk the same window.
-func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 	q := query(r, "sensor_id", "kind", "since", "until", "limit", "cursor")
 	sensor := q.sensor()
 	limit := q.int("limit", 100, 1, 1000)
@@ -384,19 +384,33 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// actionSQL is the audit action of an analyst's statement.
+const actionSQL = "sql"
+
 // analystSQL runs an analyst's statement: the body is the SQL, the format
-// comes from ?format= (JSON by default).
-func (s *Server) analystSQL(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error) {
+// comes from ?format= (JSON by default). The result is held in the response
+// until the statement's audit row is written: when it cannot be, the result
+// is dropped and the answer is 503, so no analyst sees data the audit log
+// does not account for. (The statement itself is read-only.)
+func (s *Server) analystSQL(ctx context.Context, r *fasthttp.RequestCtx, p *principal) ([]byte, error) {
+	stmt := string(r.PostBody())
+	a := auditEntry{action: actionSQL, detail: stmt}
 	q := query(r, "format")
 	if q.err != nil {
+		s.record(ctx, r, p, a, q.err)
 		return nil, q.err
 	}
 	format := q.str("format")
 	if format == "" {
 		format = "JSON"
 	}
-	if err := s.sql(ctx, string(r.PostBody()), format, r); err != nil {
-		return nil, err
+	rows, err := s.sql(ctx, stmt, format, r)
+	if err == nil {
+		a.target = "rows=" + strconv.Itoa(rows)
 	}
-	return nil, nil
+	if werr := s.record(ctx, r, p, a, err); werr != nil && err == nil {
+		r.ResetBody()
+		return nil, unaudited(werr)
+	}
+	return nil, err
 }

@@ -110,11 +110,11 @@ func TestStorageUnavailable(t *testing.T) {
 // SQL is for analysts only, and absent when not configured.
 func TestAuth(t *testing.T) {
 	ran := ""
-	runner := func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) error {
+	runner := func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) (int, error) {
 		ran = q
 		w.SetContentType("text/plain")
 		w.SetBodyString("ran " + format)
-		return nil
+		return 1, nil
 	}
 	f := startWith(t, options{sql: runner})
 	for _, ep := range endpoints {

@@ -29,6 +29,7 @@ import (
 const (
 	viewerToken  = "viewer-token-0123456789"
 	analystToken = "analyst-token-0123456789"
+	adminToken   = "admin-token-0123456789"
 )
 
 // fixture is a real ingest node and a real query service over one store.
@@ -46,6 +47,7 @@ type options struct {
 	// analystSQL serves POST /api/v1/sql the way netview-query does: on a
 	// second, read-only store over the same data.
 	analystSQL bool
+	credsTTL   time.Duration
 }
 
 func start(t *testing.T) *fixture {
@@ -71,7 +73,7 @@ func startWith(t *testing.T, o options) *fixture {
 	}
 	fs := &querytest.Outage{Store: n.Store}
 	cfg := query.Config{Tokens: auth.TokenFlags{List: viewerToken}, AnalystTokens: auth.TokenFlags{List: analystToken},
-		MaxListRows: o.maxListRows, Timeout: 30 * time.Second}
+		AdminTokens: auth.TokenFlags{List: adminToken}, MaxListRows: o.maxListRows, Timeout: 30 * time.Second, CredsTTL: o.credsTTL}
 	srv, err := query.New(cfg, fs, o.sql, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

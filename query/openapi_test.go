@@ -343,6 +343,24 @@ func (s *oaFaultStore) Exec(ctx context.Context, q store.Query) error {
 	return s.Store.Exec(ctx, q)
 }
 
+func (s *oaFaultStore) Insert(ctx context.Context, table string, cols proto.Input) error {
+	if err := s.fault(ctx); err != nil {
+		return err
+	}
+	return s.Store.Insert(ctx, table, cols)
+}
+
+// adminCreate issues a credential through the admin API and returns its id.
+func adminCreate(t *testing.T, base, path, body string) string {
+	t.Helper()
+	r := oaSend(t, "POST", base+path, adminToken, []byte(body))
+	var out struct{ ID string }
+	if r.status != 200 || json.Unmarshal(r.body, &out) != nil || out.ID == "" {
+		t.Fatalf("POST %s: %d %s", path, r.status, r.body)
+	}
+	return out.ID
+}
+
 // oaSQLFormats are the media types the stand-in analyst SQL runner answers.
 var oaSQLFormats = map[string]string{"JSON": "application/json", "JSONEachRow": "application/x-ndjson", "CSV": "text/csv", "TSV": "text/tab-separated-values"}
 
@@ -351,23 +369,23 @@ var oaSQLFormats = map[string]string{"JSON": "application/json", "JSONEachRow": 
 // fails as st does.
 func oaStartWithSQL(t *testing.T, st *oaFaultStore, timeout time.Duration) string {
 	t.Helper()
-	runner := func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) error {
+	runner := func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) (int, error) {
 		if err := st.fault(ctx); err != nil {
-			return err
+			return 0, err
 		}
 		ct, ok := oaSQLFormats[format]
 		if !ok {
 			w.SetStatusCode(400)
 			w.SetContentType("application/json")
 			w.SetBodyString(`{"error":"format: unknown","parameter":"format"}`)
-			return nil
+			return 0, nil
 		}
 		w.SetContentType(ct)
 		w.SetBodyString(`{"columns":[],"rows":[],"row_count":0}`)
-		return nil
+		return 0, nil
 	}
 	cfg := query.Config{Tokens: auth.TokenFlags{List: viewerToken}, AnalystTokens: auth.TokenFlags{List: analystToken},
-		MaxListRows: 10_000, Timeout: timeout}
+		AdminTokens: auth.TokenFlags{List: adminToken}, MaxListRows: 10_000, Timeout: timeout}
 	srv, err := query.New(cfg, st, runner, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -515,6 +533,17 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 	// base is where an operation is served: the harness's service, or the
 	// one with analyst SQL.
+	// The admin operations need something to act on.
+	issuedID := adminCreate(t, f.url, "/api/v1/admin/tokens/create", `{"role":"viewer"}`)
+	enrollID := adminCreate(t, f.url, "/api/v1/admin/enrollment-secrets/create", `{"name":"oa"}`)
+	keyID := sensorKey(t, f)
+	adminBody := map[string]string{
+		"/api/v1/admin/tokens/create":             `{"role":"viewer","name":"openapi"}`,
+		"/api/v1/admin/tokens/revoke":             `{"id":"` + issuedID + `"}`,
+		"/api/v1/admin/enrollment-secrets/create": `{"name":"openapi","expires_in":"1h"}`,
+		"/api/v1/admin/enrollment-secrets/revoke": `{"id":"` + enrollID + `"}`,
+		"/api/v1/admin/sensor-keys/revoke":        `{"id":"` + keyID + `","reenroll":true}`,
+	}
 	base := func(op *oaOperation) string {
 		if op.role == "analyst" {
 			return withSQL
@@ -522,6 +551,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		return f.url
 	}
 	tokenFor := func(op *oaOperation) string {
+		if op.role == "admin" {
+			return adminToken
+		}
 		if op.role == "analyst" {
 			return analystToken
 		}
@@ -612,6 +644,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			var body []byte
 			if method == "POST" {
 				body = []byte("SELECT 1")
+				if b, ok := adminBody[path]; ok {
+					body = []byte(b)
+				}
 			}
 			get := func(what, rawQuery, token string, want int, param string) map[string]any {
 				t.Helper()
@@ -637,9 +672,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			// Tokens and roles.
 			get("no token", "", "", 401, "")
 			get("wrong token", "", "not-a-token-of-this-service", 401, "")
-			if op.role == "analyst" {
+			switch op.role {
+			case "admin":
+				get("analyst token on an admin operation", "", analystToken, 403, "")
+			case "analyst":
 				get("viewer token on an analyst operation", "", viewerToken, 403, "")
-			} else {
+			default:
 				get("analyst token on a viewer operation", "", analystToken, 200, "")
 			}
 			for _, other := range []string{"GET", "POST", "DELETE", "PUT"} {
@@ -669,6 +707,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					"kind":  "network_connect,dns_query",
 					"since": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339),
 					"until": time.Now().UTC().Format(time.RFC3339Nano), "format": "JSONEachRow", "sort": "-pid",
+					"actor": "static:admin#00000000", "action": "sql",
 				}
 				if p.name == "cursor" {
 					page := get("first page for a cursor", "limit=1", token, 200, "")
@@ -699,7 +738,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 						v.Set("until", time.Now().UTC().Format(time.RFC3339Nano))
 						get("cursor with another window", v.Encode(), token, 400, "cursor")
 					}
-					get("cursor of another sensor", "cursor="+url.QueryEscape(c)+"&sensor_id="+sensor, token, 400, "cursor")
+					if op.role != "admin" {
+						get("cursor of another sensor", "cursor="+url.QueryEscape(c)+"&sensor_id="+sensor, token, 400, "cursor")
+					} else {
+						get("cursor of another filter", "cursor="+url.QueryEscape(c)+"&action=sql", token, 400, "cursor")
+					}
 					continue
 				}
 				v, ok := valid[p.name]
@@ -763,7 +806,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					t.Errorf("%s %s: %s defaults to %v, documented %s", method, path, p.name, got, p.def)
 				}
 			}
-			if slices.ContainsFunc(op.params, func(p *oaParam) bool { return p.name == "since" }) {
+			if op.role != "admin" && slices.ContainsFunc(op.params, func(p *oaParam) bool { return p.name == "since" }) {
 				get("window of more than 92 days", "since=2026-01-01T00:00:00Z&until=2026-06-01T00:00:00Z", token, 400, "since")
 				get("window ending before it starts", "since=2026-06-01T00:00:00Z&until=2026-05-01T00:00:00Z", token, 400, "since")
 			}
@@ -785,6 +828,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	faults.mode.Store(oaDown)
 	check("health while storage is down", "/healthz", "GET", oaSend(t, "GET", withSQL+"/healthz", "", nil), 503, "")
 	faults.mode.Store(oaHealthy)
+
+	// Revoking what does not exist.
+	for p, b := range map[string]string{"/api/v1/admin/tokens/revoke": `{"id":"ffffffffffffffff"}`,
+		"/api/v1/admin/enrollment-secrets/revoke": `{"id":"ffffffffffffffff"}`, "/api/v1/admin/sensor-keys/revoke": `{"id":"ffffffffffffffff","reenroll":true}`} {
+		check("revoke an unknown id", p, "POST", oaSend(t, "POST", f.url+p, adminToken, []byte(b)), 404, "")
+	}
 
 	// POST /api/v1/sql exists only with analyst SQL; its body is limited.
 	check("analyst SQL when not enabled", "/api/v1/sql", "POST", oaSend(t, "POST", f.url+"/api/v1/sql", analystToken, []byte("SELECT 1")), 404, "")

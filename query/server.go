@@ -19,30 +19,49 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/console"
+	"github.com/netview/netview/internal/audit"
 	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/tlsconf"
 )
 
 // Config configures the query service.
 type Config struct {
-	Addr          string
+	Addr string
+	TLS  tlsconf.Server
+	// Static tokens from flags, files and the environment: the bootstrap
+	// credentials of each role. Tokens issued at run time live in the
+	// credentials table (see internal/creds) and carry their own role.
 	Tokens        auth.TokenFlags // viewers: every view
 	AnalystTokens auth.TokenFlags // analysts: views and direct SQL
+	AdminTokens   auth.TokenFlags // admins: all of it, and the admin API
 	CursorSecret  string
 	// MaxListRows caps the v1 lists that return everything (listening,
 	// udp, flows): larger results are cut and marked truncated.
 	MaxListRows int
 	Timeout     time.Duration
+	// CredsTTL is how old the in-memory copy of the credentials table may
+	// be: a token revoked on one replica is refused by all within it.
+	// Zero takes DefaultCredsTTL.
+	CredsTTL time.Duration
 }
+
+// DefaultCredsTTL bounds how long a revoked token keeps working on other
+// replicas; each replica rereads the (small) credentials table this often.
+const DefaultCredsTTL = 10 * time.Second
 
 // RegisterFlags registers the query flags with a "query." prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "query.addr", "127.0.0.1:8080", "address the API (and Console) listens on")
+	c.TLS.Register(fs, "query")
 	c.Tokens.Register(fs, "query", "NETVIEW_API_TOKEN", "API token (viewer)")
 	c.AnalystTokens.Register(fs, "query.analyst", "NETVIEW_ANALYST_TOKEN", "analyst API token (adds direct SQL)")
+	c.AdminTokens.Register(fs, "query.admin", "NETVIEW_ADMIN_TOKEN", "admin API token (adds the admin API)")
 	fs.StringVar(&c.CursorSecret, "query.cursor-secret", "", "secret that authenticates cursors; replicas must share it (also $NETVIEW_CURSOR_SECRET; default: derived from the API tokens)")
 	fs.IntVar(&c.MaxListRows, "query.max-list-rows", 10_000, "safety cap of the v1 lists that return all rows")
 	fs.DurationVar(&c.Timeout, "query.timeout", 30*time.Second, "longest time one request may take")
+	fs.DurationVar(&c.CredsTTL, "query.creds-ttl", DefaultCredsTTL, "how long a token revoked on another replica may still be accepted here (the credentials table is reread this often)")
 }
 
 // Server answers the API.
@@ -51,22 +70,33 @@ type Server struct {
 	store    store.Store
 	viewers  *auth.Tokens
 	analysts *auth.Tokens
+	admins   *auth.Tokens
+	creds    *creds.Store
+	audit    *audit.Log
 	cursors  cursors
 	sql      SQLRunner
 	log      *slog.Logger
 }
 
-// SQLRunner runs analysts' SQL; nil disables POST /api/v1/sql.
-type SQLRunner func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) error
+// SQLRunner runs analysts' SQL, writing the result to w, and returns how
+// many rows it wrote; nil disables POST /api/v1/sql. An error that is an
+// *apiError with a 4xx status is a refusal of the statement.
+type SQLRunner func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) (rows int, err error)
 
-// New returns a server reading st. Either token set may be empty, not both.
+// New returns a server reading st, where the credentials and audit_log
+// tables are too. At least one static token (of any role) must be set: an
+// open API is never the default, and an admin token issues the others.
 func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Server, error) {
 	if cfg.MaxListRows <= 0 || cfg.Timeout <= 0 {
 		return nil, errors.New("query: max-list-rows and timeout must be positive")
 	}
+	if cfg.CredsTTL <= 0 {
+		cfg.CredsTTL = DefaultCredsTTL
+	}
 	viewers, verr := cfg.Tokens.Load()
 	analysts, aerr := cfg.AnalystTokens.Load()
-	if verr != nil && aerr != nil {
+	admins, merr := cfg.AdminTokens.Load()
+	if verr != nil && aerr != nil && merr != nil {
 		return nil, fmt.Errorf("query: no API token: %w", verr)
 	}
 	if viewers == nil {
@@ -75,20 +105,30 @@ func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Se
 	if analysts == nil {
 		analysts = auth.NewTokens()
 	}
+	if admins == nil {
+		admins = auth.NewTokens()
+	}
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
 		secret = []byte(os.Getenv("NETVIEW_CURSOR_SECRET"))
 	}
 	if len(secret) == 0 {
 		// Replicas with the same tokens read each other's cursors; the
-		// tokens themselves (not their file names) make the secret.
+		// tokens themselves (not their file names) make the secret. Admin
+		// tokens count only when set, so the secret of a service without
+		// them is what it was before they existed.
 		h := sha256.New()
 		h.Write([]byte("netview-cursor\x00"))
 		h.Write(viewers.Fingerprint())
 		h.Write(analysts.Fingerprint())
+		if admins.Len() > 0 {
+			h.Write(admins.Fingerprint())
+		}
 		secret = h.Sum(nil)
 	}
-	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, cursors: cursors{secret: secret}, sql: sqlRunner, log: log}, nil
+	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, admins: admins,
+		creds: creds.NewStore(st, cfg.CredsTTL), audit: audit.New(st),
+		cursors: cursors{secret: secret}, sql: sqlRunner, log: log}, nil
 }
 
 // HTTPServer returns a fasthttp server for s.
@@ -114,25 +154,8 @@ func badParam(name, format string, args ...any) error {
 	return &apiError{Status: 400, Msg: name + ": " + fmt.Sprintf(format, args...), Param: name}
 }
 
-type role int
-
-const (
-	roleViewer role = iota + 1
-	roleAnalyst
-)
-
-func (s *Server) role(ctx *fasthttp.RequestCtx) role {
-	h := ctx.Request.Header.Peek("Authorization")
-	switch {
-	case s.analysts.Len() > 0 && s.analysts.Check(h):
-		return roleAnalyst
-	case s.viewers.Len() > 0 && s.viewers.Check(h):
-		return roleViewer
-	}
-	return 0
-}
-
-type handler func(ctx context.Context, r *fasthttp.RequestCtx) ([]byte, error)
+// handler answers one request made by p.
+type handler func(ctx context.Context, r *fasthttp.RequestCtx, p *principal) ([]byte, error)
 
 // Handle routes one request: the API under /api/, health at /healthz, and
 // every other path to the Console. The Console's files hold no data (the
@@ -155,29 +178,37 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 		r.WriteString("ok\n")
 		return
 	}
-	h, method, need := s.route(path)
-	if h == nil {
+	e := s.route(path)
+	if e.h == nil {
 		s.fail(r, &apiError{Status: 404, Msg: "no such endpoint: " + path})
 		return
 	}
-	if string(r.Method()) != method {
-		r.Response.Header.Set("Allow", method)
-		s.fail(r, &apiError{Status: 405, Msg: "use " + method})
-		return
-	}
-	got := s.role(r)
-	if got == 0 {
-		r.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview"`)
-		s.fail(r, &apiError{Status: 401, Msg: "missing or wrong bearer token"})
-		return
-	}
-	if got < need {
-		s.fail(r, &apiError{Status: 403, Msg: "this token may not use " + path + ": it needs the analyst role"})
+	if string(r.Method()) != e.method {
+		r.Response.Header.Set("Allow", e.method)
+		s.fail(r, &apiError{Status: 405, Msg: "use " + e.method})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
-	body, err := h(ctx, r)
+	var p principal
+	if err := s.authenticate(ctx, r, &p); err != nil {
+		if ae, ok := err.(*apiError); ok && ae.Status == 401 {
+			r.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview"`)
+		}
+		s.fail(r, err)
+		return
+	}
+	if !creds.Allows(p.role, e.role) {
+		err := &apiError{Status: 403, Msg: "this token has the " + p.role + " role and may not use " + path + ": it needs the " + e.role + " role"}
+		if e.action != "" {
+			// A refused attempt at admin power or SQL is audited too; the
+			// refusal stands whether or not the row can be written.
+			s.record(ctx, r, &p, auditEntry{action: e.action, detail: err.Msg}, err)
+		}
+		s.fail(r, err)
+		return
+	}
+	body, err := e.h(ctx, r, &p)
 	if err != nil {
 		s.fail(r, err)
 		return
@@ -195,34 +226,48 @@ func isAPI(path string) bool {
 	return ok && (rest == "" || rest[0] == '/')
 }
 
-func (s *Server) route(path string) (handler, string, role) {
+// endpoint is one routed operation: its handler, method, the least role
+// that may use it, and the audit action it is recorded as ("" for the
+// views, which are not audited).
+type endpoint struct {
+	h      handler
+	method string
+	role   string
+	action string
+}
+
+func (s *Server) route(path string) endpoint {
+	view := func(h handler) endpoint { return endpoint{h: h, method: "GET", role: creds.Viewer} }
 	switch path {
 	case "/api/v1/network/connections":
-		return s.listV1(connectionsView), "GET", roleViewer
+		return view(s.listV1(connectionsView))
 	case "/api/v1/network/listening":
-		return s.listV1(listeningView), "GET", roleViewer
+		return view(s.listV1(listeningView))
 	case "/api/v1/network/udp":
-		return s.listV1(udpView), "GET", roleViewer
+		return view(s.listV1(udpView))
 	case "/api/v1/network/flows":
-		return s.listV1(flowsView), "GET", roleViewer
+		return view(s.listV1(flowsView))
 	case "/api/v1/network/summary":
-		return s.summary, "GET", roleViewer
+		return view(s.summary)
 	case "/api/v1/events", "/api/v2/events":
-		return s.events, "GET", roleViewer
+		return view(s.events)
 	case "/api/v2/network/connections":
-		return s.listV2(connectionsView), "GET", roleViewer
+		return view(s.listV2(connectionsView))
 	case "/api/v2/network/listening":
-		return s.listV2(listeningView), "GET", roleViewer
+		return view(s.listV2(listeningView))
 	case "/api/v2/network/udp":
-		return s.listV2(udpView), "GET", roleViewer
+		return view(s.listV2(udpView))
 	case "/api/v2/network/flows":
-		return s.listV2(flowsView), "GET", roleViewer
+		return view(s.listV2(flowsView))
 	case "/api/v1/sql":
 		if s.sql != nil {
-			return s.analystSQL, "POST", roleAnalyst
+			return endpoint{h: s.analystSQL, method: "POST", role: creds.Analyst, action: actionSQL}
 		}
 	}
-	return nil, "", 0
+	if a, ok := adminOps[path]; ok {
+		return endpoint{h: s.admin(a), method: a.method, role: creds.Admin, action: a.action}
+	}
+	return endpoint{}
 }
 
 func (s *Server) fail(r *fasthttp.RequestCtx, err error) {

@@ -14,24 +14,26 @@ import (
 // with analyst.Settings: read-only and limited by the engine itself, with
 // analyst.Guard refusing what readonly alone would let through.
 func AnalystSQL(ro store.Store) SQLRunner {
-	return func(ctx context.Context, q, format string, r *fasthttp.RequestCtx) error {
+	return func(ctx context.Context, q, format string, r *fasthttp.RequestCtx) (int, error) {
 		r.SetContentType(analyst.ContentType(format))
-		err := analyst.Run(ctx, ro, q, format, r)
+		rows, err := analyst.RunRows(ctx, ro, q, format, r)
 		if err == nil {
-			return nil
+			return rows, nil
 		}
 		r.ResetBody()
 		var refusal *analyst.Refusal
 		var engine *store.EngineError
 		var unsupported *analyst.UnsupportedTypeError
 		switch {
+		case errors.As(err, &refusal) && refusal.Forbidden:
+			return 0, &apiError{Status: 403, Msg: "refused: " + refusal.Reason}
 		case errors.As(err, &refusal):
-			return &apiError{Status: 400, Msg: "refused: " + refusal.Reason}
+			return 0, &apiError{Status: 400, Msg: "refused: " + refusal.Reason}
 		case errors.As(err, &engine):
-			return &apiError{Status: 400, Msg: "the engine refused the statement: " + engine.Message}
+			return 0, &apiError{Status: 400, Msg: "the engine refused the statement: " + engine.Message}
 		case errors.As(err, &unsupported):
-			return &apiError{Status: 400, Msg: err.Error()}
+			return 0, &apiError{Status: 400, Msg: err.Error()}
 		}
-		return err
+		return 0, err
 	}
 }

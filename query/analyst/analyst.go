@@ -25,12 +25,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/netview/netview/internal/jsonw"
 	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netview/netview/internal/jsonw"
 
 	"github.com/ClickHouse/ch-go/proto"
 
@@ -86,7 +87,8 @@ func (l Limits) withDefaults() Limits {
 
 // Settings returns the store settings an analyst store must be opened with
 // (store.Config.Settings or store.EmbeddedConfig.Settings): the limits, and
-// readonly=1 last, which also keeps statements from changing any of them.
+// readonly=1 last, which also keeps statements from changing any of them;
+// and a filter that makes the protected tables read as empty.
 func Settings(l Limits) []store.Setting {
 	l = l.withDefaults()
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
@@ -101,9 +103,30 @@ func Settings(l Limits) []store.Setting {
 		{Name: "result_overflow_mode", Value: "throw"},
 		{Name: "max_memory_usage", Value: u(l.MaxMemoryBytes)},
 		{Name: "max_query_size", Value: strconv.Itoa(l.MaxQueryBytes)},
+		// The engine's own layer under the guard's: every read of a protected
+		// table, directly or through a view, sees no row.
+		{Name: "additional_table_filters", Value: protectedFilter()},
 		{Name: "allow_ddl", Value: "0"},
 		{Name: "readonly", Value: "1"},
 	}
+}
+
+// protectedFilter is the additional_table_filters map that empties the
+// protected tables: {'credentials':'0', 'system.processes':'0', ...}.
+func protectedFilter() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for _, t := range ProtectedTables {
+		fmt.Fprintf(&b, "'%s':'0',", t)
+	}
+	for i, t := range ProtectedSystemTables {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "'system.%s':'0'", t)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // Formats are the output formats Run writes; the first is the default.
@@ -153,13 +176,19 @@ func ContentType(format string) string {
 // engine every such error comes before anything is written to w; on a
 // server, an error can end a result that has begun.
 func Run(ctx context.Context, s store.Store, q, format string, w io.Writer) error {
+	_, err := RunRows(ctx, s, q, format, w)
+	return err
+}
+
+// RunRows is Run, and returns how many rows it wrote.
+func RunRows(ctx context.Context, s store.Store, q, format string, w io.Writer) (int, error) {
 	f, ok := Format(format)
 	if !ok {
-		return refuse("unknown format %q: use one of %s", format, strings.Join(Formats, ", "))
+		return 0, refuse("unknown format %q: use one of %s", format, strings.Join(Formats, ", "))
 	}
 	st, err := guard(ctx, s, q)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// The store decodes into as many columns as the result has; the engine
 	// says how many without running the statement (DESCRIBE). Statements
@@ -171,11 +200,11 @@ func Run(ctx context.Context, s store.Store, q, format string, w io.Writer) erro
 	case "SELECT", "WITH":
 		names, types, err = describe(ctx, s, st.canonical)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for i, t := range types {
 			if _, _, err := build(proto.ColumnType(t)); err != nil {
-				return &UnsupportedTypeError{Column: names[i], Type: t}
+				return 0, &UnsupportedTypeError{Column: names[i], Type: t}
 			}
 		}
 		guess = len(names)
@@ -191,9 +220,9 @@ func Run(ctx context.Context, s store.Store, q, format string, w io.Writer) erro
 	retry := st.verb != "SELECT" && st.verb != "WITH"
 	err = selectAuto(ctx, s, st.canonical, guess, retry, out.block)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return out.finish(names, types)
+	return out.rows, out.finish(names, types)
 }
 
 // describe returns the names and types of a SELECT's result columns.

@@ -549,6 +549,25 @@ var hostile = []struct{ q, by, want string }{
 	{"SELECT 1 PARALLEL WITH DROP TABLE events", "guard", "PARALLEL WITH is not allowed"},
 	{"EXPLAIN AST DROP TABLE events", "guard", "EXPLAIN is allowed only for"},
 	{"EXPLAIN SYNTAX INSERT INTO events SELECT * FROM events", "guard", "EXPLAIN is allowed only for"},
+	// The credentials, the audit log and the engine's statement logs.
+	{"SELECT * FROM credentials", "guard", "credentials may not be read"},
+	{"SELECT hash FROM `credentials`", "guard", "credentials may not be read"},
+	{"SELECT id FROM default.credentials", "guard", "credentials may not be read"},
+	{"SELECT * FROM \"Credentials\"", "guard", "credentials may not be read"},
+	{"SELECT actor, detail FROM audit_log", "guard", "audit_log may not be read"},
+	{"SELECT count() FROM (SELECT * FROM audit_log)", "guard", "audit_log may not be read"},
+	{"SELECT * FROM view(SELECT * FROM credentials)", "guard", "credentials may not be read"},
+	{"SELECT * FROM loop(credentials) LIMIT 1", "guard", "credentials may not be read"},
+	{"SHOW CREATE TABLE audit_log", "guard", "audit_log may not be read"},
+	{"SELECT * FROM merge(currentDatabase(), '^cred')", "guard", "merge() is allowed only"},
+	{"SELECT * FROM merge(REGEXP('.*'), '.*')", "guard", "merge() is allowed only"},
+	{"SELECT _table FROM merge(currentDatabase(), 'o')", "guard", "merge() is allowed only"},
+	{"SELECT * FROM mergeTreeIndex(currentDatabase(), 'credentials')", "guard", "credentials may not be read"},
+	{"SELECT * FROM mergeTreeIndex(currentDatabase(), audit_log)", "guard", "audit_log may not be read"},
+	{"SELECT query FROM system.processes", "guard", "system.processes may not be read"},
+	{"SELECT query FROM `system`.`query_log`", "guard", "system.query_log may not be read"},
+	{"SELECT message FROM system.text_log", "guard", "system.text_log may not be read"},
+	{"SELECT 1 SETTINGS additional_table_filters = {}", "engine", "Cannot modify 'additional_table_filters' setting in readonly mode"},
 	{"", "guard", "empty"},
 	{"  /* only a comment */ ", "guard", "Empty query"},
 	{"SELEC 1", "guard", "Syntax error"},
@@ -604,6 +623,7 @@ func TestEngineReadonly(t *testing.T) {
 	before := counts(t, f.rw)
 	for _, q := range []string{
 		"INSERT INTO events (kind) VALUES ('x')",
+		"INSERT INTO credentials (id, kind, role) VALUES ('0123456789abcdef', 'token', 'admin')",
 		"ALTER TABLE events DELETE WHERE 1",
 		"DROP TABLE events",
 		"CREATE TABLE x (a UInt8) ENGINE = Memory",
@@ -631,6 +651,27 @@ func TestEngineReadonly(t *testing.T) {
 	}
 	if after := counts(t, f.rw); after != before {
 		t.Fatalf("the data changed:\n%s\n%s", before, after)
+	}
+
+	// Under the guard, the engine itself shows the protected tables as empty
+	// (additional_table_filters, which readonly=1 keeps analysts from
+	// changing), read directly or through a view.
+	for _, q := range []string{"INSERT INTO credentials (id, kind) VALUES ('0123456789abcdef', 'token')", "INSERT INTO audit_log (actor, action) VALUES ('x', 'sql')"} {
+		if err := f.rw.Exec(ctx, store.Query{SQL: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"SELECT count() AS n FROM credentials", "SELECT count() AS n FROM audit_log",
+		"SELECT count() AS n FROM view(SELECT * FROM credentials)", "SELECT count() AS n FROM " + f.db + ".audit_log",
+		"SELECT count() AS n FROM system.processes"} {
+		var n proto.ColUInt64
+		got := uint64(99)
+		if err := ro.Select(ctx, store.Query{SQL: q}, proto.Results{{Name: "n", Data: &n}}, func(int) error { got = n.Row(0); return nil }); err != nil || got != 0 {
+			t.Errorf("engine under the analyst settings: %q = %d, %v; want 0 rows", q, got, err)
+		}
+	}
+	if got := ingesttest.Count(t, f.rw, "SELECT count() AS n FROM credentials"); got != 1 {
+		t.Errorf("the service's own store sees %d credentials, want 1", got)
 	}
 
 	// What readonly=1 lets through, and the guard refuses.
@@ -776,7 +817,7 @@ func TestGuardAllows(t *testing.T) {
 var allowedSeeds = []string{
 	"SELECT 1", "select count() from events", "WITH 1 AS x SELECT x", "SHOW TABLES", "DESCRIBE events", "EXISTS TABLE events",
 	"EXPLAIN SELECT 1", "EXPLAIN PIPELINE SELECT * FROM numbers(3)", "SELECT * FROM numbers(10) WHERE number IN (SELECT 1)",
-	"SELECT 'file(1)' AS s", "SELECT `file` FROM t", "SELECT $$url('x')$$", "SELECT * FROM merge('db', '^t')",
+	"SELECT 'file(1)' AS s", "SELECT `file` FROM t", "SELECT $$url('x')$$", "SELECT * FROM merge('db', '^t')", "SELECT * FROM view(SELECT 1)",
 	"SELECT toString(x) AS format FROM t", "SELECT 1 AS `into`, 2 AS outfile",
 }
 

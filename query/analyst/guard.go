@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,7 +18,12 @@ import (
 
 // Refusal says why a statement was not run. Its Reason is meant for the
 // analyst who wrote the statement.
-type Refusal struct{ Reason string }
+type Refusal struct {
+	Reason string
+	// Forbidden: the statement names what analysts may not read at all
+	// (the credentials, the audit log), rather than being malformed.
+	Forbidden bool
+}
 
 func (r *Refusal) Error() string { return "statement refused: " + r.Reason }
 
@@ -48,6 +55,79 @@ var harmlessTableFunctions = map[string]bool{
 	"fuzzjson": true, "fuzzquery": true,
 	"mergetreeindex": true, "mergetreeprojection": true, "mergetreeanalyzeindexes": true,
 	"mergetreeanalyzeindexesuuid": true, "mergetreetextindex": true,
+}
+
+// ProtectedTables are Netview's tables analysts may not read, in any
+// database: the credentials (hashes, who holds which role) and the audit
+// log (other people's statements and admin actions).
+var ProtectedTables = []string{"credentials", "audit_log"}
+
+// ProtectedSystemTables are the engine's tables that show statements' text
+// (other analysts' SQL, the service's own reads of the credentials and
+// audit_log) or its log lines; analysts may not read them either.
+var ProtectedSystemTables = []string{
+	"processes", "query_log", "query_thread_log", "query_views_log", "query_metric_log", "query_cache",
+	"text_log", "session_log", "asynchronous_insert_log", "asynchronous_inserts", "opentelemetry_span_log",
+	"distributed_ddl_queue", "crash_log", "error_log", "zookeeper_log", "processors_profile_log", "trace_log",
+}
+
+// patternCalls read tables chosen by a pattern or an internal id, which the
+// guard cannot check against ProtectedTables: refused, with why.
+var patternCalls = map[string]string{
+	"mergetreeanalyzeindexesuuid": "it names a table by its UUID, which can be a protected one",
+}
+
+// checkMerge allows merge(db, 'pattern') only when the table pattern is a
+// string literal that matches no protected table's name. The engine's
+// patterns are RE2, as Go's regexp, and match anywhere in a name.
+func checkMerge(toks []token, i int) error {
+	why := refuse("merge() is allowed only with a table pattern written as a string that matches neither credentials nor audit_log (nor the engine's statement logs)")
+	// toks[i] is merge, toks[i+1] "(": split its top-level arguments.
+	var args [][]token
+	depth := 0
+	for j := i + 1; j < len(toks); j++ {
+		t := toks[j]
+		switch {
+		case t.text == "(":
+			depth++
+			if depth == 1 {
+				args = append(args, nil)
+				continue
+			}
+		case t.text == ")":
+			depth--
+		case t.text == "," && depth == 1:
+			args = append(args, nil)
+			continue
+		}
+		if depth == 0 {
+			break
+		}
+		args[len(args)-1] = append(args[len(args)-1], t)
+	}
+	if len(args) != 2 || len(args[1]) != 1 || args[1][0].kind != tString {
+		return why
+	}
+	// The engine's statement logs matter only when the database may be
+	// system: not for a named other one, nor the current one (USE is refused).
+	db := args[0]
+	names := ProtectedTables
+	named := len(db) == 1 && db[0].kind == tString && !strings.EqualFold(db[0].text, "system")
+	current := len(db) == 3 && strings.EqualFold(db[0].text, "currentDatabase") && db[1].text == "(" && db[2].text == ")"
+	if !named && !current {
+		names = slices.Concat(ProtectedTables, ProtectedSystemTables)
+	}
+	start := args[1][0]
+	re, err := regexp.Compile(start.text)
+	if err != nil {
+		return why
+	}
+	for _, n := range names {
+		if re.MatchString(n) {
+			return why
+		}
+	}
+	return nil
 }
 
 // outsideTableFunctions are refused even when the engine does not list
@@ -264,13 +344,64 @@ func check(canonical string, denied map[string]bool) (string, error) {
 				}
 			}
 		}
+		if err := protected(toks, i); err != nil {
+			return "", err
+		}
 		if (t.kind == tWord || t.kind == tQuoted) && i+1 < len(toks) && toks[i+1].text == "(" {
+			if strings.EqualFold(t.text, "merge") {
+				if err := checkMerge(toks, i); err != nil {
+					return "", err
+				}
+			}
+			if why, ok := patternCalls[strings.ToLower(t.text)]; ok {
+				return "", refuse("%s() is not allowed: %s", t.text, why)
+			}
 			if n, bad := deniedName(t.text, denied); bad {
 				return "", refusedCall(n)
 			}
 		}
 	}
 	return verb, nil
+}
+
+// protected refuses token i when it names a protected table: as an
+// identifier (alone or a dotted part: db.credentials), a system table after
+// "system.", or a string literal naming one (the table arguments of
+// mergeTreeIndex('db', 'credentials') and the like). A column or alias of
+// that name is refused too: clearer than guessing what it names.
+func protected(toks []token, i int) error {
+	t := toks[i]
+	var parts []string
+	switch t.kind {
+	case tWord:
+		parts = []string{t.text}
+	case tQuoted, tString:
+		parts = strings.Split(t.text, ".")
+	default:
+		return nil
+	}
+	for k, p := range parts {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if slices.Contains(ProtectedTables, p) {
+			return forbidden(p)
+		}
+		if !slices.Contains(ProtectedSystemTables, p) {
+			continue
+		}
+		system := k > 0 && strings.EqualFold(strings.TrimSpace(parts[k-1]), "system")
+		if t.kind == tWord && i >= 2 && toks[i-1].text == "." && strings.EqualFold(toks[i-2].text, "system") {
+			system = true
+		}
+		if system || t.kind == tString {
+			return forbidden("system." + p)
+		}
+	}
+	return nil
+}
+
+func forbidden(table string) *Refusal {
+	return &Refusal{Forbidden: true, Reason: table + " may not be read: analysts' SQL cannot reach the credentials, the audit log, " +
+		"or the engine's tables that show statements (system.processes, system.query_log and the like)"}
 }
 
 func refusedCall(name string) *Refusal {

@@ -2,13 +2,14 @@ package analyst
 
 import (
 	"fmt"
-	"github.com/netview/netview/internal/jsonw"
 	"math"
 	"math/big"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netview/netview/internal/jsonw"
 
 	"github.com/ClickHouse/ch-go/proto"
 )

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,6 +39,10 @@ func main() {
 }
 
 func run(sc store.Config, qc query.Config, log *slog.Logger) error {
+	// TLS, or plain HTTP asked for by name: checked before anything starts.
+	if err := qc.TLS.Validate(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	st, err := store.Open(ctx, sc)
@@ -64,14 +67,14 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", qc.Addr)
+	ln, err := qc.TLS.Listen(qc.Addr)
 	if err != nil {
 		return err
 	}
 	hs := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("query service listening", "addr", ln.Addr().String())
+	log.Info("query service listening", "addr", ln.Addr().String(), "tls", !qc.TLS.Plain)
 	select {
 	case <-ctx.Done():
 	case err := <-served:
