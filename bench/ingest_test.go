@@ -44,7 +44,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	cfg := ingest.Config{MaxBodyBytes: 4 << 20, MaxDecodedBytes: 32 << 20, MaxRatio: 40,
 		BatchRows: 100_000, BatchAge: 200 * time.Millisecond, MaxPending: 1_000_000, AckTimeout: 30 * time.Second,
-		Tokens: auth.TokenFlags{List: token}}
+		Tokens: auth.TokenFlags{List: token}, SharedTokens: true}
 	srv, err := ingest.New(cfg, be.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)

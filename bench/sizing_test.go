@@ -85,7 +85,7 @@ func measureStorage(b *testing.B) []storageMetric {
 	ctx := context.Background()
 	cfg := ingest.Config{MaxBodyBytes: 4 << 20, MaxDecodedBytes: 32 << 20, MaxRatio: 40,
 		BatchRows: 100_000, BatchAge: 200 * time.Millisecond, MaxPending: 1_000_000, AckTimeout: 30 * time.Second,
-		Tokens: auth.TokenFlags{List: ingesttest.Token}}
+		Tokens: auth.TokenFlags{List: ingesttest.Token}, SharedTokens: true}
 	node := ingesttest.Start(b, cfg, nil)
 
 	// One producer makes the heartbeats in time order (every sensor's k-th,

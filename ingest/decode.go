@@ -20,6 +20,11 @@ var (
 	ErrInvalid = errors.New("invalid heartbeat")
 	// ErrFormat marks a heartbeat of a format version this node cannot read.
 	ErrFormat = errors.New("unknown heartbeat format version")
+	// ErrSensorMismatch marks a heartbeat whose sensor.sensor_id is not the
+	// one its sender's key is bound to.
+	ErrSensorMismatch = errors.New("sensor_id is not the sensor of this key")
+	// ErrTooManyRows marks a heartbeat of more rows than Decoder.MaxRows.
+	ErrTooManyRows = errors.New("too many rows in one heartbeat")
 )
 
 // FieldError names the field of a heartbeat that broke the wire format.
@@ -43,8 +48,15 @@ type Decoder struct {
 	// point into arena.
 	caps    []capability
 	lastStr string // the last value enum refused, for a better message
+	nrows   int    // rows read from the current heartbeat
 	// Now stamps received_at; tests may replace it.
 	Now func() time.Time
+	// SensorID, when not nil, is the only sensor.sensor_id accepted: the
+	// sender's key is bound to it.
+	SensorID uuid.UUID
+	// MaxRows, when positive, bounds the rows of one heartbeat, in all
+	// sections together.
+	MaxRows int
 }
 
 // Summary describes one decoded heartbeat.
@@ -109,6 +121,7 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 	d.s.Reset(doc)
 	d.arena = d.arena[:0]
 	d.caps = d.caps[:0]
+	d.nrows = 0
 	var h hbRow
 	err := d.document(b, &h)
 	if err == nil {
@@ -330,7 +343,11 @@ func (d *Decoder) sensor(h *hbRow) error {
 		switch string(key) {
 		case "sensor_id":
 			h.seen |= hSensorID
-			h.sensorID, err = d.uuid()
+			// Every sensor_id member is checked (a repeated member replaces
+			// the one before), so the one kept is the key's.
+			if h.sensorID, err = d.uuid(); err == nil && d.SensorID != uuid.Nil && h.sensorID != d.SensorID {
+				err = fmt.Errorf("%w: %s, the key is bound to %s", ErrSensorMismatch, h.sensorID, d.SensorID)
+			}
 		case "hostname":
 			h.seen |= hHostname
 			h.hostname, err = d.str(255, false)
@@ -454,6 +471,9 @@ func (d *Decoder) rows(section string, row func(i int) error) error {
 		}
 		if !ok {
 			return nil
+		}
+		if d.nrows++; d.MaxRows > 0 && d.nrows > d.MaxRows {
+			return &FieldError{Field: fmt.Sprintf("%s[%d]", section, i), Err: fmt.Errorf("%w: more than %d", ErrTooManyRows, d.MaxRows)}
 		}
 		if err := d.s.EnterObject(); err != nil {
 			return &FieldError{Field: fmt.Sprintf("%s[%d]", section, i), Err: err}

@@ -22,6 +22,17 @@ const (
 	ReasonMethod       = "bad_request"
 	ReasonBody         = "bad_body"
 	ReasonInternal     = "internal"
+	// Access: a revoked or expired key (the sensor enrolls again), a secret
+	// used where it has no right, a heartbeat for another sensor than the
+	// key's, rate limits, and enrollment refusals.
+	ReasonRevoked         = "revoked"
+	ReasonWrongCredential = "wrong_credential"
+	ReasonSensorMismatch  = "sensor_mismatch"
+	ReasonRateLimited     = "rate_limited"
+	ReasonAuthLimited     = "auth_fail_limited"
+	ReasonEnrolled        = "enrolled"
+	ReasonBlocked         = "blocked"
+	ReasonTaken           = "key_id_taken"
 )
 
 // Metrics are the ingest node's Prometheus metrics, written in the text

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +21,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
 
+	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
@@ -193,7 +197,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	if want := []string{"/healthz", "/metrics", "/v1/heartbeat"}; !slices.Equal(paths, want) {
+	if want := []string{"/healthz", "/metrics", "/v1/enroll", "/v1/heartbeat", "/v1/rotate"}; !slices.Equal(paths, want) {
 		t.Fatalf("documented paths %v, want the routes of ingest/server.go %v", paths, want)
 	}
 
@@ -210,7 +214,48 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	n := startNode(t, testConfig(), nil)
 	outage := &outageStore{Store: storetest.Embedded(t).Store}
 	down := startNode(t, testConfig(), outage)
+	// A key on the node whose storage goes down, for a rotation it cannot
+	// write.
+	_, downKey, _ := down.Enroll(token, uuid.New(), "h")
 	outage.down.Store(true)
+	// A node that lets one request a second through... once in 1000 s.
+	limitedCfg := testConfig()
+	limitedCfg.IPRate = 0.001
+	limited := startNode(t, limitedCfg, nil)
+	limited.post(nil, nil) // spends the bucket
+
+	// Sensor keys: one in use, one revoked, one blocked.
+	sensor, blocked := uuid.New(), uuid.New()
+	_, key, _ := n.Enroll(token, sensor, "h")
+	_, revokedKey, _ := n.Enroll(token, uuid.New(), "h")
+	_, blockedKey, _ := n.Enroll(token, blocked, "h")
+	cs := creds.NewStore(n.store, time.Minute)
+	for _, k := range []struct {
+		key      string
+		reenroll bool
+	}{{revokedKey, true}, {blockedKey, false}} {
+		_, id, _ := creds.Parse(k.key)
+		if _, err := cs.Revoke(context.Background(), id, "test", k.reenroll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // the node's copy is at most 100 ms old
+	_, keyID, _ := creds.Parse(key)
+	enrollBody := func(id uuid.UUID) []byte {
+		b, _ := json.Marshal(ingest.EnrollRequest{SensorID: id.String(), Hostname: "host-1"})
+		return b
+	}
+	rotateBody := func(keyID string) []byte {
+		c, _, _ := creds.New(creds.Sensor)
+		if keyID == "" {
+			keyID = c.ID
+		}
+		b, _ := json.Marshal(ingest.RotateRequest{KeyID: keyID, KeySHA256: hex.EncodeToString(c.Hash[:])})
+		return b
+	}
+	jsonAuth := func(secret string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/json"}
+	}
 
 	g := heartbeat.NewGenerator(4242, heartbeat.Shape{Conns: 5, Listeners: 2, UDP: 1, ActiveFlows: 1, CompletedFlows: 1, Events: 2})
 	zstdBody := func() []byte {
@@ -268,6 +313,39 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{name: "garbage JSON", method: "POST", path: "/v1/heartbeat", body: []byte(`{"format": 1, "seq": `), headers: hb("identity"), want: 400},
 		{name: "gzip encoding", method: "POST", path: "/v1/heartbeat", body: zstdBody(), headers: hb("gzip"), want: 415},
 		{name: "decompressed document over the limit", method: "POST", path: "/v1/heartbeat", body: bomb, headers: hb("zstd"), want: 413},
+		{name: "heartbeat for another sensor than the key's", method: "POST", path: "/v1/heartbeat", body: zstdBody(),
+			headers: map[string]string{"Authorization": "Bearer " + key, "Content-Encoding": "zstd"}, want: 403},
+		{name: "heartbeat with a revoked key", method: "POST", path: "/v1/heartbeat", body: zstdBody(),
+			headers: map[string]string{"Authorization": "Bearer " + revokedKey, "Content-Encoding": "zstd"}, want: 401},
+		{name: "heartbeat over the address's rate", base: limited.url, method: "POST", path: "/v1/heartbeat", body: zstdBody(), headers: hb("zstd"), want: 429},
+
+		{name: "enroll", method: "POST", path: "/v1/enroll", body: enrollBody(uuid.New()), headers: jsonAuth(token), want: 200,
+			check: func(a answer) error {
+				var e ingest.EnrollAnswer
+				if err := json.Unmarshal([]byte(a.body), &e); err != nil || !strings.HasPrefix(e.Key, "nvs_"+e.KeyID+"_") {
+					return fmt.Errorf("enroll answer %s: %v", a.body, err)
+				}
+				return nil
+			}},
+		{name: "enroll with a bad body", method: "POST", path: "/v1/enroll", body: []byte(`{"sensor_id":"x"}`), headers: jsonAuth(token), want: 400},
+		{name: "enroll without a secret", method: "POST", path: "/v1/enroll", body: enrollBody(uuid.New()), want: 401},
+		{name: "enroll with a sensor key", method: "POST", path: "/v1/enroll", body: enrollBody(uuid.New()), headers: jsonAuth(key), want: 403},
+		{name: "enroll a blocked sensor", method: "POST", path: "/v1/enroll", body: enrollBody(blocked), headers: jsonAuth(token), want: 403},
+		{name: "GET on enroll", method: "GET", path: "/v1/enroll", headers: jsonAuth(token), want: 405},
+		{name: "enroll an enrolled sensor", method: "POST", path: "/v1/enroll", body: enrollBody(sensor), headers: jsonAuth(token), want: 409},
+		{name: "enroll with a large body", method: "POST", path: "/v1/enroll", body: bytes.Repeat([]byte(" "), 5000), headers: jsonAuth(token), want: 413},
+		{name: "enroll over the address's rate", base: limited.url, method: "POST", path: "/v1/enroll", body: enrollBody(uuid.New()), headers: jsonAuth(token), want: 429},
+		{name: "enroll with storage down", base: down.url, method: "POST", path: "/v1/enroll", body: enrollBody(uuid.New()), headers: jsonAuth(token), want: 503},
+
+		{name: "rotate with a bad body", method: "POST", path: "/v1/rotate", body: []byte(`{"key_id":"x","key_sha256":"y"}`), headers: jsonAuth(key), want: 400},
+		{name: "rotate a revoked key", method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(revokedKey), want: 401},
+		{name: "rotate a static secret", method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(token), want: 403},
+		{name: "GET on rotate", method: "GET", path: "/v1/rotate", headers: jsonAuth(key), want: 405},
+		{name: "rotate onto a taken id", method: "POST", path: "/v1/rotate", body: rotateBody(keyID), headers: jsonAuth(key), want: 409},
+		{name: "rotate with a large body", method: "POST", path: "/v1/rotate", body: bytes.Repeat([]byte(" "), 5000), headers: jsonAuth(key), want: 413},
+		{name: "rotate over the address's rate", base: limited.url, method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(key), want: 429},
+		{name: "rotate with storage down", base: down.url, method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(downKey), want: 503},
+		{name: "rotate", method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(key), want: 200},
 		{name: "storage down", base: down.url, method: "POST", path: "/v1/heartbeat", body: zstdBody(), headers: hb("zstd"), want: 503},
 		{name: "health", method: "GET", path: "/healthz", want: 200,
 			check: func(a answer) error {

@@ -14,16 +14,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/tlsconf"
 )
 
 // Config configures an ingest node.
@@ -34,11 +39,28 @@ type Config struct {
 	// MaxRatio caps decompressed/compressed size, so a small zstd bomb is
 	// refused after a few MiB instead of at MaxDecodedBytes.
 	MaxRatio   int
+	MaxRows    int // rows in one heartbeat; 0: no limit
 	BatchRows  int
 	BatchAge   time.Duration
 	MaxPending int
 	AckTimeout time.Duration
-	Tokens     auth.TokenFlags
+	// ReadTimeout bounds receiving one request, headers and body; 0 means
+	// 30 s.
+	ReadTimeout time.Duration
+	// Tokens are the static secrets: bootstrap enrollment secrets, and
+	// heartbeat tokens for any sensor when SharedTokens is set.
+	Tokens       auth.TokenFlags
+	SharedTokens bool
+	// CredsRefresh is the longest a node uses its copy of the credentials
+	// table: a revocation reaches every node within it. 0 means 10 s.
+	CredsRefresh time.Duration
+	// Request rates a second (0: no limit): per sensor key, per client
+	// address, and failed authentications per client address.
+	SensorRate, IPRate, AuthFailRate float64
+	// TrustedProxies are addresses or prefixes whose X-Forwarded-For is
+	// believed, comma-separated.
+	TrustedProxies string
+	TLS            tlsconf.Server
 }
 
 // RegisterFlags registers the ingest flags with an "ingest." prefix.
@@ -47,31 +69,66 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBodyBytes, "ingest.max-body", 4<<20, "largest compressed heartbeat body, bytes (413 above)")
 	fs.IntVar(&c.MaxDecodedBytes, "ingest.max-decoded", 32<<20, "largest decompressed heartbeat, bytes (413 above)")
 	fs.IntVar(&c.MaxRatio, "ingest.max-ratio", 40, "largest decompression ratio accepted beyond the first MiB")
+	fs.IntVar(&c.MaxRows, "ingest.max-rows", 200_000, "most rows in one heartbeat (413 above: the sensor sends it again without its snapshots)")
 	fs.IntVar(&c.BatchRows, "ingest.batch-rows", 100_000, "write a batch once it holds this many rows")
 	fs.DurationVar(&c.BatchAge, "ingest.batch-age", 200*time.Millisecond, "write a batch once its first heartbeat is this old")
 	fs.IntVar(&c.MaxPending, "ingest.max-pending", 1_000_000, "answer 503 while this many rows wait for storage")
 	fs.DurationVar(&c.AckTimeout, "ingest.ack-timeout", 30*time.Second, "longest a sender waits for its rows to be written")
-	c.Tokens.Register(fs, "ingest", "NETVIEW_INGEST_TOKEN", "sensor bearer token")
+	fs.DurationVar(&c.ReadTimeout, "ingest.read-timeout", 30*time.Second, "longest time to receive one request, headers and body; a slower client is cut off")
+	c.Tokens.Register(fs, "ingest", "NETVIEW_INGEST_TOKEN", "static secret")
+	fs.Lookup("ingest.token").Usage = "static enrollment secrets, comma-separated (also $NETVIEW_INGEST_TOKEN): a sensor holding one enrolls " +
+		"(POST /v1/enroll) for a key of its own, which alone may post its heartbeats; with --ingest.shared-tokens also accepted as heartbeat tokens"
+	fs.Lookup("ingest.token-file").Usage = "file with one static enrollment secret a line (see --ingest.token)"
+	fs.BoolVar(&c.SharedTokens, "ingest.shared-tokens", false, "also accept the static secrets (--ingest.token) on heartbeats, for any sensor id: "+
+		"weaker (whoever holds one can write as every sensor), for old sensors and simple setups")
+	fs.DurationVar(&c.CredsRefresh, "ingest.creds-refresh", 10*time.Second, "longest a node checks secrets against its copy of the credentials table (how soon a revocation takes effect)")
+	fs.Float64Var(&c.SensorRate, "ingest.sensor-rate", 10, "requests a second per sensor key (429 above; bursts of twice this); 0: no limit")
+	fs.Float64Var(&c.IPRate, "ingest.ip-rate", 1000, "requests a second per client address (429 above; bursts of twice this); 0: no limit")
+	fs.Float64Var(&c.AuthFailRate, "ingest.auth-fail-rate", 5, "failed authentications a second per client address, beyond which it gets 429 until it slows down; 0: no limit")
+	fs.StringVar(&c.TrustedProxies, "ingest.trusted-proxies", "", "addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client for the per-address limits, comma-separated")
+	c.TLS.Register(fs, "ingest")
 }
 
-// Validate reports the first bad setting.
+// Validate reports the first bad setting. TLS is checked where the node
+// listens (Config.Listen), so a node served on a listener of its own needs
+// no TLS flags.
 func (c *Config) Validate() error {
 	switch {
-	case c.MaxBodyBytes <= 0 || c.MaxDecodedBytes <= 0 || c.MaxRatio <= 0:
+	case c.MaxBodyBytes <= 0 || c.MaxDecodedBytes <= 0 || c.MaxRatio <= 0 || c.MaxRows < 0:
 		return errors.New("ingest: body limits must be positive")
 	case c.BatchRows <= 0 || c.BatchAge <= 0 || c.MaxPending < c.BatchRows:
 		return errors.New("ingest: batch-rows and batch-age must be positive and max-pending at least batch-rows")
 	case c.AckTimeout <= 0:
 		return errors.New("ingest: ack-timeout must be positive")
+	case c.ReadTimeout < 0 || c.CredsRefresh < 0:
+		return errors.New("ingest: read-timeout and creds-refresh must not be negative")
+	case c.SensorRate < 0 || c.IPRate < 0 || c.AuthFailRate < 0:
+		return errors.New("ingest: rates must not be negative")
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return err
 	}
 	_, err := c.Tokens.Load()
 	return err
 }
 
-// Server serves POST /v1/heartbeat, GET /healthz and GET /metrics.
+// Listen listens on c.Addr with TLS, or plain HTTP when asked for.
+func (c *Config) Listen() (net.Listener, error) {
+	return c.TLS.Listen(c.Addr)
+}
+
+// Server serves POST /v1/heartbeat, /v1/enroll and /v1/rotate, GET
+// /healthz and GET /metrics.
 type Server struct {
 	cfg     Config
 	tokens  *auth.Tokens
+	creds   *creds.Store
+	proxies []netip.Prefix
+
+	ipRate     *limiter[netip.Addr]
+	authFails  *limiter[netip.Addr]
+	sensorRate *limiter[uuid.UUID]
+
 	writer  *Writer
 	metrics *Metrics
 	slots   chan struct{} // bounds heartbeats being decompressed and decoded
@@ -89,36 +146,62 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.CredsRefresh == 0 {
+		cfg.CredsRefresh = 10 * time.Second
+	}
 	m := NewMetrics()
-	w := NewWriter(s, WriterConfig{BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge, MaxPending: cfg.MaxPending}, m)
+	w := NewWriter(s, WriterConfig{BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge, MaxPending: cfg.MaxPending, MaxRows: cfg.MaxRows}, m)
 	m.queue = w.Pending
 	return &Server{
 		cfg: cfg, tokens: tokens, writer: w, metrics: m, log: log,
-		slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		creds: creds.NewStore(s, cfg.CredsRefresh), proxies: proxies,
+		ipRate: newLimiter[netip.Addr](cfg.IPRate), authFails: newLimiter[netip.Addr](cfg.AuthFailRate),
+		sensorRate: newLimiter[uuid.UUID](cfg.SensorRate),
+		slots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}, nil
 }
 
+// Slots is how many heartbeats may be decompressed and decoded at once.
+func (s *Server) Slots() int { return cap(s.slots) }
+
+// Busy is how many decode slots are taken now.
+func (s *Server) Busy() int { return len(s.slots) }
+
 // HTTPServer returns a fasthttp server for s. The body is streamed, and a
-// request without a valid token, or announcing a body over the limit, is
-// judged on its headers: fasthttp reads at most one byte of its body before
-// the handler refuses it (it pre-reads up to 8 KiB of any other body).
+// request without a secret that allows it a body, or announcing a body over
+// its limit, is judged on its headers: fasthttp reads at most one byte of
+// its body before the handler refuses it (it pre-reads up to 8 KiB of any
+// other body). Headers and body must arrive within --ingest.read-timeout.
 func (s *Server) HTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler: s.Handle,
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if !s.tokens.Check(h.Peek("Authorization")) || h.ContentLength() > s.cfg.MaxBodyBytes {
-				return fasthttp.RequestConfig{MaxRequestBodySize: 1, ReadTimeout: 5 * time.Second}
+			if n := s.bodyAllowance(h); n > 0 {
+				return fasthttp.RequestConfig{MaxRequestBodySize: n}
 			}
-			return fasthttp.RequestConfig{}
+			return fasthttp.RequestConfig{MaxRequestBodySize: 1, ReadTimeout: min(5*time.Second, s.cfg.ReadTimeout)}
 		},
 		Name:               "netview-ingest",
+		Logger:             httpLog{s.log},
 		StreamRequestBody:  true,
 		MaxRequestBodySize: s.cfg.MaxBodyBytes,
-		ReadTimeout:        30 * time.Second,
+		ReadTimeout:        s.cfg.ReadTimeout,
 		WriteTimeout:       s.cfg.AckTimeout + 5*time.Second,
 		IdleTimeout:        2 * time.Minute,
 		ReadBufferSize:     16 << 10,
 	}
+}
+
+// httpLog takes fasthttp's connection errors (TLS handshakes that failed,
+// clients cut off) as debug lines: they are the clients' doing.
+type httpLog struct{ l *slog.Logger }
+
+func (h httpLog) Printf(format string, args ...any) {
+	h.l.Debug("http: " + fmt.Sprintf(format, args...))
 }
 
 // Shutdown stops hs from taking requests, answers the ones in flight once
@@ -133,14 +216,21 @@ func (s *Server) Shutdown(ctx context.Context, hs *fasthttp.Server) error {
 
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/v1/heartbeat":
+	switch path := string(ctx.Path()); path {
+	case routeHeartbeat, routeEnroll, routeRotate:
 		if !ctx.IsPost() {
 			ctx.Response.Header.Set("Allow", "POST")
 			s.fail(ctx, fasthttp.StatusMethodNotAllowed, ReasonMethod, "use POST")
 			return
 		}
-		s.heartbeat(ctx)
+		switch path {
+		case routeHeartbeat:
+			s.heartbeat(ctx)
+		case routeEnroll:
+			s.enroll(ctx)
+		default:
+			s.rotate(ctx)
+		}
 	case "/healthz":
 		ctx.SetContentType("text/plain")
 		if err := s.writer.healthy(); err != nil {
@@ -163,15 +253,20 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string) 
 	s.metrics.Reject(reason)
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	b, _ := json.Marshal(map[string]string{"error": msg})
+	b, _ := json.Marshal(ErrorAnswer{Error: msg, Reason: reason})
 	ctx.Write(b)
 }
 
+// ErrorAnswer is the body of every answer but 200: what was wrong, and the
+// reason as a word a program can act on (a sensor re-enrolls on "revoked").
+type ErrorAnswer struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"`
+}
+
 func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
-	if !s.tokens.Check(ctx.Request.Header.Peek("Authorization")) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview-ingest"`)
-		ctx.SetConnectionClose() // the body stays unread
-		s.fail(ctx, fasthttp.StatusUnauthorized, ReasonUnauthorized, "missing or wrong bearer token")
+	c, ok := s.admit(ctx, routeHeartbeat)
+	if !ok {
 		return
 	}
 	enc := string(ctx.Request.Header.Peek("Content-Encoding"))
@@ -186,8 +281,25 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	// The body is read before a decode slot is taken: a slow client holds
+	// only its own connection, until --ingest.read-timeout cuts it off.
+	raw := s.buf()
+	defer s.bufs.Put(raw)
+	body, err := readLimited(ctx.RequestBodyStream(), (*raw)[:0], s.cfg.MaxBodyBytes)
+	*raw = body[:0]
+	if errors.Is(err, errTooLarge) {
+		ctx.SetConnectionClose()
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Sprintf("body over the limit of %d bytes", s.cfg.MaxBodyBytes))
+		return
+	}
+	if err != nil {
+		ctx.SetConnectionClose()
+		s.fail(ctx, fasthttp.StatusBadRequest, ReasonBody, "reading body: "+err.Error())
+		return
+	}
+
 	s.slots <- struct{}{}
-	sum, gen, status, reason, err := s.decode(ctx, enc == "zstd")
+	sum, gen, status, reason, err := s.decode(body, enc == "zstd", sensorOf(c))
 	<-s.slots
 	if err != nil {
 		if status == fasthttp.StatusServiceUnavailable {
@@ -217,24 +329,15 @@ func retryAfter(reason string) string {
 	return "5"
 }
 
-// decode reads, decompresses and decodes the body into the open batch.
-func (s *Server) decode(ctx *fasthttp.RequestCtx, compressed bool) (Summary, *generation, int, string, error) {
-	raw := s.buf()
-	defer s.bufs.Put(raw)
-	body, err := readLimited(ctx.RequestBodyStream(), (*raw)[:0], s.cfg.MaxBodyBytes)
-	*raw = body[:0]
-	if errors.Is(err, errTooLarge) {
-		ctx.SetConnectionClose()
-		return Summary{}, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("body over the limit of %d bytes", s.cfg.MaxBodyBytes)
-	}
-	if err != nil {
-		return Summary{}, nil, fasthttp.StatusBadRequest, ReasonBody, fmt.Errorf("reading body: %w", err)
-	}
+// decode decompresses and decodes body into the open batch; sensor, when
+// not nil, is the only sensor id the heartbeat may carry.
+func (s *Server) decode(body []byte, compressed bool, sensor uuid.UUID) (Summary, *generation, int, string, error) {
 	doc := body
 	if compressed {
 		out := s.buf()
 		defer s.bufs.Put(out)
 		limit := min(s.cfg.MaxDecodedBytes, 1<<20+s.cfg.MaxRatio*len(body))
+		var err error
 		doc, err = s.unzstd(body, (*out)[:0], limit)
 		*out = doc[:0]
 		if errors.Is(err, errTooLarge) {
@@ -246,10 +349,14 @@ func (s *Server) decode(ctx *fasthttp.RequestCtx, compressed bool) (Summary, *ge
 	} else if len(body) > s.cfg.MaxDecodedBytes {
 		return Summary{}, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("body over the limit of %d bytes", s.cfg.MaxDecodedBytes)
 	}
-	sum, gen, err := s.writer.Add(doc)
+	sum, gen, err := s.writer.Add(doc, sensor)
 	switch {
 	case err == nil:
 		return sum, gen, 0, "", nil
+	case errors.Is(err, ErrSensorMismatch):
+		return sum, nil, fasthttp.StatusForbidden, ReasonSensorMismatch, err
+	case errors.Is(err, ErrTooManyRows):
+		return sum, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, err
 	case errors.Is(err, ErrFormat):
 		return sum, nil, fasthttp.StatusBadRequest, ReasonFormat, err
 	case errors.Is(err, ErrInvalid):

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/netview/netview/internal/store"
 )
 
@@ -58,6 +60,7 @@ type WriterConfig struct {
 	BatchRows  int           // write when a batch holds this many rows
 	BatchAge   time.Duration // or when its first heartbeat is this old
 	MaxPending int           // refuse heartbeats while this many rows wait
+	MaxRows    int           // refuse a heartbeat of more rows; 0: no limit
 }
 
 // NewWriter starts the flusher. Close stops it after writing what it holds.
@@ -81,8 +84,10 @@ func NewWriter(s store.Store, cfg WriterConfig, m *Metrics) *Writer {
 func newGeneration() *generation { return &generation{done: make(chan struct{})} }
 
 // Add decodes one heartbeat into the open batch and returns a channel that
-// yields nil once its rows are written, or the error that stopped them.
-func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
+// yields nil once its rows are written, or the error that stopped them. A
+// sensor id other than uuid.Nil is the only one the heartbeat may carry
+// (ErrSensorMismatch otherwise, and nothing is added).
+func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, *generation, error) {
 	if w.down.Load() {
 		return Summary{}, nil, fmt.Errorf("%w: last write failed, retry later", store.ErrUnavailable)
 	}
@@ -94,6 +99,7 @@ func (w *Writer) Add(doc []byte) (Summary, *generation, error) {
 	if w.closed {
 		return Summary{}, nil, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
 	}
+	w.dec.SensorID, w.dec.MaxRows = sensor, w.cfg.MaxRows
 	sum, err := w.dec.Decode(doc, w.cur)
 	if err != nil {
 		return sum, nil, err

@@ -6,6 +6,7 @@ package ingesttest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
 
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/auth"
@@ -23,16 +25,20 @@ import (
 	"github.com/netview/netview/sql"
 )
 
-// Token is the sensor token every test node accepts.
+// Token is the static secret every test node accepts: an enrollment
+// secret, and (Config sets SharedTokens) a heartbeat token for any sensor.
 const Token = "test-token-0123456789"
 
 // Config is a node configuration sized for tests: small limits, short
-// batch age so acknowledgements come quickly.
+// batch age so acknowledgements come quickly, no rate limits, and the
+// static Token accepted on heartbeats (SharedTokens), so tests that are not
+// about access post without enrolling. Tests of access turn SharedTokens
+// off and enroll.
 func Config() ingest.Config {
 	return ingest.Config{
 		MaxBodyBytes: 1 << 20, MaxDecodedBytes: 8 << 20, MaxRatio: 40,
 		BatchRows: 10_000, BatchAge: 20 * time.Millisecond, MaxPending: 100_000, AckTimeout: 10 * time.Second,
-		Tokens: auth.TokenFlags{List: Token},
+		Tokens: auth.TokenFlags{List: Token}, SharedTokens: true, CredsRefresh: 100 * time.Millisecond,
 	}
 }
 
@@ -65,10 +71,24 @@ func StartOn(t testing.TB, addr string, cfg ingest.Config, st store.Store) *Node
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	scheme := "http://"
+	var ln net.Listener
+	if cfg.TLS.CertFile != "" {
+		scheme, cfg.Addr = "https://", addr
+		ln, err = cfg.Listen()
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return Serve(t, srv, ln, st, scheme)
+}
+
+// Serve serves srv on ln (which it closes), for tests that need a listener
+// of their own (one that counts bytes, say).
+func Serve(t testing.TB, srv *ingest.Server, ln net.Listener, st store.Store, scheme string) *Node {
+	t.Helper()
 	hs := srv.HTTPServer()
 	go hs.Serve(ln)
 	stopped := false
@@ -84,7 +104,33 @@ func StartOn(t testing.TB, addr string, cfg ingest.Config, st store.Store) *Node
 		}
 	}
 	t.Cleanup(stop)
-	return &Node{t: t, URL: "http://" + ln.Addr().String(), Store: st, Srv: srv, Stop: stop}
+	return &Node{t: t, URL: scheme + ln.Addr().String(), Store: st, Srv: srv, Stop: stop}
+}
+
+// Enroll asks the node for a key for sensor with the enrollment secret, as
+// a sensor does; it returns the status, the key (on 200) and the answer.
+func (n *Node) Enroll(secret string, sensor uuid.UUID, hostname string) (int, string, string) {
+	n.t.Helper()
+	body, _ := json.Marshal(ingest.EnrollRequest{SensorID: sensor.String(), Hostname: hostname})
+	req, err := http.NewRequest("POST", n.URL+"/v1/enroll", bytes.NewReader(body))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var a ingest.EnrollAnswer
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, &a); err != nil || a.SensorID != sensor.String() {
+			n.t.Fatalf("enroll answer %s: %v", b, err)
+		}
+	}
+	return resp.StatusCode, a.Key, string(b)
 }
 
 // Post sends a raw body (zstd unless headers say otherwise; a header set to

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
@@ -75,6 +76,8 @@ var (
 	ErrEnrolled = errors.New("sensor already enrolled")
 	// ErrBlocked: the sensor's key was revoked without leave to re-enroll.
 	ErrBlocked = errors.New("sensor may not enroll")
+	// ErrTaken: a rotation proposed a key id that names another credential.
+	ErrTaken = errors.New("credential id taken")
 )
 
 // Credential is one row of the credentials table, at its latest version.
@@ -131,10 +134,22 @@ func Parse(secret string) (kind, id string, ok bool) {
 	if kind == "" || !found || len(id) != 16 || rest == "" {
 		return "", "", false
 	}
-	if _, err := hex.DecodeString(id); err != nil {
+	if !isHex(id) {
 		return "", "", false
 	}
 	return kind, id, true
+}
+
+// isHex reports whether s is lower- or upper-case hex digits; unlike
+// hex.DecodeString it allocates nothing, as Parse runs on every request.
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // Store reads and writes the credentials table and keeps an in-memory copy.
@@ -145,6 +160,7 @@ type Store struct {
 	mu      sync.Mutex
 	byID    map[string]Credential
 	loaded  time.Time // when byID was read
+	tried   time.Time // when the last load began, whatever came of it
 	loading chan struct{}
 	err     error // of the last load
 
@@ -214,29 +230,90 @@ func (s *Store) Revoke(ctx context.Context, id, by string, reenroll bool) (Crede
 // the same instant can both succeed; both keys are bound to that id, so
 // neither can write for another sensor.
 func (s *Store) Enroll(ctx context.Context, sensor uuid.UUID, name, by string) (Credential, string, error) {
-	if sensor == uuid.Nil {
-		return Credential{}, "", errors.New("creds: enroll: sensor id is the nil UUID")
-	}
-	keys, err := s.SensorKeys(ctx, sensor)
-	if err != nil {
-		return Credential{}, "", err
-	}
-	now := time.Now()
-	for _, k := range keys {
-		if k.Active(now) {
-			return Credential{}, "", fmt.Errorf("%w: key %s is active", ErrEnrolled, k.ID)
-		}
-	}
-	// The latest revocation decides.
-	if len(keys) > 0 && !keys[len(keys)-1].Reenroll {
-		return Credential{}, "", fmt.Errorf("%w: key %s was revoked by %s", ErrBlocked, keys[len(keys)-1].ID, keys[len(keys)-1].RevokedBy)
-	}
 	c, secret, err := New(Sensor)
 	if err != nil {
 		return c, "", err
 	}
-	c.SensorID, c.Name, c.CreatedBy = sensor, name, by
-	return c, secret, s.Put(ctx, c)
+	c, err = s.EnrollKey(ctx, sensor, name, by, c.ID, c.Hash)
+	return c, secret, err
+}
+
+// EnrollKey enrolls sensor with a key it made itself, of which only the id
+// and hash travel. Enrolling again with the same key is a success, so a
+// sensor whose answer was lost (or whose request a load balancer sent to
+// two nodes) retries safely: with a key made here, a lost answer would
+// leave an active key no one holds and the sensor refused for good.
+func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id string, hash [32]byte) (Credential, error) {
+	if sensor == uuid.Nil {
+		return Credential{}, errors.New("creds: enroll: sensor id is the nil UUID")
+	}
+	if !isHex(id) || len(id) != 16 {
+		return Credential{}, fmt.Errorf("creds: enroll: key id %q is not 16 hex digits", id)
+	}
+	keys, err := s.SensorKeys(ctx, sensor)
+	if err != nil {
+		return Credential{}, err
+	}
+	now := time.Now()
+	for _, k := range keys {
+		if k.ID == id && k.Hash == hash && k.Active(now) {
+			return k, nil // this very enrollment, again
+		}
+	}
+	for _, k := range keys {
+		if k.Active(now) {
+			return Credential{}, fmt.Errorf("%w: key %s is active", ErrEnrolled, k.ID)
+		}
+	}
+	// The latest revocation decides.
+	if len(keys) > 0 && !keys[len(keys)-1].Reenroll {
+		return Credential{}, fmt.Errorf("%w: key %s was revoked by %s", ErrBlocked, keys[len(keys)-1].ID, keys[len(keys)-1].RevokedBy)
+	}
+	if _, err := s.Get(ctx, id); err == nil {
+		return Credential{}, fmt.Errorf("%w: %s", ErrTaken, id)
+	} else if !errors.Is(err, ErrUnknown) {
+		return Credential{}, err
+	}
+	c := Credential{ID: id, Kind: Sensor, SensorID: sensor, Name: name, Hash: hash,
+		CreatedAt: now.UTC().Truncate(time.Millisecond), CreatedBy: by}
+	return c, s.Put(ctx, c)
+}
+
+// Rotate replaces the sensor key old with a key the sensor made itself: id
+// and hash (SHA-256 of the secret, which never leaves the sensor). old is
+// revoked with leave to re-enroll. A retry of the same rotation (the answer
+// was lost) finds the new key already in place and succeeds again, so a
+// sensor never ends up holding only a revoked key; an id that names any
+// other credential is refused with ErrTaken.
+func (s *Store) Rotate(ctx context.Context, old Credential, id string, hash [32]byte) (Credential, error) {
+	if old.Kind != Sensor {
+		return Credential{}, fmt.Errorf("creds: rotate: %s is not a sensor key", old.ID)
+	}
+	if !isHex(id) || len(id) != 16 {
+		return Credential{}, fmt.Errorf("creds: rotate: key id %q is not 16 hex digits", id)
+	}
+	by := "rotate:" + old.ID
+	c, err := s.Get(ctx, id)
+	switch {
+	case err == nil:
+		if c.Kind != Sensor || c.SensorID != old.SensorID || c.Hash != hash || c.CreatedBy != by {
+			return Credential{}, fmt.Errorf("%w: %s", ErrTaken, id)
+		}
+	case errors.Is(err, ErrUnknown):
+		c = Credential{ID: id, Kind: Sensor, SensorID: old.SensorID, Name: old.Name, Hash: hash,
+			CreatedAt: time.Now().UTC().Truncate(time.Millisecond), CreatedBy: by}
+		if err := s.Put(ctx, c); err != nil {
+			return Credential{}, err
+		}
+	default:
+		return Credential{}, err
+	}
+	if old.RevokedAt.IsZero() {
+		if _, err := s.Revoke(ctx, old.ID, "rotate:"+id, true); err != nil {
+			return Credential{}, err
+		}
+	}
+	return c, nil
 }
 
 // SensorKeys returns the keys issued to sensor, oldest revocation first
@@ -295,7 +372,7 @@ func (s *Store) Check(ctx context.Context, secret string, kinds ...string) (Cred
 	if err != nil {
 		return Credential{}, err
 	}
-	sum := sha256.Sum256([]byte(secret))
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(secret), len(secret))) // read only: no copy on the hot path
 	if !found || subtle.ConstantTimeCompare(sum[:], c.Hash[:]) != 1 || c.Kind != kind {
 		return Credential{}, ErrUnknown
 	}
@@ -313,8 +390,11 @@ func (s *Store) cached(ctx context.Context, id string) (Credential, bool, error)
 	s.mu.Lock()
 	c, found := s.byID[id]
 	age, never := time.Since(s.loaded), s.byID == nil
+	// While storage is away, one reload a second tries again, rather than
+	// one per check.
+	stale := age > s.ttl && time.Since(s.tried) > min(s.ttl, time.Second)
 	s.mu.Unlock()
-	if never || age > s.ttl {
+	if never || stale {
 		if err := s.Load(ctx); err != nil && !found {
 			return c, false, err
 		}
@@ -335,8 +415,10 @@ func (s *Store) cached(ctx context.Context, id string) (Credential, bool, error)
 	c, found = one[id]
 	if found {
 		s.mu.Lock()
-		if old, ok := s.byID[id]; !ok || old.Version < c.Version {
-			s.byID[id] = c
+		// Keyed by c.ID, not id: a caller may pass id as a view of a buffer
+		// it reuses (ingest checks secrets straight from request headers).
+		if old, ok := s.byID[c.ID]; !ok || old.Version < c.Version {
+			s.byID[c.ID] = c
 		}
 		s.mu.Unlock()
 	}
@@ -385,7 +467,7 @@ func (s *Store) Load(ctx context.Context) error {
 		return s.err
 	}
 	ch := make(chan struct{})
-	s.loading = ch
+	s.loading, s.tried = ch, time.Now()
 	s.mu.Unlock()
 
 	byID, err := s.read(ctx, "")
@@ -415,8 +497,14 @@ const readSQL = `SELECT id, argMax(kind, v) AS kind, argMax(role, v) AS role,
     argMax(revoked_by, v) AS revoked_by, argMax(reenroll, v) AS reenroll, max(v) AS version
 FROM (SELECT *, version AS v FROM credentials WHERE {id:String} = '' OR id = {id:String}) GROUP BY id`
 
+// readTimeout bounds a read made for a check: a check that waits on
+// storage holds up a request.
+const readTimeout = 5 * time.Second
+
 // read returns every credential, or only id when it is not empty.
 func (s *Store) read(ctx context.Context, id string) (map[string]Credential, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	var cols columns
 	out := map[string]Credential{}
 	q := store.Query{SQL: readSQL, Params: []store.Param{store.P("id", id)}}

@@ -152,3 +152,49 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("expired enrollment secret: %v", err)
 	}
 }
+
+// TestRotate: a sensor replaces its key with one it made; a retry of the
+// same rotation (its answer lost) succeeds again, and a proposed id that
+// names another credential is refused.
+func TestRotate(t *testing.T) {
+	b := storetest.Embedded(t)
+	ctx := context.Background()
+	if _, err := sql.Migrate(ctx, b.Store, sql.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s := creds.NewStore(b.Store, time.Minute)
+	sensor := uuid.New()
+	old, oldSecret, err := s.Enroll(ctx, sensor, "host-1", "enroll:static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, nextSecret, _ := creds.New(creds.Sensor)
+	for try := range 2 {
+		got, err := s.Rotate(ctx, old, next.ID, next.Hash)
+		if err != nil || got.SensorID != sensor || got.CreatedBy != "rotate:"+old.ID {
+			t.Fatalf("rotate (try %d) = %+v, %v", try, got, err)
+		}
+	}
+	other := creds.NewStore(b.Store, time.Minute)
+	if c, err := other.Check(ctx, nextSecret, creds.Sensor); err != nil || c.SensorID != sensor {
+		t.Fatalf("new key = %+v, %v", c, err)
+	}
+	c, err := other.Check(ctx, oldSecret, creds.Sensor)
+	if !errors.Is(err, creds.ErrRevoked) || !c.Reenroll || c.RevokedBy != "rotate:"+next.ID {
+		t.Fatalf("old key after rotation = %+v, %v", c, err)
+	}
+	// Another sensor proposing the same id, or this one with another hash.
+	intruder, _, err := s.Enroll(ctx, uuid.New(), "host-2", "enroll:static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rotate(ctx, intruder, next.ID, next.Hash); !errors.Is(err, creds.ErrTaken) {
+		t.Fatalf("rotation onto another sensor's key id: %v", err)
+	}
+	if _, err := s.Rotate(ctx, intruder, old.ID, [32]byte{1}); !errors.Is(err, creds.ErrTaken) {
+		t.Fatalf("rotation onto a revoked key's id: %v", err)
+	}
+	if _, err := s.Rotate(ctx, intruder, "not-hex-at-all!!", next.Hash); err == nil {
+		t.Fatal("rotation to a malformed id accepted")
+	}
+}

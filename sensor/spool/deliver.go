@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,8 @@ import (
 	"time"
 )
 
-// ErrRejected means ingest refused the heartbeat for good (400, 413, 415):
+// ErrRejected means ingest refused the heartbeat for good (400, 413, 415,
+// and 403 for a heartbeat of another sensor than the key's):
 // the same bytes would be refused again. Send wraps it with a *StatusError
 // carrying the server's message.
 var ErrRejected = errors.New("ingest rejected the heartbeat")
@@ -30,6 +32,25 @@ const maxRetryAfter = 10 * time.Minute
 type StatusError struct {
 	Status  int
 	Message string // the "error" member of the JSON body, or the body's start
+	Reason  string // the "reason" member: "revoked", "blocked", ...
+	// RetryAfter is the answer's Retry-After, 0 if none.
+	RetryAfter time.Duration
+}
+
+// statusError reads a non-200 answer.
+func statusError(resp *http.Response) *StatusError {
+	msg, reason := readMessage(resp.Body)
+	return &StatusError{Status: resp.StatusCode, Message: msg, Reason: reason,
+		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// retryAfterOf is the Retry-After of the answer behind err, if any.
+func retryAfterOf(err error) time.Duration {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.RetryAfter
+	}
+	return 0
 }
 
 func (e *StatusError) Error() string {
@@ -70,6 +91,10 @@ type Client struct {
 	// AuthBackoff is the least wait after a 401 or 403, which only an
 	// operator can fix; default 2 minutes.
 	AuthBackoff time.Duration
+	// Keys, if set, is the sensor's own key, obtained by enrolling; it is
+	// sent instead of Token, and a 401 saying it was revoked makes the
+	// next request enroll again.
+	Keys *Keyring
 
 	once sync.Once
 	http *http.Client
@@ -91,6 +116,19 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 	if c.TokenFunc != nil {
 		tok = c.TokenFunc()
 	}
+	if c.Keys != nil {
+		if tok, err = c.Keys.Key(ctx, c.client()); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var se *StatusError
+			if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && se.Status != http.StatusTooManyRequests {
+				// Refused (409, 403 blocked): only time or an operator helps.
+				return &RetryError{After: orDefault(c.AuthBackoff, 2*time.Minute), Err: err}
+			}
+			return &RetryError{After: retryAfterOf(err), Err: err}
+		}
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.client().Do(req)
 	if err != nil {
@@ -104,14 +142,23 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 		return nil
 	}
-	se := &StatusError{Status: resp.StatusCode, Message: readMessage(resp.Body)}
+	se := statusError(resp)
 	switch resp.StatusCode {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return fmt.Errorf("%w: %w", ErrRejected, se)
 	case http.StatusUnauthorized, http.StatusForbidden:
+		if se.Reason == "sensor_mismatch" {
+			// A heartbeat of another sensor id (the identity was replaced
+			// while it waited): this key will never deliver it.
+			return fmt.Errorf("%w: %w", ErrRejected, se)
+		}
+		if c.Keys != nil && c.Keys.refused(tok, se) {
+			// Enroll again at once: the spool keeps the heartbeat meanwhile.
+			return &RetryError{Err: se}
+		}
 		return &RetryError{After: orDefault(c.AuthBackoff, 2*time.Minute), Err: se}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return &RetryError{After: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), Err: se}
+		return &RetryError{After: se.RetryAfter, Err: se}
 	}
 	return &RetryError{Err: se}
 }
@@ -120,38 +167,46 @@ func (c *Client) client() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	c.once.Do(func() {
-		c.http = &http.Client{
-			Timeout: 35 * time.Second,
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-				TLSHandshakeTimeout: 5 * time.Second,
-				ForceAttemptHTTP2:   true,
-				MaxIdleConnsPerHost: 2,
-				IdleConnTimeout:     90 * time.Second,
-			},
-		}
-	})
+	c.once.Do(func() { c.http = NewHTTPClient(nil) })
 	return c.http
 }
 
-// readMessage returns the server's error message: the "error" member of
-// ingest's JSON answers, or the start of whatever else came back.
-func readMessage(r io.Reader) string {
+// NewHTTPClient is the client a sensor posts with: a 5 s connect timeout
+// and a 35 s request timeout (ingest answers 503 after its 30 s ack
+// timeout; the request must outlive that), over tc when not nil.
+func NewHTTPClient(tc *tls.Config) *http.Client {
+	return &http.Client{
+		Timeout: 35 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tc,
+			TLSHandshakeTimeout: 5 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+}
+
+// readMessage returns the server's error message and reason: the "error"
+// and "reason" members of ingest's JSON answers, or the start of whatever
+// else came back.
+func readMessage(r io.Reader) (string, string) {
 	b, _ := io.ReadAll(io.LimitReader(r, 4<<10))
 	io.Copy(io.Discard, io.LimitReader(r, 64<<10))
 	var doc struct {
-		Error string `json:"error"`
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
 	}
 	if json.Unmarshal(b, &doc) == nil && doc.Error != "" {
-		return doc.Error
+		return doc.Error, doc.Reason
 	}
 	msg := strings.TrimSpace(string(b))
 	if len(msg) > 512 {
 		msg = msg[:512] + "..."
 	}
-	return msg
+	return msg, ""
 }
 
 // ParseRetryAfter reads Retry-After as seconds or an HTTP date.

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,7 +18,10 @@ import (
 )
 
 const about = `netview-ingest takes sensors' heartbeats (POST /v1/heartbeat) and writes
-them to ClickHouse: the embedded engine (--store.dsn=embedded:DIR) or a server.`
+them to ClickHouse: the embedded engine (--store.dsn=embedded:DIR) or a server.
+Sensors enroll (POST /v1/enroll) with an enrollment secret for a key of their
+own. It serves TLS (--ingest.tls-cert, --ingest.tls-key), or plain HTTP only
+with --ingest.plain-http.`
 
 func main() {
 	var sc store.Config
@@ -41,6 +43,9 @@ func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
 	if err := ic.Validate(); err != nil { // before touching storage
 		return err
 	}
+	if err := ic.TLS.Validate(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -57,14 +62,14 @@ func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", ic.Addr)
+	ln, err := ic.Listen()
 	if err != nil {
 		return err
 	}
 	hs := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("ingest listening", "addr", ln.Addr().String(), "schema_version", v)
+	log.Info("ingest listening", "addr", ln.Addr().String(), "tls", !ic.TLS.Plain, "shared_tokens", ic.SharedTokens, "schema_version", v)
 
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,219 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"github.com/netview/netview/internal/creds"
+)
+
+// Who a request's bearer secret names.
+type who uint8
+
+const (
+	nobody    who = iota
+	static        // a --ingest.token: a bootstrap enrollment secret
+	enroller      // an enrollment secret issued in the credentials table
+	sensorKey     // a sensor's own key, bound to its sensor id
+)
+
+// caller is the outcome of checking a request's Authorization header.
+type caller struct {
+	who  who
+	cred creds.Credential // enroller and sensorKey; also a revoked key
+	err  error            // creds.ErrUnknown, creds.ErrRevoked or a storage error
+}
+
+// Routes that take a bearer secret.
+const (
+	routeHeartbeat = "/v1/heartbeat"
+	routeEnroll    = "/v1/enroll"
+	routeRotate    = "/v1/rotate"
+)
+
+// smallBody bounds the JSON bodies of /v1/enroll and /v1/rotate.
+const smallBody = 4 << 10
+
+// identify checks an Authorization header value against the static tokens
+// and the credentials copy. It allocates nothing for a known secret: the
+// secret is looked at in place.
+func (s *Server) identify(authz []byte) caller {
+	if s.tokens.Check(authz) {
+		return caller{who: static}
+	}
+	tok, ok := bytes.CutPrefix(authz, []byte("Bearer "))
+	if !ok || len(tok) == 0 || s.creds == nil {
+		return caller{err: creds.ErrUnknown}
+	}
+	c, err := s.creds.Check(context.Background(), view(tok), creds.Enroll, creds.Sensor)
+	switch {
+	case err != nil:
+		return caller{cred: c, err: err}
+	case c.Kind == creds.Sensor:
+		return caller{who: sensorKey, cred: c}
+	default:
+		return caller{who: enroller, cred: c}
+	}
+}
+
+// mayHeartbeat: a sensor's key, or a static token when shared tokens are on.
+func (s *Server) mayHeartbeat(c caller) bool {
+	return c.who == sensorKey || (c.who == static && s.cfg.SharedTokens)
+}
+
+// bodyAllowance is how much body the request may send, judged on its
+// headers alone; 0 refuses it unread.
+func (s *Server) bodyAllowance(h *fasthttp.RequestHeader) int {
+	c := s.identify(h.Peek("Authorization"))
+	limit := 0
+	switch {
+	case s.mayHeartbeat(c):
+		limit = s.cfg.MaxBodyBytes
+	case c.who == static || c.who == enroller || c.who == sensorKey:
+		limit = smallBody
+	case errors.Is(c.err, creds.ErrRevoked) && c.cred.Kind == creds.Sensor:
+		limit = smallBody // may be the retry of a rotation that revoked it
+	}
+	if path, _, _ := bytes.Cut(h.RequestURI(), []byte("?")); string(path) == routeEnroll || string(path) == routeRotate {
+		limit = min(limit, smallBody)
+	}
+	if h.ContentLength() > limit {
+		return 0
+	}
+	return limit
+}
+
+// admit decides whether a request on route may go on: the client address's
+// request rate and failed authentications, the secret, and the sensor's
+// request rate. It answers the refusals itself. A refused body is never
+// read, so the connection is closed after the answer.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, route string) (caller, bool) {
+	now := time.Now()
+	ip := s.clientIP(ctx)
+	if ok, wait := s.ipRate.take(ip, now); !ok {
+		s.tooMany(ctx, ReasonRateLimited, wait, "too many requests from "+ip.String())
+		return caller{}, false
+	}
+	if blocked, wait := s.authFails.empty(ip, now); blocked {
+		s.tooMany(ctx, ReasonAuthLimited, wait, "too many failed authentications from "+ip.String())
+		return caller{}, false
+	}
+	c := s.identify(ctx.Request.Header.Peek("Authorization"))
+	refuse := func(status int, reason, msg string) (caller, bool) {
+		s.authFails.take(ip, now)
+		ctx.SetConnectionClose()
+		if status == fasthttp.StatusUnauthorized {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview-ingest"`)
+		}
+		s.fail(ctx, status, reason, msg)
+		return c, false
+	}
+	switch {
+	case c.err != nil && !errors.Is(c.err, creds.ErrUnknown) && !errors.Is(c.err, creds.ErrRevoked):
+		ctx.SetConnectionClose()
+		ctx.Response.Header.Set("Retry-After", "5")
+		s.log.Warn("credential check failed", "err", c.err)
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "credentials unavailable; retry: "+c.err.Error())
+		return c, false
+	case errors.Is(c.err, creds.ErrRevoked) && c.cred.Kind == creds.Sensor && route == routeRotate:
+		// rotate decides: a retried rotation presents the key it revoked.
+	case errors.Is(c.err, creds.ErrRevoked):
+		return refuse(fasthttp.StatusUnauthorized, ReasonRevoked, fmt.Sprintf("%s %s revoked: enroll again (POST /v1/enroll)", c.cred.Kind, c.cred.ID))
+	case c.who == nobody:
+		return refuse(fasthttp.StatusUnauthorized, ReasonUnauthorized, "missing or wrong bearer token")
+	case route == routeHeartbeat && !s.mayHeartbeat(c):
+		return refuse(fasthttp.StatusForbidden, ReasonWrongCredential,
+			"an enrollment secret may only enroll (POST /v1/enroll): send heartbeats with the sensor key it gives")
+	case route == routeEnroll && c.who == sensorKey:
+		return refuse(fasthttp.StatusForbidden, ReasonWrongCredential, "a sensor key cannot enroll: use an enrollment secret")
+	case route == routeRotate && c.who != sensorKey:
+		return refuse(fasthttp.StatusForbidden, ReasonWrongCredential, "only a sensor key can be rotated")
+	}
+	if c.cred.Kind == creds.Sensor {
+		if ok, wait := s.sensorRate.take(c.cred.SensorID, now); !ok {
+			s.tooMany(ctx, ReasonRateLimited, wait, "too many requests from sensor "+c.cred.SensorID.String())
+			return c, false
+		}
+	}
+	return c, true
+}
+
+func (s *Server) tooMany(ctx *fasthttp.RequestCtx, reason string, wait time.Duration, msg string) {
+	ctx.SetConnectionClose()
+	ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSecs(wait)))
+	s.fail(ctx, fasthttp.StatusTooManyRequests, reason, msg)
+}
+
+// clientIP is the peer's address or, when the peer is a trusted proxy, the
+// nearest address in X-Forwarded-For that is not one.
+func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	ip = ip.Unmap()
+	if !s.trusted(ip) {
+		return ip
+	}
+	xff := ctx.Request.Header.Peek("X-Forwarded-For")
+	for len(xff) > 0 {
+		i := bytes.LastIndexByte(xff, ',')
+		a, err := netip.ParseAddr(view(bytes.TrimSpace(xff[i+1:])))
+		if err != nil {
+			return ip // not written by our proxy: stay with what we know
+		}
+		if ip = a.Unmap(); !s.trusted(ip) || i < 0 {
+			return ip
+		}
+		xff = xff[:i]
+	}
+	return ip
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefixes reads comma-separated addresses or CIDR prefixes.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("ingest: trusted proxy %q: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: trusted proxy %q: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// sensorOf is the sensor id a caller may write heartbeats for; uuid.Nil
+// (any) for a shared static token.
+func sensorOf(c caller) uuid.UUID {
+	if c.who == sensorKey {
+		return c.cred.SensorID
+	}
+	return uuid.Nil
+}
