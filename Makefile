@@ -20,7 +20,7 @@ CHROMIUM     := /usr/bin/chromium
 NGINX        := /usr/sbin/nginx
 export NETVIEW_NODE_MODULES := $(NODE_MODULES)
 
-.PHONY: all deps test-deps build test run bench fuzz cluster-ddl clean
+.PHONY: all deps test-deps build test run bench fuzz generate cluster-ddl clean
 
 all: build
 
@@ -70,7 +70,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . ./ingest/ ./ingest/jsonscan/
 
 # Every fuzz target, as package:Target. go test -fuzz takes one target per
-# run, so they run one after another, FUZZTIME each (9 targets: ~5 min at 30s).
+# run, so they run one after another, FUZZTIME each (10 targets: ~5.5 min at 30s).
 FUZZ_TARGETS := \
 	ingest:FuzzDecode \
 	ingest/jsonscan:FuzzScanner \
@@ -80,7 +80,8 @@ FUZZ_TARGETS := \
 	sensor/diag:FuzzParse \
 	query:FuzzCursorOpen \
 	query:FuzzCursorRoundTrip \
-	query/analyst:FuzzGuard
+	query/analyst:FuzzGuard \
+	sensor/ebpf:FuzzParseQuery
 FUZZTIME ?= 30s
 # Caps minimizing each new input; the 60 s default can eat a short run whole.
 FUZZMINIMIZETIME ?= 5s
@@ -90,6 +91,18 @@ fuzz: deps
 		echo "== $${t#*:} ./$${t%%:*}/ for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$${t%%:*}/; \
 	done
+
+# The sensor's BPF object and its Go loader (sensor/ebpf) are generated from
+# bpf/netview.c and committed, so building needs no clang; this regenerates
+# them after the C changes, with Debian's clang-16 and libbpf headers.
+CLANG := /usr/bin/clang-16
+generate: $(CLANG)
+	cd sensor/ebpf && $(GO) generate ./...
+
+$(CLANG):
+	@command -v apt-get >/dev/null || { echo "clang-16 and libbpf-dev are needed to compile the BPF programs"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-16 llvm-16 libbpf-dev >/dev/null
 
 cluster-ddl:
 	$(GO) run ./sql/cmd/cluster-ddl > deploy/clickhouse/cluster.sql

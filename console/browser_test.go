@@ -121,6 +121,7 @@ type fleet struct {
 	EventsLast6h                     int
 	UDPServices                      []string
 	PredatesLocal                    string // local endpoint of the connection without a duration
+	EdgeCaps                         map[string]string
 }
 
 type sensorFacts struct {
@@ -168,9 +169,15 @@ func conns(n int, local string, at time.Time) []heartbeat.Conn {
 func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	now := time.Now().UTC()
 	edge := mkSensor("aaaaaaaa-0000-4000-8000-000000000001", "edge-a", 5)
+	// What a sensor with its eBPF probes loaded says (sensor.capabilities).
+	edge.Capabilities = map[string]string{"flow_source": "ebpf+inet_diag", "ebpf": "active", "sctp": "available",
+		"ebpf_probes": "inet_sock_set_state,sys_exit_accept4,sys_exit_accept,sys_enter_sendto,getaddrinfo", "ebpf_lost_events": "0",
+		"attribution_failures": "3", "dns": "active: sendto, sendmsg, getaddrinfo in /usr/lib/x86_64-linux-gnu/libc.so.6",
+		"lsm": "unavailable: the kernel does not offer BPF LSM programs"}
 	core := mkSensor("bbbbbbbb-0000-4000-8000-000000000002", "core-b", 5)
 	old := mkSensor("cccccccc-0000-4000-8000-000000000003", "old-c", 15)
 	var fx fleet
+	fx.EdgeCaps = edge.Capabilities
 
 	// core-b: a steady hour, then a burst.
 	for i, n := range []int{9, 10, 11, 10, 9, 11} {

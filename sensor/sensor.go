@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/sensor/diag"
+	"github.com/netview/netview/sensor/ebpf"
 	"github.com/netview/netview/sensor/flows"
 	"github.com/netview/netview/sensor/procnet"
 	"github.com/netview/netview/sensor/procs"
@@ -26,11 +29,11 @@ const Version = "0.1.0"
 
 // Config configures a sensor.
 type Config struct {
-	ProcRoot     string
-	StateDir     string
-	IngestURL    string
-	Token        string
-	TokenFile    string
+	ProcRoot string
+	StateDir string
+	// Link is how the sensor reaches ingest: URL, TLS trust, and its
+	// credentials (an enrollment secret for its own key, or a shared token).
+	Link         spool.Link
 	Flavor       string
 	Hostname     string
 	Interval     time.Duration
@@ -45,15 +48,16 @@ type Config struct {
 	// Source forces the flow tracker's source: "inet_diag", "proc" or ""
 	// for the best available.
 	Source string
+	// EBPF says whether kernel probes follow connections and DNS besides
+	// the polls: "auto" (when they load), "on" (fail if they do not), "off".
+	EBPF string
 }
 
 // RegisterFlags registers the sensor flags with a "sensor." prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ProcRoot, "sensor.proc", "/proc", "proc filesystem to read")
 	fs.StringVar(&c.StateDir, "sensor.state", "/var/lib/netview-sensor", "folder for the sensor's identity and spool")
-	fs.StringVar(&c.IngestURL, "sensor.ingest", "http://127.0.0.1:8090/v1/heartbeat", "ingest heartbeat URL")
-	fs.StringVar(&c.Token, "sensor.token", "", "bearer token for ingest (also $NETVIEW_SENSOR_TOKEN)")
-	fs.StringVar(&c.TokenFile, "sensor.token-file", "", "file holding the bearer token")
+	c.Link.RegisterFlags(fs)
 	fs.StringVar(&c.Flavor, "sensor.flavor", "standard", "standard or telecom")
 	fs.StringVar(&c.Hostname, "sensor.hostname", "", "hostname to report (default: the host's)")
 	fs.DurationVar(&c.Interval, "sensor.interval", 15*time.Second, "time between heartbeats")
@@ -62,6 +66,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxBackoff, "sensor.max-backoff", time.Minute, "longest wait between delivery attempts while ingest is down")
 	fs.DurationVar(&c.StopTimeout, "sensor.stop-timeout", 5*time.Second, "how long a stopping sensor keeps delivering its spool")
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
+	fs.StringVar(&c.EBPF, "sensor.ebpf", "auto", "kernel probes for exact flows and DNS: auto (use them when they load), on (fail if they cannot), off")
 }
 
 // Validate reports the first bad setting and resolves the token.
@@ -72,38 +77,33 @@ func (c *Config) Validate() error {
 	if c.Source != "" && c.Source != "inet_diag" && c.Source != "proc" {
 		return fmt.Errorf("sensor: flow source %q: want inet_diag, proc or empty", c.Source)
 	}
+	switch c.EBPF {
+	case "":
+		c.EBPF = "auto"
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("sensor: ebpf %q: want auto, on or off", c.EBPF)
+	}
 	if c.Interval < time.Second || c.PollInterval <= 0 || c.PollInterval > c.Interval {
 		return errors.New("sensor: interval must be at least 1s and poll between 0 and interval")
 	}
-	if c.Token == "" {
-		c.Token = os.Getenv("NETVIEW_SENSOR_TOKEN")
-	}
-	if c.Token == "" && c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return fmt.Errorf("sensor: token file: %w", err)
-		}
-		// The first token of the file: ingest's token files may hold several.
-		for _, line := range strings.Split(string(b), "\n") {
-			if line, _, _ = strings.Cut(line, "#"); strings.TrimSpace(line) != "" {
-				c.Token = strings.TrimSpace(line)
-				break
-			}
-		}
-	}
-	if c.Token == "" {
-		return errors.New("sensor: no token: set --sensor.token, --sensor.token-file or $NETVIEW_SENSOR_TOKEN")
-	}
-	return nil
+	return c.Link.Validate()
 }
 
 // Sensor reads one host and delivers its heartbeats.
 type Sensor struct {
-	cfg      Config
-	log      *slog.Logger
-	fs       procnet.FS
-	res      *procs.Resolver
-	tracker  *flows.Tracker
+	cfg Config
+	log *slog.Logger
+	fs  procnet.FS
+	res *procs.Resolver
+	// mu guards the tracker and the kernel's pending events: the probes'
+	// reader feeds them while polls and heartbeats read them.
+	mu      sync.Mutex
+	tracker *flows.Tracker
+	probes  *kernelSource // nil when the probes are off or did not load
+	// ebpf and lsm are the capabilities of the same names.
+	ebpf     string
+	lsm      string
 	id       *identity
 	boot     uuid.UUID
 	started  time.Time
@@ -146,7 +146,55 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 		return nil, err
 	}
 	s.tracker = flows.New(flows.Config{StaleAfter: 10 * cfg.PollInterval}, src, s.owners, nil)
+	if err := s.startKernel(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// startKernel loads the eBPF probes as --sensor.ebpf says. When they are
+// refused (not root, no BTF, a load error) the sensor polls, and says why
+// in one log line and in its ebpf capability.
+func (s *Sensor) startKernel() error {
+	s.lsm = ebpf.LSMStatus()
+	if s.cfg.EBPF == "off" {
+		s.ebpf = "off"
+		return nil
+	}
+	var err error
+	var p *ebpf.Probes
+	if s.cfg.ProcRoot != "/proc" {
+		err = errors.New("--sensor.proc is not /proc: the probes would see another host than the polls")
+	} else {
+		p, err = ebpf.Load(ebpf.Options{})
+	}
+	if err != nil {
+		if s.cfg.EBPF == "on" {
+			return fmt.Errorf("sensor: ebpf: %w", err)
+		}
+		msg := "unavailable: " + err.Error()
+		s.ebpf = msg[:min(len(msg), 250)] // ingest caps values at 256 bytes
+		s.log.Warn("eBPF probes unavailable, following flows by polling only", "err", err)
+		return nil
+	}
+	s.ebpf = "active"
+	s.probes = &kernelSource{s: s, probes: p}
+	s.tracker.UseKernel()
+	go func() {
+		if err := p.Run(s.probes); err != nil {
+			s.log.Error("eBPF ring buffer reader stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close detaches the eBPF probes; Run does it when it returns.
+func (s *Sensor) Close() error {
+	if s.probes == nil {
+		return nil
+	}
+	err := s.probes.probes.Close()
+	return err
 }
 
 // source picks how flows are observed: netlink socket diagnostics give
@@ -186,13 +234,18 @@ func process(p procs.Process) heartbeat.Process {
 // Run polls flows and sends heartbeats until ctx ends; heartbeats are
 // spooled first, so a stop or crash loses none.
 func (s *Sensor) Run(ctx context.Context) error {
-	client := &spool.Client{URL: s.cfg.IngestURL, Token: s.cfg.Token, MaxBackoff: s.cfg.MaxBackoff}
+	s.cfg.Link.StateDir = s.cfg.StateDir
+	client, err := s.cfg.Link.Client(s.id.SensorID, s.hostname, s.cfg.MaxBackoff, s.log)
+	if err != nil {
+		return err
+	}
 	sent := make(chan error, 1)
 	// Delivery outlives ctx by up to StopTimeout, so the final heartbeat
 	// reaches ingest now rather than at the next start.
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSending()
 	go func() { sent <- spool.Run(sendCtx, s.spool, client, s.log) }()
+	defer s.Close()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	beat := time.NewTicker(s.cfg.Interval)
@@ -222,9 +275,24 @@ func (s *Sensor) Run(ctx context.Context) error {
 // Poll lets the flow tracker look at the sockets once; Run calls it every
 // poll interval.
 func (s *Sensor) Poll() {
+	s.syncKernel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pollLocked()
+}
+
+func (s *Sensor) pollLocked() {
 	s.lastPoll = time.Now()
 	if err := s.tracker.Poll(); err != nil {
 		s.log.Warn("flow poll", "err", err)
+	}
+}
+
+// syncKernel handles every record the probes wrote so far, so that a
+// connection a poll finds gone has had its close handled first.
+func (s *Sensor) syncKernel() {
+	if s.probes != nil {
+		s.probes.probes.Sync(time.Second)
 	}
 }
 
@@ -249,10 +317,13 @@ func (s *Sensor) beat() {
 // Heartbeat reads the host now and returns the next heartbeat.
 func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 	now = now.UTC().Truncate(time.Millisecond)
+	s.syncKernel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// The tracker's view must be fresh; a poll in the last half interval is
 	// (walking the socket table costs as much as the rest of a heartbeat).
 	if time.Since(s.lastPoll) > s.cfg.PollInterval/2 {
-		s.Poll()
+		s.pollLocked()
 	}
 	seq, err := s.id.nextSeq()
 	if err != nil {
@@ -263,12 +334,8 @@ func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 		Sensor: heartbeat.Sensor{
 			SensorID: s.id.SensorID, Hostname: s.hostname, Flavor: s.cfg.Flavor, Version: Version,
 			BootID: s.boot, StartedAt: s.started.Truncate(time.Millisecond), IntervalSecs: uint32(s.cfg.Interval / time.Second),
-			Kernel: s.kernel,
-			Capabilities: map[string]string{
-				"flow_source": s.tracker.Source(),
-				// LSM programs are not used by this sensor yet (eBPF is to come).
-				"lsm": "unavailable",
-			},
+			Kernel:       s.kernel,
+			Capabilities: s.capabilities(),
 		},
 	}
 	if err := s.snap.read(s, h, now); err != nil {
@@ -276,11 +343,39 @@ func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 	}
 	h.ActiveFlows = s.tracker.Active()
 	h.CompletedFlows, h.Events = s.tracker.Take()
+	if s.probes != nil {
+		h.Events = append(h.Events, s.probes.events...)
+		s.probes.events = nil
+	}
 	// What a heartbeat that could not be spooled carried is sent with this one.
 	h.CompletedFlows = append(s.carryFlows, h.CompletedFlows...)
 	h.Events = append(s.carryEvents, h.Events...)
 	s.carryFlows, s.carryEvents = nil, nil
 	return h, nil
+}
+
+// capabilities say what this sensor observes and how (heartbeat.md,
+// sensor.capabilities); called under s.mu.
+func (s *Sensor) capabilities() map[string]string {
+	c := map[string]string{
+		"flow_source": s.tracker.Source(),
+		"ebpf":        s.ebpf,
+		"lsm":         s.lsm,
+		"dns":         "unavailable: needs the eBPF probes",
+	}
+	if s.probes != nil {
+		n := s.probes.probes.Counters()
+		c["ebpf_probes"] = strings.Join(s.probes.probes.Attached(), ",")
+		c["ebpf_lost_events"] = strconv.FormatUint(n.Lost+n.Bad, 10)
+		c["attribution_failures"] = strconv.FormatUint(s.probes.unassigned+n.Untracked, 10)
+		c["dns"] = s.probes.probes.DNSStatus
+	}
+	for k, v := range c {
+		if len(v) > 256 {
+			c[k] = v[:256]
+		}
+	}
+	return c
 }
 
 func kernelRelease(procRoot string) string {

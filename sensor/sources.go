@@ -1,9 +1,20 @@
 package sensor
 
 import (
+	"bytes"
 	"errors"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/sensor/diag"
+	"github.com/netview/netview/sensor/ebpf"
 	"github.com/netview/netview/sensor/flows"
 	"github.com/netview/netview/sensor/procnet"
 )
@@ -52,4 +63,160 @@ func (p *procSource) Poll(dst []flows.Observation) ([]flows.Observation, error) 
 		dst = append(dst, flows.Observation{Local: so.Local, Remote: so.Remote, State: uint8(so.State), UID: so.UID, Inode: so.Inode})
 	}
 	return dst, err
+}
+
+// kernelSource hands the eBPF probes' records to the flow tracker and turns
+// DNS messages and getaddrinfo calls into events. Its methods run on the
+// probes' reader goroutine and take the sensor's lock.
+type kernelSource struct {
+	s       *Sensor
+	probes  *ebpf.Probes
+	exes    exeCache
+	lineage ebpf.Lineage
+	kf      flows.KernelFlow
+	// Under s.mu: DNS events since the last heartbeat, and connections the
+	// probes saw start without their process.
+	events     []heartbeat.Event
+	unassigned uint64
+}
+
+var _ ebpf.Handler = (*kernelSource)(nil)
+
+func unixTime(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(ns)).UTC()
+}
+
+// process names the process of a record; binary_path is read from /proc
+// only while the pid still names the process the kernel saw.
+func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) heartbeat.Process {
+	if pid == 0 {
+		return heartbeat.Process{}
+	}
+	name := ebpf.CommString(comm)
+	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name), UID: uid}
+}
+
+func (k *kernelSource) Flow(r *ebpf.Flow) {
+	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
+	k.kf = flows.KernelFlow{Close: r.Close, Local: r.Local, Remote: r.Remote, Outbound: r.Outbound(), Inbound: r.Inbound(),
+		Process: p, Start: unixTime(r.Start), Time: unixTime(r.Time), Sock: r.Sock,
+		Established: r.Established(), FinOut: r.FinOut(), FinIn: r.FinIn(), FinAcked: r.FinAcked(),
+		BytesAcked: r.BytesAcked, BytesReceived: r.BytesReceived}
+	k.s.mu.Lock()
+	defer k.s.mu.Unlock()
+	if !k.s.tracker.Kernel(&k.kf) {
+		return
+	}
+	if p.PID == 0 && !k.kf.Start.IsZero() {
+		k.unassigned++
+	}
+	if !k.kf.Outbound || p.PID == 0 {
+		return
+	}
+	if res, ok := k.lineage.Connect(p.PID, r.Remote.Addr(), k.kf.Start); ok {
+		k.events = append(k.events, heartbeat.Event{EventID: uuid.New(), Kind: "dns_resolution", Time: k.kf.Start, Protocol: "tcp",
+			SrcAddress: r.Local.Addr().Unmap(), SrcPort: r.Local.Port(), DstAddress: r.Remote.Addr().Unmap(), DstPort: r.Remote.Port(),
+			Process: p, QueryName: res.Name, Answers: res.Answers, Source: "ebpf"})
+	}
+}
+
+func (k *kernelSource) DNS(r *ebpf.DNS) {
+	proto := "udp"
+	if r.Proto == 6 {
+		proto = "tcp"
+	}
+	var name, qtype string
+	if r.Remote.Port() != 853 { // DNS over TLS: nothing readable
+		var err error
+		name, qtype, err = ebpf.ParseQuery(r.Data, proto == "tcp")
+		if err != nil && proto == "tcp" {
+			// A TCP message whose length went in a write of its own.
+			name, qtype, err = ebpf.ParseQuery(r.Data, false)
+		}
+		if errors.Is(err, ebpf.ErrNotQuery) {
+			return // a response (mDNS announces to 5353), or not DNS at all
+		}
+	}
+	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_query", Time: unixTime(r.Time), Protocol: proto,
+		SrcAddress: r.Local.Addr().Unmap(), SrcPort: r.Local.Port(), DstAddress: r.Remote.Addr().Unmap(), DstPort: r.Remote.Port(),
+		Process: k.process(r.PID, r.UID, r.ProcStart, &r.Comm), QueryName: name, QueryType: qtype, Source: "ebpf"}
+	k.s.mu.Lock()
+	k.events = append(k.events, e)
+	k.s.mu.Unlock()
+}
+
+func (k *kernelSource) Lookup(r *ebpf.Lookup) {
+	name := strings.ToValidUTF8(string(r.Name), "?")
+	if len(name) > 255 {
+		return // not a name a resolver would take
+	}
+	// getaddrinfo lists an address once per socket type: keep each once.
+	var answers []netip.Addr
+	for _, a := range r.Addrs {
+		if a = a.Unmap(); !slices.Contains(answers, a) {
+			answers = append(answers, a)
+		}
+	}
+	at := unixTime(r.Start)
+	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
+	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_lookup", Time: at, Process: p, QueryName: name, Answers: answers, Source: "ebpf"}
+	k.s.mu.Lock()
+	k.events = append(k.events, e)
+	k.lineage.Lookup(p.PID, name, answers, at)
+	k.s.mu.Unlock()
+}
+
+// exeCache remembers the executable of the processes the probes name, by
+// pid and start time, so a reused pid never gets another's path.
+type exeCache struct {
+	m map[uint32]exeEntry
+}
+
+type exeEntry struct {
+	start uint64
+	comm  string
+	exe   string
+}
+
+func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string) string {
+	if e, ok := c.m[pid]; ok && e.start == start && e.comm == comm {
+		return e.exe
+	}
+	if c.m == nil || len(c.m) > 4096 {
+		c.m = map[uint32]exeEntry{}
+	}
+	// /proc/<pid>/stat counts start in clock ticks (USER_HZ, 100 on Linux);
+	// the kernel gave nanoseconds since boot. Reading the start again after
+	// the link makes sure the path is the same process's.
+	dir := procRoot + "/" + strconv.FormatUint(uint64(pid), 10)
+	exe := ""
+	if t, ok := statStart(dir); ok && t == start/10_000_000 {
+		exe, _ = os.Readlink(dir + "/exe")
+		if t2, ok := statStart(dir); !ok || t2 != t {
+			exe = ""
+		}
+	}
+	c.m[pid] = exeEntry{start: start, comm: comm, exe: exe}
+	return exe
+}
+
+// statStart reads the start time (field 22) of /proc/<pid>/stat.
+func statStart(dir string) (uint64, bool) {
+	b, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, err == nil
 }

@@ -93,6 +93,28 @@ await check('summary: one mark per sensor, sorted by anomaly, stale shown', asyn
   await shot('02-summary');
 });
 
+await check('summary: capabilities per sensor, lsm unavailable shown as such', async () => {
+  const hosts = await column('Host');
+  const caps = await column('Capabilities');
+  const edge = caps[hosts.indexOf(F.Edge.Hostname)];
+  for (const tag of ['flow_source ebpf+inet_diag', 'ebpf active', 'dns active', 'lsm unavailable', 'sctp available']) {
+    assert.ok(edge.includes(tag), `edge-a shows "${tag}" (got ${edge})`);
+  }
+  assert.ok(!/lost/.test(edge), 'no lost events to report');
+  const row = page.locator('#content tbody tr').nth(hosts.indexOf(F.Edge.Hostname));
+  assert.equal(await row.locator('.cap[data-cap=lsm]').getAttribute('title'), 'lsm: ' + F.EdgeCaps.lsm, 'the reason on hover');
+  assert.equal(await row.locator('.cap.off[data-cap=lsm]').count(), 1, 'unavailable is shown as off');
+  assert.equal(caps[hosts.indexOf(F.Core.Hostname)], 'not reported', 'a sensor without capabilities says so');
+  await row.click();
+  await page.locator('#detail').waitFor();
+  const dts = await texts('#detail dt');
+  const dds = await texts('#detail dd');
+  for (const [k, v] of Object.entries(F.EdgeCaps)) {
+    assert.equal(dds[dts.indexOf('capabilities.' + k)], v, `detail shows capabilities.${k}`);
+  }
+  await page.keyboard.press('Escape');
+});
+
 await check('a summary row links to that sensor\'s connections', async () => {
   await page.click(`#content tbody a[href$="${F.Core.ID}"]`);
   await settle();

@@ -109,3 +109,19 @@ test('anomaly grading, chart axis, refresh cadence and error advice', () => {
   assert.match(L.errorAdvice(503, 'down'), /retries/);
   assert.match(L.errorAdvice(0, 'fetch failed'), /cannot be reached/);
 });
+
+test('capabilityTags shows what a sensor observes, unavailable as such', () => {
+  const tags = L.capabilityTags({
+    flow_source: 'ebpf+inet_diag', ebpf: 'active', ebpf_probes: 'inet_sock_set_state,getaddrinfo', ebpf_lost_events: '0',
+    attribution_failures: '2', dns: 'active: sendto, getaddrinfo in /lib/libc.so.6', lsm: 'unavailable: the kernel does not offer BPF LSM programs',
+    sctp: 'error: permission denied', future_key: 'x',
+  });
+  assert.deepEqual(tags.map((t) => [t.label, t.state]), [
+    ['flow_source ebpf+inet_diag', 'ok'], ['ebpf active', 'ok'], ['dns active', 'ok'], ['lsm unavailable', 'off'], ['sctp error', 'warn']]);
+  assert.equal(tags[3].title, 'lsm: unavailable: the kernel does not offer BPF LSM programs');
+  assert.deepEqual(L.capabilityTags({ ebpf: 'unavailable: no kernel BTF', ebpf_lost_events: '12' }).map((t) => t.label),
+    ['ebpf unavailable', '12 lost']);
+  assert.deepEqual(L.capabilityTags({}), []);
+  assert.deepEqual(L.capabilityTags(null), []);
+  assert.deepEqual(L.capabilityTags({ lsm: '' }), []);
+});

@@ -340,6 +340,7 @@ const COLUMNS = {
     ['Active connections', '', (r) => String(r.active_connections ?? 0), num], ['Hourly mean', '', (r) => String(r.baseline_connections ?? ''), num],
     ['Listeners', '', (r) => String(r.listeners ?? 0), num], ['UDP', '', (r) => String(r.udp_listeners ?? 0), num],
     ['Flows', '', (r) => String(r.active_flows ?? 0), num], ['Flavor', '', (r) => r.flavor], ['Version', '', (r) => r.version],
+    ['Capabilities', '', capabilities],
     ['Last heartbeat', '', (r) => time(r.last_heartbeat)],
     ['Status', '', (r) => r.stale ? h('span', { class: 'tag stale' }, 'stale') : h('span', { class: 'tag ok' }, 'reporting')],
   ],
@@ -353,6 +354,14 @@ const KEYS = {
   events: (r) => r.event_id,
   summary: (r) => r.sensor_id,
 };
+
+// capabilities shows what a sensor can observe as tags; a sensor that
+// reports none says so rather than showing nothing.
+function capabilities(r) {
+  const tags = L.capabilityTags(r.capabilities);
+  if (!tags.length) return h('span', { class: 'muted' }, 'not reported');
+  return h('span', { class: 'caps' }, ...tags.map((t) => h('span', { class: 'cap ' + t.state, title: t.title, 'data-cap': t.key }, t.label)));
+}
 
 function eventSummary(r) {
   switch (r.kind) {
@@ -434,6 +443,11 @@ function showDetail(r) {
   const body = $('detail-body');
   body.replaceChildren();
   for (const [k, v] of Object.entries(r)) {
+    if (k === 'capabilities' && v && typeof v === 'object' && !Array.isArray(v)) {
+      // one line each: their values are sentences (reasons), not JSON
+      for (const [ck, cv] of Object.entries(v).sort()) body.append(h('dt', {}, 'capabilities.' + ck), h('dd', {}, String(cv)));
+      continue;
+    }
     let text = v == null ? 'null' : Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : String(v);
     let title = '';
     if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT.*Z$/.test(v)) { const t = L.fmtTime(v); text = t.text; title = t.title; }

@@ -273,3 +273,28 @@ export function errorAdvice(status, msg) {
   }
   return 'The request failed (' + status + '): ' + msg;
 }
+
+// Capabilities shown as tags in the summary, in this order; the others
+// (ebpf_probes, attribution_failures, ...) are in the detail panel.
+const CAP_TAGS = ['flow_source', 'ebpf', 'dns', 'lsm', 'sctp'];
+const CAP_OK = ['active', 'available'];
+const CAP_OFF = ['unavailable', 'off', 'not_telecom'];
+
+// capabilityTags turns a sensor's capabilities (free-form strings, see
+// docs/heartbeat.md) into short tags: the key and the value's first word
+// ("lsm unavailable"), with the whole value for the hover title and a
+// state for its colour. A sensor that lost kernel events says how many.
+export function capabilityTags(caps) {
+  const out = [];
+  if (!caps || typeof caps !== 'object') return out;
+  for (const k of CAP_TAGS) {
+    const v = caps[k];
+    if (typeof v !== 'string' || v === '') continue;
+    const word = v.split(':')[0].trim();
+    const state = k === 'flow_source' || CAP_OK.includes(word) ? 'ok' : CAP_OFF.includes(word) ? 'off' : 'warn';
+    out.push({ key: k, label: k + ' ' + (k === 'flow_source' ? v : word), title: k + ': ' + v, state });
+  }
+  const lost = Number(caps.ebpf_lost_events);
+  if (lost > 0) out.push({ key: 'ebpf_lost_events', label: lost + ' lost', title: 'ebpf_lost_events: ' + lost + ' kernel events lost', state: 'warn' });
+  return out;
+}

@@ -65,8 +65,9 @@ type Sensor struct {
 	Netns        uint64    `json:"netns,omitempty"`
 	// Capabilities say what the sensor can observe on this host, so an
 	// empty list reads as "nothing happened" only when it is true. Keys:
-	// flow_source (inet_diag, proc, ebpf), sctp, lsm (available,
-	// unavailable, or why not).
+	// flow_source (inet_diag, proc, ebpf+inet_diag, ...), sctp, lsm, ebpf,
+	// ebpf_probes, ebpf_lost_events, attribution_failures, dns (see
+	// docs/heartbeat.md).
 	Capabilities map[string]string `json:"capabilities,omitempty"`
 }
 
@@ -139,7 +140,8 @@ type Flow struct {
 	BytesSent     uint64    `json:"bytes_sent"`
 	BytesReceived uint64    `json:"bytes_received"`
 	State         string    `json:"state"`
-	// Source says how the flow was observed: proc, inet_diag or ebpf.
+	// Source says how the flow was observed: proc, inet_diag, ebpf, or
+	// ebpf+inet_diag when both the probes and the netlink poller saw it.
 	Source string `json:"source"`
 }
 
@@ -198,8 +200,10 @@ var (
 	FinalStates = []string{"established", "refused", "half-closed", "stale"}
 	Directions  = []string{"outbound", "inbound"}
 	Protocols   = []string{"tcp", "udp"}
-	Sources     = []string{"proc", "inet_diag", "ebpf"}
-	SCTPStates  = []string{"CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_PENDING", "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT"}
+	// Sources: "ebpf+inet_diag" is a flow both the kernel's probes and the
+	// netlink poller saw.
+	Sources    = []string{"proc", "inet_diag", "ebpf", "ebpf+inet_diag"}
+	SCTPStates = []string{"CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_PENDING", "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT"}
 	// EventKinds are the kinds a sensor may send; network_flow comes from
 	// completed_flows.
 	EventKinds = []string{"network_connect", "network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}

@@ -69,6 +69,9 @@ type flow struct {
 	lastSeen   time.Time
 	predates   bool // already open at the tracker's first poll
 	attributed bool
+	byPoller   bool   // a poll saw it
+	byKernel   bool   // the kernel's probes reported it
+	sock       uint64 // the kernel's socket address, 0 when unknown
 }
 
 // Config tunes a Tracker.
@@ -98,6 +101,11 @@ type Tracker struct {
 	// closed holds the pairs of flows finished at their TIME_WAIT, while
 	// the remnant lingers (60 s), so it is not taken for a new flow.
 	closed map[key]bool
+	// recent indexes completed by pair, until Take: a kernel close that
+	// arrives just after a poll finished its flow corrects it in place.
+	recent map[key]int
+	// kernel says the eBPF probes report connections (see Kernel).
+	kernel bool
 }
 
 // New returns a tracker reading src; owner may be nil (no attribution).
@@ -113,11 +121,38 @@ func New(cfg Config, src Source, owner Owner, now func() time.Time) *Tracker {
 		now = time.Now
 	}
 	return &Tracker{cfg: cfg, src: src, owner: owner, now: now,
-		flows: map[key]*flow{}, listeners: map[netip.AddrPort]bool{}, listening: map[uint16]bool{}, seen: map[key]bool{}, closed: map[key]bool{}}
+		flows: map[key]*flow{}, listeners: map[netip.AddrPort]bool{}, listening: map[uint16]bool{}, seen: map[key]bool{}, closed: map[key]bool{},
+		recent: map[key]int{}}
 }
 
-// Source names how the tracker observes flows.
-func (t *Tracker) Source() string { return t.src.Name() }
+// Source names how the tracker observes flows: the poller's source, or
+// "ebpf+<poller>" when the kernel's probes report connections too.
+func (t *Tracker) Source() string {
+	if t.kernel {
+		return "ebpf+" + t.src.Name()
+	}
+	return t.src.Name()
+}
+
+// sourceOf says how a flow was seen: by the probes, by polls, or both.
+// "ebpf+inet_diag" is the one combined word of the vocabulary; a flow the
+// /proc poller confirmed says "ebpf", the better of the two.
+func (t *Tracker) sourceOf(f *flow) string {
+	switch {
+	case f.byKernel && f.byPoller && t.src.Name() == "inet_diag":
+		return "ebpf+inet_diag"
+	case f.byKernel:
+		return "ebpf"
+	}
+	return t.src.Name()
+}
+
+// complete moves a finished flow to the completed list.
+func (t *Tracker) complete(k key, f *flow) {
+	f.Source = t.sourceOf(f)
+	t.recent[k] = len(t.completed)
+	t.completed = append(t.completed, f.Flow)
+}
 
 func keyOf(o *Observation) key { return key{local: o.Local, remote: o.Remote} }
 
@@ -179,7 +214,7 @@ func (t *Tracker) Poll() error {
 			continue
 		}
 		if f != nil && reused(f, o) { // closed and reopened between two polls
-			t.finish(f, now, gap)
+			t.finish(k, f, now, gap)
 			f = nil
 		}
 		if f == nil {
@@ -188,6 +223,7 @@ func (t *Tracker) Poll() error {
 			fresh = append(fresh, f)
 		}
 		t.seen[k] = true
+		f.byPoller = true
 		f.lastState, f.lastSeen = o.State, now
 		if o.State != synSent && o.State != synRecv && o.State != newSynRecv {
 			f.sawEstab = true
@@ -203,7 +239,7 @@ func (t *Tracker) Poll() error {
 	t.attribute(fresh)
 	for k, f := range t.flows {
 		if !t.seen[k] {
-			t.finish(f, now, gap)
+			t.finish(k, f, now, gap)
 			delete(t.flows, k)
 		}
 	}
@@ -234,16 +270,16 @@ func (t *Tracker) timeWait(k key, f *flow, o *Observation, now time.Time, first 
 		f.sawEstab = true
 		t.attribute([]*flow{f})
 	}
-	f.sawEstab, f.lastState = true, timeWait
+	f.sawEstab, f.lastState, f.byPoller = true, timeWait, true
 	f.EndedAt = now
 	f.State = "established"
-	t.completed = append(t.completed, f.Flow)
+	t.complete(k, f)
 	delete(t.flows, k)
 }
 
 // start begins a flow first seen at now.
 func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
-	f := &flow{predates: first, inode: o.Inode, cookie: o.Cookie}
+	f := &flow{predates: first, inode: o.Inode, cookie: o.Cookie, byPoller: true}
 	f.FlowID = uuid.New()
 	f.Protocol = "tcp"
 	f.Source = t.src.Name()
@@ -326,10 +362,10 @@ func (t *Tracker) attribute(fresh []*flow) {
 
 // finish completes a flow that vanished between the last two polls. Its
 // end is placed at this poll, within one poll interval of the truth.
-func (t *Tracker) finish(f *flow, now time.Time, gap time.Duration) {
+func (t *Tracker) finish(k key, f *flow, now time.Time, gap time.Duration) {
 	f.EndedAt = now
 	f.State = finalState(f, gap > t.cfg.StaleAfter)
-	t.completed = append(t.completed, f.Flow)
+	t.complete(k, f)
 }
 
 // finalState judges how a vanished flow ended from the last state seen.
@@ -363,7 +399,7 @@ func (t *Tracker) bound(now time.Time) {
 	for _, k := range keys[:excess] {
 		f := t.flows[k]
 		f.EndedAt, f.State = now, "stale"
-		t.completed = append(t.completed, f.Flow)
+		t.complete(k, f)
 		delete(t.flows, k)
 	}
 }
@@ -391,6 +427,7 @@ func (t *Tracker) event(kind string, now time.Time, o *Observation, src, dst net
 func (t *Tracker) Active() []heartbeat.Flow {
 	out := make([]heartbeat.Flow, 0, len(t.flows))
 	for _, f := range t.flows {
+		f.Source = t.sourceOf(f)
 		out = append(out, f.Flow)
 	}
 	return out
@@ -415,6 +452,7 @@ func (t *Tracker) FirstSeen(local, remote netip.AddrPort) (first time.Time, ok b
 func (t *Tracker) Take() (completed []heartbeat.Flow, events []heartbeat.Event) {
 	completed, events = t.completed, t.events
 	t.completed, t.events = nil, nil
+	clear(t.recent)
 	return completed, events
 }
 

@@ -41,6 +41,6 @@ func run(cfg sensor.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("sensor running", "ingest", cfg.IngestURL, "interval", cfg.Interval, "flavor", cfg.Flavor)
+	log.Info("sensor running", "ingest", cfg.Link.URL, "interval", cfg.Interval, "flavor", cfg.Flavor)
 	return s.Run(ctx)
 }
