@@ -20,9 +20,12 @@ import (
 const about = `netview runs ingest, the query service with the Console, and a sensor for this
 host in one process, on the embedded engine in --data. One token (--token,
 --token-file, or made at the first start and kept in DATA/token) is the
-sensor's ingest token and the Console/API sign-in, with the analyst role.
-More tokens: $NETVIEW_INGEST_TOKEN (sensors), $NETVIEW_API_TOKEN (viewers),
-$NETVIEW_ANALYST_TOKEN (analysts). The engine library is found as for
+Console/API sign-in, with the admin role, and the enrollment secret of this
+host's sensor and others. More: $NETVIEW_INGEST_TOKEN (enrollment secrets),
+$NETVIEW_API_TOKEN (viewers), $NETVIEW_ANALYST_TOKEN (analysts),
+$NETVIEW_ADMIN_TOKEN (admins), and tokens made with the admin API. Plain
+HTTP is served on loopback addresses; elsewhere give --tls-cert and
+--tls-key, or --plain-http. The engine library is found as for
 netview-ingest ($NETVIEW_LIBCHDB, .cache/chdb, next to the binary).`
 
 type appConfig struct {
@@ -32,6 +35,9 @@ type appConfig struct {
 	Interval  time.Duration // sensor heartbeat
 	Token     string
 	TokenFile string
+	TLSCert   string // both listeners serve TLS with it
+	TLSKey    string
+	PlainHTTP bool // plain HTTP on an address that is not loopback
 }
 
 func (c *appConfig) registerFlags(fs *flag.FlagSet) {
@@ -41,6 +47,9 @@ func (c *appConfig) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "time between this host's heartbeats (at least 1s)")
 	fs.StringVar(&c.Token, "token", "", "the token of sensors, Console and API; wins over --token-file, and every user sees flags: prefer $NETVIEW_TOKEN (default: made at first start, kept in DATA/token)")
 	fs.StringVar(&c.TokenFile, "token-file", "", "`file` holding the token (its first line)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` to serve the Console, API and ingest with TLS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP on addresses that are not loopback (loopback is always allowed plain)")
 }
 
 func main() {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
 	"github.com/netview/netview/sensor"
@@ -50,17 +54,21 @@ func defaults(register func(*flag.FlagSet)) {
 // loads), then the store, the query service, ingest and the sensor.
 func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
 	p.failed = make(chan error, 2)
-	httpLn, err := net.Listen("tcp", cfg.HTTP)
+	httpLn, err := listen(cfg, "--http", cfg.HTTP)
 	if err != nil {
-		return fmt.Errorf("--http: %w", err)
+		return err
 	}
 	p.onStop(func() { httpLn.Close() }) // no-op once served: shutdown closes it
-	ingestLn, err := net.Listen("tcp", cfg.Ingest)
+	ingestLn, err := listen(cfg, "--ingest", cfg.Ingest)
 	if err != nil {
-		return fmt.Errorf("--ingest: %w", err)
+		return err
 	}
 	p.onStop(func() { ingestLn.Close() })
-	p.httpURL, p.ingestURL = localURL(httpLn.Addr())+"/", localURL(ingestLn.Addr())+"/v1/heartbeat"
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	p.httpURL, p.ingestURL = localURL(scheme, httpLn.Addr())+"/", localURL(scheme, ingestLn.Addr())+"/v1/heartbeat"
 
 	st, ro, err := p.openStores(ctx, d)
 	if err != nil {
@@ -99,11 +107,42 @@ func (p *parts) openStores(ctx context.Context, d *dataDir) (st, ro store.Store,
 	return st, ro, nil
 }
 
-// The token is the analyst's: the local user owns the machine and its data.
+// listen opens a listener: TLS with --tls-cert, plain HTTP on loopback or
+// with --plain-http, and otherwise not at all, as the separate services do.
+func listen(cfg appConfig, flagName, addr string) (net.Listener, error) {
+	srv := tlsconf.Server{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, Plain: cfg.TLSCert == "" && (cfg.PlainHTTP || loopback(addr))}
+	if cfg.TLSCert == "" && !srv.Plain {
+		return nil, fmt.Errorf("%s %s is not a loopback address: give --tls-cert and --tls-key, or --plain-http to serve it without TLS", flagName, addr)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	ln, err := srv.Listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	return ln, nil
+}
+
+// loopback says whether addr (host:port) can be reached only from this host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// The token is an admin's: the local user owns the machine and its data.
 func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log *slog.Logger) error {
 	var qc query.Config
 	defaults(qc.RegisterFlags)
-	qc.Addr, qc.AnalystTokens.List = ln.Addr().String(), tok
+	qc.Addr, qc.AdminTokens.List = ln.Addr().String(), tok
+	qc.TLS.Plain = true // ln is already TLS or plain, as listen chose
 	srv, err := query.New(qc, st, query.AnalystSQL(ro), log)
 	if err != nil {
 		return err
@@ -124,7 +163,10 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 func (p *parts) startIngest(ln net.Listener, st store.Store, tok string, log *slog.Logger) error {
 	var ic ingest.Config
 	defaults(ic.RegisterFlags)
+	// The token is the static enrollment secret: this host's sensor (and
+	// any other given it) enrolls with it for a key of its own.
 	ic.Addr, ic.Tokens.List = ln.Addr().String(), tok
+	ic.TLS.Plain = true // ln is already TLS or plain, as listen chose
 	srv, err := ingest.New(ic, st, log)
 	if err != nil {
 		return err
@@ -159,7 +201,14 @@ func (p *parts) serve(name string, hs *fasthttp.Server, ln net.Listener) {
 func (p *parts) startSensor(cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
 	var sc sensor.Config
 	defaults(sc.RegisterFlags)
-	sc.StateDir, sc.IngestURL, sc.Token = d.join(sensorDirName), p.ingestURL, tok
+	sc.StateDir, sc.Link.URL, sc.Link.EnrollSecret = d.join(sensorDirName), p.ingestURL, tok
+	if cfg.TLSCert != "" {
+		pin, err := certPin(cfg.TLSCert)
+		if err != nil {
+			return err
+		}
+		sc.Link.TLS.Pin = pin // our own certificate, whoever signed it
+	}
 	sc.Interval, sc.PollInterval = cfg.Interval, min(sc.PollInterval, cfg.Interval)
 	if err := sc.Validate(); err != nil {
 		return err
@@ -183,21 +232,38 @@ func (p *parts) startSensor(cfg appConfig, d *dataDir, tok string, log *slog.Log
 			log.Warn("sensor did not stop within 30s; going on")
 		}
 	})
-	log.Info("sensor running", "ingest", sc.IngestURL, "interval", sc.Interval, "state", sc.StateDir)
+	log.Info("sensor running", "ingest", sc.Link.URL, "interval", sc.Interval, "state", sc.StateDir)
 	return nil
 }
 
+// certPin is the public-key pin of the first certificate in a PEM file.
+func certPin(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--tls-cert: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", fmt.Errorf("--tls-cert %s: no PEM certificate", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("--tls-cert %s: %w", file, err)
+	}
+	return tlsconf.PinOf(cert), nil
+}
+
 // localURL is the URL this machine reaches a listener at.
-func localURL(a net.Addr) string {
+func localURL(scheme string, a net.Addr) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
-		return "http://" + a.String()
+		return scheme + "://" + a.String()
 	}
 	ip := ta.IP
 	if ip.IsUnspecified() {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
-	return "http://" + (&net.TCPAddr{IP: ip, Port: ta.Port}).String()
+	return scheme + "://" + (&net.TCPAddr{IP: ip, Port: ta.Port}).String()
 }
 
 // banner says where everything is and how to sign in. The token itself is

@@ -126,6 +126,7 @@ func TestAllInOneSmoke(t *testing.T) {
 	}
 	c.checkAnalystSQL()
 	c.summaryLists(sensorID)
+	checkSensorKey(t, data, sensorID)
 
 	// A second instance on the same folder stops at once and names the holder.
 	second(ctx, t, bin, data, a.pid())
@@ -769,4 +770,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// checkSensorKey: this host's sensor enrolled with the token for a key of
+// its own, kept 0600 in its state folder, which ingest took (the sensor's
+// rows are stored, and ingest does not take shared tokens here).
+func checkSensorKey(t *testing.T, data, sensorID string) {
+	t.Helper()
+	name := filepath.Join(data, sensorDirName, "key.json")
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatalf("sensor key: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("sensor key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(name)
+	var k struct {
+		SensorID string `json:"sensor_id"`
+		Key      string `json:"key"`
+	}
+	if err := json.Unmarshal(b, &k); err != nil || k.SensorID != sensorID || !strings.HasPrefix(k.Key, "nvs_") {
+		t.Fatalf("sensor key file %s: %v", b, err)
+	}
 }
