@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/netview/netview/internal/atomicfile"
 )
 
 // identity is what the sensor keeps on disk across restarts: its id, made
@@ -71,36 +72,7 @@ func (id *identity) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileSync(id.path, b)
-}
-
-// writeFileSync replaces path atomically and durably.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(id.path, b, 0o600)
 }
 
 // bootID reads the kernel's boot id, a UUID new at every boot.

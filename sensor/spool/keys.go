@@ -14,11 +14,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netview/netview/internal/atomicfile"
 )
 
 // KeyFile is where a sensor keeps its key, in its state folder.
@@ -160,40 +160,15 @@ func (k *Keyring) read() *storedKey {
 	return &s
 }
 
-// save writes s to the key file atomically: a temporary file, fsynced, then
-// renamed over it and the folder fsynced.
+// save writes s to the key file (mode 0600) so that a crash leaves the old
+// key or the new one.
 func (k *Keyring) save(s *storedKey) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(k.File)
-	f, err := os.CreateTemp(dir, ".tmp-key-")
-	if err != nil {
+	if err := atomicfile.Write(k.File, b, 0o600); err != nil {
 		return fmt.Errorf("sensor key file: %w", err)
-	}
-	defer os.Remove(f.Name()) // after a successful rename, a no-op
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), k.File); err != nil {
-		return fmt.Errorf("sensor key file: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/netview/netview/internal/atomicfile"
 )
 
 // The data folder's layout.
@@ -129,28 +131,8 @@ func makeToken(path string) (bool, error) {
 	if _, err := rand.Read(b); err != nil {
 		return false, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.Write(path, []byte(base64.RawURLEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("token file: %w", err)
-	}
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return false, fmt.Errorf("token file: %w", err)
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync()
-		dir.Close()
 	}
 	return true, nil
 }
