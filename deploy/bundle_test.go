@@ -48,10 +48,23 @@ type bundle struct {
 	unitEnv     map[string]string // the EnvironmentFile it wrote
 }
 
-// The token and ingest URL the bundle's install.sh run uses.
+// The enrollment secret, ingest URL and CA certificate the bundle's
+// install.sh run uses.
 const (
 	installToken  = "test-sensor-token"
 	installIngest = "https://ingest.example.net/v1/heartbeat"
+	installCA     = `-----BEGIN CERTIFICATE-----
+MIIBmTCCAT+gAwIBAgIUDW9WqaIDb4XJZppZvIzzRqJgx/cwCgYIKoZIzj0EAwIw
+ITEfMB0GA1UEAwwWbmV0dmlldyBkZXBsb3kgdGVzdCBDQTAgFw0yNjExMzAxNzQ4
+MTZaGA8yMTI2MTEwNjE3NDgxNlowITEfMB0GA1UEAwwWbmV0dmlldyBkZXBsb3kg
+dGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAdxPsQDjQeji/0+5CnF
+VpVSYjy+TAFKkbOapZGy5ywwIxEQj9If1OZv9PbaRsTL6CrNOKmZFg0Q7jz8YTdM
+jZCjUzBRMB0GA1UdDgQWBBS5lWe1TI661TJ658cogyOId96VWTAfBgNVHSMEGDAW
+gBS5lWe1TI661TJ658cogyOId96VWTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49
+BAMCA0gAMEUCIHSiHBs+IM1LWQ3uNtojL4HCBk8jtZW+l/8WyAHgDrzSAiEA9TGb
+Rj+SJePTtZ1vq/R8JPE+Zwntw/7FtJbSB5K2YE4=
+-----END CERTIFICATE-----
+`
 )
 
 // loadBundle parses the deploy directory dir. What cannot be read or
@@ -209,7 +222,7 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 }
 
 // stagedInstall runs dir's systemd/install.sh into a fresh DESTDIR with a
-// stand-in binary and token.
+// stand-in binary, an enrollment secret and a CA file.
 func stagedInstall(t testing.TB, dir string) (root, out string, err error) {
 	t.Helper()
 	script, _ := os.ReadFile(filepath.Join(dir, "systemd", "install.sh"))
@@ -223,8 +236,13 @@ func stagedInstall(t testing.TB, dir string) (root, out string, err error) {
 		if err := os.WriteFile(tok, []byte(installToken+"\n"), 0o600); err != nil {
 			return "", err
 		}
+		ca := filepath.Join(work, "ca.crt")
+		if err := os.WriteFile(ca, []byte(installCA), 0o644); err != nil {
+			return "", err
+		}
 		return runCmd(work, nil, "bash", filepath.Join(dir, "systemd", "install.sh"),
-			"--destdir", filepath.Join(work, "root"), "--ingest", installIngest, "--token-file", tok, "--binary", bin)
+			"--destdir", filepath.Join(work, "root"), "--ingest", installIngest, "--enroll-secret-file", tok,
+			"--ca-file", ca, "--binary", bin)
 	})
 	return filepath.Join(work, "root"), out, err
 }
@@ -482,6 +500,20 @@ func (b *bundle) composeByImage(repo string) []string {
 // composeFlags parses a Compose service's command as p's flags, after
 // interpolating the .env that init-secrets.sh makes.
 func (b *bundle) composeFlags(name string, p program) (*flag.FlagSet, error) {
+	args, err := b.composeArgs(name)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFlags(p, args)
+	if err != nil {
+		return nil, fmt.Errorf("compose service %s: %w", name, err)
+	}
+	return fs, nil
+}
+
+// composeArgs is a Compose service's command after interpolating the .env
+// that init-secrets.sh makes.
+func (b *bundle) composeArgs(name string) ([]string, error) {
 	s := b.compose.Services[name]
 	args := make([]string, len(s.Command))
 	for i, a := range s.Command {
@@ -491,11 +523,29 @@ func (b *bundle) composeFlags(name string, p program) (*flag.FlagSet, error) {
 		}
 		args[i] = v
 	}
-	fs, err := parseFlags(p, args)
-	if err != nil {
-		return nil, fmt.Errorf("compose service %s: %w", name, err)
+	return args, nil
+}
+
+// composeSecretFile resolves a path in service name's container that must
+// be one of its Compose secrets (/run/secrets/NAME) to the file
+// init-secrets.sh made for it.
+func (b *bundle) composeSecretFile(name, path string) (string, error) {
+	secret, ok := strings.CutPrefix(path, "/run/secrets/")
+	if !ok || strings.Contains(secret, "/") {
+		return "", fmt.Errorf("%s is not a Compose secret (/run/secrets/NAME)", path)
 	}
-	return fs, nil
+	if !contains(b.compose.Services[name].Secrets, secret) {
+		return "", fmt.Errorf("%s: compose service %s does not take secret %s", path, name, secret)
+	}
+	s, ok := b.compose.Secrets[secret]
+	if !ok || b.secretsDir == "" {
+		return "", fmt.Errorf("%s: secret %s is not declared (or init-secrets.sh made nothing)", path, secret)
+	}
+	f := filepath.Join(b.secretsDir, filepath.Clean(s.File))
+	if _, err := os.Stat(f); err != nil {
+		return "", fmt.Errorf("%s: secret %s's file %s is not made by init-secrets.sh", path, secret, s.File)
+	}
+	return f, nil
 }
 
 // val is a parsed flag's value (its default when not given).

@@ -427,14 +427,15 @@ func (b *bundle) roles(p *problems) composeRoles {
 	return r
 }
 
-// healthURL returns the http:// URL a Compose health check requests.
+// healthURL returns the http:// or https:// URL a Compose health check
+// requests.
 func healthURL(s composeService) *url.URL {
 	if s.Healthcheck == nil {
 		return nil
 	}
 	for _, a := range s.Healthcheck.Test {
 		for _, w := range strings.Fields(a) {
-			if strings.HasPrefix(w, "http://") {
+			if strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") {
 				if u, err := url.Parse(w); err == nil {
 					return u
 				}
@@ -608,6 +609,7 @@ func checkCompose(b *bundle, p *problems) {
 			if !svc[n].ReadOnly || !sameSet(svc[n].CapDrop, []string{"ALL"}) || len(svc[n].CapAdd) > 0 {
 				p.add("compose service %s: want read_only, cap_drop [ALL] and no cap_add", n)
 			}
+			b.checkComposeNode(p, r, n, group.prog, fs)
 		}
 	}
 	if len(cluster) != 1 || len(ttl) != 1 || len(db) != 1 {
@@ -675,6 +677,8 @@ func checkCompose(b *bundle, p *problems) {
 		defURL, _ := url.Parse(flagDefault(progSensor, "sensor.ingest"))
 		if err != nil || u.Path != defURL.Path || !publishes(svc[r.nginx], u.Port()) || !isLoopbackHost(u.Hostname()) {
 			p.add("compose service %s: --sensor.ingest=%s is not nginx's published ingest port on this host (path %s)", n, val(fs, "sensor.ingest"), defURL.Path)
+		} else {
+			b.checkComposeSensor(p, r, n, fs, u)
 		}
 		_, named := b.mounts(n)
 		state := false
@@ -875,10 +879,8 @@ func checkNginx(b *bundle, p *problems) {
 			queryFlags = fs
 		}
 	}
+	b.checkNginxSecurity(p, r, http, ing, qry)
 	if ing != nil {
-		if !hasLocation(ing.block, "/v1/heartbeat") {
-			p.add("nginx.conf: the ingest server does not pass /v1/heartbeat")
-		}
 		maxBody, _ := strconv.ParseInt(val(ingestFlags, "ingest.max-body"), 10, 64)
 		if got := nginxSizeOf(ing.block, http); got != maxBody {
 			p.add("nginx.conf: ingest client_max_body_size is %d bytes, the nodes' --ingest.max-body %d", got, maxBody)
@@ -952,21 +954,6 @@ func proxiesTo(ds []*directive, upstream string) bool {
 	return false
 }
 
-// hasLocation reports whether the location nginx picks for path (the
-// exact one, else the longest prefix) passes it to the nodes.
-func hasLocation(ds []*directive, path string) bool {
-	var pick *directive
-	for _, l := range find(ds, "location") {
-		switch {
-		case len(l.args) == 2 && l.args[0] == "=" && l.args[1] == path:
-			return len(find(l.block, "proxy_pass")) > 0
-		case len(l.args) == 1 && strings.HasPrefix(path, l.args[0]) && (pick == nil || len(l.args[0]) > len(pick.args[0])):
-			pick = l
-		}
-	}
-	return pick != nil && len(find(pick.block, "proxy_pass")) > 0
-}
-
 func hasReturn200(ds []*directive, path string) bool {
 	for _, l := range find(ds, "location") {
 		if len(l.args) == 2 && l.args[0] == "=" && l.args[1] == path {
@@ -1035,7 +1022,8 @@ func checkListenPublished(b *bundle, p *problems, nginxSvc string, server *direc
 }
 
 // checkNginxT runs nginx -t on the file when nginx is installed, with the
-// Compose host names made resolvable.
+// Compose host names made resolvable and the Compose secrets (the TLS
+// certificate and key) at the files init-secrets.sh made.
 func checkNginxT(b *bundle, p *problems) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -1053,6 +1041,14 @@ func checkNginxT(b *bundle, p *problems) {
 	text := string(src)
 	for name := range b.compose.Services {
 		text = regexp.MustCompile(`(server\s+)`+regexp.QuoteMeta(name)+`:`).ReplaceAllString(text, "${1}127.0.0.1:")
+	}
+	if ngx := b.roles(&problems{}).nginx; ngx != "" {
+		text = regexp.MustCompile(`/run/secrets/[A-Za-z0-9_.-]+`).ReplaceAllStringFunc(text, func(path string) string {
+			if f, err := b.composeSecretFile(ngx, path); err == nil {
+				return f
+			}
+			return path
+		})
 	}
 	conf := filepath.Join(work, "nginx.conf")
 	os.WriteFile(conf, []byte(text), 0o644)
@@ -1294,6 +1290,10 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 			p.add("%s: %v", where, err)
 			continue
 		}
+		scheme := b.checkK8sServing(p, where, ns, w, c, prog, args, fs)
+		checkProbeScheme(p, where, "readinessProbe", c.ReadinessProbe, scheme)
+		checkProbeScheme(p, where, "livenessProbe", c.LivenessProbe, scheme)
+		checkProbeScheme(p, where, "startupProbe", c.StartupProbe, scheme)
 		addrFlag := strings.TrimPrefix(string(prog), "netview-") + ".addr"
 		addr := val(fs, addrFlag)
 		port, _ := strconv.Atoi(addrPort(addr))
@@ -1370,7 +1370,7 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 			p.add("%s: want runAsNonRoot, RuntimeDefault seccomp, no privilege escalation, a read-only root and every capability dropped", where)
 		}
 		// Token files come from mounted Secrets.
-		for _, f := range []string{"ingest.token-file", "query.token-file", "query.analyst.token-file"} {
+		for _, f := range tokenFileFlags {
 			if fs.Lookup(f) == nil || val(fs, f) == "" {
 				continue
 			}
@@ -1384,6 +1384,12 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 // secretFile checks that path is a key of a Secret (in secret.example.yaml)
 // mounted into the container.
 func (b *bundle) secretFile(ns string, pod *podSpec, c *container, path string) error {
+	_, err := b.secretOf(ns, pod, c, path)
+	return err
+}
+
+// secretOf returns the Secret whose key path is, mounted into the container.
+func (b *bundle) secretOf(ns string, pod *podSpec, c *container, path string) (*k8sObject, error) {
 	for _, m := range c.VolumeMounts {
 		rel, err := filepath.Rel(m.MountPath, path)
 		if err != nil || strings.HasPrefix(rel, "..") {
@@ -1395,24 +1401,24 @@ func (b *bundle) secretFile(ns string, pod *podSpec, c *container, path string) 
 			}
 			s := b.secret(ns, v.Secret.SecretName)
 			if s == nil {
-				return fmt.Errorf("Secret %s/%s is not in secret.example.yaml", ns, v.Secret.SecretName)
+				return nil, fmt.Errorf("Secret %s/%s is not in secret.example.yaml", ns, v.Secret.SecretName)
 			}
 			for _, it := range v.Secret.Items {
 				if it.Path == rel {
 					if _, ok := s.StringData[it.Key]; !ok {
-						return fmt.Errorf("Secret %s/%s has no key %q", ns, v.Secret.SecretName, it.Key)
+						return nil, fmt.Errorf("Secret %s/%s has no key %q", ns, v.Secret.SecretName, it.Key)
 					}
-					return nil
+					return s, nil
 				}
 			}
 			if len(v.Secret.Items) == 0 {
 				if _, ok := s.StringData[rel]; ok {
-					return nil
+					return s, nil
 				}
 			}
 		}
 	}
-	return fmt.Errorf("%s is not a file of a Secret mounted into the container", path)
+	return nil, fmt.Errorf("%s is not a file of a Secret mounted into the container", path)
 }
 
 // ---------------------------------------------------------------------------
@@ -1547,9 +1553,11 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 	if !stateOnHost {
 		p.add("%s: --sensor.state=%s is not a writable hostPath: identity and spool would die with the pod", o, val(fs, "sensor.state"))
 	}
-	if err := b.secretFile(o.Metadata.Namespace, &pod, c, val(fs, "sensor.token-file")); err != nil {
-		p.add("%s: --sensor.token-file: %v", o, err)
+	var caps []string
+	if sc != nil && sc.Capabilities != nil {
+		caps = sc.Capabilities.Add
 	}
+	b.checkDaemonSetLink(p, o, &pod, c, fs, caps)
 	// The ingest URL is the ingest Service.
 	u, err := url.Parse(val(fs, "sensor.ingest"))
 	defURL, _ := url.Parse(flagDefault(progSensor, "sensor.ingest"))
@@ -1676,12 +1684,19 @@ func checkSystemd(b *bundle, p *problems) {
 				p.add("unit: EnvironmentFile %s is not written by install.sh", ef)
 			}
 		}
-		tf := val(fs, "sensor.token-file")
+		tf := val(fs, "sensor.enroll-secret-file")
 		st, err := os.Stat(filepath.Join(b.installRoot, tf))
 		if err != nil || st.Mode().Perm() != 0o600 {
-			p.add("unit: --sensor.token-file=%s is not the 0600 file install.sh writes", tf)
+			p.add("unit: --sensor.enroll-secret-file=%s is not the 0600 file install.sh writes", tf)
 		} else if tok, _ := os.ReadFile(filepath.Join(b.installRoot, tf)); strings.TrimSpace(string(tok)) != installToken {
-			p.add("unit: install.sh wrote %q into %s, not the token it was given", tok, tf)
+			p.add("unit: install.sh wrote %q into %s, not the enrollment secret it was given", tok, tf)
+		}
+		ca := val(fs, "sensor.ca-file")
+		st, err = os.Stat(filepath.Join(b.installRoot, ca))
+		if ca == "" || err != nil || st.Mode().Perm() != 0o644 {
+			p.add("unit: --sensor.ca-file=%q is not the 0644 CA file install.sh installs from its --ca-file", ca)
+		} else if got, _ := os.ReadFile(filepath.Join(b.installRoot, ca)); string(got) != installCA {
+			p.add("unit: install.sh wrote another CA into %s than it was given", ca)
 		}
 		if val(fs, "sensor.ingest") != installIngest {
 			p.add("unit: --sensor.ingest expands to %q, not the URL given to install.sh", val(fs, "sensor.ingest"))
@@ -1693,6 +1708,8 @@ func checkSystemd(b *bundle, p *problems) {
 	if val(fs, "sensor.proc") != "/proc" {
 		p.add("unit: --sensor.proc=%s turns netlink flow tracking off", val(fs, "sensor.proc"))
 	}
+	checkSensorSecrets(p, "unit", fs)
+	checkEBPF(p, "unit", fs, names)
 	checkSystemdAnalyze(b, p, exec[0])
 }
 
@@ -1803,10 +1820,11 @@ func checkUsers(b *bundle, p *problems) {
 		p.add("users.xml: analyst result_overflow_mode=%q, want throw: a result is never silently cut", prof.child("result_overflow_mode").text())
 	}
 	for _, g := range a.child("grants").all("query") {
-		if !strings.HasPrefix(strings.ToUpper(g.text()), "GRANT SELECT ON ") {
+		if q := strings.ToUpper(g.text()); !strings.HasPrefix(q, "GRANT SELECT ON ") && !strings.HasPrefix(q, "REVOKE ") {
 			p.add("users.xml: the analyst is granted %q; want SELECT only", g.text())
 		}
 	}
+	checkAnalystProtection(p, prof, a)
 	if a.child("access_management").text() == "1" {
 		p.add("users.xml: the analyst may manage access")
 	}

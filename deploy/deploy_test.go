@@ -13,6 +13,8 @@ package deploy
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -124,13 +126,13 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"init-secrets hashes the wrong password", []edit{{file: "compose/init-secrets.sh", old: `NETVIEW_CH_QUERY_PASSWORD_SHA256=$(sha256 "$query_pw")`, new: `NETVIEW_CH_QUERY_PASSWORD_SHA256=$(sha256 "$ingest_pw")`}}, "is not the SHA-256 of", ""},
 		// nginx.
 		{"heartbeats not passed", []edit{{file: nginx, old: "location = /v1/heartbeat {\n            proxy_pass http://netview_ingest;", new: "location = /v1/heartbeat {\n            return 404;"}}, "does not pass /v1/heartbeat", ""},
-		{"upstream lacks a node", []edit{{file: nginx, old: "        server ingest-2:8090 max_fails=3 fail_timeout=10s;\n", new: ""}}, "no upstream lists exactly the netview-ingest nodes", ""},
+		{"upstream lacks a node", []edit{{file: nginx, old: "        server ingest-2:8090 max_fails=3 fail_timeout=3s;\n", new: ""}}, "no upstream lists exactly the netview-ingest nodes", ""},
 		{"body limit below ingest's", []edit{{file: nginx, old: "client_max_body_size 4m;", new: "client_max_body_size 1m;"}}, "client_max_body_size", ""},
 		{"query body limit", []edit{{file: nginx, old: "client_max_body_size 1m;", new: "client_max_body_size 10m;"}}, "reads bodies up to", ""},
 		{"LB times out before ingest answers", []edit{{file: nginx, old: "proxy_read_timeout 45s;", new: "proxy_read_timeout 20s;"}}, "proxy_read_timeout", ""},
-		{"no passive health check", []edit{{file: nginx, old: "server query-1:8080 max_fails=3 fail_timeout=10s;", new: "server query-1:8080;"}}, "passive health check", ""},
+		{"no passive health check", []edit{{file: nginx, old: "server query-1:8080 max_fails=3 fail_timeout=3s;", new: "server query-1:8080;"}}, "passive health check", ""},
 		{"503 not skipped", []edit{{file: nginx, old: "error timeout http_502 http_503 http_504", new: "error timeout http_502 http_504"}}, "lacks http_503", ""},
-		{"nginx syntax", []edit{{file: nginx, old: "            proxy_pass http://netview_ingest;\n        }\n\n        # Some", new: "            proxy_pass http://netview_ingest;\n\n        # Some"}}, "nginx/nginx.conf", ""},
+		{"nginx syntax", []edit{{file: nginx, old: "            proxy_pass http://netview_ingest;\n        }\n\n        # With every node", new: "            proxy_pass http://netview_ingest;\n\n        # With every node"}}, "nginx/nginx.conf", ""},
 		{"nginx health location gone", []edit{{file: nginx, old: "location = /nginx-health", new: "location = /status"}}, "requests no location", ""},
 		// The sensor DaemonSet.
 		{"extra capability", []edit{{file: sensor, old: "add: [SYS_PTRACE, DAC_READ_SEARCH]", new: "add: [SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN]"}}, "want exactly", ""},
@@ -145,7 +147,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"state not on the host", []edit{{file: sensor, old: "          hostPath:\n            path: /var/lib/netview-sensor\n            type: DirectoryOrCreate", new: "          emptyDir: {}"}}, "not a writable hostPath", ""},
 		{"AppArmor left on", []edit{{file: sensor, old: "            appArmorProfile:\n              type: Unconfined\n", new: ""}}, "AppArmor", ""},
 		{"ingest URL to no Service", []edit{{file: "k8s/config.yaml", old: "netview-ingest.netview.svc:8090", new: "netview-ingest.netview.svc:8091"}}, "not the port of a Service", ""},
-		{"sensor token from nowhere", []edit{{file: sensor, old: "--sensor.token-file=/etc/netview/sensor/token", new: "--sensor.token-file=/etc/netview/token"}}, "not a file of a Secret", ""},
+		{"sensor secret from nowhere", []edit{{file: sensor, old: "--sensor.enroll-secret-file=/etc/netview/sensor/enroll-secret", new: "--sensor.enroll-secret-file=/etc/netview/enroll-secret"}}, "not a file of a Secret", ""},
 		// Deployments, Services, HPAs.
 		{"readiness on no route", []edit{{file: ingest, old: "          readinessProbe:\n            httpGet:\n              path: /healthz", new: "          readinessProbe:\n            httpGet:\n              path: /ready"}}, "not a health route", ""},
 		{"liveness on storage", []edit{{file: ingest, old: "          livenessProbe:\n            httpGet:\n              path: /metrics", new: "          livenessProbe:\n            httpGet:\n              path: /healthz"}}, "while storage is down", ""},
@@ -153,7 +155,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"no liveness", []edit{{file: query, old: "livenessProbe:", new: "livenessProbeOff:"}}, "no livenessProbe", ""},
 		{"query liveness on storage", []edit{{file: query, old: "          livenessProbe:\n            httpGet:\n              path: /", new: "          livenessProbe:\n            httpGet:\n              path: /healthz"}}, "while storage is down", ""},
 		{"liveness on no route", []edit{{file: ingest, old: "          livenessProbe:\n            httpGet:\n              path: /metrics", new: "          livenessProbe:\n            httpGet:\n              path: /live"}}, "not a route of the program", ""},
-		{"probe on another port", []edit{{file: query, old: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: http", new: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: 9090"}}, "readinessProbe port", ""},
+		{"probe on another port", []edit{{file: query, old: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: https", new: "          readinessProbe:\n            httpGet:\n              path: /healthz\n              port: 9090"}}, "readinessProbe port", ""},
 		{"HPA targets nothing", []edit{{file: ingest, old: "    kind: Deployment\n    name: netview-ingest", new: "    kind: Deployment\n    name: netview-ingset"}}, "scaleTargetRef", ""},
 		{"HPA on v1", []edit{{file: query, old: "apiVersion: autoscaling/v2", new: "apiVersion: autoscaling/v1"}}, "want autoscaling/v2", ""},
 		{"no CPU request under a CPU HPA", []edit{{file: query, old: "              cpu: 250m\n", new: ""}}, "requests no cpu", ""},
@@ -164,7 +166,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"missing Secret key", []edit{{file: query, old: "key: cursor-secret", new: "key: cursor"}}, "does not have", ""},
 		{"short termination grace", []edit{{file: ingest, old: "terminationGracePeriodSeconds: 60", new: "terminationGracePeriodSeconds: 20"}}, "terminationGracePeriodSeconds", ""},
 		{"Deployment runs as root", []edit{{file: query, old: "        runAsNonRoot: true\n", new: ""}}, "want runAsNonRoot", ""},
-		{"Service to no port", []edit{{file: query, old: "      port: 8080\n      targetPort: http", new: "      port: 8080\n      targetPort: web"}}, "which no container of its pods has", ""},
+		{"Service to no port", []edit{{file: query, old: "      port: 8080\n      targetPort: https", new: "      port: 8080\n      targetPort: web"}}, "which no container of its pods has", ""},
 		{"baseline namespace", []edit{{file: "k8s/namespace.yaml", old: "pod-security.kubernetes.io/enforce: restricted", new: "pod-security.kubernetes.io/enforce: baseline"}}, "want restricted", ""},
 		{"kustomization misses a file", []edit{{file: "k8s/kustomization.yaml", old: "  - sensor.yaml\n", new: ""}}, "kustomization.yaml resources", ""},
 		{"k8s token file from nowhere", []edit{{file: ingest, old: "--ingest.token-file=/etc/netview/ingest/tokens", new: "--ingest.token-file=/etc/netview/tokens"}}, "not a file of a Secret", ""},
@@ -174,7 +176,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"weaker ProtectSystem", []edit{{file: unitF, old: "ProtectSystem=strict", new: "ProtectSystem=full"}}, "ProtectSystem", ""},
 		{"private network", []edit{{file: unitF, old: "ProtectHostname=yes\n", new: "ProtectHostname=yes\nPrivateNetwork=yes\n"}}, "hides", ""},
 		{"no netlink", []edit{{file: unitF, old: "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", new: "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"}}, "does not allow AF_NETLINK", ""},
-		{"token file install.sh does not write", []edit{{file: unitF, old: "--sensor.token-file=/etc/netview/sensor.token", new: "--sensor.token-file=/etc/netview/token"}}, "0600 file", ""},
+		{"secret file install.sh does not write", []edit{{file: unitF, old: "--sensor.enroll-secret-file=/etc/netview/sensor.enroll-secret", new: "--sensor.enroll-secret-file=/etc/netview/secret"}}, "0600 file", ""},
 		{"state outside StateDirectory", []edit{{file: unitF, old: "--sensor.state=/var/lib/netview-sensor", new: "--sensor.state=/var/lib/sensor"}}, "StateDirectory", ""},
 		{"unit flag typo", []edit{{file: unitF, old: "--sensor.ingest=${NETVIEW_SENSOR_INGEST}", new: "--sensor.url=${NETVIEW_SENSOR_INGEST}"}}, "not defined", ""},
 		{"unit key typo", []edit{{file: unitF, old: "ProtectHome=yes", new: "ProtectHomee=yes"}}, "ProtectHome=", ""},
@@ -214,6 +216,57 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"ingest image as root", []edit{{file: dockerf, old: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\nUSER 65532:65532\n", new: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\n"}}, "needs no root", ""},
 		{"context carries the engine cache", []edit{{file: "Dockerfile.dockerignore", old: "\n.cache\n", new: "\n"}}, "leave out .cache", ""},
 	}
+	// TLS, enrollment, trusted proxies, the admin token, the analyst's
+	// reach (security_test.go).
+	const (
+		initS   = "compose/init-secrets.sh"
+		secretF = "k8s/secret.example.yaml"
+	)
+	cases = append(cases, []mutation{
+		{"compose node without TLS or plain-http", []edit{{file: compose, old: "    - --ingest.plain-http=true\n", new: ""}}, "would refuse to start", ""},
+		{"plain-http without a reason", []edit{{file: compose, old: "    # Plain HTTP on the stack's internal network only: the node publishes no\n    # port, and nginx terminates TLS in front of it.\n", new: ""}}, "without a comment", ""},
+		{"plain-http node published", []edit{{file: compose, old: "  secrets: [ingest_tokens]\n", new: "  secrets: [ingest_tokens]\n  ports: [\"8091:8090\"]\n"}}, "yet publishes ports", ""},
+		{"health check speaks TLS to a plain node", []edit{{file: compose, old: "http://127.0.0.1:8090/healthz", new: "https://127.0.0.1:8090/healthz"}}, "but the node speaks http", ""},
+		{"no trusted proxy behind nginx", []edit{{file: compose, old: "    - --ingest.trusted-proxies=172.30.90.10\n", new: ""}}, "no --ingest.trusted-proxies", ""},
+		{"trusting the whole subnet", []edit{{file: compose, old: "--ingest.trusted-proxies=172.30.90.10", new: "--ingest.trusted-proxies=172.30.90.0/24"}}, "the network's gateway", ""},
+		{"trusting another address", []edit{{file: compose, old: "--ingest.trusted-proxies=172.30.90.10", new: "--ingest.trusted-proxies=172.30.90.11"}}, "which is not nginx", ""},
+		{"nginx without a fixed address", []edit{{file: compose, old: "    networks:\n      default:\n        ipv4_address: 172.30.90.10\n", new: ""}}, "no fixed ipv4_address", ""},
+		{"shared static tokens", []edit{{file: compose, old: "    - --ingest.max-body=4194304\n", new: "    - --ingest.max-body=4194304\n    - --ingest.shared-tokens=true\n"}}, "shared-tokens lets", ""},
+		{"compose without admin token", []edit{{file: compose, old: "    - --query.admin.token-file=/run/secrets/admin_tokens\n", new: ""}}, "no --query.admin.token-file", ""},
+		{"compose admin token not a secret of the node", []edit{{file: compose, old: "secrets: [api_tokens, analyst_tokens, admin_tokens]", new: "secrets: [api_tokens, analyst_tokens]"}}, "does not take secret admin_tokens", ""},
+		{"compose sensor with a static token", []edit{{file: compose, old: "--sensor.enroll-secret-file=/run/secrets/sensor_enroll_secret", new: "--sensor.token-file=/run/secrets/sensor_enroll_secret"}}, "a static token works only", ""},
+		{"compose sensor over http", []edit{{file: compose, old: "--sensor.ingest=https://127.0.0.1:8090", new: "--sensor.ingest=http://127.0.0.1:8090"}}, "is not https", ""},
+		{"compose sensor trusts no CA", []edit{{file: compose, old: "      - --sensor.ca-file=/run/secrets/tls_ca\n", new: ""}}, "neither --sensor.ca-file", ""},
+		{"compose sensor CA file not a certificate", []edit{{file: compose, old: "file: ./secrets/tls/ca.crt", new: "file: ./secrets/tls/server.key"}}, "holds no PEM certificate", ""},
+		{"certificate not for the sensor's address", []edit{{file: initS, old: `sans="DNS:localhost,IP:127.0.0.1,IP:::1"`, new: `sans="DNS:localhost,IP:::1"`}}, "does not verify against --sensor.ca-file", ""},
+		{"sensor's secret not one ingest accepts", []edit{{file: initS, old: `head -n 1 "$secrets/ingest.tokens" > "$secrets/sensor.enroll-secret"`, new: `rand > "$secrets/sensor.enroll-secret"`}}, "is not a line of the ingest nodes'", ""},
+		{"nginx ingest listener in the clear", []edit{{file: nginx, old: "listen 8090 ssl;", new: "listen 8090;"}}, "without ssl", ""},
+		{"nginx query listener in the clear", []edit{{file: nginx, old: "listen 8080 ssl;", new: "listen 8080;"}}, "without ssl", ""},
+		{"enrollment not passed", []edit{{file: nginx, old: "        location = /v1/enroll {\n            proxy_pass http://netview_ingest;\n        }\n", new: ""}}, "does not pass /v1/enroll", ""},
+		{"rotation to the query nodes", []edit{{file: nginx, old: "location = /v1/rotate {\n            proxy_pass http://netview_ingest;", new: "location = /v1/rotate {\n            proxy_pass http://netview_query;"}}, "/v1/rotate is not passed to the ingest upstream", ""},
+		{"client address dropped", []edit{{file: nginx, old: "location = /v1/enroll {\n", new: "location = /v1/enroll {\n            proxy_set_header Host $host;\n"}}, "sets X-Forwarded-For", ""},
+		{"nginx certificate not from a secret", []edit{{file: nginx, old: "ssl_certificate /run/secrets/tls_cert;", new: "ssl_certificate /etc/nginx/cert.pem;"}}, "is not a Compose secret", ""},
+		{"k8s plain HTTP", []edit{{file: ingest, old: "            - --ingest.tls-cert=/etc/netview/tls/tls.crt\n            - --ingest.tls-key=/etc/netview/tls/tls.key\n", new: "            - --ingest.plain-http=true\n"}}, "pod network is shared", ""},
+		{"k8s without TLS", []edit{{file: query, old: "            - --query.tls-cert=/etc/netview/tls/tls.crt\n            - --query.tls-key=/etc/netview/tls/tls.key\n", new: ""}}, "would refuse to start", ""},
+		{"k8s half a key pair", []edit{{file: ingest, old: "            - --ingest.tls-key=/etc/netview/tls/tls.key\n", new: ""}}, "go together", ""},
+		{"k8s probe over http", []edit{{file: ingest, old: "              scheme: HTTPS\n", new: ""}}, "scheme HTTP, but the program speaks HTTPS", ""},
+		{"k8s TLS from an Opaque Secret", []edit{{file: secretF, old: "  name: netview-ingest-tls\n  namespace: netview\ntype: kubernetes.io/tls", new: "  name: netview-ingest-tls\n  namespace: netview\ntype: Opaque"}}, "not kubernetes.io/tls", ""},
+		{"k8s TLS key not mounted", []edit{{file: query, old: "--query.tls-key=/etc/netview/tls/tls.key", new: "--query.tls-key=/etc/netview/query/tls.key"}}, "TLS file /etc/netview/query/tls.key", ""},
+		{"Prometheus scrapes http", []edit{{file: ingest, old: "        prometheus.io/scheme: https\n", new: ""}}, "Prometheus would scrape", ""},
+		{"k8s without admin token", []edit{{file: query, old: "            - --query.admin.token-file=/etc/netview/query/admin-tokens\n", new: ""}}, "no --query.admin.token-file", ""},
+		{"k8s admin token from nowhere", []edit{{file: query, old: "              - key: admin-tokens\n                path: admin-tokens\n", new: ""}}, "not a file of a Secret", ""},
+		{"k8s bad trusted proxy", []edit{{file: "k8s/config.yaml", old: `NETVIEW_INGEST_TRUSTED_PROXIES: ""`, new: `NETVIEW_INGEST_TRUSTED_PROXIES: "ingress-nginx"`}}, "neither an address nor a CIDR", ""},
+		{"DaemonSet with a static token", []edit{{file: sensor, old: "--sensor.enroll-secret-file=/etc/netview/sensor/enroll-secret", new: "--sensor.token-file=/etc/netview/sensor/enroll-secret"}}, "a static token works only", ""},
+		{"DaemonSet over http", []edit{{file: "k8s/config.yaml", old: `"https://netview-ingest.netview.svc:8090`, new: `"http://netview-ingest.netview.svc:8090`}}, "is not https", ""},
+		{"DaemonSet trusts no CA", []edit{{file: sensor, old: "            - --sensor.ca-file=/etc/netview/sensor/ca.crt\n", new: ""}}, "neither --sensor.ca-file", ""},
+		{"DaemonSet CA from nowhere", []edit{{file: sensor, old: "              - key: ca.crt\n                path: ca.crt", new: "              - key: ca.crt\n                path: ca.pem"}}, "--sensor.ca-file: /etc/netview/sensor/ca.crt is not a file", ""},
+		{"eBPF forced without its capabilities", []edit{{file: sensor, old: "            - --sensor.state=/var/lib/netview-sensor\n", new: "            - --sensor.state=/var/lib/netview-sensor\n            - --sensor.ebpf=on\n"}}, "--sensor.ebpf=on", ""},
+		{"unit with a static token", []edit{{file: unitF, old: "--sensor.enroll-secret-file=/etc/netview/sensor.enroll-secret", new: "--sensor.token-file=/etc/netview/sensor.enroll-secret"}}, "a static token works only", ""},
+		{"install.sh drops the CA", []edit{{file: "systemd/install.sh", old: `if ((ca)); then args+=" --sensor.ca-file=$ca_path"; fi`, new: ``}}, "0644 CA file", ""},
+		{"analyst reads the credentials' local table", []edit{{file: users, old: "                <query>REVOKE SELECT ON netview.credentials_local</query>\n", new: ""}}, "may read netview.credentials_local", ""},
+		{"analyst reads query_log", []edit{{file: users, old: "'system.query_log':'0',", new: ""}}, "lacks 'system.query_log':'0'", ""},
+		{"analyst may lift the filters", []edit{{file: users, old: "                <additional_table_filters><const/></additional_table_filters>\n", new: ""}}, "could change additional_table_filters", ""},
+	}...)
 	// Faults only a tool catches, when it is installed.
 	cases = append(cases,
 		mutation{"nginx directive typo", []edit{{file: nginx, old: "proxy_next_upstream_tries 2;", new: "proxy_next_upstream_triez 2;"}}, "nginx -t refuses", "nginx"},
@@ -287,7 +340,9 @@ func TestYAMLParser(t *testing.T) {
 
 // TestInstallScript: deploy/systemd/install.sh is valid bash, refuses to
 // change the system without root, installs into a DESTDIR, twice to the
-// same result, and a dry run changes nothing.
+// same result, and a dry run changes nothing; it installs a CA file and a
+// pin only for an https URL, and moves the token of an older install to
+// the enrollment secret.
 func TestInstallScript(t *testing.T) {
 	script := filepath.Join(deployDir(t), "systemd", "install.sh")
 	if out, err := runCmd(".", nil, "bash", "-n", script); err != nil {
@@ -332,15 +387,28 @@ func TestInstallScript(t *testing.T) {
 		return runCmd(work, nil, "bash", append([]string{script, "--destdir", root, "--binary", bin}, extra...)...)
 	}
 
-	t.Run("refuses without a token or URL the first time", func(t *testing.T) {
-		if out, err := install("--ingest", installIngest); err == nil || !strings.Contains(out, "no token") {
-			t.Errorf("installed without a token: %v\n%s", err, out)
+	ca := filepath.Join(work, "ca.crt")
+	os.WriteFile(ca, []byte(installCA), 0o644)
+	pin := strings.Repeat("ab", 32)
+
+	t.Run("refuses without a secret or URL the first time", func(t *testing.T) {
+		if out, err := install("--ingest", installIngest); err == nil || !strings.Contains(out, "no enrollment secret") {
+			t.Errorf("installed without an enrollment secret: %v\n%s", err, out)
 		}
-		if out, err := install("--token-file", tok); err == nil || !strings.Contains(out, "--ingest") {
+		if out, err := install("--enroll-secret-file", tok); err == nil || !strings.Contains(out, "--ingest") {
 			t.Errorf("installed without an ingest URL: %v\n%s", err, out)
 		}
-		if out, err := install("--ingest", "ftp://x", "--token-file", tok); err == nil {
+		if out, err := install("--ingest", "ftp://x", "--enroll-secret-file", tok); err == nil {
 			t.Errorf("installed with an ftp:// URL:\n%s", out)
+		}
+		if out, err := install("--ingest", "http://ingest.example.net/v1/heartbeat", "--enroll-secret-file", tok, "--ca-file", ca); err == nil || !strings.Contains(out, "https://") {
+			t.Errorf("installed a CA file for an http:// URL (the sensor would refuse it): %v\n%s", err, out)
+		}
+		if out, err := install("--ingest", installIngest, "--enroll-secret-file", tok, "--ca-file", tok); err == nil || !strings.Contains(out, "no PEM certificate") {
+			t.Errorf("installed a CA file without a certificate: %v\n%s", err, out)
+		}
+		if out, err := install("--ingest", installIngest, "--enroll-secret-file", tok, "--pin-sha256", "abc"); err == nil {
+			t.Errorf("installed a pin that is not a SHA-256:\n%s", out)
 		}
 		if _, err := os.Stat(root); err == nil {
 			t.Error("a refused install left files")
@@ -348,7 +416,7 @@ func TestInstallScript(t *testing.T) {
 	})
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
-		out, err := install("--dry-run", "--ingest", installIngest, "--token-file", tok)
+		out, err := install("--dry-run", "--ingest", installIngest, "--enroll-secret-file", tok)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -360,7 +428,7 @@ func TestInstallScript(t *testing.T) {
 		}
 	})
 
-	if out, err := install("--ingest", installIngest, "--token-file", tok); err != nil {
+	if out, err := install("--ingest", installIngest, "--token-file", tok, "--ca-file", ca, "--pin-sha256", pin); err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
 	first := snapshot(t, root)
@@ -368,7 +436,8 @@ func TestInstallScript(t *testing.T) {
 		"usr/local/bin/netview-sensor":                                      "-rwxr-xr-x",
 		"etc/systemd/system/netview-sensor.service":                         "-rw-r--r--",
 		"etc/netview/sensor.env":                                            "-rw-r--r--",
-		"etc/netview/sensor.token":                                          "-rw-------",
+		"etc/netview/sensor.enroll-secret":                                  "-rw-------",
+		"etc/netview/ingest-ca.crt":                                         "-rw-r--r--",
 		"etc/systemd/system/multi-user.target.wants/netview-sensor.service": "L/etc/systemd/system/netview-sensor.service",
 	}
 	for path, mode := range want {
@@ -384,8 +453,14 @@ func TestInstallScript(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(root, "usr/local/bin/netview-sensor")); string(got) != string(binSrc) {
 		t.Error("the installed binary differs from the one given")
 	}
-	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.token")); string(got) != "first-token\n" {
-		t.Errorf("token file holds %q, want the file's first token", got)
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.enroll-secret")); string(got) != "first-token\n" {
+		t.Errorf("secret file holds %q, want the file's first line", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/ingest-ca.crt")); string(got) != installCA {
+		t.Errorf("CA file holds %q, want the one given", got)
+	}
+	if env, _ := readEnvFile(filepath.Join(root, "etc/netview/sensor.env")); env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=standard --sensor.ca-file=/etc/netview/ingest-ca.crt --sensor.pin-sha256="+pin {
+		t.Errorf("NETVIEW_SENSOR_ARGS=%q, want the flavor, CA file and pin", env["NETVIEW_SENSOR_ARGS"])
 	}
 
 	t.Run("again: nothing changes", func(t *testing.T) {
@@ -396,23 +471,41 @@ func TestInstallScript(t *testing.T) {
 		if again := snapshot(t, root); fmt.Sprint(again) != fmt.Sprint(first) {
 			t.Errorf("a second install changed the tree:\n%v\n%v", first, again)
 		}
-		if strings.Count(out, "unchanged") != 4 {
-			t.Errorf("a second install should leave all four files alone:\n%s", out)
+		if strings.Count(out, "unchanged") != 5 {
+			t.Errorf("a second install should leave all five files alone:\n%s", out)
 		}
 	})
 
-	t.Run("a new token and flavor replace the old, the URL stays", func(t *testing.T) {
-		out, err := runCmd(work, []string{"NETVIEW_SENSOR_TOKEN=second"}, "bash", script, "--destdir", root, "--binary", bin, "--flavor", "telecom")
+	t.Run("a new secret and flavor replace the old, the URL and TLS settings stay", func(t *testing.T) {
+		out, err := runCmd(work, []string{"NETVIEW_SENSOR_ENROLL_SECRET=second"}, "bash", script, "--destdir", root, "--binary", bin, "--flavor", "telecom")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		env, _ := readEnvFile(filepath.Join(root, "etc/netview/sensor.env"))
-		tokNow, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.token"))
-		if string(tokNow) != "second\n" || env["NETVIEW_SENSOR_INGEST"] != installIngest || env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=telecom" {
-			t.Errorf("token %q, env %v", tokNow, env)
+		tokNow, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.enroll-secret"))
+		if string(tokNow) != "second\n" || env["NETVIEW_SENSOR_INGEST"] != installIngest ||
+			env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=telecom --sensor.ca-file=/etc/netview/ingest-ca.crt --sensor.pin-sha256="+pin {
+			t.Errorf("secret %q, env %v", tokNow, env)
 		}
-		if st, _ := os.Stat(filepath.Join(root, "etc/netview/sensor.token")); st.Mode().Perm() != 0o600 {
-			t.Errorf("token mode %v after replacing it", st.Mode())
+		if st, _ := os.Stat(filepath.Join(root, "etc/netview/sensor.enroll-secret")); st.Mode().Perm() != 0o600 {
+			t.Errorf("secret mode %v after replacing it", st.Mode())
+		}
+	})
+
+	t.Run("an install from before enrollment keeps its token as the secret", func(t *testing.T) {
+		old := filepath.Join(work, "old")
+		os.MkdirAll(filepath.Join(old, "etc/netview"), 0o755)
+		os.WriteFile(filepath.Join(old, "etc/netview/sensor.env"), []byte("NETVIEW_SENSOR_INGEST="+installIngest+"\nNETVIEW_SENSOR_ARGS=--sensor.flavor=standard\n"), 0o644)
+		os.WriteFile(filepath.Join(old, "etc/netview/sensor.token"), []byte("old-token\n"), 0o600)
+		out, err := runCmd(work, nil, "bash", script, "--destdir", old, "--binary", bin)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if got, _ := os.ReadFile(filepath.Join(old, "etc/netview/sensor.enroll-secret")); string(got) != "old-token\n" {
+			t.Errorf("enrollment secret %q, want the old token", got)
+		}
+		if _, err := os.Stat(filepath.Join(old, "etc/netview/sensor.token")); err == nil {
+			t.Error("the old token file is still there")
 		}
 	})
 }
@@ -485,9 +578,48 @@ func TestInitSecrets(t *testing.T) {
 		seen[v] = k
 	}
 	ingest, _ := os.ReadFile(filepath.Join(work, "secrets", "ingest.tokens"))
-	sensor, _ := os.ReadFile(filepath.Join(work, "secrets", "sensor.token"))
+	sensor, _ := os.ReadFile(filepath.Join(work, "secrets", "sensor.enroll-secret"))
 	if strings.TrimSpace(string(sensor)) == "" || !strings.Contains(string(ingest), strings.TrimSpace(string(sensor))) {
-		t.Error("the sensor's token is not one ingest accepts")
+		t.Error("the sensor's enrollment secret is not one ingest accepts")
+	}
+	if admin, _ := os.ReadFile(filepath.Join(work, "secrets", "admin.tokens")); len(strings.TrimSpace(string(admin))) < 32 {
+		t.Errorf("admin token %q, want at least 32 characters", admin)
+	}
+	if !strings.HasPrefix(first["secrets/tls/ca.key"], "-rw-------") {
+		t.Errorf("the CA's key is %q, want 0600", first["secrets/tls/ca.key"])
+	}
+
+	// The certificate: signed by the CA, for this host's loopback names and
+	// for $NETVIEW_TLS_NAMES, and made anew (by the same CA) once deleted.
+	verify := func(names ...string) *x509.Certificate {
+		t.Helper()
+		caPEM, _ := os.ReadFile(filepath.Join(work, "secrets/tls/ca.crt"))
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			t.Fatal("secrets/tls/ca.crt holds no certificate")
+		}
+		pair, err := tls.LoadX509KeyPair(filepath.Join(work, "secrets/tls/server.crt"), filepath.Join(work, "secrets/tls/server.key"))
+		if err != nil {
+			t.Fatalf("server certificate and key: %v", err)
+		}
+		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+		for _, n := range names {
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: n}); err != nil {
+				t.Errorf("the certificate does not verify for %s: %v", n, err)
+			}
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "elsewhere.example.net"}); err == nil {
+			t.Error("the certificate verifies for a name it was not made for")
+		}
+		return leaf
+	}
+	old := verify("localhost", "127.0.0.1", "::1")
+	os.Remove(filepath.Join(work, "secrets/tls/server.crt"))
+	if out, err := runCmd(work, []string{"NETVIEW_TLS_NAMES=netview.example.net,10.1.2.3"}, "bash", script); err != nil {
+		t.Fatalf("renewing the certificate: %v\n%s", err, out)
+	}
+	if renewed := verify("localhost", "127.0.0.1", "netview.example.net", "10.1.2.3"); renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Error("the certificate was not made anew")
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/sensor"
 )
@@ -150,6 +151,7 @@ type k8sObject struct {
 	Metadata   k8sMeta           `json:"metadata"`
 	Data       map[string]string `json:"data"`
 	StringData map[string]string `json:"stringData"`
+	Type       string            `json:"type"` // of a Secret
 	Spec       json.RawMessage   `json:"spec"`
 	file       string
 }
@@ -247,8 +249,9 @@ type keyRef struct {
 
 type probe struct {
 	HTTPGet *struct {
-		Path string      `json:"path"`
-		Port intOrString `json:"port"`
+		Path   string      `json:"path"`
+		Port   intOrString `json:"port"`
+		Scheme string      `json:"scheme"` // HTTP (the default) or HTTPS
 	} `json:"httpGet"`
 	TCPSocket *struct {
 		Port intOrString `json:"port"`
@@ -357,7 +360,14 @@ type composeFile struct {
 	Secrets  map[string]struct {
 		File string `json:"file"`
 	} `json:"secrets"`
-	Volumes map[string]json.RawMessage `json:"volumes"`
+	Volumes  map[string]json.RawMessage `json:"volumes"`
+	Networks map[string]struct {
+		IPAM *struct {
+			Config []struct {
+				Subnet string `json:"subnet"`
+			} `json:"config"`
+		} `json:"ipam"`
+	} `json:"networks"`
 }
 
 type composeService struct {
@@ -395,6 +405,20 @@ type composeService struct {
 	Restart         string          `json:"restart"`
 	Hostname        string          `json:"hostname"`
 	Ulimits         json.RawMessage `json:"ulimits"`
+	// Networks is a list of names or a map of name to settings; only the
+	// map form with ipv4_address is read.
+	Networks json.RawMessage `json:"networks"`
+}
+
+// ipv4On returns the fixed ipv4_address a service has on network net, or "".
+func (s composeService) ipv4On(net string) string {
+	var m map[string]struct {
+		IPv4 string `json:"ipv4_address"`
+	}
+	if json.Unmarshal(s.Networks, &m) != nil {
+		return ""
+	}
+	return m[net].IPv4
 }
 
 var interpRe = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
@@ -460,6 +484,33 @@ func flagSet(p program) *flag.FlagSet {
 		panic("unknown program " + p)
 	}
 	return fs
+}
+
+// serverTLS parses args as ingest or query would and returns what their
+// own TLS settings make of them: Validate is the check the program runs
+// before it listens (TLS, or plain HTTP only when asked for).
+func serverTLS(p program, args []string) (*tlsconf.Server, error) {
+	fs := flag.NewFlagSet(string(p), flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var sc store.Config
+	sc.RegisterFlags(fs)
+	switch p {
+	case progIngest:
+		var c ingest.Config
+		c.RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		return &c.TLS, c.TLS.Validate()
+	case progQuery:
+		var c query.Config
+		c.RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		return &c.TLS, c.TLS.Validate()
+	}
+	return nil, fmt.Errorf("%s serves no HTTP", p)
 }
 
 // parseFlags parses args as p would. Every argument must be --name=value:

@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -38,6 +39,8 @@ type Config struct {
 	Assign string
 	// Token is the bearer token sent with every heartbeat.
 	Token string
+	// TLS configures https targets (trusted roots, pins); nil: the system's.
+	TLS *tls.Config
 
 	// Seed makes the fleet: sensor ids, host names, shapes and flavors are
 	// a function of Seed and the sensor's index. Default 1.

@@ -449,7 +449,7 @@ func (r *runner) client(sr *sensorRun, ti int) *fasthttp.HostClient {
 	}
 	t := r.targets[ti]
 	hc := &fasthttp.HostClient{
-		Addr: t.addr, IsTLS: t.tls, Name: "netview-fleetsim",
+		Addr: t.addr, IsTLS: t.tls, TLSConfig: r.cfg.TLS, Name: "netview-fleetsim",
 		DialTimeout: r.dial,
 		// One connection per sensor and target, kept alive between
 		// heartbeats like net/http's idle connections.

@@ -116,7 +116,7 @@ func Settings(l Limits) []store.Setting {
 func protectedFilter() string {
 	var b strings.Builder
 	b.WriteByte('{')
-	for _, t := range ProtectedTables {
+	for _, t := range protectedNames {
 		fmt.Fprintf(&b, "'%s':'0',", t)
 	}
 	for i, t := range ProtectedSystemTables {

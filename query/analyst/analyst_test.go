@@ -551,6 +551,9 @@ var hostile = []struct{ q, by, want string }{
 	{"EXPLAIN SYNTAX INSERT INTO events SELECT * FROM events", "guard", "EXPLAIN is allowed only for"},
 	// The credentials, the audit log and the engine's statement logs.
 	{"SELECT * FROM credentials", "guard", "credentials may not be read"},
+	// On a cluster the rows live in the local tables behind the Distributed ones.
+	{"SELECT * FROM credentials_local", "guard", "credentials_local may not be read"},
+	{"SELECT * FROM netview.audit_log_local", "guard", "audit_log_local may not be read"},
 	{"SELECT hash FROM `credentials`", "guard", "credentials may not be read"},
 	{"SELECT id FROM default.credentials", "guard", "credentials may not be read"},
 	{"SELECT * FROM \"Credentials\"", "guard", "credentials may not be read"},

@@ -62,6 +62,16 @@ var harmlessTableFunctions = map[string]bool{
 // log (other people's statements and admin actions).
 var ProtectedTables = []string{"credentials", "audit_log"}
 
+// protectedNames are ProtectedTables and, on a cluster, the local tables
+// behind their Distributed ones (sql.ClusterForm names them NAME_local).
+var protectedNames = func() []string {
+	var out []string
+	for _, t := range ProtectedTables {
+		out = append(out, t, t+"_local")
+	}
+	return out
+}()
+
 // ProtectedSystemTables are the engine's tables that show statements' text
 // (other analysts' SQL, the service's own reads of the credentials and
 // audit_log) or its log lines; analysts may not read them either.
@@ -111,11 +121,11 @@ func checkMerge(toks []token, i int) error {
 	// The engine's statement logs matter only when the database may be
 	// system: not for a named other one, nor the current one (USE is refused).
 	db := args[0]
-	names := ProtectedTables
+	names := protectedNames
 	named := len(db) == 1 && db[0].kind == tString && !strings.EqualFold(db[0].text, "system")
 	current := len(db) == 3 && strings.EqualFold(db[0].text, "currentDatabase") && db[1].text == "(" && db[2].text == ")"
 	if !named && !current {
-		names = slices.Concat(ProtectedTables, ProtectedSystemTables)
+		names = slices.Concat(protectedNames, ProtectedSystemTables)
 	}
 	start := args[1][0]
 	re, err := regexp.Compile(start.text)
@@ -382,7 +392,7 @@ func protected(toks []token, i int) error {
 	}
 	for k, p := range parts {
 		p = strings.ToLower(strings.TrimSpace(p))
-		if slices.Contains(ProtectedTables, p) {
+		if slices.Contains(protectedNames, p) {
 			return forbidden(p)
 		}
 		if !slices.Contains(ProtectedSystemTables, p) {
