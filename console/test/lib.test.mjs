@@ -105,6 +105,7 @@ test('anomaly grading, chart axis, refresh cadence and error advice', () => {
   assert.equal(L.refreshMs([{ interval_secs: 30 }, { interval_secs: 10 }]), 10000);
   assert.equal(L.refreshMs([{ interval_secs: 1 }]), 5000);
   assert.match(L.errorAdvice(401, 'x'), /Sign in again/);
+  assert.match(L.errorAdvice(403, 'this token has the viewer role and may not use /api/v1/sql: it needs the analyst role'), /needs the analyst role.*Ask an admin/);
   assert.match(L.errorAdvice(400, 'sort: unknown'), /sort: unknown/);
   assert.match(L.errorAdvice(503, 'down'), /retries/);
   assert.match(L.errorAdvice(0, 'fetch failed'), /cannot be reached/);

@@ -265,7 +265,8 @@ export function fromLocalInput(v) {
 export function errorAdvice(status, msg) {
   switch (true) {
     case status === 401: return 'Your token was refused. Sign in again with a valid API token.';
-    case status === 403: return 'This token may not use this view.';
+    // The service's message names the role the token has and the one needed.
+    case status === 403: return 'This token may not use this view' + (msg ? ': ' + msg : '') + '. Ask an admin for a token with that role.';
     case status === 400: return 'The filter was refused: ' + msg + '. Change the filter and try again.';
     case status === 503: return 'Storage is unavailable (' + msg + '). The view retries on its own; if this lasts, check ClickHouse.';
     case status === 504: return 'The query took too long. Narrow the filter (one sensor, a shorter window).';
