@@ -1,5 +1,3 @@
-//go:build scaleout
-
 package scaleout
 
 // Shared helpers of the scale-out tests: the binaries (built once per test
@@ -12,6 +10,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +41,7 @@ import (
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/internal/tlsconf/tlsconftest"
 )
 
 const (
@@ -363,7 +364,8 @@ func newCluster(t *testing.T, s setup) *cluster {
 	}
 	for i := range s.ingest {
 		n := &node{name: fmt.Sprintf("ingest-%d", i+1), bin: ib, addr: freeAddr(t), dir: c.dir, ready: "/metrics"}
-		n.args = append([]string{"--store.dsn=" + ingestDSN, "--ingest.addr=" + n.addr, "--ingest.token=" + ingestToken, "--ingest.plain-http"}, s.ingestArgs...)
+		n.args = append([]string{"--store.dsn=" + ingestDSN, "--ingest.addr=" + n.addr, "--ingest.token=" + ingestToken, "--ingest.plain-http",
+			"--ingest.shared-tokens", "--ingest.ip-rate=0"}, s.ingestArgs...)
 		c.ingest = append(c.ingest, n)
 	}
 	for i := range s.query {
@@ -448,15 +450,20 @@ type lb struct {
 
 var (
 	reUpstreamServer = regexp.MustCompile(`(?m)^(\s*)server\s+(ingest|query)-\d+:(\d+)\s+([^;]*);\n`)
-	reListen         = regexp.MustCompile(`(?m)^(\s*)listen\s+(\S+);`)
+	reListen         = regexp.MustCompile(`(?m)^(\s*)listen\s+(\S+)( ssl)?;`)
+	reCert           = regexp.MustCompile(`(?m)^(\s*)(ssl_certificate(?:_key)?)\s+(\S+);`)
 )
+
+// lbTLS trusts the certificate of the running cluster's nginx (made by
+// startLB): the simulator and the API clients that go through nginx use it.
+var lbTLS *tls.Config
 
 // nginxConf rewrites deploy/nginx/nginx.conf for this machine: the nodes'
 // addresses in the upstreams (each with the production server parameters),
 // loopback ports, logs and temporary files in dir. Everything else (the
 // retry policy: proxy_next_upstream, tries, max_fails, timeouts, keepalive)
 // is the production file's.
-func nginxConf(t *testing.T, dir string, ingest, query []*node) (conf, ingestAddr, queryAddr, healthAddr string) {
+func nginxConf(t *testing.T, dir string, ingest, query []*node, cert tlsconftest.Pair) (conf, ingestAddr, queryAddr, healthAddr string) {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
@@ -497,17 +504,30 @@ func nginxConf(t *testing.T, dir string, ingest, query []*node) (conf, ingestAdd
 		listens++
 		switch {
 		case sub[2] == "8090":
-			return sub[1] + "listen " + ingestAddr + ";"
+			return sub[1] + "listen " + ingestAddr + sub[3] + ";"
 		case sub[2] == "8080":
-			return sub[1] + "listen " + queryAddr + ";"
+			return sub[1] + "listen " + queryAddr + sub[3] + ";"
 		case strings.HasSuffix(sub[2], ":8081"):
-			return sub[1] + "listen " + healthAddr + ";"
+			return sub[1] + "listen " + healthAddr + sub[3] + ";"
 		}
 		t.Fatalf("deploy/nginx/nginx.conf: unexpected listen %q", sub[2])
 		return m
 	})
 	if listens != 3 {
 		t.Fatalf("deploy/nginx/nginx.conf: %d listen lines, want 3 (ingest 8090, query 8080, health 8081)", listens)
+	}
+	// TLS as in production, with a certificate made for 127.0.0.1.
+	certs := 0
+	s = reCert.ReplaceAllStringFunc(s, func(m string) string {
+		sub := reCert.FindStringSubmatch(m)
+		certs++
+		if sub[2] == "ssl_certificate" {
+			return sub[1] + sub[2] + " " + cert.CertFile + ";"
+		}
+		return sub[1] + sub[2] + " " + cert.KeyFile + ";"
+	})
+	if certs != 0 && certs != 2 {
+		t.Fatalf("deploy/nginx/nginx.conf: %d ssl_certificate(_key) lines, want 2 (one pair for every listener)", certs)
 	}
 	const accessProd = "access_log /dev/stdout;"
 	if !strings.Contains(s, accessProd) {
@@ -540,7 +560,18 @@ func startLB(t *testing.T, nginx, parent string, ingest, query []*node) *lb {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf, ia, qa, ha := nginxConf(t, dir, ingest, query)
+	ca := tlsconftest.CA(t, "scaleout-ca")
+	cert := tlsconftest.Server(t, ca, "nginx")
+	conf, ia, qa, ha := nginxConf(t, dir, ingest, query, cert)
+	scheme := "http"
+	if strings.Contains(conf, " ssl;") {
+		scheme = "https"
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	lbTLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	apiClient.Transport.(*http.Transport).TLSClientConfig = lbTLS.Clone()
+	apiClient.CloseIdleConnections()
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -553,7 +584,7 @@ func startLB(t *testing.T, nginx, parent string, ingest, query []*node) *lb {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lb{p: p, dir: dir, ingestURL: "http://" + ia, queryURL: "http://" + qa, healthURL: "http://" + ha + "/nginx-health", accessLog: filepath.Join(dir, "access.log"),
+	l := &lb{p: p, dir: dir, ingestURL: scheme + "://" + ia, queryURL: scheme + "://" + qa, healthURL: "http://" + ha + "/nginx-health", accessLog: filepath.Join(dir, "access.log"),
 		conf: confPath}
 	if err := waitHealthy(context.Background(), p, l.healthURL, 20*time.Second); err != nil {
 		t.Fatal(err)
@@ -941,6 +972,9 @@ func fleet(t *testing.T, cfg fleetsim.Config) fleetsim.Report {
 	t.Helper()
 	if cfg.Token == "" {
 		cfg.Token = ingestToken
+	}
+	if cfg.TLS == nil {
+		cfg.TLS = lbTLS
 	}
 	limit := cfg.Duration + max(cfg.Drain, 0) + 90*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), limit)

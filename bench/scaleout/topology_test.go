@@ -1,5 +1,3 @@
-//go:build scaleout
-
 package scaleout
 
 import (
