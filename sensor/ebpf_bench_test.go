@@ -59,7 +59,7 @@ func probeRuntime() (time.Duration, uint64) {
 }
 
 // BenchmarkSensorCPUUnderConnections measures the sensor's own CPU while a
-// separate process opens 1,000 new loopback connections a second for 10
+// separate process opens 1,000 new loopback connections a second for 30
 // seconds, with the eBPF probes on and off. The sensor runs as a child
 // process (polling every second, heartbeats every 15 s to an unreachable
 // ingest, so into its spool) and its CPU is read from /proc/<pid>/stat;
@@ -70,7 +70,7 @@ func BenchmarkSensorCPUUnderConnections(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for the eBPF probes and to read their run time")
 	}
-	const rate, secs = 1000, 10
+	const rate, secs = 1000, 30 // two heartbeats (every 15 s) in every window, not zero or one
 	for _, mode := range []string{"on", "off"} {
 		b.Run("ebpf="+mode, func(b *testing.B) {
 			var stats interface{ Close() error }
@@ -95,18 +95,29 @@ func BenchmarkSensorCPUUnderConnections(b *testing.B) {
 					b.Fatalf("sensor child: %q", line)
 				}
 				time.Sleep(2 * time.Second) // its first poll and heartbeat are start-up, not load
+				load := exec.Command(os.Args[0], "-test.run=^TestEBPFHelper$")
+				load.Env = append(os.Environ(), "NETVIEW_EBPF_HELPER=load", "NETVIEW_RATE="+strconv.Itoa(rate), "NETVIEW_SECS="+strconv.Itoa(secs))
+				lout, _ := load.StdoutPipe()
+				if err := load.Start(); err != nil {
+					b.Fatal(err)
+				}
+				// The window is the load's own: from its "start" line (its
+				// process is up and listening) to its count, so neither
+				// process's start-up dilutes the figures.
+				lr := bufio.NewReader(lout)
+				if l, _ := lr.ReadString('\n'); l != "start\n" {
+					b.Fatalf("load child: %q", l)
+				}
 				cpu0 := procCPU(b, sensorCmd.Process.Pid)
 				k0, r0 := probeRuntime()
 				start := time.Now()
-				load := exec.Command(os.Args[0], "-test.run=^TestEBPFHelper$")
-				load.Env = append(os.Environ(), "NETVIEW_EBPF_HELPER=load", "NETVIEW_RATE="+strconv.Itoa(rate), "NETVIEW_SECS="+strconv.Itoa(secs))
-				lo, err := load.Output()
-				if err != nil {
-					b.Fatalf("load: %v %s", err, lo)
-				}
+				lo, _ := lr.ReadString('\n')
 				wall := time.Since(start)
 				cpu := procCPU(b, sensorCmd.Process.Pid) - cpu0
 				k1, r1 := probeRuntime()
+				if err := load.Wait(); err != nil {
+					b.Fatalf("load: %v %s", err, lo)
+				}
 				stdin.Close()
 				sensorCmd.Wait()
 				var conns int

@@ -13,8 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,8 +126,17 @@ func TestEBPFHelper(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+		// NETVIEW_CPUPROFILE=FILE profiles the sensor under the benchmark's
+		// load (how docs/performance.md's lesson was found).
+		if f := os.Getenv("NETVIEW_CPUPROFILE"); f != "" {
+			out, err := os.Create(f)
+			if err == nil {
+				pprof.StartCPUProfile(out)
+			}
+		}
 		fmt.Println("ready")
 		s.Run(ctx)
+		pprof.StopCPUProfile() // before os.Exit, which runs no defers
 	case "load":
 		// New connections at NETVIEW_RATE per second for NETVIEW_SECS
 		// seconds, both ends in this process: write 100 bytes, read 50.
@@ -149,19 +161,33 @@ func TestEBPFHelper(t *testing.T) {
 				}()
 			}
 		}()
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		n := 0
-		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); <-tick.C {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				continue
-			}
-			c.Write(make([]byte, 100))
-			io.ReadFull(c, make([]byte, 50))
-			c.Close()
-			n++
+		// Open loop: each tick's connection runs on its own, so one slow
+		// connection does not hold back the next (a closed loop of serial
+		// connections fell short of the rate on a loaded machine).
+		fmt.Println("start")
+		// Connection i is due at start + i/rate: a ticker drops the ticks a
+		// busy loop misses, and fell short of the rate on this machine.
+		var n, failed atomic.Int64
+		var wg sync.WaitGroup
+		start, total := time.Now(), rate*secs
+		for i := range total {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				c.Write(make([]byte, 100))
+				io.ReadFull(c, make([]byte, 50))
+				c.Close()
+				n.Add(1)
+			}()
 		}
-		fmt.Println("connections", n)
+		wg.Wait()
+		fmt.Println("connections", n.Load(), "failed", failed.Load())
 	case "fallback":
 		// A sensor where eBPF is refused (this child runs without
 		// privileges): print its log and its capabilities.

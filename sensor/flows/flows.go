@@ -451,7 +451,11 @@ func (t *Tracker) FirstSeen(local, remote netip.AddrPort) (first time.Time, ok b
 // call, and forgets them.
 func (t *Tracker) Take() (completed []heartbeat.Flow, events []heartbeat.Event) {
 	completed, events = t.completed, t.events
-	t.completed, t.events = nil, nil
+	// The next interval starts with room for as many as this one had, so a
+	// busy host does not regrow (and copy) tens of thousands of rows from
+	// nothing every interval (seen in the sensor's CPU profile).
+	t.completed = make([]heartbeat.Flow, 0, len(completed))
+	t.events = make([]heartbeat.Event, 0, len(events))
 	clear(t.recent)
 	return completed, events
 }

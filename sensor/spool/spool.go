@@ -115,6 +115,11 @@ type Spool struct {
 	notify chan struct{}
 	dec    *zstd.Decoder
 
+	// put serializes Put's encoding into enc, whose buffers are reused
+	// (heartbeat.Encoder); taken before mu, never under it.
+	put sync.Mutex
+	enc heartbeat.Encoder
+
 	mu      sync.Mutex
 	lock    *os.File // nil once closed
 	entries []entry  // ascending seq
@@ -257,7 +262,9 @@ func (s *Spool) Dir() string { return s.dir }
 // ErrOverCap error, h survives a crash. h.Seq must be above every seq
 // spooled since Open.
 func (s *Spool) Put(h *heartbeat.Heartbeat) error {
-	body, err := heartbeat.Encode(h)
+	s.put.Lock()
+	defer s.put.Unlock()
+	body, err := s.enc.Encode(h) // valid until the next Put: written below
 	if err != nil {
 		return fmt.Errorf("spool: encode seq %d: %w", h.Seq, err)
 	}
