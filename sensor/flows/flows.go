@@ -285,17 +285,22 @@ func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
 	f.Source = t.src.Name()
 	f.StartedAt = now
 	f.UID = o.UID
-	inbound := t.listening[o.Local.Port()] && o.State != synSent
+	f.orient(t.listening[o.Local.Port()] && o.State != synSent, o.Local, o.Remote)
+	return f
+}
+
+// orient sets the direction and which end is src (the side that opened
+// the connection) from this host's end and the peer's.
+func (f *flow) orient(inbound bool, local, remote netip.AddrPort) {
 	if inbound {
 		f.Direction = "inbound"
-		f.SrcAddress, f.SrcPort = o.Remote.Addr().Unmap(), o.Remote.Port()
-		f.DstAddress, f.DstPort = o.Local.Addr().Unmap(), o.Local.Port()
-	} else {
-		f.Direction = "outbound"
-		f.SrcAddress, f.SrcPort = o.Local.Addr().Unmap(), o.Local.Port()
-		f.DstAddress, f.DstPort = o.Remote.Addr().Unmap(), o.Remote.Port()
+		f.SrcAddress, f.SrcPort = remote.Addr().Unmap(), remote.Port()
+		f.DstAddress, f.DstPort = local.Addr().Unmap(), local.Port()
+		return
 	}
-	return f
+	f.Direction = "outbound"
+	f.SrcAddress, f.SrcPort = local.Addr().Unmap(), local.Port()
+	f.DstAddress, f.DstPort = remote.Addr().Unmap(), remote.Port()
 }
 
 // payload turns the kernel's counters (tcpi_bytes_acked, _received, which

@@ -103,15 +103,7 @@ func (t *Tracker) kernelStart(k *KernelFlow) *flow {
 	f.lastSeen = k.Time
 	f.State = "ESTABLISHED"
 	inbound := k.Inbound || !k.Outbound && t.listening[k.Local.Port()]
-	if inbound {
-		f.Direction = "inbound"
-		f.SrcAddress, f.SrcPort = k.Remote.Addr().Unmap(), k.Remote.Port()
-		f.DstAddress, f.DstPort = k.Local.Addr().Unmap(), k.Local.Port()
-	} else {
-		f.Direction = "outbound"
-		f.SrcAddress, f.SrcPort = k.Local.Addr().Unmap(), k.Local.Port()
-		f.DstAddress, f.DstPort = k.Remote.Addr().Unmap(), k.Remote.Port()
-	}
+	f.orient(inbound, k.Local, k.Remote)
 	f.Source = "ebpf"
 	if !f.predates {
 		kind := "network_connect"
