@@ -160,6 +160,15 @@ func (o *outageStore) Exec(ctx context.Context, q store.Query) error {
 	return o.Store.Exec(ctx, q)
 }
 
+// Select fails too, as in a real outage: otherwise the node's recovery
+// probe (a read) finds storage up and /healthz says ok.
+func (o *outageStore) Select(ctx context.Context, q store.Query, result proto.Results, onBlock func(rows int) error) error {
+	if o.down.Load() {
+		return fmt.Errorf("%w: outage injected by the OpenAPI test", store.ErrUnavailable)
+	}
+	return o.Store.Select(ctx, q, result, onBlock)
+}
+
 type answer struct {
 	status int
 	header http.Header

@@ -140,13 +140,13 @@ func TestRevocationReachesReplica(t *testing.T) {
 	}
 	start := time.Now()
 	for other.do("GET", "/api/v2/network/connections", tok.Secret, nil) != 401 {
-		if time.Since(start) > ttl+2*time.Second {
+		if time.Since(start) > ttl+5*time.Second {
 			t.Fatalf("the other replica still accepts the revoked token after %v (ttl %v)", time.Since(start), ttl)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
-	if took > ttl+500*time.Millisecond {
+	if took > ttl+1500*time.Millisecond { // the ttl plus one reload of the copy on a loaded machine
 		t.Errorf("refused after %v, more than the ttl %v", took, ttl)
 	}
 	t.Logf("revoked token refused by the second replica %v after the revocation (creds ttl %v)", took.Round(time.Millisecond), ttl)
