@@ -546,11 +546,25 @@ type event struct {
 // helperEvents returns the ids of the helper's events once its listen,
 // connect, accept and the short connection's completed flow are all there.
 func (c *client) helperEvents(sensorID string, h *helper) ([]string, error) {
-	var v struct{ Events []event }
-	c.get("/api/v2/events?limit=1000&sensor_id="+sensorID, &v)
+	// As root the sensor's kernel probes see every connection on the host
+	// (other tests' too), so the helper's events may be far from the
+	// newest: walk the pages.
+	var all []event
+	cursor := ""
+	for range 200 {
+		var v struct {
+			Events     []event
+			NextCursor string `json:"next_cursor"`
+		}
+		c.get("/api/v2/events?limit=1000&kind=network_listen,network_connect,network_accept,network_flow&sensor_id="+sensorID+"&cursor="+url.QueryEscape(cursor), &v)
+		all = append(all, v.Events...)
+		if cursor = v.NextCursor; cursor == "" {
+			break
+		}
+	}
 	var ids []string
 	seen := map[string]bool{}
-	for _, e := range v.Events {
+	for _, e := range all {
 		mine := e.PID != nil && *e.PID == h.pid && e.Binary == h.binary
 		switch {
 		case e.Kind == "network_listen" && mine:
@@ -564,7 +578,7 @@ func (c *client) helperEvents(sensorID string, h *helper) ([]string, error) {
 	}
 	for _, k := range []string{"network_listen", "network_connect", "network_accept", "network_flow"} {
 		if !seen[k] {
-			return nil, fmt.Errorf("no %s event of the helper among %d events", k, len(v.Events))
+			return nil, fmt.Errorf("no %s event of the helper among %d events", k, len(all))
 		}
 	}
 	return ids, nil
