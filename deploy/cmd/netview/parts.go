@@ -281,8 +281,9 @@ func banner(w io.Writer, d *dataDir, p *parts, tok token) {
 	default:
 		fmt.Fprintf(w, "  Token            in %s\n", tok.from)
 	}
-	fmt.Fprintf(w, "Sign in to the Console with the token. API clients and other sensors send it as\n")
-	fmt.Fprintf(w, "\"Authorization: Bearer <token>\"; it may also run SQL (POST /api/v1/sql).\n")
+	fmt.Fprintf(w, "Sign in to the Console with the token; API clients send it as \"Authorization:\n")
+	fmt.Fprintf(w, "Bearer <token>\". It is an admin's (SQL, /api/v1/admin/) and the enrollment secret\n")
+	fmt.Fprintf(w, "other sensors enroll with (--sensor.enroll-secret).\n")
 	if os.Geteuid() != 0 {
 		fmt.Fprintf(w, "Not root: the sensor names the process behind your own sockets only.\n")
 	}
