@@ -149,13 +149,31 @@ func moduleRoot() (string, error) {
 // freeAddr returns a loopback address whose port was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	// The kernel may give a port just closed again; an address handed out
+	// once is never handed out again, or two nodes of a cluster would get
+	// the same one (seen in CI: "bind: address already in use").
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handed[addr] {
+			handed[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no loopback port not handed out before")
+	return ""
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[string]bool{}
+)
 
 // ---------------------------------------------------------------------------
 // Child processes
@@ -270,6 +288,24 @@ func (n *node) start(ctx context.Context) error {
 	return waitHealthy(ctx, p, n.url()+n.ready, 60*time.Second)
 }
 
+// startFirst starts a node for the first time, on another address when a
+// process outside the test took its own between freeAddr and the bind
+// (tests of other packages run beside these). Later starts keep the
+// address: nginx has it.
+func (n *node) startFirst(ctx context.Context, t *testing.T) error {
+	for try := 0; ; try++ {
+		err := n.start(ctx)
+		if err == nil || try == 2 || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		old := n.addr
+		n.addr = freeAddr(t)
+		for j, a := range n.args {
+			n.args[j] = strings.Replace(a, "="+old, "="+n.addr, 1)
+		}
+	}
+}
+
 // kill9 SIGKILLs the running process and waits for it to be gone.
 func (n *node) kill9() error {
 	n.mu.Lock()
@@ -382,7 +418,7 @@ func newCluster(t *testing.T, s setup) *cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.start(ctx)
+			errs[i] = n.startFirst(ctx, t)
 		}()
 	}
 	wg.Wait()
