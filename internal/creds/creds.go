@@ -365,7 +365,7 @@ func (s *Store) List(ctx context.Context, kind string) ([]Credential, error) {
 // most once per second, so a credential made on another node is found.
 func (s *Store) Check(ctx context.Context, secret string, kinds ...string) (Credential, error) {
 	kind, id, ok := Parse(secret)
-	if !ok || !contains(kinds, kind) {
+	if !ok || !slices.Contains(kinds, kind) {
 		return Credential{}, ErrUnknown
 	}
 	c, found, err := s.cached(ctx, id)
@@ -440,15 +440,6 @@ func (s *Store) allowMiss() bool {
 	}
 	s.missTokens--
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Load reads the whole table into the copy. Concurrent callers share one
