@@ -5,15 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/ratelimit"
 )
 
 // Who a request's bearer secret names.
@@ -98,18 +96,19 @@ func (s *Server) bodyAllowance(h *fasthttp.RequestHeader) int {
 // read, so the connection is closed after the answer.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, route string) (caller, bool) {
 	now := time.Now()
-	ip := s.clientIP(ctx)
-	if ok, wait := s.ipRate.take(ip, now); !ok {
+	ip := s.proxies.ClientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"))
+	key := ratelimit.Key(ip)
+	if ok, wait := s.ipRate.Take(key, now); !ok {
 		s.tooMany(ctx, ReasonRateLimited, wait, "too many requests from "+ip.String())
 		return caller{}, false
 	}
-	if blocked, wait := s.authFails.empty(ip, now); blocked {
+	if blocked, wait := s.authFails.Empty(key, now); blocked {
 		s.tooMany(ctx, ReasonAuthLimited, wait, "too many failed authentications from "+ip.String())
 		return caller{}, false
 	}
 	c := s.identify(ctx.Request.Header.Peek("Authorization"))
 	refuse := func(status int, reason, msg string) (caller, bool) {
-		s.authFails.take(ip, now)
+		s.authFails.Take(key, now)
 		ctx.SetConnectionClose()
 		if status == fasthttp.StatusUnauthorized {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview-ingest"`)
@@ -139,7 +138,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, route string) (caller, bool) {
 		return refuse(fasthttp.StatusForbidden, ReasonWrongCredential, "only a sensor key can be rotated")
 	}
 	if c.cred.Kind == creds.Sensor {
-		if ok, wait := s.sensorRate.take(c.cred.SensorID, now); !ok {
+		if ok, wait := s.sensorRate.Take(c.cred.SensorID, now); !ok {
 			s.tooMany(ctx, ReasonRateLimited, wait, "too many requests from sensor "+c.cred.SensorID.String())
 			return c, false
 		}
@@ -147,66 +146,17 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, route string) (caller, bool) {
 	return c, true
 }
 
+// newLimiter's buckets hold two seconds' worth: a sensor that sends a
+// burst after an outage, or a retry just after its heartbeat, is not
+// refused.
+func newLimiter[K comparable](rate float64) *ratelimit.Limiter[K] {
+	return ratelimit.New[K](rate, 2*rate)
+}
+
 func (s *Server) tooMany(ctx *fasthttp.RequestCtx, reason string, wait time.Duration, msg string) {
 	ctx.SetConnectionClose()
-	ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSecs(wait)))
+	ctx.Response.Header.Set("Retry-After", ratelimit.RetryAfter(wait))
 	s.fail(ctx, fasthttp.StatusTooManyRequests, reason, msg)
-}
-
-// clientIP is the peer's address or, when the peer is a trusted proxy, the
-// nearest address in X-Forwarded-For that is not one.
-func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
-	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	ip = ip.Unmap()
-	if !s.trusted(ip) {
-		return ip
-	}
-	xff := ctx.Request.Header.Peek("X-Forwarded-For")
-	for len(xff) > 0 {
-		i := bytes.LastIndexByte(xff, ',')
-		a, err := netip.ParseAddr(view(bytes.TrimSpace(xff[i+1:])))
-		if err != nil {
-			return ip // not written by our proxy: stay with what we know
-		}
-		if ip = a.Unmap(); !s.trusted(ip) || i < 0 {
-			return ip
-		}
-		xff = xff[:i]
-	}
-	return ip
-}
-
-func (s *Server) trusted(ip netip.Addr) bool {
-	for _, p := range s.proxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// parsePrefixes reads comma-separated addresses or CIDR prefixes.
-func parsePrefixes(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(list, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("ingest: trusted proxy %q: %w", f, err)
-			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: trusted proxy %q: %w", f, err)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 // sensorOf is the sensor id a caller may write heartbeats for; uuid.Nil

@@ -27,6 +27,7 @@ import (
 
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
 )
@@ -105,8 +106,8 @@ func (c *Config) Validate() error {
 	case c.SensorRate < 0 || c.IPRate < 0 || c.AuthFailRate < 0:
 		return errors.New("ingest: rates must not be negative")
 	}
-	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
-		return err
+	if _, err := ratelimit.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
 	_, err := c.Tokens.Load()
 	return err
@@ -123,11 +124,11 @@ type Server struct {
 	cfg     Config
 	tokens  *auth.Tokens
 	creds   *creds.Store
-	proxies []netip.Prefix
+	proxies ratelimit.Proxies
 
-	ipRate     *limiter[netip.Addr]
-	authFails  *limiter[netip.Addr]
-	sensorRate *limiter[uuid.UUID]
+	ipRate     *ratelimit.Limiter[netip.Prefix] // keyed by ratelimit.Key
+	authFails  *ratelimit.Limiter[netip.Prefix]
+	sensorRate *ratelimit.Limiter[uuid.UUID]
 
 	writer  *Writer
 	metrics *Metrics
@@ -146,7 +147,7 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
+	proxies, _ := ratelimit.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = 30 * time.Second
 	}
@@ -159,7 +160,7 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 	return &Server{
 		cfg: cfg, tokens: tokens, writer: w, metrics: m, log: log,
 		creds: creds.NewStore(s, cfg.CredsRefresh), proxies: proxies,
-		ipRate: newLimiter[netip.Addr](cfg.IPRate), authFails: newLimiter[netip.Addr](cfg.AuthFailRate),
+		ipRate: newLimiter[netip.Prefix](cfg.IPRate), authFails: newLimiter[netip.Prefix](cfg.AuthFailRate),
 		sensorRate: newLimiter[uuid.UUID](cfg.SensorRate),
 		slots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}, nil

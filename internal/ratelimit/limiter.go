@@ -1,16 +1,21 @@
-package ingest
+// Package ratelimit holds the per-client token buckets that the ingest and
+// query services share, and the rules that say which client a request is
+// from (trusted proxies, one bucket per IPv6 /64).
+package ratelimit
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"time"
 )
 
-// limiter is a set of token buckets, one per key (a client address or a
+// Limiter is a set of token buckets, one per key (a client address or a
 // sensor id), each refilled at rate a second and holding burst. A key whose
 // bucket is full is the same as an absent one, so full buckets are swept
-// away and memory follows the keys active in the last few seconds.
-type limiter[K comparable] struct {
+// away and memory follows the keys active in the last few seconds. Time is
+// the caller's now, so a test can step it.
+type Limiter[K comparable] struct {
 	rate, burst float64 // rate 0: no limit
 
 	mu      sync.Mutex
@@ -23,14 +28,15 @@ type bucket struct {
 	at     int64 // unix nanoseconds of the last refill
 }
 
-func newLimiter[K comparable](rate float64) *limiter[K] {
-	// A bucket holds two seconds' worth: a sensor that sends a burst after
-	// an outage, or a retry just after its heartbeat, is not refused.
-	return &limiter[K]{rate: rate, burst: max(1, 2*rate), buckets: map[K]bucket{}, sweepAt: 1024}
+// New returns a limiter of rate tokens a second per key, each bucket
+// holding burst (at least 1); a rate of 0 or less limits nothing. A nil
+// *Limiter limits nothing either.
+func New[K comparable](rate, burst float64) *Limiter[K] {
+	return &Limiter[K]{rate: rate, burst: max(1, burst), buckets: map[K]bucket{}, sweepAt: 1024}
 }
 
 // refill returns k's bucket as of now; callers hold l.mu.
-func (l *limiter[K]) refill(k K, now int64) bucket {
+func (l *Limiter[K]) refill(k K, now int64) bucket {
 	b, ok := l.buckets[k]
 	if !ok {
 		return bucket{tokens: l.burst, at: now}
@@ -40,9 +46,9 @@ func (l *limiter[K]) refill(k K, now int64) bucket {
 	return b
 }
 
-// take spends one token of k's bucket. When there is none it spends
+// Take spends one token of k's bucket. When there is none it spends
 // nothing and says how long until there is.
-func (l *limiter[K]) take(k K, now time.Time) (bool, time.Duration) {
+func (l *Limiter[K]) Take(k K, now time.Time) (bool, time.Duration) {
 	if l == nil || l.rate <= 0 {
 		return true, 0
 	}
@@ -58,9 +64,9 @@ func (l *limiter[K]) take(k K, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// empty reports whether k's bucket has no token left, and how long until
+// Empty reports whether k's bucket has no token left, and how long until
 // it has one, without spending any.
-func (l *limiter[K]) empty(k K, now time.Time) (bool, time.Duration) {
+func (l *Limiter[K]) Empty(k K, now time.Time) (bool, time.Duration) {
 	if l == nil || l.rate <= 0 {
 		return false, 0
 	}
@@ -76,11 +82,11 @@ func (l *limiter[K]) empty(k K, now time.Time) (bool, time.Duration) {
 	return false, 0
 }
 
-func (l *limiter[K]) wait(b bucket) time.Duration {
+func (l *Limiter[K]) wait(b bucket) time.Duration {
 	return time.Duration(math.Ceil((1 - b.tokens) / l.rate * 1e9))
 }
 
-func (l *limiter[K]) store(k K, b bucket, now int64) {
+func (l *Limiter[K]) store(k K, b bucket, now int64) {
 	l.buckets[k] = b
 	if len(l.buckets) < l.sweepAt {
 		return
@@ -93,7 +99,8 @@ func (l *limiter[K]) store(k K, b bucket, now int64) {
 	l.sweepAt = max(1024, 2*len(l.buckets))
 }
 
-// retryAfterSecs renders a wait as whole seconds for Retry-After, at least 1.
-func retryAfterSecs(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
+// RetryAfter renders a wait as the value of a Retry-After header: whole
+// seconds, at least 1.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
