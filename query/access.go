@@ -12,6 +12,7 @@ import (
 
 	"github.com/netview/netview/internal/audit"
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 )
 
@@ -34,12 +35,39 @@ func (p *principal) actor() string {
 	return "static:" + p.role + "#" + hex.EncodeToString(sum[:4])
 }
 
-// authenticate finds the role of the request's bearer token: a static token
-// of the flags (the highest role holding it wins), or a token issued at run
+// authenticate finds the role of the request's bearer token (see check),
+// unless the client's address has failed to too often lately: then it is a
+// 429 until its bucket refills (--query.auth-fail-rate). The bucket is
+// looked at before the token, so a right token waits too: were it let
+// through, the answer to a guess would say whether it was right, and the
+// limit would slow a guesser down no more than it waits for that answer.
+// Only failures spend tokens, so a client that signs in well is never held.
+func (s *Server) authenticate(ctx context.Context, r *fasthttp.RequestCtx, p *principal) error {
+	now := time.Now()
+	ip := s.proxies.ClientIP(r.RemoteIP(), r.Request.Header.Peek("X-Forwarded-For"))
+	key := ratelimit.Key(ip)
+	if blocked, wait := s.authFails.Empty(key, now); blocked {
+		secs := ratelimit.RetryAfter(wait)
+		r.Response.Header.Set("Retry-After", secs)
+		return &apiError{Status: 429, Msg: "too many failed sign-ins from " + ip.String() +
+			": check the token, and try again in " + secs + " s (every request from this address waits, with a right token too)"}
+	}
+	err := s.check(ctx, r, p)
+	// A request with no Authorization at all guesses nothing: it is not
+	// counted, so a page that asks before it has a token locks no one out.
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == 401 && len(r.Request.Header.Peek("Authorization")) > 0 {
+		s.authFails.Take(key, now)
+	}
+	return err
+}
+
+// check finds the role of the request's bearer token: a static token of
+// the flags (the highest role holding it wins), or a token issued at run
 // time, checked against the in-memory copy of the credentials table. An
 // unknown, revoked or expired token is a 401; storage that cannot be asked
 // about a token the copy lacks is a 503.
-func (s *Server) authenticate(ctx context.Context, r *fasthttp.RequestCtx, p *principal) error {
+func (s *Server) check(ctx context.Context, r *fasthttp.RequestCtx, p *principal) error {
 	h := r.Request.Header.Peek("Authorization")
 	tok, ok := bytes.CutPrefix(h, []byte("Bearer "))
 	if !ok || len(tok) == 0 {

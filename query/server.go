@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/netview/netview/internal/audit"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
 )
@@ -45,6 +47,13 @@ type Config struct {
 	// be: a token revoked on one replica is refused by all within it.
 	// Zero takes DefaultCredsTTL.
 	CredsTTL time.Duration
+	// AuthFailRate is how many failed sign-ins a second, in bursts of up to
+	// AuthFailBurst, a client address may make before it gets 429s; 0: no
+	// limit. TrustedProxies are addresses or prefixes, comma-separated,
+	// whose X-Forwarded-For names the client (as --ingest.trusted-proxies).
+	AuthFailRate   float64
+	AuthFailBurst  int
+	TrustedProxies string
 }
 
 // DefaultCredsTTL bounds how long a revoked token keeps working on other
@@ -62,6 +71,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxListRows, "query.max-list-rows", 10_000, "safety cap of the v1 lists that return all rows")
 	fs.DurationVar(&c.Timeout, "query.timeout", 30*time.Second, "longest time one request may take")
 	fs.DurationVar(&c.CredsTTL, "query.creds-ttl", DefaultCredsTTL, "how long a token revoked on another replica may still be accepted here (the credentials table is reread this often)")
+	fs.Float64Var(&c.AuthFailRate, "query.auth-fail-rate", 1, "failed sign-ins a second per client address (an IPv6 /64), beyond a burst of --query.auth-fail-burst: "+
+		"above it the address gets 429, even with a right token, until it slows down; 0: no limit")
+	fs.IntVar(&c.AuthFailBurst, "query.auth-fail-burst", 20, "failed sign-ins a client address may make at once before --query.auth-fail-rate applies")
+	fs.StringVar(&c.TrustedProxies, "query.trusted-proxies", "", "addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client for the failed sign-in limit, comma-separated")
 }
 
 // Server answers the API.
@@ -73,9 +86,12 @@ type Server struct {
 	admins   *auth.Tokens
 	creds    *creds.Store
 	audit    *audit.Log
-	cursors  cursors
-	sql      SQLRunner
-	log      *slog.Logger
+	proxies  ratelimit.Proxies
+	// authFails holds the failed sign-ins of each client (ratelimit.Key).
+	authFails *ratelimit.Limiter[netip.Prefix]
+	cursors   cursors
+	sql       SQLRunner
+	log       *slog.Logger
 }
 
 // SQLRunner runs analysts' SQL, writing the result to w, and returns how
@@ -89,6 +105,13 @@ type SQLRunner func(ctx context.Context, q, format string, w *fasthttp.RequestCt
 func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Server, error) {
 	if cfg.MaxListRows <= 0 || cfg.Timeout <= 0 {
 		return nil, errors.New("query: max-list-rows and timeout must be positive")
+	}
+	if cfg.AuthFailRate < 0 || cfg.AuthFailBurst < 0 {
+		return nil, errors.New("query: auth-fail-rate and auth-fail-burst must not be negative")
+	}
+	proxies, err := ratelimit.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
 	}
 	if cfg.CredsTTL <= 0 {
 		cfg.CredsTTL = DefaultCredsTTL
@@ -128,7 +151,8 @@ func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Se
 	}
 	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, admins: admins,
 		creds: creds.NewStore(st, cfg.CredsTTL), audit: audit.New(st),
-		cursors: cursors{secret: secret}, sql: sqlRunner, log: log}, nil
+		cursors: cursors{secret: secret}, sql: sqlRunner, log: log,
+		proxies: proxies, authFails: ratelimit.New[netip.Prefix](cfg.AuthFailRate, float64(cfg.AuthFailBurst))}, nil
 }
 
 // HTTPServer returns a fasthttp server for s.
