@@ -233,7 +233,7 @@ func (s *Store) Get(ctx context.Context, id string) (Credential, error) {
 
 // Revoke marks id revoked by who. reenroll applies to sensor keys; a
 // sensor key revoked without it is blocked, and so then is every other
-// key of its sensor (one a rotation racing the block made). A block is
+// active key of its sensor (one a rotation racing the block made). A block is
 // final: revoking a blocked key again changes nothing, and asking for
 // reenroll on it is ErrBlocked.
 func (s *Store) Revoke(ctx context.Context, id, by string, reenroll bool) (Credential, error) {
@@ -262,14 +262,16 @@ func (s *Store) revoke(ctx context.Context, c Credential, by string, reenroll bo
 	return c, s.Put(ctx, c)
 }
 
-// blockKeys blocks every key of sensor not blocked yet, read from storage.
+// blockKeys blocks every key of sensor not revoked yet, read from storage.
+// Keys revoked already stay as they are, to say what became of them; one
+// blocked key shuts the sensor out (blockedBy).
 func (s *Store) blockKeys(ctx context.Context, sensor uuid.UUID, by string) error {
 	keys, err := s.SensorKeys(ctx, sensor)
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		if !k.Blocked() {
+		if k.RevokedAt.IsZero() {
 			if _, err := s.revoke(ctx, k, by, false); err != nil {
 				return err
 			}
