@@ -202,3 +202,14 @@ func TestBlockRevokeKeyIDSpellings(t *testing.T) {
 		t.Fatalf("heartbeat with the legacy key: %d %s, want 401", code, msg)
 	}
 }
+
+// enrolledSensor enrolls a new sensor in f's credentials table, as ingest
+// does, and returns its id (for a block that has a key to revoke).
+func enrolledSensor(t *testing.T, f *fixture) string {
+	t.Helper()
+	id := uuid.New()
+	if _, _, err := creds.NewStore(f.ingest.Store, time.Second).Enroll(context.Background(), id, "host-b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
