@@ -307,12 +307,9 @@ func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id st
 		return Credential{}, fmt.Errorf("creds: enroll: key id %q is not 16 lower-case hex digits", id)
 	}
 	// A block is final: of the sensor id, or of any of its keys.
-	if _, why, err := s.blockedBy(ctx, sensor); err != nil || why != "" {
+	_, why, keys, err := s.blockedBy(ctx, sensor)
+	if err != nil || why != "" {
 		return Credential{}, blockedErr(why, err)
-	}
-	keys, err := s.SensorKeys(ctx, sensor)
-	if err != nil {
-		return Credential{}, err
 	}
 	now := time.Now()
 	for _, k := range keys {
@@ -347,22 +344,22 @@ func blockedErr(why string, err error) error {
 }
 
 // blockedBy says who blocked sensor and why, both "" when no one did: the
-// sensor id itself, or one of its keys. It reads storage, not the copy.
-func (s *Store) blockedBy(ctx context.Context, sensor uuid.UUID) (by, why string, err error) {
+// sensor id itself, or one of its keys, which it returns (SensorKeys). It
+// reads storage, not the copy.
+func (s *Store) blockedBy(ctx context.Context, sensor uuid.UUID) (by, why string, keys []Credential, err error) {
 	b, ok, err := s.SensorBlock(ctx, sensor)
 	if err != nil || ok {
-		return b.BlockedBy, "sensor " + sensor.String() + " was blocked by " + b.BlockedBy, err
+		return b.BlockedBy, "sensor " + sensor.String() + " was blocked by " + b.BlockedBy, nil, err
 	}
-	keys, err := s.SensorKeys(ctx, sensor)
-	if err != nil {
-		return "", "", err
+	if keys, err = s.SensorKeys(ctx, sensor); err != nil {
+		return "", "", nil, err
 	}
 	for _, k := range keys {
 		if k.Blocked() {
-			return k.RevokedBy, "key " + k.ID + " was blocked by " + k.RevokedBy, nil
+			return k.RevokedBy, "key " + k.ID + " was blocked by " + k.RevokedBy, keys, nil
 		}
 	}
-	return "", "", nil
+	return "", "", keys, nil
 }
 
 // settle blocks c, a key just made for its sensor, when a block came while
@@ -371,7 +368,7 @@ func (s *Store) blockedBy(ctx context.Context, sensor uuid.UUID) (by, why string
 // new key outlives a block: each side writes, then reads what the other
 // wrote.
 func (s *Store) settle(ctx context.Context, c Credential) error {
-	by, why, err := s.blockedBy(ctx, c.SensorID)
+	by, why, _, err := s.blockedBy(ctx, c.SensorID)
 	if err != nil || why == "" {
 		return err
 	}
@@ -396,7 +393,7 @@ func (s *Store) Rotate(ctx context.Context, old Credential, id string, hash [32]
 	}
 	// old is the caller's copy, which may predate a block made within the
 	// copy's age; storage decides, and a block is final.
-	if _, why, err := s.blockedBy(ctx, old.SensorID); err != nil || why != "" {
+	if _, why, _, err := s.blockedBy(ctx, old.SensorID); err != nil || why != "" {
 		return Credential{}, blockedErr(why, err)
 	}
 	by := "rotate:" + old.ID
