@@ -383,7 +383,10 @@ func (s *Store) settle(ctx context.Context, c Credential) error {
 // revoked with leave to re-enroll. A retry of the same rotation (the answer
 // was lost) finds the new key already in place and succeeds again, so a
 // sensor never ends up holding only a revoked key; an id that names any
-// other credential is refused with ErrTaken.
+// other credential is refused with ErrTaken. A blocked key, or a key of a
+// blocked sensor, is refused with ErrBlocked, read from storage whatever
+// old says; and should a block land while the rotation runs, the new key
+// is blocked too (settle).
 func (s *Store) Rotate(ctx context.Context, old Credential, id string, hash [32]byte) (Credential, error) {
 	if old.Kind != Sensor {
 		return Credential{}, fmt.Errorf("creds: rotate: %s is not a sensor key", old.ID)
