@@ -117,6 +117,10 @@ func (s *Server) rotate(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusBadRequest, ReasonInvalid, err.Error())
 		return
 	}
+	if c.cred.Blocked() {
+		s.fail(ctx, fasthttp.StatusForbidden, ReasonBlocked, blockedKey)
+		return
+	}
 	if c.err != nil && c.cred.RevokedBy != "rotate:"+req.KeyID {
 		// Revoked, and not by this very rotation.
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview-ingest"`)
@@ -130,6 +134,10 @@ func (s *Server) rotate(ctx *fasthttp.RequestCtx) {
 	case errors.Is(err, creds.ErrTaken):
 		s.fail(ctx, fasthttp.StatusConflict, ReasonTaken, "key_id names another credential: make a new key and try again")
 		return
+	case errors.Is(err, creds.ErrBlocked):
+		s.log.Warn("rotation of a blocked sensor key refused", "sensor_id", c.cred.SensorID, "key_id", c.cred.ID, "err", err)
+		s.fail(ctx, fasthttp.StatusForbidden, ReasonBlocked, blockedKey)
+		return
 	case err != nil:
 		s.unavailable(ctx, "rotate", err)
 		return
@@ -138,11 +146,16 @@ func (s *Server) rotate(ctx *fasthttp.RequestCtx) {
 	s.answer(ctx, RotateAnswer{SensorID: key.SensorID.String(), KeyID: key.ID})
 }
 
-// parseProposedKey checks the id and SHA-256 of a key a sensor made.
+// blockedKey answers a rotation of a key that is blocked, or whose sensor is.
+const blockedKey = "this sensor key is blocked; ask an admin"
+
+// parseProposedKey checks the id and SHA-256 of a key a sensor made. The
+// id must be in its one spelling (creds.IsID): a key stored under another
+// would escape a revocation by the canonical id.
 func parseProposedKey(id, sum string) (string, [32]byte, error) {
 	var hash [32]byte
-	if _, err := hex.DecodeString(id); err != nil || len(id) != 16 {
-		return "", hash, errors.New("key_id: want 16 hex digits")
+	if !creds.IsID(id) {
+		return "", hash, fmt.Errorf("key_id: %q is not 16 lower-case hex digits", id)
 	}
 	if n, err := hex.Decode(hash[:], []byte(sum)); err != nil || n != 32 || len(sum) != 64 {
 		return "", hash, errors.New("key_sha256: want 64 hex digits")
@@ -176,14 +189,16 @@ func (s *Server) readJSON(ctx *fasthttp.RequestCtx, v any) bool {
 	return true
 }
 
-// parseSensorID accepts only the canonical form, as heartbeats carry it.
+// parseSensorID accepts only the canonical form (36 characters, lower
+// case), as heartbeats carry it: a sensor has one spelling in storage, logs
+// and the admin API.
 func parseSensorID(v string) (uuid.UUID, error) {
 	id, err := uuid.Parse(v)
 	switch {
 	case v == "":
 		return id, errors.New("sensor_id: required")
-	case err != nil || len(v) != 36:
-		return id, fmt.Errorf("sensor_id: %q is not a UUID (8-4-4-4-12 hex digits)", v)
+	case err != nil || v != id.String():
+		return id, fmt.Errorf("sensor_id: %q is not a UUID in canonical form (8-4-4-4-12 lower-case hex digits)", v)
 	case id == uuid.Nil:
 		return id, errors.New("sensor_id: the nil UUID names no sensor")
 	}
@@ -213,10 +228,12 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, v any) {
 	ctx.Write(b)
 }
 
+// unavailable answers a storage failure. The engine's error goes to the log
+// only: it may name tables, hosts or queries, none of the client's business.
 func (s *Server) unavailable(ctx *fasthttp.RequestCtx, what string, err error) {
 	s.log.Warn(what+" failed", "err", err)
 	ctx.Response.Header.Set("Retry-After", "5")
-	s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, what+": storage did not answer; retry: "+err.Error())
+	s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, what+": storage did not answer; retry in a few seconds")
 }
 
 // credsCtx bounds a write of the credentials table made for a request.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +42,7 @@ var adminOps = map[string]adminOp{
 	"/api/v1/admin/enrollment-secrets/revoke": {"POST", "enroll.revoke", (*Server).revokeEnrollSecret},
 	"/api/v1/admin/sensor-keys":               {"GET", "sensor_key.list", (*Server).listSensorKeys},
 	"/api/v1/admin/sensor-keys/revoke":        {"POST", "sensor_key.revoke", (*Server).revokeSensorKey},
+	"/api/v1/admin/sensors/block":             {"POST", "sensor.block", (*Server).blockSensor},
 	"/api/v1/admin/audit":                     {"GET", "audit.list", (*Server).listAudit},
 }
 
@@ -96,12 +96,15 @@ func noParams(r *fasthttp.RequestCtx) error { return query(r).err }
 // maxName bounds a credential's name, a label for people.
 const maxName = 200
 
-func checkName(name string) error {
+func checkName(name string) error { return checkLabel("name", name) }
+
+// checkLabel checks a label for people (a name, a reason) in member field.
+func checkLabel(field, v string) error {
 	switch {
-	case len(name) > maxName:
-		return &apiError{Status: 400, Msg: fmt.Sprintf("name: %d bytes, at most %d", len(name), maxName)}
-	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
-		return &apiError{Status: 400, Msg: "name: must be UTF-8 text without control characters"}
+	case len(v) > maxName:
+		return &apiError{Status: 400, Msg: fmt.Sprintf("%s: %d bytes, at most %d", field, len(v), maxName)}
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+		return &apiError{Status: 400, Msg: field + ": must be UTF-8 text without control characters"}
 	}
 	return nil
 }
@@ -112,11 +115,15 @@ func (s *Server) lookup(ctx context.Context, id, kind string) (creds.Credential,
 		return creds.Credential{}, &apiError{Status: 400, Msg: "id: " + id + " is a static token, set by a flag, file or environment variable, not stored in the credentials table: " +
 			"it cannot be revoked here; remove it from the query service's configuration and restart"}
 	}
-	if len(id) != 16 || strings.ToLower(id) != id {
-		return creds.Credential{}, &apiError{Status: 400, Msg: fmt.Sprintf("id: %q is not a credential id (16 lower-case hex digits)", id)}
-	}
-	if _, err := hex.DecodeString(id); err != nil {
-		return creds.Credential{}, &apiError{Status: 400, Msg: fmt.Sprintf("id: %q is not a credential id (16 lower-case hex digits)", id)}
+	// Ids have one spelling, the one every listing shows (rows old versions
+	// stored in upper case are read folded to it): another is refused, not
+	// folded, so a typo never names a second credential.
+	if !creds.IsID(id) {
+		msg := fmt.Sprintf("id: %q is not a credential id (16 lower-case hex digits)", id)
+		if low := strings.ToLower(id); creds.IsID(low) {
+			msg += fmt.Sprintf(": write it in lower case, %q", low)
+		}
+		return creds.Credential{}, &apiError{Status: 400, Msg: msg}
 	}
 	c, err := s.creds.Get(ctx, id)
 	if errors.Is(err, creds.ErrUnknown) || (err == nil && c.Kind != kind) {
@@ -131,10 +138,20 @@ var kindName = map[string]string{creds.Token: "API token", creds.Enroll: "enroll
 func (s *Server) revoke(ctx context.Context, c creds.Credential, p *principal, reenroll bool) ([]byte, func(context.Context) error, error) {
 	prev := c
 	c, err := s.creds.Revoke(ctx, c.ID, p.actor(), reenroll)
+	if errors.Is(err, creds.ErrBlocked) {
+		return nil, nil, &apiError{Status: 409, Msg: fmt.Sprintf("id: sensor key %s is blocked, which is final: it cannot be revoked with reenroll", c.ID)}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	undo := func(ctx context.Context) error { return s.creds.Put(ctx, prev) }
+	if c.Blocked() {
+		// A block is final and is not undone when its audit row cannot be
+		// written: shutting a sensor out is the safe side to fail on, and
+		// the sensor's other keys were blocked with it. The admin gets the
+		// 503 and the block stands (the log says so).
+		undo = nil
+	}
 	b, err := json.Marshal(credView(c))
 	return b, undo, err
 }
@@ -338,6 +355,67 @@ func (s *Server) revokeEnrollSecret(ctx context.Context, r *fasthttp.RequestCtx,
 
 func (s *Server) revokeSensorKey(ctx context.Context, r *fasthttp.RequestCtx, p *principal, a *auditEntry) ([]byte, func(context.Context) error, error) {
 	return s.revokeOf(ctx, r, p, a, creds.Sensor)
+}
+
+// blockSensor blocks a sensor id for good: it may not enroll or rotate
+// again, whatever secret it holds, and every key it has is revoked without
+// leave to re-enroll (so its heartbeats are refused once each node's copy of
+// the credentials is refreshed).
+func (s *Server) blockSensor(ctx context.Context, r *fasthttp.RequestCtx, p *principal, a *auditEntry) ([]byte, func(context.Context) error, error) {
+	var in struct {
+		SensorID string `json:"sensor_id"`
+		Reason   string `json:"reason"`
+	}
+	if err := noParams(r); err != nil {
+		return nil, nil, err
+	}
+	if err := decodeBody(r, &in); err != nil {
+		return nil, nil, err
+	}
+	a.target, a.detail = in.SensorID, fmt.Sprintf("reason=%q", in.Reason)
+	id, err := adminSensorID(in.SensorID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkLabel("reason", in.Reason); err != nil {
+		return nil, nil, err
+	}
+	a.target = id.String()
+	// Stored before the audit row is written and, unlike other changes,
+	// not undone when that fails (the handler then answers 503): a block
+	// is final, and leaving a sensor shut out is the safe side to fail on.
+	b, keys, err := s.creds.BlockSensor(ctx, id, p.actor(), in.Reason)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := struct {
+		SensorID  string          `json:"sensor_id"`
+		State     string          `json:"state"`
+		BlockedAt time.Time       `json:"blocked_at"`
+		BlockedBy string          `json:"blocked_by"`
+		Reason    string          `json:"reason"`
+		Keys      []credentialOut `json:"keys"`
+	}{id.String(), "blocked", b.BlockedAt, b.BlockedBy, b.Reason, []credentialOut{}}
+	for _, k := range keys {
+		out.Keys = append(out.Keys, credView(k))
+	}
+	body, err := json.Marshal(out)
+	return body, nil, err
+}
+
+// adminSensorID reads a sensor id an admin typed: any form uuid.Parse
+// takes (upper case, braces, urn:uuid:, no hyphens), made canonical.
+func adminSensorID(v string) (uuid.UUID, error) {
+	id, err := uuid.Parse(v)
+	switch {
+	case v == "":
+		return id, &apiError{Status: 400, Msg: "sensor_id: required"}
+	case err != nil:
+		return id, &apiError{Status: 400, Msg: fmt.Sprintf("sensor_id: %q is not a UUID", v)}
+	case id == uuid.Nil:
+		return id, &apiError{Status: 400, Msg: "sensor_id: the nil UUID names no sensor"}
+	}
+	return id, nil
 }
 
 // sensorOut is a sensor and its keys: its state is enrolled (an active

@@ -74,7 +74,9 @@ var (
 	// ErrEnrolled: the sensor id already has an active key; enrolling again
 	// would let whoever holds an enrollment secret take it over.
 	ErrEnrolled = errors.New("sensor already enrolled")
-	// ErrBlocked: the sensor's key was revoked without leave to re-enroll.
+	// ErrBlocked: the sensor (or one of its keys) was blocked: a key
+	// revoked without leave to re-enroll, or the sensor id blocked. A block
+	// is final.
 	ErrBlocked = errors.New("sensor may not enroll")
 	// ErrTaken: a rotation proposed a key id that names another credential.
 	ErrTaken = errors.New("credential id taken")
@@ -97,6 +99,23 @@ type Credential struct {
 	// an enrollment secret (a rotation); without it the sensor is shut out.
 	Reenroll bool
 	Version  uint64
+}
+
+// Blocked reports whether c is a sensor key revoked without leave to
+// re-enroll. A block is final: it outranks every later version of the key
+// (see supersedes), so a rotation or revocation that raced it cannot undo it.
+func (c *Credential) Blocked() bool {
+	return c.Kind == Sensor && !c.RevokedAt.IsZero() && !c.Reenroll
+}
+
+// supersedes reports whether c replaces old as the state of their id: a
+// blocked version beats one that is not, whatever their order; otherwise
+// the higher version wins. readSQL ranks rows the same way.
+func supersedes(c, old Credential) bool {
+	if cb, ob := c.Blocked(), old.Blocked(); cb != ob {
+		return cb
+	}
+	return c.Version > old.Version
 }
 
 // Active reports whether the credential is usable at now.
@@ -131,21 +150,22 @@ func Parse(secret string) (kind, id string, ok bool) {
 		}
 	}
 	id, rest, found := strings.Cut(secret[4:], "_")
-	if kind == "" || !found || len(id) != 16 || rest == "" {
-		return "", "", false
-	}
-	if !isHex(id) {
+	if kind == "" || !found || rest == "" || !IsID(id) {
 		return "", "", false
 	}
 	return kind, id, true
 }
 
-// isHex reports whether s is lower- or upper-case hex digits; unlike
-// hex.DecodeString it allocates nothing, as Parse runs on every request.
-func isHex(s string) bool {
+// IsID reports whether s is a credential id in its one spelling: 16
+// lower-case hex digits. A second spelling of the same id (upper case)
+// would name a row that revocations by the canonical id never find. It
+// allocates nothing, as Parse runs on every request.
+func IsID(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
 	}
@@ -190,7 +210,7 @@ func (s *Store) Put(ctx context.Context, c Credential) error {
 		return fmt.Errorf("write credential %s: %w", c.ID, err)
 	}
 	s.mu.Lock()
-	if s.byID != nil {
+	if old, ok := s.byID[c.ID]; s.byID != nil && (!ok || supersedes(c, old)) {
 		s.byID[c.ID] = c
 	}
 	s.mu.Unlock()
@@ -211,17 +231,53 @@ func (s *Store) Get(ctx context.Context, id string) (Credential, error) {
 	return c, nil
 }
 
-// Revoke marks id revoked by who. reenroll applies to sensor keys.
+// Revoke marks id revoked by who. reenroll applies to sensor keys; a
+// sensor key revoked without it is blocked, and so then is every other
+// active key of its sensor (one a rotation racing the block made). A block is
+// final: revoking a blocked key again changes nothing, and asking for
+// reenroll on it is ErrBlocked.
 func (s *Store) Revoke(ctx context.Context, id, by string, reenroll bool) (Credential, error) {
-	c, err := s.Get(ctx, id)
+	c, err := s.Get(ctx, id) // from storage: the copy may miss a block made elsewhere
 	if err != nil {
 		return c, err
 	}
+	if c.Blocked() {
+		if reenroll {
+			return c, fmt.Errorf("%w: key %s was blocked by %s", ErrBlocked, c.ID, c.RevokedBy)
+		}
+		return c, nil // the first block stands
+	}
+	if c, err = s.revoke(ctx, c, by, reenroll); err != nil || !c.Blocked() {
+		return c, err
+	}
+	return c, s.blockKeys(ctx, c.SensorID, by)
+}
+
+// revoke writes c revoked by who.
+func (s *Store) revoke(ctx context.Context, c Credential, by string, reenroll bool) (Credential, error) {
 	if c.RevokedAt.IsZero() {
 		c.RevokedAt = time.Now().UTC().Truncate(time.Millisecond)
 	}
 	c.RevokedBy, c.Reenroll = by, reenroll
 	return c, s.Put(ctx, c)
+}
+
+// blockKeys blocks every key of sensor not revoked yet, read from storage.
+// Keys revoked already stay as they are, to say what became of them; one
+// blocked key shuts the sensor out (blockedBy).
+func (s *Store) blockKeys(ctx context.Context, sensor uuid.UUID, by string) error {
+	keys, err := s.SensorKeys(ctx, sensor)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() {
+			if _, err := s.revoke(ctx, k, by, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Enroll issues a key for sensor id, made by the enrollment credential by.
@@ -247,12 +303,13 @@ func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id st
 	if sensor == uuid.Nil {
 		return Credential{}, errors.New("creds: enroll: sensor id is the nil UUID")
 	}
-	if !isHex(id) || len(id) != 16 {
-		return Credential{}, fmt.Errorf("creds: enroll: key id %q is not 16 hex digits", id)
+	if !IsID(id) {
+		return Credential{}, fmt.Errorf("creds: enroll: key id %q is not 16 lower-case hex digits", id)
 	}
-	keys, err := s.SensorKeys(ctx, sensor)
-	if err != nil {
-		return Credential{}, err
+	// A block is final: of the sensor id, or of any of its keys.
+	_, why, keys, err := s.blockedBy(ctx, sensor)
+	if err != nil || why != "" {
+		return Credential{}, blockedErr(why, err)
 	}
 	now := time.Now()
 	for _, k := range keys {
@@ -265,10 +322,6 @@ func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id st
 			return Credential{}, fmt.Errorf("%w: key %s is active", ErrEnrolled, k.ID)
 		}
 	}
-	// The latest revocation decides.
-	if len(keys) > 0 && !keys[len(keys)-1].Reenroll {
-		return Credential{}, fmt.Errorf("%w: key %s was revoked by %s", ErrBlocked, keys[len(keys)-1].ID, keys[len(keys)-1].RevokedBy)
-	}
 	if _, err := s.Get(ctx, id); err == nil {
 		return Credential{}, fmt.Errorf("%w: %s", ErrTaken, id)
 	} else if !errors.Is(err, ErrUnknown) {
@@ -276,7 +329,53 @@ func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id st
 	}
 	c := Credential{ID: id, Kind: Sensor, SensorID: sensor, Name: name, Hash: hash,
 		CreatedAt: now.UTC().Truncate(time.Millisecond), CreatedBy: by}
-	return c, s.Put(ctx, c)
+	if err := s.Put(ctx, c); err != nil {
+		return Credential{}, err
+	}
+	return c, s.settle(ctx, c)
+}
+
+// blockedErr is ErrBlocked saying why, or err when the check failed.
+func blockedErr(why string, err error) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s", ErrBlocked, why)
+}
+
+// blockedBy says who blocked sensor and why, both "" when no one did: the
+// sensor id itself, or one of its keys, which it returns (SensorKeys). It
+// reads storage, not the copy.
+func (s *Store) blockedBy(ctx context.Context, sensor uuid.UUID) (by, why string, keys []Credential, err error) {
+	b, ok, err := s.SensorBlock(ctx, sensor)
+	if err != nil || ok {
+		return b.BlockedBy, "sensor " + sensor.String() + " was blocked by " + b.BlockedBy, nil, err
+	}
+	if keys, err = s.SensorKeys(ctx, sensor); err != nil {
+		return "", "", nil, err
+	}
+	for _, k := range keys {
+		if k.Blocked() {
+			return k.RevokedBy, "key " + k.ID + " was blocked by " + k.RevokedBy, keys, nil
+		}
+	}
+	return "", "", keys, nil
+}
+
+// settle blocks c, a key just made for its sensor, when a block came while
+// it was made: the block's own sweep of the sensor's keys may have missed
+// it. With the sweep (Revoke, BlockSensor) this leaves no race in which a
+// new key outlives a block: each side writes, then reads what the other
+// wrote.
+func (s *Store) settle(ctx context.Context, c Credential) error {
+	by, why, _, err := s.blockedBy(ctx, c.SensorID)
+	if err != nil || why == "" {
+		return err
+	}
+	if _, err := s.Revoke(ctx, c.ID, by, false); err != nil {
+		return err
+	}
+	return blockedErr(why, nil)
 }
 
 // Rotate replaces the sensor key old with a key the sensor made itself: id
@@ -284,13 +383,21 @@ func (s *Store) EnrollKey(ctx context.Context, sensor uuid.UUID, name, by, id st
 // revoked with leave to re-enroll. A retry of the same rotation (the answer
 // was lost) finds the new key already in place and succeeds again, so a
 // sensor never ends up holding only a revoked key; an id that names any
-// other credential is refused with ErrTaken.
+// other credential is refused with ErrTaken. A blocked key, or a key of a
+// blocked sensor, is refused with ErrBlocked, read from storage whatever
+// old says; and should a block land while the rotation runs, the new key
+// is blocked too (settle).
 func (s *Store) Rotate(ctx context.Context, old Credential, id string, hash [32]byte) (Credential, error) {
 	if old.Kind != Sensor {
 		return Credential{}, fmt.Errorf("creds: rotate: %s is not a sensor key", old.ID)
 	}
-	if !isHex(id) || len(id) != 16 {
-		return Credential{}, fmt.Errorf("creds: rotate: key id %q is not 16 hex digits", id)
+	if !IsID(id) {
+		return Credential{}, fmt.Errorf("creds: rotate: key id %q is not 16 lower-case hex digits", id)
+	}
+	// old is the caller's copy, which may predate a block made within the
+	// copy's age; storage decides, and a block is final.
+	if _, why, _, err := s.blockedBy(ctx, old.SensorID); err != nil || why != "" {
+		return Credential{}, blockedErr(why, err)
 	}
 	by := "rotate:" + old.ID
 	c, err := s.Get(ctx, id)
@@ -308,10 +415,18 @@ func (s *Store) Rotate(ctx context.Context, old Credential, id string, hash [32]
 	default:
 		return Credential{}, err
 	}
-	if old.RevokedAt.IsZero() {
-		if _, err := s.Revoke(ctx, old.ID, "rotate:"+id, true); err != nil {
+	cur, err := s.Get(ctx, old.ID)
+	if err != nil {
+		return Credential{}, err
+	}
+	if cur.RevokedAt.IsZero() {
+		// Should a block of old land now, it outranks this row (supersedes).
+		if _, err := s.revoke(ctx, cur, "rotate:"+id, true); err != nil {
 			return Credential{}, err
 		}
+	}
+	if err := s.settle(ctx, c); err != nil {
+		return Credential{}, err
 	}
 	return c, nil
 }
@@ -417,7 +532,7 @@ func (s *Store) cached(ctx context.Context, id string) (Credential, bool, error)
 		s.mu.Lock()
 		// Keyed by c.ID, not id: a caller may pass id as a view of a buffer
 		// it reuses (ingest checks secrets straight from request headers).
-		if old, ok := s.byID[c.ID]; !ok || old.Version < c.Version {
+		if old, ok := s.byID[c.ID]; !ok || supersedes(c, old) {
 			s.byID[c.ID] = c
 		}
 		s.mu.Unlock()
@@ -469,7 +584,7 @@ func (s *Store) Load(ctx context.Context) error {
 	if err == nil {
 		// A Put since the read started may be newer than what was read.
 		for id, c := range s.byID {
-			if n, ok := byID[id]; !ok || n.Version < c.Version {
+			if n, ok := byID[id]; !ok || supersedes(c, n) {
 				byID[id] = c
 			}
 		}
@@ -479,14 +594,25 @@ func (s *Store) Load(ctx context.Context) error {
 	return err
 }
 
-// readSQL takes the highest version of each id; GROUP BY rather than FINAL
-// because on a cluster the versions of one id may sit on different shards.
-const readSQL = `SELECT id, argMax(kind, v) AS kind, argMax(role, v) AS role,
-    argMax(sensor_id, v) AS sensor_id, argMax(name, v) AS name, argMax(hash, v) AS hash,
-    argMax(created_at, v) AS created_at, argMax(created_by, v) AS created_by,
-    argMax(expires_at, v) AS expires_at, argMax(revoked_at, v) AS revoked_at,
-    argMax(revoked_by, v) AS revoked_by, argMax(reenroll, v) AS reenroll, max(v) AS version
-FROM (SELECT *, version AS v FROM credentials WHERE {id:String} = '' OR id = {id:String}) GROUP BY id`
+// readSQL takes the winning row of each id; GROUP BY rather than FINAL
+// because on a cluster the versions of one id may sit on different shards,
+// and because the winner is not simply the highest version. Rows rank by
+// r: a blocked sensor key first (a block is final, see supersedes), then a
+// row written with the id in its one spelling, then the version. Old
+// versions took upper-case key ids: such rows are read under lower(id), so
+// the admin finds them by the canonical id, and the revocation written
+// under it outranks them. version is the highest of all, so the next write
+// is above every row.
+const readSQL = `SELECT fid AS id, argMax(kind, r) AS kind, argMax(role, r) AS role,
+    argMax(sensor_id, r) AS sensor_id, argMax(name, r) AS name, argMax(hash, r) AS hash,
+    argMax(created_at, r) AS created_at, argMax(created_by, r) AS created_by,
+    argMax(expires_at, r) AS expires_at, argMax(revoked_at, r) AS revoked_at,
+    argMax(revoked_by, r) AS revoked_by, argMax(reenroll, r) AS reenroll, max(version) AS version
+FROM (SELECT kind, role, sensor_id, name, hash, created_at, created_by, expires_at, revoked_at, revoked_by, reenroll, version,
+        lower(id) AS fid,
+        (kind = 'sensor' AND toUnixTimestamp64Milli(revoked_at) != 0 AND reenroll = 0, id = fid, version) AS r
+    FROM credentials WHERE {id:String} = '' OR lower(id) = {id:String})
+GROUP BY fid`
 
 // readTimeout bounds a read made for a check: a check that waits on
 // storage holds up a request.
@@ -592,4 +718,87 @@ func (c *columns) row(i int) Credential {
 		ExpiresAt: fromEpoch(c.expires.Row(i)), RevokedAt: fromEpoch(c.revoked.Row(i)), RevokedBy: c.revokedBy.Row(i),
 		Reenroll: c.reenroll.Row(i) == 1, Version: c.version.Row(i),
 	}
+}
+
+// SensorBlock is a sensor id an admin shut out (table sensor_blocks).
+type SensorBlock struct {
+	SensorID  uuid.UUID
+	BlockedAt time.Time
+	BlockedBy string
+	Reason    string
+}
+
+// BlockSensor blocks sensor for good and revokes, without leave to
+// re-enroll, every key it has. Blocking an id blocked already keeps the
+// first block and sweeps its keys again. It returns the block in force and
+// the sensor's keys after the sweep.
+func (s *Store) BlockSensor(ctx context.Context, sensor uuid.UUID, by, reason string) (SensorBlock, []Credential, error) {
+	if sensor == uuid.Nil {
+		return SensorBlock{}, nil, errors.New("creds: block: sensor id is the nil UUID")
+	}
+	b, ok, err := s.SensorBlock(ctx, sensor)
+	if err != nil {
+		return b, nil, err
+	}
+	if !ok {
+		b = SensorBlock{SensorID: sensor, BlockedAt: time.Now().UTC().Truncate(time.Millisecond), BlockedBy: by, Reason: reason}
+		if err := s.putBlock(ctx, b); err != nil {
+			return b, nil, err
+		}
+	}
+	// Written first, swept after: an enrollment or rotation that read no
+	// block sees it when it settles (settle), or its key is swept here.
+	if err := s.blockKeys(ctx, sensor, by); err != nil {
+		return b, nil, err
+	}
+	keys, err := s.SensorKeys(ctx, sensor)
+	return b, keys, err
+}
+
+func (s *Store) putBlock(ctx context.Context, b SensorBlock) error {
+	var id proto.ColUUID
+	var by, reason proto.ColStr
+	var version proto.ColUInt64
+	at := new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli).WithLocation(time.UTC)
+	id.Append(b.SensorID)
+	at.Append(b.BlockedAt)
+	by.Append(b.BlockedBy)
+	reason.Append(b.Reason)
+	version.Append(uint64(time.Now().UnixNano()))
+	in := proto.Input{{Name: "sensor_id", Data: &id}, {Name: "blocked_at", Data: at}, {Name: "blocked_by", Data: &by},
+		{Name: "reason", Data: &reason}, {Name: "version", Data: &version}}
+	if err := s.st.Insert(ctx, "sensor_blocks", in); err != nil {
+		return fmt.Errorf("write block of sensor %s: %w", b.SensorID, err)
+	}
+	return nil
+}
+
+// blockSQL reads the first block of a sensor: the first decision stands.
+// An aggregate without GROUP BY answers one row, n = 0 when there is none.
+const blockSQL = `SELECT count() AS n, argMin(blocked_at, version) AS blocked_at,
+    argMin(blocked_by, version) AS blocked_by, argMin(reason, version) AS reason
+FROM sensor_blocks WHERE sensor_id = {sensor:UUID}`
+
+// SensorBlock returns the block of sensor, read from storage (enrollments
+// and rotations are rare; heartbeats meet a block as revoked keys).
+func (s *Store) SensorBlock(ctx context.Context, sensor uuid.UUID) (SensorBlock, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var n proto.ColUInt64
+	var by, reason proto.ColStr
+	at := new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli).WithLocation(time.UTC)
+	b := SensorBlock{SensorID: sensor}
+	var found bool
+	q := store.Query{SQL: blockSQL, Params: []store.Param{store.P("sensor", sensor.String())}}
+	err := s.st.Select(ctx, q, proto.Results{{Name: "n", Data: &n}, {Name: "blocked_at", Data: at}, {Name: "blocked_by", Data: &by}, {Name: "reason", Data: &reason}},
+		func(rows int) error {
+			if rows > 0 && n.Row(0) > 0 {
+				found, b.BlockedAt, b.BlockedBy, b.Reason = true, at.Row(0).UTC(), by.Row(0), reason.Row(0)
+			}
+			return nil
+		})
+	if err != nil {
+		return b, false, fmt.Errorf("read block of sensor %s: %w", sensor, err)
+	}
+	return b, found, nil
 }
