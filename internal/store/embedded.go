@@ -198,8 +198,9 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 	}
 	defer e.release(c)
 	sql := strings.TrimRight(strings.TrimSpace(q.SQL), ";")
+	params := escapeParams(q.Params)
 	n := 0
-	err = e.lib.stream(c, sql, "Native", escapeParams(q.Params), ctx.Err, func(data []byte) error {
+	decode := func(data []byte) error {
 		r := proto.NewReader(bytes.NewReader(data))
 		for ; ; n++ {
 			var b proto.Block
@@ -217,7 +218,11 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 			}
 			resetResults(result)
 		}
-	})
+	}
+	err = e.lib.stream(c, sql, "Native", params, ctx.Err, decode)
+	if errors.Is(err, errNoStream) {
+		err = e.lib.query(c, sql, "Native", params, decode)
+	}
 	return err
 }
 

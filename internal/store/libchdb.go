@@ -222,6 +222,9 @@ func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param
 	}
 	defer l.destroyResult(st)
 	if msg := goString(l.resultError(st)); msg != "" {
+		if strings.Contains(msg, "Streaming query is not supported") {
+			return errNoStream
+		}
 		return engineError(msg)
 	}
 	for {
@@ -246,6 +249,10 @@ func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param
 		}
 	}
 }
+
+// errNoStream reports a statement the engine runs only whole (DESCRIBE,
+// SHOW, EXPLAIN...): small answers, which query returns instead.
+var errNoStream = errors.New("chdb: statement cannot stream")
 
 // takeChunk hands one fetched chunk to fn and frees it; done reports the
 // end of the stream (an empty chunk).
