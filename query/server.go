@@ -45,6 +45,8 @@ type Config struct {
 	// be: a token revoked on one replica is refused by all within it.
 	// Zero takes DefaultCredsTTL.
 	CredsTTL time.Duration
+	// SQL bounds analysts' statements running at once (see AnalystSQL).
+	SQL SQLConfig
 }
 
 // DefaultCredsTTL bounds how long a revoked token keeps working on other
@@ -61,6 +63,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CursorSecret, "query.cursor-secret", "", "secret that authenticates cursors; replicas must share it (also $NETVIEW_CURSOR_SECRET; default: derived from the API tokens)")
 	fs.IntVar(&c.MaxListRows, "query.max-list-rows", 10_000, "safety cap of the v1 lists that return all rows")
 	fs.DurationVar(&c.Timeout, "query.timeout", 30*time.Second, "longest time one request may take")
+	c.SQL.RegisterFlags(fs)
 	fs.DurationVar(&c.CredsTTL, "query.creds-ttl", DefaultCredsTTL, "how long a token revoked on another replica may still be accepted here (the credentials table is reread this often)")
 }
 
