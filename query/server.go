@@ -54,6 +54,8 @@ type Config struct {
 	AuthFailRate   float64
 	AuthFailBurst  int
 	TrustedProxies string
+	// SQL bounds analysts' statements running at once (see AnalystSQL).
+	SQL SQLConfig
 }
 
 // DefaultCredsTTL bounds how long a revoked token keeps working on other
@@ -70,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CursorSecret, "query.cursor-secret", "", "secret that authenticates cursors; replicas must share it (also $NETVIEW_CURSOR_SECRET; default: derived from the API tokens)")
 	fs.IntVar(&c.MaxListRows, "query.max-list-rows", 10_000, "safety cap of the v1 lists that return all rows")
 	fs.DurationVar(&c.Timeout, "query.timeout", 30*time.Second, "longest time one request may take")
+	c.SQL.RegisterFlags(fs)
 	fs.DurationVar(&c.CredsTTL, "query.creds-ttl", DefaultCredsTTL, "how long a token revoked on another replica may still be accepted here (the credentials table is reread this often)")
 	fs.Float64Var(&c.AuthFailRate, "query.auth-fail-rate", 1, "failed sign-ins a second per client address (an IPv6 /64), beyond a burst of --query.auth-fail-burst: "+
 		"above it the address gets 429, even with a right token, until it slows down; 0: no limit")

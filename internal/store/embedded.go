@@ -188,8 +188,9 @@ func (e *Embedded) Insert(ctx context.Context, table string, cols proto.Input) e
 	return nil
 }
 
-// Select implements Store. The result arrives in the Native format in the
-// engine's memory and is decoded from there straight into the columns.
+// Select implements Store. The result streams from the engine in Native
+// chunks, each decoded from engine memory straight into the columns, so a
+// large result is never held whole; ctx ending cancels the statement.
 func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, onBlock func(rows int) error) error {
 	c, err := e.acquire(ctx)
 	if err != nil {
@@ -197,12 +198,14 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 	}
 	defer e.release(c)
 	sql := strings.TrimRight(strings.TrimSpace(q.SQL), ";")
-	return e.lib.query(c, sql, "Native", escapeParams(q.Params), func(data []byte) error {
+	params := escapeParams(q.Params)
+	n := 0
+	decode := func(data []byte) error {
 		r := proto.NewReader(bytes.NewReader(data))
-		for n := 0; ; n++ {
+		for ; ; n++ {
 			var b proto.Block
 			if err := b.DecodeRawBlock(r, nativeVersion, result); err != nil {
-				// The buffer ends exactly where a block would start.
+				// The chunk ends exactly where a block would start.
 				if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					return nil
 				}
@@ -215,7 +218,12 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 			}
 			resetResults(result)
 		}
-	})
+	}
+	err = e.lib.stream(c, sql, "Native", params, ctx.Err, decode)
+	if errors.Is(err, errNoStream) {
+		err = e.lib.query(c, sql, "Native", params, decode)
+	}
+	return err
 }
 
 // QueryNative runs sql and hands fn its whole result in the Native format

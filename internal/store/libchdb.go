@@ -21,6 +21,9 @@ type libchdb struct {
 	connect             func(argc int32, argv **byte) unsafe.Pointer
 	closeConn           func(pconn unsafe.Pointer)
 	queryWithParamsN    func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
+	streamQueryN        func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
+	streamFetch         func(conn unsafe.Pointer, stream unsafe.Pointer) unsafe.Pointer
+	streamCancel        func(conn unsafe.Pointer, stream unsafe.Pointer)
 	resultBuffer        func(res unsafe.Pointer) *byte
 	resultLength        func(res unsafe.Pointer) uintptr
 	resultError         func(res unsafe.Pointer) *byte
@@ -84,6 +87,9 @@ func openLib(paths []string) (*libchdb, error) {
 		"chdb_connect":                     &l.connect,
 		"chdb_close_conn":                  &l.closeConn,
 		"chdb_query_with_params_n":         &l.queryWithParamsN,
+		"chdb_stream_query_with_params_n":  &l.streamQueryN,
+		"chdb_stream_fetch_result":         &l.streamFetch,
+		"chdb_stream_cancel_query":         &l.streamCancel,
 		"chdb_result_buffer":               &l.resultBuffer,
 		"chdb_result_length":               &l.resultLength,
 		"chdb_result_error":                &l.resultError,
@@ -132,37 +138,57 @@ func ptr(b []byte) *byte {
 	return &b[0]
 }
 
+// cParams holds parameters as the C API takes them, pinned until unpin.
+type cParams struct {
+	pin                 runtime.Pinner
+	names, values       []*byte
+	nameLens, valueLens []uintptr
+}
+
+func newCParams(params []Param) *cParams {
+	c := &cParams{}
+	n := len(params)
+	if n == 0 {
+		return c
+	}
+	c.names, c.values = make([]*byte, n), make([]*byte, n)
+	c.nameLens, c.valueLens = make([]uintptr, n), make([]uintptr, n)
+	for i, p := range params {
+		nb, vb := cstr(p.Name), cstr(p.Value)
+		c.pin.Pin(&nb[0])
+		c.pin.Pin(&vb[0])
+		c.names[i], c.values[i] = &nb[0], &vb[0]
+		c.nameLens[i], c.valueLens[i] = uintptr(len(nb)-1), uintptr(len(vb)-1)
+	}
+	return c
+}
+
+// args returns the four array pointers and the count of the C calls.
+func (c *cParams) args() (names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) {
+	if len(c.names) == 0 {
+		return nil, nil, nil, nil, 0
+	}
+	return &c.names[0], &c.nameLens[0], &c.values[0], &c.valueLens[0], uintptr(len(c.names))
+}
+
+func (c *cParams) unpin() {
+	c.pin.Unpin()
+	runtime.KeepAlive(c.names)
+	runtime.KeepAlive(c.values)
+}
+
 // query runs one statement on conn and hands its result bytes (in C memory,
 // valid only during fn) to fn. Parameter values must already be in the
-// engine's escaped text form (see escapeParams).
+// engine's escaped text form (see escapeParams). The engine holds the whole
+// result before fn sees it: statements that return rows go through stream.
 func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params []Param, fn func([]byte) error) error {
 	q, f := []byte(sql), []byte(format)
-	n := len(params)
-	var pin runtime.Pinner
-	defer pin.Unpin()
-	var names, values []*byte
-	var nameLens, valueLens []uintptr
-	if n > 0 {
-		names, values = make([]*byte, n), make([]*byte, n)
-		nameLens, valueLens = make([]uintptr, n), make([]uintptr, n)
-		for i, p := range params {
-			nb, vb := cstr(p.Name), cstr(p.Value)
-			pin.Pin(&nb[0])
-			pin.Pin(&vb[0])
-			names[i], values[i] = &nb[0], &vb[0]
-			nameLens[i], valueLens[i] = uintptr(len(nb)-1), uintptr(len(vb)-1)
-		}
-	}
-	var pn, pv **byte
-	var pnl, pvl *uintptr
-	if n > 0 {
-		pn, pv, pnl, pvl = &names[0], &values[0], &nameLens[0], &valueLens[0]
-	}
-	res := l.queryWithParamsN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, uintptr(n))
+	cp := newCParams(params)
+	defer cp.unpin()
+	pn, pnl, pv, pvl, n := cp.args()
+	res := l.queryWithParamsN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, n)
 	runtime.KeepAlive(q)
 	runtime.KeepAlive(f)
-	runtime.KeepAlive(names)
-	runtime.KeepAlive(values)
 	if res == nil {
 		return errors.New("chdb: query returned no result")
 	}
@@ -174,6 +200,72 @@ func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params [
 		return fn(unsafe.Slice(l.resultBuffer(res), size))
 	}
 	return nil
+}
+
+// stream runs one statement on conn and hands fn its result one chunk at a
+// time (each chunk whole blocks of format, in C memory valid only during
+// fn), so no more than a chunk of the result is held at once, here or in the
+// engine, which pauses the statement until the next fetch. When fn fails or
+// stop reports a reason (checked before each fetch) the statement is
+// cancelled in the engine: fetch and cancel of one stream must not run at
+// the same time, so they both happen here, one after the other.
+func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param, stop func() error, fn func([]byte) error) error {
+	q, f := []byte(sql), []byte(format)
+	cp := newCParams(params)
+	defer cp.unpin()
+	pn, pnl, pv, pvl, n := cp.args()
+	st := l.streamQueryN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, n)
+	runtime.KeepAlive(q)
+	runtime.KeepAlive(f)
+	if st == nil {
+		return errors.New("chdb: streaming query returned no handle")
+	}
+	defer l.destroyResult(st)
+	if msg := goString(l.resultError(st)); msg != "" {
+		if strings.Contains(msg, "Streaming query is not supported") {
+			return errNoStream
+		}
+		return engineError(msg)
+	}
+	for {
+		if err := stop(); err != nil {
+			l.streamCancel(conn, st)
+			return err
+		}
+		chunk := l.streamFetch(conn, st)
+		if chunk == nil {
+			return errors.New("chdb: stream fetch returned no result")
+		}
+		done, err := l.takeChunk(chunk, fn)
+		if err != nil {
+			var ee *EngineError
+			if !errors.As(err, &ee) {
+				l.streamCancel(conn, st)
+			}
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// errNoStream reports a statement the engine runs only whole (DESCRIBE,
+// SHOW, EXPLAIN...): small answers, which query returns instead.
+var errNoStream = errors.New("chdb: statement cannot stream")
+
+// takeChunk hands one fetched chunk to fn and frees it; done reports the
+// end of the stream (an empty chunk).
+func (l *libchdb) takeChunk(chunk unsafe.Pointer, fn func([]byte) error) (done bool, err error) {
+	defer l.destroyResult(chunk)
+	if msg := goString(l.resultError(chunk)); msg != "" {
+		return false, engineError(msg)
+	}
+	size := l.resultLength(chunk)
+	if size == 0 {
+		return true, nil
+	}
+	return false, fn(unsafe.Slice(l.resultBuffer(chunk), size))
 }
 
 // insert streams data, already in format, into the statement's table.

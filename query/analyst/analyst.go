@@ -56,9 +56,9 @@ func DefaultLimits() Limits {
 		MaxExecution:   30 * time.Second,
 		MaxRowsRead:    1_000_000_000,
 		MaxResultRows:  100_000,
-		MaxResultBytes: 256 << 20,
+		MaxResultBytes: 32 << 20,
 		MaxQueryBytes:  256 << 10,
-		MaxMemoryBytes: 2 << 30,
+		MaxMemoryBytes: 512 << 20,
 	}
 }
 
@@ -180,6 +180,11 @@ func Run(ctx context.Context, s store.Store, q, format string, w io.Writer) erro
 	return err
 }
 
+// Progress is told, when the w given to Run implements it, how many rows
+// have been written after each block: a caller that starts its answer
+// before the statement ends knows how far it had got.
+type Progress interface{ Rows(n int) }
+
 // RunRows is Run, and returns how many rows it wrote.
 func RunRows(ctx context.Context, s store.Store, q, format string, w io.Writer) (int, error) {
 	f, ok := Format(format)
@@ -216,6 +221,7 @@ func RunRows(ctx context.Context, s store.Store, q, format string, w io.Writer) 
 		}
 	}
 	out := &output{ctx: ctx, format: f, w: bufio.NewWriterSize(w, 64<<10)}
+	out.progress, _ = w.(Progress)
 	// A SELECT never runs twice: its column count comes from DESCRIBE.
 	retry := st.verb != "SELECT" && st.verb != "WITH"
 	err = selectAuto(ctx, s, st.canonical, guess, retry, out.block)
@@ -281,6 +287,8 @@ type output struct {
 	started bool
 	rows    int
 	buf     []byte
+	// progress, if set, hears the row count before each flush.
+	progress Progress
 }
 
 func (o *output) header(names, types []string) {
@@ -384,9 +392,15 @@ func (o *output) block(cols []*autoCol, rows int) error {
 		}
 		o.rows++
 		o.buf = b
+		if o.progress != nil {
+			o.progress.Rows(o.rows - 1)
+		}
 		if _, err := o.w.Write(b); err != nil {
 			return fmt.Errorf("analyst: write result: %w", err)
 		}
+	}
+	if o.progress != nil {
+		o.progress.Rows(o.rows)
 	}
 	if err := o.w.Flush(); err != nil {
 		return fmt.Errorf("analyst: write result: %w", err)

@@ -45,6 +45,9 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The views' statements, too, carry the engine's limits of memory and time.
+	base := sc.Settings
+	sc.Settings = append(append([]store.Setting(nil), base...), query.ViewSettings(qc.Timeout)...)
 	st, err := store.Open(ctx, sc)
 	if err != nil {
 		return err
@@ -57,13 +60,13 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 	// engine's limits, so no statement there can write or lift a limit.
 	roCfg := sc
 	roCfg.Conns = 2
-	roCfg.Settings = append(roCfg.Settings, analyst.Settings(analyst.DefaultLimits())...)
+	roCfg.Settings = append(append([]store.Setting(nil), base...), analyst.Settings(analyst.DefaultLimits())...)
 	ro, err := store.Open(ctx, roCfg)
 	if err != nil {
 		return err
 	}
 	defer ro.Close()
-	srv, err := query.New(qc, st, query.AnalystSQL(ro), log)
+	srv, err := query.New(qc, st, query.AnalystSQL(ro, qc.SQL), log)
 	if err != nil {
 		return err
 	}
