@@ -23,6 +23,8 @@ var (
 	// ErrSensorMismatch marks a heartbeat whose sensor.sensor_id is not the
 	// one its sender's key is bound to.
 	ErrSensorMismatch = errors.New("sensor_id is not the sensor of this key")
+	// ErrTimeWindow marks a row whose time lies too far from sent_at.
+	ErrTimeWindow = errors.New("time outside the heartbeat's window")
 	// ErrTooManyRows marks a heartbeat of more rows than Decoder.MaxRows.
 	ErrTooManyRows = errors.New("too many rows in one heartbeat")
 )
@@ -57,6 +59,9 @@ type Decoder struct {
 	// MaxRows, when positive, bounds the rows of one heartbeat, in all
 	// sections together.
 	MaxRows int
+	// Window, when positive, is how far from the heartbeat's sent_at any
+	// time of its rows may lie (see checkTimes).
+	Window time.Duration
 }
 
 // Summary describes one decoded heartbeat.
@@ -132,6 +137,9 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 	if err == nil {
 		err = h.check()
 	}
+	if err == nil {
+		err = d.checkTimes(b, &h, m)
+	}
 	if err != nil {
 		b.rollback(m)
 		return Summary{}, err
@@ -142,6 +150,52 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 		return Summary{}, fmt.Errorf("ingest: %w", err)
 	}
 	return Summary{HeartbeatID: h.heartbeatID, SensorID: h.sensorID, Seq: h.seq, Rows: b.Rows() - sum(m)}, nil
+}
+
+// checkTimes refuses a heartbeat whose rows carry times further than
+// d.Window from its own sent_at. Every table is partitioned by day, and the
+// engine refuses a whole insert touching more than
+// max_partitions_per_insert_block (100) days: one heartbeat with events on
+// 150 days failed the batch of every sensor sharing it. Only the columns
+// that partition a table by a row's own time are checked (flows by
+// ended_at, events by time): first_seen and started_at may rightly be days
+// old, and the snapshot tables are partitioned by sent_at. Within ±Window
+// (24 h by default) a heartbeat spans at most 3 days. It runs after the
+// whole document is read, because sent_at may come after the rows; it only
+// reads the columns, so a good heartbeat costs no allocation.
+//
+// sent_at itself is not checked against this node's clock: a sensor whose
+// clock is wrong must stay visible; its skew is shown in the Summary.
+func (d *Decoder) checkTimes(b *Batch, h *hbRow, m mark) error {
+	if d.Window <= 0 {
+		return nil
+	}
+	w := d.Window.Milliseconds()
+	lo, hi := int64(h.sentAt)-w, int64(h.sentAt)+w
+	cols := [...]struct {
+		name string
+		c    *proto.ColDateTime64
+		from int
+	}{
+		{"completed_flows[%d].ended_at", b.flows.endedAt, m[4]},
+		{"events[%d].time", b.events.time, m[5]},
+	}
+	for _, k := range cols {
+		for i := k.from; i < len(k.c.Data); i++ {
+			t := int64(k.c.Data[i])
+			if t >= lo && t <= hi {
+				continue
+			}
+			off := time.Duration(t-int64(h.sentAt)) * time.Millisecond
+			dir := "after"
+			if off < 0 {
+				off, dir = -off, "before"
+			}
+			return &FieldError{Field: fmt.Sprintf(k.name, i-k.from), Err: fmt.Errorf("%w: %s %s sent_at; rows may lie within ±%s of it (check the sensor's clock)",
+				ErrTimeWindow, off.Round(time.Second), dir, d.Window)}
+		}
+	}
+	return nil
 }
 
 func sum(m mark) (n int) {

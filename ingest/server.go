@@ -39,8 +39,11 @@ type Config struct {
 	MaxDecodedBytes int
 	// MaxRatio caps decompressed/compressed size, so a small zstd bomb is
 	// refused after a few MiB instead of at MaxDecodedBytes.
-	MaxRatio   int
-	MaxRows    int // rows in one heartbeat; 0: no limit
+	MaxRatio int
+	MaxRows  int // rows in one heartbeat; 0: no limit
+	// TimeWindow is how far from its heartbeat's sent_at a flow's end or
+	// an event may lie (400 beyond); 0: no limit.
+	TimeWindow time.Duration
 	BatchRows  int
 	BatchAge   time.Duration
 	MaxPending int
@@ -71,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDecodedBytes, "ingest.max-decoded", 32<<20, "largest decompressed heartbeat, bytes (413 above)")
 	fs.IntVar(&c.MaxRatio, "ingest.max-ratio", 40, "largest decompression ratio accepted beyond the first MiB")
 	fs.IntVar(&c.MaxRows, "ingest.max-rows", 200_000, "most rows in one heartbeat (413 above: the sensor sends it again without its snapshots)")
+	fs.DurationVar(&c.TimeWindow, "ingest.time-window", 24*time.Hour, "how far from its heartbeat's sent_at an event or a flow's end may lie (400 beyond: one heartbeat spanning many days would fail the batch it shares with others)")
 	fs.IntVar(&c.BatchRows, "ingest.batch-rows", 100_000, "write a batch once it holds this many rows")
 	fs.DurationVar(&c.BatchAge, "ingest.batch-age", 200*time.Millisecond, "write a batch once its first heartbeat is this old")
 	fs.IntVar(&c.MaxPending, "ingest.max-pending", 1_000_000, "answer 503 while this many rows wait for storage")
@@ -95,7 +99,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // no TLS flags.
 func (c *Config) Validate() error {
 	switch {
-	case c.MaxBodyBytes <= 0 || c.MaxDecodedBytes <= 0 || c.MaxRatio <= 0 || c.MaxRows < 0:
+	case c.MaxBodyBytes <= 0 || c.MaxDecodedBytes <= 0 || c.MaxRatio <= 0 || c.MaxRows < 0 || c.TimeWindow < 0:
 		return errors.New("ingest: body limits must be positive")
 	case c.BatchRows <= 0 || c.BatchAge <= 0 || c.MaxPending < c.BatchRows:
 		return errors.New("ingest: batch-rows and batch-age must be positive and max-pending at least batch-rows")
@@ -155,7 +159,7 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 		cfg.CredsRefresh = 10 * time.Second
 	}
 	m := NewMetrics()
-	w := NewWriter(s, WriterConfig{BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge, MaxPending: cfg.MaxPending, MaxRows: cfg.MaxRows}, m)
+	w := NewWriter(s, WriterConfig{BatchRows: cfg.BatchRows, BatchAge: cfg.BatchAge, MaxPending: cfg.MaxPending, MaxRows: cfg.MaxRows, TimeWindow: cfg.TimeWindow}, m)
 	m.queue = w.Pending
 	return &Server{
 		cfg: cfg, tokens: tokens, writer: w, metrics: m, log: log,

@@ -61,6 +61,7 @@ type WriterConfig struct {
 	BatchAge   time.Duration // or when its first heartbeat is this old
 	MaxPending int           // refuse heartbeats while this many rows wait
 	MaxRows    int           // refuse a heartbeat of more rows; 0: no limit
+	TimeWindow time.Duration // refuse rows this far from sent_at; 0: no limit
 }
 
 // NewWriter starts the flusher. Close stops it after writing what it holds.
@@ -99,7 +100,7 @@ func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, *generation, error)
 	if w.closed {
 		return Summary{}, nil, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
 	}
-	w.dec.SensorID, w.dec.MaxRows = sensor, w.cfg.MaxRows
+	w.dec.SensorID, w.dec.MaxRows, w.dec.Window = sensor, w.cfg.MaxRows, w.cfg.TimeWindow
 	sum, err := w.dec.Decode(doc, w.cur)
 	if err != nil {
 		return sum, nil, err

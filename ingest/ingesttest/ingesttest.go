@@ -37,7 +37,7 @@ const Token = "test-token-0123456789"
 func Config() ingest.Config {
 	return ingest.Config{
 		MaxBodyBytes: 1 << 20, MaxDecodedBytes: 8 << 20, MaxRatio: 40,
-		BatchRows: 10_000, BatchAge: 20 * time.Millisecond, MaxPending: 100_000, AckTimeout: 10 * time.Second,
+		BatchRows: 10_000, BatchAge: 20 * time.Millisecond, MaxPending: 100_000, AckTimeout: 10 * time.Second, TimeWindow: 24 * time.Hour,
 		Tokens: auth.TokenFlags{List: Token}, SharedTokens: true, CredsRefresh: 100 * time.Millisecond,
 	}
 }
