@@ -37,8 +37,16 @@ type Config struct {
 	// sensor i to Targets[i mod len]; AssignRoundRobin sends each attempt
 	// of each sensor to the next target, so a retry goes to another node.
 	Assign string
-	// Token is the bearer token sent with every heartbeat.
+	// Token is the bearer token sent with every heartbeat, on nodes that
+	// take shared tokens (--ingest.shared-tokens); with EnrollSecret it is
+	// not used.
 	Token string
+	// EnrollSecret, if set, enrolls every sensor with it before the clock
+	// starts (POST /v1/enroll at its first target, 8 at a time), as a real
+	// sensor does, and each sensor then heartbeats with its own key. Keys
+	// are derived from EnrollSecret, Seed and the sensor, so a run repeated
+	// against the same store enrolls again with the same keys.
+	EnrollSecret string
 	// TLS configures https targets (trusted roots, pins); nil: the system's.
 	TLS *tls.Config
 

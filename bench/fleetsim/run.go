@@ -65,6 +65,7 @@ type sensorRun struct {
 	req              *fasthttp.Request
 	resp             *fasthttp.Response
 	rng              *rand.Rand
+	auth             string // Authorization header: the enrolled key's, or the runner's
 }
 
 type encoder struct {
@@ -158,7 +159,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			sr.targets = []int{i % len(targets)}
 		}
 		sr.clients = make([]*fasthttp.HostClient, len(targets))
+		sr.auth = r.auth
 		runs[i] = sr
+	}
+	if c.EnrollSecret != "" {
+		if err := r.enrollAll(ctx, runs); err != nil {
+			return Report{}, err
+		}
 	}
 
 	cpu0 := cpuTime()
@@ -484,7 +491,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	resp.Reset()
 	req.SetRequestURI(t.uri)
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set("Authorization", r.auth)
+	req.Header.Set("Authorization", sr.auth)
 	req.Header.SetContentType("application/json")
 	req.Header.Set("Content-Encoding", "zstd")
 	req.SetBodyRaw(*e.body)

@@ -52,7 +52,7 @@ func main() {
 func run() error {
 	var c fleetsim.Config
 	var tg targets
-	var tokenFile string
+	var tokenFile, enrollFile string
 	var asJSON, acks bool
 	var progress time.Duration
 	var cpuProfile string
@@ -67,6 +67,8 @@ func run() error {
 	fs.StringVar(&c.Assign, "assign", fleetsim.AssignSensor, "how sensors use the targets: sensor (sensor i to target i mod n) or round-robin (each attempt to the next)")
 	fs.StringVar(&c.Token, "token", "", "sensor bearer token")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the sensor bearer token")
+	fs.StringVar(&c.EnrollSecret, "enroll-secret", "", "enroll every sensor with this enrollment secret first, then heartbeat with its own key (as real sensors do; for nodes that refuse shared tokens)")
+	fs.StringVar(&enrollFile, "enroll-secret-file", "", "file holding the enrollment secret (bin/netview writes <data>/enroll-secret)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "makes the fleet: sensor ids, hosts and flavors follow from it")
 	fs.Uint64Var(&c.StartSeq, "start-seq", 0, "seq of each sensor's first heartbeat (0: Unix time in ms, so runs never reuse a seq)")
 	fs.Float64Var(&c.TelecomShare, "telecom-share", 0.05, "share of telecom sensors (negative: none)")
@@ -117,6 +119,13 @@ func run() error {
 			return err
 		}
 		c.Token = strings.TrimSpace(string(b))
+	}
+	if enrollFile != "" {
+		b, err := os.ReadFile(enrollFile)
+		if err != nil {
+			return err
+		}
+		c.EnrollSecret = strings.TrimSpace(string(b))
 	}
 	c.DiscardAcks = !acks
 	if progress > 0 {
