@@ -543,6 +543,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"/api/v1/admin/enrollment-secrets/create": `{"name":"openapi","expires_in":"1h"}`,
 		"/api/v1/admin/enrollment-secrets/revoke": `{"id":"` + enrollID + `"}`,
 		"/api/v1/admin/sensor-keys/revoke":        `{"id":"` + keyID + `","reenroll":true}`,
+		"/api/v1/admin/sensors/block":             `{"sensor_id":"` + enrolledSensor(t, f) + `","reason":"openapi"}`,
 	}
 	base := func(op *oaOperation) string {
 		if op.role == "analyst" {
@@ -834,6 +835,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"/api/v1/admin/enrollment-secrets/revoke": `{"id":"ffffffffffffffff"}`, "/api/v1/admin/sensor-keys/revoke": `{"id":"ffffffffffffffff","reenroll":true}`} {
 		check("revoke an unknown id", p, "POST", oaSend(t, "POST", f.url+p, adminToken, []byte(b)), 404, "")
 	}
+
+	// A blocked key cannot be revoked again with reenroll.
+	blocked := sensorKey(t, f)
+	revoke := f.url + "/api/v1/admin/sensor-keys/revoke"
+	check("block a key", "/api/v1/admin/sensor-keys/revoke", "POST", oaSend(t, "POST", revoke, adminToken, []byte(`{"id":"`+blocked+`","reenroll":false}`)), 200, "")
+	check("revoke a blocked key with reenroll", "/api/v1/admin/sensor-keys/revoke", "POST", oaSend(t, "POST", revoke, adminToken, []byte(`{"id":"`+blocked+`","reenroll":true}`)), 409, "")
 
 	// POST /api/v1/sql exists only with analyst SQL; its body is limited.
 	check("analyst SQL when not enabled", "/api/v1/sql", "POST", oaSend(t, "POST", f.url+"/api/v1/sql", analystToken, []byte("SELECT 1")), 404, "")

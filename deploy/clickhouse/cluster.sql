@@ -340,3 +340,18 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS audit_log ON CLUSTER 'netview' AS audit_log_local
 ENGINE = Distributed('netview', currentDatabase(), audit_log_local, rand());
 
+CREATE TABLE IF NOT EXISTS sensor_blocks_local ON CLUSTER 'netview'
+(
+    sensor_id       UUID,
+    blocked_at      DateTime64(3, 'UTC'),
+    blocked_by      String,
+    reason          String,
+    version         UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sensor_blocks_local', '{replica}', version)
+ORDER BY sensor_id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS sensor_blocks ON CLUSTER 'netview' AS sensor_blocks_local
+ENGINE = Distributed('netview', currentDatabase(), sensor_blocks_local, cityHash64(sensor_id));
+

@@ -143,7 +143,7 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 	defaults(qc.RegisterFlags)
 	qc.Addr, qc.AdminTokens.List = ln.Addr().String(), tok
 	qc.TLS.Plain = true // ln is already TLS or plain, as listen chose
-	srv, err := query.New(qc, st, query.AnalystSQL(ro), log)
+	srv, err := query.New(qc, st, query.AnalystSQL(ro, qc.SQL), log)
 	if err != nil {
 		return err
 	}
