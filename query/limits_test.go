@@ -1,12 +1,9 @@
 package query_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -19,23 +16,6 @@ import (
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
 )
-
-func vmRSS(t testing.TB) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skipf("no /proc/self/status: %v", err)
-	}
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
 
 func (f *fixture) sqlPost(stmt string) (*http.Response, error) {
 	req, _ := http.NewRequest("POST", f.url+"/api/v1/sql?format=JSON", strings.NewReader(stmt))
@@ -54,12 +34,12 @@ func TestAnalystResultsInBoundedMemory(t *testing.T) {
 		t.Fatalf("warm-up: %d %s", code, b)
 	}
 	debug.FreeOSMemory()
-	before := vmRSS(t)
+	before := storetest.VmRSS(t)
 	var peak int64
 	var mu sync.Mutex
 	sample := func() {
 		mu.Lock()
-		peak = max(peak, vmRSS(t))
+		peak = max(peak, storetest.VmRSS(t))
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup
@@ -91,7 +71,7 @@ func TestAnalystResultsInBoundedMemory(t *testing.T) {
 	wg.Wait()
 	sample()
 	debug.FreeOSMemory()
-	after := vmRSS(t)
+	after := storetest.VmRSS(t)
 	ok := 0
 	for i, c := range codes {
 		if c == 200 {

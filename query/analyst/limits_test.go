@@ -1,12 +1,9 @@
 package analyst_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +14,6 @@ import (
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query/analyst"
 )
-
-// VmRSS returns the process's resident set size in bytes.
-func VmRSS(t testing.TB) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skipf("no /proc/self/status: %v", err)
-	}
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("VmRSS missing from /proc/self/status")
-	return 0
-}
 
 // cancelOnFirstRows cancels its context when the first rows are written.
 type cancelOnFirstRows struct {
