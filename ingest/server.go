@@ -240,7 +240,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain")
 		if err := s.writer.healthy(); err != nil {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.WriteString("storage unavailable: " + err.Error() + "\n")
+			// The cause is in the node's log and metrics: this endpoint
+			// needs no token, and the engine's text is not for everyone.
+			ctx.WriteString("storage unavailable\n")
 			return
 		}
 		ctx.WriteString("ok\n")
@@ -319,7 +321,7 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 	if err := gen.Wait(wctx); err != nil {
 		ctx.Response.Header.Set("Retry-After", "5")
 		s.log.Warn("heartbeat not written", "heartbeat_id", sum.HeartbeatID, "err", err)
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "storage did not take the heartbeat; retry: "+err.Error())
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "storage did not take the heartbeat: send it again after Retry-After (it is not stored twice)")
 		return
 	}
 	s.metrics.Accept()
