@@ -558,6 +558,7 @@ var hostile = []struct{ q, by, want string }{
 	{"SELECT id FROM default.credentials", "guard", "credentials may not be read"},
 	{"SELECT * FROM \"Credentials\"", "guard", "credentials may not be read"},
 	{"SELECT actor, detail FROM audit_log", "guard", "audit_log may not be read"},
+	{"SELECT blocked_by, reason FROM sensor_blocks", "guard", "sensor_blocks may not be read"},
 	{"SELECT count() FROM (SELECT * FROM audit_log)", "guard", "audit_log may not be read"},
 	{"SELECT * FROM view(SELECT * FROM credentials)", "guard", "credentials may not be read"},
 	{"SELECT * FROM loop(credentials) LIMIT 1", "guard", "credentials may not be read"},

@@ -59,8 +59,9 @@ var harmlessTableFunctions = map[string]bool{
 
 // ProtectedTables are Netview's tables analysts may not read, in any
 // database: the credentials (hashes, who holds which role) and the audit
-// log (other people's statements and admin actions).
-var ProtectedTables = []string{"credentials", "audit_log"}
+// log (other people's statements and admin actions), and the sensor blocks
+// (which admin blocked what, and why).
+var ProtectedTables = []string{"credentials", "audit_log", "sensor_blocks"}
 
 // protectedNames are ProtectedTables and, on a cluster, the local tables
 // behind their Distributed ones (sql.ClusterForm names them NAME_local).
