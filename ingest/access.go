@@ -121,7 +121,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, route string) (caller, bool) {
 		ctx.SetConnectionClose()
 		ctx.Response.Header.Set("Retry-After", "5")
 		s.log.Warn("credential check failed", "err", c.err)
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "credentials cannot be checked for a moment: send again after Retry-After")
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "credentials cannot be checked for a moment; retry after Retry-After")
 		return c, false
 	case errors.Is(c.err, creds.ErrRevoked) && c.cred.Kind == creds.Sensor && route == routeRotate:
 		// rotate decides: a retried rotation presents the key it revoked.

@@ -321,7 +321,7 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 	if err := gen.Wait(wctx); err != nil {
 		ctx.Response.Header.Set("Retry-After", "5")
 		s.log.Warn("heartbeat not written", "heartbeat_id", sum.HeartbeatID, "err", err)
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "storage did not take the heartbeat: send it again after Retry-After (it is not stored twice)")
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "storage did not take the heartbeat; retry after Retry-After (it is not stored twice)")
 		return
 	}
 	s.metrics.Accept()
