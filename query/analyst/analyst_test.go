@@ -571,6 +571,49 @@ var hostile = []struct{ q, by, want string }{
 	{"SELECT query FROM system.processes", "guard", "system.processes may not be read"},
 	{"SELECT query FROM `system`.`query_log`", "guard", "system.query_log may not be read"},
 	{"SELECT message FROM system.text_log", "guard", "system.text_log may not be read"},
+	// Table functions that name a table take it written out (issue #14).
+	{"SELECT * FROM mergeTreeIndex(currentDatabase(), concat('cred', 'entials'))", "guard", "mergeTreeIndex() is allowed only with its database and table written out"},
+	{"SELECT * FROM mergeTreeIndex(currentDatabase(), 'cred' || 'entials', with_marks = true)", "guard", "mergeTreeIndex() is allowed only"},
+	{"SELECT * FROM mergeTreeProjection(currentDatabase(), concat('audit', '_log'), p)", "guard", "mergeTreeProjection() is allowed only"},
+	{"SELECT * FROM mergeTreeAnalyzeIndexes(currentDatabase(), concat('cred', 'entials'))", "guard", "mergeTreeAnalyzeIndexes() is allowed only"},
+	{"SELECT * FROM mergeTreeTextIndex(currentDatabase(), concat('cred', 'entials'), i)", "guard", "mergeTreeTextIndex() is allowed only"},
+	{"SELECT * FROM mergeTreeIndex(concat('sys', 'tem'), 'query_log')", "guard", "mergeTreeIndex() is allowed only"},
+	{"SELECT * FROM loop(currentDatabase(), concat('cred', 'entials')) LIMIT 1", "guard", "loop() is allowed only"},
+	{"SELECT * FROM loop(concat('cred', 'entials')) LIMIT 1", "guard", "loop() is allowed only"},
+	{"SELECT * FROM loop('system', 'errors') LIMIT 1", "guard", "system.errors may not be read"},
+	{"SELECT * FROM loop(system.errors) LIMIT 1", "guard", "system.errors may not be read"},
+	{"SELECT * FROM merge('system', '^errors$')", "guard", "merge() is allowed only"},
+	// System tables are an allow-list: other users' failed statements, the
+	// settings, who may do what, the parts on disk.
+	{"SELECT name, last_error_message FROM system.errors", "guard", "system.errors may not be read"},
+	{"SELECT name, value FROM system.settings", "guard", "system.settings may not be read"},
+	{"SELECT name, value FROM system.server_settings", "guard", "system.server_settings may not be read"},
+	{"SELECT name, value FROM system.merge_tree_settings", "guard", "system.merge_tree_settings may not be read"},
+	{"SELECT * FROM system.macros", "guard", "system.macros may not be read"},
+	{"SELECT name, auth_type FROM system.users", "guard", "system.users may not be read"},
+	{"SELECT * FROM system.grants", "guard", "system.grants may not be read"},
+	{"SELECT path FROM system.parts", "guard", "system.parts may not be read"},
+	{"SELECT * FROM `system`.\"errors\"", "guard", "system.errors may not be read"},
+	{"SELECT * FROM view(SELECT * FROM system.settings)", "guard", "system.settings may not be read"},
+	{"SELECT * FROM (SELECT * FROM system.errors) WHERE 1", "guard", "system.errors may not be read"},
+	{"DESCRIBE TABLE system.errors", "guard", "system.errors may not be read"},
+	{"SHOW CREATE TABLE system.errors", "guard", "system.errors may not be read"},
+	{"SHOW PROCESSLIST", "guard", "SHOW PROCESSLIST statements are not allowed"},
+	{"SHOW SETTINGS LIKE 'max%'", "guard", "SHOW SETTINGS statements are not allowed"},
+	{"SHOW SETTING max_memory_usage", "guard", "SHOW SETTING statements are not allowed"},
+	{"SHOW USERS", "guard", "SHOW USERS statements are not allowed"},
+	{"SHOW GRANTS", "guard", "SHOW GRANTS statements are not allowed"},
+	{"SHOW CREATE USER default", "guard", "SHOW CREATE statements are not allowed"},
+	{"SHOW CLUSTERS", "guard", "SHOW CLUSTERS statements are not allowed"},
+	{"SHOW DICTIONARIES", "guard", "SHOW DICTIONARIES statements are not allowed"},
+	{"SHOW MERGES", "guard", "SHOW MERGES statements are not allowed"},
+	{"EXPLAIN AST SHOW PROCESSLIST", "guard", "SHOW PROCESSLIST statements are not allowed"},
+	// Functions that read the server's configuration.
+	{"SELECT getServerSetting('max_server_memory_usage')", "guard", "getServerSetting() is not allowed"},
+	{"SELECT getMergeTreeSetting('index_granularity')", "guard", "getMergeTreeSetting() is not allowed"},
+	{"SELECT getMacro('replica')", "guard", "getMacro() is not allowed"},
+	{"SELECT getSetting('max_memory_usage')", "guard", "getSetting() is not allowed"},
+	{"SELECT filesystemCapacity()", "guard", "filesystemCapacity() is not allowed"},
 	{"SELECT 1 SETTINGS additional_table_filters = {}", "engine", "Cannot modify 'additional_table_filters' setting in readonly mode"},
 	{"", "guard", "empty"},
 	{"  /* only a comment */ ", "guard", "Empty query"},
@@ -823,6 +866,10 @@ var allowedSeeds = []string{
 	"EXPLAIN SELECT 1", "EXPLAIN PIPELINE SELECT * FROM numbers(3)", "SELECT * FROM numbers(10) WHERE number IN (SELECT 1)",
 	"SELECT 'file(1)' AS s", "SELECT `file` FROM t", "SELECT $$url('x')$$", "SELECT * FROM merge('db', '^t')", "SELECT * FROM view(SELECT 1)",
 	"SELECT toString(x) AS format FROM t", "SELECT 1 AS `into`, 2 AS outfile",
+	"SELECT name, type FROM system.columns WHERE database = currentDatabase()", "SELECT name FROM system.tables", "SELECT name FROM system.functions",
+	"SELECT * FROM system.numbers LIMIT 3", "SHOW COLUMNS FROM events", "SHOW CREATE TABLE events", "SHOW DATABASES", "SHOW INDEX FROM events",
+	"SELECT * FROM mergeTreeIndex(currentDatabase(), 'events', with_marks = true)", "SELECT * FROM mergeTreeIndex(currentDatabase(), events)",
+	"SELECT * FROM loop(numbers(3)) LIMIT 5", "SELECT * FROM loop(events) LIMIT 5",
 }
 
 var allowedVerb = map[string]bool{"SELECT": true, "WITH": true, "SHOW": true, "DESCRIBE": true, "EXPLAIN": true, "EXISTS": true}
@@ -889,4 +936,27 @@ func FuzzGuard(f *testing.F) {
 			t.Fatalf("Guard allowed %q: canonical form %q reaches outside", q, canonical)
 		}
 	})
+}
+
+// TestSchemaStatementsRun runs, on the engine, what an analyst needs to
+// explore the schema: the allowed system tables, SHOW kinds and table
+// functions with their names written out.
+func TestSchemaStatementsRun(t *testing.T) {
+	f := setup(t)
+	ro := f.open(t, analyst.Limits{})
+	for _, q := range []string{
+		"SELECT name FROM system.tables WHERE database = currentDatabase()",
+		"SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'",
+		"SELECT count() FROM system.functions", "SELECT name FROM system.databases", "SELECT name FROM system.table_functions",
+		"SELECT name FROM system.data_type_families LIMIT 1", "SELECT name FROM system.formats LIMIT 1",
+		"SHOW TABLES", "SHOW DATABASES", "SHOW COLUMNS FROM events", "SHOW CREATE TABLE events", "SHOW INDEX FROM events",
+		"SELECT count() FROM mergeTreeIndex(currentDatabase(), 'events')",
+		"SELECT count() FROM mergeTreeIndex(" + store.Quote(f.db) + ", events, with_marks = true)",
+		"SELECT count() FROM merge(currentDatabase(), '^events$')",
+	} {
+		var out bytes.Buffer
+		if err := analyst.Run(ctx, ro, q, "JSON", &out); err != nil {
+			t.Errorf("%q: %v", q, err)
+		}
+	}
 }

@@ -82,21 +82,70 @@ var ProtectedSystemTables = []string{
 	"distributed_ddl_queue", "crash_log", "error_log", "zookeeper_log", "processors_profile_log", "trace_log",
 }
 
+// SystemTables are the engine's tables analysts may read: what describes
+// the schema (databases, tables, columns, indices), what the engine offers
+// (functions, formats, types, engines) and the generators. Every other
+// system table is refused, so one added in a newer engine is refused until
+// it is listed here: system.errors and system.query_log show other users'
+// statements, system.settings and system.server_settings the configuration,
+// system.users and system.grants who may do what.
+var SystemTables = []string{
+	"one", "numbers", "numbers_mt", "zeros", "zeros_mt", "primes",
+	"databases", "tables", "columns", "data_skipping_indices", "projections",
+	"functions", "table_functions", "aggregate_function_combinators", "data_type_families",
+	"formats", "table_engines", "database_engines", "collations", "time_zones", "keywords",
+}
+
+// systemTable reports whether analysts may read system.name.
+func systemTable(name string) bool {
+	return slices.Contains(SystemTables, strings.ToLower(strings.TrimSpace(name)))
+}
+
+// allowedShow are the SHOW statements analysts may run, as the canonical
+// form writes their first words: those that describe the schema. SHOW
+// PROCESSLIST, SETTINGS, USERS, GRANTS, CLUSTERS, MERGES, DICTIONARIES and
+// the rest are refused.
+var allowedShow = [][]string{
+	{"TABLES"}, {"DATABASES"}, {"COLUMNS"}, {"FULL", "COLUMNS"}, {"EXTENDED", "COLUMNS"}, {"EXTENDED", "FULL", "COLUMNS"},
+	{"CREATE", "TABLE"}, {"CREATE", "VIEW"}, {"INDEXES"}, {"EXTENDED", "INDEXES"}, {"FUNCTIONS"}, {"ENGINES"},
+}
+
+const allowedShowList = "SHOW TABLES, SHOW DATABASES, SHOW COLUMNS, SHOW CREATE TABLE, SHOW CREATE VIEW, SHOW INDEXES, SHOW FUNCTIONS and SHOW ENGINES"
+
+// configFunctions read the server's configuration (its settings, macros,
+// disks, profiles, the client's headers): refused, with why. getSetting is
+// among them because it reads what system.settings would show.
+var configFunctions = map[string]string{
+	"getserversetting": "it reads the server's settings", "getmergetreesetting": "it reads the server's MergeTree settings",
+	"getsetting": "it reads the server's settings", "getsettingordefault": "it reads the server's settings",
+	"getmacro": "it reads the server's macros", "getclienthttpheader": "it reads the request's HTTP headers",
+	"getoskernelversion": "it reads the server's kernel version", "serveruuid": "it reads the server's identity",
+	"getserverport": "it reads the server's ports", "filesystemavailable": "it reads the server's disks",
+	"filesystemcapacity": "it reads the server's disks", "filesystemunreserved": "it reads the server's disks",
+	"currentprofiles": "it reads the server's settings profiles", "enabledprofiles": "it reads the server's settings profiles",
+	"defaultprofiles": "it reads the server's settings profiles",
+}
+
+// tableFunctions name a table by their first arguments (database, table):
+// those must be written out, as a name or a string (the database may be
+// currentDatabase()), so the guard checks the table they name. A computed
+// name (concat('cred', 'entials')) could be any table, and is refused.
+// merge() is checked by checkMerge.
+var tableFunctions = map[string]bool{
+	"mergetreeindex": true, "mergetreeprojection": true, "mergetreeanalyzeindexes": true, "mergetreetextindex": true, "loop": true,
+}
+
 // patternCalls read tables chosen by a pattern or an internal id, which the
 // guard cannot check against ProtectedTables: refused, with why.
 var patternCalls = map[string]string{
 	"mergetreeanalyzeindexesuuid": "it names a table by its UUID, which can be a protected one",
 }
 
-// checkMerge allows merge(db, 'pattern') only when the table pattern is a
-// string literal that matches no protected table's name. The engine's
-// patterns are RE2, as Go's regexp, and match anywhere in a name.
-func checkMerge(toks []token, i int) error {
-	why := refuse("merge() is allowed only with a table pattern written as a string that matches neither credentials nor audit_log (nor the engine's statement logs)")
-	// toks[i] is merge, toks[i+1] "(": split its top-level arguments.
+// callArgs splits the top-level arguments of the call whose "(" is toks[i].
+func callArgs(toks []token, i int) [][]token {
 	var args [][]token
 	depth := 0
-	for j := i + 1; j < len(toks); j++ {
+	for j := i; j < len(toks); j++ {
 		t := toks[j]
 		switch {
 		case t.text == "(":
@@ -116,24 +165,85 @@ func checkMerge(toks []token, i int) error {
 		}
 		args[len(args)-1] = append(args[len(args)-1], t)
 	}
+	if len(args) == 1 && len(args[0]) == 0 {
+		return nil
+	}
+	return args
+}
+
+// isName reports whether arg is a name written out: an identifier, a
+// string, or db.table.
+func isName(arg []token) bool {
+	word := func(t token) bool { return t.kind == tWord || t.kind == tQuoted }
+	switch len(arg) {
+	case 1:
+		return word(arg[0]) || arg[0].kind == tString
+	case 3:
+		return word(arg[0]) && arg[1].text == "." && word(arg[2])
+	}
+	return false
+}
+
+func isCurrentDatabase(arg []token) bool {
+	return len(arg) == 3 && strings.EqualFold(arg[0].text, "currentDatabase") && arg[1].text == "(" && arg[2].text == ")"
+}
+
+// checkTableFunction allows a call of one of tableFunctions (toks[i] its
+// name) only when the database and table it names are written out; a
+// system table it names must be one of SystemTables. The protected tables
+// among written-out names are refused by protected, token by token.
+func checkTableFunction(toks []token, i int, denied map[string]bool) error {
+	name := toks[i].text
+	args := callArgs(toks, i+1)
+	if strings.EqualFold(name, "loop") && len(args) == 1 {
+		// loop(table), loop(db.table) or loop(table_function(...)), whose
+		// call is checked as a call of its own (a refused one is refused
+		// there, with its own reason).
+		a := args[0]
+		fn := ""
+		if len(a) > 1 && (a[0].kind == tWord || a[0].kind == tQuoted) && a[1].text == "(" {
+			fn = strings.ToLower(a[0].text)
+		}
+		if isName(a) || harmlessTableFunctions[fn] || denied[fn] {
+			return nil
+		}
+		return refuse("%s() is allowed only with a table written out (a name, db.table, or a table function)", name)
+	}
+	for k := 0; k < len(args) && k < 2; k++ {
+		if !isName(args[k]) && !(k == 0 && isCurrentDatabase(args[k])) {
+			return refuse("%s() is allowed only with its database and table written out, as names or strings "+
+				"(the database may be currentDatabase()): a computed name could be any table", name)
+		}
+	}
+	if len(args) >= 2 && len(args[0]) == 1 && strings.EqualFold(args[0][0].text, "system") && len(args[1]) == 1 && !systemTable(args[1][0].text) {
+		return forbidden("system." + strings.ToLower(args[1][0].text))
+	}
+	return nil
+}
+
+// checkMerge allows merge(db, 'pattern') only when the table pattern is a
+// string literal that matches no protected table's name and the database
+// is a named one other than system, or the current one. The engine's
+// patterns are RE2, as Go's regexp, and match anywhere in a name.
+func checkMerge(toks []token, i int) error {
+	why := refuse("merge() is allowed only with a database written out (not system) or currentDatabase(), and a table pattern written as a string that matches neither credentials nor audit_log")
+	// toks[i] is merge, toks[i+1] "(".
+	args := callArgs(toks, i+1)
 	if len(args) != 2 || len(args[1]) != 1 || args[1][0].kind != tString {
 		return why
 	}
-	// The engine's statement logs matter only when the database may be
-	// system: not for a named other one, nor the current one (USE is refused).
+	// A database that may be system could hold any of the engine's tables.
 	db := args[0]
-	names := protectedNames
 	named := len(db) == 1 && db[0].kind == tString && !strings.EqualFold(db[0].text, "system")
-	current := len(db) == 3 && strings.EqualFold(db[0].text, "currentDatabase") && db[1].text == "(" && db[2].text == ")"
-	if !named && !current {
-		names = slices.Concat(protectedNames, ProtectedSystemTables)
+	if !named && !isCurrentDatabase(db) {
+		return why
 	}
 	start := args[1][0]
 	re, err := regexp.Compile(start.text)
 	if err != nil {
 		return why
 	}
-	for _, n := range names {
+	for _, n := range protectedNames {
 		if re.MatchString(n) {
 			return why
 		}
@@ -185,6 +295,9 @@ func init() {
 		names.denied[n] = true
 	}
 	for _, n := range outsideFunctions {
+		names.denied[n] = true
+	}
+	for n := range configFunctions {
 		names.denied[n] = true
 	}
 }
@@ -324,6 +437,11 @@ func check(canonical string, denied map[string]bool) (string, error) {
 			return "", err
 		}
 	}
+	if verb == "SHOW" {
+		if err := checkShow(toks); err != nil {
+			return "", err
+		}
+	}
 	for i, t := range toks {
 		if t.kind == tWord {
 			w := strings.ToUpper(t.text)
@@ -364,6 +482,11 @@ func check(canonical string, denied map[string]bool) (string, error) {
 					return "", err
 				}
 			}
+			if tableFunctions[strings.ToLower(t.text)] {
+				if err := checkTableFunction(toks, i, denied); err != nil {
+					return "", err
+				}
+			}
 			if why, ok := patternCalls[strings.ToLower(t.text)]; ok {
 				return "", refuse("%s() is not allowed: %s", t.text, why)
 			}
@@ -376,10 +499,12 @@ func check(canonical string, denied map[string]bool) (string, error) {
 }
 
 // protected refuses token i when it names a protected table: as an
-// identifier (alone or a dotted part: db.credentials), a system table after
-// "system.", or a string literal naming one (the table arguments of
-// mergeTreeIndex('db', 'credentials') and the like). A column or alias of
-// that name is refused too: clearer than guessing what it names.
+// identifier (alone or a dotted part: db.credentials), a system table
+// after "system." that is not one of SystemTables, or a string literal
+// naming one of Netview's protected tables or the engine's statement logs
+// (the table arguments of mergeTreeIndex('db', 'credentials') and the
+// like). A column or alias of that name is refused too: clearer than
+// guessing what it names.
 func protected(toks []token, i int) error {
 	t := toks[i]
 	var parts []string
@@ -396,26 +521,66 @@ func protected(toks []token, i int) error {
 		if slices.Contains(protectedNames, p) {
 			return forbidden(p)
 		}
-		if !slices.Contains(ProtectedSystemTables, p) {
-			continue
-		}
 		system := k > 0 && strings.EqualFold(strings.TrimSpace(parts[k-1]), "system")
-		if t.kind == tWord && i >= 2 && toks[i-1].text == "." && strings.EqualFold(toks[i-2].text, "system") {
+		if k == 0 && t.kind == tWord && i >= 2 && toks[i-1].text == "." && strings.EqualFold(toks[i-2].text, "system") {
 			system = true
 		}
-		if system || t.kind == tString {
+		if system && !systemTable(p) {
+			return forbidden("system." + p)
+		}
+		if t.kind == tString && slices.Contains(ProtectedSystemTables, p) {
 			return forbidden("system." + p)
 		}
 	}
 	return nil
 }
 
+// checkShow allows only the SHOW statements of allowedShow; toks start
+// with SHOW. SHOW COLUMNS and SHOW INDEXES of a table of system (FROM t
+// FROM system) are allowed for SystemTables only.
+func checkShow(toks []token) error {
+	var words []string
+	for _, t := range toks[1:] {
+		if t.kind != tWord || t.line != toks[0].line {
+			break
+		}
+		words = append(words, strings.ToUpper(t.text))
+	}
+	ok := false
+	for _, a := range allowedShow {
+		if len(words) >= len(a) && slices.Equal(words[:len(a)], a) {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		kind := "SHOW"
+		if len(words) > 0 {
+			kind += " " + words[0]
+		}
+		return refuse("%s statements are not allowed: analysts may run %s", kind, allowedShowList)
+	}
+	var from []string
+	for j := 1; j+1 < len(toks); j++ {
+		if w := strings.ToUpper(toks[j].text); toks[j].kind == tWord && (w == "FROM" || w == "IN") && (toks[j+1].kind == tWord || toks[j+1].kind == tQuoted) {
+			from = append(from, toks[j+1].text)
+		}
+	}
+	if (slices.Contains(words, "COLUMNS") || slices.Contains(words, "INDEXES")) && len(from) == 2 && strings.EqualFold(from[1], "system") && !systemTable(from[0]) {
+		return forbidden("system." + strings.ToLower(from[0]))
+	}
+	return nil
+}
+
 func forbidden(table string) *Refusal {
 	return &Refusal{Forbidden: true, Reason: table + " may not be read: analysts' SQL cannot reach the credentials, the audit log, " +
-		"or the engine's tables that show statements (system.processes, system.query_log and the like)"}
+		"the sensor blocks, or the engine's tables other than those that describe the schema (" + strings.Join(SystemTables, ", ") + ")"}
 }
 
 func refusedCall(name string) *Refusal {
+	if why, ok := configFunctions[strings.ToLower(name)]; ok {
+		return refuse("%s() is not allowed: %s, which analysts may not see", name, why)
+	}
 	return refuse("%s() is not allowed: it reaches outside the database (files, other servers, programs); analysts' SQL reads Netview's tables only", name)
 }
 
@@ -440,7 +605,7 @@ func deniedName(name string, denied map[string]bool) (string, bool) {
 // The canonical form puts EXPLAIN, its kind and its options (name = value)
 // on the first line and the explained statement on the next.
 func checkExplain(toks []token) error {
-	for _, t := range toks[1:] {
+	for k, t := range toks[1:] {
 		if t.line == toks[0].line {
 			switch {
 			case t.kind == tWord, t.kind == tNumber, t.kind == tString, t.text == "=", t.text == ",":
@@ -455,6 +620,9 @@ func checkExplain(toks []token) error {
 		v := strings.ToUpper(t.text)
 		if v == "EXPLAIN" || !allowedVerbs[v] {
 			return refuse("EXPLAIN is allowed only for SELECT, WITH ... SELECT, SHOW, DESCRIBE and EXISTS statements, not %s", v)
+		}
+		if v == "SHOW" {
+			return checkShow(toks[k+1:])
 		}
 		return nil
 	}

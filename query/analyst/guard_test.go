@@ -8,7 +8,7 @@ import (
 // TestCheckCanonical drives the pure-Go half of the guard with canonical
 // forms as the engine's formatQuery writes them.
 func TestCheckCanonical(t *testing.T) {
-	denied := map[string]bool{"file": true, "url": true, "remote": true, "catboostevaluate": true}
+	denied := map[string]bool{"file": true, "url": true, "remote": true, "catboostevaluate": true, "getserversetting": true, "getmacro": true}
 	for _, c := range []struct{ canonical, refusal string }{
 		{"SELECT 1", ""},
 		{"WITH\n    1 AS x\nSELECT x", ""},
@@ -40,6 +40,32 @@ func TestCheckCanonical(t *testing.T) {
 		{"SELECT count() AS processes\nFROM t", ""},
 		{"SELECT *\nFROM mergeTreeIndex('db', 'credentials')", "credentials may not be read"},
 		{"SELECT sum(x) AS `file`\nFROM numbers(3)", ""},
+		{"SELECT *\nFROM mergeTreeIndex(currentDatabase(), 'events')", ""},
+		{"SELECT *\nFROM mergeTreeIndex('db', events, with_marks = true)", ""},
+		{"SELECT *\nFROM mergeTreeIndex(currentDatabase(), concat('cred', 'entials'))", "mergeTreeIndex() is allowed only"},
+		{"SELECT *\nFROM mergeTreeIndex(currentDatabase(), 'cred' || 'entials')", "mergeTreeIndex() is allowed only"},
+		{"SELECT *\nFROM mergeTreeIndex(db(), 'events')", "mergeTreeIndex() is allowed only"},
+		{"SELECT *\nFROM mergeTreeAnalyzeIndexes(currentDatabase(), events, key = 1)", ""},
+		{"SELECT *\nFROM loop(numbers(3))", ""},
+		{"SELECT *\nFROM loop(db.events)", ""},
+		{"SELECT *\nFROM loop(concat('a', 'b'))", "loop() is allowed only"},
+		{"SELECT *\nFROM loop('system', 'errors')", "system.errors may not be read"},
+		{"SELECT *\nFROM mergeTreeIndex(system, query_metric_log)", "system.query_metric_log may not be read"},
+		{"SELECT name\nFROM system.tables", ""},
+		{"SELECT *\nFROM system.errors", "system.errors may not be read"},
+		{"SELECT *\nFROM `system.settings`", "system.settings may not be read"},
+		{"SELECT count() AS errors\nFROM t", ""},
+		{"SHOW COLUMNS FROM events", ""},
+		{"SHOW EXTENDED FULL COLUMNS FROM events", ""},
+		{"SHOW COLUMNS FROM errors FROM system", "system.errors may not be read"},
+		{"SHOW COLUMNS FROM tables FROM system", ""},
+		{"SHOW PROCESSLIST", "SHOW PROCESSLIST statements are not allowed"},
+		{"SHOW CREATE DICTIONARY d", "SHOW CREATE statements are not allowed"},
+		{"SHOW", "SHOW statements are not allowed"},
+		{"EXPLAIN AST\nSHOW SETTINGS LIKE 'x'", "SHOW SETTINGS statements are not allowed"},
+		{"EXPLAIN AST\nSHOW TABLES", ""},
+		{"SELECT getServerSetting('x')", "getServerSetting() is not allowed: it reads the server's settings"},
+		{"SELECT 1 APPLY getMacro", "getMacro() is not allowed"},
 		{"INSERT INTO t SELECT 1", "INSERT statements are not allowed"},
 		{"ALTER TABLE t\n    (DELETE WHERE 1)", "ALTER TABLE statements are not allowed"},
 		{"KILL QUERY WHERE 1 ASYNC", "KILL QUERY statements are not allowed"},
