@@ -394,7 +394,7 @@ const actionSQL = "sql"
 // does not account for. (The statement itself is read-only.)
 func (s *Server) analystSQL(ctx context.Context, r *fasthttp.RequestCtx, p *principal) ([]byte, error) {
 	stmt := string(r.PostBody())
-	a := auditEntry{action: actionSQL, detail: stmt}
+	a := auditEntry{action: actionSQL, detail: sqlDetail(stmt)}
 	q := query(r, "format")
 	if q.err != nil {
 		s.record(ctx, r, p, a, q.err)

@@ -1,7 +1,10 @@
 package query_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -53,5 +56,37 @@ func TestAnalystSQLEndpoint(t *testing.T) {
 	}
 	if code, _ := post(viewerToken, "SELECT 1", "JSON"); code != 403 {
 		t.Fatalf("viewer token on SQL: %d, want 403", code)
+	}
+}
+
+// The audit row of an analyst's statement records what ran: a 5,000-byte
+// comment before it cannot push it out of the row (issue #14). The row
+// holds the statement normalised, the body's SHA-256 and length.
+func TestAnalystSQLAuditRecordsStatement(t *testing.T) {
+	f := startWith(t, options{analystSQL: true})
+	for _, c := range []struct {
+		body, want string
+		code       int
+	}{
+		{"/*" + strings.Repeat("A", 5000) + "*/\n  SELECT   4242 AS marker", "SELECT 4242 AS marker", 200},
+		{"-- " + strings.Repeat("A", 5000) + "\nSELECT name FROM system.settings", "SELECT name FROM system.settings", 403},
+		{"SELECT '" + strings.Repeat("x", 5000) + "' AS long", "SELECT 'xxxx", 200},
+	} {
+		if code, body := f.post("/api/v1/sql", analystToken, c.body, nil); code != c.code {
+			t.Fatalf("%.40q: %d %s, want %d", c.body, code, body, c.code)
+		}
+		rows := auditRows(t, f.ingest.Store)
+		r := rows[len(rows)-1]
+		sum := sha256.Sum256([]byte(c.body))
+		header := fmt.Sprintf("bytes=%d sha256=%s\n", len(c.body), hex.EncodeToString(sum[:]))
+		if r.Action != "sql" || !strings.HasPrefix(r.Detail, header) || !strings.HasPrefix(r.Detail[len(header):], c.want) {
+			t.Errorf("%.40q: audit detail %.300q, want %q then %q", c.body, r.Detail, header, c.want)
+		}
+		if strings.Contains(r.Detail, "AAAA") {
+			t.Errorf("%.40q: audit detail keeps the comment: %.300q", c.body, r.Detail)
+		}
+		if len(c.body) > 5000 && c.want == "SELECT 'xxxx" && (!strings.HasSuffix(r.Detail, fmt.Sprintf("[cut: %d bytes in all]", len(c.body))) || len(r.Detail) > 2300) {
+			t.Errorf("long statement: detail of %d bytes: %.300q … %q", len(r.Detail), r.Detail, r.Detail[max(0, len(r.Detail)-80):])
+		}
 	}
 }

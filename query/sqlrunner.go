@@ -3,6 +3,8 @@ package query
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"io"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/netview/netview/internal/audit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query/analyst"
 )
@@ -224,4 +227,19 @@ func engineAnswer(e *store.EngineError) error {
 		return &apiError{Status: 400, Msg: "the engine refused the statement: check it with DESCRIBE or EXPLAIN"}
 	}
 	return &apiError{Status: 400, Msg: "the engine refused the statement (" + code + "): check table and column names, types and syntax"}
+}
+
+// sqlDetailText bounds the statement's text in its audit detail, leaving
+// room under audit.MaxText for the header and how the statement ended.
+const sqlDetailText = 2048
+
+// sqlDetail is the audit detail of an analyst's statement: its length and
+// SHA-256 as received, then its text normalised (analyst.Normalize:
+// comments dropped, whitespace collapsed) and cut at sqlDetailText bytes.
+// A long comment before the statement cannot push it out of the row, and
+// the hash ties the row to the exact body.
+func sqlDetail(stmt string) string {
+	sum := sha256.Sum256([]byte(stmt))
+	return "bytes=" + strconv.Itoa(len(stmt)) + " sha256=" + hex.EncodeToString(sum[:]) + "\n" +
+		audit.Cut(analyst.Normalize(stmt), sqlDetailText)
 }
