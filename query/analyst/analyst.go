@@ -314,7 +314,7 @@ func (o *output) header(names, types []string) {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendCSV(b, []byte(n))
+				b = appendCSV(b, safeCell(nil, []byte(n), true))
 			}
 			b = append(b, '\n')
 		}
@@ -324,7 +324,7 @@ func (o *output) header(names, types []string) {
 				if i > 0 {
 					b = append(b, '\t')
 				}
-				b = appendTSV(b, []byte(n))
+				b = appendTSV(b, safeCell(nil, []byte(n), true))
 			}
 			b = append(b, '\n')
 		}
@@ -342,7 +342,14 @@ func (o *output) block(cols []*autoCol, rows int) error {
 		}
 		o.header(names, types)
 	}
-	var scratch []byte
+	var scratch, cell []byte
+	var text []bool
+	if o.format == "CSV" || o.format == "TSV" {
+		text = make([]bool, len(cols))
+		for j, c := range cols {
+			text[j] = textual(c.r)
+		}
+	}
 	for i := range rows {
 		b := o.buf[:0]
 		switch o.format {
@@ -379,13 +386,14 @@ func (o *output) block(cols []*autoCol, rows int) error {
 					}
 				}
 				scratch = c.r.text(scratch[:0], i, false)
+				cell = safeCell(cell[:0], scratch, text[j])
 				if o.format == "CSV" {
-					b = appendCSV(b, scratch)
+					b = appendCSV(b, cell)
 				} else {
-					b = appendTSV(b, scratch)
+					b = appendTSV(b, cell)
 				}
 			}
-			if o.format == "CSV" && len(cols) == 1 && len(scratch) == 0 {
+			if o.format == "CSV" && len(cols) == 1 && len(cell) == 0 {
 				b = append(b, `""`...) // a blank line is no row to CSV readers
 			}
 			b = append(b, '\n')
@@ -426,6 +434,50 @@ func (o *output) finish(names, types []string) error {
 		return fmt.Errorf("analyst: write result: %w", err)
 	}
 	return nil
+}
+
+// safeCell appends s to dst made safe to open in a spreadsheet or print
+// on a terminal: control characters other than tab, newline and carriage
+// return (which each format quotes or escapes) become U+FFFD, and a text
+// cell (text: of a string column, or a column name) that starts with =, +,
+// -, @, a tab or a carriage return, which a spreadsheet would take for a
+// formula, gets a leading single quote. Numbers (-5) are left as they are.
+func safeCell(dst, s []byte, text bool) []byte {
+	if text && len(s) > 0 {
+		switch s[0] {
+		case '=', '+', '-', '@', '\t', '\r':
+			dst = append(dst, '\'')
+		}
+	}
+	for k := 0; k < len(s); k++ {
+		c := s[k]
+		switch {
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r', c == 0x7f:
+			dst = append(dst, "\uFFFD"...)
+		case c == 0xc2 && k+1 < len(s) && s[k+1] >= 0x80 && s[k+1] <= 0x9f: // U+0080..U+009F
+			dst = append(dst, "\uFFFD"...)
+			k++
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// textual reports whether a column's cells are text, which safeCell may
+// quote: strings, enums, UUIDs, addresses and times, bare or Nullable or
+// LowCardinality. Numbers, booleans, arrays, maps and tuples are not (the
+// last three start with a bracket).
+func textual(r renderer) bool {
+	switch r := r.(type) {
+	case *leaf:
+		return r.kind == kString
+	case *nullRenderer:
+		return textual(r.values)
+	case *lcRenderer:
+		return textual(r.dict)
+	}
+	return false
 }
 
 // appendCSV appends a CSV field, quoted when it has to be.
