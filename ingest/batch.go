@@ -30,6 +30,21 @@ type Batch struct {
 	last       []*table // heartbeats then sensors: written only once the rows they announce are
 	every      []*table // tables then last
 	Heartbeats int      // heartbeats decoded into the batch
+
+	// starts holds, for each heartbeat, where its rows begin in every
+	// table: a heartbeat's rows are one contiguous span of each table.
+	starts []mark
+	// scratch holds the rows of some heartbeats only, copied out once a
+	// table's insert was refused; made on first need, then reused.
+	scratch     *Batch
+	scratchOnce sync.Once
+}
+
+// Refusal is a heartbeat whose rows storage refused in one table.
+type Refusal struct {
+	Heartbeat int // its place in the batch
+	Table     string
+	Err       error
 }
 
 // table is one table's columns in insert order.
@@ -84,8 +99,15 @@ func (b *Batch) all() []*table { return b.every }
 // Insert writes the batch: the data tables in parallel, then heartbeats and
 // sensors. A sensor's newest seq becomes visible only after the rows it
 // announces, so a reader never sees a heartbeat without its snapshot.
-func (b *Batch) Insert(ctx context.Context, s store.Store) error {
+//
+// When storage refuses a table's rows for what they hold (store.Refused),
+// the table's heartbeats are halved and each half tried again, down to the
+// heartbeats at fault: the others' rows are written once, the refused
+// heartbeats' rows not at all, nor their heartbeats and sensors rows. The
+// refusals are returned; err is for the whole batch.
+func (b *Batch) Insert(ctx context.Context, s store.Store) ([]Refusal, error) {
 	errs := make([]error, len(b.tables))
+	refused := make([][]Refusal, len(b.tables))
 	var wg sync.WaitGroup
 	for i, t := range b.tables {
 		if t.rows() == 0 {
@@ -94,19 +116,104 @@ func (b *Batch) Insert(ctx context.Context, s store.Store) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Insert(ctx, t.name, t.input)
+			refused[i], errs[i] = b.insertTable(ctx, s, i, nil)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range b.last {
-		if err := s.Insert(ctx, t.name, t.input); err != nil {
-			return err
+	var out []Refusal
+	for _, r := range refused {
+		out = append(out, r...)
+	}
+	for i := range b.last {
+		r, err := b.insertTable(ctx, s, len(b.tables)+i, out)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// insertTable writes table ti of b.every but for the heartbeats in skip.
+func (b *Batch) insertTable(ctx context.Context, s store.Store, ti int, skip []Refusal) ([]Refusal, error) {
+	t := b.every[ti]
+	var first error
+	if len(skip) == 0 {
+		first = s.Insert(ctx, t.name, t.input)
+		if first == nil || !store.Refused(first) {
+			return nil, first
 		}
 	}
-	return nil
+	var hbs []int
+	for h := range b.starts {
+		if from, to := b.span(ti, h); from < to && !refusedIn(skip, h) {
+			hbs = append(hbs, h)
+		}
+	}
+	if len(hbs) == 0 {
+		return nil, nil
+	}
+	b.scratchOnce.Do(func() { b.scratch = NewBatch() })
+	out, err := b.split(ctx, s, ti, hbs, first)
+	if err == nil && len(hbs) > 1 && len(out) == len(hbs) {
+		// Every heartbeat refused alike: the statement, not the rows.
+		return nil, fmt.Errorf("ingest: every heartbeat refused by %s: %w", t.name, out[0].Err)
+	}
+	return out, err
+}
+
+// split writes the rows of heartbeats hbs into table ti, halving them while
+// storage refuses them; failed, when not nil, is how the whole set failed.
+func (b *Batch) split(ctx context.Context, s store.Store, ti int, hbs []int, failed error) ([]Refusal, error) {
+	err := failed
+	if err == nil {
+		sc := b.scratch.every[ti]
+		sc.input.Reset()
+		for _, h := range hbs {
+			from, to := b.span(ti, h)
+			for j, c := range b.every[ti].input {
+				appendRows(sc.input[j].Data, c.Data, from, to)
+			}
+		}
+		err = s.Insert(ctx, sc.name, sc.input)
+		sc.input.Reset()
+		if err == nil || !store.Refused(err) {
+			return nil, err
+		}
+	}
+	if len(hbs) == 1 {
+		return []Refusal{{Heartbeat: hbs[0], Table: b.every[ti].name, Err: err}}, nil
+	}
+	left, err := b.split(ctx, s, ti, hbs[:len(hbs)/2], nil)
+	if err != nil {
+		return nil, err
+	}
+	right, err := b.split(ctx, s, ti, hbs[len(hbs)/2:], nil)
+	if err != nil {
+		return nil, err
+	}
+	return append(left, right...), nil
+}
+
+// span is where heartbeat h's rows lie in table ti.
+func (b *Batch) span(ti, h int) (from, to int) {
+	from = b.starts[h][ti]
+	if h+1 < len(b.starts) {
+		return from, b.starts[h+1][ti]
+	}
+	return from, b.every[ti].rows()
+}
+
+func refusedIn(rs []Refusal, h int) bool {
+	for _, r := range rs {
+		if r.Heartbeat == h {
+			return true
+		}
+	}
+	return false
 }
 
 // Reset empties the batch and keeps its capacity.
@@ -115,6 +222,7 @@ func (b *Batch) Reset() {
 		t.input.Reset()
 	}
 	b.Heartbeats = 0
+	b.starts = b.starts[:0]
 }
 
 // mark remembers each table's row count, so a heartbeat that fails half way
@@ -192,6 +300,64 @@ func truncate(c proto.ColInput, n int) {
 	default:
 		panic(fmt.Sprintf("ingest: truncate: unexpected column type %T", c))
 	}
+}
+
+// appendRows appends rows from..to of src to dst, a column of the same
+// type; it knows every column type a Batch uses.
+func appendRows(dst, src proto.ColInput, from, to int) {
+	switch d := dst.(type) {
+	case *proto.ColUUID:
+		*d = append(*d, (*src.(*proto.ColUUID))[from:to]...)
+	case *proto.ColUInt16:
+		*d = append(*d, (*src.(*proto.ColUInt16))[from:to]...)
+	case *proto.ColUInt32:
+		*d = append(*d, (*src.(*proto.ColUInt32))[from:to]...)
+	case *proto.ColUInt64:
+		*d = append(*d, (*src.(*proto.ColUInt64))[from:to]...)
+	case *proto.ColIPv6:
+		*d = append(*d, (*src.(*proto.ColIPv6))[from:to]...)
+	case *proto.ColDateTime64:
+		d.Data = append(d.Data, src.(*proto.ColDateTime64).Data[from:to]...)
+	case *proto.ColStr:
+		s := src.(*proto.ColStr)
+		for i := from; i < to; i++ {
+			d.AppendBytes(s.Buf[s.Pos[i].Start:s.Pos[i].End])
+		}
+	case *proto.ColNullable[uint32]:
+		s := src.(*proto.ColNullable[uint32])
+		d.Nulls = append(d.Nulls, s.Nulls[from:to]...)
+		appendRows(d.Values, s.Values, from, to)
+	case *proto.ColArr[proto.IPv6]:
+		s := src.(*proto.ColArr[proto.IPv6])
+		lo, hi := offsets(s.Offsets, from, to)
+		base := uint64(d.Data.Rows())
+		for i := from; i < to; i++ {
+			d.Offsets = append(d.Offsets, base+s.Offsets[i]-lo)
+		}
+		appendRows(d.Data, s.Data, int(lo), int(hi))
+	case *proto.ColMap[string, string]:
+		s := src.(*proto.ColMap[string, string])
+		lo, hi := offsets(s.Offsets, from, to)
+		base := uint64(d.Keys.Rows())
+		for i := from; i < to; i++ {
+			d.Offsets = append(d.Offsets, base+s.Offsets[i]-lo)
+		}
+		appendRows(d.Keys, s.Keys, int(lo), int(hi))
+		appendRows(d.Values, s.Values, int(lo), int(hi))
+	default:
+		panic(fmt.Sprintf("ingest: appendRows: unexpected column type %T", dst))
+	}
+}
+
+// offsets returns where rows from..to of an array column lie in its data.
+func offsets(o proto.ColUInt64, from, to int) (lo, hi uint64) {
+	if from > 0 {
+		lo = o[from-1]
+	}
+	if to > 0 {
+		hi = o[to-1]
+	}
+	return lo, hi
 }
 
 func newTime() *proto.ColDateTime64 {
