@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -51,6 +52,10 @@ type Refusal struct {
 type table struct {
 	name  string
 	input proto.Input
+	// day is the column the table is partitioned by (toDate), nil if
+	// none; days are the distinct days of its rows in the batch.
+	day  *proto.ColDateTime64
+	days []int32
 }
 
 // rows counts the table's rows. While a heartbeat is being decoded the
@@ -216,6 +221,57 @@ func refusedIn(rs []Refusal, h int) bool {
 	return false
 }
 
+// MaxDays is the most distinct days one table's rows in a batch may touch.
+// Tables are partitioned by day and the engine refuses an insert block
+// touching more than max_partitions_per_insert_block (100) partitions: the
+// time window bounds one heartbeat, not many sensors together.
+const MaxDays = 90
+
+// addDays records the days the rows added since m touch. It reports false,
+// recording nothing, when some table would then touch more than MaxDays
+// days; a heartbeat alone in the batch always fits.
+func (b *Batch) addDays(m mark) bool {
+	var had mark
+	for i, t := range b.every {
+		had[i] = len(t.days)
+		if t.day == nil {
+			continue
+		}
+		last := int32(-1 << 31)
+		for _, v := range t.day.Data[m[i]:] {
+			d := int32(floorDiv(int64(v), 86_400_000))
+			if d == last || slices.Contains(t.days, d) {
+				last = d
+				continue
+			}
+			last = d
+			t.days = append(t.days, d)
+		}
+		if len(t.days) > MaxDays && b.Heartbeats > 1 {
+			for j := range i + 1 {
+				b.every[j].days = b.every[j].days[:had[j]]
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// drop takes out the last heartbeat, decoded since m.
+func (b *Batch) drop(m mark) {
+	b.rollback(m)
+	b.Heartbeats--
+	b.starts = b.starts[:len(b.starts)-1]
+}
+
 // Reset empties the batch and keeps its capacity.
 func (b *Batch) Reset() {
 	for _, t := range b.all() {
@@ -223,6 +279,9 @@ func (b *Batch) Reset() {
 	}
 	b.Heartbeats = 0
 	b.starts = b.starts[:0]
+	for _, t := range b.all() {
+		t.days = t.days[:0]
+	}
 }
 
 // mark remembers each table's row count, so a heartbeat that fails half way
@@ -444,7 +503,7 @@ func (c *heartbeatCols) init() {
 		{Name: "boot_id", Data: &c.bootID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
 		{Name: "tcp_connections", Data: &c.conns}, {Name: "tcp_listeners", Data: &c.listeners}, {Name: "udp_listeners", Data: &c.udp},
 		{Name: "active_flows", Data: &c.active}, {Name: "completed_flows", Data: &c.completed}, {Name: "events", Data: &c.eventsCount},
-	}}
+	}, day: c.sentAt}
 }
 
 // sockCols are the columns every socket table has; sockRow fills them.
@@ -506,7 +565,7 @@ func (c *connCols) init() {
 	c.duration = new(proto.ColUInt32).Nullable()
 	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "state", Data: &c.state}, proto.InputColumn{Name: "duration_secs", Data: c.duration})
-	c.table = table{name: "tcp_connections", input: in}
+	c.table = table{name: "tcp_connections", input: in, day: c.observedAt}
 }
 
 type listenerCols struct {
@@ -514,7 +573,10 @@ type listenerCols struct {
 	sockCols
 }
 
-func (c *listenerCols) init() { c.table = table{name: "tcp_listeners", input: c.sockCols.cols()} }
+func (c *listenerCols) init() {
+	in := c.sockCols.cols()
+	c.table = table{name: "tcp_listeners", input: in, day: c.observedAt}
+}
 
 type udpCols struct {
 	table
@@ -525,7 +587,7 @@ type udpCols struct {
 
 func (c *udpCols) init() {
 	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
-	c.table = table{name: "udp_listeners", input: append(in, proto.InputColumn{Name: "service", Data: &c.service})}
+	c.table = table{name: "udp_listeners", input: append(in, proto.InputColumn{Name: "service", Data: &c.service}), day: c.observedAt}
 }
 
 // flowBody are the columns active and completed flows share.
@@ -577,7 +639,8 @@ type activeFlowCols struct {
 }
 
 func (c *activeFlowCols) init() {
-	c.table = table{name: "active_flows", input: append(c.snapCols.cols(), c.flowBody.cols()...)}
+	in := append(c.snapCols.cols(), c.flowBody.cols()...)
+	c.table = table{name: "active_flows", input: in, day: c.observedAt}
 }
 
 type flowCols struct {
@@ -592,7 +655,7 @@ func (c *flowCols) init() {
 	c.endedAt, c.receivedAt = newTime(), newTime()
 	in := append(proto.Input{{Name: "sensor_id", Data: &c.sensorID}}, c.flowBody.cols()...)
 	in = append(in, proto.Input{{Name: "ended_at", Data: c.endedAt}, {Name: "duration_ms", Data: &c.durationMs}, {Name: "received_at", Data: c.receivedAt}}...)
-	c.table = table{name: "flows", input: in}
+	c.table = table{name: "flows", input: in, day: c.endedAt}
 }
 
 type eventCols struct {
@@ -623,7 +686,7 @@ func (c *eventCols) init() {
 		{Name: "duration_ms", Data: &c.durationMs}, {Name: "bytes_sent", Data: &c.bytesSent}, {Name: "bytes_received", Data: &c.bytesReceived},
 		{Name: "state", Data: &c.state}, {Name: "source", Data: &c.source},
 	}...)
-	c.table = table{name: "events", input: in}
+	c.table = table{name: "events", input: in, day: c.time}
 }
 
 type sctpAssocCols struct {
@@ -652,7 +715,7 @@ func (c *sctpAssocCols) init() {
 	}...)
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "sctp_associations", input: in}
+	c.table = table{name: "sctp_associations", input: in, day: c.observedAt}
 }
 
 type sctpEndpointCols struct {
@@ -675,5 +738,5 @@ func (c *sctpEndpointCols) init() {
 	}...)
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "sctp_endpoints", input: in}
+	c.table = table{name: "sctp_endpoints", input: in, day: c.observedAt}
 }

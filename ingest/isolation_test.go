@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,4 +114,89 @@ func TestPoisonedHeartbeatAloneRefused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Heartbeats of many sensors whose events, each within its own window,
+// cover 112 days together once made one batch the engine refused (an
+// insert touching more than 100 partitions), failing all of them. Now a
+// batch is sealed before it touches more than ingest.MaxDays days: every
+// heartbeat is acknowledged and stored.
+func TestBatchDaysCapped(t *testing.T) {
+	const sensors = 110
+	base := time.Now().UTC().Truncate(24*time.Hour).Add(12 * time.Hour) // ahead: no TTL reaches them
+	var bodies [][]byte
+	rows := 0
+	for i := range sensors {
+		g := heartbeat.NewGenerator(uint64(700+i), heartbeat.Shape{Conns: 1, Events: 3})
+		sent := base.Add(time.Duration(i) * 24 * time.Hour)
+		h := g.Next(sent)
+		h.Events[0].Time, h.Events[1].Time, h.Events[2].Time = sent.Add(-23*time.Hour), sent, sent.Add(23*time.Hour)
+		b := encode(t, h)
+		doc, err := unzstd.DecodeAll(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := (&ingest.Decoder{}).Decode(doc, ingest.NewBatch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows += sum.Rows
+		bodies = append(bodies, b)
+	}
+	cfg := testConfig()
+	// Without the cap all 110 would be one batch: it is written once full.
+	cfg.BatchRows, cfg.BatchAge, cfg.MaxPending = rows, 3*time.Second, 10*rows
+	rs := &refusalCounter{Store: storetest.Embedded(t).Store}
+	n := startNode(t, cfg, rs)
+	var wg sync.WaitGroup
+	codes, msgs := make([]int, sensors), make([]string, sensors)
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				var retry string
+				codes[i], msgs[i], retry = n.post(b, nil)
+				// The answer of a heartbeat over the cap while the flusher
+				// is busy: come back in a second.
+				if codes[i] != 503 || retry != "1" {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range sensors {
+		if codes[i] != 200 {
+			t.Errorf("heartbeat %d: %d %s", i, codes[i], msgs[i])
+		}
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM heartbeats"); got != sensors {
+		t.Errorf("heartbeats stored: %d, want %d", got, sensors)
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM events"); got != 3*sensors {
+		t.Errorf("events stored: %d, want %d", got, 3*sensors)
+	}
+	// The cap, not halving after a refusal, kept each insert under 100 days.
+	if r := rs.refused.Load(); r != 0 {
+		t.Errorf("%d inserts refused by the engine, want none", r)
+	}
+	if got := count(t, n.store, "SELECT toUInt64(uniqExact(toDate(time))) AS n FROM events"); got <= 100 {
+		t.Errorf("events cover %d days, want more than 100", got)
+	}
+}
+
+// refusalCounter counts the inserts the engine refused for their rows.
+type refusalCounter struct {
+	store.Store
+	refused atomic.Int64
+}
+
+func (r *refusalCounter) Insert(ctx context.Context, table string, cols proto.Input) error {
+	err := r.Store.Insert(ctx, table, cols)
+	if store.Refused(err) {
+		r.refused.Add(1)
+	}
+	return err
 }

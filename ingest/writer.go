@@ -113,9 +113,24 @@ func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, ticket, error) {
 		return Summary{}, ticket{}, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
 	}
 	w.dec.SensorID, w.dec.MaxRows, w.dec.Window = sensor, w.cfg.MaxRows, w.cfg.TimeWindow
+	m := w.cur.mark()
 	sum, err := w.dec.Decode(doc, w.cur)
 	if err != nil {
 		return sum, ticket{}, err
+	}
+	if !w.cur.addDays(m) {
+		// Its days would take the open batch past MaxDays: seal the batch
+		// and open the next with this heartbeat, or, while the flusher is
+		// still busy, ask the sender to come back.
+		w.cur.drop(m)
+		if !w.rotate(false) {
+			return Summary{}, ticket{}, fmt.Errorf("%w: the open batch touches %d days and the one before is still being written", ErrQueueFull, MaxDays)
+		}
+		m = w.cur.mark()
+		if sum, err = w.dec.Decode(doc, w.cur); err != nil {
+			return sum, ticket{}, err
+		}
+		w.cur.addDays(m) // alone in the batch: it fits
 	}
 	w.pending.Add(int64(sum.Rows))
 	if w.cur.Heartbeats == 1 {
@@ -154,9 +169,9 @@ func (t ticket) Wait(ctx context.Context) error {
 // write is what slow storage needs) and MaxPending bounds memory. Waiting
 // here under w.mu once stalled every sender behind a hung write, past their
 // ack timeout (found by bench/scaleout's black-hole test).
-func (w *Writer) rotate(wait bool) {
+func (w *Writer) rotate(wait bool) bool {
 	if w.cur.Heartbeats == 0 {
-		return
+		return false
 	}
 	f := flush{w.cur, w.gen}
 	if wait {
@@ -165,13 +180,15 @@ func (w *Writer) rotate(wait bool) {
 		select {
 		case w.flushes <- f:
 		default:
-			return
+			return false
 		}
 	}
 	// Three batches circulate: with one sent and at most one being
 	// written, a spare is always there.
 	w.cur = <-w.spare
 	w.gen = newGeneration()
+	w.opened = time.Now()
+	return true
 }
 
 func (w *Writer) ticker() {
