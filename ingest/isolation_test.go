@@ -123,7 +123,7 @@ func TestPoisonedHeartbeatAloneRefused(t *testing.T) {
 // heartbeat is acknowledged and stored.
 func TestBatchDaysCapped(t *testing.T) {
 	const sensors = 110
-	base := time.Now().UTC().Truncate(24*time.Hour).Add(12 * time.Hour) // ahead: no TTL reaches them
+	base := time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour) // ahead: no TTL reaches them
 	var bodies [][]byte
 	rows := 0
 	for i := range sensors {
