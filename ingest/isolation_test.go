@@ -200,3 +200,57 @@ func (r *refusalCounter) Insert(ctx context.Context, table string, cols proto.In
 	}
 	return err
 }
+
+// A real poison the engine itself refuses: with no time window, one
+// heartbeat's events on 150 days are an insert over 100 partitions. It gets
+// 422 alone; the heartbeats sent beside it are stored.
+func TestEngineRefusalAnswered422(t *testing.T) {
+	cfg := testConfig()
+	cfg.TimeWindow, cfg.BatchAge = 0, 300*time.Millisecond
+	n := startNode(t, cfg, nil)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	bad := heartbeat.NewGenerator(801, heartbeat.Shape{Conns: 1, Events: 1})
+	hb := bad.Next(now)
+	for i := range 150 {
+		e := hb.Events[0]
+		e.EventID, e.Time = uuid.New(), now.Add(time.Duration(i)*24*time.Hour+time.Hour)
+		hb.Events = append(hb.Events, e)
+	}
+	var wg sync.WaitGroup
+	var code int
+	var msg string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code, msg, _ = n.post(encode(t, hb), nil)
+	}()
+	var goods []*heartbeat.Generator
+	goodCodes := make([]int, 5)
+	for i := range goodCodes {
+		g := heartbeat.NewGenerator(uint64(810+i), heartbeat.Shape{Conns: 2, Events: 2})
+		goods = append(goods, g)
+		body := encode(t, g.Next(now))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			goodCodes[i], _, _ = n.post(body, nil)
+		}()
+	}
+	wg.Wait()
+	for i, c := range goodCodes {
+		if c != 200 {
+			t.Errorf("good heartbeat %d: %d", i, c)
+		}
+	}
+	if code != 422 || !strings.Contains(msg, `"reason":"refused"`) || strings.Contains(msg, "TOO_MANY_PARTS") {
+		t.Errorf("150 days of events: %d %s, want 422 refused", code, msg)
+	}
+	if c := count(t, n.store, "SELECT count() AS n FROM heartbeats WHERE sensor_id = {s:UUID}", store.P("s", bad.Sensor.SensorID.String())); c != 0 {
+		t.Errorf("the refused heartbeat was announced (%d heartbeats rows)", c)
+	}
+	for _, g := range goods {
+		if c := count(t, n.store, "SELECT count() AS n FROM events WHERE sensor_id = {s:UUID}", store.P("s", g.Sensor.SensorID.String())); c != 2 {
+			t.Errorf("good sensor: %d events, want 2", c)
+		}
+	}
+}
