@@ -256,8 +256,8 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	if _, err := d.Decode(doc, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Insert(context.Background(), node.Store); err != nil {
-		t.Fatal(err)
+	if refused, err := b.Insert(context.Background(), node.Store); err != nil || len(refused) > 0 {
+		t.Fatal(err, refused)
 	}
 	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, Connections: 5}
 
