@@ -60,9 +60,11 @@ test: deps test-deps
 
 # All of Netview for this host in one process on $(DATA): ingest, the query
 # service with the Console, and a sensor. It prints the Console URL (and on
-# the first start the token it made, kept in $(DATA)/token). Ctrl-C stops it.
+# the first start the admin token and enrollment secret it made, kept in
+# $(DATA)/token and $(DATA)/enroll-secret). Ctrl-C stops it.
 run: deps build
 	@if test -s $(DATA)/token; then echo "Console token: $$(cat $(DATA)/token) (in $(DATA)/token)"; fi
+	@if test -s $(DATA)/enroll-secret; then echo "Sensors' enrollment secret: in $(DATA)/enroll-secret"; fi
 	./bin/netview --data $(DATA)
 
 bench: deps

@@ -137,8 +137,8 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}
 		start = time.Now()
-		if err := batch.Insert(ctx, be.Store); err != nil {
-			b.Fatal(err)
+		if refused, err := batch.Insert(ctx, be.Store); err != nil || len(refused) > 0 {
+			b.Fatal(err, refused)
 		}
 		direct += time.Since(start)
 		directRows += batch.Rows()

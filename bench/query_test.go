@@ -254,8 +254,8 @@ func loadFleet(b testing.TB, st store.Store, sensors, beats int, shape heartbeat
 	}()
 	rows := 0
 	for batch := range full {
-		if err := batch.Insert(ctx, st); err != nil {
-			b.Fatal(err)
+		if refused, err := batch.Insert(ctx, st); err != nil || len(refused) > 0 {
+			b.Fatal(err, refused)
 		}
 		rows += batch.Rows()
 		batch.Reset()

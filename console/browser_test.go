@@ -164,7 +164,8 @@ func conns(n int, local string, at time.Time) []heartbeat.Conn {
 
 // buildFleet sends three sensors' heartbeats: edge-a (large: 600
 // connections, telecom UDP services, flows, events of every kind), core-b
-// (an hour of ~10 connections, now 60: the anomaly) and old-c (silent for
+// (an hour of ~10 connections, now 60: the anomaly; its clock five minutes
+// ahead) and old-c (silent for
 // ten minutes: stale).
 func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	now := time.Now().UTC()
@@ -185,7 +186,8 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		h.TCPConnections = conns(n, "10.1.0.2", h.SentAt)
 		node.Send(h)
 	}
-	h := mkBeat(core, 7, now.Add(-2*time.Second))
+	// Its clock runs five minutes ahead: the Summary shows the skew.
+	h := mkBeat(core, 7, now.Add(5*time.Minute))
 	h.TCPConnections = conns(60, "10.1.0.2", h.SentAt)
 	h.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 22, Inode: 9, Process: proc(3)}}
 	node.Send(h)
@@ -254,8 +256,8 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	if _, err := d.Decode(doc, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Insert(context.Background(), node.Store); err != nil {
-		t.Fatal(err)
+	if refused, err := b.Insert(context.Background(), node.Store); err != nil || len(refused) > 0 {
+		t.Fatal(err, refused)
 	}
 	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, Connections: 5}
 

@@ -230,6 +230,8 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"no trusted proxy behind nginx", []edit{{file: compose, old: "    - --ingest.trusted-proxies=172.30.90.10\n", new: ""}}, "no --ingest.trusted-proxies", ""},
 		{"trusting the whole subnet", []edit{{file: compose, old: "--ingest.trusted-proxies=172.30.90.10", new: "--ingest.trusted-proxies=172.30.90.0/24"}}, "the network's gateway", ""},
 		{"trusting another address", []edit{{file: compose, old: "--ingest.trusted-proxies=172.30.90.10", new: "--ingest.trusted-proxies=172.30.90.11"}}, "which is not nginx", ""},
+		{"no trusted proxy for query behind nginx", []edit{{file: compose, old: "    - --query.trusted-proxies=172.30.90.10\n", new: ""}}, "no --query.trusted-proxies", ""},
+		{"query trusting the whole subnet", []edit{{file: compose, old: "--query.trusted-proxies=172.30.90.10", new: "--query.trusted-proxies=172.30.90.0/24"}}, "--query.trusted-proxies=172.30.90.0/24 trusts 172.30.90.1, the network's gateway", ""},
 		{"nginx without a fixed address", []edit{{file: compose, old: "    networks:\n      default:\n        ipv4_address: 172.30.90.10\n", new: ""}}, "no fixed ipv4_address", ""},
 		{"shared static tokens", []edit{{file: compose, old: "    - --ingest.max-body=4194304\n", new: "    - --ingest.max-body=4194304\n    - --ingest.shared-tokens=true\n"}}, "shared-tokens lets", ""},
 		{"compose without admin token", []edit{{file: compose, old: "    - --query.admin.token-file=/run/secrets/admin_tokens\n", new: ""}}, "no --query.admin.token-file", ""},

@@ -85,25 +85,27 @@ func (b *bundle) checkComposeNode(p *problems, r composeRoles, n string, prog pr
 		if val(fs, "ingest.shared-tokens") == "true" {
 			p.add("compose service %s: --ingest.shared-tokens lets whoever holds a static token write as every sensor; sensors enroll for keys of their own instead", n)
 		}
-		b.checkTrustedProxies(p, n, val(fs, "ingest.trusted-proxies"), r.nginx)
+		b.checkTrustedProxies(p, n, "ingest.trusted-proxies", val(fs, "ingest.trusted-proxies"), r.nginx)
 	case progQuery:
+		b.checkTrustedProxies(p, n, "query.trusted-proxies", val(fs, "query.trusted-proxies"), r.nginx)
 		if val(fs, "query.admin.token-file") == "" && val(fs, "query.admin.token") == "" {
 			p.add("compose service %s: no --query.admin.token-file: nobody could issue or revoke API tokens, enrollment secrets and sensor keys", n)
 		}
 	}
 }
 
-// checkTrustedProxies: behind nginx, ingest trusts X-Forwarded-For from
-// nginx's fixed address alone. Without it every sensor shares nginx's
-// per-address bucket; trusting the network's gateway (through which
-// connections to published ports arrive) would let any client forge it.
-func (b *bundle) checkTrustedProxies(p *problems, n, list, nginxSvc string) {
+// checkTrustedProxies: behind nginx, ingest and query trust
+// X-Forwarded-For from nginx's fixed address alone. Without it every sensor
+// (every user signing in) shares nginx's per-address bucket; trusting the
+// network's gateway (through which connections to published ports arrive)
+// would let any client forge it.
+func (b *bundle) checkTrustedProxies(p *problems, n, flag, list, nginxSvc string) {
 	if nginxSvc == "" {
 		return
 	}
 	addr, err := netip.ParseAddr(b.compose.Services[nginxSvc].ipv4On("default"))
 	if err != nil {
-		p.add("compose: %s has no fixed ipv4_address on the default network, so the ingest nodes cannot trust it alone (--ingest.trusted-proxies)", nginxSvc)
+		p.add("compose: %s has no fixed ipv4_address on the default network, so the ingest nodes cannot trust it alone (--%s)", nginxSvc, flag)
 		return
 	}
 	var subnet netip.Prefix
@@ -116,7 +118,7 @@ func (b *bundle) checkTrustedProxies(p *problems, n, list, nginxSvc string) {
 	}
 	gateway := subnet.Masked().Addr().Next()
 	if strings.TrimSpace(list) == "" {
-		p.add("compose service %s: no --ingest.trusted-proxies: behind nginx every sensor would share nginx's address, and one per-address rate limit", n)
+		p.add("compose service %s: no --%s: behind nginx every client would share nginx's address, and one per-address rate limit", n, flag)
 		return
 	}
 	found := false
@@ -126,22 +128,22 @@ func (b *bundle) checkTrustedProxies(p *problems, n, list, nginxSvc string) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(f)
 			if aerr != nil {
-				p.add("compose service %s: --ingest.trusted-proxies entry %q is neither an address nor a CIDR", n, f)
+				p.add("compose service %s: --%s entry %q is neither an address nor a CIDR", n, flag, f)
 				continue
 			}
 			pr = netip.PrefixFrom(a, a.BitLen())
 		}
 		switch {
 		case pr.Contains(gateway):
-			p.add("compose service %s: --ingest.trusted-proxies=%s trusts %s, the network's gateway, from which connections to published ports arrive: any client could forge X-Forwarded-For", n, list, gateway)
+			p.add("compose service %s: --%s=%s trusts %s, the network's gateway, from which connections to published ports arrive: any client could forge X-Forwarded-For", n, flag, list, gateway)
 		case !pr.Contains(addr):
-			p.add("compose service %s: --ingest.trusted-proxies=%s trusts %s, which is not nginx (%s)", n, list, f, addr)
+			p.add("compose service %s: --%s=%s trusts %s, which is not nginx (%s)", n, flag, list, f, addr)
 		default:
 			found = true
 		}
 	}
 	if !found {
-		p.add("compose service %s: --ingest.trusted-proxies=%s does not name nginx's address %s", n, list, addr)
+		p.add("compose service %s: --%s=%s does not name nginx's address %s", n, flag, list, addr)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -30,12 +31,31 @@ type Batch struct {
 	last       []*table // heartbeats then sensors: written only once the rows they announce are
 	every      []*table // tables then last
 	Heartbeats int      // heartbeats decoded into the batch
+
+	// starts holds, for each heartbeat, where its rows begin in every
+	// table: a heartbeat's rows are one contiguous span of each table.
+	starts []mark
+	// scratch holds the rows of some heartbeats only, copied out once a
+	// table's insert was refused; made on first need, then reused.
+	scratch     *Batch
+	scratchOnce sync.Once
+}
+
+// Refusal is a heartbeat whose rows storage refused in one table.
+type Refusal struct {
+	Heartbeat int // its place in the batch
+	Table     string
+	Err       error
 }
 
 // table is one table's columns in insert order.
 type table struct {
 	name  string
 	input proto.Input
+	// day is the column the table is partitioned by (toDate), nil if
+	// none; days are the distinct days of its rows in the batch.
+	day  *proto.ColDateTime64
+	days []int32
 }
 
 // rows counts the table's rows. While a heartbeat is being decoded the
@@ -84,8 +104,15 @@ func (b *Batch) all() []*table { return b.every }
 // Insert writes the batch: the data tables in parallel, then heartbeats and
 // sensors. A sensor's newest seq becomes visible only after the rows it
 // announces, so a reader never sees a heartbeat without its snapshot.
-func (b *Batch) Insert(ctx context.Context, s store.Store) error {
+//
+// When storage refuses a table's rows for what they hold (store.Refused),
+// the table's heartbeats are halved and each half tried again, down to the
+// heartbeats at fault: the others' rows are written once, the refused
+// heartbeats' rows not at all, nor their heartbeats and sensors rows. The
+// refusals are returned; err is for the whole batch.
+func (b *Batch) Insert(ctx context.Context, s store.Store) ([]Refusal, error) {
 	errs := make([]error, len(b.tables))
+	refused := make([][]Refusal, len(b.tables))
 	var wg sync.WaitGroup
 	for i, t := range b.tables {
 		if t.rows() == 0 {
@@ -94,19 +121,155 @@ func (b *Batch) Insert(ctx context.Context, s store.Store) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Insert(ctx, t.name, t.input)
+			refused[i], errs[i] = b.insertTable(ctx, s, i, nil)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range b.last {
-		if err := s.Insert(ctx, t.name, t.input); err != nil {
-			return err
+	var out []Refusal
+	for _, r := range refused {
+		out = append(out, r...)
+	}
+	for i := range b.last {
+		r, err := b.insertTable(ctx, s, len(b.tables)+i, out)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// insertTable writes table ti of b.every but for the heartbeats in skip.
+func (b *Batch) insertTable(ctx context.Context, s store.Store, ti int, skip []Refusal) ([]Refusal, error) {
+	t := b.every[ti]
+	var first error
+	if len(skip) == 0 {
+		first = s.Insert(ctx, t.name, t.input)
+		if first == nil || !store.Refused(first) {
+			return nil, first
 		}
 	}
-	return nil
+	var hbs []int
+	for h := range b.starts {
+		if from, to := b.span(ti, h); from < to && !refusedIn(skip, h) {
+			hbs = append(hbs, h)
+		}
+	}
+	if len(hbs) == 0 {
+		return nil, nil
+	}
+	b.scratchOnce.Do(func() { b.scratch = NewBatch() })
+	out, err := b.split(ctx, s, ti, hbs, first)
+	if err == nil && len(hbs) > 1 && len(out) == len(hbs) {
+		// Every heartbeat refused alike: the statement, not the rows.
+		return nil, fmt.Errorf("ingest: every heartbeat refused by %s: %w", t.name, out[0].Err)
+	}
+	return out, err
+}
+
+// split writes the rows of heartbeats hbs into table ti, halving them while
+// storage refuses them; failed, when not nil, is how the whole set failed.
+func (b *Batch) split(ctx context.Context, s store.Store, ti int, hbs []int, failed error) ([]Refusal, error) {
+	err := failed
+	if err == nil {
+		sc := b.scratch.every[ti]
+		sc.input.Reset()
+		for _, h := range hbs {
+			from, to := b.span(ti, h)
+			for j, c := range b.every[ti].input {
+				appendRows(sc.input[j].Data, c.Data, from, to)
+			}
+		}
+		err = s.Insert(ctx, sc.name, sc.input)
+		sc.input.Reset()
+		if err == nil || !store.Refused(err) {
+			return nil, err
+		}
+	}
+	if len(hbs) == 1 {
+		return []Refusal{{Heartbeat: hbs[0], Table: b.every[ti].name, Err: err}}, nil
+	}
+	left, err := b.split(ctx, s, ti, hbs[:len(hbs)/2], nil)
+	if err != nil {
+		return nil, err
+	}
+	right, err := b.split(ctx, s, ti, hbs[len(hbs)/2:], nil)
+	if err != nil {
+		return nil, err
+	}
+	return append(left, right...), nil
+}
+
+// span is where heartbeat h's rows lie in table ti.
+func (b *Batch) span(ti, h int) (from, to int) {
+	from = b.starts[h][ti]
+	if h+1 < len(b.starts) {
+		return from, b.starts[h+1][ti]
+	}
+	return from, b.every[ti].rows()
+}
+
+func refusedIn(rs []Refusal, h int) bool {
+	for _, r := range rs {
+		if r.Heartbeat == h {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxDays is the most distinct days one table's rows in a batch may touch.
+// Tables are partitioned by day and the engine refuses an insert block
+// touching more than max_partitions_per_insert_block (100) partitions: the
+// time window bounds one heartbeat, not many sensors together.
+const MaxDays = 90
+
+// addDays records the days the rows added since m touch. It reports false,
+// recording nothing, when some table would then touch more than MaxDays
+// days; a heartbeat alone in the batch always fits.
+func (b *Batch) addDays(m mark) bool {
+	var had mark
+	for i, t := range b.every {
+		had[i] = len(t.days)
+		if t.day == nil {
+			continue
+		}
+		last := int32(-1 << 31)
+		for _, v := range t.day.Data[m[i]:] {
+			d := int32(floorDiv(int64(v), 86_400_000))
+			if d == last || slices.Contains(t.days, d) {
+				last = d
+				continue
+			}
+			last = d
+			t.days = append(t.days, d)
+		}
+		if len(t.days) > MaxDays && b.Heartbeats > 1 {
+			for j := range i + 1 {
+				b.every[j].days = b.every[j].days[:had[j]]
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// drop takes out the last heartbeat, decoded since m.
+func (b *Batch) drop(m mark) {
+	b.rollback(m)
+	b.Heartbeats--
+	b.starts = b.starts[:len(b.starts)-1]
 }
 
 // Reset empties the batch and keeps its capacity.
@@ -115,6 +278,10 @@ func (b *Batch) Reset() {
 		t.input.Reset()
 	}
 	b.Heartbeats = 0
+	b.starts = b.starts[:0]
+	for _, t := range b.all() {
+		t.days = t.days[:0]
+	}
 }
 
 // mark remembers each table's row count, so a heartbeat that fails half way
@@ -192,6 +359,64 @@ func truncate(c proto.ColInput, n int) {
 	default:
 		panic(fmt.Sprintf("ingest: truncate: unexpected column type %T", c))
 	}
+}
+
+// appendRows appends rows from..to of src to dst, a column of the same
+// type; it knows every column type a Batch uses.
+func appendRows(dst, src proto.ColInput, from, to int) {
+	switch d := dst.(type) {
+	case *proto.ColUUID:
+		*d = append(*d, (*src.(*proto.ColUUID))[from:to]...)
+	case *proto.ColUInt16:
+		*d = append(*d, (*src.(*proto.ColUInt16))[from:to]...)
+	case *proto.ColUInt32:
+		*d = append(*d, (*src.(*proto.ColUInt32))[from:to]...)
+	case *proto.ColUInt64:
+		*d = append(*d, (*src.(*proto.ColUInt64))[from:to]...)
+	case *proto.ColIPv6:
+		*d = append(*d, (*src.(*proto.ColIPv6))[from:to]...)
+	case *proto.ColDateTime64:
+		d.Data = append(d.Data, src.(*proto.ColDateTime64).Data[from:to]...)
+	case *proto.ColStr:
+		s := src.(*proto.ColStr)
+		for i := from; i < to; i++ {
+			d.AppendBytes(s.Buf[s.Pos[i].Start:s.Pos[i].End])
+		}
+	case *proto.ColNullable[uint32]:
+		s := src.(*proto.ColNullable[uint32])
+		d.Nulls = append(d.Nulls, s.Nulls[from:to]...)
+		appendRows(d.Values, s.Values, from, to)
+	case *proto.ColArr[proto.IPv6]:
+		s := src.(*proto.ColArr[proto.IPv6])
+		lo, hi := offsets(s.Offsets, from, to)
+		base := uint64(d.Data.Rows())
+		for i := from; i < to; i++ {
+			d.Offsets = append(d.Offsets, base+s.Offsets[i]-lo)
+		}
+		appendRows(d.Data, s.Data, int(lo), int(hi))
+	case *proto.ColMap[string, string]:
+		s := src.(*proto.ColMap[string, string])
+		lo, hi := offsets(s.Offsets, from, to)
+		base := uint64(d.Keys.Rows())
+		for i := from; i < to; i++ {
+			d.Offsets = append(d.Offsets, base+s.Offsets[i]-lo)
+		}
+		appendRows(d.Keys, s.Keys, int(lo), int(hi))
+		appendRows(d.Values, s.Values, int(lo), int(hi))
+	default:
+		panic(fmt.Sprintf("ingest: appendRows: unexpected column type %T", dst))
+	}
+}
+
+// offsets returns where rows from..to of an array column lie in its data.
+func offsets(o proto.ColUInt64, from, to int) (lo, hi uint64) {
+	if from > 0 {
+		lo = o[from-1]
+	}
+	if to > 0 {
+		hi = o[to-1]
+	}
+	return lo, hi
 }
 
 func newTime() *proto.ColDateTime64 {
@@ -278,7 +503,7 @@ func (c *heartbeatCols) init() {
 		{Name: "boot_id", Data: &c.bootID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
 		{Name: "tcp_connections", Data: &c.conns}, {Name: "tcp_listeners", Data: &c.listeners}, {Name: "udp_listeners", Data: &c.udp},
 		{Name: "active_flows", Data: &c.active}, {Name: "completed_flows", Data: &c.completed}, {Name: "events", Data: &c.eventsCount},
-	}}
+	}, day: c.sentAt}
 }
 
 // sockCols are the columns every socket table has; sockRow fills them.
@@ -340,7 +565,7 @@ func (c *connCols) init() {
 	c.duration = new(proto.ColUInt32).Nullable()
 	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "state", Data: &c.state}, proto.InputColumn{Name: "duration_secs", Data: c.duration})
-	c.table = table{name: "tcp_connections", input: in}
+	c.table = table{name: "tcp_connections", input: in, day: c.observedAt}
 }
 
 type listenerCols struct {
@@ -348,7 +573,10 @@ type listenerCols struct {
 	sockCols
 }
 
-func (c *listenerCols) init() { c.table = table{name: "tcp_listeners", input: c.sockCols.cols()} }
+func (c *listenerCols) init() {
+	in := c.sockCols.cols()
+	c.table = table{name: "tcp_listeners", input: in, day: c.observedAt}
+}
 
 type udpCols struct {
 	table
@@ -359,7 +587,7 @@ type udpCols struct {
 
 func (c *udpCols) init() {
 	in := append(c.sockCols.cols(), c.remoteCols.cols()...)
-	c.table = table{name: "udp_listeners", input: append(in, proto.InputColumn{Name: "service", Data: &c.service})}
+	c.table = table{name: "udp_listeners", input: append(in, proto.InputColumn{Name: "service", Data: &c.service}), day: c.observedAt}
 }
 
 // flowBody are the columns active and completed flows share.
@@ -411,7 +639,8 @@ type activeFlowCols struct {
 }
 
 func (c *activeFlowCols) init() {
-	c.table = table{name: "active_flows", input: append(c.snapCols.cols(), c.flowBody.cols()...)}
+	in := append(c.snapCols.cols(), c.flowBody.cols()...)
+	c.table = table{name: "active_flows", input: in, day: c.observedAt}
 }
 
 type flowCols struct {
@@ -426,7 +655,7 @@ func (c *flowCols) init() {
 	c.endedAt, c.receivedAt = newTime(), newTime()
 	in := append(proto.Input{{Name: "sensor_id", Data: &c.sensorID}}, c.flowBody.cols()...)
 	in = append(in, proto.Input{{Name: "ended_at", Data: c.endedAt}, {Name: "duration_ms", Data: &c.durationMs}, {Name: "received_at", Data: c.receivedAt}}...)
-	c.table = table{name: "flows", input: in}
+	c.table = table{name: "flows", input: in, day: c.endedAt}
 }
 
 type eventCols struct {
@@ -457,7 +686,7 @@ func (c *eventCols) init() {
 		{Name: "duration_ms", Data: &c.durationMs}, {Name: "bytes_sent", Data: &c.bytesSent}, {Name: "bytes_received", Data: &c.bytesReceived},
 		{Name: "state", Data: &c.state}, {Name: "source", Data: &c.source},
 	}...)
-	c.table = table{name: "events", input: in}
+	c.table = table{name: "events", input: in, day: c.time}
 }
 
 type sctpAssocCols struct {
@@ -486,7 +715,7 @@ func (c *sctpAssocCols) init() {
 	}...)
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "sctp_associations", input: in}
+	c.table = table{name: "sctp_associations", input: in, day: c.observedAt}
 }
 
 type sctpEndpointCols struct {
@@ -509,5 +738,5 @@ func (c *sctpEndpointCols) init() {
 	}...)
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
-	c.table = table{name: "sctp_endpoints", input: in}
+	c.table = table{name: "sctp_endpoints", input: in, day: c.observedAt}
 }

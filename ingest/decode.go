@@ -147,8 +147,10 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 	d.finish(b, &h, m)
 	if err := b.check(); err != nil { // a bug, never the sender's fault
 		b.rollback(m)
+		b.Heartbeats--
 		return Summary{}, fmt.Errorf("ingest: %w", err)
 	}
+	b.starts = append(b.starts, m)
 	return Summary{HeartbeatID: h.heartbeatID, SensorID: h.sensorID, Seq: h.seq, Rows: b.Rows() - sum(m)}, nil
 }
 

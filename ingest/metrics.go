@@ -19,6 +19,7 @@ const (
 	ReasonFormat       = "unknown_format"
 	ReasonUnavailable  = "storage_unavailable"
 	ReasonQueueFull    = "queue_full"
+	ReasonRefused      = "refused" // storage refused this heartbeat's rows alone (422)
 	ReasonMethod       = "bad_request"
 	ReasonBody         = "bad_body"
 	ReasonInternal     = "internal"

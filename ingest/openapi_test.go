@@ -232,6 +232,13 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	limitedCfg.IPRate = 0.001
 	limited := startNode(t, limitedCfg, nil)
 	limited.post(nil, nil) // spends the bucket
+	// A node whose storage refuses one sensor's events (422).
+	poisonGen := heartbeat.NewGenerator(99, heartbeat.Shape{Conns: 1, Events: 1})
+	poisoned := startNode(t, testConfig(), &poisonStore{Store: storetest.Embedded(t).Store, sensor: poisonGen.Sensor.SensorID})
+	poisonBody, err := heartbeat.Encode(poisonGen.Next(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Sensor keys: one in use, one revoked, one blocked.
 	sensor, blocked := uuid.New(), uuid.New()
@@ -356,6 +363,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{name: "rotate with storage down", base: down.url, method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(downKey), want: 503},
 		{name: "rotate", method: "POST", path: "/v1/rotate", body: rotateBody(""), headers: jsonAuth(key), want: 200},
 		{name: "storage down", base: down.url, method: "POST", path: "/v1/heartbeat", body: zstdBody(), headers: hb("zstd"), want: 503},
+		{name: "rows refused by storage", base: poisoned.url, method: "POST", path: "/v1/heartbeat", body: poisonBody, headers: hb("zstd"), want: 422},
 		{name: "health", method: "GET", path: "/healthz", want: 200,
 			check: func(a answer) error {
 				if a.body != "ok\n" {

@@ -318,7 +318,14 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 
 	wctx, cancel := context.WithTimeout(context.Background(), s.cfg.AckTimeout)
 	defer cancel()
-	if err := gen.Wait(wctx); err != nil {
+	if err := gen.Wait(wctx); errors.Is(err, ErrRefused) {
+		// The engine's text is for the node's log: the sender learns what
+		// to do.
+		s.log.Warn("heartbeat refused by storage", "heartbeat_id", sum.HeartbeatID, "sensor_id", sum.SensorID, "err", err)
+		s.fail(ctx, fasthttp.StatusUnprocessableEntity, ReasonRefused, "storage refused this heartbeat's rows; the other heartbeats of its batch were stored. "+
+			"Sending it again as it is fails again: set it aside and check the sensor's data and clock (the node's log has the cause)")
+		return
+	} else if err != nil {
 		ctx.Response.Header.Set("Retry-After", "5")
 		s.log.Warn("heartbeat not written", "heartbeat_id", sum.HeartbeatID, "err", err)
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, ReasonUnavailable, "storage did not take the heartbeat; retry after Retry-After (it is not stored twice)")
@@ -338,7 +345,7 @@ func retryAfter(reason string) string {
 
 // decode decompresses and decodes body into the open batch; sensor, when
 // not nil, is the only sensor id the heartbeat may carry.
-func (s *Server) decode(body []byte, compressed bool, sensor uuid.UUID) (Summary, *generation, int, string, error) {
+func (s *Server) decode(body []byte, compressed bool, sensor uuid.UUID) (Summary, ticket, int, string, error) {
 	doc := body
 	if compressed {
 		out := s.buf()
@@ -348,32 +355,32 @@ func (s *Server) decode(body []byte, compressed bool, sensor uuid.UUID) (Summary
 		doc, err = s.unzstd(body, (*out)[:0], limit)
 		*out = doc[:0]
 		if errors.Is(err, errTooLarge) {
-			return Summary{}, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("decompressed body over the limit of %d bytes", limit)
+			return Summary{}, ticket{}, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("decompressed body over the limit of %d bytes", limit)
 		}
 		if err != nil {
-			return Summary{}, nil, fasthttp.StatusBadRequest, ReasonEncoding, fmt.Errorf("invalid zstd body: %w", err)
+			return Summary{}, ticket{}, fasthttp.StatusBadRequest, ReasonEncoding, fmt.Errorf("invalid zstd body: %w", err)
 		}
 	} else if len(body) > s.cfg.MaxDecodedBytes {
-		return Summary{}, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("body over the limit of %d bytes", s.cfg.MaxDecodedBytes)
+		return Summary{}, ticket{}, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, fmt.Errorf("body over the limit of %d bytes", s.cfg.MaxDecodedBytes)
 	}
 	sum, gen, err := s.writer.Add(doc, sensor)
 	switch {
 	case err == nil:
 		return sum, gen, 0, "", nil
 	case errors.Is(err, ErrSensorMismatch):
-		return sum, nil, fasthttp.StatusForbidden, ReasonSensorMismatch, err
+		return sum, ticket{}, fasthttp.StatusForbidden, ReasonSensorMismatch, err
 	case errors.Is(err, ErrTooManyRows):
-		return sum, nil, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, err
+		return sum, ticket{}, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, err
 	case errors.Is(err, ErrFormat):
-		return sum, nil, fasthttp.StatusBadRequest, ReasonFormat, err
+		return sum, ticket{}, fasthttp.StatusBadRequest, ReasonFormat, err
 	case errors.Is(err, ErrInvalid):
-		return sum, nil, fasthttp.StatusBadRequest, ReasonInvalid, err
+		return sum, ticket{}, fasthttp.StatusBadRequest, ReasonInvalid, err
 	case errors.Is(err, ErrQueueFull):
-		return sum, nil, fasthttp.StatusServiceUnavailable, ReasonQueueFull, err
+		return sum, ticket{}, fasthttp.StatusServiceUnavailable, ReasonQueueFull, err
 	case errors.Is(err, store.ErrUnavailable):
-		return sum, nil, fasthttp.StatusServiceUnavailable, ReasonUnavailable, err
+		return sum, ticket{}, fasthttp.StatusServiceUnavailable, ReasonUnavailable, err
 	default:
-		return sum, nil, fasthttp.StatusInternalServerError, ReasonInternal, err
+		return sum, ticket{}, fasthttp.StatusInternalServerError, ReasonInternal, err
 	}
 }
 

@@ -17,6 +17,11 @@ import (
 // holds; the sender should retry later.
 var ErrQueueFull = errors.New("ingest queue full")
 
+// ErrRefused reports that storage refused the heartbeat's rows for what
+// they hold, while the rest of its batch was written: sending it again as
+// it is fails again.
+var ErrRefused = errors.New("storage refused the heartbeat's rows")
+
 // Writer group-commits heartbeats: each is decoded into the open batch, the
 // batch is written when it is big or old enough, and every heartbeat in it
 // learns the outcome together. A heartbeat is acknowledged only after all
@@ -51,8 +56,15 @@ type flush struct {
 
 // generation is the fate of one batch, shared by its heartbeats.
 type generation struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error     // the whole batch failed
+	refused []Refusal // or only these heartbeats' rows
+}
+
+// ticket is one heartbeat's place in a generation.
+type ticket struct {
+	g *generation
+	i int // the heartbeat's place in its batch
 }
 
 // WriterConfig tunes group commit.
@@ -88,42 +100,67 @@ func newGeneration() *generation { return &generation{done: make(chan struct{})}
 // yields nil once its rows are written, or the error that stopped them. A
 // sensor id other than uuid.Nil is the only one the heartbeat may carry
 // (ErrSensorMismatch otherwise, and nothing is added).
-func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, *generation, error) {
+func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, ticket, error) {
 	if w.down.Load() {
-		return Summary{}, nil, fmt.Errorf("%w: last write failed, retry later", store.ErrUnavailable)
+		return Summary{}, ticket{}, fmt.Errorf("%w: last write failed, retry later", store.ErrUnavailable)
 	}
 	if int(w.pending.Load()) >= w.cfg.MaxPending {
-		return Summary{}, nil, ErrQueueFull
+		return Summary{}, ticket{}, ErrQueueFull
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return Summary{}, nil, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
+		return Summary{}, ticket{}, fmt.Errorf("%w: node is shutting down", store.ErrUnavailable)
 	}
 	w.dec.SensorID, w.dec.MaxRows, w.dec.Window = sensor, w.cfg.MaxRows, w.cfg.TimeWindow
+	m := w.cur.mark()
 	sum, err := w.dec.Decode(doc, w.cur)
 	if err != nil {
-		return sum, nil, err
+		return sum, ticket{}, err
+	}
+	if !w.cur.addDays(m) {
+		// Its days would take the open batch past MaxDays: seal the batch
+		// and open the next with this heartbeat, or, while the flusher is
+		// still busy, ask the sender to come back.
+		w.cur.drop(m)
+		if !w.rotate(false) {
+			return Summary{}, ticket{}, fmt.Errorf("%w: the open batch touches %d days and the one before is still being written", ErrQueueFull, MaxDays)
+		}
+		m = w.cur.mark()
+		if sum, err = w.dec.Decode(doc, w.cur); err != nil {
+			return sum, ticket{}, err
+		}
+		w.cur.addDays(m) // alone in the batch: it fits
 	}
 	w.pending.Add(int64(sum.Rows))
 	if w.cur.Heartbeats == 1 {
 		w.opened = time.Now()
 	}
-	g := w.gen
+	tk := ticket{g: w.gen, i: w.cur.Heartbeats - 1}
 	if w.draining || w.cur.Rows() >= w.cfg.BatchRows {
 		w.rotate(false)
 	}
-	return sum, g, nil
+	return sum, tk, nil
 }
 
-// Wait blocks until g is written or ctx ends.
-func (g *generation) Wait(ctx context.Context) error {
+// Wait blocks until the heartbeat's batch is written or ctx ends; it
+// returns an error wrapping ErrRefused when storage refused this
+// heartbeat's rows alone.
+func (t ticket) Wait(ctx context.Context) error {
 	select {
-	case <-g.done:
-		return g.err
+	case <-t.g.done:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if t.g.err != nil {
+		return t.g.err
+	}
+	for _, r := range t.g.refused {
+		if r.Heartbeat == t.i {
+			return fmt.Errorf("%w: table %s: %w", ErrRefused, r.Table, r.Err)
+		}
+	}
+	return nil
 }
 
 // rotate hands the open batch to the flusher and opens the next one. It
@@ -132,9 +169,9 @@ func (g *generation) Wait(ctx context.Context) error {
 // write is what slow storage needs) and MaxPending bounds memory. Waiting
 // here under w.mu once stalled every sender behind a hung write, past their
 // ack timeout (found by bench/scaleout's black-hole test).
-func (w *Writer) rotate(wait bool) {
+func (w *Writer) rotate(wait bool) bool {
 	if w.cur.Heartbeats == 0 {
-		return
+		return false
 	}
 	f := flush{w.cur, w.gen}
 	if wait {
@@ -143,13 +180,15 @@ func (w *Writer) rotate(wait bool) {
 		select {
 		case w.flushes <- f:
 		default:
-			return
+			return false
 		}
 	}
 	// Three batches circulate: with one sent and at most one being
 	// written, a spare is always there.
 	w.cur = <-w.spare
 	w.gen = newGeneration()
+	w.opened = time.Now()
+	return true
 }
 
 func (w *Writer) ticker() {
@@ -198,12 +237,12 @@ func (w *Writer) flusher() {
 		b, g := f.b, f.g
 		rows := b.Rows()
 		start := time.Now()
-		err := w.write(b)
+		refused, err := w.write(b)
 		w.m.observeFlush(b, rows, time.Since(start), err)
 		if errors.Is(err, store.ErrUnavailable) {
 			w.down.Store(true)
 		}
-		g.err = err
+		g.err, g.refused = err, refused
 		close(g.done)
 		w.pending.Add(-int64(rows))
 		b.Reset()
@@ -211,7 +250,7 @@ func (w *Writer) flusher() {
 	}
 }
 
-func (w *Writer) write(b *Batch) error {
+func (w *Writer) write(b *Batch) ([]Refusal, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	return b.Insert(ctx, w.store)

@@ -227,7 +227,7 @@ func (s *Server) listV2(v *view) handler {
 // summaryOut is one row per sensor for the fleet summary.
 var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_heartbeat", "interval_secs", "stale",
 	"active_connections", "listeners", "udp_listeners", "active_flows",
-	"baseline_connections", "anomaly_score", "capabilities"}
+	"baseline_connections", "anomaly_score", "capabilities", "clock_skew_secs"}
 
 // The anomaly score is how many standard deviations the newest connection
 // count is from the sensor's own mean over the previous hour (the deviation
@@ -239,16 +239,26 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // written, has counts of zero that are no observation. The baseline leaves
 // out heartbeats that reported no socket and no flow at all for the same
 // reason (the heartbeats table does not say which were dropped).
+//
+// The clock skew is how far the sensor's clock runs ahead of this node's
+// (behind when negative): sent_at less received_at. The delay in between
+// only ever lowers that difference, and a heartbeat replayed from the
+// spool lowers it by as long as it waited, so the estimate is the largest
+// difference over the heartbeats received in the past hour. Their sent_at
+// bounds the scan to the partitions of a few days; a sensor further off
+// than that, or silent for an hour, is shown its newest heartbeat's.
 const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, interval_secs, stale,
     active_connections, listeners, udp_listeners, active_flows,
     round(baseline, 1) AS baseline_connections,
-    round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities
+    round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities,
+    round(if(k.heartbeats > 0, k.skew_ms, latest_skew_ms) / 1000, 1) AS clock_skew_secs
 FROM (
     SELECT sensor_id, argMax(hostname, seq) AS hostname, CAST(argMax(flavor, seq) AS String) AS flavor,
         CAST(argMax(sensor_version, seq) AS String) AS version, max(sent_at) AS last_heartbeat, max(seq) AS latest,
         argMax(interval_secs, seq) AS interval_secs,
         CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * interval_secs, 45)) AS Bool) AS stale,
-        CAST(argMax(capabilities, seq) AS Map(String, String)) AS capabilities
+        CAST(argMax(capabilities, seq) AS Map(String, String)) AS capabilities,
+        argMax(dateDiff('millisecond', received_at, sent_at), seq) AS latest_skew_ms
     FROM sensors GROUP BY sensor_id
 ) AS s
 LEFT JOIN (
@@ -266,6 +276,12 @@ LEFT JOIN (
     )
     GROUP BY sensor_id
 ) AS h USING (sensor_id)
+LEFT JOIN (
+    SELECT sensor_id, max(dateDiff('millisecond', received_at, sent_at)) AS skew_ms, count() AS heartbeats
+    FROM heartbeats
+    WHERE sent_at BETWEEN now64(3) - INTERVAL 2 DAY AND now64(3) + INTERVAL 2 DAY AND received_at > now64(3) - INTERVAL 1 HOUR
+    GROUP BY sensor_id
+) AS k USING (sensor_id)
 ORDER BY anomaly_score DESC, sensor_id`
 
 func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {

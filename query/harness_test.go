@@ -145,8 +145,8 @@ func (f *fixture) sendReceivedAt(h *heartbeat.Heartbeat, recv time.Time) {
 	if _, err := d.Decode(doc, b); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := b.Insert(context.Background(), f.ingest.Store); err != nil {
-		f.t.Fatal(err)
+	if refused, err := b.Insert(context.Background(), f.ingest.Store); err != nil || len(refused) > 0 {
+		f.t.Fatal(err, refused)
 	}
 }
 

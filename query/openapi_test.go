@@ -3,6 +3,7 @@ package query_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -367,7 +368,7 @@ var oaSQLFormats = map[string]string{"JSON": "application/json", "JSONEachRow": 
 // oaStartWithSQL serves the query API over st with a stand-in SQL runner (the
 // real one lives in query/analyst), so POST /api/v1/sql exists. The runner
 // fails as st does.
-func oaStartWithSQL(t *testing.T, st *oaFaultStore, timeout time.Duration) string {
+func oaStartWithSQL(t *testing.T, st *oaFaultStore, timeout time.Duration, tune ...func(*query.Config)) string {
 	t.Helper()
 	runner := func(ctx context.Context, q, format string, w *fasthttp.RequestCtx) (int, error) {
 		if err := st.fault(ctx); err != nil {
@@ -386,6 +387,9 @@ func oaStartWithSQL(t *testing.T, st *oaFaultStore, timeout time.Duration) strin
 	}
 	cfg := query.Config{Tokens: auth.TokenFlags{List: viewerToken}, AnalystTokens: auth.TokenFlags{List: analystToken},
 		AdminTokens: auth.TokenFlags{List: adminToken}, MaxListRows: 10_000, Timeout: timeout}
+	for _, f := range tune {
+		f(&cfg)
+	}
 	srv, err := query.New(cfg, st, runner, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -845,6 +849,24 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// POST /api/v1/sql exists only with analyst SQL; its body is limited.
 	check("analyst SQL when not enabled", "/api/v1/sql", "POST", oaSend(t, "POST", f.url+"/api/v1/sql", analystToken, []byte("SELECT 1")), 404, "")
 	check("SQL body over 1 MiB", "/api/v1/sql", "POST", oaSendHeaders(t, withSQL, "/api/v1/sql", analystToken, 1<<20+1), 400, "")
+
+	// An address that failed to sign in too often waits, on every operation
+	// and with a right token too: a service whose bucket holds one failure
+	// and does not refill within the test.
+	locked := oaStartWithSQL(t, faults, 5*time.Second, func(c *query.Config) { c.AuthFailRate, c.AuthFailBurst = 1e-6, 1 })
+	check("one wrong token", "/api/v1/network/summary", "GET", oaSend(t, "GET", locked+"/api/v1/network/summary", "wrong", nil), 401, "")
+	for _, path := range documented {
+		for method, op := range doc.paths[path] {
+			if op.role == "" {
+				continue
+			}
+			var body []byte
+			if method == "POST" {
+				body = []byte(cmp.Or(adminBody[path], "SELECT 1"))
+			}
+			check("a right token from a locked-out address", path, method, oaSend(t, method, locked+path, tokenFor(op), body), 429, "")
+		}
+	}
 
 	// Every documented operation and status is exercised above.
 	for path, ops := range doc.paths {

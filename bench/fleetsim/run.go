@@ -380,7 +380,7 @@ func (r *runner) deliver(sr *sensorRun, wg *sync.WaitGroup) {
 		}
 		t0 := time.Now()
 		res, after, kind, rows, mismatch := r.attempt(sr, e)
-		if res == aborted || (res == retry && ambiguous(kind)) {
+		if (res == aborted || res == retry) && ambiguous(kind) {
 			e.maybe = true
 		}
 		switch res {
@@ -497,7 +497,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	req.SetBodyRaw(*e.body)
 	now := time.Now()
 	if !now.Before(r.hardEnd) || r.stopped() {
-		return aborted, 0, "", 0, false
+		return aborted, 0, "unsent", 0, false // nothing left this sensor
 	}
 	deadline := now.Add(r.cfg.RequestTimeout)
 	if deadline.After(r.hardEnd) {
@@ -511,7 +511,9 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	req.SetBodyRaw(nil)
 	if err != nil {
 		if r.stopped() || !time.Now().Before(r.hardEnd) {
-			return aborted, 0, "", 0, false
+			// Cut off by the run's end: in doubt only if what failed could
+			// have reached ingest (a refused connection could not).
+			return aborted, 0, classify(err), 0, false
 		}
 		return retry, 0, classify(err), 0, false
 	}
@@ -519,7 +521,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	case fasthttp.StatusOK:
 		rows, ok := parseAck(resp.Body(), e.id, e.seq)
 		return acked, 0, "", rows, !ok
-	case fasthttp.StatusBadRequest, fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusUnsupportedMediaType:
+	case fasthttp.StatusBadRequest, fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusUnsupportedMediaType, fasthttp.StatusUnprocessableEntity:
 		return rejected, 0, "http_" + strconv.Itoa(code), 0, false
 	case fasthttp.StatusUnauthorized, fasthttp.StatusForbidden:
 		return retry, r.cfg.AuthBackoff, "http_" + strconv.Itoa(code), 0, false
@@ -536,7 +538,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 // when storage is slow, and may still write the batch afterwards).
 func ambiguous(kind string) bool {
 	switch kind {
-	case "conn_refused", "no_free_conns", "http_400", "http_401", "http_403", "http_404", "http_405", "http_413", "http_415", "http_429":
+	case "unsent", "conn_refused", "no_free_conns", "http_400", "http_401", "http_403", "http_404", "http_405", "http_413", "http_415", "http_422", "http_429":
 		return false
 	}
 	return true

@@ -90,6 +90,9 @@ await check('summary: one mark per sensor, sorted by anomaly, stale shown', asyn
   assert.equal(status[hosts.indexOf(F.Edge.Hostname)], 'reporting');
   const active = await column('Active connections');
   assert.equal(active[hosts.indexOf(F.Edge.Hostname)], String(F.Edge.Connections));
+  const clock = await column('Clock');
+  assert.match(clock[hosts.indexOf(F.Core.Hostname)], /^(4m 5\ds|5m 0\ds) ahead$/, 'core-b\'s clock runs five minutes ahead');
+  assert.equal(await page.locator('#content tbody .skew.high').count(), 1, 'only core-b\'s clock is off');
   await shot('02-summary');
 });
 

@@ -97,6 +97,10 @@ test('anomaly grading, chart axis, refresh cadence and error advice', () => {
   assert.equal(L.anomalyLevel(-3), 'high');
   assert.equal(L.anomalyLevel(2), 'elevated');
   assert.equal(L.anomalyLevel(0.3), 'normal');
+  assert.deepEqual(L.clockSkew(0.4), { text: 'in step', level: 'normal' });
+  assert.deepEqual(L.clockSkew(-3.2), { text: '3s behind', level: 'normal' });
+  assert.deepEqual(L.clockSkew(30), { text: '30s ahead', level: 'elevated' });
+  assert.deepEqual(L.clockSkew(-432000), { text: '5d 0h behind', level: 'high' });
   assert.equal(L.symlog(0), 0);
   assert.equal(L.symlog(9), 1);
   assert.deepEqual(L.ticks(0), [0, 1]);

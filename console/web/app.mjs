@@ -342,6 +342,7 @@ const COLUMNS = {
     ['Flows', '', (r) => String(r.active_flows ?? 0), num], ['Flavor', '', (r) => r.flavor], ['Version', '', (r) => r.version],
     ['Capabilities', '', capabilities],
     ['Last heartbeat', '', (r) => time(r.last_heartbeat)],
+    ['Clock', '', (r) => { const k = L.clockSkew(r.clock_skew_secs); return h('span', { class: 'skew ' + k.level, title: `sensor clock − ingest clock: ${r.clock_skew_secs} s` }, k.text); }],
     ['Status', '', (r) => r.stale ? h('span', { class: 'tag stale' }, 'stale') : h('span', { class: 'tag ok' }, 'reporting')],
   ],
 };

@@ -225,6 +225,15 @@ export function anomalyLevel(score) {
   return a >= 3 ? 'high' : a >= 1.5 ? 'elevated' : 'normal';
 }
 
+// clockSkew says how far a sensor's clock runs from ingest's, and how much
+// that matters: a few seconds is delivery delay, a minute or more means
+// its times (and the window its events must fall in) are off.
+export function clockSkew(secs) {
+  const v = Number(secs) || 0, a = Math.abs(v);
+  if (a < 2) return { text: 'in step', level: 'normal' };
+  return { text: fmtDuration(a) + (v > 0 ? ' ahead' : ' behind'), level: a >= 60 ? 'high' : a >= 5 ? 'elevated' : 'normal' };
+}
+
 // symlog maps counts to a log-like axis that keeps zero: fleets mix hosts
 // with 3 and 30,000 connections.
 export function symlog(v) {

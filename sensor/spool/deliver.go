@@ -19,7 +19,8 @@ import (
 )
 
 // ErrRejected means ingest refused the heartbeat for good (400, 413, 415,
-// and 403 for a heartbeat of another sensor than the key's):
+// 422 when storage refused its rows while the rest of its batch was
+// stored, and 403 for a heartbeat of another sensor than the key's):
 // the same bytes would be refused again. Send wraps it with a *StatusError
 // carrying the server's message.
 var ErrRejected = errors.New("ingest rejected the heartbeat")
@@ -102,7 +103,7 @@ type Client struct {
 
 // Send posts one zstd JSON body with the bearer token. It returns nil on
 // 200 (ingest has stored every row), an error wrapping ErrRejected for 400,
-// 413 and 415, ctx.Err() when ctx ended, and a *RetryError otherwise.
+// 413, 415 and 422, ctx.Err() when ctx ended, and a *RetryError otherwise.
 func (c *Client) Send(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
@@ -144,7 +145,8 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 	}
 	se := statusError(resp)
 	switch resp.StatusCode {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		// 422: storage itself refused the rows; the same bytes fail again.
 		return fmt.Errorf("%w: %w", ErrRejected, se)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		if se.Reason == "sensor_mismatch" {

@@ -92,7 +92,8 @@ func (in *ingest) acked() map[uint64]int {
 func (in *ingest) checkOrder(t *testing.T) {
 	t.Helper()
 	final := func(status int) bool {
-		return status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge
+		return status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge ||
+			status == http.StatusUnprocessableEntity
 	}
 	reqs := in.requests()
 	for i := 1; i < len(reqs); i++ {
@@ -309,6 +310,39 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 	}
 }
 
+// A 422 (storage refused this heartbeat's rows, the rest of its batch was
+// stored) sets the heartbeat aside like a 400: it is sent once, not retried
+// forever, and the next one goes.
+func TestRefusedByStorageIsSetAside(t *testing.T) {
+	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
+		if h.Seq == 2 {
+			return http.StatusUnprocessableEntity, ""
+		}
+		return http.StatusOK, ""
+	}}
+	srv := httptest.NewServer(in)
+	defer srv.Close()
+	dir := t.TempDir()
+	s := openSpool(t, dir, 1<<30)
+	fill(t, s, heartbeat.NewGenerator(15, small), 4)
+	d, stop := run(t, s, fastClient(srv.URL))
+	waitFor(t, "3 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 3 && st.Rejected == 1 })
+	stop()
+	wantAckedOnce(t, in, []uint64{1, 3, 4})
+	sent2 := 0
+	for _, r := range in.requests() {
+		if r.seq == 2 {
+			sent2++
+		}
+	}
+	if sent2 != 1 {
+		t.Errorf("refused seq 2 sent %d times", sent2)
+	}
+	if _, err := os.Stat(filepath.Join(dir, RejectedDir, name(2))); err != nil {
+		t.Errorf("refused heartbeat not set aside: %v", err)
+	}
+}
+
 // A 413 first costs the heartbeat its snapshot sections; only if it is
 // still too large is it set aside.
 func TestTooLargeIsSentWithoutSnapshotsFirst(t *testing.T) {
@@ -401,6 +435,7 @@ func TestSendClassifiesAnswers(t *testing.T) {
 	f("status=400", true, 0, "answer 400")
 	f("status=413", true, 0, "answer 413")
 	f("status=415", true, 0, "answer 415")
+	f("status=422", true, 0, "answer 422")
 	f("status=401", false, 7*time.Second, "answer 401")
 	f("status=403", false, 7*time.Second, "answer 403")
 	f("status=429&retry=3", false, 3*time.Second, "answer 429")

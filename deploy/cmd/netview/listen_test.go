@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"net"
 	"strings"
 	"testing"
 
@@ -59,4 +60,23 @@ func TestListenPlainOnlyWhereAllowed(t *testing.T) {
 	if _, err := listen(appConfig{TLSCert: srv.CertFile}, "--http", "127.0.0.1:0"); err == nil {
 		t.Fatal("--tls-cert without --tls-key accepted")
 	}
+}
+
+// The banner's command for other hosts names an address they can reach.
+func TestRemoteURL(t *testing.T) {
+	f := func(addr, want string) {
+		t.Helper()
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := remoteURL("https", a); got != want {
+			t.Errorf("remoteURL(%s) = %q, want %q", addr, got, want)
+		}
+	}
+	f("127.0.0.1:8090", "")
+	f("[::1]:8090", "")
+	f("0.0.0.0:8090", "https://THIS-HOST:8090/v1/heartbeat")
+	f("10.1.2.3:8090", "https://10.1.2.3:8090/v1/heartbeat")
+	f("[2001:db8::1]:8090", "https://[2001:db8::1]:8090/v1/heartbeat")
 }

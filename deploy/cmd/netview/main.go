@@ -18,18 +18,21 @@ import (
 )
 
 const about = `netview runs ingest, the query service with the Console, and a sensor for this
-host in one process, on the embedded engine in --data. One token (--token,
---token-file, or made at the first start and kept in DATA/token) is the
-Console/API sign-in, with the admin role, and the enrollment secret of this
-host's sensor and others. More: $NETVIEW_INGEST_TOKEN (enrollment secrets),
-$NETVIEW_API_TOKEN (viewers), $NETVIEW_ANALYST_TOKEN (analysts),
-$NETVIEW_ADMIN_TOKEN (admins), and tokens made with the admin API. Plain
-HTTP is served on loopback addresses; elsewhere give --tls-cert and
---tls-key, or --plain-http. The engine library is found as for
-netview-ingest ($NETVIEW_LIBCHDB, .cache/chdb, next to the binary).`
+host in one process, on the embedded engine in --data. Two secrets, each made
+at the first start and kept in the data folder: the token (DATA/token, or
+--token, --token-file) signs in to the Console and the API with the admin
+role; the enrollment secret (DATA/enroll-secret) lets sensors, this host's
+and others, enroll for a key of their own, and nothing else. Operators'
+tokens are at least 32 characters. More: $NETVIEW_INGEST_TOKEN (enrollment
+secrets), $NETVIEW_API_TOKEN (viewers), $NETVIEW_ANALYST_TOKEN (analysts),
+$NETVIEW_ADMIN_TOKEN (admins), and tokens made with the admin API. The data
+folder must be yours alone to write (new ones are made 0700). Plain HTTP is
+served on loopback addresses; elsewhere give --tls-cert and --tls-key, or
+--plain-http. The engine library is found as for netview-ingest
+($NETVIEW_LIBCHDB, .cache/chdb, next to the binary).`
 
 type appConfig struct {
-	Data      string        // everything lives here: engine, sensor state, token, lock
+	Data      string        // everything lives here: engine, sensor state, secrets, lock
 	HTTP      string        // Console and API
 	Ingest    string        // sensors' heartbeats
 	Interval  time.Duration // sensor heartbeat
@@ -41,12 +44,12 @@ type appConfig struct {
 }
 
 func (c *appConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Data, "data", "./data", "`folder` for all data: engine, sensor identity and spool, token, lock")
+	fs.StringVar(&c.Data, "data", "./data", "`folder` for all data: engine, sensor identity and spool, token, enrollment secret, lock; yours alone to write")
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "`address` of the Console and the API")
 	fs.StringVar(&c.Ingest, "ingest", "127.0.0.1:8090", "`address` of the heartbeat endpoint (this host's sensor and others)")
 	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "time between this host's heartbeats (at least 1s)")
-	fs.StringVar(&c.Token, "token", "", "the token of sensors, Console and API; wins over --token-file, and every user sees flags: prefer $NETVIEW_TOKEN (default: made at first start, kept in DATA/token)")
-	fs.StringVar(&c.TokenFile, "token-file", "", "`file` holding the token (its first line)")
+	fs.StringVar(&c.Token, "token", "", "the admin token that signs in to the Console and API, at least 32 characters; wins over --token-file, and every user sees flags: prefer $NETVIEW_TOKEN (default: made at first start, kept in DATA/token)")
+	fs.StringVar(&c.TokenFile, "token-file", "", "`file` holding the admin token (its first line), yours alone to read")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` to serve the Console, API and ingest with TLS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP on addresses that are not loopback (loopback is always allowed plain)")
@@ -83,19 +86,19 @@ func run(ctx context.Context, cfg appConfig, out io.Writer, log *slog.Logger) er
 		return err
 	}
 	defer d.close()
-	tok, err := loadToken(cfg, d, log)
+	sec, err := loadSecrets(cfg, d)
 	if err != nil {
 		return err
 	}
 	var p parts
 	defer p.stop(log) // runs the stops registered below, last first
-	if err := p.start(ctx, cfg, d, tok.value, log); err != nil {
+	if err := p.start(ctx, cfg, d, sec, log); err != nil {
 		if ctx.Err() != nil { // Ctrl-C while starting is a stop, not a failure
 			return nil
 		}
 		return err
 	}
-	banner(out, d, &p, tok)
+	banner(out, d, &p, sec)
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: sensor, then ingest (writing what it accepted), query, store; Ctrl-C again quits at once")

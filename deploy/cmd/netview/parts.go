@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -30,6 +32,8 @@ type parts struct {
 	failed     chan error // a server that stopped on its own
 	httpURL    string
 	ingestURL  string
+	remoteURL  string // of ingest, for other hosts' sensors; "" on loopback
+	pin        string // of --tls-cert, for other hosts' sensors
 	schemaVers int
 }
 
@@ -52,7 +56,7 @@ func defaults(register func(*flag.FlagSet)) {
 
 // start opens the listeners first (a busy port fails before the engine
 // loads), then the store, the query service, ingest and the sensor.
-func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
+func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, sec secrets, log *slog.Logger) error {
 	p.failed = make(chan error, 2)
 	httpLn, err := listen(cfg, "--http", cfg.HTTP)
 	if err != nil {
@@ -69,18 +73,19 @@ func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, tok string
 		scheme = "https"
 	}
 	p.httpURL, p.ingestURL = localURL(scheme, httpLn.Addr())+"/", localURL(scheme, ingestLn.Addr())+"/v1/heartbeat"
+	p.remoteURL = remoteURL(scheme, ingestLn.Addr())
 
 	st, ro, err := p.openStores(ctx, d)
 	if err != nil {
 		return err
 	}
-	if err := p.startQuery(httpLn, st, ro, tok, log); err != nil {
+	if err := p.startQuery(httpLn, st, ro, sec.admin.value, log); err != nil {
 		return err
 	}
-	if err := p.startIngest(ingestLn, st, tok, log); err != nil {
+	if err := p.startIngest(ingestLn, st, sec.enroll.value, log); err != nil {
 		return err
 	}
-	return p.startSensor(cfg, d, tok, log)
+	return p.startSensor(cfg, d, sec.enroll.value, log)
 }
 
 // openStores opens the one embedded engine for ingest and views, and
@@ -138,6 +143,7 @@ func loopback(addr string) bool {
 }
 
 // The token is an admin's: the local user owns the machine and its data.
+// The enrollment secret is not among the query service's tokens.
 func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log *slog.Logger) error {
 	var qc query.Config
 	defaults(qc.RegisterFlags)
@@ -160,12 +166,13 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 	return nil
 }
 
-func (p *parts) startIngest(ln net.Listener, st store.Store, tok string, log *slog.Logger) error {
+func (p *parts) startIngest(ln net.Listener, st store.Store, enroll string, log *slog.Logger) error {
 	var ic ingest.Config
 	defaults(ic.RegisterFlags)
-	// The token is the static enrollment secret: this host's sensor (and
-	// any other given it) enrolls with it for a key of its own.
-	ic.Addr, ic.Tokens.List = ln.Addr().String(), tok
+	// The static enrollment secret, not the admin token: this host's sensor
+	// (and any other given it) enrolls with it for a key of its own, and
+	// with shared tokens off (the default) it cannot post heartbeats.
+	ic.Addr, ic.Tokens.List = ln.Addr().String(), enroll
 	ic.TLS.Plain = true // ln is already TLS or plain, as listen chose
 	srv, err := ingest.New(ic, st, log)
 	if err != nil {
@@ -198,16 +205,16 @@ func (p *parts) serve(name string, hs *fasthttp.Server, ln net.Listener) {
 
 // startSensor reports this host to our own ingest. Stopping it writes a last
 // heartbeat to its spool (sent at once, or at the next start).
-func (p *parts) startSensor(cfg appConfig, d *dataDir, tok string, log *slog.Logger) error {
+func (p *parts) startSensor(cfg appConfig, d *dataDir, enroll string, log *slog.Logger) error {
 	var sc sensor.Config
 	defaults(sc.RegisterFlags)
-	sc.StateDir, sc.Link.URL, sc.Link.EnrollSecret = d.join(sensorDirName), p.ingestURL, tok
+	sc.StateDir, sc.Link.URL, sc.Link.EnrollSecret = d.join(sensorDirName), p.ingestURL, enroll
 	if cfg.TLSCert != "" {
 		pin, err := certPin(cfg.TLSCert)
 		if err != nil {
 			return err
 		}
-		sc.Link.TLS.Pin = pin // our own certificate, whoever signed it
+		sc.Link.TLS.Pin, p.pin = pin, pin // our own certificate, whoever signed it
 	}
 	sc.Interval, sc.PollInterval = cfg.Interval, min(sc.PollInterval, cfg.Interval)
 	if err := sc.Validate(); err != nil {
@@ -266,26 +273,60 @@ func localURL(scheme string, a net.Addr) string {
 	return scheme + "://" + (&net.TCPAddr{IP: ip, Port: ta.Port}).String()
 }
 
-// banner says where everything is and how to sign in. The token itself is
-// shown only when it was just made.
-func banner(w io.Writer, d *dataDir, p *parts, tok token) {
+// remoteURL is the heartbeat URL other hosts reach a listener at: "" on
+// loopback, THIS-HOST for an unspecified address.
+func remoteURL(scheme string, a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP.IsLoopback() {
+		return ""
+	}
+	host := ta.IP.String()
+	if ta.IP.IsUnspecified() {
+		host = "THIS-HOST"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(ta.Port)) + "/v1/heartbeat"
+}
+
+// banner says where everything is, what each secret is for, and how
+// other hosts' sensors join. A secret itself is shown only when it was
+// just made.
+func banner(w io.Writer, d *dataDir, p *parts, sec secrets) {
 	fmt.Fprintf(w, "Netview is running on %s\n", d.path)
 	fmt.Fprintf(w, "  Console and API  %s\n", p.httpURL)
 	fmt.Fprintf(w, "  Ingest           %s\n", p.ingestURL)
-	switch {
-	case tok.fresh:
-		fmt.Fprintf(w, "  Token            %s\n", tok.value)
-		fmt.Fprintf(w, "                   (new: shown only now; kept in %s, mode 0600)\n", tok.from)
-	case tok.from == "--token":
-		fmt.Fprintf(w, "  Token            the one given with --token\n")
-	default:
-		fmt.Fprintf(w, "  Token            in %s\n", tok.from)
+	showSecret(w, "Admin token", sec.admin)
+	fmt.Fprintf(w, "                   sign in to the Console / API with it (Authorization: Bearer <token>);\n")
+	fmt.Fprintf(w, "                   it is an admin's: SQL, /api/v1/admin/\n")
+	showSecret(w, "Enroll secret", sec.enroll)
+	fmt.Fprintf(w, "                   give this to other hosts' sensors: --sensor.enroll-secret-file /\n")
+	fmt.Fprintf(w, "                   NETVIEW_SENSOR_ENROLL_SECRET; it only enrolls, for a key of their own\n")
+	fmt.Fprintf(w, "Another host's sensor, with a copy of %s (mode 0600) as FILE:\n", d.join(enrollSecretName))
+	url := p.remoteURL
+	if url == "" {
+		url = p.ingestURL
 	}
-	fmt.Fprintf(w, "Sign in to the Console with the token; API clients send it as \"Authorization:\n")
-	fmt.Fprintf(w, "Bearer <token>\". It is an admin's (SQL, /api/v1/admin/) and the enrollment secret\n")
-	fmt.Fprintf(w, "other sensors enroll with (--sensor.enroll-secret).\n")
+	cmd := fmt.Sprintf("  netview-sensor --sensor.ingest %s --sensor.enroll-secret-file FILE", url)
+	if p.pin != "" {
+		cmd += " --sensor.pin-sha256 " + p.pin
+	}
+	fmt.Fprintln(w, cmd)
+	if p.remoteURL == "" {
+		fmt.Fprintf(w, "  (ingest is on loopback: for other hosts serve --ingest on an address they reach, with --tls-cert and --tls-key)\n")
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintf(w, "Not root: the sensor names the process behind your own sockets only.\n")
 	}
 	fmt.Fprintf(w, "Stop with Ctrl-C.\n")
+}
+
+func showSecret(w io.Writer, name string, t token) {
+	switch {
+	case t.fresh:
+		fmt.Fprintf(w, "  %-16s %s\n", name, t.value)
+		fmt.Fprintf(w, "                   (new: shown only now; kept in %s, mode 0600)\n", t.from)
+	case t.from == "--token":
+		fmt.Fprintf(w, "  %-16s the one given with --token\n", name)
+	default:
+		fmt.Fprintf(w, "  %-16s in %s\n", name, strings.TrimPrefix(t.from, "--token-file "))
+	}
 }

@@ -91,11 +91,12 @@ func TestAllInOneSmoke(t *testing.T) {
 	checkHelp(ctx, t, bin)
 	data := filepath.Join(tmp, "data")
 
-	// First start: a fresh folder, the token made and shown once.
+	// First start: a fresh folder, the token and the enrollment secret made
+	// and shown once.
 	a := startNetview(ctx, t, bin, data)
-	tok := readToken(t, data)
-	if !strings.Contains(a.output(), tok) {
-		t.Fatalf("the first start did not show the token it made:\n%s", a.output())
+	tok, enroll := readToken(t, data, tokenName), readToken(t, data, enrollSecretName)
+	if !strings.Contains(a.output(), tok) || !strings.Contains(a.output(), enroll) {
+		t.Fatalf("the first start did not show the token and enrollment secret it made:\n%s", a.output())
 	}
 	c := &client{t: t, base: a.url, token: tok}
 	c.checkHealthAndConsole()
@@ -140,8 +141,8 @@ func TestAllInOneSmoke(t *testing.T) {
 
 	// Second start on the same folder: same sensor, same data, no token shown.
 	b := startNetview(ctx, t, bin, data)
-	if strings.Contains(b.output(), tok) {
-		t.Fatalf("the second start showed the token again:\n%s", b.output())
+	if strings.Contains(b.output(), tok) || strings.Contains(b.output(), enroll) {
+		t.Fatalf("the second start showed a secret again:\n%s", b.output())
 	}
 	if !strings.Contains(b.output(), filepath.Join(data, tokenName)) {
 		t.Fatalf("the second start does not say where the token is:\n%s", b.output())
@@ -676,9 +677,9 @@ func portOf(hostPort string) int {
 
 // --- the data folder ---
 
-func readToken(t *testing.T, data string) string {
+func readToken(t *testing.T, data, name string) string {
 	t.Helper()
-	path := filepath.Join(data, tokenName)
+	path := filepath.Join(data, name)
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -786,7 +787,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// checkSensorKey: this host's sensor enrolled with the token for a key of
+// checkSensorKey: this host's sensor enrolled with the enrollment secret for a key of
 // its own, kept 0600 in its state folder, which ingest took (the sensor's
 // rows are stored, and ingest does not take shared tokens here).
 func checkSensorKey(t *testing.T, data, sensorID string) {
