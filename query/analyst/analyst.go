@@ -140,7 +140,8 @@ func protectedFilter() string {
 // JSON: JavaScript numbers lose their precision), NULL is null, arrays are
 // arrays, maps are objects, tuples are arrays (objects when named). In CSV
 // and TSV, NULL is an empty cell and arrays, maps and tuples are in the
-// engine's text style (['a','b'], {'k':'v'}). Times are RFC 3339 in UTC,
+// engine's text style (['a','b'], {'k':'v'}), and cells are made safe for
+// spreadsheets and terminals (see safeCell). Times are RFC 3339 in UTC,
 // dates YYYY-MM-DD, IPv4-mapped IPv6 addresses are written as IPv4.
 var Formats = []string{"JSON", "JSONEachRow", "CSV", "TSV"}
 
