@@ -119,6 +119,9 @@ func TestHostileSensorIsolated(t *testing.T) {
 	cfg.SharedTokens = false // every sensor enrolls, as against bin/netview
 	cfg.BatchAge, cfg.BatchRows, cfg.AckTimeout = 200*time.Millisecond, 50_000, 20*time.Second
 	cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.MaxRows, cfg.MaxPending = 2<<20, 16<<20, 30_000, 200_000
+	// As the flag's default is to its row limit: a maximal heartbeat every
+	// 10 s is each sensor's share.
+	cfg.SensorRows = float64(cfg.MaxRows) / 10
 	node := ingesttest.Start(t, cfg, nil)
 
 	sensors := 200
@@ -168,6 +171,9 @@ func TestHostileSensorIsolated(t *testing.T) {
 				t.Errorf("hostile %s heartbeats answered %d: the fault is the sender's, not the service's", k, code)
 			}
 		}
+	}
+	if h.codes["maximal"][429] == 0 {
+		t.Errorf("the hostile sensor's maximal heartbeats were never held to its row share: %v", h.codes["maximal"])
 	}
 	if len(h.codes) < 3 {
 		t.Errorf("the hostile sensor sent only %v", h.codes)
