@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/internal/tlsconf/tlsconftest"
@@ -646,5 +648,54 @@ func TestTLS(t *testing.T) {
 	// Plain HTTP to the TLS port gets no heartbeat in.
 	if code, _, err := ingesttest.PostTo(context.Background(), http.DefaultClient, "http"+strings.TrimPrefix(n.url, "https")+"/v1/heartbeat", token, body); err == nil && code == 200 {
 		t.Error("plain HTTP accepted on the TLS port")
+	}
+}
+
+// A sensor's rows are metered, not only its requests: past its share of
+// --ingest.sensor-rows it is answered 429 before its body is decoded, with
+// a Retry-After for when the rows it sent are paid for; other sensors are
+// not held back, and the refused heartbeat is taken once it is sent again.
+func TestSensorRowShare(t *testing.T) {
+	cfg := keyedConfig()
+	cfg.SensorRows, cfg.MaxRows = 2000, 4000 // bursts of one maximal heartbeat
+	n := startNode(t, cfg, nil)
+	g := heartbeat.NewGenerator(79, heartbeat.Shape{Conns: 3400})
+	a, b := uuid.New(), uuid.New()
+	_, keyA, _ := n.Enroll(token, a, "a")
+	_, keyB, _ := n.Enroll(token, b, "b")
+
+	var rows struct{ Rows int }
+	for i := range 2 { // 4,000 − 2 × ~3,400: the second runs the share into debt
+		code, msg, _ := n.post(beatFor(t, g, a), bearer(keyA))
+		if code != 200 {
+			t.Fatalf("heartbeat %d within the share: %d %s", i, code, msg)
+		}
+		if err := json.Unmarshal([]byte(msg), &rows); err != nil || rows.Rows < 3400 {
+			t.Fatalf("answer %q: %v", msg, err)
+		}
+	}
+	stored := rowsOf(t, n.store, a)
+	over := beatFor(t, g, a)
+	code, msg, retry := n.post(over, bearer(keyA))
+	if code != 429 || reason(t, msg) != ingest.ReasonRateLimited || !strings.Contains(msg, "--ingest.sensor-rows") {
+		t.Fatalf("heartbeat past the share: %d %s, want 429 rate_limited naming the flag", code, msg)
+	}
+	// In debt by 2 × rows − 4,000, paid at 2,000 a second.
+	if want := ratelimit.RetryAfter(time.Duration(float64(2*rows.Rows-4000+1) / 2000 * float64(time.Second))); retry != want {
+		t.Errorf("Retry-After %q, want %q", retry, want)
+	}
+	if got := rowsOf(t, n.store, a); got != stored {
+		t.Errorf("the refused heartbeat wrote rows: %d, then %d", stored, got)
+	}
+	if code, msg, _ := n.post(beatFor(t, g, b), bearer(keyB)); code != 200 {
+		t.Fatalf("another sensor beside the one past its share: %d %s", code, msg)
+	}
+	wait, _ := strconv.Atoi(retry)
+	time.Sleep(time.Duration(wait) * time.Second)
+	if code, msg, _ := n.post(over, bearer(keyA)); code != 200 {
+		t.Fatalf("the refused heartbeat sent again after Retry-After: %d %s", code, msg)
+	}
+	if got := rowsOf(t, n.store, a); got <= stored {
+		t.Errorf("the heartbeat sent again was not stored: %d rows, then %d", stored, got)
 	}
 }

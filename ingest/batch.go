@@ -212,6 +212,24 @@ func (b *Batch) span(ti, h int) (from, to int) {
 	return from, b.every[ti].rows()
 }
 
+// written is how many rows of table ti storage took once Insert returned
+// refused: all but the refused heartbeats' rows in that table, and in the
+// heartbeats and sensors tables, which are not written for a heartbeat
+// refused anywhere, all but every refused heartbeat's.
+func (b *Batch) written(ti int, refused []Refusal) int {
+	n := b.every[ti].rows()
+	for i, r := range refused {
+		last := ti >= len(b.tables)
+		if last && slices.ContainsFunc(refused[:i], func(p Refusal) bool { return p.Heartbeat == r.Heartbeat }) ||
+			!last && r.Table != b.every[ti].name {
+			continue
+		}
+		from, to := b.span(ti, r.Heartbeat)
+		n -= to - from
+	}
+	return n
+}
+
 func refusedIn(rs []Refusal, h int) bool {
 	for _, r := range rs {
 		if r.Heartbeat == h {

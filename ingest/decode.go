@@ -69,7 +69,7 @@ type Summary struct {
 	HeartbeatID uuid.UUID
 	SensorID    uuid.UUID
 	Seq         uint64
-	Rows        int
+	Rows        int // on a decoding error, the rows read before it
 }
 
 type capability struct{ key, value []byte }
@@ -142,7 +142,9 @@ func (d *Decoder) Decode(doc []byte, b *Batch) (Summary, error) {
 	}
 	if err != nil {
 		b.rollback(m)
-		return Summary{}, err
+		// The rows read before the fault are what decoding it cost:
+		// the sender's row budget is charged for them.
+		return Summary{Rows: d.nrows}, err
 	}
 	d.finish(b, &h, m)
 	if err := b.check(); err != nil { // a bug, never the sender's fault

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,21 @@ import (
 )
 
 var unzstd, _ = zstd.NewReader(nil)
+
+// decodedRows is the rows a zstd heartbeat body holds, decoded as a node
+// decodes it.
+func decodedRows(t *testing.T, body []byte) int {
+	t.Helper()
+	doc, err := unzstd.DecodeAll(body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := (&ingest.Decoder{}).Decode(doc, ingest.NewBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum.Rows
+}
 
 // poisonStore is the real embedded store, refusing (as the engine refuses
 // a value it cannot parse) any events insert holding one sensor's rows.
@@ -56,15 +72,7 @@ func TestPoisonedHeartbeatAloneRefused(t *testing.T) {
 	for i := range good + 1 {
 		g := heartbeat.NewGenerator(uint64(600+i), shape)
 		b := encode(t, g.Next(now))
-		doc, err := unzstd.DecodeAll(b, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, err := (&ingest.Decoder{}).Decode(doc, ingest.NewBatch())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows += sum.Rows
+		rows += decodedRows(t, b)
 		gens, bodies = append(gens, g), append(bodies, b)
 	}
 	poisoned := gens[good].Sensor.SensorID
@@ -114,6 +122,13 @@ func TestPoisonedHeartbeatAloneRefused(t *testing.T) {
 			}
 		}
 	}
+	// The metric counts what was written, not what was refused.
+	m := metrics(t, n.url)
+	for table, want := range map[string]int{"heartbeats": good, "sensors": good, "events": good * shape.Events, "tcp_connections": (good + 1) * shape.Conns} {
+		if line := fmt.Sprintf("netview_ingest_rows_written_total{table=%q} %d\n", table, want); !strings.Contains(m, line) {
+			t.Errorf("metrics lack %q:\n%s", line, m)
+		}
+	}
 }
 
 // Heartbeats of many sensors whose events, each within its own window,
@@ -132,15 +147,7 @@ func TestBatchDaysCapped(t *testing.T) {
 		h := g.Next(sent)
 		h.Events[0].Time, h.Events[1].Time, h.Events[2].Time = sent.Add(-23*time.Hour), sent, sent.Add(23*time.Hour)
 		b := encode(t, h)
-		doc, err := unzstd.DecodeAll(b, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, err := (&ingest.Decoder{}).Decode(doc, ingest.NewBatch())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows += sum.Rows
+		rows += decodedRows(t, b)
 		bodies = append(bodies, b)
 	}
 	cfg := testConfig()

@@ -70,15 +70,15 @@ func (m *Metrics) Reject(reason string) { m.counter(&m.rejected, reason).Add(1) 
 // Accept counts one acknowledged heartbeat.
 func (m *Metrics) Accept() { m.accepted.Add(1) }
 
-func (m *Metrics) observeFlush(b *Batch, rows int, d time.Duration, err error) {
+func (m *Metrics) observeFlush(b *Batch, rows int, d time.Duration, refused []Refusal, err error) {
 	m.flushSecs.observe(d.Seconds())
 	if err != nil {
 		m.flushErrors.Add(1)
 		return
 	}
 	m.batchRows.observe(float64(rows))
-	for _, t := range b.all() {
-		if n := t.rows(); n > 0 {
+	for i, t := range b.every {
+		if n := b.written(i, refused); n > 0 {
 			m.counter(&m.rows, t.name).Add(uint64(n))
 		}
 	}

@@ -61,6 +61,11 @@ type Config struct {
 	// Request rates a second (0: no limit): per sensor key, per client
 	// address, and failed authentications per client address.
 	SensorRate, IPRate, AuthFailRate float64
+	// SensorRows is the rows a second one sensor key may send, over its
+	// heartbeats (0: no limit). Request rates bound requests, not their
+	// size: without it one sensor posting maximal heartbeats takes the
+	// decode time and queue the whole fleet shares.
+	SensorRows float64
 	// TrustedProxies are addresses or prefixes whose X-Forwarded-For is
 	// believed, comma-separated.
 	TrustedProxies string
@@ -88,6 +93,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"weaker (whoever holds one can write as every sensor), for old sensors and simple setups")
 	fs.DurationVar(&c.CredsRefresh, "ingest.creds-refresh", 10*time.Second, "longest a node checks secrets against its copy of the credentials table (how soon a revocation takes effect)")
 	fs.Float64Var(&c.SensorRate, "ingest.sensor-rate", 10, "requests a second per sensor key (429 above; bursts of twice this); 0: no limit")
+	fs.Float64Var(&c.SensorRows, "ingest.sensor-rows", 20_000, "rows a second per sensor key, over its heartbeats: a sensor past its share gets 429 until it refills "+
+		"(bursts of --ingest.max-rows or twice this, so one maximal heartbeat always passes); 0: no limit")
 	fs.Float64Var(&c.IPRate, "ingest.ip-rate", 1000, "requests a second per client address (429 above; bursts of twice this); 0: no limit")
 	fs.Float64Var(&c.AuthFailRate, "ingest.auth-fail-rate", 5, "failed authentications a second per client address, beyond which it gets 429 until it slows down; 0: no limit")
 	fs.StringVar(&c.TrustedProxies, "ingest.trusted-proxies", "", "addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client for the per-address limits, comma-separated")
@@ -107,7 +114,7 @@ func (c *Config) Validate() error {
 		return errors.New("ingest: ack-timeout must be positive")
 	case c.ReadTimeout < 0 || c.CredsRefresh < 0:
 		return errors.New("ingest: read-timeout and creds-refresh must not be negative")
-	case c.SensorRate < 0 || c.IPRate < 0 || c.AuthFailRate < 0:
+	case c.SensorRate < 0 || c.IPRate < 0 || c.AuthFailRate < 0 || c.SensorRows < 0:
 		return errors.New("ingest: rates must not be negative")
 	}
 	if _, err := ratelimit.ParseProxies(c.TrustedProxies); err != nil {
@@ -133,6 +140,7 @@ type Server struct {
 	ipRate     *ratelimit.Limiter[netip.Prefix] // keyed by ratelimit.Key
 	authFails  *ratelimit.Limiter[netip.Prefix]
 	sensorRate *ratelimit.Limiter[uuid.UUID]
+	sensorRows *ratelimit.Limiter[uuid.UUID] // tokens are rows, spent once decoded
 
 	writer  *Writer
 	metrics *Metrics
@@ -166,6 +174,7 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 		creds: creds.NewStore(s, cfg.CredsRefresh), proxies: proxies,
 		ipRate: newLimiter[netip.Prefix](cfg.IPRate), authFails: newLimiter[netip.Prefix](cfg.AuthFailRate),
 		sensorRate: newLimiter[uuid.UUID](cfg.SensorRate),
+		sensorRows: ratelimit.New[uuid.UUID](cfg.SensorRows, max(float64(cfg.MaxRows), 2*cfg.SensorRows)),
 		slots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}, nil
 }
@@ -276,6 +285,14 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	// A sensor past its row share is refused before its body is read: the
+	// rows of what it sent before are paid for first. A shared token is
+	// not one sensor, and has no share.
+	sensor := sensorOf(c)
+	if empty, wait := s.sensorRows.Empty(sensor, time.Now()); empty && sensor != uuid.Nil {
+		s.tooMany(ctx, ReasonRateLimited, wait, fmt.Sprintf("sensor %s sent more rows than its share (--ingest.sensor-rows); retry after Retry-After", sensor))
+		return
+	}
 	enc := string(ctx.Request.Header.Peek("Content-Encoding"))
 	if enc != "zstd" && enc != "" && enc != "identity" {
 		ctx.SetConnectionClose()
@@ -306,8 +323,11 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) {
 	}
 
 	s.slots <- struct{}{}
-	sum, gen, status, reason, err := s.decode(body, enc == "zstd", sensorOf(c))
+	sum, gen, status, reason, err := s.decode(body, enc == "zstd", sensor)
 	<-s.slots
+	if sensor != uuid.Nil {
+		s.sensorRows.Spend(sensor, float64(sum.Rows), time.Now())
+	}
 	if err != nil {
 		if status == fasthttp.StatusServiceUnavailable {
 			ctx.Response.Header.Set("Retry-After", retryAfter(reason))

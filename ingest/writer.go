@@ -238,7 +238,7 @@ func (w *Writer) flusher() {
 		rows := b.Rows()
 		start := time.Now()
 		refused, err := w.write(b)
-		w.m.observeFlush(b, rows, time.Since(start), err)
+		w.m.observeFlush(b, rows, time.Since(start), refused, err)
 		if errors.Is(err, store.ErrUnavailable) {
 			w.down.Store(true)
 		}

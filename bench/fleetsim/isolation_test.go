@@ -26,6 +26,9 @@ type hostile struct {
 	key  string
 	gen  *heartbeat.Generator
 	rows int // rows of a maximal heartbeat
+	// bodies are made once: a real hostile sensor encodes on its own
+	// host, not on the CPU the node and the good sensors share here.
+	bodies map[string][]byte
 
 	mu    sync.Mutex
 	codes map[string]map[int]int // kind → status → count
@@ -37,8 +40,14 @@ func newHostile(t *testing.T, node *ingesttest.Node, rows int) *hostile {
 	if code != 200 {
 		t.Fatalf("hostile enroll: %d %s", code, msg)
 	}
-	return &hostile{node: node, key: key, gen: g, rows: rows, codes: map[string]map[int]int{}}
+	h := &hostile{node: node, key: key, gen: g, rows: rows, codes: map[string]map[int]int{}, bodies: map[string][]byte{}}
+	for _, k := range hostileKinds {
+		h.bodies[k] = h.body(t, k)
+	}
+	return h
 }
+
+var hostileKinds = []string{"poisoned", "oversized", "maximal"}
 
 func (h *hostile) body(t *testing.T, kind string) []byte {
 	now := time.Now()
@@ -85,13 +94,12 @@ func (h *hostile) run(ctx context.Context, t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kinds := []string{"poisoned", "oversized", "maximal"}
 			for i := w; ctx.Err() == nil; i++ {
-				k := kinds[i%len(kinds)]
+				k := hostileKinds[i%len(hostileKinds)]
 				// A refused oversized body may be cut off while it is
 				// still being written: that counts as status 0, not a
 				// test failure.
-				code, _, _ := ingesttest.PostTo(ctx, client, h.node.URL+"/v1/heartbeat", h.key, h.body(t, k))
+				code, _, _ := ingesttest.PostTo(ctx, client, h.node.URL+"/v1/heartbeat", h.key, h.bodies[k])
 				h.mu.Lock()
 				if h.codes[k] == nil {
 					h.codes[k] = map[int]int{}
@@ -119,6 +127,9 @@ func TestHostileSensorIsolated(t *testing.T) {
 	cfg.SharedTokens = false // every sensor enrolls, as against bin/netview
 	cfg.BatchAge, cfg.BatchRows, cfg.AckTimeout = 200*time.Millisecond, 50_000, 20*time.Second
 	cfg.MaxBodyBytes, cfg.MaxDecodedBytes, cfg.MaxRows, cfg.MaxPending = 2<<20, 16<<20, 30_000, 200_000
+	// As the flag's default is to its row limit: a maximal heartbeat every
+	// 10 s is each sensor's share.
+	cfg.SensorRows = float64(cfg.MaxRows) / 10
 	node := ingesttest.Start(t, cfg, nil)
 
 	sensors := 200
@@ -168,6 +179,9 @@ func TestHostileSensorIsolated(t *testing.T) {
 				t.Errorf("hostile %s heartbeats answered %d: the fault is the sender's, not the service's", k, code)
 			}
 		}
+	}
+	if h.codes["maximal"][429] == 0 {
+		t.Errorf("the hostile sensor's maximal heartbeats were never held to its row share: %v", h.codes["maximal"])
 	}
 	if len(h.codes) < 3 {
 		t.Errorf("the hostile sensor sent only %v", h.codes)

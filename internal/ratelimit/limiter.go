@@ -82,6 +82,22 @@ func (l *Limiter[K]) Empty(k K, now time.Time) (bool, time.Duration) {
 	return false, 0
 }
 
+// Spend takes n tokens from k's bucket after the fact, for a cost known
+// only once the work is done (the rows of a decoded heartbeat). The bucket
+// may go into debt, at most one burst deep, and Empty then reports it
+// empty until the debt is paid off.
+func (l *Limiter[K]) Spend(k K, n float64, now time.Time) {
+	if l == nil || l.rate <= 0 || n <= 0 {
+		return
+	}
+	ns := now.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(k, ns)
+	b.tokens = max(-l.burst, b.tokens-n)
+	l.store(k, b, ns)
+}
+
 func (l *Limiter[K]) wait(b bucket) time.Duration {
 	return time.Duration(math.Ceil((1 - b.tokens) / l.rate * 1e9))
 }

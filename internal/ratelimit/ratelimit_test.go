@@ -88,3 +88,31 @@ func TestKeyIPv6Per64(t *testing.T) {
 		t.Error("a second address of the /64 got a token of its own")
 	}
 }
+
+// Spend charges a cost after the fact: the bucket goes into debt, at most
+// one burst deep, and stays empty until the debt is paid.
+func TestLimiterSpendDebt(t *testing.T) {
+	l := New[string](1000, 4000)
+	at := time.Unix(1_000_000, 0)
+	l.Spend("a", 3500, at)
+	if empty, _ := l.Empty("a", at); empty {
+		t.Fatal("500 rows left, yet empty")
+	}
+	l.Spend("a", 3500, at)
+	if empty, wait := l.Empty("a", at); !empty || wait.Round(time.Millisecond) != 3001*time.Millisecond {
+		t.Fatalf("3,000 rows in debt at 1,000/s: Empty = %v, wait %v; want true, 3.001s", empty, wait)
+	}
+	if empty, _ := l.Empty("a", at.Add(3001*time.Millisecond)); empty {
+		t.Fatal("still empty once the debt is paid")
+	}
+	l.Spend("b", 1e9, at)
+	if _, wait := l.Empty("b", at); wait.Round(time.Millisecond) != 4001*time.Millisecond {
+		t.Fatalf("a huge cost: wait %v, want the debt held at one burst (4.001s)", wait)
+	}
+	if empty, _ := l.Empty("c", at); empty {
+		t.Fatal("a key that spent nothing is empty")
+	}
+	var none *Limiter[string]
+	none.Spend("a", 1, at)
+	New[string](0, 1).Spend("a", 1, at) // no limit: nothing to charge
+}
