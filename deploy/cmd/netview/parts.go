@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -289,8 +290,11 @@ func remoteURL(scheme string, a net.Addr) string {
 
 // banner says where everything is, what each secret is for, and how
 // other hosts' sensors join. A secret itself is shown only when it was
-// just made.
-func banner(w io.Writer, d *dataDir, p *parts, sec secrets) {
+// just made. It goes out in one write, so the parts' log lines never cut
+// it in half and whoever reads up to "Stop with Ctrl-C." has all of it.
+func banner(out io.Writer, d *dataDir, p *parts, sec secrets) {
+	w := new(bytes.Buffer)
+	defer func() { out.Write(w.Bytes()) }()
 	fmt.Fprintf(w, "Netview is running on %s\n", d.path)
 	fmt.Fprintf(w, "  Console and API  %s\n", p.httpURL)
 	fmt.Fprintf(w, "  Ingest           %s\n", p.ingestURL)

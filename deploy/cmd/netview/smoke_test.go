@@ -239,7 +239,14 @@ func startNetview(ctx context.Context, t *testing.T, bin, data string) *proc {
 	})
 	deadline := time.After(2 * time.Minute)
 	for {
-		if m := consoleLine.FindStringSubmatch(p.output()); m != nil {
+		// The banner's last line: a test that reads on from the first
+		// would race the rest of it (CI once saw the token without the
+		// enrollment secret).
+		if out := p.output(); strings.Contains(out, "Stop with Ctrl-C.\n") {
+			m := consoleLine.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("the banner has no Console URL:\n%s", out)
+			}
 			p.url = m[1]
 			return p
 		}
