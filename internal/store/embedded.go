@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
 )
 
 // nativeVersion is the protocol revision used to encode and decode the Native
@@ -219,11 +220,44 @@ func (e *Embedded) Select(ctx context.Context, q Query, result proto.Results, on
 			resetResults(result)
 		}
 	}
-	err = e.lib.stream(c, sql, "Native", params, ctx.Err, decode)
+	// A fetch blocks until the engine has a block, which a slow statement
+	// may take minutes to build; ending ctx then stops it from outside, by
+	// a KILL on the anchor connection that finds it by a mark in its text.
+	mark := "netview-select:" + uuid.NewString()
+	sql = "/* " + mark + " */ " + sql
+	w := &fetchWatch{ctx: ctx}
+	killed := make(chan struct{})
+	stopKill := context.AfterFunc(ctx, func() {
+		w.interrupt(func() { e.kill(mark) })
+		close(killed)
+	})
+	err = e.lib.stream(c, sql, "Native", params, w, decode)
 	if errors.Is(err, errNoStream) {
 		err = e.lib.query(c, sql, "Native", params, decode)
 	}
+	if !stopKill() {
+		// ctx ended: wait for a KILL under way, so it never outlives the
+		// statement's connection going back to the pool. The caller's
+		// reason, not the engine's QUERY_WAS_CANCELLED, is why it ended.
+		<-killed
+		if err != nil {
+			return ctx.Err()
+		}
+	}
 	return err
+}
+
+// kill asks the engine to stop the statement whose text holds mark. ASYNC:
+// the statement's own connection is blocked in a fetch and returns
+// QUERY_WAS_CANCELLED; SYNC would wait for that here, under engine.mu. The
+// mark is split in the KILL's text, so the KILL never matches itself.
+func (e *Embedded) kill(mark string) {
+	name, id, _ := strings.Cut(mark, ":")
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	// Nothing to do if it fails: the statement then ends at its own
+	// max_execution_time, or is already gone.
+	_ = e.lib.query(engine.anchor, "KILL QUERY WHERE position(query, concat('"+name+":', '"+id+"')) > 0 ASYNC", "Native", nil, nil)
 }
 
 // QueryNative runs sql and hands fn its whole result in the Native format

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -206,10 +207,11 @@ func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params [
 // time (each chunk whole blocks of format, in C memory valid only during
 // fn), so no more than a chunk of the result is held at once, here or in the
 // engine, which pauses the statement until the next fetch. When fn fails or
-// stop reports a reason (checked before each fetch) the statement is
-// cancelled in the engine: fetch and cancel of one stream must not run at
-// the same time, so they both happen here, one after the other.
-func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param, stop func() error, fn func([]byte) error) error {
+// w's context ends (checked before each fetch) the statement is cancelled
+// in the engine: fetch and cancel of one stream must not run at the same
+// time, so they both happen here, one after the other. A fetch in progress
+// is w's to interrupt (see fetchWatch).
+func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param, w *fetchWatch, fn func([]byte) error) error {
 	q, f := []byte(sql), []byte(format)
 	cp := newCParams(params)
 	defer cp.unpin()
@@ -228,25 +230,72 @@ func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param
 		return engineError(msg)
 	}
 	for {
-		if err := stop(); err != nil {
+		if err := w.begin(); err != nil {
 			l.streamCancel(conn, st)
 			return err
 		}
 		chunk := l.streamFetch(conn, st)
+		w.end()
 		if chunk == nil {
 			return errors.New("chdb: stream fetch returned no result")
 		}
 		done, err := l.takeChunk(chunk, fn)
 		if err != nil {
 			var ee *EngineError
-			if !errors.As(err, &ee) {
-				l.streamCancel(conn, st)
+			if errors.As(err, &ee) {
+				if why := w.ctx.Err(); why != nil {
+					// Killed from outside for that reason: cancel here
+					// too, which waits for the statement to leave the
+					// engine.
+					l.streamCancel(conn, st)
+					return why
+				}
+				return err
 			}
+			l.streamCancel(conn, st)
 			return err
 		}
 		if done {
 			return nil
 		}
+	}
+}
+
+// fetchWatch lets a stream's fetch, which blocks until the engine has a
+// block (minutes, for a slow statement), be interrupted when ctx ends, and
+// only then: a cancel between fetches is the stream's own, and the engine
+// drops a statement at once that way, while one killed from outside
+// lingers a few hundred milliseconds.
+type fetchWatch struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	fetching bool
+}
+
+// begin reports ctx's end, or marks a fetch as under way.
+func (w *fetchWatch) begin() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	w.fetching = true
+	return nil
+}
+
+func (w *fetchWatch) end() {
+	w.mu.Lock()
+	w.fetching = false
+	w.mu.Unlock()
+}
+
+// interrupt runs stop if a fetch is under way. ctx has ended when it is
+// called, so a fetch that has not begun never will.
+func (w *fetchWatch) interrupt(stop func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fetching {
+		stop()
 	}
 }
 
