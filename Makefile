@@ -50,7 +50,7 @@ $(CHROMIUM) $(NGINX):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium nginx-light >/dev/null
 
 build:
-	$(GO) build -o bin/ ./ingest/cmd/netview-ingest ./sensor/cmd/netview-sensor ./query/cmd/netview-query ./deploy/cmd/netview
+	$(GO) build -o bin/ ./cmd/netview-ingest ./cmd/netview-sensor ./cmd/netview-query ./cmd/netview
 
 # NETVIEW_REQUIRE_BROWSER and NETVIEW_REQUIRE_NGINX turn the skips of tests
 # that need Chromium or nginx into failures: here both were installed.
@@ -107,7 +107,7 @@ $(CLANG):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-16 llvm-16 libbpf-dev >/dev/null
 
 cluster-ddl:
-	$(GO) run ./sql/cmd/cluster-ddl > deploy/clickhouse/cluster.sql
+	$(GO) run ./cmd/cluster-ddl > deploy/clickhouse/cluster.sql
 
 clean:
 	rm -rf bin test-artifacts

@@ -233,8 +233,7 @@ func checkDockerfile(b *bundle, p *problems) {
 		}
 	}
 	for _, prog := range []program{progIngest, progQuery, progSensor} {
-		dir := map[program]string{progIngest: "ingest", progQuery: "query", progSensor: "sensor"}[prog]
-		pkg := "./" + dir + "/cmd/" + string(prog)
+		pkg := "./cmd/" + string(prog)
 		if !strings.Contains(build, pkg) {
 			p.add("Dockerfile: go build does not build %s", pkg)
 		}

@@ -212,7 +212,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"column dropped from a local table", []edit{{file: ddl, old: "    kernel          String,\n", new: ""}}, "columns or keys differ", ""},
 		// Dockerfile.
 		{"old Go", []edit{{file: dockerf, old: "FROM golang:1.26.8-bookworm", new: "FROM golang:1.25-bookworm"}}, "go.mod wants", ""},
-		{"sensor not built", []edit{{file: dockerf, old: " ./sensor/cmd/netview-sensor", new: ""}}, "does not build ./sensor/cmd/netview-sensor", ""},
+		{"sensor not built", []edit{{file: dockerf, old: " ./cmd/netview-sensor", new: ""}}, "does not build ./cmd/netview-sensor", ""},
 		{"ingest image as root", []edit{{file: dockerf, old: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\nUSER 65532:65532\n", new: "COPY --from=build /out/netview-ingest /usr/local/bin/netview-ingest\n"}}, "needs no root", ""},
 		{"context carries the engine cache", []edit{{file: "Dockerfile.dockerignore", old: "\n.cache\n", new: "\n"}}, "leave out .cache", ""},
 	}

@@ -995,7 +995,7 @@ func repoRoot(t testing.TB) string {
 }
 
 // copyTree copies the deployment files under src (the regular files and
-// folders, without Go code and the programs under cmd/) to dst.
+// folders, without Go code) to dst.
 func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -1005,9 +1005,6 @@ func copyTree(t testing.TB, src, dst string) {
 		rel, _ := filepath.Rel(src, p)
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
-			if rel == "cmd" {
-				return filepath.SkipDir
-			}
 			return os.MkdirAll(target, 0o755)
 		}
 		if !d.Type().IsRegular() || strings.HasSuffix(p, ".go") {

@@ -14,5 +14,5 @@
 // The Report counts offered and accepted heartbeats and rows per second,
 // ack latencies, retries and errors by kind, and keeps each sensor's
 // acknowledged (seq, heartbeat_id) so that Verify can compare it with what
-// a store holds. bench/cmd/fleetsim is the command.
+// a store holds. cmd/fleetsim is the command.
 package fleetsim

@@ -106,7 +106,7 @@ func binaries(t *testing.T) (string, string) {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./ingest/cmd/netview-ingest", "./query/cmd/netview-query")
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/netview-ingest", "./cmd/netview-query")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

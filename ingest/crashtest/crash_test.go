@@ -594,7 +594,7 @@ func buildIngest(ctx context.Context, t *testing.T, dir string) string {
 	t.Helper()
 	root := moduleRoot(t)
 	bin := filepath.Join(dir, "netview-ingest")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./ingest/cmd/netview-ingest")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/netview-ingest")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
