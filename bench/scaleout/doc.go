@@ -2,7 +2,7 @@
 // netview-ingest and netview-query binaries as separate processes, two of
 // each, behind nginx configured from deploy/nginx/nginx.conf, all against
 // one ClickHouse reached over the native protocol (in tests the engine
-// behind internal/store/chfront), fed by the fleet simulator bench/fleetsim.
+// behind internal/store/storetest/chfront), fed by the fleet simulator bench/fleetsim.
 //
 // The tests kill nodes with SIGKILL, take storage away, slow and cut the
 // network between ingest and storage, and check the guarantees of

@@ -265,7 +265,7 @@ func (e *Embedded) kill(mark string) {
 // engine memory valid only during fn. Unlike Select, parameter values are
 // passed as given: they must already be in the engine's escaped text form,
 // as a ClickHouse server has them after unquoting the native protocol's
-// parameters. It exists for internal/store/chfront, the test-only
+// parameters. It exists for internal/store/storetest/chfront, the test-only
 // native-protocol front of this engine.
 func (e *Embedded) QueryNative(ctx context.Context, sql string, escapedParams []Param, fn func(native []byte) error) error {
 	c, err := e.acquire(ctx)
@@ -278,7 +278,7 @@ func (e *Embedded) QueryNative(ctx context.Context, sql string, escapedParams []
 
 // InsertNative streams blocks already encoded in the Native format (revision
 // 0 layout) into the table of stmt, an INSERT statement without data or
-// FORMAT clause ("INSERT INTO t (a, b)"). For internal/store/chfront.
+// FORMAT clause ("INSERT INTO t (a, b)"). For internal/store/storetest/chfront.
 func (e *Embedded) InsertNative(ctx context.Context, stmt string, native []byte) error {
 	c, err := e.acquire(ctx)
 	if err != nil {

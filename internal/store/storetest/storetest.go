@@ -17,7 +17,7 @@ import (
 	"testing"
 
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/internal/store/chfront"
+	"github.com/netview/netview/internal/store/storetest/chfront"
 )
 
 var (

@@ -22,7 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/internal/store/chfront"
+	"github.com/netview/netview/internal/store/storetest/chfront"
 	"github.com/netview/netview/internal/store/storetest"
 )
 
