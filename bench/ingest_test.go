@@ -20,7 +20,7 @@ import (
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 const token = "bench-token"
@@ -39,7 +39,7 @@ func BenchmarkIngest(b *testing.B) {
 	shape := heartbeat.Shape{Conns: 100, Listeners: 20}
 	be := storetest.Embedded(b)
 	ctx := context.Background()
-	if _, err := sql.Migrate(ctx, be.Store, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(ctx, be.Store, schema.Options{}); err != nil {
 		b.Fatal(err)
 	}
 	cfg := ingest.Config{MaxBodyBytes: 4 << 20, MaxDecodedBytes: 32 << 20, MaxRatio: 40,

@@ -27,7 +27,7 @@ import (
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/querytest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // BenchmarkQuery measures the connections view of a fleet of 10,000
@@ -71,7 +71,7 @@ func BenchmarkQuery(b *testing.B) {
 	shape := heartbeat.Shape{Conns: 100}
 	ctx := context.Background()
 	be := storetest.Embedded(b)
-	if _, err := sql.Migrate(ctx, be.Store, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(ctx, be.Store, schema.Options{}); err != nil {
 		b.Fatal(err)
 	}
 

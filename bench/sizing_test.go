@@ -21,7 +21,7 @@ import (
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // sizingShape is the heartbeat BenchmarkStorage writes: a busy server. The
@@ -147,7 +147,7 @@ func measureStorage(b *testing.B) []storageMetric {
 	fmt.Printf("storage: %d sensors × %d heartbeats (%+v, an active flow per connection) acknowledged in %.1f s (%.0f heartbeats/s); %.0f B per heartbeat on the wire\n",
 		sensors, beats, sizingShape, load.Seconds(), float64(n)/load.Seconds(), float64(wireBytes.Load())/float64(n))
 
-	tables, err := sql.Tables()
+	tables, err := schema.Tables()
 	if err != nil {
 		b.Fatal(err)
 	}

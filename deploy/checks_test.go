@@ -25,7 +25,7 @@ import (
 
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
-	nsql "github.com/netview/netview/sql"
+	nsql "github.com/netview/netview/sql/schema"
 )
 
 // sensorCaps is the sensor's capability set, everywhere it runs: the
@@ -2053,9 +2053,9 @@ type table struct {
 func checkClusterDDL(b *bundle, p *problems) {
 	// The source: every migration, and the bootstrap table the sql package
 	// creates before them.
-	files, _ := filepath.Glob(filepath.Join(b.repo, "sql", "migrations", "*.sql"))
+	files, _ := filepath.Glob(filepath.Join(b.repo, "sql", "schema", "migrations", "*.sql"))
 	if len(files) == 0 {
-		p.add("no sql/migrations/*.sql")
+		p.add("no sql/schema/migrations/*.sql")
 		return
 	}
 	sort.Strings(files)
@@ -2144,7 +2144,7 @@ func checkClusterDDL(b *bundle, p *problems) {
 	}
 	for name := range locals {
 		if _, ok := tables[strings.TrimSuffix(name, "_local")]; !ok {
-			p.add("cluster.sql: %s has no table in sql/migrations", name)
+			p.add("cluster.sql: %s has no table in sql/schema/migrations", name)
 		}
 	}
 	for _, al := range alters {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 var shape = heartbeat.Shape{Conns: 100, Listeners: 20, UDP: 6, ActiveFlows: 10, CompletedFlows: 5, Events: 14}
@@ -34,7 +34,7 @@ func activeConns(t *testing.T, st store.Store, sensor uuid.UUID) []string {
 		inode        proto.ColUInt64
 		out          []string
 	)
-	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + sql.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
+	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + schema.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
 	err := st.Select(context.Background(), store.Query{SQL: q, Params: []store.Param{store.P("s", sensor.String())}},
 		proto.Results{{Name: "local_port", Data: &lport}, {Name: "remote_address", Data: &raddr}, {Name: "remote_port", Data: &rport}, {Name: "inode", Data: &inode}},
 		func(n int) error {
@@ -106,8 +106,8 @@ func TestIngestEndToEnd(t *testing.T) {
 		t.Errorf("flows = %d, want %d", got, hbs*uint64(shape.CompletedFlows))
 	}
 	for table, per := range map[string]int{"tcp_listeners": shape.Listeners, "udp_listeners": shape.UDP, "active_flows": shape.ActiveFlows} {
-		q := "SELECT count() AS n FROM " + table + " WHERE " + sql.Latest
-		if got := count(t, n.store, "SELECT count() AS n FROM (SELECT DISTINCT * FROM "+table+" WHERE "+sql.Latest+")"); got != uint64(2*per) {
+		q := "SELECT count() AS n FROM " + table + " WHERE " + schema.Latest
+		if got := count(t, n.store, "SELECT count() AS n FROM (SELECT DISTINCT * FROM "+table+" WHERE "+schema.Latest+")"); got != uint64(2*per) {
 			t.Errorf("%s latest = %d, want %d (%s)", table, got, 2*per, q)
 		}
 	}

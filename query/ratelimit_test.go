@@ -17,7 +17,7 @@ import (
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/querytest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // signIns is a query service whose failed sign-in limit is set by edit.
@@ -43,7 +43,7 @@ func startSignIns(t *testing.T, st store.Store, edit func(*query.Config)) *signI
 func migrated(t *testing.T) store.Store {
 	t.Helper()
 	st := storetest.Embedded(t).Store
-	if _, err := sql.Migrate(context.Background(), st, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(context.Background(), st, schema.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -10,7 +10,7 @@ import (
 
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // view is one snapshot list of the Network View: the newest heartbeat's
@@ -164,7 +164,7 @@ func (v *view) parseSort(s string) (order, bool) {
 }
 
 func (v *view) where(p *page) (string, []store.Param) {
-	w := " WHERE " + sql.Latest
+	w := " WHERE " + schema.Latest
 	var params []store.Param
 	if p.sensor != "" {
 		w += " AND sensor_id = {sensor:UUID}"

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 func main() {
 	cluster := flag.String("cluster", "netview", "ClickHouse cluster name")
 	flag.Parse()
-	ddl, err := sql.ClusterDDL(*cluster)
+	ddl, err := schema.ClusterDDL(*cluster)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-ddl:", err)
 		os.Exit(1)

@@ -14,7 +14,7 @@ import (
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/config"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 const about = `netview-ingest takes sensors' heartbeats (POST /v1/heartbeat) and writes
@@ -54,7 +54,7 @@ func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	v, err := sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays})
+	v, err := schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays})
 	if err != nil {
 		return err
 	}

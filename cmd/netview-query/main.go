@@ -15,7 +15,7 @@ import (
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 const about = `netview-query serves the JSON API (and the Console) over Netview's ClickHouse
@@ -53,7 +53,7 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if _, err := sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
+	if _, err := schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
 		return err
 	}
 	// Analysts' SQL runs on its own connections, opened read-only with the

@@ -24,7 +24,7 @@ import (
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
 	"github.com/netview/netview/sensor"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // parts are the running pieces and how to stop them, last started first.
@@ -100,7 +100,7 @@ func (p *parts) openStores(ctx context.Context, d *dataDir) (st, ro store.Store,
 		return nil, nil, err
 	}
 	p.onStop(func() { st.Close() })
-	if p.schemaVers, err = sql.Migrate(ctx, st, sql.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
+	if p.schemaVers, err = schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
 		return nil, nil, err
 	}
 	roCfg := sc

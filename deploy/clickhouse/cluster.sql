@@ -1,4 +1,4 @@
--- Generated from sql/migrations by `make cluster-ddl`; do not edit.
+-- Generated from sql/schema/migrations by `make cluster-ddl`; do not edit.
 CREATE TABLE IF NOT EXISTS schema_migrations_local ON CLUSTER 'netview'
 (
     version     UInt32,

@@ -34,7 +34,7 @@ import (
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 const (
@@ -697,7 +697,7 @@ func activeConns(ctx context.Context, t *testing.T, st store.Store, sensor uuid.
 		inode        proto.ColUInt64
 		out          []string
 	)
-	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + sql.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
+	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + schema.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
 	err := st.Select(ctx, store.Query{SQL: q, Params: []store.Param{store.P("s", sensor.String())}},
 		proto.Results{{Name: "local_port", Data: &lport}, {Name: "remote_address", Data: &raddr}, {Name: "remote_port", Data: &rport}, {Name: "inode", Data: &inode}},
 		func(rows int) error {

@@ -22,7 +22,7 @@ import (
 	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 // Token is the static secret every test node accepts: an enrollment
@@ -64,7 +64,7 @@ func StartOn(t testing.TB, addr string, cfg ingest.Config, st store.Store) *Node
 	if st == nil {
 		st = storetest.Embedded(t).Store
 	}
-	if _, err := sql.Migrate(context.Background(), st, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(context.Background(), st, schema.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := ingest.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -13,13 +13,13 @@ import (
 	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 func migrated(t *testing.T) store.Store {
 	t.Helper()
 	b := storetest.Embedded(t)
-	if _, err := sql.Migrate(context.Background(), b.Store, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(context.Background(), b.Store, schema.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return b.Store

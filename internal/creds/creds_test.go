@@ -11,7 +11,7 @@ import (
 
 	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 func TestParse(t *testing.T) {
@@ -53,7 +53,7 @@ func TestLifecycle(t *testing.T) {
 	for _, b := range storetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			if _, err := sql.Migrate(ctx, b.Store, sql.Options{}); err != nil {
+			if _, err := schema.Migrate(ctx, b.Store, schema.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			a, other := creds.NewStore(b.Store, time.Minute), creds.NewStore(b.Store, 50*time.Millisecond)
@@ -139,7 +139,7 @@ func TestLifecycle(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	b := storetest.Embedded(t)
 	ctx := context.Background()
-	if _, err := sql.Migrate(ctx, b.Store, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(ctx, b.Store, schema.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	s := creds.NewStore(b.Store, time.Minute)
@@ -159,7 +159,7 @@ func TestExpiry(t *testing.T) {
 func TestRotate(t *testing.T) {
 	b := storetest.Embedded(t)
 	ctx := context.Background()
-	if _, err := sql.Migrate(ctx, b.Store, sql.Options{}); err != nil {
+	if _, err := schema.Migrate(ctx, b.Store, schema.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	s := creds.NewStore(b.Store, time.Minute)

@@ -22,8 +22,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/internal/store/storetest/chfront"
 	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/internal/store/storetest/chfront"
 )
 
 // env is a front over a fresh database of the test binary's engine, and an

@@ -1,7 +1,7 @@
-// Package sql holds Netview's ClickHouse schema as versioned migrations,
+// Package schema holds Netview's ClickHouse schema as versioned migrations,
 // applies them idempotently, and derives the cluster form (Replicated
 // engines behind Distributed tables) from the same source.
-package sql
+package schema
 
 import (
 	"context"
@@ -237,7 +237,7 @@ func ClusterDDL(cluster string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("-- Generated from sql/migrations by `make cluster-ddl`; do not edit.\n")
+	b.WriteString("-- Generated from sql/schema/migrations by `make cluster-ddl`; do not edit.\n")
 	for _, st := range append([]string{bootstrap}, flatten(ms)...) {
 		for _, f := range ClusterForm(st, cluster) {
 			b.WriteString(f)

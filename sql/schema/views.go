@@ -1,4 +1,4 @@
-package sql
+package schema
 
 // Latest is the argMax-latest filter every snapshot view starts from: the
 // rows of each sensor's newest complete heartbeat (its sensors row is

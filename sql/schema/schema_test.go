@@ -1,4 +1,4 @@
-package sql_test
+package schema_test
 
 import (
 	"context"
@@ -10,20 +10,20 @@ import (
 
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
-	"github.com/netview/netview/sql"
+	"github.com/netview/netview/sql/schema"
 )
 
 func TestMigrateIsIdempotentAndRecorded(t *testing.T) {
 	for _, b := range storetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			ms, err := sql.Migrations()
+			ms, err := schema.Migrations()
 			if err != nil {
 				t.Fatal(err)
 			}
 			latest := ms[len(ms)-1].Version
 			for range 2 {
-				v, err := sql.Migrate(ctx, b.Store, sql.Options{EventsTTLDays: 30})
+				v, err := schema.Migrate(ctx, b.Store, schema.Options{EventsTTLDays: 30})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -40,7 +40,7 @@ func TestMigrateIsIdempotentAndRecorded(t *testing.T) {
 			if rows != uint64(len(ms)) {
 				t.Fatalf("schema_migrations has %d rows, want %d", rows, len(ms))
 			}
-			tables, err := sql.Tables()
+			tables, err := schema.Tables()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestMigrateIsIdempotentAndRecorded(t *testing.T) {
 func TestEventsTTLIsConfigurable(t *testing.T) {
 	b := storetest.Embedded(t)
 	ctx := context.Background()
-	if _, err := sql.Migrate(ctx, b.Store, sql.Options{EventsTTLDays: 9}); err != nil {
+	if _, err := schema.Migrate(ctx, b.Store, schema.Options{EventsTTLDays: 9}); err != nil {
 		t.Fatal(err)
 	}
 	for _, table := range []string{"events", "flows"} {
@@ -87,11 +87,11 @@ func TestEventsTTLIsConfigurable(t *testing.T) {
 // The cluster form must exist for every table and be valid ClickHouse SQL
 // (checked by the engine's own parser).
 func TestClusterFormCoversEveryTable(t *testing.T) {
-	ddl, err := sql.ClusterDDL("netview")
+	ddl, err := schema.ClusterDDL("netview")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables, err := sql.Tables()
+	tables, err := schema.Tables()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 	}
 	// A column change goes to the local table and to the Distributed one in
 	// front of it, or reads through the Distributed table would not see it.
-	ms, err := sql.Migrations()
+	ms, err := schema.Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 				"ALTER TABLE " + table + "_local ON CLUSTER 'netview' " + change,
 				"ALTER TABLE " + table + " ON CLUSTER 'netview' " + change,
 			}
-			if got := sql.ClusterForm(st, "netview"); strings.Join(got, ";") != strings.Join(want, ";") {
+			if got := schema.ClusterForm(st, "netview"); strings.Join(got, ";") != strings.Join(want, ";") {
 				t.Errorf("cluster form of %q = %q, want %q", st, got, want)
 			}
 		}
@@ -138,7 +138,7 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 	}
 	b := storetest.Embedded(t)
 	var out proto.ColStr
-	for _, st := range sql.Split(ddl) {
+	for _, st := range schema.Split(ddl) {
 		err := b.Store.Select(context.Background(), store.Query{SQL: "SELECT formatQuery({q:String}) AS f", Params: []store.Param{store.P("q", st)}},
 			proto.Results{{Name: "f", Data: &out}}, nil)
 		if err != nil {
@@ -148,7 +148,7 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 }
 
 func TestSplit(t *testing.T) {
-	got := sql.Split("-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nALTER TABLE a ADD COLUMN y UInt8; -- trailing\n")
+	got := schema.Split("-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nALTER TABLE a ADD COLUMN y UInt8; -- trailing\n")
 	if len(got) != 2 || !strings.HasPrefix(got[0], "CREATE TABLE a") || got[1] != "ALTER TABLE a ADD COLUMN y UInt8" {
 		t.Fatalf("Split = %q", got)
 	}
@@ -157,11 +157,11 @@ func TestSplit(t *testing.T) {
 // deploy/clickhouse/cluster.sql is what operators apply by hand; it must be
 // the generator's current output (refresh with `make cluster-ddl`).
 func TestDeployedClusterDDLIsCurrent(t *testing.T) {
-	ddl, err := sql.ClusterDDL("netview")
+	ddl, err := schema.ClusterDDL("netview")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile("../deploy/clickhouse/cluster.sql")
+	got, err := os.ReadFile("../../deploy/clickhouse/cluster.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
