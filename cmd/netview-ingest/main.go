@@ -4,15 +4,11 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/config"
+	"github.com/netview/netview/internal/program"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql/schema"
 )
@@ -26,29 +22,19 @@ with --ingest.plain-http.`
 func main() {
 	var sc store.Config
 	var ic ingest.Config
-	sc.RegisterFlags(flag.CommandLine)
-	ic.RegisterFlags(flag.CommandLine)
-	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
-		fmt.Fprintln(os.Stderr, "netview-ingest:", err)
-		os.Exit(2)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(sc, ic, log); err != nil {
-		fmt.Fprintln(os.Stderr, "netview-ingest:", err)
-		os.Exit(1)
-	}
+	program.Main("netview-ingest", about, func(fs *flag.FlagSet) {
+		sc.RegisterFlags(fs)
+		ic.RegisterFlags(fs)
+	}, func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, ic, log) })
 }
 
-func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
+func run(ctx context.Context, sc store.Config, ic ingest.Config, log *slog.Logger) error {
 	if err := ic.Validate(); err != nil { // before touching storage
 		return err
 	}
 	if err := ic.TLS.Validate(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	st, err := store.Open(ctx, sc)
 	if err != nil {
 		return err
@@ -67,13 +53,8 @@ func run(sc store.Config, ic ingest.Config, log *slog.Logger) error {
 		return err
 	}
 	hs := srv.HTTPServer()
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	log.Info("ingest listening", "addr", ln.Addr().String(), "tls", !ic.TLS.Plain, "shared_tokens", ic.SharedTokens, "schema_version", v)
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
+	if err := program.Serve(ctx, hs, ln); err != nil {
 		return err
 	}
 	log.Info("shutting down: finishing requests and writing what was accepted")

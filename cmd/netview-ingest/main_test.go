@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"log/slog"
@@ -24,7 +25,7 @@ func TestRefusesToStartWithoutTLSOrPlainHTTP(t *testing.T) {
 		if err := fs.Parse(append([]string{"--ingest.token=t", "--store.dsn=embedded:" + t.TempDir()}, args...)); err != nil {
 			t.Fatal(err)
 		}
-		err := run(sc, ic, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		err := run(context.Background(), sc, ic, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: %v, want an error containing %q", args, err, want)
 		}

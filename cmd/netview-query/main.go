@@ -4,14 +4,10 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/netview/netview/internal/config"
+	"github.com/netview/netview/internal/program"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
@@ -25,26 +21,17 @@ data folder: use the all-in-one netview there.`
 func main() {
 	var sc store.Config
 	var qc query.Config
-	sc.RegisterFlags(flag.CommandLine)
-	qc.RegisterFlags(flag.CommandLine)
-	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
-		fmt.Fprintln(os.Stderr, "netview-query:", err)
-		os.Exit(2)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(sc, qc, log); err != nil {
-		fmt.Fprintln(os.Stderr, "netview-query:", err)
-		os.Exit(1)
-	}
+	program.Main("netview-query", about, func(fs *flag.FlagSet) {
+		sc.RegisterFlags(fs)
+		qc.RegisterFlags(fs)
+	}, func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, log) })
 }
 
-func run(sc store.Config, qc query.Config, log *slog.Logger) error {
+func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger) error {
 	// TLS, or plain HTTP asked for by name: checked before anything starts.
 	if err := qc.TLS.Validate(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// The views' statements, too, carry the engine's limits of memory and time.
 	base := sc.Settings
 	sc.Settings = append(append([]store.Setting(nil), base...), query.ViewSettings(qc.Timeout)...)
@@ -75,12 +62,8 @@ func run(sc store.Config, qc query.Config, log *slog.Logger) error {
 		return err
 	}
 	hs := srv.HTTPServer()
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	log.Info("query service listening", "addr", ln.Addr().String(), "tls", !qc.TLS.Plain)
-	select {
-	case <-ctx.Done():
-	case err := <-served:
+	if err := program.Serve(ctx, hs, ln); err != nil {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), qc.Timeout+5*time.Second)

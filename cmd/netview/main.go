@@ -10,11 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/netview/netview/internal/config"
+	"github.com/netview/netview/internal/program"
 )
 
 const about = `netview runs ingest, the query service with the Console, and a sensor for this
@@ -57,22 +55,9 @@ func (c *appConfig) registerFlags(fs *flag.FlagSet) {
 
 func main() {
 	var cfg appConfig
-	cfg.registerFlags(flag.CommandLine)
-	if err := config.Parse(flag.CommandLine, os.Args[1:], about); err != nil {
-		fmt.Fprintln(os.Stderr, "netview:", err)
-		os.Exit(2)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C quits at once; spools and fsync keep what was acknowledged
-	}()
-	if err := run(ctx, cfg, os.Stdout, log); err != nil {
-		fmt.Fprintln(os.Stderr, "netview:", err)
-		os.Exit(1)
-	}
+	program.Main("netview", about, cfg.registerFlags, func(ctx context.Context, log *slog.Logger) error {
+		return run(ctx, cfg, os.Stdout, log)
+	})
 }
 
 // run holds the data folder and runs the parts until ctx ends, then stops
