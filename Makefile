@@ -69,13 +69,14 @@ run: deps build
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./bench/
-	$(GO) test -run '^$$' -bench . ./ingest/ ./ingest/jsonscan/
+	$(GO) test -run '^$$' -bench . ./ingest/ ./heartbeat/ ./heartbeat/internal/jsonscan/
 
 # Every fuzz target, as package:Target. go test -fuzz takes one target per
-# run, so they run one after another, FUZZTIME each (10 targets: ~5.5 min at 30s).
+# run, so they run one after another, FUZZTIME each (11 targets: ~6 min at 30s).
 FUZZ_TARGETS := \
 	ingest:FuzzDecode \
-	ingest/jsonscan:FuzzScanner \
+	heartbeat/internal/jsonscan:FuzzScanner \
+	heartbeat:FuzzRoundTrip \
 	sensor/procnet:FuzzParse \
 	sensor/procnet:FuzzSCTP \
 	sensor/procnet:FuzzLines \

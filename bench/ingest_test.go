@@ -16,9 +16,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/auth"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/sql/schema"
 )

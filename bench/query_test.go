@@ -20,9 +20,9 @@ import (
 
 	"github.com/ClickHouse/ch-go/proto"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/auth"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"

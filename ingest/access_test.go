@@ -19,10 +19,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/creds"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"

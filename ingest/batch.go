@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
 )
 
@@ -52,6 +56,7 @@ type Refusal struct {
 type table struct {
 	name  string
 	input proto.Input
+	at    int // its place in Batch.every, and in a mark
 	// day is the column the table is partitioned by (toDate), nil if
 	// none; days are the distinct days of its rows in the batch.
 	day  *proto.ColDateTime64
@@ -81,12 +86,16 @@ func NewBatch() *Batch {
 	b.events.init()
 	b.sctpAssocs.init()
 	b.sctpEps.init()
-	// finish counts the first six tables' rows for the heartbeats table by
-	// their place here; new data tables go after them.
 	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table,
 		&b.sctpAssocs.table, &b.sctpEps.table}
 	b.last = []*table{&b.heartbeats.table, &b.sensors.table}
 	b.every = append(append([]*table{}, b.tables...), b.last...)
+	if len(b.every) != len(mark{}) {
+		panic(fmt.Sprintf("ingest: a mark has %d entries for %d tables", len(mark{}), len(b.every)))
+	}
+	for i, t := range b.every {
+		t.at = i
+	}
 	return b
 }
 
@@ -303,8 +312,11 @@ func (b *Batch) Reset() {
 }
 
 // mark remembers each table's row count, so a heartbeat that fails half way
-// can be taken out again. It has one entry per table of Batch.every.
+// can be taken out again. It has one entry per table of Batch.every (NewBatch
+// checks the count); of reads a table's.
 type mark [10]int
+
+func (m *mark) of(t *table) int { return m[t.at] }
 
 func (b *Batch) mark() (m mark) {
 	for i, t := range b.all() {
@@ -451,11 +463,11 @@ func (p *procCols) cols() proto.Input {
 	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary}, {Name: "binary_path", Data: &p.binaryPath}}
 }
 
-func (p *procCols) append(r *procRow) {
-	p.uid.Append(r.uid)
-	p.pid.Append(r.pid)
-	p.binary.AppendBytes(r.binary)
-	p.binaryPath.AppendBytes(r.binaryPath)
+func (p *procCols) append(r *heartbeat.Process) {
+	p.uid.Append(r.UID)
+	p.pid.Append(r.PID)
+	p.binary.Append(r.Binary)
+	p.binaryPath.Append(r.BinaryPath)
 }
 
 // snapCols are the columns every snapshot table starts with; they are
@@ -472,11 +484,11 @@ func (s *snapCols) cols() proto.Input {
 	return proto.Input{{Name: "sensor_id", Data: &s.sensorID}, {Name: "seq", Data: &s.seq}, {Name: "observed_at", Data: s.observedAt}}
 }
 
-func (s *snapCols) fill(h *hbRow, n int) {
+func (s *snapCols) fill(sensor uuid.UUID, seq uint64, sent proto.DateTime64, n int) {
 	for range n - len(s.sensorID) {
-		s.sensorID.Append(h.sensorID)
-		s.seq.Append(h.seq)
-		s.observedAt.AppendRaw(h.sentAt)
+		s.sensorID.Append(sensor)
+		s.seq.Append(seq)
+		s.observedAt.AppendRaw(sent)
 	}
 }
 
@@ -524,7 +536,7 @@ func (c *heartbeatCols) init() {
 	}, day: c.sentAt}
 }
 
-// sockCols are the columns every socket table has; sockRow fills them.
+// sockCols are the columns every socket table has.
 type sockCols struct {
 	snapCols
 	procCols
@@ -546,14 +558,14 @@ func (c *sockCols) cols() proto.Input {
 	return append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
 }
 
-func (c *sockCols) append(r *sockRow) {
-	c.netns.Append(r.netns)
-	c.family.Append(r.family)
-	c.localAddr.Append(r.localAddr)
-	c.localPort.Append(r.localPort)
-	c.inode.Append(r.inode)
-	c.procCols.append(&r.proc)
-	c.firstSeen.AppendRaw(r.firstSeen)
+func (c *sockCols) append(family string, addr netip.Addr, port uint16, inode, netns uint64, p *heartbeat.Process, firstSeen time.Time) {
+	c.netns.Append(netns)
+	c.family.Append(family)
+	c.localAddr.Append(ip(addr))
+	c.localPort.Append(port)
+	c.inode.Append(inode)
+	c.procCols.append(p)
+	c.firstSeen.AppendRaw(ms(firstSeen))
 }
 
 // remoteCols are the peer of a connected socket.
@@ -566,9 +578,9 @@ func (c *remoteCols) cols() proto.Input {
 	return proto.Input{{Name: "remote_address", Data: &c.remoteAddr}, {Name: "remote_port", Data: &c.remotePort}}
 }
 
-func (c *remoteCols) append(r *sockRow) {
-	c.remoteAddr.Append(r.remoteAddr)
-	c.remotePort.Append(r.remotePort)
+func (c *remoteCols) append(addr netip.Addr, port uint16) {
+	c.remoteAddr.Append(ip(addr))
+	c.remotePort.Append(port)
 }
 
 type connCols struct {
@@ -634,20 +646,20 @@ func (f *flowBody) cols() proto.Input {
 	}...)
 }
 
-func (f *flowBody) append(r *flowRow) {
-	f.flowID.Append(r.flowID)
-	f.protocol.Append(r.protocol)
-	f.direction.Append(r.direction)
-	f.srcAddr.Append(r.srcAddr)
-	f.srcPort.Append(r.srcPort)
-	f.dstAddr.Append(r.dstAddr)
-	f.dstPort.Append(r.dstPort)
-	f.procCols.append(&r.proc)
-	f.startedAt.AppendRaw(r.startedAt)
-	f.bytesSent.Append(r.bytesSent)
-	f.bytesReceived.Append(r.bytesReceived)
-	f.state.Append(r.state)
-	f.source.Append(r.source)
+func (f *flowBody) append(r *heartbeat.Flow) {
+	f.flowID.Append(r.FlowID)
+	f.protocol.Append(r.Protocol)
+	f.direction.Append(r.Direction)
+	f.srcAddr.Append(ip(r.SrcAddress))
+	f.srcPort.Append(r.SrcPort)
+	f.dstAddr.Append(ip(r.DstAddress))
+	f.dstPort.Append(r.DstPort)
+	f.procCols.append(&r.Process)
+	f.startedAt.AppendRaw(ms(r.StartedAt))
+	f.bytesSent.Append(r.BytesSent)
+	f.bytesReceived.Append(r.BytesReceived)
+	f.state.Append(r.State)
+	f.source.Append(r.Source)
 }
 
 type activeFlowCols struct {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // 200 senders post a zstd bomb each at the same moment: a 16 KiB frame of

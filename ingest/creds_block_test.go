@@ -7,9 +7,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/creds"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 // A block is final, whatever a node's copy of the credentials says: a

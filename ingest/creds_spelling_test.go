@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/creds"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 )
 

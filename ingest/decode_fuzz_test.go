@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+
+	"github.com/netview/netview/heartbeat"
 )
 
 // batchImage is every column of every table of b in the engine's native
@@ -84,10 +86,10 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("columns out of step after Decode (err %v): %v", err, cerr)
 		}
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrFormat) {
+			if !errors.Is(err, heartbeat.ErrInvalid) && !errors.Is(err, heartbeat.ErrFormat) {
 				t.Fatalf("error is neither ErrInvalid nor ErrFormat: %v", err)
 			}
-			if fe := (*FieldError)(nil); errors.As(err, &fe) && fe.Field == "" {
+			if fe := (*heartbeat.FieldError)(nil); errors.As(err, &fe) && fe.Field == "" {
 				t.Fatalf("FieldError without a field: %v", err)
 			}
 			if b.Heartbeats != 1 || b.mark() != m0 || !sameImage(batchImage(b), before) {

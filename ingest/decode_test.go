@@ -3,11 +3,12 @@ package ingest_test
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 // Decoding into a warm batch allocates nothing: the hot path reuses the
@@ -63,5 +64,37 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := d.Decode(doc, batch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The example of docs/heartbeat.md makes the rows it describes: one per
+// socket, listener, active flow and SCTP association and endpoint, a flows
+// row and a network_flow event per completed flow, one per event, and the
+// heartbeats and sensors rows.
+func TestExampleHeartbeatRows(t *testing.T) {
+	raw, err := os.ReadFile("../docs/examples/heartbeat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := heartbeat.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows) +
+		2*len(h.CompletedFlows) + len(h.Events) + len(h.SCTPAssociations) + len(h.SCTPEndpoints) + 2
+	if want != 23 {
+		t.Errorf("the example has %d rows' worth of data; docs/heartbeat.md describes 23", want)
+	}
+	b := ingest.NewBatch()
+	var d ingest.Decoder
+	sum, err := d.Decode(raw, b)
+	if err != nil {
+		t.Fatalf("the example heartbeat is refused: %v", err)
+	}
+	if sum.Rows != want || b.Rows() != want || b.Heartbeats != 1 {
+		t.Errorf("decoding the example made %d rows (batch holds %d, %d heartbeats), want %d and 1", sum.Rows, b.Rows(), b.Heartbeats, want)
+	}
+	if sum.HeartbeatID != h.HeartbeatID || sum.SensorID != h.Sensor.SensorID || sum.Seq != h.Seq {
+		t.Errorf("summary %+v, example has %s %s %d", sum, h.HeartbeatID, h.Sensor.SensorID, h.Seq)
 	}
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/internal/creds"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 // A sensor that proposes its own key may send its enrollment twice (its

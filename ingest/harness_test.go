@@ -3,9 +3,9 @@ package ingest_test
 import (
 	"testing"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 )

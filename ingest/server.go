@@ -25,6 +25,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
 	"github.com/netview/netview/internal/ratelimit"
@@ -387,13 +388,13 @@ func (s *Server) decode(body []byte, compressed bool, sensor uuid.UUID) (Summary
 	switch {
 	case err == nil:
 		return sum, gen, 0, "", nil
-	case errors.Is(err, ErrSensorMismatch):
+	case errors.Is(err, heartbeat.ErrSensorMismatch):
 		return sum, ticket{}, fasthttp.StatusForbidden, ReasonSensorMismatch, err
-	case errors.Is(err, ErrTooManyRows):
+	case errors.Is(err, heartbeat.ErrTooManyRows):
 		return sum, ticket{}, fasthttp.StatusRequestEntityTooLarge, ReasonTooLarge, err
-	case errors.Is(err, ErrFormat):
+	case errors.Is(err, heartbeat.ErrFormat):
 		return sum, ticket{}, fasthttp.StatusBadRequest, ReasonFormat, err
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, heartbeat.ErrInvalid):
 		return sum, ticket{}, fasthttp.StatusBadRequest, ReasonInvalid, err
 	case errors.Is(err, ErrQueueFull):
 		return sum, ticket{}, fasthttp.StatusServiceUnavailable, ReasonQueueFull, err

@@ -99,7 +99,7 @@ func newGeneration() *generation { return &generation{done: make(chan struct{})}
 // Add decodes one heartbeat into the open batch and returns a channel that
 // yields nil once its rows are written, or the error that stopped them. A
 // sensor id other than uuid.Nil is the only one the heartbeat may carry
-// (ErrSensorMismatch otherwise, and nothing is added).
+// (heartbeat.ErrSensorMismatch otherwise, and nothing is added).
 func (w *Writer) Add(doc []byte, sensor uuid.UUID) (Summary, ticket, error) {
 	if w.down.Load() {
 		return Summary{}, ticket{}, fmt.Errorf("%w: last write failed, retry later", store.ErrUnavailable)

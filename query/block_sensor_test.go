@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/querytest"

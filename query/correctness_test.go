@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // remotePorts lists a sensor's active connections by remote port (the

@@ -27,8 +27,8 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/valyala/fasthttp"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/auth"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/querytest"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // v1 page numbers: first, middle, last, past the end (an empty page, still

@@ -3,7 +3,7 @@ package query_test
 import (
 	"testing"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 func TestEveryEndpointAnswers(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 // POST /api/v1/sql end to end: an analyst token runs SQL on the read-only

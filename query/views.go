@@ -8,7 +8,7 @@ import (
 
 	"github.com/ClickHouse/ch-go/proto"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql/schema"
 )

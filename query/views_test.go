@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sensor/spool"
 )

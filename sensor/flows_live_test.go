@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/sensor/diag"
 	"github.com/netview/netview/sensor/flows"
 	"github.com/netview/netview/sensor/procnet"

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sensor/spool"

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/sensor/procnet"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/sensor/diag"
 	"github.com/netview/netview/sensor/ebpf"
 	"github.com/netview/netview/sensor/flows"

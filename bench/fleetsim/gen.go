@@ -5,21 +5,18 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // A sensor is one simulated host: its sockets, processes and peers, built
 // once, and the state that changes between heartbeats. Only its scheduler
 // goroutine touches it. The heartbeat is written straight from this state
 // as JSON into a reused buffer: no heartbeat.Heartbeat, no reflection.
-
-type proc struct {
-	frag []byte // "pid":N,"binary":"x","binary_path":"y","uid":N
-}
 
 type listener struct {
 	fam6      bool
@@ -148,18 +145,19 @@ type sensor struct {
 	upstream netip.Addr // DNS server the resolver asks
 	started  int64
 
-	sensorFrag []byte
-	procs      []proc
-	resolved   int16 // systemd-resolved's proc
+	// hb is the heartbeat written from this state, its rows reused; its
+	// sensor and SCTP endpoints never change.
+	hb       heartbeat.Heartbeat
+	durs     []uint32     // its connections' duration_secs
+	answers  []netip.Addr // its events' answers
+	procs    []heartbeat.Process
+	resolved int16 // systemd-resolved's proc
 
 	listeners []listener
-	lisFrag   []byte
 	lisDirty  bool
 	udp       []udpSock
-	udpFrag   []byte
 	udpDirty  bool
 	eps       []sctpEP
-	epsFrag   []byte
 	assocs    []sctpAssoc
 	nextAssoc uint32
 	inbound   []int // listeners that accept connections from the network
@@ -247,8 +245,7 @@ func newSensor(cfg *Config, i int, telecom bool, now time.Time) *sensor {
 			return p
 		}
 		pid := 300 + idr.IntN(400_000)
-		frag := fmt.Appendf(nil, `"pid":%d,"binary":%q,"binary_path":%q,"uid":%d`, pid, a.name, a.path, a.uid)
-		s.procs = append(s.procs, proc{frag: frag})
+		s.procs = append(s.procs, heartbeat.Process{PID: uint32(pid), Binary: a.name, BinaryPath: a.path, UID: a.uid})
 		procIdx[a.name] = int16(len(s.procs) - 1)
 		return int16(len(s.procs) - 1)
 	}
@@ -408,10 +405,6 @@ func newSensor(cfg *Config, i int, telecom bool, now time.Time) *sensor {
 	}
 
 	// The sensor object, the same in every heartbeat.
-	b := fmt.Appendf(nil, `"sensor":{"sensor_id":"%s","hostname":%q,"flavor":%q,"version":"0.9.2","boot_id":"%s","started_at":`,
-		s.id, s.hostname, s.flavor, s.boot)
-	var tw timeWriter
-	b = tw.append(b, s.started)
 	sctpCap := "not_telecom"
 	if telecom {
 		sctpCap = "available"
@@ -420,15 +413,15 @@ func newSensor(cfg *Config, i int, telecom bool, now time.Time) *sensor {
 	if s.lsm {
 		lsm = "available"
 	}
-	secs := uint32(math.Ceil(cfg.Interval.Seconds()))
 	kernel := []string{"6.8.0-45-generic", "6.1.0-26-amd64", "5.15.0-122-generic", "6.12.9-200.fc41.x86_64"}[idr.IntN(4)]
-	b = fmt.Appendf(b, `,"interval_secs":%d,"kernel":%q,"netns":4026531840,"capabilities":{"flow_source":%q,"sctp":%q,"lsm":%q}}`,
-		secs, kernel, s.source, sctpCap, lsm)
-	s.sensorFrag = b
+	s.hb.Sensor = heartbeat.Sensor{SensorID: s.id, Hostname: s.hostname, Flavor: s.flavor, Version: "0.9.2", BootID: s.boot,
+		StartedAt: msTime(s.started), IntervalSecs: uint32(math.Ceil(cfg.Interval.Seconds())), Kernel: kernel, Netns: 4026531840,
+		Capabilities: map[string]string{"flow_source": s.source, "sctp": sctpCap, "lsm": lsm}}
 	s.lisDirty, s.udpDirty = true, true
-	if telecom {
-		var tw timeWriter
-		s.epsFrag = s.writeEndpoints(s.epsFrag[:0], &tw)
+	for k := range s.eps {
+		e := &s.eps[k]
+		s.hb.SCTPEndpoints = append(s.hb.SCTPEndpoints, heartbeat.SCTPEndpoint{LocalPort: e.port, LocalAddresses: e.addrs, Inode: e.inode,
+			Process: s.proc(e.proc), FirstSeen: msTime(e.firstSeen)})
 	}
 	return s
 }
@@ -677,326 +670,119 @@ func (s *sensor) step(now int64) {
 }
 
 // next makes the sensor's next heartbeat at now (Unix ms) and writes its
-// JSON document to b[:0]. It returns the document, the heartbeat's id and
-// seq, and the rows ingest will write for it.
-func (s *sensor) next(b []byte, tw *timeWriter, now int64) ([]byte, uuid.UUID, uint64) {
+// JSON document to b[:0] with enc, the heartbeat package's own Encoder: the
+// simulator speaks the format through its one definition. The rows live in
+// s.hb, reused from heartbeat to heartbeat (listeners, UDP sockets and SCTP
+// endpoints are rebuilt only when they changed). It returns the document,
+// the heartbeat's id and seq; s.rows is the rows ingest will write for it.
+func (s *sensor) next(b []byte, enc *heartbeat.Encoder, now int64) ([]byte, uuid.UUID, uint64) {
 	s.step(now)
 	s.last = now
 	s.seq++
-	id := uuidFrom(s.rng)
-	b = append(b[:0], `{"format":1,"heartbeat_id":`...)
-	b = appendUUID(b, id)
-	b = append(b, `,"seq":`...)
-	b = appendUint(b, s.seq)
-	b = append(b, `,"sent_at":`...)
-	b = tw.append(b, now)
-	b = append(b, ',')
-	b = append(b, s.sensorFrag...)
-	rows := 2 // heartbeats, sensors
+	h := &s.hb
+	h.Format, h.HeartbeatID, h.Seq, h.SentAt = heartbeat.Format, uuidFrom(s.rng), s.seq, msTime(now)
 
-	b = append(b, `,"tcp_connections":[`...)
-	active := 0
+	h.TCPConnections, h.ActiveFlows = h.TCPConnections[:0], h.ActiveFlows[:0]
+	s.durs = slices.Grow(s.durs[:0], len(s.conns)) // stable: DurationSecs points in
 	for k := range s.conns {
 		c := &s.conns[k]
-		if k > 0 {
-			b = append(b, ',')
+		row := heartbeat.Conn{Family: family(c.local), LocalAddress: c.local, LocalPort: c.lport, RemoteAddress: c.remote, RemotePort: c.rport,
+			State: heartbeat.States[c.state], Inode: c.inode, Process: s.proc(c.proc), FirstSeen: msTime(c.firstSeen)}
+		if c.opened >= 0 {
+			s.durs = append(s.durs, uint32(max(now-c.opened, 0)/1000))
+			row.DurationSecs = &s.durs[len(s.durs)-1]
 		}
-		b = s.writeConn(b, tw, c, now)
+		h.TCPConnections = append(h.TCPConnections, row)
 		if c.tracked && c.state != stTimeWait {
-			active++
+			h.ActiveFlows = append(h.ActiveFlows, s.flow(&flowRec{id: c.flowID, out: c.out, local: c.local, remote: c.remote, lport: c.lport, rport: c.rport,
+				proc: c.proc, started: c.opened, sent: c.sent, recv: c.recv, state: heartbeat.States[c.state]}, false))
 		}
 	}
-	rows += len(s.conns)
-	b = append(b, `],"tcp_listeners":[`...)
 	if s.lisDirty {
-		s.lisFrag, s.lisDirty = s.writeListeners(s.lisFrag[:0], tw), false
+		h.TCPListeners = h.TCPListeners[:0]
+		for k := range s.listeners {
+			l := &s.listeners[k]
+			h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{Family: family(l.addr), LocalAddress: l.addr, LocalPort: l.port,
+				Inode: l.inode, Process: s.proc(l.proc), FirstSeen: msTime(l.firstSeen)})
+		}
+		s.lisDirty = false
 	}
-	b = append(b, s.lisFrag...)
-	rows += len(s.listeners)
-	b = append(b, `],"udp_listeners":[`...)
 	if s.udpDirty {
-		s.udpFrag, s.udpDirty = s.writeUDP(s.udpFrag[:0], tw), false
-	}
-	b = append(b, s.udpFrag...)
-	rows += len(s.udp)
-
-	b = append(b, `],"active_flows":[`...)
-	n := 0
-	for k := range s.conns {
-		c := &s.conns[k]
-		if !c.tracked || c.state == stTimeWait {
-			continue
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		n++
-		b = s.writeFlow(b, tw, &flowRec{id: c.flowID, out: c.out, local: c.local, remote: c.remote, lport: c.lport, rport: c.rport, proc: c.proc,
-			started: c.opened, sent: c.sent, recv: c.recv, state: heartbeat.States[c.state]}, false)
-	}
-	rows += active
-	b = append(b, `],"completed_flows":[`...)
-	for k := range s.comp {
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = s.writeFlow(b, tw, &s.comp[k], true)
-	}
-	rows += 2 * len(s.comp) // flows, and network_flow events
-	b = append(b, `],"events":[`...)
-	for k := range s.events {
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = s.writeEvent(b, tw, &s.events[k])
-	}
-	rows += len(s.events)
-	b = append(b, ']')
-	if s.telecom {
-		b = append(b, `,"sctp_associations":[`...)
-		for k := range s.assocs {
-			if k > 0 {
-				b = append(b, ',')
+		h.UDPListeners = h.UDPListeners[:0]
+		for k := range s.udp {
+			u := &s.udp[k]
+			row := heartbeat.UDPSocket{Family: family(u.local), LocalAddress: u.local, LocalPort: u.lport, Inode: u.inode, Service: u.service,
+				Process: s.proc(u.proc), FirstSeen: msTime(u.firstSeen)}
+			if u.remote.IsValid() {
+				row.RemoteAddress, row.RemotePort = u.remote, u.rport
 			}
-			b = s.writeAssoc(b, tw, &s.assocs[k])
+			h.UDPListeners = append(h.UDPListeners, row)
 		}
-		b = append(b, `],"sctp_endpoints":[`...)
-		b = append(b, s.epsFrag...)
-		b = append(b, ']')
-		rows += len(s.assocs) + len(s.eps)
+		s.udpDirty = false
 	}
-	b = append(b, '}')
-	s.rows = rows
-	return b, id, s.seq
+	h.CompletedFlows = h.CompletedFlows[:0]
+	for k := range s.comp {
+		h.CompletedFlows = append(h.CompletedFlows, s.flow(&s.comp[k], true))
+	}
+	h.Events = h.Events[:0]
+	s.answers = slices.Grow(s.answers[:0], len(s.events)) // stable: Answers point in
+	for k := range s.events {
+		e := &s.events[k]
+		row := heartbeat.Event{EventID: e.id, Kind: heartbeat.EventKinds[e.kind], Time: msTime(e.t), Protocol: e.proto,
+			Process: s.proc(e.proc), State: e.state, Source: s.source}
+		if e.src.IsValid() {
+			row.SrcAddress, row.SrcPort = e.src, e.sport
+		}
+		if e.dst.IsValid() {
+			row.DstAddress, row.DstPort = e.dst, e.dport
+		}
+		if e.qname != "" {
+			s.answers = append(s.answers, e.answer)
+			row.QueryName, row.QueryType, row.Answers = e.qname, e.qtype, s.answers[len(s.answers)-1:]
+		}
+		h.Events = append(h.Events, row)
+	}
+	h.SCTPAssociations = h.SCTPAssociations[:0]
+	for k := range s.assocs {
+		a := &s.assocs[k]
+		h.SCTPAssociations = append(h.SCTPAssociations, heartbeat.SCTPAssoc{AssocID: a.id, State: a.state, LocalPort: a.lport, RemotePort: a.rport,
+			LocalAddresses: a.local, RemoteAddresses: a.remote[:a.nremote], PrimaryAddress: a.remote[0], Inode: a.inode,
+			TxQueue: a.tx, RxQueue: a.rx, Process: s.proc(a.proc), FirstSeen: msTime(a.firstSeen)})
+	}
+	// heartbeats and sensors; a completed flow is a flows row and a
+	// network_flow event.
+	s.rows = 2 + len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows) +
+		2*len(h.CompletedFlows) + len(h.Events) + len(h.SCTPAssociations) + len(h.SCTPEndpoints)
+	return enc.AppendJSON(b[:0], h), h.HeartbeatID, s.seq
 }
 
-func (s *sensor) procFrag(b []byte, p int16) []byte {
+// msTime is a Unix millisecond time as the heartbeat carries it.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// proc is process p's attribution; p < 0 is none.
+func (s *sensor) proc(p int16) heartbeat.Process {
 	if p < 0 {
-		return b
+		return heartbeat.Process{}
 	}
-	b = append(b, ',')
-	return append(b, s.procs[p].frag...)
+	return s.procs[p]
 }
 
 func family(a netip.Addr) string {
 	if a.Is6() {
-		return `"inet6"`
+		return "inet6"
 	}
-	return `"inet"`
+	return "inet"
 }
 
-func (s *sensor) writeConn(b []byte, tw *timeWriter, c *conn, now int64) []byte {
-	b = append(b, `{"family":`...)
-	b = append(b, family(c.local)...)
-	b = append(b, `,"local_address":`...)
-	b = appendAddr(b, c.local)
-	b = append(b, `,"local_port":`...)
-	b = appendUint(b, uint64(c.lport))
-	b = append(b, `,"remote_address":`...)
-	b = appendAddr(b, c.remote)
-	b = append(b, `,"remote_port":`...)
-	b = appendUint(b, uint64(c.rport))
-	b = append(b, `,"state":"`...)
-	b = append(b, heartbeat.States[c.state]...)
-	b = append(b, `","inode":`...)
-	b = appendUint(b, c.inode)
-	b = s.procFrag(b, c.proc)
-	b = append(b, `,"first_seen":`...)
-	b = tw.append(b, c.firstSeen)
-	b = append(b, `,"duration_secs":`...)
-	if c.opened < 0 {
-		b = append(b, "null"...)
-	} else {
-		b = appendUint(b, uint64(max(now-c.opened, 0)/1000))
-	}
-	return append(b, '}')
-}
-
-func (s *sensor) writeListeners(b []byte, tw *timeWriter) []byte {
-	for k := range s.listeners {
-		l := &s.listeners[k]
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"family":`...)
-		b = append(b, family(l.addr)...)
-		b = append(b, `,"local_address":`...)
-		b = appendAddr(b, l.addr)
-		b = append(b, `,"local_port":`...)
-		b = appendUint(b, uint64(l.port))
-		b = append(b, `,"inode":`...)
-		b = appendUint(b, l.inode)
-		b = s.procFrag(b, l.proc)
-		b = append(b, `,"first_seen":`...)
-		b = tw.append(b, l.firstSeen)
-		b = append(b, '}')
-	}
-	return b
-}
-
-func (s *sensor) writeUDP(b []byte, tw *timeWriter) []byte {
-	for k := range s.udp {
-		u := &s.udp[k]
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"family":`...)
-		b = append(b, family(u.local)...)
-		b = append(b, `,"local_address":`...)
-		b = appendAddr(b, u.local)
-		b = append(b, `,"local_port":`...)
-		b = appendUint(b, uint64(u.lport))
-		if u.remote.IsValid() {
-			b = append(b, `,"remote_address":`...)
-			b = appendAddr(b, u.remote)
-			b = append(b, `,"remote_port":`...)
-			b = appendUint(b, uint64(u.rport))
-		}
-		b = append(b, `,"inode":`...)
-		b = appendUint(b, u.inode)
-		if u.service != "" {
-			b = append(b, `,"service":`...)
-			b = appendStr(b, u.service)
-		}
-		b = s.procFrag(b, u.proc)
-		b = append(b, `,"first_seen":`...)
-		b = tw.append(b, u.firstSeen)
-		b = append(b, '}')
-	}
-	return b
-}
-
-func (s *sensor) writeFlow(b []byte, tw *timeWriter, f *flowRec, completed bool) []byte {
-	b = append(b, `{"flow_id":`...)
-	b = appendUUID(b, f.id)
-	src, sp, dst, dp, dir := f.local, f.lport, f.remote, f.rport, `"outbound"`
+func (s *sensor) flow(f *flowRec, completed bool) heartbeat.Flow {
+	src, sp, dst, dp, dir := f.local, f.lport, f.remote, f.rport, "outbound"
 	if !f.out {
-		src, sp, dst, dp, dir = f.remote, f.rport, f.local, f.lport, `"inbound"`
+		src, sp, dst, dp, dir = f.remote, f.rport, f.local, f.lport, "inbound"
 	}
-	b = append(b, `,"protocol":"tcp","direction":`...)
-	b = append(b, dir...)
-	b = append(b, `,"src_address":`...)
-	b = appendAddr(b, src)
-	b = append(b, `,"src_port":`...)
-	b = appendUint(b, uint64(sp))
-	b = append(b, `,"dst_address":`...)
-	b = appendAddr(b, dst)
-	b = append(b, `,"dst_port":`...)
-	b = appendUint(b, uint64(dp))
-	b = s.procFrag(b, f.proc)
-	b = append(b, `,"started_at":`...)
-	b = tw.append(b, f.started)
+	row := heartbeat.Flow{FlowID: f.id, Protocol: "tcp", Direction: dir, SrcAddress: src, SrcPort: sp, DstAddress: dst, DstPort: dp,
+		Process: s.proc(f.proc), StartedAt: msTime(f.started), BytesSent: f.sent, BytesReceived: f.recv, State: f.state, Source: s.source}
 	if completed {
-		b = append(b, `,"ended_at":`...)
-		b = tw.append(b, f.end)
+		row.EndedAt = msTime(f.end)
 	}
-	b = append(b, `,"bytes_sent":`...)
-	b = appendUint(b, f.sent)
-	b = append(b, `,"bytes_received":`...)
-	b = appendUint(b, f.recv)
-	b = append(b, `,"state":`...)
-	b = appendStr(b, f.state)
-	b = append(b, `,"source":`...)
-	b = appendStr(b, s.source)
-	return append(b, '}')
-}
-
-func (s *sensor) writeEvent(b []byte, tw *timeWriter, e *eventRec) []byte {
-	b = append(b, `{"event_id":`...)
-	b = appendUUID(b, e.id)
-	b = append(b, `,"kind":`...)
-	b = appendStr(b, heartbeat.EventKinds[e.kind])
-	b = append(b, `,"time":`...)
-	b = tw.append(b, e.t)
-	if e.proto != "" {
-		b = append(b, `,"protocol":`...)
-		b = appendStr(b, e.proto)
-	}
-	if e.src.IsValid() {
-		b = append(b, `,"src_address":`...)
-		b = appendAddr(b, e.src)
-		b = append(b, `,"src_port":`...)
-		b = appendUint(b, uint64(e.sport))
-	}
-	if e.dst.IsValid() {
-		b = append(b, `,"dst_address":`...)
-		b = appendAddr(b, e.dst)
-		b = append(b, `,"dst_port":`...)
-		b = appendUint(b, uint64(e.dport))
-	}
-	b = s.procFrag(b, e.proc)
-	if e.qname != "" {
-		b = append(b, `,"query_name":`...)
-		b = appendStr(b, e.qname)
-		b = append(b, `,"query_type":`...)
-		b = appendStr(b, e.qtype)
-		b = append(b, `,"answers":[`...)
-		b = appendAddr(b, e.answer)
-		b = append(b, ']')
-	}
-	if e.state != "" {
-		b = append(b, `,"state":`...)
-		b = appendStr(b, e.state)
-	}
-	b = append(b, `,"source":`...)
-	b = appendStr(b, s.source)
-	return append(b, '}')
-}
-
-func appendAddrs(b []byte, as []netip.Addr) []byte {
-	b = append(b, '[')
-	for k, a := range as {
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = appendAddr(b, a)
-	}
-	return append(b, ']')
-}
-
-func (s *sensor) writeAssoc(b []byte, tw *timeWriter, a *sctpAssoc) []byte {
-	b = append(b, `{"assoc_id":`...)
-	b = appendUint(b, uint64(a.id))
-	b = append(b, `,"state":`...)
-	b = appendStr(b, a.state)
-	b = append(b, `,"local_port":`...)
-	b = appendUint(b, uint64(a.lport))
-	b = append(b, `,"remote_port":`...)
-	b = appendUint(b, uint64(a.rport))
-	b = append(b, `,"local_addresses":`...)
-	b = appendAddrs(b, a.local)
-	b = append(b, `,"remote_addresses":`...)
-	b = appendAddrs(b, a.remote[:a.nremote])
-	b = append(b, `,"primary_address":`...)
-	b = appendAddr(b, a.remote[0])
-	b = append(b, `,"inode":`...)
-	b = appendUint(b, a.inode)
-	b = append(b, `,"tx_queue":`...)
-	b = appendUint(b, uint64(a.tx))
-	b = append(b, `,"rx_queue":`...)
-	b = appendUint(b, uint64(a.rx))
-	b = s.procFrag(b, a.proc)
-	b = append(b, `,"first_seen":`...)
-	b = tw.append(b, a.firstSeen)
-	return append(b, '}')
-}
-
-func (s *sensor) writeEndpoints(b []byte, tw *timeWriter) []byte {
-	for k := range s.eps {
-		e := &s.eps[k]
-		if k > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"local_port":`...)
-		b = appendUint(b, uint64(e.port))
-		b = append(b, `,"local_addresses":`...)
-		b = appendAddrs(b, e.addrs)
-		b = append(b, `,"inode":`...)
-		b = appendUint(b, e.inode)
-		b = s.procFrag(b, e.proc)
-		b = append(b, `,"first_seen":`...)
-		b = tw.append(b, e.firstSeen)
-		b = append(b, '}')
-	}
-	return b
+	return row
 }

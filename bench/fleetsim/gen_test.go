@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 func testConfig(sensors int) Config {
@@ -27,11 +27,11 @@ func sensorBeats(t testing.TB, cfg *Config, i int, telecom bool, n int) []heartb
 	t.Helper()
 	start := time.Now()
 	s := newSensor(cfg, i, telecom, start)
-	var tw timeWriter
+	var enc heartbeat.Encoder
 	var buf []byte
 	out := make([]heartbeat.Heartbeat, n)
 	for k := range n {
-		doc, id, seq := s.next(buf, &tw, start.Add(time.Duration(k+1)*cfg.Interval).UnixMilli())
+		doc, id, seq := s.next(buf, &enc, start.Add(time.Duration(k+1)*cfg.Interval).UnixMilli())
 		buf = doc
 		if err := json.Unmarshal(doc, &out[k]); err != nil {
 			t.Fatalf("heartbeat %d: %v\n%s", k, err, doc)
@@ -53,12 +53,12 @@ func TestGeneratedHeartbeatsDecode(t *testing.T) {
 	for i := range 40 {
 		telecom := i%10 == 0
 		s := newSensor(&cfg, i, telecom, time.Now())
-		var tw timeWriter
+		var enc heartbeat.Encoder
 		var buf []byte
 		for k := range 30 {
 			b := ingest.NewBatch()
 			now := time.Now().Add(time.Duration(k) * cfg.Interval)
-			doc, id, seq := s.next(buf, &tw, now.UnixMilli())
+			doc, id, seq := s.next(buf, &enc, now.UnixMilli())
 			buf = doc
 			sum, err := dec.Decode(doc, b)
 			if err != nil {
@@ -253,17 +253,6 @@ func TestIdentityStableContentsFresh(t *testing.T) {
 	}
 }
 
-func TestTimeWriter(t *testing.T) {
-	var tw timeWriter
-	for _, ms := range []int64{0, 951782400000, 1709164799999, 1773480405120, 4102444800000, time.Now().UnixMilli()} {
-		got := string(tw.append(nil, ms))
-		want := `"` + time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") + `"`
-		if got != want {
-			t.Errorf("%d: %s, want %s", ms, got, want)
-		}
-	}
-}
-
 func TestHistogram(t *testing.T) {
 	var h hist
 	for i := 1; i <= 1000; i++ {
@@ -297,7 +286,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 			for i := range sensors {
 				sensors[i] = newSensor(&cfg, i, i%20 == 0, time.Now())
 			}
-			var tw timeWriter
+			var enc heartbeat.Encoder
 			doc, body := make([]byte, 0, 64<<10), make([]byte, 0, 16<<10)
 			now := time.Now().UnixMilli()
 			var docBytes, bodyBytes, rows int
@@ -309,7 +298,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 				if i%len(sensors) == 0 {
 					now += 15_000
 				}
-				doc, _, _ = s.next(doc, &tw, now)
+				doc, _, _ = s.next(doc, &enc, now)
 				if mode != "make-only" {
 					body = z.EncodeAll(doc, body[:0])
 				}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 // hostile is one enrolled sensor that sends, as fast as it is answered,

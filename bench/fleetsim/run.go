@@ -18,8 +18,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
-	"github.com/netview/netview/sensor/spool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/sensor/spool"
 )
 
 // How Run works. Each virtual sensor has two goroutines. Its scheduler
@@ -71,7 +73,7 @@ type sensorRun struct {
 type encoder struct {
 	z   *zstd.Encoder
 	doc []byte
-	tw  timeWriter
+	hb  heartbeat.Encoder
 }
 
 type second struct {
@@ -277,7 +279,7 @@ func (r *runner) body() *[]byte {
 func (r *runner) offer(sr *sensorRun, due time.Time) {
 	enc := <-r.encs
 	t0 := time.Now()
-	doc, id, seq := sr.s.next(enc.doc, &enc.tw, t0.UnixMilli())
+	doc, id, seq := sr.s.next(enc.doc, &enc.hb, t0.UnixMilli())
 	enc.doc = doc
 	body := r.body()
 	*body = enc.z.EncodeAll(doc, (*body)[:0])
@@ -569,10 +571,11 @@ func classify(err error) string {
 func parseAck(b []byte, id uuid.UUID, seq uint64) (int, bool) {
 	rows, okRows := jsonUint(b, `"rows":`)
 	s, okSeq := jsonUint(b, `"seq":`)
-	var want [38]byte
 	ok := okRows && okSeq && s == seq
 	const key = `"heartbeat_id":`
-	if i := indexOf(b, key); i < 0 || len(b) < i+len(key)+38 || string(b[i+len(key):i+len(key)+38]) != string(appendUUID(want[:0], id)) {
+	if i := indexOf(b, key) + len(key); i < len(key) || len(b) < i+38 || b[i] != '"' || b[i+37] != '"' {
+		ok = false
+	} else if got, err := uuid.ParseBytes(b[i+1 : i+37]); err != nil || got != id {
 		ok = false
 	}
 	return int(rows), ok

@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/heartbeat"
 )
 
 var ingestLine = regexp.MustCompile(`Ingest\s+(http://\S+)/v1/heartbeat\n`)

@@ -31,8 +31,8 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql/schema"
 )

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ClickHouse/ch-go/proto"
 
+	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
-	"github.com/netview/netview/internal/heartbeat"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/query/analyst"

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // script is a Source that replays socket tables given by the test: the

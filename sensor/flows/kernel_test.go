@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // diagScript is a script that names itself inet_diag, as the netlink

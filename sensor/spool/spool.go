@@ -26,7 +26,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // Errors returned by a Spool; test with errors.Is.

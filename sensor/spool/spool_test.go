@@ -14,7 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 var (

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 // The reusing Encoder writes the same document as Encode, heartbeat after

@@ -1,6 +1,15 @@
-// Package heartbeat defines the heartbeat wire format (version 1) that
-// sensors send and ingest decodes; docs/heartbeat.md describes it for people
-// and docs/heartbeat.schema.json for machines.
+// Package heartbeat is the heartbeat wire format (version 1): the contract
+// between sensors and ingest, and the one place it is defined. It holds the
+// types with their vocabularies and limits, an Encoder that writes them and
+// a Decoder that reads and checks them, handing rows to a Sink (ingest's
+// fills its ch-go columns). A sensor of your own imports this package;
+// docs/heartbeat.md describes the format for people and
+// docs/heartbeat.schema.json for machines (a test holds both to this
+// package).
+//
+// Adding a field: add it to its type here, with its limit; read it in the
+// Decoder and write it in the Encoder (TestRoundTripEveryField fails until
+// both do); store it in ingest's sink and a migration.
 package heartbeat
 
 import (
@@ -191,6 +200,29 @@ type SCTPEndpoint struct {
 	Process
 	FirstSeen time.Time `json:"first_seen,omitzero"`
 }
+
+// Limits the Decoder enforces, in bytes for strings.
+const (
+	MaxHostname     = 255
+	MaxVersion      = 64
+	MaxKernel       = 255
+	MaxBinary       = 255
+	MaxBinaryPath   = 4096
+	MaxService      = 32
+	MaxQueryName    = 255
+	MaxQueryType    = 16
+	MaxIntervalSecs = 86400
+	MaxPID          = 1 << 22 // the kernel's PID_MAX_LIMIT
+	// MaxAddrs bounds every list of addresses in a row.
+	MaxAddrs = 64
+	// Limits of sensor.capabilities: entries, key and value lengths; keys
+	// are of a-z, 0-9 and _.
+	MaxCapabilities = 32
+	MaxCapKey       = 64
+	MaxCapValue     = 256
+	// Every time lies within these years.
+	MinYear, MaxYear = 2000, 2200
+)
 
 // Vocabularies the decoder enforces.
 var (

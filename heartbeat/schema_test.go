@@ -1,8 +1,8 @@
-package ingest_test
+package heartbeat_test
 
 // These tests keep the documentation of the heartbeat wire format
 // (docs/heartbeat.md, docs/heartbeat.schema.json, docs/examples/heartbeat.json)
-// in step with the Go types in internal/heartbeat and with what the decoder
+// in step with the Go types of this package and with what its Decoder
 // enforces. When one of them fails, fix whichever side is wrong: the docs are
 // a contract with sensor authors.
 
@@ -23,8 +23,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netview/netview/ingest"
-	"github.com/netview/netview/internal/heartbeat"
+	"github.com/netview/netview/heartbeat"
 )
 
 const (
@@ -146,10 +145,13 @@ func wireStrings(v any) []string {
 	return out
 }
 
-// wireDecode decodes a document with a fresh decoder and batch.
-func wireDecode(doc []byte) (ingest.Summary, error) {
-	var d ingest.Decoder
-	return d.Decode(doc, ingest.NewBatch())
+// wireDecode decodes a document with a fresh decoder.
+func wireDecode(doc []byte) (*heartbeat.Heartbeat, error) { return heartbeat.Decode(doc) }
+
+// wireRows counts a heartbeat's rows, section by section.
+func wireRows(h *heartbeat.Heartbeat) int {
+	return len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows) +
+		len(h.CompletedFlows) + len(h.Events) + len(h.SCTPAssociations) + len(h.SCTPEndpoints)
 }
 
 func wireMarshal(t *testing.T, v any) []byte {
@@ -168,45 +170,36 @@ func wireLen(m map[string]any, section string) int {
 
 func TestExampleHeartbeatDecodes(t *testing.T) {
 	raw, m := wireReadJSON(t, wireExamplePath)
-
-	b := ingest.NewBatch()
-	var d ingest.Decoder
-	sum, err := d.Decode(raw, b)
+	dec, err := heartbeat.Decode(raw)
 	if err != nil {
 		t.Fatalf("the example heartbeat is refused: %v", err)
 	}
-	// One row per socket, listener, active flow and SCTP association and
-	// endpoint; a completed flow is a flows row and a network_flow event;
-	// plus the heartbeats and sensors rows.
 	want := wireLen(m, "tcp_connections") + wireLen(m, "tcp_listeners") + wireLen(m, "udp_listeners") +
-		wireLen(m, "active_flows") + 2*wireLen(m, "completed_flows") + wireLen(m, "events") +
-		wireLen(m, "sctp_associations") + wireLen(m, "sctp_endpoints") + 2
-	if sum.Rows != want || b.Rows() != want {
-		t.Errorf("decoding the example made %d rows (batch holds %d), want %d", sum.Rows, b.Rows(), want)
-	}
-	if want != 23 {
-		t.Errorf("the example has %d rows' worth of data; docs/heartbeat.md describes 23", want)
-	}
-	if b.Heartbeats != 1 {
-		t.Errorf("batch holds %d heartbeats, want 1", b.Heartbeats)
+		wireLen(m, "active_flows") + wireLen(m, "completed_flows") + wireLen(m, "events") +
+		wireLen(m, "sctp_associations") + wireLen(m, "sctp_endpoints")
+	if got := wireRows(dec); got != want {
+		t.Errorf("decoding the example read %d rows, want %d", got, want)
 	}
 	sensor, _ := m["sensor"].(map[string]any)
-	if got := sum.HeartbeatID.String(); got != m["heartbeat_id"] {
-		t.Errorf("summary heartbeat_id %s, example has %v", got, m["heartbeat_id"])
+	if got := dec.HeartbeatID.String(); got != m["heartbeat_id"] {
+		t.Errorf("heartbeat_id %s, example has %v", got, m["heartbeat_id"])
 	}
-	if got := sum.SensorID.String(); got != sensor["sensor_id"] {
-		t.Errorf("summary sensor_id %s, example has %v", got, sensor["sensor_id"])
+	if got := dec.Sensor.SensorID.String(); got != sensor["sensor_id"] {
+		t.Errorf("sensor_id %s, example has %v", got, sensor["sensor_id"])
 	}
-	if got := fmt.Sprint(sum.Seq); got != m["seq"].(json.Number).String() {
-		t.Errorf("summary seq %s, example has %v", got, m["seq"])
+	if got := fmt.Sprint(dec.Seq); got != m["seq"].(json.Number).String() {
+		t.Errorf("seq %s, example has %v", got, m["seq"])
 	}
 
-	// The Go types read the example too.
+	// encoding/json reads the example into the same values as the Decoder.
 	var h heartbeat.Heartbeat
 	if err := json.Unmarshal(raw, &h); err != nil {
 		t.Fatalf("the example does not unmarshal into heartbeat.Heartbeat: %v", err)
 	}
-	if h.Format != heartbeat.Format || h.Seq != sum.Seq || h.HeartbeatID != sum.HeartbeatID || h.Sensor.SensorID != sum.SensorID {
+	if !reflect.DeepEqual(&h, dec) {
+		t.Errorf("the Decoder read the example otherwise than encoding/json:\n got %+v\nwant %+v", dec, &h)
+	}
+	if h.Format != heartbeat.Format {
 		t.Errorf("heartbeat.Heartbeat header: format %d seq %d id %s sensor %s", h.Format, h.Seq, h.HeartbeatID, h.Sensor.SensorID)
 	}
 	if h.Sensor.Flavor != "telecom" || h.Sensor.IntervalSecs != 15 {
@@ -265,13 +258,13 @@ func TestExampleHeartbeatDecodes(t *testing.T) {
 		t.Errorf("sctp_associations[0] is not multi-homed with a primary path among its peers: %+v", a)
 	}
 
-	// What the Go types write back is accepted and makes the same rows.
+	// What the Go types write back is accepted and reads the same.
 	again, err := wireDecode(wireMarshal(t, &h))
 	if err != nil {
 		t.Fatalf("the example re-encoded from heartbeat.Heartbeat is refused: %v", err)
 	}
-	if again.Rows != want {
-		t.Errorf("re-encoded example made %d rows, want %d", again.Rows, want)
+	if !reflect.DeepEqual(again, dec) {
+		t.Errorf("the re-encoded example reads otherwise")
 	}
 }
 
@@ -557,7 +550,7 @@ func TestSchemaRequiredMatchesDecoder(t *testing.T) {
 		required := slices.Contains(wireStrings(m.object["required"]), m.key)
 		err := wireEdit(t, raw, m, nil, true)
 		switch {
-		case required && (err == nil || !errors.Is(err, ingest.ErrInvalid) || !strings.Contains(err.Error(), m.key+": required")):
+		case required && (err == nil || !errors.Is(err, heartbeat.ErrInvalid) || !strings.Contains(err.Error(), m.key+": required")):
 			t.Errorf("without %s: decoder says %v; the schema requires it", m.where, err)
 		case !required && err != nil:
 			t.Errorf("without %s: decoder refuses (%v); the schema has it optional", m.where, err)
@@ -588,7 +581,7 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 	refuse := func(m wireMember, v any, what string) {
 		t.Helper()
 		err := wireEdit(t, raw, m, v, false)
-		if err == nil || !errors.Is(err, ingest.ErrInvalid) || !strings.Contains(err.Error(), m.key) {
+		if err == nil || !errors.Is(err, heartbeat.ErrInvalid) || !strings.Contains(err.Error(), m.key) {
 			t.Errorf("%s = %s: decoder says %v; the schema forbids it", m.where, what, err)
 		}
 	}
@@ -633,7 +626,7 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 		if v, ok := p["const"].(json.Number); ok {
 			c, _ := new(big.Int).SetString(v.String(), 10)
 			err := wireEdit(t, raw, m, num(new(big.Int).Add(c, big.NewInt(1))), false)
-			if !errors.Is(err, ingest.ErrFormat) {
+			if !errors.Is(err, heartbeat.ErrFormat) {
 				t.Errorf("%s = const+1: decoder says %v, want ErrFormat", m.where, err)
 			}
 		}
