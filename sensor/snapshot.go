@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/tcpstate"
 	"github.com/netview/netview/sensor/procnet"
 )
 
@@ -102,7 +103,7 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 				Inode: so.Inode, Netns: h.Sensor.Netns, Service: heartbeat.ServiceName(so.Local.Port()),
 				Process: p, FirstSeen: seenAt,
 			})
-		case so.State == procnet.Listen:
+		case so.State == tcpstate.Listen:
 			h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{
 				Family: family, LocalAddress: so.Local.Addr(), LocalPort: so.Local.Port(),
 				Inode: so.Inode, Netns: h.Sensor.Netns, Process: p, FirstSeen: seenAt,

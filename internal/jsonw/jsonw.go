@@ -56,3 +56,24 @@ func decodeRune[T string | []byte](s T) (rune, int) {
 	}
 	return utf8.RuneError, 1
 }
+
+// AppendUUID appends u as a JSON string in the canonical lower-case form,
+// as uuid.UUID.String writes it.
+func AppendUUID(b []byte, u [16]byte) []byte {
+	b = append(b, '"')
+	b = AppendUUIDText(b, u)
+	return append(b, '"')
+}
+
+// AppendUUIDText appends u in the canonical form without quotes, for the
+// writers that quote (or do not) by their own rules, as CSV cells do.
+func AppendUUIDText(b []byte, u [16]byte) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hex[c>>4], hex[c&0xf])
+	}
+	return b
+}

@@ -3,6 +3,8 @@ package jsonw
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 func TestAppendString(t *testing.T) {
@@ -25,4 +27,20 @@ func TestAppendString(t *testing.T) {
 	f("ünï", `"ünï"`)
 	f("bad\xffutf8", `"bad\ufffdutf8"`)
 	f("line\u2028sep", `"line\u2028sep"`)
+}
+
+func TestAppendUUID(t *testing.T) {
+	for _, u := range []uuid.UUID{{}, uuid.Max, uuid.MustParse("0123ABCD-89ab-4def-8000-00000000fF01"), uuid.New()} {
+		want := u.String()
+		if got := string(AppendUUIDText(nil, u)); got != want {
+			t.Errorf("AppendUUIDText(%v) = %s", want, got)
+		}
+		if got := string(AppendUUID([]byte("x"), u)); got != `x"`+want+`"` {
+			t.Errorf("AppendUUID(x, %v) = %s", want, got)
+		}
+		var back uuid.UUID
+		if err := json.Unmarshal(AppendUUID(nil, u), &back); err != nil || back != u {
+			t.Errorf("AppendUUID(%v) reads back as %v, %v", want, back, err)
+		}
+	}
 }

@@ -117,7 +117,7 @@ func leafRenderer(col proto.ColResult, t proto.ColumnType) (renderer, error) {
 	case *proto.ColFloat64:
 		return leafOf(kFloat, func(b []byte, i int) []byte { return appendFloat(b, (*c)[i], 64) }), nil
 	case *proto.ColUUID:
-		return leafOf(kString, func(b []byte, i int) []byte { return appendUUID(b, (*c)[i]) }), nil
+		return leafOf(kString, func(b []byte, i int) []byte { return jsonw.AppendUUIDText(b, (*c)[i]) }), nil
 	case *proto.ColIPv4:
 		return leafOf(kString, func(b []byte, i int) []byte { return (*c)[i].ToIP().AppendTo(b) }), nil
 	case *proto.ColIPv6:
@@ -377,17 +377,6 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 		return strconv.AppendFloat(b, f, 'e', -1, bits)
 	}
 	return strconv.AppendFloat(b, f, 'f', -1, bits)
-}
-
-func appendUUID(b []byte, u [16]byte) []byte {
-	const hex = "0123456789abcdef"
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, hex[c>>4], hex[c&0xf])
-	}
-	return b
 }
 
 func u128(z *big.Int, v proto.UInt128) *big.Int {

@@ -28,7 +28,7 @@ var errClosed = errors.New("diag: connection closed")
 type Sock struct {
 	IPv6          bool
 	Local, Remote netip.AddrPort // IPv4 as 4-byte addrs; IPv6 as 16-byte (v4-mapped kept)
-	State         uint8          // kernel TCP state number (1 ESTABLISHED ... 10 LISTEN ...)
+	State         uint8          // kernel TCP state number (internal/tcpstate)
 	UID           uint32
 	Inode         uint64
 	Cookie        uint64 // stable id of the socket for its lifetime
@@ -36,22 +36,6 @@ type Sock struct {
 	BytesReceived uint64 // tcpi_bytes_received
 	HasBytes      bool   // false when no tcp_info with the counters came (minisockets, kernels before 4.1)
 }
-
-// TCP state numbers from include/net/tcp_states.h.
-const (
-	StateEstablished = 1
-	StateSynSent     = 2
-	StateSynRecv     = 3
-	StateFinWait1    = 4
-	StateFinWait2    = 5
-	StateTimeWait    = 6
-	StateClose       = 7
-	StateCloseWait   = 8
-	StateLastAck     = 9
-	StateListen      = 10
-	StateClosing     = 11
-	StateNewSynRecv  = 12
-)
 
 // recvBufSize matches the kernel's cap on one dump datagram (netlink_dump
 // sizes its skbs from the reader's buffer, at most 32 KiB). A longer datagram
@@ -110,7 +94,7 @@ func (c *Conn) Close() error {
 }
 
 // TCP appends every TCP socket of the reader's network namespace (both
-// families) whose state is in states (a bitmask 1<<state; 0 means all) to
+// families) whose state is in states (a bitmask 1<<tcpstate.X; 0 means all) to
 // dst and returns it. On error dst is returned at its original length.
 //
 // Request sockets (NEW_SYN_RECV) are dumped when SYN_RECV or NEW_SYN_RECV is

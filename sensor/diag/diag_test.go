@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // These tests talk to the running kernel over loopback.
@@ -168,7 +170,7 @@ func testLoopback(t *testing.T, network, addr string) {
 	}
 	check := func(name string, s Sock, sent, recv uint64, conn *net.TCPConn) {
 		t.Helper()
-		if s.State != StateEstablished || s.IPv6 != v6 {
+		if s.State != tcpstate.Established || s.IPv6 != v6 {
 			t.Errorf("%s: state %d ipv6 %v", name, s.State, s.IPv6)
 		}
 		if !s.HasBytes || s.BytesSent != sent || s.BytesReceived != recv {
@@ -197,7 +199,7 @@ func testLoopback(t *testing.T, network, addr string) {
 		zero = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 	}
 	ls, ok := find(socks, lnAddr, zero)
-	if !ok || ls.State != StateListen {
+	if !ok || ls.State != tcpstate.Listen {
 		t.Fatalf("listener %v: found %v state %d", lnAddr, ok, ls.State)
 	}
 
@@ -218,13 +220,13 @@ func TestStateFilter(t *testing.T) {
 	c := openConn(t)
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	pair(t, ln)
-	socks, err := c.TCP(1<<StateListen, nil)
+	socks, err := c.TCP(1<<tcpstate.Listen, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sawListener bool
 	for _, s := range socks {
-		if s.State != StateListen {
+		if s.State != tcpstate.Listen {
 			t.Errorf("LISTEN-only dump returned %+v", s)
 		}
 		sawListener = sawListener || s.Local == addrPort(ln.Addr())
@@ -233,12 +235,12 @@ func TestStateFilter(t *testing.T) {
 		t.Errorf("listener %v missing from %d LISTEN sockets", ln.Addr(), len(socks))
 	}
 
-	est, err := c.TCP(1<<StateEstablished, socks[:0])
+	est, err := c.TCP(1<<tcpstate.Established, socks[:0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range est {
-		if s.State != StateEstablished {
+		if s.State != tcpstate.Established {
 			t.Errorf("ESTABLISHED-only dump returned %+v", s)
 		}
 	}
@@ -273,7 +275,7 @@ func TestTimeWait(t *testing.T) {
 		if !ok {
 			t.Fatal("client socket vanished instead of entering TIME_WAIT")
 		}
-		if s.State == StateTimeWait {
+		if s.State == tcpstate.TimeWait {
 			if s.Inode != 0 || s.UID != 0 || s.HasBytes || s.Cookie != before.Cookie {
 				t.Errorf("TIME_WAIT %+v, cookie before %x", s, before.Cookie)
 			}
@@ -292,10 +294,10 @@ type ssKey struct {
 }
 
 var ssStates = map[string]uint8{
-	"ESTAB": StateEstablished, "SYN-SENT": StateSynSent, "SYN-RECV": StateSynRecv,
-	"FIN-WAIT-1": StateFinWait1, "FIN-WAIT-2": StateFinWait2, "TIME-WAIT": StateTimeWait,
-	"UNCONN": StateClose, "CLOSE-WAIT": StateCloseWait, "LAST-ACK": StateLastAck,
-	"LISTEN": StateListen, "CLOSING": StateClosing,
+	"ESTAB": tcpstate.Established, "SYN-SENT": tcpstate.SynSent, "SYN-RECV": tcpstate.SynRecv,
+	"FIN-WAIT-1": tcpstate.FinWait1, "FIN-WAIT-2": tcpstate.FinWait2, "TIME-WAIT": tcpstate.TimeWait,
+	"UNCONN": tcpstate.Close, "CLOSE-WAIT": tcpstate.CloseWait, "LAST-ACK": tcpstate.LastAck,
+	"LISTEN": tcpstate.Listen, "CLOSING": tcpstate.Closing,
 }
 
 // ssDump runs `ss -tanH` and returns the sockets touching one of ports.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // Builders for crafted datagrams: the layout mirrors what the kernel sends.
@@ -89,14 +91,14 @@ var (
 	sock4 = Sock{
 		Local:  netip.MustParseAddrPort("10.0.0.1:443"),
 		Remote: netip.MustParseAddrPort("192.168.1.20:51000"),
-		State:  StateEstablished, UID: 1000, Inode: 4242, Cookie: 0x1_0000_0002,
+		State:  tcpstate.Established, UID: 1000, Inode: 4242, Cookie: 0x1_0000_0002,
 		BytesSent: 12345, BytesReceived: 678, HasBytes: true,
 	}
 	sock6 = Sock{
 		IPv6:   true,
 		Local:  netip.MustParseAddrPort("[2001:db8::1]:8080"),
 		Remote: netip.MustParseAddrPort("[::ffff:10.1.2.3]:40000"),
-		State:  StateCloseWait, UID: 0, Inode: 0xffffffff, Cookie: 0xffffffffffffffff,
+		State:  tcpstate.CloseWait, UID: 0, Inode: 0xffffffff, Cookie: 0xffffffffffffffff,
 		BytesSent: 1 << 40, BytesReceived: 7, HasBytes: true,
 	}
 )
@@ -228,7 +230,7 @@ func FuzzParse(f *testing.F) {
 
 func TestPutRequest(t *testing.T) {
 	var b [reqLen]byte
-	putRequest(b[:], 9, unix.AF_INET6, 1<<StateListen)
+	putRequest(b[:], 9, unix.AF_INET6, 1<<tcpstate.Listen)
 	ne := binary.NativeEndian
 	if ne.Uint32(b[0:]) != 72 || ne.Uint16(b[4:]) != 20 || ne.Uint16(b[6:]) != 0x301 || ne.Uint32(b[8:]) != 9 {
 		t.Fatalf("header % x", b[:16])

@@ -11,22 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
-)
-
-// Kernel TCP states the tracker reasons about.
-const (
-	established = 1
-	synSent     = 2
-	synRecv     = 3
-	finWait1    = 4
-	finWait2    = 5
-	timeWait    = 6
-	closeState  = 7
-	closeWait   = 8
-	lastAck     = 9
-	listen      = 10
-	closing     = 11
-	newSynRecv  = 12
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // Observation is one TCP socket as one poll saw it.
@@ -159,7 +144,7 @@ func keyOf(o *Observation) key { return key{local: o.Local, remote: o.Remote} }
 // reused reports whether o is a new socket on the pair of f: a different
 // live socket (cookie or inode changed, not the TIME_WAIT remnant).
 func reused(f *flow, o *Observation) bool {
-	if o.State == timeWait {
+	if o.State == tcpstate.TimeWait {
 		return false
 	}
 	return (o.Cookie != 0 && f.cookie != 0 && o.Cookie != f.cookie) ||
@@ -185,7 +170,7 @@ func (t *Tracker) Poll() error {
 	clear(t.listening)
 	for i := range t.obs {
 		o := &t.obs[i]
-		if o.State != listen {
+		if o.State != tcpstate.Listen {
 			continue
 		}
 		t.listening[o.Local.Port()] = true
@@ -195,7 +180,7 @@ func (t *Tracker) Poll() error {
 	}
 	clear(t.listeners)
 	for i := range t.obs {
-		if t.obs[i].State == listen {
+		if t.obs[i].State == tcpstate.Listen {
 			t.listeners[t.obs[i].Local] = true
 		}
 	}
@@ -204,12 +189,12 @@ func (t *Tracker) Poll() error {
 	var fresh []*flow
 	for i := range t.obs {
 		o := &t.obs[i]
-		if o.State == listen || o.State == closeState {
+		if o.State == tcpstate.Listen || o.State == tcpstate.Close {
 			continue
 		}
 		k := keyOf(o)
 		f := t.flows[k]
-		if o.State == timeWait {
+		if o.State == tcpstate.TimeWait {
 			t.timeWait(k, f, o, now, first)
 			continue
 		}
@@ -225,14 +210,14 @@ func (t *Tracker) Poll() error {
 		t.seen[k] = true
 		f.byPoller = true
 		f.lastState, f.lastSeen = o.State, now
-		if o.State != synSent && o.State != synRecv && o.State != newSynRecv {
+		if o.State != tcpstate.SynSent && o.State != tcpstate.SynRecv && o.State != tcpstate.NewSynRecv {
 			f.sawEstab = true
 		}
 		if o.HasBytes {
 			f.BytesSent, f.BytesReceived = payload(f.Direction, o)
 		}
 		f.State = stateName(o.State)
-		if o.State != timeWait {
+		if o.State != tcpstate.TimeWait {
 			f.inode, f.cookie = o.Inode, o.Cookie
 		}
 	}
@@ -270,7 +255,7 @@ func (t *Tracker) timeWait(k key, f *flow, o *Observation, now time.Time, first 
 		f.sawEstab = true
 		t.attribute([]*flow{f})
 	}
-	f.sawEstab, f.lastState, f.byPoller = true, timeWait, true
+	f.sawEstab, f.lastState, f.byPoller = true, tcpstate.TimeWait, true
 	f.EndedAt = now
 	f.State = "established"
 	t.complete(k, f)
@@ -285,7 +270,7 @@ func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
 	f.Source = t.src.Name()
 	f.StartedAt = now
 	f.UID = o.UID
-	f.orient(t.listening[o.Local.Port()] && o.State != synSent, o.Local, o.Remote)
+	f.orient(t.listening[o.Local.Port()] && o.State != tcpstate.SynSent, o.Local, o.Remote)
 	return f
 }
 
@@ -317,11 +302,11 @@ func payload(direction string, o *Observation) (sent, received uint64) {
 		less(&sent) // our SYN
 	}
 	switch o.State {
-	case finWait2, timeWait: // our FIN acknowledged
+	case tcpstate.FinWait2, tcpstate.TimeWait: // our FIN acknowledged
 		less(&sent)
 	}
 	switch o.State {
-	case closeWait, lastAck, closing, timeWait: // the peer's FIN received
+	case tcpstate.CloseWait, tcpstate.LastAck, tcpstate.Closing, tcpstate.TimeWait: // the peer's FIN received
 		less(&received)
 	}
 	return sent, received
@@ -380,7 +365,7 @@ func finalState(f *flow, lostSight bool) string {
 		return "stale" // the tracker did not look for too long to tell
 	case !f.sawEstab:
 		return "refused" // never got past the handshake
-	case f.lastState == finWait1 || f.lastState == finWait2:
+	case f.lastState == tcpstate.FinWait1 || f.lastState == tcpstate.FinWait2:
 		// We had closed, the peer never did, and the socket went without
 		// the TIME_WAIT of a clean close: reset or timed out. (CLOSE_WAIT
 		// then gone is the ordinary passive close: no TIME_WAIT on that side.)
@@ -465,11 +450,12 @@ func (t *Tracker) Take() (completed []heartbeat.Flow, events []heartbeat.Event) 
 	return completed, events
 }
 
-var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
-
+// stateName is the live state a flow reports. A number the kernel does not
+// use reads as CLOSE, a word the heartbeat's decoder accepts, rather than
+// one it would reject.
 func stateName(s uint8) string {
-	if int(s) < len(stateNames) && s > 0 {
-		return stateNames[s]
+	if n, ok := tcpstate.Name(s); ok {
+		return n
 	}
 	return "CLOSE"
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // script is a Source that replays socket tables given by the test: the
@@ -51,7 +52,7 @@ func run(t *testing.T, gap time.Duration, polls ...[]Observation) ([]heartbeat.F
 }
 
 func TestFinalStates(t *testing.T) {
-	listener := obs(srv, netip.AddrPort{}, listen, 1)
+	listener := obs(srv, netip.AddrPort{}, tcpstate.Listen, 1)
 	f := func(name string, gap time.Duration, want string, polls ...[]Observation) {
 		t.Helper()
 		done, _, _ := run(t, gap, append([][]Observation{{listener}}, polls...)...)
@@ -61,25 +62,25 @@ func TestFinalStates(t *testing.T) {
 	}
 	sec := time.Second
 	f("clean close through TIME_WAIT", sec, "established",
-		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener, obs(client, peer, timeWait, 0)})
+		[]Observation{listener, obs(client, peer, tcpstate.Established, 7)}, []Observation{listener, obs(client, peer, tcpstate.TimeWait, 0)})
 	f("closed between polls", sec, "established",
-		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener})
+		[]Observation{listener, obs(client, peer, tcpstate.Established, 7)}, []Observation{listener})
 	f("never established", sec, "refused",
-		[]Observation{listener, obs(client, peer, synSent, 7)}, []Observation{listener})
+		[]Observation{listener, obs(client, peer, tcpstate.SynSent, 7)}, []Observation{listener})
 	f("half closed then reset", sec, "half-closed",
-		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener, obs(client, peer, finWait2, 7)}, []Observation{listener})
+		[]Observation{listener, obs(client, peer, tcpstate.Established, 7)}, []Observation{listener, obs(client, peer, tcpstate.FinWait2, 7)}, []Observation{listener})
 	f("passive close", sec, "established",
-		[]Observation{listener, obs(client, peer, closeWait, 7)}, []Observation{listener})
+		[]Observation{listener, obs(client, peer, tcpstate.CloseWait, 7)}, []Observation{listener})
 	f("tracker looked away too long", 30*sec, "stale",
-		[]Observation{listener, obs(client, peer, established, 7)}, []Observation{listener})
+		[]Observation{listener, obs(client, peer, tcpstate.Established, 7)}, []Observation{listener})
 }
 
 func TestEventsAndDirection(t *testing.T) {
-	inbound := obs(srv, netip.MustParseAddrPort("127.0.0.1:50000"), established, 8)
-	outbound := obs(client, peer, synSent, 9)
+	inbound := obs(srv, netip.MustParseAddrPort("127.0.0.1:50000"), tcpstate.Established, 8)
+	outbound := obs(client, peer, tcpstate.SynSent, 9)
 	_, events, tr := run(t, time.Second,
-		[]Observation{obs(srv, netip.AddrPort{}, listen, 1)},
-		[]Observation{obs(srv, netip.AddrPort{}, listen, 1), inbound, outbound, obs(netip.MustParseAddrPort("0.0.0.0:9090"), netip.AddrPort{}, listen, 2)},
+		[]Observation{obs(srv, netip.AddrPort{}, tcpstate.Listen, 1)},
+		[]Observation{obs(srv, netip.AddrPort{}, tcpstate.Listen, 1), inbound, outbound, obs(netip.MustParseAddrPort("0.0.0.0:9090"), netip.AddrPort{}, tcpstate.Listen, 2)},
 	)
 	kinds := map[string]heartbeat.Event{}
 	for _, e := range events {
@@ -105,7 +106,7 @@ func TestEventsAndDirection(t *testing.T) {
 
 // Sockets open at the first poll predate the tracker: no events, no age.
 func TestPredatingFlows(t *testing.T) {
-	c := obs(client, peer, established, 7)
+	c := obs(client, peer, tcpstate.Established, 7)
 	_, events, tr := run(t, time.Second, []Observation{c}, []Observation{c})
 	if len(events) != 0 {
 		t.Errorf("events for predating flows: %+v", events)
@@ -118,7 +119,7 @@ func TestPredatingFlows(t *testing.T) {
 // A connection that opened and closed between two polls leaves only its
 // TIME_WAIT: it is still recorded, once, however long the remnant lingers.
 func TestShortConnectionSeenOnlyInTimeWait(t *testing.T) {
-	tw := obs(client, peer, timeWait, 0)
+	tw := obs(client, peer, tcpstate.TimeWait, 0)
 	done, events, _ := run(t, time.Second, []Observation{}, []Observation{tw}, []Observation{tw}, []Observation{tw})
 	if len(done) != 1 || done[0].State != "established" || done[0].DstPort != 443 {
 		t.Fatalf("completed = %+v, want one established flow to :443", done)
@@ -131,7 +132,7 @@ func TestShortConnectionSeenOnlyInTimeWait(t *testing.T) {
 // The same address pair reused by a new socket between two polls is a new
 // flow, and the old one ends.
 func TestReusedPairIsNewFlow(t *testing.T) {
-	done, _, tr := run(t, time.Second, []Observation{}, []Observation{obs(client, peer, established, 7)}, []Observation{obs(client, peer, established, 8)})
+	done, _, tr := run(t, time.Second, []Observation{}, []Observation{obs(client, peer, tcpstate.Established, 7)}, []Observation{obs(client, peer, tcpstate.Established, 8)})
 	if len(done) != 1 || len(tr.Active()) != 1 || done[0].FlowID == tr.Active()[0].FlowID {
 		t.Fatalf("completed %d, active %d: want the first flow ended and a new one open", len(done), len(tr.Active()))
 	}
@@ -140,7 +141,7 @@ func TestReusedPairIsNewFlow(t *testing.T) {
 func TestMaxFlowsBoundsMemory(t *testing.T) {
 	var table []Observation
 	for i := range 50 {
-		table = append(table, obs(netip.AddrPortFrom(client.Addr(), uint16(40000+i)), peer, established, uint64(i+1)))
+		table = append(table, obs(netip.AddrPortFrom(client.Addr(), uint16(40000+i)), peer, tcpstate.Established, uint64(i+1)))
 	}
 	now := time.Now()
 	tr := New(Config{MaxFlows: 10}, &script{polls: [][]Observation{table}}, nil, func() time.Time { return now })

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // KernelFlow is a connection's open or close as the kernel's probes saw it
@@ -91,7 +92,7 @@ func (t *Tracker) Kernel(k *KernelFlow) (started bool) {
 // kernelStart begins a flow the polls have not seen, with its connect or
 // accept event (refused, for a connect the kernel closed unanswered).
 func (t *Tracker) kernelStart(k *KernelFlow) *flow {
-	f := &flow{byKernel: true, sock: k.Sock, sawEstab: true, lastState: established, attributed: k.Process.PID != 0}
+	f := &flow{byKernel: true, sock: k.Sock, sawEstab: true, lastState: tcpstate.Established, attributed: k.Process.PID != 0}
 	f.FlowID = uuid.New()
 	f.Protocol = "tcp"
 	f.Process = k.Process
@@ -101,7 +102,7 @@ func (t *Tracker) kernelStart(k *KernelFlow) *flow {
 		f.StartedAt = k.Time
 	}
 	f.lastSeen = k.Time
-	f.State = "ESTABLISHED"
+	f.State = stateName(tcpstate.Established)
 	inbound := k.Inbound || !k.Outbound && t.listening[k.Local.Port()]
 	f.orient(inbound, k.Local, k.Remote)
 	f.Source = "ebpf"

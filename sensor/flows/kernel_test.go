@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // diagScript is a script that names itself inet_diag, as the netlink
@@ -53,8 +54,8 @@ func TestKernelAndPollerReportOnce(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	src := &diagScript{script{polls: [][]Observation{
 		{},
-		{obs(client, peer, established, 7)},
-		{obs(client, peer, established, 7)},
+		{obs(client, peer, tcpstate.Established, 7)},
+		{obs(client, peer, tcpstate.Established, 7)},
 	}}}
 	tr := New(Config{}, src, nil, func() time.Time { return now })
 	tr.UseKernel()
@@ -71,7 +72,7 @@ func TestKernelAndPollerReportOnce(t *testing.T) {
 	tr.Kernel(&KernelFlow{Close: true, Local: client, Remote: peer, Outbound: true, Process: p, Start: now.Add(-time.Second),
 		Time: now.Add(500 * time.Millisecond), Sock: 1, Established: true, FinOut: true, FinIn: true, FinAcked: true, BytesAcked: 102, BytesReceived: 51})
 	// Its TIME_WAIT remnant at the next poll is not a new flow.
-	src.polls = append(src.polls, []Observation{obs(client, peer, timeWait, 0)})
+	src.polls = append(src.polls, []Observation{obs(client, peer, tcpstate.TimeWait, 0)})
 	now = now.Add(time.Second)
 	tr.Poll()
 	done, events := tr.Take()
@@ -89,7 +90,7 @@ func TestKernelAndPollerReportOnce(t *testing.T) {
 // second flow.
 func TestKernelCloseCorrectsAPollsJudgement(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	src := &diagScript{script{polls: [][]Observation{{}, {obs(client, peer, finWait1, 7)}, {}}}}
+	src := &diagScript{script{polls: [][]Observation{{}, {obs(client, peer, tcpstate.FinWait1, 7)}, {}}}}
 	tr := New(Config{}, src, nil, func() time.Time { return now })
 	tr.UseKernel()
 	tr.Poll()

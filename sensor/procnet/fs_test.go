@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 func find(socks []Socket, proto Proto, local string, state State) (Socket, bool) {
@@ -43,7 +45,7 @@ func TestSocketsFixture(t *testing.T) {
 	if want := (map[string]int{"tcp": 14, "tcp6": 7, "udp": 7, "udp6": 5}); !equalMaps(count, want) {
 		t.Errorf("sockets per table = %v, want %v", count, want)
 	}
-	for st := Established; st <= NewSynRecv; st++ {
+	for st := State(tcpstate.Established); st <= tcpstate.NewSynRecv; st++ {
 		if !states[st] {
 			t.Errorf("fixture tcp has no %v socket", st)
 		}
@@ -61,23 +63,23 @@ func TestSocketsFixture(t *testing.T) {
 			t.Fatalf("\n got %+v\nwant %+v", got, want)
 		}
 	}
-	f(TCP, "127.0.0.1:8080", Listen, Socket{Remote: ap("0.0.0.0:0"), Inode: 121917})
-	f(TCP, "10.0.2.15:50006", TimeWait, Socket{Remote: ap("93.184.216.34:443")})
-	f(TCP, "10.0.2.15:50002", FinWait1, Socket{Remote: ap("93.184.216.34:443"), TxQueue: 100000, UID: 1000, Inode: 5000000000})
-	f(TCP, "10.0.2.15:22", SynRecv, Socket{Remote: ap("192.168.1.20:61000")})
-	f(TCP, "10.0.2.15:8080", CloseWait, Socket{Remote: ap("10.0.2.2:51234"), RxQueue: 0x2000, UID: 33, Inode: 131001})
-	f(TCP, "[::ffff:127.0.0.1]:8443", Established, Socket{Remote: ap("[::ffff:127.0.0.1]:59674"), Inode: 121924})
-	f(TCP, "[2001:db8:85a3::8a2e:370:7334]:443", Established, Socket{Remote: ap("[2001:db8:1:2:3:4:5:6]:51000"),
+	f(TCP, "127.0.0.1:8080", tcpstate.Listen, Socket{Remote: ap("0.0.0.0:0"), Inode: 121917})
+	f(TCP, "10.0.2.15:50006", tcpstate.TimeWait, Socket{Remote: ap("93.184.216.34:443")})
+	f(TCP, "10.0.2.15:50002", tcpstate.FinWait1, Socket{Remote: ap("93.184.216.34:443"), TxQueue: 100000, UID: 1000, Inode: 5000000000})
+	f(TCP, "10.0.2.15:22", tcpstate.SynRecv, Socket{Remote: ap("192.168.1.20:61000")})
+	f(TCP, "10.0.2.15:8080", tcpstate.CloseWait, Socket{Remote: ap("10.0.2.2:51234"), RxQueue: 0x2000, UID: 33, Inode: 131001})
+	f(TCP, "[::ffff:127.0.0.1]:8443", tcpstate.Established, Socket{Remote: ap("[::ffff:127.0.0.1]:59674"), Inode: 121924})
+	f(TCP, "[2001:db8:85a3::8a2e:370:7334]:443", tcpstate.Established, Socket{Remote: ap("[2001:db8:1:2:3:4:5:6]:51000"),
 		TxQueue: 0x2C0, RxQueue: 0x1F, UID: 1000, Inode: 98765432101})
-	f(UDP, "0.0.0.0:2152", Close, Socket{Remote: ap("0.0.0.0:0"), RxQueue: 0xD00, Inode: 121925})
-	f(UDP, "10.0.0.5:2152", Established, Socket{Remote: ap("10.0.0.9:2152"), TxQueue: 0x340, Inode: 121930})
-	f(UDP, "10.0.0.5:8805", Close, Socket{Remote: ap("0.0.0.0:0"), Inode: 121931})
-	f(UDP, "0.0.0.0:1812", Close, Socket{Remote: ap("0.0.0.0:0"), UID: 998, Inode: 121932})
-	f(UDP, "0.0.0.0:1813", Close, Socket{Remote: ap("0.0.0.0:0"), UID: 998, Inode: 121933})
-	f(UDP, "127.0.0.53:53", Close, Socket{Remote: ap("0.0.0.0:0"), UID: 101, Inode: 17320})
-	f(UDP, "127.0.0.1:44758", Established, Socket{Remote: ap("127.0.0.1:8805"), UID: 1000, Inode: 121926})
-	f(UDP, "[::]:8805", Close, Socket{Remote: ap("[::]:0"), Inode: 121941})
-	f(UDP, "[::1]:41564", Established, Socket{Remote: ap("[::1]:53"), UID: 1000, Inode: 121928})
+	f(UDP, "0.0.0.0:2152", tcpstate.Close, Socket{Remote: ap("0.0.0.0:0"), RxQueue: 0xD00, Inode: 121925})
+	f(UDP, "10.0.0.5:2152", tcpstate.Established, Socket{Remote: ap("10.0.0.9:2152"), TxQueue: 0x340, Inode: 121930})
+	f(UDP, "10.0.0.5:8805", tcpstate.Close, Socket{Remote: ap("0.0.0.0:0"), Inode: 121931})
+	f(UDP, "0.0.0.0:1812", tcpstate.Close, Socket{Remote: ap("0.0.0.0:0"), UID: 998, Inode: 121932})
+	f(UDP, "0.0.0.0:1813", tcpstate.Close, Socket{Remote: ap("0.0.0.0:0"), UID: 998, Inode: 121933})
+	f(UDP, "127.0.0.53:53", tcpstate.Close, Socket{Remote: ap("0.0.0.0:0"), UID: 101, Inode: 17320})
+	f(UDP, "127.0.0.1:44758", tcpstate.Established, Socket{Remote: ap("127.0.0.1:8805"), UID: 1000, Inode: 121926})
+	f(UDP, "[::]:8805", tcpstate.Close, Socket{Remote: ap("[::]:0"), Inode: 121941})
+	f(UDP, "[::1]:41564", tcpstate.Established, Socket{Remote: ap("[::1]:53"), UID: 1000, Inode: 121928})
 }
 
 func equalMaps(a, b map[string]int) bool {
@@ -110,8 +112,8 @@ func TestSocketsPerPid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Socket{
-		{Proto: TCP, Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: Listen, UID: 101, Inode: 4026532300},
-		{Proto: TCP, Local: ap("172.17.0.2:80"), Remote: ap("172.17.0.1:40000"), State: Established, UID: 101, Inode: 4026532301},
+		{Proto: TCP, Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: tcpstate.Listen, UID: 101, Inode: 4026532300},
+		{Proto: TCP, Local: ap("172.17.0.2:80"), Remote: ap("172.17.0.1:40000"), State: tcpstate.Established, UID: 101, Inode: 4026532301},
 	}
 	if len(socks) != 2 || socks[0] != want[0] || socks[1] != want[1] {
 		t.Fatalf("got %+v", socks)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // TestLiveProc reads this machine's /proc with sockets the test owns, and
@@ -65,7 +67,7 @@ func TestLiveProc(t *testing.T) {
 		if socks, err = fsys.Sockets(0, socks[:0]); err != nil {
 			t.Fatalf("the real /proc must parse cleanly: %v", err)
 		}
-		server4, _ = find(socks, TCP, netip.AddrPortFrom(lo, lport).String(), Established)
+		server4, _ = find(socks, TCP, netip.AddrPortFrom(lo, lport).String(), tcpstate.Established)
 		if server4.RxQueue == 100 || time.Now().After(deadline) {
 			break
 		}
@@ -84,11 +86,11 @@ func TestLiveProc(t *testing.T) {
 		t.Fatalf("no %v %v -> %v in %v among %d sockets", proto, local, remote, state, len(socks))
 		return Socket{}
 	}
-	listener := f(TCP, netip.AddrPortFrom(lo, lport), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), Listen)
-	f(TCP, netip.AddrPortFrom(lo, cport), netip.AddrPortFrom(lo, lport), Established)
-	srv := f(TCP, netip.AddrPortFrom(lo, lport), netip.AddrPortFrom(lo, cport), Established)
-	f(UDP, netip.AddrPortFrom(lo, uport), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), Close)
-	f(UDP, netip.AddrPortFrom(lo, upeer), netip.AddrPortFrom(lo, uport), Established)
+	listener := f(TCP, netip.AddrPortFrom(lo, lport), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), tcpstate.Listen)
+	f(TCP, netip.AddrPortFrom(lo, cport), netip.AddrPortFrom(lo, lport), tcpstate.Established)
+	srv := f(TCP, netip.AddrPortFrom(lo, lport), netip.AddrPortFrom(lo, cport), tcpstate.Established)
+	f(UDP, netip.AddrPortFrom(lo, uport), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), tcpstate.Close)
+	f(UDP, netip.AddrPortFrom(lo, upeer), netip.AddrPortFrom(lo, uport), tcpstate.Established)
 	if srv.RxQueue != 100 {
 		t.Errorf("server RxQueue = %d, want the 100 unread bytes", srv.RxQueue)
 	}
@@ -108,7 +110,7 @@ func TestLiveProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := find(byPid, TCP, netip.AddrPortFrom(lo, lport).String(), Listen); !ok {
+	if _, ok := find(byPid, TCP, netip.AddrPortFrom(lo, lport).String(), tcpstate.Listen); !ok {
 		t.Error("Sockets(getpid) misses the listener")
 	}
 
@@ -118,7 +120,7 @@ func TestLiveProc(t *testing.T) {
 		defer ln6.Close()
 		port := uint16(ln6.Addr().(*net.TCPAddr).Port)
 		socks, err = fsys.Sockets(0, socks[:0])
-		if s, ok := find(socks, TCP, netip.AddrPortFrom(netip.IPv6Loopback(), port).String(), Listen); err != nil || !ok || !s.IPv6 {
+		if s, ok := find(socks, TCP, netip.AddrPortFrom(netip.IPv6Loopback(), port).String(), tcpstate.Listen); err != nil || !ok || !s.IPv6 {
 			t.Errorf("[::1]:%d LISTEN not found in tcp6 (%v)", port, err)
 		}
 	}
@@ -156,11 +158,11 @@ func TestLiveProc(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range socks {
-			if s.Proto != TCP || (s.State != Listen && s.State != Established) || !ours(s.Local) {
+			if s.Proto != TCP || (s.State != tcpstate.Listen && s.State != tcpstate.Established) || !ours(s.Local) {
 				continue
 			}
 			name := "ESTAB"
-			if s.State == Listen {
+			if s.State == tcpstate.Listen {
 				name = "LISTEN"
 			}
 			local := netip.AddrPortFrom(s.Local.Addr().Unmap(), s.Local.Port())

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 const (
@@ -41,31 +43,30 @@ func TestParseIPv4(t *testing.T) {
 		}
 	}
 	f("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 121917 1 00000000b3dad26c 100 0 0 10 0",
-		Socket{Local: ap("127.0.0.1:8080"), Remote: ap("0.0.0.0:0"), State: Listen, Inode: 121917})
+		Socket{Local: ap("127.0.0.1:8080"), Remote: ap("0.0.0.0:0"), State: tcpstate.Listen, Inode: 121917})
 	f("   2: 0100007F:98A2 0100007F:1F90 01 00000000:00000064 00:00000000 00000000  1000        0 121918 2 000000004233fd23 20 0 0 11 -1",
-		Socket{Local: ap("127.0.0.1:39074"), Remote: ap("127.0.0.1:8080"), State: Established, RxQueue: 100, UID: 1000, Inode: 121918})
+		Socket{Local: ap("127.0.0.1:39074"), Remote: ap("127.0.0.1:8080"), State: tcpstate.Established, RxQueue: 100, UID: 1000, Inode: 121918})
 	// 10.0.2.15:50000 -> 93.184.216.34:443, send queue 100000.
 	f("   6: 0F02000A:C350 22D8B85D:01BB 04 000186A0:00000000 01:00000014 00000000  1000        0 5000000000 1 0 20 4 30 10 -1",
-		Socket{Local: ap("10.0.2.15:50000"), Remote: ap("93.184.216.34:443"), State: FinWait1, TxQueue: 100000, UID: 1000, Inode: 5000000000})
+		Socket{Local: ap("10.0.2.15:50000"), Remote: ap("93.184.216.34:443"), State: tcpstate.FinWait1, TxQueue: 100000, UID: 1000, Inode: 5000000000})
 	// TIME_WAIT sockets have no inode and print fewer columns.
 	f("   1: 0100007F:90EA 0100007F:46AA 06 00000000:00000000 03:00001738 00000000     0        0 0 3 0000000059fc4d03",
-		Socket{Local: ap("127.0.0.1:37098"), Remote: ap("127.0.0.1:18090"), State: TimeWait})
+		Socket{Local: ap("127.0.0.1:37098"), Remote: ap("127.0.0.1:18090"), State: tcpstate.TimeWait})
 	// Lower-case hex, the widest port, the largest uid and inode, full queues.
 	f("   3: 0100007f:ffff 0a0b0c0d:fFfF 0a ffffffff:FFFFFFFF 00:00000000 00000000 4294967295        0 18446744073709551615 1 0",
-		Socket{Local: ap("127.0.0.1:65535"), Remote: ap("13.12.11.10:65535"), State: Listen,
+		Socket{Local: ap("127.0.0.1:65535"), Remote: ap("13.12.11.10:65535"), State: tcpstate.Listen,
 			TxQueue: 1<<32 - 1, RxQueue: 1<<32 - 1, UID: 1<<32 - 1, Inode: 1<<64 - 1})
 	// Past 9999 sockets "%4d:" widens and loses its leading blank.
 	f("10000: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0",
-		Socket{Local: ap("127.0.0.1:22"), Remote: ap("0.0.0.0:0"), State: Listen, Inode: 7})
+		Socket{Local: ap("127.0.0.1:22"), Remote: ap("0.0.0.0:0"), State: tcpstate.Listen, Inode: 7})
 	// Trailing blanks (seq_pad) are not fields.
 	f("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5                  ",
-		Socket{Local: ap("127.0.0.1:8080"), Remote: ap("0.0.0.0:0"), State: Listen, Inode: 5})
+		Socket{Local: ap("127.0.0.1:8080"), Remote: ap("0.0.0.0:0"), State: tcpstate.Listen, Inode: 5})
 }
 
 func TestParseEveryState(t *testing.T) {
 	littleEndianOnly(t)
-	names := []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+	names := tcpstate.Names() // their spelling is pinned in internal/tcpstate
 	var in strings.Builder
 	in.WriteString(tcpHeader)
 	for i := range names {
@@ -85,9 +86,6 @@ func TestParseEveryState(t *testing.T) {
 			t.Errorf("State(%d).String() = %q, want %q", s, got, want)
 		}
 	}
-	if Listen != 10 || NewSynRecv != 12 || Close != 7 {
-		t.Error("state numbers differ from the kernel's")
-	}
 }
 
 func TestParseIPv6(t *testing.T) {
@@ -104,17 +102,17 @@ func TestParseIPv6(t *testing.T) {
 		}
 	}
 	f("   0: 00000000000000000000000000000000:20FB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 121920 1 0 100 0 0 10 0",
-		Socket{Local: ap("[::]:8443"), Remote: ap("[::]:0"), State: Listen, Inode: 121920})
+		Socket{Local: ap("[::]:8443"), Remote: ap("[::]:0"), State: tcpstate.Listen, Inode: 121920})
 	f("   1: 00000000000000000000000001000000:0035 00000000000000000000000001000000:E440 01 00000000:00000000 00:00000000 00000000     0        0 121922 1 0 20 0 0 10 -1",
-		Socket{Local: ap("[::1]:53"), Remote: ap("[::1]:58432"), State: Established, Inode: 121922})
+		Socket{Local: ap("[::1]:53"), Remote: ap("[::1]:58432"), State: tcpstate.Established, Inode: 121922})
 	// A dual-stack socket talking IPv4 keeps its v4-mapped form.
 	f("   3: 0000000000000000FFFF00000100007F:20FB 0000000000000000FFFF00000100007F:E91A 01 00000000:00000000 00:00000000 00000000     0        0 121924 1 0 20 0 0 10 -1",
-		Socket{Local: ap("[::ffff:127.0.0.1]:8443"), Remote: ap("[::ffff:127.0.0.1]:59674"), State: Established, Inode: 121924})
+		Socket{Local: ap("[::ffff:127.0.0.1]:8443"), Remote: ap("[::ffff:127.0.0.1]:59674"), State: tcpstate.Established, Inode: 121924})
 	f("   4: B80D01200000A3852E8A000034737003:01BB B80D0120020001000400030006000500:C738 01 000002C0:0000001F 00:00000000 00000000  1000        0 98765432101 1 0 20 4 30 10 -1",
 		Socket{Local: ap("[2001:db8:85a3::8a2e:370:7334]:443"), Remote: ap("[2001:db8:1:2:3:4:5:6]:51000"),
-			State: Established, TxQueue: 0x2C0, RxQueue: 0x1F, UID: 1000, Inode: 98765432101})
+			State: tcpstate.Established, TxQueue: 0x2C0, RxQueue: 0x1F, UID: 1000, Inode: 98765432101})
 	f("   5: 000080FE00000000FF005450563412FE:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18233 1 0",
-		Socket{Local: ap("[fe80::5054:ff:fe12:3456]:22"), Remote: ap("[::]:0"), State: Listen, Inode: 18233})
+		Socket{Local: ap("[fe80::5054:ff:fe12:3456]:22"), Remote: ap("[::]:0"), State: tcpstate.Listen, Inode: 18233})
 
 	got, _ := Parse(strings.NewReader(tcp6Header+"   3: 0000000000000000FFFF00000100007F:20FB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0\n"), TCP, true, nil)
 	if len(got) != 1 || !got[0].Local.Addr().Is4In6() || got[0].Local.Addr().Unmap() != netip.MustParseAddr("127.0.0.1") {
@@ -133,8 +131,8 @@ func TestParseUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Socket{
-		{Proto: UDP, Local: ap("0.0.0.0:2152"), Remote: ap("0.0.0.0:0"), State: Close, RxQueue: 0xD00, Inode: 121925},
-		{Proto: UDP, Local: ap("127.0.0.1:44758"), Remote: ap("127.0.0.1:8805"), State: Established, TxQueue: 0x340, UID: 1000, Inode: 121926},
+		{Proto: UDP, Local: ap("0.0.0.0:2152"), Remote: ap("0.0.0.0:0"), State: tcpstate.Close, RxQueue: 0xD00, Inode: 121925},
+		{Proto: UDP, Local: ap("127.0.0.1:44758"), Remote: ap("127.0.0.1:8805"), State: tcpstate.Established, TxQueue: 0x340, UID: 1000, Inode: 121926},
 	}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -4,6 +4,8 @@ package procnet
 import (
 	"net/netip"
 	"strconv"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // Proto is the transport protocol of a socket table.
@@ -25,47 +27,20 @@ func (p Proto) String() string {
 	return "proto(" + strconv.Itoa(int(p)) + ")"
 }
 
-// State is a kernel TCP state number (include/net/tcp_states.h). UDP
-// sockets reuse two of them: Close (unconnected) and Established (connected).
+// State is a kernel TCP state number (internal/tcpstate). UDP sockets
+// reuse two of them: tcpstate.Close (unconnected) and tcpstate.Established
+// (connected).
 type State uint8
 
-// Kernel TCP states.
-const (
-	Established State = 1
-	SynSent     State = 2
-	SynRecv     State = 3
-	FinWait1    State = 4
-	FinWait2    State = 5
-	TimeWait    State = 6
-	Close       State = 7
-	CloseWait   State = 8
-	LastAck     State = 9
-	Listen      State = 10
-	Closing     State = 11
-	NewSynRecv  State = 12
-)
-
-var stateNames = [...]string{
-	Established: "ESTABLISHED",
-	SynSent:     "SYN_SENT",
-	SynRecv:     "SYN_RECV",
-	FinWait1:    "FIN_WAIT1",
-	FinWait2:    "FIN_WAIT2",
-	TimeWait:    "TIME_WAIT",
-	Close:       "CLOSE",
-	CloseWait:   "CLOSE_WAIT",
-	LastAck:     "LAST_ACK",
-	Listen:      "LISTEN",
-	Closing:     "CLOSING",
-	NewSynRecv:  "NEW_SYN_RECV",
+// valid reports whether s is one of the kernel's states.
+func (s State) valid() bool {
+	_, ok := tcpstate.Name(uint8(s))
+	return ok
 }
 
-// valid reports whether s is one of the kernel's states 1..12.
-func (s State) valid() bool { return s >= Established && s <= NewSynRecv }
-
 func (s State) String() string {
-	if s.valid() {
-		return stateNames[s]
+	if n, ok := tcpstate.Name(uint8(s)); ok {
+		return n
 	}
 	return "UNKNOWN(" + strconv.Itoa(int(s)) + ")"
 }
@@ -81,8 +56,8 @@ type Socket struct {
 	Local  netip.AddrPort
 	Remote netip.AddrPort
 
-	// State is the TCP state; UDP sockets show Close (unconnected) or
-	// Established (connected).
+	// State is the TCP state; UDP sockets show tcpstate.Close
+	// (unconnected) or tcpstate.Established (connected).
 	State State
 
 	TxQueue uint32 // TCP: unacked bytes (write_seq-snd_una); UDP: send memory
