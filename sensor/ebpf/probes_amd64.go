@@ -230,7 +230,7 @@ func (p *Probes) dispatch(b []byte, h Handler) {
 		return
 	}
 	var err error
-	switch b[0] {
+	switch b[recTypeAt] {
 	case recOpen, recClose:
 		if err = decodeFlow(b, &p.flow); err == nil {
 			p.flow.Time, p.flow.Start = p.clock.unix(p.flow.Time), p.clock.unix(p.flow.Start)

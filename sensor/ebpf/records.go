@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// Record types and flags, as bpf/netview.c writes them.
+// Record types and flags, as bpf/records.h defines them.
 const (
 	recOpen   = 1
 	recClose  = 2
@@ -20,15 +20,72 @@ const (
 	flagFinIn    = 0x10
 	flagFinAcked = 0x20
 
+	// Linux's address families, as the family bytes hold them.
 	afInet  = 2
 	afInet6 = 10
+)
 
-	// Sizes of the C structs; records shorter than these are refused.
-	flowRecSize   = 112
-	dnsRecHead    = 88
-	dnsCap        = 512
-	lookupRecSize = 56 + 256 + 16 + 16*16
-	maxAddrs      = 16
+// Where the decoding finds each field of the structs in bpf/records.h, and
+// the structs' sizes (records shorter than these are refused). Nothing
+// generates these from the C: layout_test.go compiles the header and fails
+// when they disagree.
+const (
+	recTypeAt = 0 // every record starts with its type, which dispatch switches on
+
+	// struct flow_rec
+	flowRecFamily   = 1
+	flowRecOldState = 2
+	flowRecFlags    = 3
+	flowRecSport    = 4
+	flowRecDport    = 6
+	flowRecPID      = 8
+	flowRecUID      = 12
+	flowRecTS       = 16
+	flowRecStart    = 24
+	flowRecSk       = 32
+	flowRecAcked    = 40
+	flowRecReceived = 48
+	flowRecPStart   = 56
+	flowRecSaddr    = 64
+	flowRecDaddr    = 80
+	flowRecComm     = 96
+	flowRecSize     = 112
+
+	// struct dns_rec: a fixed head, then up to dnsCap bytes of the message
+	dnsRecFamily   = 1
+	dnsRecProto    = 2
+	dnsRecSport    = 4
+	dnsRecDport    = 6
+	dnsRecPID      = 8
+	dnsRecUID      = 12
+	dnsRecTS       = 16
+	dnsRecPStart   = 24
+	dnsRecSaddr    = 32
+	dnsRecDaddr    = 48
+	dnsRecComm     = 64
+	dnsRecLen      = 80
+	dnsRecSendSize = 84
+	dnsRecData     = 88
+	dnsCap         = 512
+
+	// struct lookup_rec
+	lookupRecNaddr  = 1
+	lookupRecRet    = 4
+	lookupRecPID    = 8
+	lookupRecUID    = 12
+	lookupRecTS     = 16
+	lookupRecStart  = 24
+	lookupRecPStart = 32
+	lookupRecComm   = 40
+	lookupRecName   = 56
+	lookupRecFam    = 312
+	lookupRecAddrs  = 328
+	lookupRecSize   = 584
+	nameCap         = 256
+	maxAddrs        = 16
+
+	commLen = 16
+	addrLen = 16 // an IPv4 address fills the first 4
 )
 
 var le = binary.LittleEndian // BPF records are in the host's order; amd64 is little-endian
@@ -98,30 +155,32 @@ func decodeFlow(b []byte, f *Flow) error {
 		return ErrShort
 	}
 	*f = Flow{
-		Close: b[0] == recClose, OldState: b[2], Flags: b[3],
-		PID: le.Uint32(b[8:]), UID: le.Uint32(b[12:]),
-		Time: le.Uint64(b[16:]), Start: le.Uint64(b[24:]), Sock: le.Uint64(b[32:]),
-		BytesAcked: le.Uint64(b[40:]), BytesReceived: le.Uint64(b[48:]), ProcStart: le.Uint64(b[56:]),
+		Close: b[recTypeAt] == recClose, OldState: b[flowRecOldState], Flags: b[flowRecFlags],
+		PID: le.Uint32(b[flowRecPID:]), UID: le.Uint32(b[flowRecUID:]),
+		Time: le.Uint64(b[flowRecTS:]), Start: le.Uint64(b[flowRecStart:]), Sock: le.Uint64(b[flowRecSk:]),
+		BytesAcked: le.Uint64(b[flowRecAcked:]), BytesReceived: le.Uint64(b[flowRecReceived:]), ProcStart: le.Uint64(b[flowRecPStart:]),
 	}
-	f.Local = netip.AddrPortFrom(addr(b[1], b[64:80]), le.Uint16(b[4:]))
-	f.Remote = netip.AddrPortFrom(addr(b[1], b[80:96]), le.Uint16(b[6:]))
-	copy(f.Comm[:], b[96:112])
+	fam := b[flowRecFamily]
+	f.Local = netip.AddrPortFrom(addr(fam, b[flowRecSaddr:flowRecSaddr+addrLen]), le.Uint16(b[flowRecSport:]))
+	f.Remote = netip.AddrPortFrom(addr(fam, b[flowRecDaddr:flowRecDaddr+addrLen]), le.Uint16(b[flowRecDport:]))
+	copy(f.Comm[:], b[flowRecComm:flowRecComm+commLen])
 	return nil
 }
 
 // decodeDNS reads a dns_rec; d.Data aliases b.
 func decodeDNS(b []byte, d *DNS) error {
-	if len(b) < dnsRecHead {
+	if len(b) < dnsRecData {
 		return ErrShort
 	}
-	*d = DNS{Proto: b[2], PID: le.Uint32(b[8:]), UID: le.Uint32(b[12:]), Time: le.Uint64(b[16:]), ProcStart: le.Uint64(b[24:]),
-		Size: le.Uint32(b[84:])}
-	d.Local = netip.AddrPortFrom(addr(b[1], b[32:48]), le.Uint16(b[4:]))
-	d.Remote = netip.AddrPortFrom(addr(b[1], b[48:64]), le.Uint16(b[6:]))
-	copy(d.Comm[:], b[64:80])
-	n := int(le.Uint32(b[80:]))
-	n = min(n, dnsCap, len(b)-dnsRecHead)
-	d.Data = b[dnsRecHead : dnsRecHead+n]
+	*d = DNS{Proto: b[dnsRecProto], PID: le.Uint32(b[dnsRecPID:]), UID: le.Uint32(b[dnsRecUID:]),
+		Time: le.Uint64(b[dnsRecTS:]), ProcStart: le.Uint64(b[dnsRecPStart:]), Size: le.Uint32(b[dnsRecSendSize:])}
+	fam := b[dnsRecFamily]
+	d.Local = netip.AddrPortFrom(addr(fam, b[dnsRecSaddr:dnsRecSaddr+addrLen]), le.Uint16(b[dnsRecSport:]))
+	d.Remote = netip.AddrPortFrom(addr(fam, b[dnsRecDaddr:dnsRecDaddr+addrLen]), le.Uint16(b[dnsRecDport:]))
+	copy(d.Comm[:], b[dnsRecComm:dnsRecComm+commLen])
+	n := int(le.Uint32(b[dnsRecLen:]))
+	n = min(n, dnsCap, len(b)-dnsRecData)
+	d.Data = b[dnsRecData : dnsRecData+n]
 	return nil
 }
 
@@ -131,10 +190,10 @@ func decodeLookup(b []byte, l *Lookup) error {
 		return ErrShort
 	}
 	addrs := l.Addrs[:0]
-	*l = Lookup{Ret: int32(le.Uint32(b[4:])), PID: le.Uint32(b[8:]), UID: le.Uint32(b[12:]),
-		Time: le.Uint64(b[16:]), Start: le.Uint64(b[24:]), ProcStart: le.Uint64(b[32:])}
-	copy(l.Comm[:], b[40:56])
-	name := b[56 : 56+256]
+	*l = Lookup{Ret: int32(le.Uint32(b[lookupRecRet:])), PID: le.Uint32(b[lookupRecPID:]), UID: le.Uint32(b[lookupRecUID:]),
+		Time: le.Uint64(b[lookupRecTS:]), Start: le.Uint64(b[lookupRecStart:]), ProcStart: le.Uint64(b[lookupRecPStart:])}
+	copy(l.Comm[:], b[lookupRecComm:lookupRecComm+commLen])
+	name := b[lookupRecName : lookupRecName+nameCap]
 	for i, c := range name {
 		if c == 0 {
 			name = name[:i]
@@ -142,10 +201,11 @@ func decodeLookup(b []byte, l *Lookup) error {
 		}
 	}
 	l.Name = name
-	n := min(int(b[1]), maxAddrs)
-	fams := b[312:328]
+	n := min(int(b[lookupRecNaddr]), maxAddrs)
+	fams := b[lookupRecFam : lookupRecFam+maxAddrs]
 	for i := range n {
-		a := addr(fams[i], b[328+16*i:328+16*(i+1)])
+		at := lookupRecAddrs + addrLen*i
+		a := addr(fams[i], b[at:at+addrLen])
 		if fams[i] == 0 || !a.IsValid() {
 			continue
 		}

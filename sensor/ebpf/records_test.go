@@ -6,31 +6,33 @@ import (
 	"time"
 )
 
-// A flow record laid out as bpf/netview.c writes it decodes field by field.
+// A flow record decodes field by field (layout_test.go checks the offsets
+// against bpf/records.h).
 func TestDecodeFlow(t *testing.T) {
 	b := make([]byte, flowRecSize)
-	b[0], b[1], b[2], b[3] = recClose, afInet6, 9, flagOut|flagEstab|flagFinOut|flagFinIn|flagFinAcked
-	le.PutUint16(b[4:], 40000)
-	le.PutUint16(b[6:], 443)
-	le.PutUint32(b[8:], 4242)
-	le.PutUint32(b[12:], 1000)
-	le.PutUint64(b[16:], 2e9)
-	le.PutUint64(b[24:], 1e9)
-	le.PutUint64(b[32:], 0xffff8880deadbeef)
-	le.PutUint64(b[40:], 12)
-	le.PutUint64(b[48:], 6)
-	le.PutUint64(b[56:], 777)
+	b[recTypeAt], b[flowRecFamily], b[flowRecOldState] = recClose, afInet6, 9
+	b[flowRecFlags] = flagOut | flagEstab | flagFinOut | flagFinIn | flagFinAcked
+	le.PutUint16(b[flowRecSport:], 40000)
+	le.PutUint16(b[flowRecDport:], 443)
+	le.PutUint32(b[flowRecPID:], 4242)
+	le.PutUint32(b[flowRecUID:], 1000)
+	le.PutUint64(b[flowRecTS:], 2e9)
+	le.PutUint64(b[flowRecStart:], 1e9)
+	le.PutUint64(b[flowRecSk:], 0xffff8880deadbeef)
+	le.PutUint64(b[flowRecAcked:], 12)
+	le.PutUint64(b[flowRecReceived:], 6)
+	le.PutUint64(b[flowRecPStart:], 777)
 	local, remote := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:10.0.0.9")
 	l16, r16 := local.As16(), remote.As16()
-	copy(b[64:], l16[:])
-	copy(b[80:], r16[:])
-	copy(b[96:], "curl\x00")
+	copy(b[flowRecSaddr:], l16[:])
+	copy(b[flowRecDaddr:], r16[:])
+	copy(b[flowRecComm:], "curl\x00")
 	var f Flow
 	if err := decodeFlow(b, &f); err != nil {
 		t.Fatal(err)
 	}
 	want := Flow{Close: true, Local: netip.AddrPortFrom(local, 40000), Remote: netip.AddrPortFrom(remote, 443), OldState: 9,
-		Flags: b[3], PID: 4242, UID: 1000, ProcStart: 777, Time: 2e9, Start: 1e9, Sock: 0xffff8880deadbeef, BytesAcked: 12, BytesReceived: 6}
+		Flags: b[flowRecFlags], PID: 4242, UID: 1000, ProcStart: 777, Time: 2e9, Start: 1e9, Sock: 0xffff8880deadbeef, BytesAcked: 12, BytesReceived: 6}
 	copy(want.Comm[:], "curl")
 	if f != want {
 		t.Fatalf("decoded %+v\nwant    %+v", f, want)
@@ -45,12 +47,12 @@ func TestDecodeFlow(t *testing.T) {
 
 func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 	b := make([]byte, lookupRecSize)
-	b[0], b[1] = recLookup, 3
-	copy(b[56:], "example.org\x00garbage")
-	b[312], b[313], b[314] = afInet, 0, afInet6 // slot 1 was skipped by the probe
-	copy(b[328:], []byte{93, 184, 216, 34})
+	b[recTypeAt], b[lookupRecNaddr] = recLookup, 3
+	copy(b[lookupRecName:], "example.org\x00garbage")
+	b[lookupRecFam], b[lookupRecFam+1], b[lookupRecFam+2] = afInet, 0, afInet6 // slot 1 was skipped by the probe
+	copy(b[lookupRecAddrs:], []byte{93, 184, 216, 34})
 	v6 := netip.MustParseAddr("2606:2800::1").As16()
-	copy(b[328+32:], v6[:])
+	copy(b[lookupRecAddrs+2*addrLen:], v6[:])
 	var l Lookup
 	if err := decodeLookup(b, &l); err != nil {
 		t.Fatal(err)
@@ -58,7 +60,7 @@ func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 	if string(l.Name) != "example.org" || len(l.Addrs) != 2 || l.Addrs[0].String() != "93.184.216.34" || l.Addrs[1].String() != "2606:2800::1" {
 		t.Fatalf("decoded %q %v", l.Name, l.Addrs)
 	}
-	b[1] = 200 // more than the record holds
+	b[lookupRecNaddr] = 200 // more than the record holds
 	if err := decodeLookup(b, &l); err != nil || len(l.Addrs) != 2 {
 		t.Fatalf("naddr over the slots: %v %v", err, l.Addrs)
 	}
@@ -67,7 +69,7 @@ func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 // Decoding a record allocates nothing: the reader runs once per record.
 func TestDecodeAllocatesNothing(t *testing.T) {
 	b := make([]byte, flowRecSize)
-	b[0], b[1] = recOpen, afInet
+	b[recTypeAt], b[flowRecFamily] = recOpen, afInet
 	var f Flow
 	if n := testing.AllocsPerRun(100, func() { decodeFlow(b, &f) }); n != 0 {
 		t.Fatalf("decodeFlow allocates %v times", n)

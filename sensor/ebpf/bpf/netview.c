@@ -4,8 +4,8 @@
 // ports 53, 853 and 5353 (at the send syscalls), and getaddrinfo calls in
 // the C library (uprobes). Only tracepoints and uprobes are used: kernels
 // without CONFIG_KPROBES (like the sensor's own) offer no kprobes.
-// Records go to user space through one ring buffer; the layouts below are
-// decoded by ../records.go.
+// Records go to user space through one ring buffer; their layouts, in
+// records.h, are decoded by ../records.go.
 //
 // Built by bpf2go (see ../gen.go) with clang-16; the generated .o and Go
 // files are committed so that building the sensor needs no clang.
@@ -15,6 +15,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "records.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -35,81 +36,6 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
 #define TCP_CLOSING 11
-
-// Record types: the first byte of every record.
-#define REC_OPEN 1   // a connect reached ESTABLISHED, or an accept returned
-#define REC_CLOSE 2  // a socket reached CLOSE
-#define REC_DNS 3    // a packet sent to a DNS port
-#define REC_LOOKUP 4 // a getaddrinfo call returned
-
-// Flow flags: what the socket went through.
-#define F_OUT 0x01       // it connected (SYN_SENT)
-#define F_IN 0x02        // a listener created it (SYN_RECV)
-#define F_ESTAB 0x04     // it reached ESTABLISHED
-#define F_FIN_OUT 0x08   // this side sent its FIN
-#define F_FIN_IN 0x10    // the peer's FIN arrived
-#define F_FIN_ACKED 0x20 // at close: this side's FIN was acknowledged
-#define F_OPENED 0x40    // a REC_OPEN went out for it
-#define F_ATTR 0x80      // pid and comm were taken in the process's context
-
-#define DNS_CAP 512
-#define MAX_ADDRS 16
-#define NAME_CAP 256
-
-struct flow_rec {
-	u8 type;
-	u8 family;
-	u8 oldstate; // REC_CLOSE: the state before CLOSE
-	u8 flags;
-	u16 sport; // local port
-	u16 dport; // remote port
-	u32 pid;   // process (thread group) id, 0 when unknown
-	u32 uid;
-	u64 ts;     // CLOCK_MONOTONIC ns of this record
-	u64 start;  // CLOCK_MONOTONIC ns of the connect or SYN, 0 when unknown
-	u64 sk;     // the socket's address: its identity while it lives
-	u64 acked;  // REC_CLOSE: tcp_sock.bytes_acked
-	u64 received; // REC_CLOSE: tcp_sock.bytes_received
-	u64 pstart; // the process's start_boottime, to verify its pid later
-	u8 saddr[16]; // local
-	u8 daddr[16]; // remote
-	char comm[16];
-};
-
-struct dns_rec {
-	u8 type;
-	u8 family;
-	u8 proto;
-	u8 pad;
-	u16 sport;
-	u16 dport;
-	u32 pid;
-	u32 uid;
-	u64 ts;
-	u64 pstart;
-	u8 saddr[16];
-	u8 daddr[16];
-	char comm[16];
-	u32 len; // bytes captured in data
-	u32 size; // bytes the call sends
-	u8 data[DNS_CAP];
-};
-
-struct lookup_rec {
-	u8 type;
-	u8 naddr;
-	u16 pad;
-	s32 ret;
-	u32 pid;
-	u32 uid;
-	u64 ts;
-	u64 start;
-	u64 pstart;
-	char comm[16];
-	char name[NAME_CAP];
-	u8 fam[MAX_ADDRS];
-	u8 addrs[MAX_ADDRS][16];
-};
 
 // What is known of a socket between its state changes.
 struct sk_info {
