@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/netview/netview/internal/jsonw"
 )
 
 var encoders = sync.Pool{New: func() any {
@@ -58,7 +59,7 @@ func (e *Encoder) AppendJSON(b []byte, h *Heartbeat) []byte {
 	b = append(b, `{"format":`...)
 	b = strconv.AppendInt(b, int64(h.Format), 10)
 	b = append(b, `,"heartbeat_id":`...)
-	b = appendUUID(b, h.HeartbeatID)
+	b = jsonw.AppendUUID(b, h.HeartbeatID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, h.Seq, 10)
 	b = append(b, `,"sent_at":`...)
@@ -85,7 +86,7 @@ func (e *Encoder) AppendJSON(b []byte, h *Heartbeat) []byte {
 
 func (e *Encoder) appendSensor(b []byte, s *Sensor) []byte {
 	b = append(b, `{"sensor_id":`...)
-	b = appendUUID(b, s.SensorID)
+	b = jsonw.AppendUUID(b, s.SensorID)
 	b = append(b, `,"hostname":`...)
 	b = appendString(b, s.Hostname)
 	b = append(b, `,"flavor":`...)
@@ -93,7 +94,7 @@ func (e *Encoder) appendSensor(b []byte, s *Sensor) []byte {
 	b = append(b, `,"version":`...)
 	b = appendString(b, s.Version)
 	b = append(b, `,"boot_id":`...)
-	b = appendUUID(b, s.BootID)
+	b = jsonw.AppendUUID(b, s.BootID)
 	if !s.StartedAt.IsZero() {
 		b = append(b, `,"started_at":`...)
 		b = appendTime(b, s.StartedAt)
@@ -274,7 +275,7 @@ func appendEndpoint(b []byte, p *SCTPEndpoint) []byte {
 
 func appendFlow(b []byte, f *Flow) []byte {
 	b = append(b, `{"flow_id":`...)
-	b = appendUUID(b, f.FlowID)
+	b = jsonw.AppendUUID(b, f.FlowID)
 	b = append(b, `,"protocol":`...)
 	b = appendString(b, f.Protocol)
 	b = append(b, `,"direction":`...)
@@ -307,7 +308,7 @@ func appendFlow(b []byte, f *Flow) []byte {
 
 func appendEvent(b []byte, e *Event) []byte {
 	b = append(b, `{"event_id":`...)
-	b = appendUUID(b, e.EventID)
+	b = jsonw.AppendUUID(b, e.EventID)
 	b = append(b, `,"kind":`...)
 	b = appendString(b, e.Kind)
 	b = append(b, `,"time":`...)
@@ -339,18 +340,6 @@ func appendProcess(b []byte, p *Process) []byte {
 	b = appendOptString(b, `,"binary_path":`, p.BinaryPath)
 	b = append(b, `,"uid":`...)
 	return strconv.AppendUint(b, uint64(p.UID), 10)
-}
-
-func appendUUID(b []byte, u uuid.UUID) []byte {
-	const hexdigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
-	}
-	return append(b, '"')
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

@@ -14,9 +14,12 @@ package heartbeat
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/netview/netview/internal/tcpstate"
 )
 
 // Format is the wire format version this code speaks.
@@ -226,9 +229,10 @@ const (
 
 // Vocabularies the decoder enforces.
 var (
-	Flavors     = []string{"standard", "telecom"}
-	Families    = []string{"inet", "inet6"}
-	States      = []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSING", "NEW_SYN_RECV"}
+	Flavors  = []string{"standard", "telecom"}
+	Families = []string{"inet", "inet6"}
+	// States are the kernel's, but LISTEN: listeners have a section.
+	States      = slices.DeleteFunc(tcpstate.Names(), func(n string) bool { return n == "LISTEN" })
 	FinalStates = []string{"established", "refused", "half-closed", "stale"}
 	Directions  = []string{"outbound", "inbound"}
 	Protocols   = []string{"tcp", "udp"}
