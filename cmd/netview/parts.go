@@ -28,6 +28,11 @@ import (
 )
 
 // parts are the running pieces and how to stop them, last started first.
+// The order is the point: the sensor's last heartbeat reaches ingest, ingest
+// drains into the store, and the store closes last. github.com/oklog/run,
+// considered for this (issue #15), interrupts every actor of its group at
+// once when one returns, so it would close the store under a draining
+// ingest; a list of stops run backwards says the order in a few lines.
 type parts struct {
 	stops      []func()
 	failed     chan error // a server that stopped on its own
