@@ -190,27 +190,16 @@ func (s *sink) CompletedFlow(r *heartbeat.Flow) {
 	f.flowBody.append(r)
 	f.endedAt.AppendRaw(end)
 	f.durationMs.Append(dur)
-	e := &s.b.events
-	e.eventID.Append(r.FlowID)
-	e.kind.Append("network_flow")
-	e.time.AppendRaw(end)
-	e.protocol.Append(r.Protocol)
-	e.srcAddr.Append(ip(r.SrcAddress))
-	e.srcPort.Append(r.SrcPort)
-	e.dstAddr.Append(ip(r.DstAddress))
-	e.dstPort.Append(r.DstPort)
-	e.procCols.append(&r.Process)
-	e.queryName.Append("")
-	e.queryType.Append("")
-	appendAddrs(e.answers, nil)
-	e.durationMs.Append(dur)
-	e.bytesSent.Append(r.BytesSent)
-	e.bytesReceived.Append(r.BytesReceived)
-	e.state.Append(r.State)
-	e.source.Append(r.Source)
+	s.event(&heartbeat.Event{EventID: r.FlowID, Kind: "network_flow", Time: r.EndedAt, Protocol: r.Protocol,
+		SrcAddress: r.SrcAddress, SrcPort: r.SrcPort, DstAddress: r.DstAddress, DstPort: r.DstPort, Process: r.Process,
+		State: r.State, Source: r.Source}, dur, r.BytesSent, r.BytesReceived)
 }
 
-func (s *sink) Event(r *heartbeat.Event) {
+func (s *sink) Event(r *heartbeat.Event) { s.event(r, 0, 0, 0) }
+
+// event writes an events row; only network_flow events have a duration
+// and bytes.
+func (s *sink) event(r *heartbeat.Event, durMs, sent, received uint64) {
 	e := &s.b.events
 	e.eventID.Append(r.EventID)
 	e.kind.Append(r.Kind)
@@ -224,9 +213,9 @@ func (s *sink) Event(r *heartbeat.Event) {
 	e.queryName.Append(r.QueryName)
 	e.queryType.Append(r.QueryType)
 	appendAddrs(e.answers, r.Answers)
-	e.durationMs.Append(0)
-	e.bytesSent.Append(0)
-	e.bytesReceived.Append(0)
+	e.durationMs.Append(durMs)
+	e.bytesSent.Append(sent)
+	e.bytesReceived.Append(received)
 	e.state.Append(r.State)
 	e.source.Append(r.Source)
 }
