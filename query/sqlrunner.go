@@ -8,8 +8,10 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -72,15 +74,48 @@ func AnalystSQL(ro store.Store, cfg ...SQLConfig) SQLRunner {
 		c.Concurrent = DefaultSQLConfig().Concurrent
 	}
 	turns := make(chan struct{}, c.Concurrent)
+	release := releaser(ro)
 	return func(ctx context.Context, q, format string, r *fasthttp.RequestCtx) (int, error) {
 		if err := takeTurn(ctx, turns, c.Wait, r); err != nil {
 			return 0, err
 		}
-		rows, err := runStreamed(ctx, ro, q, format, r, func() { <-turns })
+		rows, err := runStreamed(ctx, ro, q, format, r, func() {
+			<-turns
+			if len(turns) == 0 {
+				release()
+			}
+		})
 		if err != nil {
 			return 0, sqlError(err)
 		}
 		return rows, nil
+	}
+}
+
+// releaser returns what to call when the last running statement ended:
+// with an engine in this process (store.MemoryReleaser), the memory its
+// allocator kept from the statements goes back to the OS, so a burst of
+// large results does not leave ingest, in the same process, with less.
+// One release runs at a time, in the background; one asked for meanwhile
+// is dropped, since the one running covers it.
+func releaser(s store.Store) func() {
+	m, ok := s.(store.MemoryReleaser)
+	if !ok {
+		return func() {}
+	}
+	var running atomic.Bool
+	return func() {
+		if !running.CompareAndSwap(false, true) {
+			return
+		}
+		go func() {
+			defer running.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := m.ReleaseMemory(ctx); err != nil {
+				slog.Debug("query: engine memory not released", "err", err)
+			}
+		}()
 	}
 }
 

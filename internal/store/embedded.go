@@ -260,6 +260,21 @@ func (e *Embedded) kill(mark string) {
 	_ = e.lib.query(engine.anchor, "KILL QUERY WHERE position(query, concat('"+name+":', '"+id+"')) > 0 ASYNC", "Native", nil, nil)
 }
 
+// ReleaseMemory hands back to the OS the memory the engine's allocator
+// keeps for reuse (SYSTEM JEMALLOC PURGE), on the anchor connection, so a
+// store opened read-only may ask too. The engine is in this process: after
+// eight analyst statements of 32 MiB results its RSS stayed 30 to 100%
+// above where it began (query's TestAnalystResultsInBoundedMemory), and
+// came back to within 3% once purged.
+func (e *Embedded) ReleaseMemory(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	return e.lib.query(engine.anchor, "SYSTEM JEMALLOC PURGE", "Native", nil, nil)
+}
+
 // QueryNative runs sql and hands fn its whole result in the Native format
 // (revision 0 layout: no block info, no custom-serialization flags), in
 // engine memory valid only during fn. Unlike Select, parameter values are

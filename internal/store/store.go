@@ -83,6 +83,13 @@ type Config struct {
 	Settings []Setting
 }
 
+// MemoryReleaser is a store whose engine runs in this process and can hand
+// the memory it keeps for reuse back to the OS (the embedded engine). A
+// ClickHouse server manages its own.
+type MemoryReleaser interface {
+	ReleaseMemory(ctx context.Context) error
+}
+
 // RegisterFlags registers the storage flags with a "store." prefix.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DSN, "store.dsn", "embedded:data/clickhouse", "embedded:DIR for the in-process engine, or clickhouse://user:pass@host:9000/db")

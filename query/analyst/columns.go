@@ -170,6 +170,9 @@ func build(t proto.ColumnType) (proto.ColResult, renderer, error) {
 		}
 		c := new(proto.ColDateTime64).WithPrecision(proto.Precision(p))
 		return c, dateTime64Renderer(c, p), nil
+	case "String":
+		c := new(strCol)
+		return c, leafOf(kString, func(b []byte, i int) []byte { return append(b, c.rows[i]...) }), nil
 	case "FixedString":
 		n, err := strconv.Atoi(strings.TrimSpace(string(t.Elem())))
 		if err != nil || n <= 0 {
@@ -187,6 +190,58 @@ func build(t proto.ColumnType) (proto.ColResult, renderer, error) {
 		return nil, nil, err
 	}
 	return a.Data, r, nil
+}
+
+// strCol decodes a String column without copying what it decoded.
+// proto.ColStr keeps a block's strings back to back in one buffer that it
+// grows by append for every string over 128 bytes: for large strings that
+// reallocates and copies at Go's 1.25× growth, and a block of 33 strings
+// of 1 MB cost about 4 times the block in allocations. Eight statements of
+// such blocks at once (query's TestAnalystResultsInBoundedMemory) raised
+// RSS by 460 to 584 MiB, over its bound of 512; with strCol and
+// jsonw.AppendString growing once, by 359 to 444 (Go's share fell from
+// about 100 to 50 MiB a statement). A large string gets a slice of its
+// own, and small ones share a buffer that, when full, is replaced rather
+// than grown: rows already read keep the old one.
+type strCol struct {
+	rows [][]byte
+	buf  []byte
+}
+
+// ownSlice is the size from which a string gets an allocation of its own.
+const ownSlice = 64 << 10
+
+func (c *strCol) Type() proto.ColumnType { return proto.ColumnTypeString }
+func (c *strCol) Rows() int              { return len(c.rows) }
+func (c *strCol) Reset() {
+	clear(c.rows) // the last block's strings may go before the next is read
+	c.rows, c.buf = c.rows[:0], c.buf[:0]
+}
+
+func (c *strCol) DecodeColumn(r *proto.Reader, rows int) error {
+	c.Reset()
+	for i := range rows {
+		n, err := r.StrLen()
+		if err != nil {
+			return fmt.Errorf("row %d: read length: %w", i, err)
+		}
+		var s []byte
+		switch {
+		case n >= ownSlice:
+			s = make([]byte, n)
+		default:
+			if len(c.buf)+n > cap(c.buf) {
+				c.buf = make([]byte, 0, max(2*cap(c.buf), 4<<10, n))
+			}
+			s = c.buf[len(c.buf) : len(c.buf)+n : len(c.buf)+n]
+			c.buf = c.buf[:len(c.buf)+n]
+		}
+		if err := r.ReadFull(s); err != nil {
+			return fmt.Errorf("row %d: read: %w", i, err)
+		}
+		c.rows = append(c.rows, s)
+	}
+	return nil
 }
 
 // splitTypes splits "A, B(C, D), 'x,y'" at its top-level commas.
