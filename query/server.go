@@ -192,8 +192,9 @@ func badParam(name, format string, args ...any) error {
 type handler func(ctx context.Context, r *fasthttp.RequestCtx, p *principal) ([]byte, error)
 
 // Handle routes one request: the API under /api/, health at /healthz,
-// metrics at /metrics, and every other path to the Console. The Console's files hold no data (the
-// page asks for a token and sends it to the API), so they need none.
+// metrics at /metrics, and every other path to the Console. The Console's
+// files hold no data (the page asks for a token and sends it to the API),
+// so they need none.
 func (s *Server) Handle(r *fasthttp.RequestCtx) {
 	start := time.Now()
 	route := s.handle(r)
