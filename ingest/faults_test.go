@@ -220,6 +220,12 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}
 	}
+	// Each node counts its own: a second one in this process, on the same
+	// store, has seen nothing.
+	other := metrics(t, startNode(t, testConfig(), n.store).url)
+	if !strings.Contains(other, "netview_ingest_heartbeats_accepted_total 0\n") || strings.Contains(other, "netview_ingest_heartbeats_rejected_total{") {
+		t.Errorf("a second node's metrics count the first's heartbeats:\n%s", other)
+	}
 }
 
 func get(t *testing.T, url string) int {

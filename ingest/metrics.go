@@ -2,12 +2,9 @@ package ingest
 
 import (
 	"fmt"
-	"io"
-	"math"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // Rejection reasons, the label values of heartbeats_rejected_total.
@@ -36,106 +33,60 @@ const (
 	ReasonTaken           = "key_id_taken"
 )
 
-// Metrics are the ingest node's Prometheus metrics, written in the text
-// exposition format without a client library.
+// Metrics are the ingest node's Prometheus metrics, in a set of the node's
+// own: two nodes in one process (tests) count apart. The names and labels
+// are those of docs/operations.md; dashboards depend on them.
 type Metrics struct {
-	accepted    atomic.Uint64
-	rejected    sync.Map // reason -> *atomic.Uint64
-	rows        sync.Map // table -> *atomic.Uint64
-	flushErrors atomic.Uint64
-	batchRows   histogram
-	flushSecs   histogram
+	set         *metrics.Set
+	accepted    *metrics.Counter
+	flushErrors *metrics.Counter
+	batchRows   *metrics.PrometheusHistogram
+	flushSecs   *metrics.PrometheusHistogram
 	queue       func() int
 }
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{
-		batchRows: newHistogram(100, 1000, 10_000, 50_000, 100_000, 500_000, 1_000_000),
-		flushSecs: newHistogram(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+	s := metrics.NewSet()
+	m := &Metrics{
+		set:         s,
+		accepted:    s.NewCounter("netview_ingest_heartbeats_accepted_total"),
+		flushErrors: s.NewCounter("netview_ingest_flush_errors_total"),
+		// Prometheus buckets (le), not the library's default vmrange ones,
+		// so histogram_quantile over existing dashboards keeps working.
+		batchRows: s.NewPrometheusHistogramExt("netview_ingest_batch_rows", []float64{100, 1000, 10_000, 50_000, 100_000, 500_000, 1_000_000}),
+		flushSecs: s.NewPrometheusHistogramExt("netview_ingest_flush_seconds", []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
 	}
+	// The writer is made after the metrics it reports to; the gauge asks
+	// for its queue when scraped.
+	s.NewGauge("netview_ingest_queue_rows", func() float64 {
+		if m.queue == nil {
+			return 0
+		}
+		return float64(m.queue())
+	})
+	return m
 }
 
-func (m *Metrics) counter(set *sync.Map, key string) *atomic.Uint64 {
-	if c, ok := set.Load(key); ok {
-		return c.(*atomic.Uint64)
-	}
-	c, _ := set.LoadOrStore(key, new(atomic.Uint64))
-	return c.(*atomic.Uint64)
+// Reject counts one refused heartbeat. The reasons are the constants
+// above, so the series stay few.
+func (m *Metrics) Reject(reason string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf("netview_ingest_heartbeats_rejected_total{reason=%q}", reason)).Inc()
 }
-
-// Reject counts one refused heartbeat.
-func (m *Metrics) Reject(reason string) { m.counter(&m.rejected, reason).Add(1) }
 
 // Accept counts one acknowledged heartbeat.
-func (m *Metrics) Accept() { m.accepted.Add(1) }
+func (m *Metrics) Accept() { m.accepted.Inc() }
 
 func (m *Metrics) observeFlush(b *Batch, rows int, d time.Duration, refused []Refusal, err error) {
-	m.flushSecs.observe(d.Seconds())
+	m.flushSecs.Update(d.Seconds())
 	if err != nil {
-		m.flushErrors.Add(1)
+		m.flushErrors.Inc()
 		return
 	}
-	m.batchRows.observe(float64(rows))
+	m.batchRows.Update(float64(rows))
 	for i, t := range b.every {
 		if n := b.written(i, refused); n > 0 {
-			m.counter(&m.rows, t.name).Add(uint64(n))
+			m.set.GetOrCreateCounter(fmt.Sprintf("netview_ingest_rows_written_total{table=%q}", t.name)).Add(n)
 		}
 	}
-}
-
-// Write writes every metric in the Prometheus text format.
-func (m *Metrics) Write(w io.Writer) {
-	fmt.Fprintf(w, "# HELP netview_ingest_heartbeats_accepted_total Heartbeats written to storage and acknowledged.\n# TYPE netview_ingest_heartbeats_accepted_total counter\nnetview_ingest_heartbeats_accepted_total %d\n", m.accepted.Load())
-	writeSet(w, "netview_ingest_heartbeats_rejected_total", "Heartbeats refused, by reason.", "reason", &m.rejected)
-	writeSet(w, "netview_ingest_rows_written_total", "Rows written, by table.", "table", &m.rows)
-	fmt.Fprintf(w, "# HELP netview_ingest_flush_errors_total Batch writes that failed.\n# TYPE netview_ingest_flush_errors_total counter\nnetview_ingest_flush_errors_total %d\n", m.flushErrors.Load())
-	m.batchRows.write(w, "netview_ingest_batch_rows", "Rows per written batch.")
-	m.flushSecs.write(w, "netview_ingest_flush_seconds", "Time to write one batch.")
-	if m.queue != nil {
-		fmt.Fprintf(w, "# HELP netview_ingest_queue_rows Rows accepted and not yet written.\n# TYPE netview_ingest_queue_rows gauge\nnetview_ingest_queue_rows %d\n", m.queue())
-	}
-}
-
-func writeSet(w io.Writer, name, help, label string, set *sync.Map) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
-	var keys []string
-	set.Range(func(k, _ any) bool { keys = append(keys, k.(string)); return true })
-	sort.Strings(keys)
-	for _, k := range keys {
-		c, _ := set.Load(k)
-		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, k, c.(*atomic.Uint64).Load())
-	}
-}
-
-type histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // one per bound, plus +Inf
-	sum    atomic.Uint64   // float64 bits
-}
-
-func newHistogram(bounds ...float64) histogram {
-	return histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-func (h *histogram) observe(v float64) {
-	i := sort.SearchFloat64s(h.bounds, v)
-	h.counts[i].Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-func (h *histogram) write(w io.Writer, name, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var cum uint64
-	for i, b := range h.bounds {
-		cum += h.counts[i].Load()
-		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, cum)
-	}
-	cum += h.counts[len(h.bounds)].Load()
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, math.Float64frombits(h.sum.Load()), name, cum)
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
@@ -28,6 +29,7 @@ import (
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/prom"
 	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
@@ -180,6 +182,10 @@ func New(cfg Config, s store.Store, log *slog.Logger) (*Server, error) {
 	}, nil
 }
 
+// Metrics is the set the node's metrics are kept in, for a /metrics that
+// serves more than this node (the all-in-one netview adds its parts').
+func (s *Server) Metrics() *metrics.Set { return s.metrics.set }
+
 // Slots is how many heartbeats may be decompressed and decoded at once.
 func (s *Server) Slots() int { return cap(s.slots) }
 
@@ -257,8 +263,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.WriteString("ok\n")
 	case "/metrics":
-		ctx.SetContentType("text/plain; version=0.0.4")
-		s.metrics.Write(ctx)
+		prom.Handle(ctx, s.metrics.set)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetContentType("application/json")

@@ -508,7 +508,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	slices.Sort(documented)
 	srcs, _ := filepath.Glob("*.go")
-	routeLit := regexp.MustCompile(`"(/api/[^"\s]*|/healthz)"`)
+	routeLit := regexp.MustCompile(`"(/api/[^"\s]*|/healthz|/metrics)"`)
 	var routed []string
 	for _, src := range srcs {
 		if strings.HasSuffix(src, "_test.go") {
@@ -671,7 +671,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 				}
 			}
 			if op.role == "" {
-				continue // /healthz: no token, no parameters
+				continue // /healthz, /metrics: no token, no parameters
 			}
 
 			// Tokens and roles.
@@ -883,7 +883,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// without SQL; every path outside /api/ is the Console's page.
 	for _, p := range []string{"/api", "/api/", "/api/v1", "/api/v1/network", "/api/v2/network", "/api/v3/events",
 		"/api/v2/network/summary", "/api/v2/sql", "/api/v1/network/connections/",
-		"/api/v1/network/sctp", "/api/v2/network/sctp", "/", "/API/v1/events", "/metrics", "/v1/heartbeat", "/healthz/"} {
+		"/api/v1/network/sctp", "/api/v2/network/sctp", "/", "/API/v1/events", "/metrics/", "/v1/heartbeat", "/healthz/"} {
 		for _, b := range []string{f.url, withSQL} {
 			r := oaSend(t, "GET", b+p, viewerToken, nil)
 			if !strings.HasPrefix(p, "/api") {

@@ -17,12 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/console"
 	"github.com/netview/netview/internal/audit"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/creds"
+	"github.com/netview/netview/internal/prom"
 	"github.com/netview/netview/internal/ratelimit"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
@@ -94,6 +96,7 @@ type Server struct {
 	authFails *ratelimit.Limiter[netip.Prefix]
 	cursors   cursors
 	sql       SQLRunner
+	metrics   serverMetrics
 	log       *slog.Logger
 }
 
@@ -154,9 +157,13 @@ func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Se
 	}
 	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, admins: admins,
 		creds: creds.NewStore(st, cfg.CredsTTL), audit: audit.New(st),
-		cursors: cursors{secret: secret}, sql: sqlRunner, log: log,
+		cursors: cursors{secret: secret}, sql: sqlRunner, metrics: newServerMetrics(), log: log,
 		proxies: proxies, authFails: ratelimit.New[netip.Prefix](cfg.AuthFailRate, float64(cfg.AuthFailBurst))}, nil
 }
+
+// Metrics is the set the service's metrics are kept in, for a /metrics
+// that serves more than this service (the all-in-one netview).
+func (s *Server) Metrics() *metrics.Set { return s.metrics.set }
 
 // HTTPServer returns a fasthttp server for s.
 func (s *Server) HTTPServer() *fasthttp.Server {
@@ -184,15 +191,27 @@ func badParam(name, format string, args ...any) error {
 // handler answers one request made by p.
 type handler func(ctx context.Context, r *fasthttp.RequestCtx, p *principal) ([]byte, error)
 
-// Handle routes one request: the API under /api/, health at /healthz, and
-// every other path to the Console. The Console's files hold no data (the
-// page asks for a token and sends it to the API), so they need none.
+// Handle routes one request: the API under /api/, health at /healthz,
+// metrics at /metrics, and every other path to the Console. The Console's
+// files hold no data (the page asks for a token and sends it to the API),
+// so they need none.
 func (s *Server) Handle(r *fasthttp.RequestCtx) {
+	start := time.Now()
+	route := s.handle(r)
+	s.metrics.observe(route, r.Response.StatusCode(), time.Since(start))
+}
+
+// handle answers r and returns its route label (see serverMetrics).
+func (s *Server) handle(r *fasthttp.RequestCtx) string {
 	path := string(r.Path())
 	switch {
-	case !isAPI(path) && path != "/healthz":
+	case !isAPI(path) && path != "/healthz" && path != "/metrics":
 		console.Serve(r)
-		return
+		return routeConsole
+	case path == "/metrics":
+		// No token, as ingest's: counts and latencies by endpoint, no data.
+		prom.Handle(r, s.metrics.set)
+		return path
 	case path == "/healthz":
 		r.SetContentType("text/plain")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -200,20 +219,21 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 		if err := store.Ping(ctx, s.store); err != nil {
 			r.SetStatusCode(503)
 			r.WriteString("storage unavailable: " + err.Error() + "\n")
-			return
+			return path
 		}
 		r.WriteString("ok\n")
-		return
+		return path
 	}
 	e := s.route(path)
 	if e.h == nil {
 		s.fail(r, &apiError{Status: 404, Msg: "no such endpoint: " + path})
-		return
+		return routeUnknown
 	}
+	// From here path is one of route's fixed strings.
 	if string(r.Method()) != e.method {
 		r.Response.Header.Set("Allow", e.method)
 		s.fail(r, &apiError{Status: 405, Msg: "use " + e.method})
-		return
+		return path
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
@@ -223,7 +243,7 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 			r.Response.Header.Set("WWW-Authenticate", `Bearer realm="netview"`)
 		}
 		s.fail(r, err)
-		return
+		return path
 	}
 	if !creds.Allows(p.role, e.role) {
 		err := &apiError{Status: 403, Msg: "this token has the " + p.role + " role and may not use " + path + ": it needs the " + e.role + " role"}
@@ -233,17 +253,18 @@ func (s *Server) Handle(r *fasthttp.RequestCtx) {
 			s.record(ctx, r, &p, auditEntry{action: e.action, detail: err.Msg}, err)
 		}
 		s.fail(r, err)
-		return
+		return path
 	}
 	body, err := e.h(ctx, r, &p)
 	if err != nil {
 		s.fail(r, err)
-		return
+		return path
 	}
 	if body != nil {
 		r.SetContentType("application/json")
 		r.SetBody(body)
 	}
+	return path
 }
 
 // isAPI says whether path belongs to the API: under /api/, or /api itself,

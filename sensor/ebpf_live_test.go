@@ -596,3 +596,21 @@ func TestEBPFRefusedFallsBackToPolling(t *testing.T) {
 		t.Errorf("--sensor.ebpf=on without privileges started anyway:\n%s", out)
 	}
 }
+
+// The sensor's metrics say what its capabilities say: the probes attached
+// and the kernel records lost.
+func TestEBPFMetricsMatchCapabilities(t *testing.T) {
+	s := ebpfSensor(t)
+	c := beat(t, s).Sensor.Capabilities
+	var b bytes.Buffer
+	s.Metrics().WritePrometheus(&b)
+	m := b.String()
+	for _, want := range []string{
+		fmt.Sprintf("netview_sensor_ebpf_probes_active %d\n", len(strings.Split(c["ebpf_probes"], ","))),
+		"netview_sensor_ebpf_lost_events_total " + c["ebpf_lost_events"] + "\n",
+	} {
+		if c["ebpf_probes"] == "" || !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q (capabilities %v):\n%s", want, c, m)
+		}
+	}
+}

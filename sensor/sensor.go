@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,9 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/program"
+	"github.com/netview/netview/internal/prom"
 	"github.com/netview/netview/sensor/diag"
 	"github.com/netview/netview/sensor/ebpf"
 	"github.com/netview/netview/sensor/flows"
@@ -51,6 +55,9 @@ type Config struct {
 	// EBPF says whether kernel probes follow connections and DNS besides
 	// the polls: "auto" (when they load), "on" (fail if they do not), "off".
 	EBPF string
+	// MetricsListen is the host:port GET /metrics is served on, plain HTTP
+	// with no token; "" (the default) serves none.
+	MetricsListen string
 }
 
 // RegisterFlags registers the sensor flags with a "sensor." prefix.
@@ -67,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StopTimeout, "sensor.stop-timeout", 5*time.Second, "how long a stopping sensor keeps delivering its spool")
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
 	fs.StringVar(&c.EBPF, "sensor.ebpf", "auto", "kernel probes for exact flows and DNS: auto (use them when they load), on (fail if they cannot), off")
+	fs.StringVar(&c.MetricsListen, "sensor.metrics-listen", "", "host:port to serve Prometheus metrics on (GET /metrics, plain HTTP, no token), e.g. 127.0.0.1:9108; empty: none")
 }
 
 // Validate reports the first bad setting and resolves the token.
@@ -86,6 +94,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Interval < time.Second || c.PollInterval <= 0 || c.PollInterval > c.Interval {
 		return errors.New("sensor: interval must be at least 1s and poll between 0 and interval")
+	}
+	if err := validMetricsListen(c.MetricsListen); err != nil {
+		return err
 	}
 	return c.Link.Validate()
 }
@@ -110,11 +121,16 @@ type Sensor struct {
 	hostname string
 	kernel   string
 	spool    *spool.Spool
+	sender   *spool.Sender // its Client is set by Run
 	snap     snapshot
 	lastPoll time.Time
 	// carried over from a heartbeat the spool could not store
 	carryFlows  []heartbeat.Flow
 	carryEvents []heartbeat.Event
+
+	metrics   *metrics.Set
+	spooled   *metrics.Counter
+	metricsLn net.Listener // nil without --sensor.metrics-listen
 }
 
 // New prepares a sensor: identity, spool, flow source. It reads nothing yet.
@@ -136,6 +152,7 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	s := &Sensor{
 		cfg: cfg, log: log, fs: procnet.NewFS(cfg.ProcRoot), res: procs.NewResolver(cfg.ProcRoot),
 		id: id, boot: bootID(cfg.ProcRoot), started: time.Now().UTC(), spool: sp,
+		sender:   &spool.Sender{Spool: sp, Log: log},
 		hostname: cfg.Hostname, kernel: kernelRelease(cfg.ProcRoot),
 	}
 	if s.hostname == "" {
@@ -147,6 +164,11 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	}
 	s.tracker = flows.New(flows.Config{StaleAfter: 10 * cfg.PollInterval}, src, s.owners, nil)
 	if err := s.startKernel(); err != nil {
+		return nil, err
+	}
+	s.newMetrics()
+	if err := s.listenMetrics(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -188,8 +210,12 @@ func (s *Sensor) startKernel() error {
 	return nil
 }
 
-// Close detaches the eBPF probes; Run does it when it returns.
+// Close detaches the eBPF probes and closes the metrics listener; Run does
+// it when it returns.
 func (s *Sensor) Close() error {
+	if s.metricsLn != nil {
+		s.metricsLn.Close() // already closed once Run served it
+	}
 	if s.probes == nil {
 		return nil
 	}
@@ -244,8 +270,20 @@ func (s *Sensor) Run(ctx context.Context) error {
 	// reaches ingest now rather than at the next start.
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSending()
-	go func() { sent <- spool.Run(sendCtx, s.spool, client, s.log) }()
+	s.sender.Client = client
+	go func() { sent <- s.sender.Run(sendCtx) }()
 	defer s.Close()
+	if s.metricsLn != nil {
+		// Served until Run returns, the last delivery included.
+		hs := prom.Server("netview-sensor", s.metrics)
+		go func() {
+			if err := program.Serve(ctx, hs, s.metricsLn); err != nil {
+				s.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		defer hs.Shutdown()
+		s.log.Info("serving metrics", "addr", s.metricsLn.Addr().String())
+	}
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	beat := time.NewTicker(s.cfg.Interval)
@@ -304,6 +342,7 @@ func (s *Sensor) beat() {
 	}
 	if err := s.spool.Put(h); err != nil {
 		if errors.Is(err, spool.ErrOverCap) {
+			s.spooled.Inc()
 			s.log.Warn("spool over its cap", "err", err) // stored; only shrinking failed
 			return
 		}
@@ -311,7 +350,9 @@ func (s *Sensor) beat() {
 		// heartbeat, its events and completed flows ride along with it.
 		s.carryFlows, s.carryEvents = h.CompletedFlows, h.Events
 		s.log.Error("spool heartbeat", "seq", h.Seq, "err", err)
+		return
 	}
+	s.spooled.Inc()
 }
 
 // Heartbeat reads the host now and returns the next heartbeat.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/ingest"
@@ -41,6 +42,9 @@ type parts struct {
 	remoteURL  string // of ingest, for other hosts' sensors; "" on loopback
 	pin        string // of --tls-cert, for other hosts' sensors
 	schemaVers int
+	// metrics is ingest's: its /metrics serves every part's metrics, so one
+	// scrape has them all (the query listener's has the query service's).
+	metrics *metrics.Set
 }
 
 func (p *parts) onStop(f func()) { p.stops = append(p.stops, f) }
@@ -85,12 +89,14 @@ func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, sec secret
 	if err != nil {
 		return err
 	}
-	if err := p.startQuery(httpLn, st, ro, sec.admin.value, log); err != nil {
+	q, err := p.startQuery(httpLn, st, ro, sec.admin.value, log)
+	if err != nil {
 		return err
 	}
 	if err := p.startIngest(ingestLn, st, sec.enroll.value, log); err != nil {
 		return err
 	}
+	p.metrics.RegisterMetricsWriter(q.Metrics().WritePrometheus)
 	return p.startSensor(cfg, d, sec.enroll.value, log)
 }
 
@@ -150,14 +156,14 @@ func loopback(addr string) bool {
 
 // The token is an admin's: the local user owns the machine and its data.
 // The enrollment secret is not among the query service's tokens.
-func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log *slog.Logger) error {
+func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log *slog.Logger) (*query.Server, error) {
 	var qc query.Config
 	defaults(qc.RegisterFlags)
 	qc.Addr, qc.AdminTokens.List = ln.Addr().String(), tok
 	qc.TLS.Plain = true // ln is already TLS or plain, as listen chose
 	srv, err := query.New(qc, st, query.AnalystSQL(ro, qc.SQL), log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hs := srv.HTTPServer()
 	p.serve("query", hs, ln)
@@ -169,7 +175,7 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 		}
 	})
 	log.Info("query service listening", "addr", ln.Addr().String())
-	return nil
+	return srv, nil
 }
 
 func (p *parts) startIngest(ln net.Listener, st store.Store, enroll string, log *slog.Logger) error {
@@ -184,6 +190,7 @@ func (p *parts) startIngest(ln net.Listener, st store.Store, enroll string, log 
 	if err != nil {
 		return err
 	}
+	p.metrics = srv.Metrics()
 	hs := srv.HTTPServer()
 	p.serve("ingest", hs, ln)
 	p.onStop(func() {
@@ -230,6 +237,7 @@ func (p *parts) startSensor(cfg appConfig, d *dataDir, enroll string, log *slog.
 	if err != nil {
 		return err
 	}
+	p.metrics.RegisterMetricsWriter(s.Metrics().WritePrometheus)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -303,6 +311,7 @@ func banner(out io.Writer, d *dataDir, p *parts, sec secrets) {
 	fmt.Fprintf(w, "Netview is running on %s\n", d.path)
 	fmt.Fprintf(w, "  Console and API  %s\n", p.httpURL)
 	fmt.Fprintf(w, "  Ingest           %s\n", p.ingestURL)
+	fmt.Fprintf(w, "  Metrics          %s (every part's, for Prometheus)\n", strings.TrimSuffix(p.ingestURL, "/v1/heartbeat")+"/metrics")
 	showSecret(w, "Admin token", sec.admin)
 	fmt.Fprintf(w, "                   sign in to the Console / API with it (Authorization: Bearer <token>);\n")
 	fmt.Fprintf(w, "                   it is an admin's: SQL, /api/v1/admin/\n")

@@ -143,4 +143,8 @@ func TestSecretRoles(t *testing.T) {
 	if code, b := do("GET", console+"/api/v1/network/summary", a.Key, ""); !refused(code) {
 		t.Errorf("the sensor key signing in: %d %s, want 401 or 403", code, b)
 	}
+
+	// The engine runs once a process, so the parts' metrics are checked on
+	// these parts, after this work.
+	checkPartsMetrics(t, console, ingestURL)
 }
