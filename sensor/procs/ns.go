@@ -44,7 +44,9 @@ func open(procRoot string, pid int) (procfs.Proc, error) {
 }
 
 // netns reads p's network namespace inode with procfs's Namespaces, which
-// reads every link of <pid>/ns; the net one must be there.
+// reads every link of <pid>/ns; the net one must be there. procfs parses
+// the inode as 32 bits, which is what the kernel allocates for namespaces
+// (proc_inum_ida); a larger one would fail here, leaving Netns 0.
 func netns(p procfs.Proc) (uint64, error) {
 	nss, err := p.Namespaces()
 	if err != nil {
