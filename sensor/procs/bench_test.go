@@ -134,3 +134,14 @@ func hostInodes(b *testing.B) []uint64 {
 	}
 	return out
 }
+
+// BenchmarkProcesses times Processes on a fresh Resolver, so every live
+// process of the host has its metadata (exe, uid, network namespace) read
+// once: the per-process cost that the cache pays once per process lifetime.
+func BenchmarkProcesses(b *testing.B) {
+	b.ReportAllocs()
+	var n int
+	cpu := cpuPerOp(b, func() { n = len(NewResolver("/proc").Processes()) })
+	b.ReportMetric(float64(n), "procs/op")
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(max(n, 1)), "cpu-µs/proc")
+}

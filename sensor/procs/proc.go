@@ -2,8 +2,11 @@ package procs
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"strconv"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,45 +84,59 @@ func (r *Resolver) readStat(pid uint32) (start uint64, e unix.Errno) {
 }
 
 // readInfo reads exe, real uid and network namespace of pid into a new
-// procInfo; comm is taken from r.comm as set by the latest readStat.
+// procInfo through procfs; comm is taken from r.comm as set by the latest
+// readStat. This runs once per process lifetime (the result is cached), so
+// procfs's allocations here do not recur per heartbeat; the per-call path
+// (readStat, the fd walk) stays on the reused buffers above.
 func (r *Resolver) readInfo(pid uint32, start uint64) (*procInfo, unix.Errno) {
-	n, e := readFile(r.rootfd, r.pidPath(pid, "status"), r.file)
-	if e != 0 {
-		return nil, e
+	p, err := r.proc(pid)
+	if err != nil {
+		return nil, errno(err)
 	}
-	uid, ok := statusUID(r.file[:n])
-	if !ok {
+	st, err := p.NewStatus()
+	if err != nil {
+		return nil, errno(err)
+	}
+	// A status that is not pid's own (no Tgid line, or a thread's) or whose
+	// real uid does not fit a uid_t names nobody: unattributed, not root.
+	if st.TGID != int(pid) || st.UIDs[0] > 1<<32-1 {
 		return nil, unix.EINVAL
 	}
 	in := &procInfo{start: start, comm: string(r.comm)}
-	in.p = Process{PID: pid, Comm: in.comm, UID: uid, StartTime: start}
+	in.p = Process{PID: pid, Comm: in.comm, UID: uint32(st.UIDs[0]), StartTime: start}
 	// exe is unreadable for kernel threads and, without ptrace rights,
 	// for other users' processes: that leaves Exe empty, not the process
 	// unattributed.
-	if n, e := readlinkat(r.rootfd, &r.pidPath(pid, "exe")[0], r.link); e == 0 {
-		in.p.Exe = string(r.link[:n])
+	if exe, err := p.Executable(); err == nil {
+		in.p.Exe = exe
 	}
-	if n, e := readlinkat(r.rootfd, &r.pidPath(pid, "ns/net")[0], r.link); e == 0 {
-		in.p.Netns, _ = bracketInode(r.link[:n], "net:")
+	if ns, err := netns(p); err == nil {
+		in.p.Netns = ns
 	}
 	return in, 0
 }
 
-// statusUID returns the real uid from the "Uid:" line of /proc/<pid>/status
-// ("Uid:\treal\teffective\tsaved\tfs").
-func statusUID(b []byte) (uint32, bool) {
-	i := bytes.Index(b, []byte("\nUid:"))
-	if i < 0 {
-		return 0, false
+// proc returns the procfs handle of pid under the resolver's root.
+func (r *Resolver) proc(pid uint32) (procfs.Proc, error) {
+	if r.pfs == nil {
+		fsys, err := procfs.NewFS(string(r.root[:len(r.root)-1]))
+		if err != nil {
+			return procfs.Proc{}, err
+		}
+		r.pfs = &fsys
 	}
-	b = bytes.TrimLeft(b[i+5:], " \t")
-	end := 0
-	for end < len(b) && b[end] >= '0' && b[end] <= '9' {
-		end++
+	return r.pfs.Proc(int(pid))
+}
+
+// errno maps an error from procfs to the errno the resolver's callers test:
+// a missing file or process is ENOENT (gone), anything else EINVAL.
+func errno(err error) unix.Errno {
+	var en unix.Errno
+	switch {
+	case errors.As(err, &en):
+		return en
+	case errors.Is(err, fs.ErrNotExist):
+		return unix.ENOENT
 	}
-	v, ok := parseUint(b[:end])
-	if !ok || v > 1<<32-1 {
-		return 0, false
-	}
-	return uint32(v), true
+	return unix.EINVAL
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,8 +14,8 @@ import (
 type Process struct {
 	PID       uint32
 	Comm      string // /proc/<pid>/comm (read from stat, same text), trimmed
-	Exe       string // readlink /proc/<pid>/exe; "" if unreadable (kernel threads, permission)
-	UID       uint32 // real uid
+	Exe       string // readlink /proc/<pid>/exe (procfs Proc.Executable); "" if unreadable (kernel threads, permission)
+	UID       uint32 // real uid (procfs Proc.NewStatus)
 	StartTime uint64 // clock ticks since boot: with PID, the process's identity
 	Netns     uint64 // inode of /proc/<pid>/ns/net, 0 if unreadable
 }
@@ -69,8 +70,9 @@ const keepCalls = 4
 //     for processes missing from the latest enumeration, are dropped, so
 //     memory is bounded by the live sockets and processes.
 type Resolver struct {
-	root  []byte // procRoot, NUL-terminated
-	gen   uint32 // call counter, to mark what this call wanted and found
+	root  []byte     // procRoot, NUL-terminated
+	pfs   *procfs.FS // procRoot for procfs, opened at the first metadata read
+	gen   uint32     // call counter, to mark what this call wanted and found
 	socks map[uint64]sockEntry
 	procs map[uint32]*procInfo
 	prev  []uint32 // pids of the latest enumeration, sorted

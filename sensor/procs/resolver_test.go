@@ -168,6 +168,10 @@ func TestResolveNewProcessFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	setStat(t, root, "400", "curl", "4000")
+	status := "Name:\tcurl\nTgid:\t400\nPid:\t400\nUid:\t0\t0\t0\t0\n"
+	if err := os.WriteFile(filepath.Join(root, "400", "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	os.Remove(filepath.Join(root, "400", "fd", "3"))
 	os.Symlink("socket:[5001]", filepath.Join(root, "400", "fd", "3"))
 	got, st := r.Resolve([]uint64{5001, 1001})
@@ -328,18 +332,29 @@ func TestParse(t *testing.T) {
 	f("/dev/null", "socket:", 0, false)
 	f("socket:[99999999999999999999]", "socket:", 0, false)
 
-	u := func(status string, want uint32, wantOK bool) {
+}
+
+// The uid comes from status through procfs; a status that is not the
+// process's own or whose uid does not fit a uid_t leaves it unattributed.
+func TestReadInfoStatus(t *testing.T) {
+	f := func(status string, want uint32, wantOK bool) {
 		t.Helper()
-		got, ok := statusUID([]byte(status))
-		if got != want || ok != wantOK {
-			t.Errorf("statusUID(%q) = %d, %v", status, got, ok)
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "7"), 0o755)
+		os.WriteFile(filepath.Join(dir, "7", "status"), []byte(status), 0o644)
+		r := NewResolver(dir)
+		in, e := r.readInfo(7, 42)
+		if (e == 0) != wantOK || (wantOK && in.p.UID != want) {
+			t.Errorf("readInfo with status %q = %+v, %v", status, in, e)
 		}
 	}
-	u("Name:\tx\nUid:\t1000\t0\t0\t0\n", 1000, true)
-	u("Name:\tx\nUid:\t4294967295\t0\t0\t0\n", 4294967295, true)
-	u("Name:\tx\nUid:\t4294967296\t0\t0\t0\n", 0, false)
-	u("Name:\tx\nGid:\t1\n", 0, false)
-	u("Name:\tx\nUid:\t\n", 0, false)
+	f("Name:\tx\nTgid:\t7\nUid:\t1000\t0\t0\t0\n", 1000, true)
+	f("Name:\tx\nTgid:\t7\nUid:\t4294967295\t0\t0\t0\n", 4294967295, true)
+	f("Name:\tx\nTgid:\t7\nUid:\t4294967296\t0\t0\t0\n", 0, false)
+	f("Name:\tx\nTgid:\t7\nUid:\t\n", 0, false)
+	f("Name:\tx\nTgid:\t8\nUid:\t1000\t0\t0\t0\n", 0, false) // a thread's, or another's
+	f("Name:\tx\nUid:\t1000\t0\t0\t0\n", 0, false)           // no Tgid
+	f("", 0, false)
 }
 
 func TestReadStat(t *testing.T) {

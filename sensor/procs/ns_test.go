@@ -1,0 +1,147 @@
+package procs
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The test's own network namespace is the inode of /proc/self/ns/net.
+func TestNetnsSelf(t *testing.T) {
+	got, err := Netns("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fi.Sys().(*syscall.Stat_t).Ino; got != want {
+		t.Errorf("Netns(self) = %d, want %d (stat of /proc/self/ns/net)", got, want)
+	}
+}
+
+// A child cloned into a new network namespace shows another inode, the one
+// its own ns/net link stats to; its cgroups are inherited, so they equal ours.
+func TestNetnsChild(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start a process in a new network namespace (needs CAP_SYS_ADMIN): %v", err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := cmd.Process.Pid
+
+	self, err := Netns("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Netns("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "ns", "net"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fi.Sys().(*syscall.Stat_t).Ino; got != want {
+		t.Errorf("Netns(child) = %d, want %d (stat of its ns/net)", got, want)
+	}
+	if got == self {
+		t.Errorf("child in a new network namespace has our inode %d", got)
+	}
+
+	// The Resolver's cached metadata carries the same inode.
+	r := NewResolver("/proc")
+	var found bool
+	for _, p := range r.Processes() {
+		if int(p.PID) == pid {
+			found = true
+			if p.Netns != got {
+				t.Errorf("Processes: child's Netns = %d, want %d", p.Netns, got)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("Processes does not list the child %d", pid)
+	}
+
+	mine, err := Cgroups("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	its, err := Cgroups("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(mine, its, cgroupEqual) {
+		t.Errorf("child's cgroups %+v, want ours %+v", its, mine)
+	}
+}
+
+func TestNetnsGone(t *testing.T) {
+	if _, err := Netns(t.TempDir(), 7); err == nil {
+		t.Error("Netns of a missing pid: no error")
+	}
+	if _, err := Cgroups(t.TempDir(), 7); err == nil {
+		t.Error("Cgroups of a missing pid: no error")
+	}
+}
+
+// The test's own cgroups are the lines of /proc/self/cgroup.
+func TestCgroupsSelf(t *testing.T) {
+	got, err := Cgroups("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(got) != len(lines) || len(got) == 0 {
+		t.Fatalf("Cgroups(self) = %+v, want the %d lines %q", got, len(lines), lines)
+	}
+	for i, line := range lines {
+		f := strings.SplitN(line, ":", 3)
+		var ctl []string
+		if f[1] != "" {
+			ctl = strings.Split(f[1], ",")
+		}
+		if g := got[i]; strconv.Itoa(g.HierarchyID) != f[0] || !slices.Equal(g.Controllers, ctl) || g.Path != f[2] {
+			t.Errorf("line %q read as %+v", line, g)
+		}
+	}
+}
+
+// A container's cgroup lines as a runtime writes them, v1 and v2.
+func TestCgroupsFixture(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "7"), 0o755)
+	text := "12:cpu,cpuacct:/kubepods/besteffort/pod1f2e/0123abcd\n" +
+		"1:name=systemd:/docker/0123abcd\n" +
+		"0::/system.slice/docker-0123abcd.scope\n"
+	os.WriteFile(filepath.Join(root, "7", "cgroup"), []byte(text), 0o644)
+	got, err := Cgroups(root, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Cgroup{
+		{HierarchyID: 12, Controllers: []string{"cpu", "cpuacct"}, Path: "/kubepods/besteffort/pod1f2e/0123abcd"},
+		{HierarchyID: 1, Controllers: []string{"name=systemd"}, Path: "/docker/0123abcd"},
+		{HierarchyID: 0, Path: "/system.slice/docker-0123abcd.scope"},
+	}
+	if !slices.EqualFunc(got, want, cgroupEqual) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func cgroupEqual(a, b Cgroup) bool {
+	return a.HierarchyID == b.HierarchyID && slices.Equal(a.Controllers, b.Controllers) && a.Path == b.Path
+}
