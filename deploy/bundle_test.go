@@ -131,29 +131,23 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(dir, f)
-		docs, err := parseYAML("1.1", read(rel))
-		if err != nil {
-			bad("%s: %v", rel, err)
+		src := read(rel)
+		if src == nil {
 			continue
 		}
-		for i, d := range docs {
-			o := &k8sObject{file: rel}
-			if err := json.Unmarshal(d, o); err != nil {
-				bad("%s document %d: %v", rel, i+1, err)
-				continue
+		objs, kust, ps := readK8s(rel, src)
+		probs = append(probs, ps...)
+		switch filepath.Base(f) {
+		case "kustomization.yaml":
+			if kust == nil {
+				bad("%s: no Kustomization", rel)
+			} else {
+				b.kustomize = kust.Resources
 			}
-			switch {
-			case filepath.Base(f) == "kustomization.yaml":
-				var k struct {
-					Resources []string `json:"resources"`
-				}
-				json.Unmarshal(d, &k)
-				b.kustomize = k.Resources
-			case filepath.Base(f) == "secret.example.yaml":
-				b.secrets = append(b.secrets, o)
-			default:
-				b.k8s = append(b.k8s, o)
-			}
+		case "secret.example.yaml":
+			b.secrets = append(b.secrets, objs...)
+		default:
+			b.k8s = append(b.k8s, objs...)
 		}
 	}
 

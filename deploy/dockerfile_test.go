@@ -29,12 +29,8 @@ func checkImages(b *bundle, p *problems) {
 		default:
 			continue
 		}
-		w, err := workload(o)
-		if err != nil {
-			p.add("%v", err)
-			continue
-		}
-		for _, c := range append(w.Template.Spec.InitContainers, w.Template.Spec.Containers...) {
+		pod := podTemplate(o).Spec
+		for _, c := range append(pod.InitContainers, pod.Containers...) {
 			uses = append(uses, use{fmt.Sprintf("%s container %s", o, c.Name), c.Image})
 		}
 	}

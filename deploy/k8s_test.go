@@ -3,6 +3,10 @@ package deploy
 // Kubernetes: the manifests of deploy/k8s.
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,219 +19,108 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
-type k8sMeta struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace"`
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+// k8sTypes are the kinds the manifests hold: their API version and the
+// k8s.io/api type a document of the kind decodes into.
+var k8sTypes = map[string]struct {
+	apiVersion string
+	new        func() any
+}{
+	"Namespace":               {"v1", func() any { return &corev1.Namespace{} }},
+	"ConfigMap":               {"v1", func() any { return &corev1.ConfigMap{} }},
+	"Secret":                  {"v1", func() any { return &corev1.Secret{} }},
+	"Service":                 {"v1", func() any { return &corev1.Service{} }},
+	"Deployment":              {"apps/v1", func() any { return &appsv1.Deployment{} }},
+	"DaemonSet":               {"apps/v1", func() any { return &appsv1.DaemonSet{} }},
+	"StatefulSet":             {"apps/v1", func() any { return &appsv1.StatefulSet{} }},
+	"HorizontalPodAutoscaler": {"autoscaling/v2", func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
+	"PodDisruptionBudget":     {"policy/v1", func() any { return &policyv1.PodDisruptionBudget{} }},
 }
 
+// k8sObject is one manifest document: its type and metadata, and the
+// object itself (a *corev1.Service, *appsv1.Deployment... of k8sTypes).
 type k8sObject struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   k8sMeta           `json:"metadata"`
-	Data       map[string]string `json:"data"`
-	StringData map[string]string `json:"stringData"`
-	Type       string            `json:"type"` // of a Secret
-	Spec       json.RawMessage   `json:"spec"`
-	file       string
+	metav1.TypeMeta
+	metav1.ObjectMeta
+	obj  any
+	file string
 }
 
 func (o *k8sObject) String() string {
-	return fmt.Sprintf("%s %s/%s (%s)", o.Kind, o.Metadata.Namespace, o.Metadata.Name, o.file)
+	return fmt.Sprintf("%s %s/%s (%s)", o.Kind, o.Namespace, o.Name, o.file)
 }
 
-type workloadSpec struct {
-	Replicas *int `json:"replicas"`
-	Selector struct {
-		MatchLabels map[string]string `json:"matchLabels"`
-	} `json:"selector"`
-	Template struct {
-		Metadata k8sMeta `json:"metadata"`
-		Spec     podSpec `json:"spec"`
-	} `json:"template"`
+// kustomization is the part of k8s/kustomization.yaml the checks read
+// (k8s.io/api has no type for it; kustomize's own module is not kept).
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Resources  []string `json:"resources"`
 }
 
-type podSpec struct {
-	HostNetwork                   bool                `json:"hostNetwork"`
-	HostPID                       bool                `json:"hostPID"`
-	HostIPC                       bool                `json:"hostIPC"`
-	DNSPolicy                     string              `json:"dnsPolicy"`
-	AutomountServiceAccountToken  *bool               `json:"automountServiceAccountToken"`
-	TerminationGracePeriodSeconds *int                `json:"terminationGracePeriodSeconds"`
-	SecurityContext               *podSecurityContext `json:"securityContext"`
-	Tolerations                   []toleration        `json:"tolerations"`
-	Containers                    []container         `json:"containers"`
-	InitContainers                []container         `json:"initContainers"`
-	Volumes                       []volume            `json:"volumes"`
-}
-
-type podSecurityContext struct {
-	RunAsNonRoot   *bool    `json:"runAsNonRoot"`
-	RunAsUser      *int64   `json:"runAsUser"`
-	FSGroup        *int64   `json:"fsGroup"`
-	SeccompProfile *profile `json:"seccompProfile"`
-}
-
-type profile struct {
-	Type string `json:"type"`
-}
-
-type toleration struct {
-	Key      string `json:"key"`
-	Operator string `json:"operator"`
-	Effect   string `json:"effect"`
-}
-
-type container struct {
-	Name    string   `json:"name"`
-	Image   string   `json:"image"`
-	Command []string `json:"command"`
-	Args    []string `json:"args"`
-	Env     []struct {
-		Name      string `json:"name"`
-		Value     string `json:"value"`
-		ValueFrom *struct {
-			SecretKeyRef    *keyRef `json:"secretKeyRef"`
-			ConfigMapKeyRef *keyRef `json:"configMapKeyRef"`
-		} `json:"valueFrom"`
-	} `json:"env"`
-	EnvFrom []struct {
-		ConfigMapRef *struct {
-			Name string `json:"name"`
-		} `json:"configMapRef"`
-		SecretRef *struct {
-			Name string `json:"name"`
-		} `json:"secretRef"`
-	} `json:"envFrom"`
-	Ports []struct {
-		Name          string `json:"name"`
-		ContainerPort int    `json:"containerPort"`
-	} `json:"ports"`
-	StartupProbe   *probe `json:"startupProbe"`
-	ReadinessProbe *probe `json:"readinessProbe"`
-	LivenessProbe  *probe `json:"livenessProbe"`
-	Resources      struct {
-		Requests map[string]string `json:"requests"`
-		Limits   map[string]string `json:"limits"`
-	} `json:"resources"`
-	SecurityContext *securityContext `json:"securityContext"`
-	VolumeMounts    []struct {
-		Name      string `json:"name"`
-		MountPath string `json:"mountPath"`
-		ReadOnly  bool   `json:"readOnly"`
-	} `json:"volumeMounts"`
-}
-
-type keyRef struct {
-	Name string `json:"name"`
-	Key  string `json:"key"`
-}
-
-type probe struct {
-	HTTPGet *struct {
-		Path   string      `json:"path"`
-		Port   intOrString `json:"port"`
-		Scheme string      `json:"scheme"` // HTTP (the default) or HTTPS
-	} `json:"httpGet"`
-	TCPSocket *struct {
-		Port intOrString `json:"port"`
-	} `json:"tcpSocket"`
-	Exec             *json.RawMessage `json:"exec"`
-	GRPC             *json.RawMessage `json:"grpc"`
-	PeriodSeconds    int              `json:"periodSeconds"`
-	TimeoutSeconds   int              `json:"timeoutSeconds"`
-	FailureThreshold int              `json:"failureThreshold"`
-}
-
-// intOrString is a port given by number or by name.
-type intOrString string
-
-func (p *intOrString) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		*p = intOrString(s)
-		return nil
+// readK8s reads every document of a manifest file with sigs.k8s.io/yaml
+// into its k8s.io/api type. Duplicate keys, fields the type does not have
+// and values of the wrong type are problems; an object with unknown fields
+// is still decoded (without them), so the other checks still run on it.
+func readK8s(rel string, src []byte) (objs []*k8sObject, kust *kustomization, probs []string) {
+	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(src)))
+	for i := 1; ; i++ {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			bad("%s: %v", rel, err)
+			break
+		}
+		js, err := yaml.YAMLToJSONStrict(doc)
+		if err != nil {
+			bad("%s document %d: %v", rel, i, err)
+			continue
+		}
+		if s := string(bytes.TrimSpace(js)); s == "null" || s == "" {
+			continue
+		}
+		var top struct {
+			metav1.TypeMeta `json:",inline"`
+			Metadata        metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := json.Unmarshal(js, &top); err != nil {
+			bad("%s document %d: %v", rel, i, err)
+			continue
+		}
+		var obj any
+		if top.Kind == "Kustomization" {
+			kust = &kustomization{}
+			obj = kust
+		} else if t, ok := k8sTypes[top.Kind]; ok {
+			obj = t.new()
+		} else {
+			bad("%s document %d: kind %q (%s) is none the checks know", rel, i, top.Kind, top.APIVersion)
+			continue
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			bad("%s document %d (%s %s): %v", rel, i, top.Kind, top.Metadata.Name, err)
+			if err := yaml.Unmarshal(doc, obj); err != nil {
+				continue
+			}
+		}
+		if top.Kind != "Kustomization" {
+			objs = append(objs, &k8sObject{TypeMeta: top.TypeMeta, ObjectMeta: top.Metadata, obj: obj, file: rel})
+		}
 	}
-	var n int
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	*p = intOrString(fmt.Sprint(n))
-	return nil
-}
-
-type securityContext struct {
-	RunAsUser                *int64 `json:"runAsUser"`
-	RunAsNonRoot             *bool  `json:"runAsNonRoot"`
-	Privileged               *bool  `json:"privileged"`
-	AllowPrivilegeEscalation *bool  `json:"allowPrivilegeEscalation"`
-	ReadOnlyRootFilesystem   *bool  `json:"readOnlyRootFilesystem"`
-	Capabilities             *struct {
-		Add  []string `json:"add"`
-		Drop []string `json:"drop"`
-	} `json:"capabilities"`
-	SeccompProfile  *profile `json:"seccompProfile"`
-	AppArmorProfile *profile `json:"appArmorProfile"`
-}
-
-type volume struct {
-	Name     string `json:"name"`
-	HostPath *struct {
-		Path string `json:"path"`
-		Type string `json:"type"`
-	} `json:"hostPath"`
-	Secret *struct {
-		SecretName  string `json:"secretName"`
-		DefaultMode *int   `json:"defaultMode"`
-		Items       []struct {
-			Key  string `json:"key"`
-			Path string `json:"path"`
-		} `json:"items"`
-	} `json:"secret"`
-	ConfigMap *struct {
-		Name string `json:"name"`
-	} `json:"configMap"`
-	EmptyDir *json.RawMessage `json:"emptyDir"`
-}
-
-type hpaSpec struct {
-	ScaleTargetRef struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Name       string `json:"name"`
-	} `json:"scaleTargetRef"`
-	MinReplicas *int `json:"minReplicas"`
-	MaxReplicas int  `json:"maxReplicas"`
-	Metrics     []struct {
-		Type     string `json:"type"`
-		Resource *struct {
-			Name   string `json:"name"`
-			Target struct {
-				Type               string `json:"type"`
-				AverageUtilization *int   `json:"averageUtilization"`
-			} `json:"target"`
-		} `json:"resource"`
-	} `json:"metrics"`
-}
-
-type serviceSpec struct {
-	Type     string            `json:"type"`
-	Selector map[string]string `json:"selector"`
-	Ports    []struct {
-		Name       string      `json:"name"`
-		Port       int         `json:"port"`
-		TargetPort intOrString `json:"targetPort"`
-	} `json:"ports"`
-}
-
-type pdbSpec struct {
-	MinAvailable *intOrString `json:"minAvailable"`
-	Selector     struct {
-		MatchLabels map[string]string `json:"matchLabels"`
-	} `json:"selector"`
+	return objs, kust, probs
 }
 
 // objects returns the Kubernetes objects of a kind.
@@ -243,40 +136,70 @@ func (b *bundle) objects(kind string) []*k8sObject {
 
 func (b *bundle) object(kind, namespace, name string) *k8sObject {
 	for _, o := range b.k8s {
-		if o.Kind == kind && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
+		if o.Kind == kind && o.Namespace == namespace && o.Name == name {
 			return o
 		}
 	}
 	return nil
 }
 
-func (b *bundle) secret(namespace, name string) *k8sObject {
+// secret is a Secret of secret.example.yaml.
+func (b *bundle) secret(namespace, name string) *corev1.Secret {
 	for _, o := range b.secrets {
-		if o.Kind == "Secret" && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
-			return o
+		if s, ok := o.obj.(*corev1.Secret); ok && o.Namespace == namespace && o.Name == name {
+			return s
 		}
 	}
 	return nil
 }
 
-func workload(o *k8sObject) (*workloadSpec, error) {
-	var w workloadSpec
-	if err := json.Unmarshal(o.Spec, &w); err != nil {
-		return nil, fmt.Errorf("%s: spec: %w", o, err)
+func (b *bundle) configMap(namespace, name string) *corev1.ConfigMap {
+	if o := b.object("ConfigMap", namespace, name); o != nil {
+		cm, _ := o.obj.(*corev1.ConfigMap)
+		return cm
 	}
-	return &w, nil
+	return nil
+}
+
+// podTemplate is the pod template of a Deployment, DaemonSet or
+// StatefulSet; nil for other kinds.
+func podTemplate(o *k8sObject) *corev1.PodTemplateSpec {
+	switch w := o.obj.(type) {
+	case *appsv1.Deployment:
+		return &w.Spec.Template
+	case *appsv1.DaemonSet:
+		return &w.Spec.Template
+	case *appsv1.StatefulSet:
+		return &w.Spec.Template
+	}
+	return nil
+}
+
+// capNames are capabilities as text.
+func capNames(cs []corev1.Capability) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, string(c))
+	}
+	return out
+}
+
+// hasQuantity reports whether a resource list sets name.
+func hasQuantity(rl corev1.ResourceList, name corev1.ResourceName) bool {
+	_, ok := rl[name]
+	return ok
 }
 
 // containerEnv is what a container's $(VAR) references can expand to:
 // its env values, keys of the Secrets (secret.example.yaml) and
 // ConfigMaps it takes them from.
-func (b *bundle) containerEnv(ns string, c *container) (map[string]string, []string) {
+func (b *bundle) containerEnv(ns string, c *corev1.Container) (map[string]string, []string) {
 	env := map[string]string{}
 	var probs []string
 	for _, ef := range c.EnvFrom {
 		switch {
 		case ef.ConfigMapRef != nil:
-			cm := b.object("ConfigMap", ns, ef.ConfigMapRef.Name)
+			cm := b.configMap(ns, ef.ConfigMapRef.Name)
 			if cm == nil {
 				probs = append(probs, fmt.Sprintf("container %s: envFrom ConfigMap %s/%s does not exist", c.Name, ns, ef.ConfigMapRef.Name))
 				continue
@@ -312,7 +235,7 @@ func (b *bundle) containerEnv(ns string, c *container) (map[string]string, []str
 			env[e.Name] = v
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			r := e.ValueFrom.ConfigMapKeyRef
-			cm := b.object("ConfigMap", ns, r.Name)
+			cm := b.configMap(ns, r.Name)
 			v, ok := "", false
 			if cm != nil {
 				v, ok = cm.Data[r.Key]
@@ -360,14 +283,17 @@ func expandArgs(args []string, env map[string]string) ([]string, []string) {
 func checkK8s(b *bundle, p *problems) {
 	namespaces := map[string]*k8sObject{}
 	for _, o := range b.objects("Namespace") {
-		namespaces[o.Metadata.Name] = o
+		namespaces[o.Name] = o
 	}
 	for _, o := range append(append([]*k8sObject{}, b.k8s...), b.secrets...) {
-		if o.APIVersion == "" || o.Kind == "" || o.Metadata.Name == "" {
+		if o.APIVersion == "" || o.Kind == "" || o.Name == "" {
 			p.add("%s: missing apiVersion, kind or metadata.name", o)
 		}
-		if o.Kind != "Namespace" && namespaces[o.Metadata.Namespace] == nil {
-			p.add("%s: namespace %q is not created by the manifests", o, o.Metadata.Namespace)
+		if t, ok := k8sTypes[o.Kind]; ok && o.APIVersion != t.apiVersion {
+			p.add("%s: apiVersion %s, want %s", o, o.APIVersion, t.apiVersion)
+		}
+		if o.Kind != "Namespace" && namespaces[o.Namespace] == nil {
+			p.add("%s: namespace %q is not created by the manifests", o, o.Namespace)
 		}
 	}
 	// kustomization.yaml lists every manifest but the secret example.
@@ -384,17 +310,13 @@ func checkK8s(b *bundle, p *problems) {
 
 	deployments := map[string]bool{}
 	for _, o := range b.objects("Deployment") {
-		deployments[o.Metadata.Namespace+"/"+o.Metadata.Name] = true
+		deployments[o.Namespace+"/"+o.Name] = true
 		checkDeployment(b, p, o)
 	}
 	for _, prog := range []program{progIngest, progQuery} {
 		found := false
 		for _, o := range b.objects("Deployment") {
-			w, err := workload(o)
-			if err != nil {
-				continue
-			}
-			for _, c := range w.Template.Spec.Containers {
+			for _, c := range podTemplate(o).Spec.Containers {
 				if q, ok := imageProgram(c.Image); ok && q == prog {
 					found = true
 				}
@@ -407,19 +329,15 @@ func checkK8s(b *bundle, p *problems) {
 
 	// Services select pods and reach their ports.
 	for _, o := range b.objects("Service") {
-		var s serviceSpec
-		if err := json.Unmarshal(o.Spec, &s); err != nil {
-			p.add("%s: %v", o, err)
-			continue
-		}
-		pod := b.selectPods(o.Metadata.Namespace, s.Selector)
+		s := o.obj.(*corev1.Service).Spec
+		pod := b.selectPods(o.Namespace, s.Selector)
 		if pod == nil {
 			p.add("%s: selector %v matches no pod template", o, s.Selector)
 			continue
 		}
 		for _, sp := range s.Ports {
-			if !podHasPort(pod, sp.TargetPort) {
-				p.add("%s: port %d targets %q, which no container of its pods has", o, sp.Port, sp.TargetPort)
+			if target := servicePortTarget(sp); !podHasPort(pod, target) {
+				p.add("%s: port %d targets %q, which no container of its pods has", o, sp.Port, target.String())
 			}
 		}
 	}
@@ -427,26 +345,19 @@ func checkK8s(b *bundle, p *problems) {
 	// HPAs scale Deployments that exist and can be measured.
 	scaled := map[string]bool{}
 	for _, o := range b.objects("HorizontalPodAutoscaler") {
-		var h hpaSpec
-		if err := json.Unmarshal(o.Spec, &h); err != nil {
-			p.add("%s: %v", o, err)
-			continue
-		}
-		if o.APIVersion != "autoscaling/v2" {
-			p.add("%s: apiVersion %s, want autoscaling/v2", o, o.APIVersion)
-		}
+		h := o.obj.(*autoscalingv2.HorizontalPodAutoscaler).Spec
 		ref := h.ScaleTargetRef
-		target := b.object(ref.Kind, o.Metadata.Namespace, ref.Name)
+		target := b.object(ref.Kind, o.Namespace, ref.Name)
 		if ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" || target == nil {
 			p.add("%s: scaleTargetRef %s %s/%s is not a Deployment of the manifests", o, ref.APIVersion, ref.Kind, ref.Name)
 			continue
 		}
-		scaled[o.Metadata.Namespace+"/"+ref.Name] = true
+		scaled[o.Namespace+"/"+ref.Name] = true
 		if h.MinReplicas == nil || *h.MinReplicas < 2 || h.MaxReplicas < *h.MinReplicas {
 			p.add("%s: want minReplicas at least 2 (no single node) and maxReplicas above it", o)
 		}
-		w, _ := workload(target)
-		if w != nil && w.Replicas != nil {
+		d := target.obj.(*appsv1.Deployment)
+		if d.Spec.Replicas != nil {
 			p.add("%s sets replicas, which fights its HorizontalPodAutoscaler", target)
 		}
 		if len(h.Metrics) == 0 {
@@ -456,8 +367,8 @@ func checkK8s(b *bundle, p *problems) {
 			if m.Type != "Resource" || m.Resource == nil {
 				continue
 			}
-			for _, c := range w.Template.Spec.Containers {
-				if c.Resources.Requests[m.Resource.Name] == "" && m.Resource.Target.Type == "Utilization" {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				if !hasQuantity(c.Resources.Requests, m.Resource.Name) && m.Resource.Target.Type == autoscalingv2.UtilizationMetricType {
 					p.add("%s: scales on %s utilization, but container %s of %s requests no %s", o, m.Resource.Name, c.Name, target, m.Resource.Name)
 				}
 			}
@@ -473,18 +384,18 @@ func checkK8s(b *bundle, p *problems) {
 	// privileged namespace holds the sensor alone.
 	for _, kind := range []string{"Deployment", "DaemonSet"} {
 		for _, o := range b.objects(kind) {
-			ns := namespaces[o.Metadata.Namespace]
+			ns := namespaces[o.Namespace]
 			if ns == nil {
 				continue
 			}
-			level := ns.Metadata.Labels["pod-security.kubernetes.io/enforce"]
+			level := ns.Labels["pod-security.kubernetes.io/enforce"]
 			if kind == "Deployment" && level != "restricted" {
-				p.add("%s: its namespace %s enforces Pod Security %q, want restricted", o, ns.Metadata.Name, level)
+				p.add("%s: its namespace %s enforces Pod Security %q, want restricted", o, ns.Name, level)
 			}
 			if kind == "DaemonSet" && level == "privileged" {
 				for _, other := range b.objects("Deployment") {
-					if other.Metadata.Namespace == ns.Metadata.Name {
-						p.add("%s shares the privileged namespace %s with the sensor", other, ns.Metadata.Name)
+					if other.Namespace == ns.Name {
+						p.add("%s shares the privileged namespace %s with the sensor", other, ns.Name)
 					}
 				}
 			}
@@ -493,32 +404,38 @@ func checkK8s(b *bundle, p *problems) {
 }
 
 // selectPods returns the pod template a selector picks in ns.
-func (b *bundle) selectPods(ns string, sel map[string]string) *podSpec {
+func (b *bundle) selectPods(ns string, sel map[string]string) *corev1.PodSpec {
 	if len(sel) == 0 {
 		return nil
 	}
 	for _, kind := range []string{"Deployment", "DaemonSet"} {
 		for _, o := range b.objects(kind) {
-			if o.Metadata.Namespace != ns {
+			if o.Namespace != ns {
 				continue
 			}
-			w, err := workload(o)
-			if err != nil {
-				continue
-			}
+			tpl := podTemplate(o)
 			match := true
 			for k, v := range sel {
-				match = match && w.Template.Metadata.Labels[k] == v
+				match = match && tpl.Labels[k] == v
 			}
 			if match {
-				return &w.Template.Spec
+				return &tpl.Spec
 			}
 		}
 	}
 	return nil
 }
 
-func podHasPort(pod *podSpec, port intOrString) bool {
+// servicePortTarget is the container port a Service port sends to: its
+// targetPort, or (unset) its port, as Kubernetes defaults it.
+func servicePortTarget(sp corev1.ServicePort) intstr.IntOrString {
+	if sp.TargetPort == (intstr.IntOrString{}) {
+		return intstr.FromInt32(sp.Port)
+	}
+	return sp.TargetPort
+}
+
+func podHasPort(pod *corev1.PodSpec, port intstr.IntOrString) bool {
 	for _, c := range pod.Containers {
 		if containerPort(&c, port) != 0 {
 			return true
@@ -529,25 +446,25 @@ func podHasPort(pod *podSpec, port intOrString) bool {
 
 // containerPort resolves a port given by name or number to the number,
 // or 0 if the container does not have it.
-func containerPort(c *container, port intOrString) int {
+func containerPort(c *corev1.Container, port intstr.IntOrString) int {
 	for _, cp := range c.Ports {
-		if string(port) == cp.Name || string(port) == strconv.Itoa(cp.ContainerPort) {
-			return cp.ContainerPort
+		if port.String() == cp.Name || port.String() == strconv.Itoa(int(cp.ContainerPort)) {
+			return int(cp.ContainerPort)
 		}
 	}
 	return 0
 }
 
 func checkDeployment(b *bundle, p *problems, o *k8sObject) {
-	w, err := workload(o)
-	if err != nil {
-		p.add("%v", err)
+	w := o.obj.(*appsv1.Deployment)
+	ns := o.Namespace
+	pod := w.Spec.Template.Spec
+	if w.Spec.Selector == nil {
+		p.add("%s: no selector", o)
 		return
 	}
-	ns := o.Metadata.Namespace
-	pod := w.Template.Spec
-	for k, v := range w.Selector.MatchLabels {
-		if w.Template.Metadata.Labels[k] != v {
+	for k, v := range w.Spec.Selector.MatchLabels {
+		if w.Spec.Template.Labels[k] != v {
 			p.add("%s: selector %s=%s does not match its pod template", o, k, v)
 		}
 	}
@@ -586,7 +503,7 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 			p.add("%s: %v", where, err)
 			continue
 		}
-		scheme := b.checkK8sServing(p, where, ns, w, c, prog, args, fs)
+		scheme := b.checkK8sServing(p, where, ns, &w.Spec.Template, c, prog, args, fs)
 		checkProbeScheme(p, where, "readinessProbe", c.ReadinessProbe, scheme)
 		checkProbeScheme(p, where, "livenessProbe", c.LivenessProbe, scheme)
 		checkProbeScheme(p, where, "startupProbe", c.StartupProbe, scheme)
@@ -599,7 +516,7 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 		if addrPort(addr) != addrPort(flagDefault(prog, addrFlag)) {
 			p.add("%s: listens on %s, not %s's port %s", where, addrPort(addr), prog, addrPort(flagDefault(prog, addrFlag)))
 		}
-		if len(c.Ports) != 1 || c.Ports[0].ContainerPort != port {
+		if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port {
 			p.add("%s: containerPort %v, want the one the program listens on, %d", where, c.Ports, port)
 		}
 		b.checkDSN(p, where, val(fs, "store.dsn"), "")
@@ -617,13 +534,13 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 			p.add("%s: readinessProbe is not an HTTP GET of the health route", where)
 		default:
 			if containerPort(c, rp.HTTPGet.Port) != port {
-				p.add("%s: readinessProbe port %q is not the port it listens on", where, rp.HTTPGet.Port)
+				p.add("%s: readinessProbe port %q is not the port it listens on", where, rp.HTTPGet.Port.String())
 			}
 			checkReadinessPath(p, where+" readinessProbe", prog, rp.HTTPGet.Path)
 		}
 		for _, pr := range []struct {
 			name string
-			p    *probe
+			p    *corev1.Probe
 		}{{"livenessProbe", lp}, {"startupProbe", c.StartupProbe}} {
 			switch {
 			case pr.p == nil && pr.name == "livenessProbe":
@@ -631,18 +548,18 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 			case pr.p == nil:
 			case pr.p.HTTPGet != nil:
 				if containerPort(c, pr.p.HTTPGet.Port) != port {
-					p.add("%s: %s port %q is not the port it listens on", where, pr.name, pr.p.HTTPGet.Port)
+					p.add("%s: %s port %q is not the port it listens on", where, pr.name, pr.p.HTTPGet.Port.String())
 				}
 				checkLivenessPath(p, where+" "+pr.name, prog, pr.p.HTTPGet.Path)
 			case pr.p.TCPSocket != nil:
 				if containerPort(c, pr.p.TCPSocket.Port) != port {
-					p.add("%s: %s port %q is not the port it listens on", where, pr.name, pr.p.TCPSocket.Port)
+					p.add("%s: %s port %q is not the port it listens on", where, pr.name, pr.p.TCPSocket.Port.String())
 				}
 			default:
 				p.add("%s: %s is neither an HTTP GET nor a TCP check (the image has nothing else to run)", where, pr.name)
 			}
 		}
-		if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
+		if !hasQuantity(c.Resources.Requests, corev1.ResourceCPU) || !hasQuantity(c.Resources.Requests, corev1.ResourceMemory) || !hasQuantity(c.Resources.Limits, corev1.ResourceMemory) {
 			p.add("%s: want cpu and memory requests and a memory limit", where)
 		}
 		// Time to finish what was accepted.
@@ -659,10 +576,10 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 		sc := c.SecurityContext
 		psc := pod.SecurityContext
 		nonRoot := (sc != nil && sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) || (psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot)
-		seccomp := (sc != nil && sc.SeccompProfile != nil && sc.SeccompProfile.Type == "RuntimeDefault") || (psc != nil && psc.SeccompProfile != nil && psc.SeccompProfile.Type == "RuntimeDefault")
+		seccomp := (sc != nil && sc.SeccompProfile != nil && sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault) || (psc != nil && psc.SeccompProfile != nil && psc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault)
 		if !nonRoot || !seccomp || sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 			sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil ||
-			!sameSet(sc.Capabilities.Drop, []string{"ALL"}) || len(sc.Capabilities.Add) > 0 || (sc.Privileged != nil && *sc.Privileged) {
+			!sameSet(capNames(sc.Capabilities.Drop), []string{"ALL"}) || len(sc.Capabilities.Add) > 0 || (sc.Privileged != nil && *sc.Privileged) {
 			p.add("%s: want runAsNonRoot, RuntimeDefault seccomp, no privilege escalation, a read-only root and every capability dropped", where)
 		}
 		// Token files come from mounted Secrets.
@@ -679,13 +596,13 @@ func checkDeployment(b *bundle, p *problems, o *k8sObject) {
 
 // secretFile checks that path is a key of a Secret (in secret.example.yaml)
 // mounted into the container.
-func (b *bundle) secretFile(ns string, pod *podSpec, c *container, path string) error {
+func (b *bundle) secretFile(ns string, pod *corev1.PodSpec, c *corev1.Container, path string) error {
 	_, err := b.secretOf(ns, pod, c, path)
 	return err
 }
 
 // secretOf returns the Secret whose key path is, mounted into the container.
-func (b *bundle) secretOf(ns string, pod *podSpec, c *container, path string) (*k8sObject, error) {
+func (b *bundle) secretOf(ns string, pod *corev1.PodSpec, c *corev1.Container, path string) (*corev1.Secret, error) {
 	for _, m := range c.VolumeMounts {
 		rel, err := filepath.Rel(m.MountPath, path)
 		if err != nil || strings.HasPrefix(rel, "..") {
@@ -720,7 +637,7 @@ func (b *bundle) secretOf(ns string, pod *podSpec, c *container, path string) (*
 // checkK8sServing: ingest and query serve TLS in Kubernetes, from a
 // kubernetes.io/tls Secret mounted into the container, and the kubelet and
 // Prometheus speak it. It returns the probes' scheme.
-func (b *bundle) checkK8sServing(p *problems, where, ns string, w *workloadSpec, c *container, prog program, args []string, fs *flag.FlagSet) string {
+func (b *bundle) checkK8sServing(p *problems, where, ns string, tpl *corev1.PodTemplateSpec, c *corev1.Container, prog program, args []string, fs *flag.FlagSet) string {
 	tls, err := serverTLS(prog, args)
 	if err != nil {
 		p.add("%s: %s would refuse to start: %v", where, prog, err)
@@ -732,14 +649,14 @@ func (b *bundle) checkK8sServing(p *problems, where, ns string, w *workloadSpec,
 		scheme = "HTTP"
 	} else {
 		for _, f := range []string{tls.CertFile, tls.KeyFile} {
-			s, err := b.secretOf(ns, &w.Template.Spec, c, f)
+			s, err := b.secretOf(ns, &tpl.Spec, c, f)
 			if err != nil {
 				p.add("%s: TLS file %s: %v", where, f, err)
-			} else if s.Type != "kubernetes.io/tls" {
-				p.add("%s: TLS file %s is from Secret %s of type %q, not kubernetes.io/tls (what cert-manager issues and renews)", where, f, s.Metadata.Name, s.Type)
+			} else if s.Type != corev1.SecretTypeTLS {
+				p.add("%s: TLS file %s is from Secret %s of type %q, not kubernetes.io/tls (what cert-manager issues and renews)", where, f, s.Name, s.Type)
 			}
 		}
-		if a := w.Template.Metadata.Annotations; a["prometheus.io/scrape"] == "true" && a["prometheus.io/scheme"] != "https" {
+		if a := tpl.Annotations; a["prometheus.io/scrape"] == "true" && a["prometheus.io/scheme"] != "https" {
 			p.add("%s: Prometheus would scrape it over http (annotation prometheus.io/scheme %q), but it serves TLS", where, a["prometheus.io/scheme"])
 		}
 	}
@@ -760,11 +677,11 @@ func (b *bundle) checkK8sServing(p *problems, where, ns string, w *workloadSpec,
 }
 
 // checkProbeScheme: the kubelet speaks what the program serves.
-func checkProbeScheme(p *problems, where, name string, pr *probe, want string) {
+func checkProbeScheme(p *problems, where, name string, pr *corev1.Probe, want string) {
 	if pr == nil || pr.HTTPGet == nil {
 		return
 	}
-	got := pr.HTTPGet.Scheme
+	got := string(pr.HTTPGet.Scheme)
 	if got == "" {
 		got = "HTTP"
 	}
@@ -793,15 +710,12 @@ func parsePrefixList(list string) ([]netip.Prefix, error) {
 }
 
 // sensorDaemonSet returns the DaemonSet running the sensor and its container.
-func (b *bundle) sensorDaemonSet() (*k8sObject, *workloadSpec, *container) {
+func (b *bundle) sensorDaemonSet() (*k8sObject, *corev1.PodSpec, *corev1.Container) {
 	for _, o := range b.objects("DaemonSet") {
-		w, err := workload(o)
-		if err != nil {
-			continue
-		}
-		for i := range w.Template.Spec.Containers {
-			if p, ok := imageProgram(w.Template.Spec.Containers[i].Image); ok && p == progSensor {
-				return o, w, &w.Template.Spec.Containers[i]
+		pod := &podTemplate(o).Spec
+		for i := range pod.Containers {
+			if p, ok := imageProgram(pod.Containers[i].Image); ok && p == progSensor {
+				return o, pod, &pod.Containers[i]
 			}
 		}
 	}
@@ -814,11 +728,11 @@ func (b *bundle) daemonSetCaps() []string {
 	if c == nil || c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
 		return nil
 	}
-	return c.SecurityContext.Capabilities.Add
+	return capNames(c.SecurityContext.Capabilities.Add)
 }
 
 func checkSensorDaemonSet(b *bundle, p *problems) {
-	o, w, c := b.sensorDaemonSet()
+	o, podp, c := b.sensorDaemonSet()
 	if o == nil {
 		p.add("no DaemonSet runs netview-sensor")
 		return
@@ -826,7 +740,7 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 	if n := len(b.objects("DaemonSet")); n != 1 {
 		p.add("%d DaemonSets, want the sensor's alone", n)
 	}
-	pod := w.Template.Spec
+	pod := *podp
 	if !pod.HostNetwork || !pod.HostPID {
 		p.add("%s: want hostNetwork and hostPID: the sensor reads the node's sockets and finds their processes", o)
 	}
@@ -855,10 +769,10 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 	case sc == nil || sc.Capabilities == nil:
 		p.add("%s: no securityContext.capabilities", o)
 	default:
-		if !sameSet(sc.Capabilities.Drop, []string{"ALL"}) {
+		if !sameSet(capNames(sc.Capabilities.Drop), []string{"ALL"}) {
 			p.add("%s: capabilities.drop %v, want [ALL]", o, sc.Capabilities.Drop)
 		}
-		if !sameSet(sc.Capabilities.Add, sensorCaps) {
+		if !sameSet(capNames(sc.Capabilities.Add), sensorCaps) {
 			p.add("%s: capabilities.add %v, want exactly %v", o, sc.Capabilities.Add, sensorCaps)
 		}
 		if sc.Privileged != nil && *sc.Privileged {
@@ -873,15 +787,15 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 		if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 			p.add("%s: runAsUser is not 0: Kubernetes grants added capabilities to uid 0 only", o)
 		}
-		if sc.SeccompProfile == nil || sc.SeccompProfile.Type != "RuntimeDefault" {
+		if sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			p.add("%s: seccomp profile is not RuntimeDefault", o)
 		}
-		if sc.AppArmorProfile == nil || sc.AppArmorProfile.Type != "Unconfined" {
+		if sc.AppArmorProfile == nil || sc.AppArmorProfile.Type != corev1.AppArmorProfileTypeUnconfined {
 			p.add("%s: the runtime's default AppArmor profile denies reading other processes' fd links: want appArmorProfile Unconfined", o)
 		}
 	}
 
-	env, probs := b.containerEnv(o.Metadata.Namespace, c)
+	env, probs := b.containerEnv(o.Namespace, c)
 	for _, s := range probs {
 		p.add("%s: %s", o, s)
 	}
@@ -923,7 +837,7 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 	}
 	var caps []string
 	if sc != nil && sc.Capabilities != nil {
-		caps = sc.Capabilities.Add
+		caps = capNames(sc.Capabilities.Add)
 	}
 	b.checkDaemonSetLink(p, o, &pod, c, fs, caps)
 	// The ingest URL is the ingest Service.
@@ -943,13 +857,12 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 		p.add("%s: --sensor.ingest host %s is not a Service of the manifests", o, u.Hostname())
 		return
 	}
-	var s serviceSpec
-	json.Unmarshal(svc.Spec, &s)
+	s := svc.obj.(*corev1.Service).Spec
 	found := false
 	for _, sp := range s.Ports {
-		found = found || strconv.Itoa(sp.Port) == u.Port()
+		found = found || strconv.Itoa(int(sp.Port)) == u.Port()
 	}
-	pod2 := b.selectPods(svc.Metadata.Namespace, s.Selector)
+	pod2 := b.selectPods(svc.Namespace, s.Selector)
 	runsIngest := false
 	if pod2 != nil {
 		for _, pc := range pod2.Containers {
@@ -966,12 +879,12 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 // checkDaemonSetLink: the DaemonSet's sensor enrolls with a secret from a
 // mounted Secret and reaches the ingest Service over TLS, trusting a CA
 // from a mounted Secret (or a pinned key).
-func (b *bundle) checkDaemonSetLink(p *problems, o *k8sObject, pod *podSpec, c *container, fs *flag.FlagSet, caps []string) {
+func (b *bundle) checkDaemonSetLink(p *problems, o *k8sObject, pod *corev1.PodSpec, c *corev1.Container, fs *flag.FlagSet, caps []string) {
 	checkSensorSecrets(p, o.String(), fs)
 	checkEBPF(p, o.String(), fs, caps)
 	for _, f := range []string{"sensor.enroll-secret-file", "sensor.ca-file"} {
 		if v := val(fs, f); v != "" {
-			if err := b.secretFile(o.Metadata.Namespace, pod, c, v); err != nil {
+			if err := b.secretFile(o.Namespace, pod, c, v); err != nil {
 				p.add("%s: --%s: %v", o, f, err)
 			}
 		}
@@ -1044,5 +957,34 @@ func TestK8sSchemas(t *testing.T) {
 	broken := strings.Replace(string(src), "periodSeconds: 5", "periodSeconds: five", 1)
 	if out, code := validate([]byte(broken)); code != 1 || !strings.Contains(out, "must be integer") {
 		t.Errorf("a probe period of \"five\" passed the schema (exit %d):\n%s", code, out)
+	}
+}
+
+// TestK8sReader: the manifests' reader refuses what the API server would
+// (duplicate keys, fields a type does not have, values of the wrong type,
+// kinds the checks do not know) and reads YAML 1.1 as Kubernetes does
+// (octal numbers, merge keys).
+func TestK8sReader(t *testing.T) {
+	for name, src := range map[string]string{
+		"duplicate key":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nmetadata: {name: b}\n",
+		"unknown field":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndatta: {k: v}\n",
+		"wrong type":     "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: eighty}]}\n",
+		"unknown kind":   "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n",
+		"unclosed flow":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n",
+		"probe period":   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: c\n          readinessProbe: {periodSeconds: five}\n",
+		"no kind at all": "apiVersion: v1\nmetadata: {name: a}\n",
+	} {
+		if _, _, probs := readK8s("x.yaml", []byte(src)); len(probs) == 0 {
+			t.Errorf("%s: read without a problem", name)
+		}
+	}
+	src := "# a comment alone\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: netview\n  labels: &l {a: b}\nspec:\n  selector:\n    <<: *l\n    c: d\n  ports: [{port: 0440}]\n---\n"
+	objs, _, probs := readK8s("x.yaml", []byte(src))
+	if len(probs) > 0 || len(objs) != 1 {
+		t.Fatalf("%d objects, problems %v", len(objs), probs)
+	}
+	s := objs[0].obj.(*corev1.Service)
+	if objs[0].Namespace != "netview" || s.Spec.Ports[0].Port != 288 || s.Spec.Selector["a"] != "b" || s.Spec.Selector["c"] != "d" {
+		t.Errorf("YAML 1.1 (octal, merge keys) as Kubernetes reads it: %s %+v", objs[0], s.Spec)
 	}
 }
