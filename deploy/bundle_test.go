@@ -8,27 +8,27 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // bundle is one deploy directory, parsed.
 type bundle struct {
-	dir      string // the deploy directory
-	repo     string // the repository root: sql/, go.mod, the programs
-	withYAML bool   // Compose and Kubernetes files were parsed
+	dir  string // the deploy directory
+	repo string // the repository root: sql/, go.mod, the programs
 
-	compose    composeFile
-	composeRaw string
-	env        map[string]string // the .env that compose/init-secrets.sh makes
-	secretsDir string            // where it made secrets/
+	compose        *types.Project // compose/compose.yaml, loaded by compose-go
+	composeRaw     string
+	composeMissing []string          // variables compose.yaml uses that the .env does not set
+	env            map[string]string // the .env that compose/init-secrets.sh makes
+	secretsDir     string            // where it made secrets/
 
 	k8s          []*k8sObject
 	kustomize    []string            // resources of k8s/kustomization.yaml
@@ -70,15 +70,7 @@ Rj+SJePTtZ1vq/R8JPE+Zwntw/7FtJbSB5K2YE4=
 // refused either way.
 func loadBundle(t testing.TB, dir string) (*bundle, []string) {
 	t.Helper()
-	checkYAMLTool(t)
-	return loadFiles(t, dir, true)
-}
-
-// loadFiles is loadBundle, without the YAML files (Compose, Kubernetes)
-// when withYAML is false.
-func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
-	t.Helper()
-	b := &bundle{dir: dir, repo: repoRoot(t), chConfig: map[string]*xmlNode{}, withYAML: withYAML}
+	b := &bundle{dir: dir, repo: repoRoot(t), chConfig: map[string]*xmlNode{}, compose: &types.Project{}}
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	read := func(rel string) []byte {
@@ -91,21 +83,6 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 
 	// Compose, and the secrets its init script makes (in a scratch copy:
 	// never in the repository).
-	if !withYAML {
-	} else if src := read("compose/compose.yaml"); src != nil {
-		b.composeRaw = string(src)
-		docs, err := parseYAML("1.2", src)
-		switch {
-		case err != nil:
-			bad("compose/compose.yaml: %v", err)
-		case len(docs) != 1:
-			bad("compose/compose.yaml: %d documents, want 1", len(docs))
-		default:
-			if err := strictJSON(docs[0], &b.compose); err != nil {
-				bad("compose/compose.yaml: %v", err)
-			}
-		}
-	}
 	if script := read("compose/init-secrets.sh"); script != nil {
 		work, out, err := memoRun("init-secrets", [][]byte{script}, func(work string) (string, error) {
 			if err := os.WriteFile(filepath.Join(work, "init-secrets.sh"), script, 0o755); err != nil {
@@ -121,12 +98,23 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 			b.env, b.secretsDir = env, work
 		}
 	}
+	if src := read("compose/compose.yaml"); src != nil {
+		b.composeRaw = string(src)
+		envFile := ""
+		if b.secretsDir != "" {
+			envFile = filepath.Join(b.secretsDir, ".env")
+		}
+		p, missing, ps := readCompose(dir, envFile, b.env)
+		probs = append(probs, ps...)
+		b.composeMissing = missing
+		if p != nil {
+			b.compose = p
+		}
+	}
 
 	// Kubernetes.
 	files, _ := filepath.Glob(filepath.Join(dir, "k8s", "*.yaml"))
-	if !withYAML {
-		files = nil
-	} else if len(files) == 0 {
+	if len(files) == 0 {
 		bad("k8s: no manifests")
 	}
 	for _, f := range files {
@@ -314,23 +302,4 @@ func runCmdStdin(src []byte, name string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
-}
-
-// strictJSON decodes a document into v, refusing fields v does not know:
-// a misspelt key in Compose would otherwise pass unnoticed.
-func strictJSON(doc json.RawMessage, v any) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &top); err != nil {
-		return err
-	}
-	// Top-level x- extensions are Compose's way to share fragments.
-	for k := range top {
-		if strings.HasPrefix(k, "x-") {
-			delete(top, k)
-		}
-	}
-	clean, _ := json.Marshal(top)
-	dec := json.NewDecoder(bytes.NewReader(clean))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }

@@ -24,22 +24,21 @@ type problems []string
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
 type check struct {
-	name      string
-	fn        func(*bundle, *problems)
-	needsYAML bool // reads the Compose or Kubernetes files
+	name string
+	fn   func(*bundle, *problems)
 }
 
 var checks = []check{
-	{"images", checkImages, true},
-	{"compose", checkCompose, true},
-	{"nginx", checkNginx, true},
-	{"k8s", checkK8s, true},
-	{"sensor", checkSensorDaemonSet, true},
-	{"systemd", checkSystemd, false},
-	{"users", checkUsers, false},
-	{"clickhouse", checkClickHouse, false},
-	{"cluster-ddl", checkClusterDDL, false},
-	{"dockerfile", checkDockerfile, false},
+	{"images", checkImages},
+	{"compose", checkCompose},
+	{"nginx", checkNginx},
+	{"k8s", checkK8s},
+	{"sensor", checkSensorDaemonSet},
+	{"systemd", checkSystemd},
+	{"users", checkUsers},
+	{"clickhouse", checkClickHouse},
+	{"cluster-ddl", checkClusterDDL},
+	{"dockerfile", checkDockerfile},
 }
 
 // runChecks runs every check; a check that panics on a broken bundle

@@ -373,7 +373,7 @@ func (b *bundle) checkDSN(p *problems, where, dsn, server string) string {
 		p.add("%s: --store.dsn port %s is not ClickHouse's native port 9000", where, port)
 	}
 	env := un.child("password_sha256_hex").attr("from_env")
-	want, _ := interpolate(b.compose.Services[server].Environment[env], b.env)
+	want := envVal(b.compose.Services[server], env)
 	if env == "" || want != sha256hex(pw) {
 		p.add("%s: the password in --store.dsn is not the one whose SHA-256 %s gives ClickHouse for user %s", where, env, user)
 	}

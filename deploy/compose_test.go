@@ -4,116 +4,134 @@ package deploy
 // compose/init-secrets.sh makes.
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
-type composeFile struct {
-	Name     string                    `json:"name"`
-	Services map[string]composeService `json:"services"`
-	Secrets  map[string]struct {
-		File string `json:"file"`
-	} `json:"secrets"`
-	Volumes  map[string]json.RawMessage `json:"volumes"`
-	Networks map[string]struct {
-		IPAM *struct {
-			Config []struct {
-				Subnet string `json:"subnet"`
-			} `json:"config"`
-		} `json:"ipam"`
-	} `json:"networks"`
+// readCompose loads dir's compose/compose.yaml with compose-go, as docker
+// compose would: the project folder compose/, the .env init-secrets.sh
+// made (envFile, read by compose-go's own dotenv), every profile active
+// (the sensor is one), paths resolved. It returns the project, or nil, and
+// the variables the file uses that the .env does not set (without a
+// default). What compose-go refuses (the Compose schema, a depends_on on
+// a service that is gone, a required variable unset...) is a problem, and
+// the project is loaded again without validation, consistency check (and
+// if need be interpolation) so that the checks still run on it.
+func readCompose(dir, envFile string, env map[string]string) (*types.Project, []string, []string) {
+	var probs []string
+	path := filepath.Join(dir, "compose", "compose.yaml")
+	load := func(strict, interpolate bool) (*types.Project, map[string]any, error) {
+		fns := []cli.ProjectOptionsFn{
+			cli.WithWorkingDirectory(filepath.Join(dir, "compose")),
+			cli.WithProfiles([]string{"*"}),
+			cli.WithResolvedPaths(true),
+			cli.WithConsistency(strict),
+			cli.WithInterpolation(interpolate),
+		}
+		if !strict {
+			fns = append(fns, cli.WithLoadOptions(loader.WithSkipValidation))
+		}
+		if envFile != "" {
+			fns = append(fns, cli.WithEnvFiles(envFile), cli.WithDotEnv)
+		}
+		opts, err := cli.NewProjectOptions([]string{path}, fns...)
+		if err != nil {
+			return nil, nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if !interpolate && !strict {
+			m, err := opts.LoadModel(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			p, err := opts.LoadProject(ctx)
+			return p, m, err
+		}
+		p, err := opts.LoadProject(ctx)
+		return p, nil, err
+	}
+	var missing []string
+	if _, model, err := load(false, false); model != nil || err == nil {
+		for name, v := range template.ExtractVariables(model, template.DefaultPattern) {
+			if _, ok := env[name]; !ok && v.DefaultValue == "" {
+				missing = append(missing, name)
+			}
+		}
+		sort.Strings(missing)
+	}
+	p, _, err := load(true, true)
+	if err != nil {
+		probs = append(probs, fmt.Sprintf("compose/compose.yaml: %v", err))
+		if p, _, err = load(false, true); err != nil {
+			p, _, _ = load(false, false)
+		}
+	}
+	return p, missing, probs
 }
 
-type composeService struct {
-	Image string `json:"image"`
-	Build *struct {
-		Context    string `json:"context"`
-		Dockerfile string `json:"dockerfile"`
-		Target     string `json:"target"`
-	} `json:"build"`
-	Command     []string          `json:"command"`
-	Entrypoint  []string          `json:"entrypoint"`
-	Environment map[string]string `json:"environment"`
-	Healthcheck *struct {
-		Test        []string `json:"test"`
-		Interval    string   `json:"interval"`
-		Timeout     string   `json:"timeout"`
-		Retries     int      `json:"retries"`
-		StartPeriod string   `json:"start_period"`
-	} `json:"healthcheck"`
-	DependsOn map[string]struct {
-		Condition string `json:"condition"`
-	} `json:"depends_on"`
-	Ports           []string        `json:"ports"`
-	Volumes         []string        `json:"volumes"`
-	Secrets         []string        `json:"secrets"`
-	Profiles        []string        `json:"profiles"`
-	CapAdd          []string        `json:"cap_add"`
-	CapDrop         []string        `json:"cap_drop"`
-	NetworkMode     string          `json:"network_mode"`
-	PID             string          `json:"pid"`
-	User            string          `json:"user"`
-	ReadOnly        bool            `json:"read_only"`
-	SecurityOpt     []string        `json:"security_opt"`
-	StopGracePeriod string          `json:"stop_grace_period"`
-	Restart         string          `json:"restart"`
-	Hostname        string          `json:"hostname"`
-	Ulimits         json.RawMessage `json:"ulimits"`
-	// Networks is a list of names or a map of name to settings; only the
-	// map form with ipv4_address is read.
-	Networks json.RawMessage `json:"networks"`
+// envVal is a service's environment variable, "" when not set.
+func envVal(s types.ServiceConfig, name string) string {
+	if v := s.Environment[name]; v != nil {
+		return *v
+	}
+	return ""
 }
 
 // ipv4On returns the fixed ipv4_address a service has on network net, or "".
-func (s composeService) ipv4On(net string) string {
-	var m map[string]struct {
-		IPv4 string `json:"ipv4_address"`
+func ipv4On(s types.ServiceConfig, net string) string {
+	if n := s.Networks[net]; n != nil {
+		return n.Ipv4Address
 	}
-	if json.Unmarshal(s.Networks, &m) != nil {
-		return ""
-	}
-	return m[net].IPv4
+	return ""
 }
 
-var interpRe = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+// secretNames are the secrets a service takes.
+func secretNames(s types.ServiceConfig) []string {
+	var out []string
+	for _, sc := range s.Secrets {
+		out = append(out, sc.Source)
+	}
+	return out
+}
 
-// interpolate expands Compose's ${VAR}, ${VAR:-default}, ${VAR:?message}
-// and $$ with env, and reports the variables it needed and did not find.
-func interpolate(s string, env map[string]string) (string, []string) {
-	var missing []string
-	out := interpRe.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "$$" {
-			return "$"
-		}
-		sm := interpRe.FindStringSubmatch(m)
-		name, op, arg := sm[1], sm[2], sm[3]
-		if name == "" {
-			name = sm[4]
-		}
-		v, ok := env[name]
-		switch {
-		case ok && (v != "" || !strings.HasPrefix(op, ":")):
-			return v
-		case strings.HasSuffix(op, "-"):
-			return arg
-		default:
-			missing = append(missing, name)
-			return ""
-		}
-	})
-	return out, missing
+// composeRel is a path compose-go resolved, relative to the compose folder
+// again (as compose.yaml writes it).
+func (b *bundle) composeRel(path string) string {
+	if !filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	rel, err := filepath.Rel(filepath.Join(b.dir, "compose"), path)
+	if err != nil {
+		return path
+	}
+	return rel
+}
+
+// portsText is a service's ports as compose.yaml writes them.
+func portsText(s types.ServiceConfig) []string {
+	var out []string
+	for _, p := range s.Ports {
+		out = append(out, fmt.Sprintf("%s:%d", p.Published, p.Target))
+	}
+	return out
 }
 
 // composeServices returns the names of the Compose services running p.
@@ -154,19 +172,14 @@ func (b *bundle) composeFlags(name string, p program) (*flag.FlagSet, error) {
 	return fs, nil
 }
 
-// composeArgs is a Compose service's command after interpolating the .env
-// that init-secrets.sh makes.
+// composeArgs is a Compose service's command (compose-go interpolated the
+// .env that init-secrets.sh makes).
 func (b *bundle) composeArgs(name string) ([]string, error) {
-	s := b.compose.Services[name]
-	args := make([]string, len(s.Command))
-	for i, a := range s.Command {
-		v, missing := interpolate(a, b.env)
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("compose service %s: %q uses %v, which init-secrets.sh does not set", name, a, missing)
-		}
-		args[i] = v
+	s, ok := b.compose.Services[name]
+	if !ok {
+		return nil, fmt.Errorf("no compose service %s", name)
 	}
-	return args, nil
+	return append([]string(nil), s.Command...), nil
 }
 
 // composeSecretFile resolves a path in service name's container that must
@@ -177,16 +190,16 @@ func (b *bundle) composeSecretFile(name, path string) (string, error) {
 	if !ok || strings.Contains(secret, "/") {
 		return "", fmt.Errorf("%s is not a Compose secret (/run/secrets/NAME)", path)
 	}
-	if !contains(b.compose.Services[name].Secrets, secret) {
+	if !contains(secretNames(b.compose.Services[name]), secret) {
 		return "", fmt.Errorf("%s: compose service %s does not take secret %s", path, name, secret)
 	}
 	s, ok := b.compose.Secrets[secret]
 	if !ok || b.secretsDir == "" {
 		return "", fmt.Errorf("%s: secret %s is not declared (or init-secrets.sh made nothing)", path, secret)
 	}
-	f := filepath.Join(b.secretsDir, filepath.Clean(s.File))
+	f := filepath.Join(b.secretsDir, b.composeRel(s.File))
 	if _, err := os.Stat(f); err != nil {
-		return "", fmt.Errorf("%s: secret %s's file %s is not made by init-secrets.sh", path, secret, s.File)
+		return "", fmt.Errorf("%s: secret %s's file %s is not made by init-secrets.sh", path, secret, b.composeRel(s.File))
 	}
 	return f, nil
 }
@@ -197,17 +210,11 @@ type mount struct{ src, dst string }
 
 func (b *bundle) mounts(name string) (binds, named []mount) {
 	for _, v := range b.compose.Services[name].Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 {
-			continue
-		}
-		m := mount{src: parts[0], dst: parts[1]}
-		if strings.HasPrefix(m.src, ".") || strings.HasPrefix(m.src, "/") {
-			if !filepath.IsAbs(m.src) {
-				m.src = filepath.Join(b.dir, "compose", m.src)
-			}
+		m := mount{src: v.Source, dst: v.Target}
+		switch v.Type {
+		case types.VolumeTypeBind:
 			binds = append(binds, m)
-		} else {
+		case types.VolumeTypeVolume:
 			named = append(named, m)
 		}
 	}
@@ -264,11 +271,11 @@ func (b *bundle) roles(p *problems) composeRoles {
 
 // healthURL returns the http:// or https:// URL a Compose health check
 // requests.
-func healthURL(s composeService) *url.URL {
-	if s.Healthcheck == nil {
+func healthURL(s types.ServiceConfig) *url.URL {
+	if s.HealthCheck == nil {
 		return nil
 	}
-	for _, a := range s.Healthcheck.Test {
+	for _, a := range s.HealthCheck.Test {
 		for _, w := range strings.Fields(a) {
 			if strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") {
 				if u, err := url.Parse(w); err == nil {
@@ -280,24 +287,23 @@ func healthURL(s composeService) *url.URL {
 	return nil
 }
 
-func dependsOn(s composeService, on, condition string) bool {
+func dependsOn(s types.ServiceConfig, on, condition string) bool {
 	d, ok := s.DependsOn[on]
 	return ok && d.Condition == condition
 }
 
 func checkCompose(b *bundle, p *problems) {
+	// Every ${VAR} is made by init-secrets.sh, and the password hashes it
+	// writes are the hashes of its passwords.
+	if len(b.composeMissing) > 0 {
+		p.add("compose.yaml uses %v, which init-secrets.sh does not set", b.composeMissing)
+	}
 	if len(b.compose.Services) == 0 {
 		p.add("compose.yaml has no services")
 		return
 	}
 	r := b.roles(p)
 	svc := b.compose.Services
-
-	// Every ${VAR} is made by init-secrets.sh, and the password hashes it
-	// writes are the hashes of its passwords.
-	if _, missing := interpolate(b.composeRaw, b.env); len(missing) > 0 {
-		p.add("compose.yaml uses %v, which init-secrets.sh does not set", missing)
-	}
 	for k, v := range b.env {
 		if pw, ok := strings.CutSuffix(k, "_SHA256"); ok && sha256hex(b.env[pw]) != v {
 			p.add("init-secrets.sh: %s is not the SHA-256 of %s", k, pw)
@@ -310,7 +316,7 @@ func checkCompose(b *bundle, p *problems) {
 		if name == r.init || len(s.Profiles) > 0 {
 			continue
 		}
-		if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
 			p.add("compose service %s has no healthcheck", name)
 		}
 		if s.Restart == "" || s.Restart == "no" {
@@ -360,14 +366,14 @@ func checkCompose(b *bundle, p *problems) {
 				p.add("compose service %s uses volume %s, which is not declared", name, m.src)
 			}
 		}
-		for _, s := range svc[name].Secrets {
+		for _, s := range secretNames(svc[name]) {
 			if _, ok := b.compose.Secrets[s]; !ok {
 				p.add("compose service %s uses secret %s, which is not declared", name, s)
 			}
 		}
 	}
 	for _, name := range sortedKeys(b.compose.Secrets) {
-		f := filepath.Clean(b.compose.Secrets[name].File)
+		f := b.composeRel(b.compose.Secrets[name].File)
 		if !made[f] {
 			p.add("compose secret %s: file %s is not one init-secrets.sh makes (it makes %v)", name, f, sortedKeys(made))
 		}
@@ -391,9 +397,7 @@ func checkCompose(b *bundle, p *problems) {
 			n.fromEnv(need)
 		}
 		for _, v := range sortedKeys(need) {
-			raw, ok := s.Environment[v]
-			val, _ := interpolate(raw, b.env)
-			if !ok || val == "" {
+			if envVal(s, v) == "" {
 				p.add("compose: %s's environment lacks %s, which users.xml or config.d reads (from_env)", r.server, v)
 			}
 		}
@@ -431,15 +435,18 @@ func checkCompose(b *bundle, p *problems) {
 			ttl[val(fs, "store.events-ttl-days")] = true
 			d := b.checkDSN(p, "compose service "+n, val(fs, "store.dsn"), r.server)
 			db[d] = true
-			grace, err := time.ParseDuration(svc[n].StopGracePeriod)
+			var grace time.Duration
+			if g := svc[n].StopGracePeriod; g != nil {
+				grace = time.Duration(*g)
+			}
 			var need time.Duration
 			if group.prog == progIngest {
 				need = durFlag(fs, "ingest.ack-timeout") + 10*time.Second
 			} else {
 				need = durFlag(fs, "query.timeout") + 5*time.Second
 			}
-			if err != nil || grace < need {
-				p.add("compose service %s: stop_grace_period %q is under the %v it may take to finish its requests", n, svc[n].StopGracePeriod, need)
+			if grace < need {
+				p.add("compose service %s: stop_grace_period %v is under the %v it may take to finish its requests", n, grace, need)
 			}
 			if !svc[n].ReadOnly || !sameSet(svc[n].CapDrop, []string{"ALL"}) || len(svc[n].CapAdd) > 0 {
 				p.add("compose service %s: want read_only, cap_drop [ALL] and no cap_add", n)
@@ -461,7 +468,7 @@ func checkCompose(b *bundle, p *problems) {
 	// Replicas open each other's cursors.
 	secrets := map[string]bool{}
 	for _, n := range r.query {
-		secrets[svc[n].Environment["NETVIEW_CURSOR_SECRET"]] = true
+		secrets[envVal(svc[n], "NETVIEW_CURSOR_SECRET")] = true
 		if fs, err := b.composeFlags(n, progQuery); err == nil && val(fs, "query.cursor-secret") != "" {
 			secrets["flag:"+val(fs, "query.cursor-secret")] = true
 		}
@@ -494,7 +501,7 @@ func checkCompose(b *bundle, p *problems) {
 	// The compose sensor, if any: the DaemonSet's host access.
 	for _, n := range r.sensor {
 		s := svc[n]
-		if s.NetworkMode != "host" || s.PID != "host" {
+		if s.NetworkMode != "host" || s.Pid != "host" {
 			p.add("compose service %s: want network_mode host and pid host (the host's sockets and processes)", n)
 		}
 		if !sameSet(s.CapDrop, []string{"ALL"}) || !sameSet(s.CapAdd, sensorCaps) {
@@ -527,10 +534,9 @@ func checkCompose(b *bundle, p *problems) {
 }
 
 // publishes reports whether a Compose service publishes container port port.
-func publishes(s composeService, port string) bool {
+func publishes(s types.ServiceConfig, port string) bool {
 	for _, p := range s.Ports {
-		parts := strings.Split(p, ":")
-		if strings.Split(parts[len(parts)-1], "/")[0] == port {
+		if strconv.Itoa(int(p.Target)) == port {
 			return true
 		}
 	}
@@ -572,7 +578,7 @@ func (b *bundle) checkComposeNode(p *problems, r composeRoles, n string, prog pr
 		p.add("compose service %s: %s would refuse to start: %v", n, prog, err)
 	case tls.Plain:
 		if len(s.Ports) > 0 {
-			p.add("compose service %s serves plain HTTP (--%s.plain-http) yet publishes ports %v: only nginx, which terminates TLS, may reach it", n, tier, s.Ports)
+			p.add("compose service %s serves plain HTTP (--%s.plain-http) yet publishes ports %v: only nginx, which terminates TLS, may reach it", n, tier, portsText(s))
 		}
 		if !commentAbove(b.composeRaw, "--"+tier+".plain-http") {
 			p.add("compose.yaml: --%s.plain-http without a comment saying why plain HTTP is safe there (an internal network)", tier)
@@ -618,14 +624,14 @@ func (b *bundle) checkTrustedProxies(p *problems, n, flag, list, nginxSvc string
 	if nginxSvc == "" {
 		return
 	}
-	addr, err := netip.ParseAddr(b.compose.Services[nginxSvc].ipv4On("default"))
+	addr, err := netip.ParseAddr(ipv4On(b.compose.Services[nginxSvc], "default"))
 	if err != nil {
 		p.add("compose: %s has no fixed ipv4_address on the default network, so the ingest nodes cannot trust it alone (--%s)", nginxSvc, flag)
 		return
 	}
 	var subnet netip.Prefix
-	if nw, ok := b.compose.Networks["default"]; ok && nw.IPAM != nil && len(nw.IPAM.Config) == 1 {
-		subnet, _ = netip.ParsePrefix(nw.IPAM.Config[0].Subnet)
+	if nw, ok := b.compose.Networks["default"]; ok && len(nw.Ipam.Config) == 1 {
+		subnet, _ = netip.ParsePrefix(nw.Ipam.Config[0].Subnet)
 	}
 	if !subnet.IsValid() || !subnet.Contains(addr) {
 		p.add("compose: nginx's address %s is not in a fixed subnet of the default network (networks.default.ipam.config %v)", addr, subnet)
@@ -797,5 +803,45 @@ func TestInitSecrets(t *testing.T) {
 	}
 	if renewed := verify("localhost", "127.0.0.1", "netview.example.net", "10.1.2.3"); renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
 		t.Error("the certificate was not made anew")
+	}
+}
+
+// TestComposeReader: compose-go refuses what docker compose would
+// (duplicate keys, unclosed flow collections, keys the Compose schema does
+// not have, a required variable unset) and reads the rest as it does:
+// merge keys, $$, ${VAR:-default}, every profile.
+func TestComposeReader(t *testing.T) {
+	read := func(src string, env map[string]string) (*types.Project, []string, []string) {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "compose"), 0o755)
+		os.WriteFile(filepath.Join(dir, "compose", "compose.yaml"), []byte(src), 0o644)
+		envFile := filepath.Join(dir, ".env")
+		var lines []string
+		for k, v := range env {
+			lines = append(lines, k+"="+v)
+		}
+		os.WriteFile(envFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		return readCompose(dir, envFile, env)
+	}
+	for name, src := range map[string]string{
+		"duplicate key":   "services:\n  a:\n    image: x:1\n  a:\n    image: y:1\n",
+		"unclosed flow":   "services:\n  a:\n    image: x:1\n    command: [a, b\n",
+		"unknown key":     "services:\n  a:\n    image: x:1\n    stop_grace_periode: 1s\n",
+		"unset variable":  "services:\n  a:\n    image: x:1\n    command: [\"${NOPE:?set it}\"]\n",
+		"no such service": "services:\n  a:\n    image: x:1\n    depends_on: [b]\n",
+	} {
+		if _, _, probs := read(src, nil); len(probs) == 0 {
+			t.Errorf("%s: loaded without a problem", name)
+		}
+	}
+	p, missing, probs := read("x-base: &base\n  image: x:1\n  command: [\"--a=${A}\", \"--b=${B:-dflt}\", \"$$C\"]\nservices:\n  a:\n    <<: *base\n    profiles: [opt]\n", map[string]string{"A": "one"})
+	if len(probs) > 0 || len(missing) > 0 || p == nil {
+		t.Fatalf("problems %v, missing %v", probs, missing)
+	}
+	if got := strings.Join(p.Services["a"].Command, " "); got != "--a=one --b=dflt $C" {
+		t.Errorf("service a (merge key, in a profile) runs %q", got)
+	}
+	if _, missing, _ := read("services:\n  a:\n    image: x:1\n    command: [\"$X\", \"${Y:-y}\"]\n", nil); strings.Join(missing, ",") != "X" {
+		t.Errorf("missing variables %v, want [X]", missing)
 	}
 }

@@ -192,12 +192,17 @@ func checkDockerfile(b *bundle, p *problems) {
 			continue
 		}
 		// Paths relative to the repository root: compose.yaml is in deploy/compose.
-		ctx := filepath.Join("deploy", "compose", s.Build.Context)
+		bctx := b.composeRel(s.Build.Context)
+		ctx := filepath.Join("deploy", "compose", bctx)
 		if ctx != "." {
-			p.add("compose service %s: build context %s is not the repository root", name, s.Build.Context)
+			p.add("compose service %s: build context %s is not the repository root", name, bctx)
 		}
-		if filepath.Join(ctx, s.Build.Dockerfile) != filepath.Join("deploy", "Dockerfile") {
-			p.add("compose service %s builds %s in %s, not deploy/Dockerfile", name, s.Build.Dockerfile, s.Build.Context)
+		df := s.Build.Dockerfile
+		if filepath.IsAbs(df) {
+			df, _ = filepath.Rel(s.Build.Context, df)
+		}
+		if filepath.Join(ctx, df) != filepath.Join("deploy", "Dockerfile") {
+			p.add("compose service %s builds %s in %s, not deploy/Dockerfile", name, df, bctx)
 		}
 		st, ok := byName[s.Build.Target]
 		if !ok {

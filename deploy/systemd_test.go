@@ -93,7 +93,7 @@ func checkSystemd(b *bundle, p *problems) {
 	for _, c := range caps {
 		names = append(names, strings.TrimPrefix(c, "CAP_"))
 	}
-	if !sameSet(names, sensorCaps) || (b.withYAML && !sameSet(names, b.daemonSetCaps())) {
+	if !sameSet(names, sensorCaps) || !sameSet(names, b.daemonSetCaps()) {
 		p.add("unit: CapabilityBoundingSet %v, want the DaemonSet's %v", caps, sensorCaps)
 	}
 	if amb := strings.Fields(u.last(svc, "AmbientCapabilities")); len(amb) > 0 && !sameSet(amb, caps) {
