@@ -24,13 +24,13 @@ type bundle struct {
 	dir  string // the deploy directory
 	repo string // the repository root: sql/, go.mod, the programs
 
-	compose        *types.Project // compose/compose.yaml, loaded by compose-go
-	composeRaw     string
+	compose        *types.Project    // compose/compose.yaml, loaded by compose-go
+	composeRaw     string            // its text (checks read its comments)
 	composeMissing []string          // variables compose.yaml uses that the .env does not set
 	env            map[string]string // the .env that compose/init-secrets.sh makes
 	secretsDir     string            // where it made secrets/
 
-	k8s          []*k8sObject
+	k8s          []*k8sObject        // the other k8s/*.yaml, in k8s.io/api types
 	kustomize    []string            // resources of k8s/kustomization.yaml
 	secrets      []*k8sObject        // k8s/secret.example.yaml
 	nginx        []*directive        // nginx/nginx.conf
@@ -92,7 +92,7 @@ func loadBundle(t testing.TB, dir string) (*bundle, []string) {
 		})
 		if err != nil {
 			bad("compose/init-secrets.sh: %v\n%s", err, out)
-		} else if env, err := readEnvFile(filepath.Join(work, ".env")); err != nil {
+		} else if env, err := composeEnv(filepath.Join(work, ".env")); err != nil {
 			bad("compose/init-secrets.sh made no usable .env: %v", err)
 		} else {
 			b.env, b.secretsDir = env, work

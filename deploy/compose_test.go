@@ -1,7 +1,8 @@
 package deploy
 
-// Compose: deploy/compose/compose.yaml and the secrets
-// compose/init-secrets.sh makes.
+// Compose: deploy/compose/compose.yaml, loaded by compose-go as docker
+// compose loads it, with the .env and secrets compose/init-secrets.sh
+// makes.
 
 import (
 	"context"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -85,6 +87,11 @@ func readCompose(dir, envFile string, env map[string]string) (*types.Project, []
 		}
 	}
 	return p, missing, probs
+}
+
+// composeEnv reads a .env as docker compose does (compose-go's dotenv).
+func composeEnv(path string) (map[string]string, error) {
+	return dotenv.GetEnvFromFile(map[string]string{}, []string{path})
 }
 
 // envVal is a service's environment variable, "" when not set.
@@ -746,7 +753,7 @@ func TestInitSecrets(t *testing.T) {
 	if first["secrets"] != "drwx------" || !strings.HasPrefix(first[".env"], "-rw-------") {
 		t.Errorf("secrets folder %q and .env %q should be private", first["secrets"], first[".env"])
 	}
-	env, err := readEnvFile(filepath.Join(work, ".env"))
+	env, err := composeEnv(filepath.Join(work, ".env"))
 	if err != nil {
 		t.Fatal(err)
 	}

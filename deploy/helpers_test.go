@@ -5,11 +5,11 @@ package deploy
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -154,27 +154,6 @@ func redact(dsn string) string {
 	return "(unparsable)"
 }
 
-// readEnvFile reads KEY=VALUE lines (systemd's EnvironmentFile, Compose's .env).
-func readEnvFile(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	env := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: %q is not KEY=VALUE", path, l)
-		}
-		env[k] = strings.Trim(v, `"'`)
-	}
-	return env, nil
-}
-
 func fileLines(path string) []string {
 	if path == "" {
 		return nil
@@ -200,4 +179,19 @@ func firstLine(path string) string {
 		return l[0]
 	}
 	return ""
+}
+
+// toolAndFile finds a tool that checks a deploy file (nginx -t,
+// systemd-analyze) and reads the file; ok is false when either is missing,
+// and the check that needs them is left out.
+func toolAndFile(b *bundle, tool, rel string) (string, []byte, bool) {
+	bin, err := exec.LookPath(tool)
+	if err != nil {
+		return "", nil, false
+	}
+	src, err := os.ReadFile(filepath.Join(b.dir, rel))
+	if err != nil {
+		return "", nil, false
+	}
+	return bin, src, true
 }

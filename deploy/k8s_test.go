@@ -1,6 +1,9 @@
 package deploy
 
-// Kubernetes: the manifests of deploy/k8s.
+// Kubernetes: the manifests of deploy/k8s, read with sigs.k8s.io/yaml (YAML
+// 1.1, as the API server reads it) into the k8s.io/api types, and checked
+// against the programs; TestK8sSchemas adds the API's OpenAPI schemas when
+// node and the npm package kubernetes-models are there.
 
 import (
 	"bufio"

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -389,12 +388,8 @@ func checkListenPublished(b *bundle, p *problems, nginxSvc string, server *direc
 // Compose host names made resolvable and the Compose secrets (the TLS
 // certificate and key) at the files init-secrets.sh made.
 func checkNginxT(b *bundle, p *problems) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		return
-	}
-	src, err := os.ReadFile(filepath.Join(b.dir, "nginx", "nginx.conf"))
-	if err != nil {
+	bin, src, ok := toolAndFile(b, "nginx", "nginx/nginx.conf")
+	if !ok {
 		return
 	}
 	work, err := os.MkdirTemp("", "nginx-t")

@@ -197,15 +197,33 @@ func checkSystemd(b *bundle, p *problems) {
 	checkSystemdAnalyze(b, p, exec[0])
 }
 
+// readEnvFile reads KEY=VALUE lines: systemd's EnvironmentFile (Compose's
+// .env is compose-go's to read: composeEnv).
+func readEnvFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s: %q is not KEY=VALUE", path, l)
+		}
+		env[k] = strings.Trim(v, `"'`)
+	}
+	return env, nil
+}
+
 // checkSystemdAnalyze runs systemd-analyze verify and security on the unit
 // when the tool is here.
 func checkSystemdAnalyze(b *bundle, p *problems, binary string) {
-	tool, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		return
-	}
-	src, err := os.ReadFile(filepath.Join(b.dir, "systemd", "netview-sensor.service"))
-	if err != nil {
+	tool, src, ok := toolAndFile(b, "systemd-analyze", "systemd/netview-sensor.service")
+	if !ok {
 		return
 	}
 	// verify wants the binary to exist; /bin/true stands in.
