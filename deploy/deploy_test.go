@@ -86,6 +86,7 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"two release tags", []edit{{file: query, old: "image: netview/netview-query:0.1.0", new: "image: netview/netview-query:0.2.0"}}, "different tags", ""},
 		// Compose.
 		{"compose YAML duplicate key", []edit{{file: compose, old: "  query-2:\n    <<: *query\n", new: "  query-1:\n    <<: *query\n"}}, "compose/compose.yaml:", ""},
+		{"compose depends on a missing service", []edit{{file: compose, old: "      query-2:\n        condition: service_healthy\n", new: "      query-3:\n        condition: service_healthy\n"}}, "query-3", ""},
 		{"compose unknown key", []edit{{file: compose, old: "  stop_grace_period: 45s", new: "  stop_grace_periode: 45s"}}, "stop_grace_periode", ""},
 		{"one ingest node", []edit{{file: compose, old: "  ingest-2:\n    <<: *ingest\n", new: ""}}, "want two ingest nodes", ""},
 		{"misspelt flag", []edit{{file: compose, old: "--ingest.addr=0.0.0.0:8090", new: "--ingest.adr=0.0.0.0:8090"}}, "flag provided but not defined", ""},
@@ -154,6 +155,9 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"Deployment runs as root", []edit{{file: query, old: "        runAsNonRoot: true\n", new: ""}}, "want runAsNonRoot", ""},
 		{"Service to no port", []edit{{file: query, old: "      port: 8080\n      targetPort: https", new: "      port: 8080\n      targetPort: web"}}, "which no container of its pods has", ""},
 		{"baseline namespace", []edit{{file: "k8s/namespace.yaml", old: "pod-security.kubernetes.io/enforce: restricted", new: "pod-security.kubernetes.io/enforce: baseline"}}, "want restricted", ""},
+		{"k8s misspelt field", []edit{{file: sensor, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFileSystem: true"}}, `unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem"`, ""},
+		{"k8s value of the wrong type", []edit{{file: ingest, old: "periodSeconds: 5", new: "periodSeconds: five"}}, "periodSeconds", ""},
+		{"Deployment on another API version", []edit{{file: query, old: "apiVersion: apps/v1", new: "apiVersion: apps/v1beta2"}}, "want apps/v1", ""},
 		{"kustomization misses a file", []edit{{file: "k8s/kustomization.yaml", old: "  - sensor.yaml\n", new: ""}}, "kustomization.yaml resources", ""},
 		{"k8s token file from nowhere", []edit{{file: ingest, old: "--ingest.token-file=/etc/netview/ingest/tokens", new: "--ingest.token-file=/etc/netview/tokens"}}, "not a file of a Secret", ""},
 		{"no cluster in k8s", []edit{{file: "k8s/config.yaml", old: `NETVIEW_STORE_CLUSTER: "netview"`, new: `NETVIEW_STORE_CLUSTER: "prod"`}}, "is not a cluster of", ""},

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"io"
 
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -30,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -71,10 +71,12 @@ type kustomization struct {
 	Resources  []string `json:"resources"`
 }
 
-// readK8s reads every document of a manifest file with sigs.k8s.io/yaml
-// into its k8s.io/api type. Duplicate keys, fields the type does not have
-// and values of the wrong type are problems; an object with unknown fields
-// is still decoded (without them), so the other checks still run on it.
+// readK8s reads every document of a manifest file into its k8s.io/api
+// type as the API server does: YAML to JSON with sigs.k8s.io/yaml, JSON to
+// the type with sigs.k8s.io/json (field names case-sensitive, unlike
+// encoding/json). Duplicate keys, fields the type does not have and values
+// of the wrong type are problems; an object with unknown fields is still
+// decoded (without them), so the other checks still run on it.
 func readK8s(rel string, src []byte) (objs []*k8sObject, kust *kustomization, probs []string) {
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(src)))
@@ -99,7 +101,7 @@ func readK8s(rel string, src []byte) (objs []*k8sObject, kust *kustomization, pr
 			metav1.TypeMeta `json:",inline"`
 			Metadata        metav1.ObjectMeta `json:"metadata"`
 		}
-		if err := json.Unmarshal(js, &top); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &top); err != nil {
 			bad("%s document %d: %v", rel, i, err)
 			continue
 		}
@@ -113,11 +115,13 @@ func readK8s(rel string, src []byte) (objs []*k8sObject, kust *kustomization, pr
 			bad("%s document %d: kind %q (%s) is none the checks know", rel, i, top.Kind, top.APIVersion)
 			continue
 		}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		strict, err := kjson.UnmarshalStrict(js, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+		if err != nil {
 			bad("%s document %d (%s %s): %v", rel, i, top.Kind, top.Metadata.Name, err)
-			if err := yaml.Unmarshal(doc, obj); err != nil {
-				continue
-			}
+			continue
+		}
+		for _, e := range strict {
+			bad("%s document %d (%s %s): %v", rel, i, top.Kind, top.Metadata.Name, e)
 		}
 		if top.Kind != "Kustomization" {
 			objs = append(objs, &k8sObject{TypeMeta: top.TypeMeta, ObjectMeta: top.Metadata, obj: obj, file: rel})
@@ -985,13 +989,14 @@ func TestK8sSchemas(t *testing.T) {
 // (octal numbers, merge keys).
 func TestK8sReader(t *testing.T) {
 	for name, src := range map[string]string{
-		"duplicate key":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nmetadata: {name: b}\n",
-		"unknown field":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndatta: {k: v}\n",
-		"wrong type":     "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: eighty}]}\n",
-		"unknown kind":   "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n",
-		"unclosed flow":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n",
-		"probe period":   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: c\n          readinessProbe: {periodSeconds: five}\n",
-		"no kind at all": "apiVersion: v1\nmetadata: {name: a}\n",
+		"duplicate key":         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nmetadata: {name: b}\n",
+		"unknown field":         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndatta: {k: v}\n",
+		"wrong type":            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: eighty}]}\n",
+		"unknown kind":          "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n",
+		"unclosed flow":         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n",
+		"probe period":          "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: c\n          readinessProbe: {periodSeconds: five}\n",
+		"no kind at all":        "apiVersion: v1\nmetadata: {name: a}\n",
+		"field in another case": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nDATA: {k: v}\n",
 	} {
 		if _, _, probs := readK8s("x.yaml", []byte(src)); len(probs) == 0 {
 			t.Errorf("%s: read without a problem", name)
