@@ -8,31 +8,29 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // bundle is one deploy directory, parsed.
 type bundle struct {
-	dir      string // the deploy directory
-	repo     string // the repository root: sql/, go.mod, the programs
-	withYAML bool   // Compose and Kubernetes files were parsed
+	dir  string // the deploy directory
+	repo string // the repository root: sql/, go.mod, the programs
 
-	compose    composeFile
-	composeRaw string
-	env        map[string]string // the .env that compose/init-secrets.sh makes
-	secretsDir string            // where it made secrets/
+	compose        *types.Project    // compose/compose.yaml, loaded by compose-go
+	composeRaw     string            // its text (checks read its comments)
+	composeMissing []string          // variables compose.yaml uses that the .env does not set
+	env            map[string]string // the .env that compose/init-secrets.sh makes
+	secretsDir     string            // where it made secrets/
 
-	k8s          []*k8sObject
+	k8s          []*k8sObject        // the other k8s/*.yaml, in k8s.io/api types
 	kustomize    []string            // resources of k8s/kustomization.yaml
 	secrets      []*k8sObject        // k8s/secret.example.yaml
 	nginx        []*directive        // nginx/nginx.conf
@@ -72,15 +70,7 @@ Rj+SJePTtZ1vq/R8JPE+Zwntw/7FtJbSB5K2YE4=
 // refused either way.
 func loadBundle(t testing.TB, dir string) (*bundle, []string) {
 	t.Helper()
-	checkYAMLTool(t)
-	return loadFiles(t, dir, true)
-}
-
-// loadFiles is loadBundle, without the YAML files (Compose, Kubernetes)
-// when withYAML is false.
-func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
-	t.Helper()
-	b := &bundle{dir: dir, repo: repoRoot(t), chConfig: map[string]*xmlNode{}, withYAML: withYAML}
+	b := &bundle{dir: dir, repo: repoRoot(t), chConfig: map[string]*xmlNode{}, compose: &types.Project{}}
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	read := func(rel string) []byte {
@@ -93,21 +83,6 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 
 	// Compose, and the secrets its init script makes (in a scratch copy:
 	// never in the repository).
-	if !withYAML {
-	} else if src := read("compose/compose.yaml"); src != nil {
-		b.composeRaw = string(src)
-		docs, err := parseYAML("1.2", src)
-		switch {
-		case err != nil:
-			bad("compose/compose.yaml: %v", err)
-		case len(docs) != 1:
-			bad("compose/compose.yaml: %d documents, want 1", len(docs))
-		default:
-			if err := strictJSON(docs[0], &b.compose); err != nil {
-				bad("compose/compose.yaml: %v", err)
-			}
-		}
-	}
 	if script := read("compose/init-secrets.sh"); script != nil {
 		work, out, err := memoRun("init-secrets", [][]byte{script}, func(work string) (string, error) {
 			if err := os.WriteFile(filepath.Join(work, "init-secrets.sh"), script, 0o755); err != nil {
@@ -117,45 +92,50 @@ func loadFiles(t testing.TB, dir string, withYAML bool) (*bundle, []string) {
 		})
 		if err != nil {
 			bad("compose/init-secrets.sh: %v\n%s", err, out)
-		} else if env, err := readEnvFile(filepath.Join(work, ".env")); err != nil {
+		} else if env, err := composeEnv(filepath.Join(work, ".env")); err != nil {
 			bad("compose/init-secrets.sh made no usable .env: %v", err)
 		} else {
 			b.env, b.secretsDir = env, work
 		}
 	}
+	if src := read("compose/compose.yaml"); src != nil {
+		b.composeRaw = string(src)
+		envFile := ""
+		if b.secretsDir != "" {
+			envFile = filepath.Join(b.secretsDir, ".env")
+		}
+		p, missing, ps := readCompose(dir, envFile, b.env)
+		probs = append(probs, ps...)
+		b.composeMissing = missing
+		if p != nil {
+			b.compose = p
+		}
+	}
 
 	// Kubernetes.
 	files, _ := filepath.Glob(filepath.Join(dir, "k8s", "*.yaml"))
-	if !withYAML {
-		files = nil
-	} else if len(files) == 0 {
+	if len(files) == 0 {
 		bad("k8s: no manifests")
 	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(dir, f)
-		docs, err := parseYAML("1.1", read(rel))
-		if err != nil {
-			bad("%s: %v", rel, err)
+		src := read(rel)
+		if src == nil {
 			continue
 		}
-		for i, d := range docs {
-			o := &k8sObject{file: rel}
-			if err := json.Unmarshal(d, o); err != nil {
-				bad("%s document %d: %v", rel, i+1, err)
-				continue
+		objs, kust, ps := readK8s(rel, src)
+		probs = append(probs, ps...)
+		switch filepath.Base(f) {
+		case "kustomization.yaml":
+			if kust == nil {
+				bad("%s: no Kustomization", rel)
+			} else {
+				b.kustomize = kust.Resources
 			}
-			switch {
-			case filepath.Base(f) == "kustomization.yaml":
-				var k struct {
-					Resources []string `json:"resources"`
-				}
-				json.Unmarshal(d, &k)
-				b.kustomize = k.Resources
-			case filepath.Base(f) == "secret.example.yaml":
-				b.secrets = append(b.secrets, o)
-			default:
-				b.k8s = append(b.k8s, o)
-			}
+		case "secret.example.yaml":
+			b.secrets = append(b.secrets, objs...)
+		default:
+			b.k8s = append(b.k8s, objs...)
 		}
 	}
 
@@ -322,237 +302,4 @@ func runCmdStdin(src []byte, name string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
-}
-
-// strictJSON decodes a document into v, refusing fields v does not know:
-// a misspelt key in Compose would otherwise pass unnoticed.
-func strictJSON(doc json.RawMessage, v any) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &top); err != nil {
-		return err
-	}
-	// Top-level x- extensions are Compose's way to share fragments.
-	for k := range top {
-		if strings.HasPrefix(k, "x-") {
-			delete(top, k)
-		}
-	}
-	clean, _ := json.Marshal(top)
-	dec := json.NewDecoder(bytes.NewReader(clean))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
-// ---------------------------------------------------------------------------
-// Lookups over a loaded bundle
-
-// objects returns the Kubernetes objects of a kind.
-func (b *bundle) objects(kind string) []*k8sObject {
-	var out []*k8sObject
-	for _, o := range b.k8s {
-		if o.Kind == kind {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-func (b *bundle) object(kind, namespace, name string) *k8sObject {
-	for _, o := range b.k8s {
-		if o.Kind == kind && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
-			return o
-		}
-	}
-	return nil
-}
-
-func (b *bundle) secret(namespace, name string) *k8sObject {
-	for _, o := range b.secrets {
-		if o.Kind == "Secret" && o.Metadata.Namespace == namespace && o.Metadata.Name == name {
-			return o
-		}
-	}
-	return nil
-}
-
-func workload(o *k8sObject) (*workloadSpec, error) {
-	var w workloadSpec
-	if err := json.Unmarshal(o.Spec, &w); err != nil {
-		return nil, fmt.Errorf("%s: spec: %w", o, err)
-	}
-	return &w, nil
-}
-
-// containerEnv is what a container's $(VAR) references can expand to:
-// its env values, keys of the Secrets (secret.example.yaml) and
-// ConfigMaps it takes them from.
-func (b *bundle) containerEnv(ns string, c *container) (map[string]string, []string) {
-	env := map[string]string{}
-	var probs []string
-	for _, ef := range c.EnvFrom {
-		switch {
-		case ef.ConfigMapRef != nil:
-			cm := b.object("ConfigMap", ns, ef.ConfigMapRef.Name)
-			if cm == nil {
-				probs = append(probs, fmt.Sprintf("container %s: envFrom ConfigMap %s/%s does not exist", c.Name, ns, ef.ConfigMapRef.Name))
-				continue
-			}
-			for k, v := range cm.Data {
-				env[k] = v
-			}
-		case ef.SecretRef != nil:
-			s := b.secret(ns, ef.SecretRef.Name)
-			if s == nil {
-				probs = append(probs, fmt.Sprintf("container %s: envFrom Secret %s/%s is not in secret.example.yaml", c.Name, ns, ef.SecretRef.Name))
-				continue
-			}
-			for k, v := range s.StringData {
-				env[k] = v
-			}
-		}
-	}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env[e.Name] = e.Value
-		case e.ValueFrom.SecretKeyRef != nil:
-			r := e.ValueFrom.SecretKeyRef
-			s := b.secret(ns, r.Name)
-			v, ok := "", false
-			if s != nil {
-				v, ok = s.StringData[r.Key]
-			}
-			if !ok {
-				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of Secret %s/%s, which secret.example.yaml does not have", c.Name, e.Name, r.Key, ns, r.Name))
-			}
-			env[e.Name] = v
-		case e.ValueFrom.ConfigMapKeyRef != nil:
-			r := e.ValueFrom.ConfigMapKeyRef
-			cm := b.object("ConfigMap", ns, r.Name)
-			v, ok := "", false
-			if cm != nil {
-				v, ok = cm.Data[r.Key]
-			}
-			if !ok {
-				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of ConfigMap %s/%s, which does not exist", c.Name, e.Name, r.Key, ns, r.Name))
-			}
-			env[e.Name] = v
-		}
-	}
-	return env, probs
-}
-
-// expandArgs expands Kubernetes' $(VAR) in args.
-func expandArgs(args []string, env map[string]string) ([]string, []string) {
-	var missing []string
-	out := make([]string, len(args))
-	for i, a := range args {
-		var s strings.Builder
-		for {
-			j := strings.Index(a, "$(")
-			if j < 0 {
-				s.WriteString(a)
-				break
-			}
-			k := strings.Index(a[j:], ")")
-			if k < 0 {
-				s.WriteString(a)
-				break
-			}
-			name := a[j+2 : j+k]
-			v, ok := env[name]
-			if !ok {
-				missing = append(missing, name)
-			}
-			s.WriteString(a[:j])
-			s.WriteString(v)
-			a = a[j+k+1:]
-		}
-		out[i] = s.String()
-	}
-	return out, missing
-}
-
-// composeServices returns the names of the Compose services running p.
-func (b *bundle) composeServices(p program) []string {
-	var out []string
-	for name, s := range b.compose.Services {
-		if q, ok := imageProgram(s.Image); ok && q == p {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// composeByImage returns the services whose image repository is repo.
-func (b *bundle) composeByImage(repo string) []string {
-	var out []string
-	for name, s := range b.compose.Services {
-		if r, _, _ := imageTag(s.Image); r == repo {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// composeFlags parses a Compose service's command as p's flags, after
-// interpolating the .env that init-secrets.sh makes.
-func (b *bundle) composeFlags(name string, p program) (*flag.FlagSet, error) {
-	args, err := b.composeArgs(name)
-	if err != nil {
-		return nil, err
-	}
-	fs, err := parseFlags(p, args)
-	if err != nil {
-		return nil, fmt.Errorf("compose service %s: %w", name, err)
-	}
-	return fs, nil
-}
-
-// composeArgs is a Compose service's command after interpolating the .env
-// that init-secrets.sh makes.
-func (b *bundle) composeArgs(name string) ([]string, error) {
-	s := b.compose.Services[name]
-	args := make([]string, len(s.Command))
-	for i, a := range s.Command {
-		v, missing := interpolate(a, b.env)
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("compose service %s: %q uses %v, which init-secrets.sh does not set", name, a, missing)
-		}
-		args[i] = v
-	}
-	return args, nil
-}
-
-// composeSecretFile resolves a path in service name's container that must
-// be one of its Compose secrets (/run/secrets/NAME) to the file
-// init-secrets.sh made for it.
-func (b *bundle) composeSecretFile(name, path string) (string, error) {
-	secret, ok := strings.CutPrefix(path, "/run/secrets/")
-	if !ok || strings.Contains(secret, "/") {
-		return "", fmt.Errorf("%s is not a Compose secret (/run/secrets/NAME)", path)
-	}
-	if !contains(b.compose.Services[name].Secrets, secret) {
-		return "", fmt.Errorf("%s: compose service %s does not take secret %s", path, name, secret)
-	}
-	s, ok := b.compose.Secrets[secret]
-	if !ok || b.secretsDir == "" {
-		return "", fmt.Errorf("%s: secret %s is not declared (or init-secrets.sh made nothing)", path, secret)
-	}
-	f := filepath.Join(b.secretsDir, filepath.Clean(s.File))
-	if _, err := os.Stat(f); err != nil {
-		return "", fmt.Errorf("%s: secret %s's file %s is not made by init-secrets.sh", path, secret, s.File)
-	}
-	return f, nil
-}
-
-// val is a parsed flag's value (its default when not given).
-func val(fs *flag.FlagSet, name string) string {
-	f := fs.Lookup(name)
-	if f == nil {
-		panic("no flag " + name)
-	}
-	return f.Value.String()
 }

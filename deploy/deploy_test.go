@@ -7,17 +7,12 @@ package deploy
 // schema's migrations. Each check is shown to fail on a deliberately broken
 // copy (TestBrokenCopiesAreRejected).
 //
-// YAML is parsed by node with the npm package yaml (go.mod takes no YAML
-// library): set NETVIEW_NODE_MODULES to a node_modules holding yaml@2.9.1
-// (make does), or the YAML tests skip.
+// Compose is loaded by compose-go (as docker compose loads it), the
+// Kubernetes manifests by sigs.k8s.io/yaml into k8s.io/api types; nginx,
+// systemd units and the Dockerfile by small readers of their own (no kept
+// Go parser of them), ClickHouse's XML by encoding/xml.
 
 import (
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,22 +30,14 @@ func deployDir(t testing.TB) string {
 	return wd
 }
 
-// TestDeployFiles runs every check on the real files. Without
-// NETVIEW_NODE_MODULES the checks that read YAML skip; the others run.
+// TestDeployFiles runs every check on the real files.
 func TestDeployFiles(t *testing.T) {
-	withYAML := os.Getenv("NETVIEW_NODE_MODULES") != ""
-	if withYAML {
-		checkYAMLTool(t)
-	}
-	b, probs := loadFiles(t, deployDir(t), withYAML)
+	b, probs := loadBundle(t, deployDir(t))
 	for _, p := range probs {
 		t.Errorf("load: %s", p)
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			if c.needsYAML && !withYAML {
-				nodeModules(t) // skips, saying why
-			}
 			var p problems
 			c.fn(b, &p)
 			for _, s := range p {
@@ -78,7 +65,6 @@ type mutation struct {
 // TestBrokenCopiesAreRejected breaks a copy of the files in one way at a
 // time and wants the checks to name the fault: every check can fail.
 func TestBrokenCopiesAreRejected(t *testing.T) {
-	checkYAMLTool(t)
 	if b, probs := loadBundle(t, deployDir(t)); len(probs)+len(runChecks(b)) > 0 {
 		t.Fatalf("the real files do not pass (see TestDeployFiles): %v %v", probs, runChecks(b))
 	}
@@ -100,7 +86,8 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"two release tags", []edit{{file: query, old: "image: netview/netview-query:0.1.0", new: "image: netview/netview-query:0.2.0"}}, "different tags", ""},
 		// Compose.
 		{"compose YAML duplicate key", []edit{{file: compose, old: "  query-2:\n    <<: *query\n", new: "  query-1:\n    <<: *query\n"}}, "compose/compose.yaml:", ""},
-		{"compose unknown key", []edit{{file: compose, old: "  stop_grace_period: 45s", new: "  stop_grace_periode: 45s"}}, "unknown field", ""},
+		{"compose depends on a missing service", []edit{{file: compose, old: "      query-2:\n        condition: service_healthy\n", new: "      query-3:\n        condition: service_healthy\n"}}, "query-3", ""},
+		{"compose unknown key", []edit{{file: compose, old: "  stop_grace_period: 45s", new: "  stop_grace_periode: 45s"}}, "stop_grace_periode", ""},
 		{"one ingest node", []edit{{file: compose, old: "  ingest-2:\n    <<: *ingest\n", new: ""}}, "want two ingest nodes", ""},
 		{"misspelt flag", []edit{{file: compose, old: "--ingest.addr=0.0.0.0:8090", new: "--ingest.adr=0.0.0.0:8090"}}, "flag provided but not defined", ""},
 		{"flag value of the wrong type", []edit{{file: compose, old: "--ingest.ack-timeout=30s", new: "--ingest.ack-timeout=thirty"}}, "invalid value", ""},
@@ -168,6 +155,9 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 		{"Deployment runs as root", []edit{{file: query, old: "        runAsNonRoot: true\n", new: ""}}, "want runAsNonRoot", ""},
 		{"Service to no port", []edit{{file: query, old: "      port: 8080\n      targetPort: https", new: "      port: 8080\n      targetPort: web"}}, "which no container of its pods has", ""},
 		{"baseline namespace", []edit{{file: "k8s/namespace.yaml", old: "pod-security.kubernetes.io/enforce: restricted", new: "pod-security.kubernetes.io/enforce: baseline"}}, "want restricted", ""},
+		{"k8s misspelt field", []edit{{file: sensor, old: "readOnlyRootFilesystem: true", new: "readOnlyRootFileSystem: true"}}, `unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem"`, ""},
+		{"k8s value of the wrong type", []edit{{file: ingest, old: "periodSeconds: 5", new: "periodSeconds: five"}}, "periodSeconds", ""},
+		{"Deployment on another API version", []edit{{file: query, old: "apiVersion: apps/v1", new: "apiVersion: apps/v1beta2"}}, "want apps/v1", ""},
 		{"kustomization misses a file", []edit{{file: "k8s/kustomization.yaml", old: "  - sensor.yaml\n", new: ""}}, "kustomization.yaml resources", ""},
 		{"k8s token file from nowhere", []edit{{file: ingest, old: "--ingest.token-file=/etc/netview/ingest/tokens", new: "--ingest.token-file=/etc/netview/tokens"}}, "not a file of a Secret", ""},
 		{"no cluster in k8s", []edit{{file: "k8s/config.yaml", old: `NETVIEW_STORE_CLUSTER: "netview"`, new: `NETVIEW_STORE_CLUSTER: "prod"`}}, "is not a cluster of", ""},
@@ -315,373 +305,5 @@ func TestBrokenCopiesAreRejected(t *testing.T) {
 			}
 			t.Errorf("the broken copy passed: no finding mentions %q; findings:\n%s", c.want, strings.Join(probs, "\n"))
 		})
-	}
-}
-
-// TestYAMLParser: the YAML route through node refuses what Kubernetes and
-// Compose would, and a broken NETVIEW_NODE_MODULES is an error, not a skip.
-func TestYAMLParser(t *testing.T) {
-	checkYAMLTool(t)
-	if _, err := parseYAML("1.2", []byte("a: 1\na: 2\n")); err == nil {
-		t.Error("a duplicate key parsed")
-	}
-	if _, err := parseYAML("1.2", []byte("a: [1, 2\n")); err == nil {
-		t.Error("an unclosed flow sequence parsed")
-	}
-	docs, err := parseYAML("1.1", []byte("mode: 0440\nbase: &base {a: 1}\nmore:\n  <<: *base\n  b: 2\n"))
-	if err != nil || len(docs) != 1 || string(docs[0]) != `{"mode":288,"base":{"a":1},"more":{"a":1,"b":2}}` {
-		t.Errorf("YAML 1.1 (octal, merge keys) as Kubernetes reads it: %s, %v", docs, err)
-	}
-	t.Run("broken module folder", func(t *testing.T) {
-		t.Setenv("NETVIEW_NODE_MODULES", t.TempDir())
-		if _, err := parseYAML("1.2", []byte("unique-to-this-test: true\n")); err == nil {
-			t.Error("parsed YAML without the yaml package")
-		}
-	})
-}
-
-// TestInstallScript: deploy/systemd/install.sh is valid bash, refuses to
-// change the system without root, installs into a DESTDIR, twice to the
-// same result, and a dry run changes nothing; it installs a CA file and a
-// pin only for an https URL, and moves the token of an older install to
-// the enrollment secret.
-func TestInstallScript(t *testing.T) {
-	script := filepath.Join(deployDir(t), "systemd", "install.sh")
-	if out, err := runCmd(".", nil, "bash", "-n", script); err != nil {
-		t.Fatalf("bash -n: %v\n%s", err, out)
-	}
-	head, _ := os.ReadFile(script)
-	if !strings.Contains(string(head), "\nset -euo pipefail\n") {
-		t.Error("install.sh does not set -euo pipefail")
-	}
-
-	t.Run("refuses without root", func(t *testing.T) {
-		args := []string{"--ingest", installIngest}
-		var out string
-		var err error
-		if os.Geteuid() == 0 {
-			setpriv, lerr := exec.LookPath("setpriv")
-			if lerr != nil {
-				t.Skip("running as root without setpriv to become another user")
-			}
-			// A copy nobody can read, in a folder nobody can enter otherwise.
-			dir, _ := os.MkdirTemp("", "install")
-			defer os.RemoveAll(dir)
-			os.Chmod(dir, 0o755)
-			cp := filepath.Join(dir, "install.sh")
-			os.WriteFile(cp, head, 0o755)
-			out, err = runCmd(dir, nil, setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "bash", cp}, args...)...)
-		} else {
-			out, err = runCmd(".", nil, "bash", append([]string{script}, args...)...)
-		}
-		if err == nil || !strings.Contains(out, "must run as root") {
-			t.Errorf("ran without root: %v\n%s", err, out)
-		}
-	})
-
-	work := t.TempDir()
-	bin := filepath.Join(work, "netview-sensor")
-	tok := filepath.Join(work, "token")
-	os.WriteFile(bin, []byte("#!/bin/sh\necho stand-in\n"), 0o755)
-	os.WriteFile(tok, []byte("# the sensor's token\n  first-token  \nsecond-token\n"), 0o644)
-	root := filepath.Join(work, "root")
-	install := func(extra ...string) (string, error) {
-		return runCmd(work, nil, "bash", append([]string{script, "--destdir", root, "--binary", bin}, extra...)...)
-	}
-
-	ca := filepath.Join(work, "ca.crt")
-	os.WriteFile(ca, []byte(installCA), 0o644)
-	pin := strings.Repeat("ab", 32)
-
-	t.Run("refuses without a secret or URL the first time", func(t *testing.T) {
-		if out, err := install("--ingest", installIngest); err == nil || !strings.Contains(out, "no enrollment secret") {
-			t.Errorf("installed without an enrollment secret: %v\n%s", err, out)
-		}
-		if out, err := install("--enroll-secret-file", tok); err == nil || !strings.Contains(out, "--ingest") {
-			t.Errorf("installed without an ingest URL: %v\n%s", err, out)
-		}
-		if out, err := install("--ingest", "ftp://x", "--enroll-secret-file", tok); err == nil {
-			t.Errorf("installed with an ftp:// URL:\n%s", out)
-		}
-		if out, err := install("--ingest", "http://ingest.example.net/v1/heartbeat", "--enroll-secret-file", tok, "--ca-file", ca); err == nil || !strings.Contains(out, "https://") {
-			t.Errorf("installed a CA file for an http:// URL (the sensor would refuse it): %v\n%s", err, out)
-		}
-		if out, err := install("--ingest", installIngest, "--enroll-secret-file", tok, "--ca-file", tok); err == nil || !strings.Contains(out, "no PEM certificate") {
-			t.Errorf("installed a CA file without a certificate: %v\n%s", err, out)
-		}
-		if out, err := install("--ingest", installIngest, "--enroll-secret-file", tok, "--pin-sha256", "abc"); err == nil {
-			t.Errorf("installed a pin that is not a SHA-256:\n%s", out)
-		}
-		if _, err := os.Stat(root); err == nil {
-			t.Error("a refused install left files")
-		}
-	})
-
-	t.Run("dry run changes nothing", func(t *testing.T) {
-		out, err := install("--dry-run", "--ingest", installIngest, "--enroll-secret-file", tok)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if _, err := os.Stat(root); err == nil {
-			t.Errorf("the dry run wrote %s", root)
-		}
-		if !strings.Contains(out, "+ install -m 0600") || strings.Contains(out, "first-token") {
-			t.Errorf("the dry run should show the commands, never the token:\n%s", out)
-		}
-	})
-
-	if out, err := install("--ingest", installIngest, "--token-file", tok, "--ca-file", ca, "--pin-sha256", pin); err != nil {
-		t.Fatalf("install: %v\n%s", err, out)
-	}
-	first := snapshot(t, root)
-	want := map[string]string{
-		"usr/local/bin/netview-sensor":                                      "-rwxr-xr-x",
-		"etc/systemd/system/netview-sensor.service":                         "-rw-r--r--",
-		"etc/netview/sensor.env":                                            "-rw-r--r--",
-		"etc/netview/sensor.enroll-secret":                                  "-rw-------",
-		"etc/netview/ingest-ca.crt":                                         "-rw-r--r--",
-		"etc/systemd/system/multi-user.target.wants/netview-sensor.service": "L/etc/systemd/system/netview-sensor.service",
-	}
-	for path, mode := range want {
-		if got := first[path]; !strings.HasPrefix(got, mode) {
-			t.Errorf("%s: %q, want %s", path, got, mode)
-		}
-	}
-	unitSrc, _ := os.ReadFile(filepath.Join(deployDir(t), "systemd", "netview-sensor.service"))
-	if got, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/netview-sensor.service")); string(got) != string(unitSrc) {
-		t.Error("the installed unit differs from deploy/systemd/netview-sensor.service")
-	}
-	binSrc, _ := os.ReadFile(bin)
-	if got, _ := os.ReadFile(filepath.Join(root, "usr/local/bin/netview-sensor")); string(got) != string(binSrc) {
-		t.Error("the installed binary differs from the one given")
-	}
-	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.enroll-secret")); string(got) != "first-token\n" {
-		t.Errorf("secret file holds %q, want the file's first line", got)
-	}
-	if got, _ := os.ReadFile(filepath.Join(root, "etc/netview/ingest-ca.crt")); string(got) != installCA {
-		t.Errorf("CA file holds %q, want the one given", got)
-	}
-	if env, _ := readEnvFile(filepath.Join(root, "etc/netview/sensor.env")); env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=standard --sensor.ca-file=/etc/netview/ingest-ca.crt --sensor.pin-sha256="+pin {
-		t.Errorf("NETVIEW_SENSOR_ARGS=%q, want the flavor, CA file and pin", env["NETVIEW_SENSOR_ARGS"])
-	}
-
-	t.Run("again: nothing changes", func(t *testing.T) {
-		out, err := install()
-		if err != nil {
-			t.Fatalf("second install (settings kept): %v\n%s", err, out)
-		}
-		if again := snapshot(t, root); fmt.Sprint(again) != fmt.Sprint(first) {
-			t.Errorf("a second install changed the tree:\n%v\n%v", first, again)
-		}
-		if strings.Count(out, "unchanged") != 5 {
-			t.Errorf("a second install should leave all five files alone:\n%s", out)
-		}
-	})
-
-	t.Run("a new secret and flavor replace the old, the URL and TLS settings stay", func(t *testing.T) {
-		out, err := runCmd(work, []string{"NETVIEW_SENSOR_ENROLL_SECRET=second"}, "bash", script, "--destdir", root, "--binary", bin, "--flavor", "telecom")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		env, _ := readEnvFile(filepath.Join(root, "etc/netview/sensor.env"))
-		tokNow, _ := os.ReadFile(filepath.Join(root, "etc/netview/sensor.enroll-secret"))
-		if string(tokNow) != "second\n" || env["NETVIEW_SENSOR_INGEST"] != installIngest ||
-			env["NETVIEW_SENSOR_ARGS"] != "--sensor.flavor=telecom --sensor.ca-file=/etc/netview/ingest-ca.crt --sensor.pin-sha256="+pin {
-			t.Errorf("secret %q, env %v", tokNow, env)
-		}
-		if st, _ := os.Stat(filepath.Join(root, "etc/netview/sensor.enroll-secret")); st.Mode().Perm() != 0o600 {
-			t.Errorf("secret mode %v after replacing it", st.Mode())
-		}
-	})
-
-	t.Run("an install from before enrollment keeps its token as the secret", func(t *testing.T) {
-		old := filepath.Join(work, "old")
-		os.MkdirAll(filepath.Join(old, "etc/netview"), 0o755)
-		os.WriteFile(filepath.Join(old, "etc/netview/sensor.env"), []byte("NETVIEW_SENSOR_INGEST="+installIngest+"\nNETVIEW_SENSOR_ARGS=--sensor.flavor=standard\n"), 0o644)
-		os.WriteFile(filepath.Join(old, "etc/netview/sensor.token"), []byte("old-token\n"), 0o600)
-		out, err := runCmd(work, nil, "bash", script, "--destdir", old, "--binary", bin)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if got, _ := os.ReadFile(filepath.Join(old, "etc/netview/sensor.enroll-secret")); string(got) != "old-token\n" {
-			t.Errorf("enrollment secret %q, want the old token", got)
-		}
-		if _, err := os.Stat(filepath.Join(old, "etc/netview/sensor.token")); err == nil {
-			t.Error("the old token file is still there")
-		}
-	})
-}
-
-// snapshot maps every path under root to its mode and content hash (or
-// link target).
-func snapshot(t testing.TB, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, _ := filepath.Rel(root, p)
-		info, _ := os.Lstat(p)
-		switch {
-		case info.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			out[rel] = "L" + target
-		case info.IsDir():
-			out[rel] = info.Mode().String()
-		default:
-			b, _ := os.ReadFile(p)
-			h := sha256.Sum256(b)
-			out[rel] = info.Mode().String() + " " + hex.EncodeToString(h[:8])
-		}
-		return nil
-	})
-	return out
-}
-
-// TestInitSecrets: compose/init-secrets.sh makes private secrets once and
-// never replaces them.
-func TestInitSecrets(t *testing.T) {
-	work := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(deployDir(t), "compose", "init-secrets.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(work, "init-secrets.sh")
-	os.WriteFile(script, src, 0o755)
-	if out, err := runCmd(work, nil, "bash", "-n", script); err != nil {
-		t.Fatalf("bash -n: %v\n%s", err, out)
-	}
-	if out, err := runCmd(work, nil, "bash", script); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	first := snapshot(t, work)
-	if out, err := runCmd(work, nil, "bash", script); err != nil || !strings.Contains(out, "nothing to do") {
-		t.Fatalf("second run: %v\n%s", err, out)
-	}
-	if again := snapshot(t, work); fmt.Sprint(again) != fmt.Sprint(first) {
-		t.Errorf("a second run changed the secrets:\n%v\n%v", first, again)
-	}
-	if first["secrets"] != "drwx------" || !strings.HasPrefix(first[".env"], "-rw-------") {
-		t.Errorf("secrets folder %q and .env %q should be private", first["secrets"], first[".env"])
-	}
-	env, err := readEnvFile(filepath.Join(work, ".env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]string{}
-	for k, v := range env {
-		if len(v) < 32 {
-			t.Errorf("%s is %d characters, want at least 32", k, len(v))
-		}
-		if other, dup := seen[v]; dup {
-			t.Errorf("%s and %s are equal", k, other)
-		}
-		seen[v] = k
-	}
-	ingest, _ := os.ReadFile(filepath.Join(work, "secrets", "ingest.tokens"))
-	sensor, _ := os.ReadFile(filepath.Join(work, "secrets", "sensor.enroll-secret"))
-	if strings.TrimSpace(string(sensor)) == "" || !strings.Contains(string(ingest), strings.TrimSpace(string(sensor))) {
-		t.Error("the sensor's enrollment secret is not one ingest accepts")
-	}
-	if admin, _ := os.ReadFile(filepath.Join(work, "secrets", "admin.tokens")); len(strings.TrimSpace(string(admin))) < 32 {
-		t.Errorf("admin token %q, want at least 32 characters", admin)
-	}
-	if !strings.HasPrefix(first["secrets/tls/ca.key"], "-rw-------") {
-		t.Errorf("the CA's key is %q, want 0600", first["secrets/tls/ca.key"])
-	}
-
-	// The certificate: signed by the CA, for this host's loopback names and
-	// for $NETVIEW_TLS_NAMES, and made anew (by the same CA) once deleted.
-	verify := func(names ...string) *x509.Certificate {
-		t.Helper()
-		caPEM, _ := os.ReadFile(filepath.Join(work, "secrets/tls/ca.crt"))
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			t.Fatal("secrets/tls/ca.crt holds no certificate")
-		}
-		pair, err := tls.LoadX509KeyPair(filepath.Join(work, "secrets/tls/server.crt"), filepath.Join(work, "secrets/tls/server.key"))
-		if err != nil {
-			t.Fatalf("server certificate and key: %v", err)
-		}
-		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
-		for _, n := range names {
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: n}); err != nil {
-				t.Errorf("the certificate does not verify for %s: %v", n, err)
-			}
-		}
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "elsewhere.example.net"}); err == nil {
-			t.Error("the certificate verifies for a name it was not made for")
-		}
-		return leaf
-	}
-	old := verify("localhost", "127.0.0.1", "::1")
-	os.Remove(filepath.Join(work, "secrets/tls/server.crt"))
-	if out, err := runCmd(work, []string{"NETVIEW_TLS_NAMES=netview.example.net,10.1.2.3"}, "bash", script); err != nil {
-		t.Fatalf("renewing the certificate: %v\n%s", err, out)
-	}
-	if renewed := verify("localhost", "127.0.0.1", "netview.example.net", "10.1.2.3"); renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
-		t.Error("the certificate was not made anew")
-	}
-}
-
-// k8sSchemaScript validates every Kubernetes object on stdin against the
-// API's OpenAPI schema with the npm package kubernetes-models; exit 3 when
-// the package is not installed.
-const k8sSchemaScript = `
-const mods = process.env.NETVIEW_NODE_MODULES;
-try { require.resolve(mods + '/kubernetes-models/package.json'); } catch (e) { process.exit(3); }
-const YAML = require(mods + '/yaml');
-let src = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (c) => { src += c; });
-process.stdin.on('end', () => {
-  let bad = 0;
-  for (const d of YAML.parseAllDocuments(src, { version: '1.1' })) {
-    const o = d.toJS();
-    if (!o) continue;
-    let Model;
-    try { Model = require(mods + '/kubernetes-models/' + o.apiVersion + '/' + o.kind)[o.kind]; } catch (e) {}
-    if (!Model) { console.log('no schema for ' + o.apiVersion + ' ' + o.kind); bad++; continue; }
-    try { new Model(o).validate(); } catch (e) { console.log(o.kind + ' ' + o.metadata.name + ': ' + e.message); bad++; }
-  }
-  process.exit(bad ? 1 : 0);
-});
-`
-
-// TestK8sSchemas validates the manifests against the Kubernetes API schemas
-// (types, required fields) when the npm package kubernetes-models is
-// installed beside yaml: npm install --prefix .cache/node kubernetes-models@5.1.0
-func TestK8sSchemas(t *testing.T) {
-	checkYAMLTool(t)
-	validate := func(src []byte) (string, int) {
-		out, err := runCmdStdin(src, "node", "-e", k8sSchemaScript)
-		if ee, ok := err.(*exec.ExitError); ok {
-			return out, ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out, 0
-	}
-	files, _ := filepath.Glob(filepath.Join(deployDir(t), "k8s", "*.yaml"))
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
-		}
-		src, _ := os.ReadFile(f)
-		out, code := validate(src)
-		switch code {
-		case 3:
-			t.Skip("the npm package kubernetes-models is not in NETVIEW_NODE_MODULES (npm install --prefix .cache/node kubernetes-models@5.1.0)")
-		case 0:
-		default:
-			t.Errorf("%s does not match the Kubernetes API schema:\n%s", filepath.Base(f), out)
-		}
-	}
-	// And it can fail.
-	src, _ := os.ReadFile(filepath.Join(deployDir(t), "k8s", "ingest.yaml"))
-	broken := strings.Replace(string(src), "periodSeconds: 5", "periodSeconds: five", 1)
-	if out, code := validate([]byte(broken)); code != 1 || !strings.Contains(out, "must be integer") {
-		t.Errorf("a probe period of \"five\" passed the schema (exit %d):\n%s", code, out)
 	}
 }
