@@ -11,7 +11,10 @@
 // answers and a client reading through the load balancer never gets a
 // wrong one. The package holds only tests; they need nginx (skipped
 // without it unless NETVIEW_REQUIRE_NGINX=1) and libchdb.so
-// (NETVIEW_LIBCHDB).
+// (NETVIEW_LIBCHDB). Two tools they use are packages of their own, each
+// with a unit test that needs neither: faultproxy, the TCP proxy that
+// breaks the network between ingest and storage, and supervise, which runs
+// the nodes and nginx as child processes and restarts them.
 //
 //	go test -count=1 -v ./bench/scaleout/
 package scaleout

@@ -58,16 +58,16 @@ func TestIngestKill9(t *testing.T) {
 			sleepUntil(ctx, time.Now().Add(150*time.Millisecond+time.Duration(rand.Int64N(int64(150*time.Millisecond)))))
 			flying := inFlight.get().InFlight
 			at := time.Since(start)
-			if err := n.kill9(); err != nil {
-				killErr = fmt.Errorf("kill %d of %s: %w", k+1, n.name, err)
+			if err := n.Kill(); err != nil {
+				killErr = fmt.Errorf("kill %d of %s: %w", k+1, n.Name, err)
 				return
 			}
 			restart := time.Now()
-			if err := n.start(ctx); err != nil {
-				killErr = fmt.Errorf("restart %d of %s: %w", k+1, n.name, err)
+			if err := n.Start(ctx); err != nil {
+				killErr = fmt.Errorf("restart %d of %s: %w", k+1, n.Name, err)
 				return
 			}
-			kills = append(kills, kill{node: n.name, at: at, back: time.Since(restart), inFlight: flying})
+			kills = append(kills, kill{node: n.Name, at: at, back: time.Since(restart), inFlight: flying})
 			next = next.Add(every)
 		}
 	}()
@@ -194,16 +194,16 @@ func TestStorageOutage(t *testing.T) {
 	for _, n := range c.ingest {
 		first := time.Time{}
 		for _, r := range probes.between(outEnd, fleetEnd) {
-			if r.node == n.name && r.status == 200 {
+			if r.node == n.Name && r.status == 200 {
 				first = r.at
 				break
 			}
 		}
 		if first.IsZero() {
-			t.Errorf("%s acknowledged no probe after storage came back", n.name)
-			backAfter = append(backAfter, n.name+" never")
+			t.Errorf("%s acknowledged no probe after storage came back", n.Name)
+			backAfter = append(backAfter, n.Name+" never")
 		} else {
-			backAfter = append(backAfter, fmt.Sprintf("%s %s", n.name, ms(first.Sub(outEnd))))
+			backAfter = append(backAfter, fmt.Sprintf("%s %s", n.Name, ms(first.Sub(outEnd))))
 		}
 	}
 	// Through nginx.
@@ -280,13 +280,13 @@ func TestSlowFlakyStorageNetwork(t *testing.T) {
 		// rest on a clean network again.
 		c.proxy.SetNetwork(r.lo, r.hi, r.share, time.Second)
 		clear := time.AfterFunc(cfg.Duration, func() { c.proxy.SetNetwork(0, 0, 0, 0) })
-		resets0, lb0 := c.proxy.resets.Load(), lbRetries()
+		resets0, lb0 := c.proxy.Resets(), lbRetries()
 		began := time.Now()
 		rep := fleet(t, cfg)
 		took := time.Since(began)
 		clear.Stop()
 		c.proxy.SetNetwork(0, 0, 0, 0)
-		resets := c.proxy.resets.Load() - resets0
+		resets := c.proxy.Resets() - resets0
 		ver := verifyStore(t, c, &rep, lbRetries()-lb0)
 		checkDelivered(t, &rep)
 		if r.share > 0 && resets == 0 {
@@ -344,7 +344,7 @@ func TestStorageBlackHole(t *testing.T) {
 		holeEnd = time.Now()
 		cut.Store(false)
 		if err == nil {
-			err = c.ingest[1].start(ctx)
+			err = c.ingest[1].Start(ctx)
 		}
 		faultDone <- err
 	}()
@@ -398,13 +398,12 @@ func TestStorageBlackHole(t *testing.T) {
 // goroutines makes n print its goroutines (SIGQUIT with GOTRACEBACK=all)
 // and returns what it printed; n has exited afterwards.
 func goroutines(n *node) (string, error) {
-	n.mu.Lock()
-	p := n.cur
-	n.mu.Unlock()
-	if p == nil || p.exited() {
-		return "", fmt.Errorf("%s is not running", n.name)
+	p := n.Current()
+	if p == nil || p.Exited() {
+		return "", fmt.Errorf("%s is not running", n.Name)
 	}
-	n.held.Store(true) // the test starts it again
-	_ = p.signal(syscall.SIGQUIT, 10*time.Second)
-	return p.logTail(4 << 20), nil
+	// Held: the test starts it again. Killed if it takes longer; the log
+	// holds what it printed.
+	_ = n.Stop(syscall.SIGQUIT, 10*time.Second)
+	return p.LogTail(4 << 20), nil
 }

@@ -42,7 +42,7 @@ func TestQueryReplicaKill9(t *testing.T) {
 		}
 		other, err := okJSON(get(ctx, c.query[1].url(), path), model)
 		if err != nil {
-			t.Fatalf("reference %s from %s: %v", path, c.query[1].name, err)
+			t.Fatalf("reference %s from %s: %v", path, c.query[1].Name, err)
 		}
 		if !bytes.Equal(got, other) {
 			t.Fatalf("reference %s: replicas differ: %s", path, firstDiff(got, other))
@@ -138,14 +138,14 @@ func TestQueryReplicaKill9(t *testing.T) {
 		sleepUntil(ctx, at)
 		n := c.query[k%2]
 		flying := inFlight.Load()
-		if err := n.kill9(); err != nil {
+		if err := n.Kill(); err != nil {
 			killErr = err
 			break
 		}
-		rec := kill{node: n.name, at: time.Since(start), inFlight: flying}
+		rec := kill{node: n.Name, at: time.Since(start), inFlight: flying}
 		sleepUntil(ctx, time.Now().Add(time.Second))
 		restart := time.Now()
-		if err := n.start(ctx); err != nil {
+		if err := n.Start(ctx); err != nil {
 			killErr = err
 			break
 		}

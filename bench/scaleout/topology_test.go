@@ -47,7 +47,7 @@ func TestTopology(t *testing.T) {
 	t.Logf("heartbeats acknowledged per ingest node through nginx: %v; nginx retried %d on the other node", perNode, lbRetries)
 	for _, n := range c.ingest {
 		if perNode[n.addr] < int(rep.Accepted)/10 {
-			t.Errorf("%s (%s) acknowledged only %d of %d heartbeats: nginx did not spread the load", n.name, n.addr, perNode[n.addr], rep.Accepted)
+			t.Errorf("%s (%s) acknowledged only %d of %d heartbeats: nginx did not spread the load", n.Name, n.addr, perNode[n.addr], rep.Accepted)
 		}
 	}
 	ver := verifyStore(t, c, &rep, lbRetries)
@@ -59,7 +59,7 @@ func TestTopology(t *testing.T) {
 	model := loadStaleModel(t, c.store())
 	specs := querySpecs(&rep, time.Now())
 	bases := []string{c.query[0].url(), c.query[1].url(), c.lb.queryURL}
-	names := []string{c.query[0].name, c.query[1].name, "nginx"}
+	names := []string{c.query[0].Name, c.query[1].Name, "nginx"}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	began := time.Now()
@@ -173,7 +173,7 @@ func healthChecksDoNotDisturb(t *testing.T, c *cluster) {
 					reads.Add(1)
 					if a.err != nil || a.status != 200 {
 						failed.Add(1)
-						firstFail.CompareAndSwap(nil, fmt.Sprintf("%s: %d %v %.200s", q.name, a.status, a.err, a.body))
+						firstFail.CompareAndSwap(nil, fmt.Sprintf("%s: %d %v %.200s", q.Name, a.status, a.err, a.body))
 					}
 				}
 			}()
@@ -187,7 +187,7 @@ func healthChecksDoNotDisturb(t *testing.T, c *cluster) {
 		writes := flushErrs() - before
 		desync := 0 // log lines of heartbeats not written and reads failed on a protocol error
 		for _, n := range nodes {
-			for _, line := range strings.Split(n.logs(), "\n") {
+			for _, line := range strings.Split(n.Logs(), "\n") {
 				if strings.Contains(line, "decode block") && (strings.Contains(line, "heartbeat not written") || strings.Contains(line, "query failed")) {
 					desync++
 				}
