@@ -231,29 +231,31 @@ func (b *bundle) containerEnv(ns string, c *corev1.Container) (map[string]string
 			env[e.Name] = e.Value
 		case e.ValueFrom.SecretKeyRef != nil:
 			r := e.ValueFrom.SecretKeyRef
-			s := b.secret(ns, r.Name)
-			v, ok := "", false
-			if s != nil {
-				v, ok = s.StringData[r.Key]
+			var data map[string]string
+			if s := b.secret(ns, r.Name); s != nil {
+				data = s.StringData
 			}
-			if !ok {
-				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of Secret %s/%s, which secret.example.yaml does not have", c.Name, e.Name, r.Key, ns, r.Name))
-			}
-			env[e.Name] = v
+			env[e.Name] = keyRef(&probs, c.Name, e.Name, "Secret "+ns+"/"+r.Name, r.Key, data, "which secret.example.yaml does not have")
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			r := e.ValueFrom.ConfigMapKeyRef
-			cm := b.configMap(ns, r.Name)
-			v, ok := "", false
-			if cm != nil {
-				v, ok = cm.Data[r.Key]
+			var data map[string]string
+			if cm := b.configMap(ns, r.Name); cm != nil {
+				data = cm.Data
 			}
-			if !ok {
-				probs = append(probs, fmt.Sprintf("container %s: env %s reads key %q of ConfigMap %s/%s, which does not exist", c.Name, e.Name, r.Key, ns, r.Name))
-			}
-			env[e.Name] = v
+			env[e.Name] = keyRef(&probs, c.Name, e.Name, "ConfigMap "+ns+"/"+r.Name, r.Key, data, "which does not exist")
 		}
 	}
 	return env, probs
+}
+
+// keyRef is the value of an env entry that reads key of object (data); a
+// key it lacks is a problem, named with why.
+func keyRef(probs *[]string, container, name, object, key string, data map[string]string, why string) string {
+	v, ok := data[key]
+	if !ok {
+		*probs = append(*probs, fmt.Sprintf("container %s: env %s reads key %q of %s, %s", container, name, key, object, why))
+	}
+	return v
 }
 
 // expandArgs expands Kubernetes' $(VAR) in args.

@@ -7,17 +7,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// cpu returns this process's user+system CPU time.
-func cpu(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/netview/netview/internal/cputime"
+)
 
 // openSockets holds about n TCP sockets on loopback (n/2 connections, both
 // ends) until the benchmark ends.
@@ -65,21 +57,21 @@ func BenchmarkHeartbeat(b *testing.B) {
 		b.Run(fmt.Sprintf("sockets=%d", n), func(b *testing.B) {
 			openSockets(b, n)
 			s := newSensor(b, "http://127.0.0.1:1/v1/heartbeat", time.Second)
-			start := cpu(b)
+			start := cputime.Self()
 			if _, err := s.Heartbeat(time.Now()); err != nil { // cold: empty caches
 				b.Fatal(err)
 			}
-			cold := cpu(b) - start
+			cold := cputime.Self() - start
 			var warm, ss, poll time.Duration
 			for b.Loop() {
-				start := cpu(b)
+				start := cputime.Self()
 				s.Poll() // what the tracker does every second between heartbeats
-				poll += cpu(b) - start
-				start = cpu(b)
+				poll += cputime.Self() - start
+				start = cputime.Self()
 				if _, err := s.Heartbeat(time.Now()); err != nil {
 					b.Fatal(err)
 				}
-				warm += cpu(b) - start
+				warm += cputime.Self() - start
 				cmd := exec.Command("ss", "-tanpu")
 				if err := cmd.Run(); err != nil {
 					b.Fatal(err)

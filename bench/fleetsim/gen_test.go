@@ -12,6 +12,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/internal/cputime"
 )
 
 func testConfig(sensors int) Config {
@@ -292,7 +293,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 			var docBytes, bodyBytes, rows int
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Self()
 			for i := range b.N {
 				s := sensors[i%len(sensors)]
 				if i%len(sensors) == 0 {
@@ -306,7 +307,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 				bodyBytes += len(body)
 				rows += s.rows
 			}
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/hb")
+			b.ReportMetric(float64((cputime.Self()-cpu0).Microseconds())/float64(b.N), "cpu-µs/hb")
 			b.ReportMetric(float64(docBytes)/float64(b.N), "json-B/hb")
 			b.ReportMetric(float64(bodyBytes)/float64(b.N), "zstd-B/hb")
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/hb")

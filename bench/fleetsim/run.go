@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/cputime"
 	"github.com/netview/netview/sensor/spool"
 )
 
@@ -170,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	r.start = time.Now()
 	r.offerEnd = r.start.Add(c.Duration)
 	r.hardEnd = r.offerEnd.Add(c.Drain)
@@ -212,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 		}
 	}
-	rep := r.report(runs, end, cpuTime()-cpu0)
+	rep := r.report(runs, end, cputime.Self()-cpu0)
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
@@ -673,14 +674,6 @@ func (t *connTracker) closeAll() {
 	for _, c := range cs {
 		c.Conn.Close()
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // report assembles the Report once every goroutine is done.

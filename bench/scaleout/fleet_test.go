@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/ch-go/proto"
-
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
 )
 
@@ -58,7 +57,7 @@ func settle(t *testing.T, c *cluster, rep *fleetsim.Report) {
 	var last uint64 = 1<<64 - 1
 	same := 0
 	for time.Now().Before(deadline) {
-		now := count(t, c.store(), "SELECT count() AS n FROM heartbeats WHERE sensor_id IN {ids:Array(UUID)}", ids)
+		now := ingesttest.Count(t, c.store(), "SELECT count() AS n FROM heartbeats WHERE sensor_id IN {ids:Array(UUID)}", ids)
 		if now == last {
 			if same++; same == 3 {
 				return
@@ -162,14 +161,14 @@ func verifyStore(t *testing.T, c *cluster, rep *fleetsim.Report, lbRetries int) 
 		t.Errorf("report acknowledged %d heartbeats, its per-sensor lists hold %d", rep.Accepted, v.Acked)
 	}
 	ids := store.P("ids", uuidArray(rep.SensorIDs()))
-	out.final = count(t, st, "SELECT count() AS n FROM heartbeats FINAL WHERE sensor_id IN {ids:Array(UUID)}", ids)
+	out.final = ingesttest.Count(t, st, "SELECT count() AS n FROM heartbeats FINAL WHERE sensor_id IN {ids:Array(UUID)}", ids)
 	if out.final != uint64(v.Stored) {
 		t.Errorf("SHOWN TWICE: heartbeats FINAL holds %d rows for %d distinct heartbeats of the fleet", out.final, v.Stored)
 	}
-	if n := count(t, st, "SELECT count() AS n FROM (SELECT event_id FROM events FINAL WHERE sensor_id IN {ids:Array(UUID)} GROUP BY event_id HAVING count() > 1)", ids); n != 0 {
+	if n := ingesttest.Count(t, st, "SELECT count() AS n FROM (SELECT event_id FROM events FINAL WHERE sensor_id IN {ids:Array(UUID)} GROUP BY event_id HAVING count() > 1)", ids); n != 0 {
 		t.Errorf("SHOWN TWICE: %d event_ids of the fleet show more than once in events FINAL", n)
 	}
-	if n := count(t, st, "SELECT count() AS n FROM (SELECT flow_id FROM flows FINAL WHERE sensor_id IN {ids:Array(UUID)} GROUP BY sensor_id, flow_id HAVING count() > 1)", ids); n != 0 {
+	if n := ingesttest.Count(t, st, "SELECT count() AS n FROM (SELECT flow_id FROM flows FINAL WHERE sensor_id IN {ids:Array(UUID)} GROUP BY sensor_id, flow_id HAVING count() > 1)", ids); n != 0 {
 		t.Errorf("SHOWN TWICE: %d completed flows of the fleet show more than once in flows FINAL", n)
 	}
 	acked := rep.Acked()
@@ -199,24 +198,6 @@ func uuidArray[T fmt.Stringer](ids []T) string {
 	}
 	b.WriteByte(']')
 	return b.String()
-}
-
-// count runs a query returning one UInt64 column named n.
-func count(t *testing.T, st store.Store, q string, params ...store.Param) uint64 {
-	t.Helper()
-	var c proto.ColUInt64
-	var got uint64
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := st.Select(ctx, store.Query{SQL: q, Params: params}, proto.Results{{Name: "n", Data: &c}}, func(rows int) error {
-		if rows > 0 {
-			got = c.Row(0)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return got
 }
 
 // percentile of ds (p in 0..100); 0 for none.

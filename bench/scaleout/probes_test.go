@@ -204,6 +204,6 @@ func probeStored(t *testing.T, c *cluster, p *probe) int {
 	if len(ids) == 0 {
 		return 0
 	}
-	return int(count(t, c.store(), "SELECT uniqExact(heartbeat_id) AS n FROM heartbeats WHERE heartbeat_id IN {ids:Array(UUID)}",
+	return int(ingesttest.Count(t, c.store(), "SELECT uniqExact(heartbeat_id) AS n FROM heartbeats WHERE heartbeat_id IN {ids:Array(UUID)}",
 		store.P("ids", "['"+strings.Join(ids, "','")+"']")))
 }

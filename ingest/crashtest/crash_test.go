@@ -224,7 +224,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 
 	// Nothing lost: every acknowledged heartbeat is there.
 	total := uint64(numSensors * numBeats)
-	if got := count(ctx, t, st, "SELECT count() AS n FROM heartbeats FINAL"); got != total {
+	if got := ingesttest.Count(t, st, "SELECT count() AS n FROM heartbeats FINAL"); got != total {
 		t.Errorf("heartbeats FINAL = %d, want %d", got, total)
 	}
 	stored := map[uuid.UUID]int{}
@@ -266,10 +266,10 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 	// Nothing doubled: events once each, the latest view exactly the last
 	// snapshot.
 	wantEvents := total * uint64(shape.Events+shape.CompletedFlows)
-	if got := count(ctx, t, st, "SELECT count() AS n FROM events FINAL"); got != wantEvents {
+	if got := ingesttest.Count(t, st, "SELECT count() AS n FROM events FINAL"); got != wantEvents {
 		t.Errorf("events FINAL = %d, want %d", got, wantEvents)
 	}
-	if got := count(ctx, t, st, "SELECT count() AS n FROM (SELECT event_id FROM events FINAL GROUP BY event_id HAVING count() > 1)"); got != 0 {
+	if got := ingesttest.Count(t, st, "SELECT count() AS n FROM (SELECT event_id FROM events FINAL GROUP BY event_id HAVING count() > 1)"); got != 0 {
 		t.Errorf("%d event_ids show more than once in events FINAL", got)
 	}
 	// How many rows were written twice: every insert makes a part of its
@@ -642,23 +642,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// count runs a query returning one UInt64 column named n.
-func count(ctx context.Context, t *testing.T, st store.Store, q string) uint64 {
-	t.Helper()
-	var c proto.ColUInt64
-	var got uint64
-	if err := st.Select(ctx, store.Query{SQL: q}, proto.Results{{Name: "n", Data: &c}},
-		func(rows int) error {
-			if rows > 0 {
-				got = c.Row(0)
-			}
-			return nil
-		}); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return got
 }
 
 // insertedRows sums, per table, the rows of the parts that inserts made and

@@ -172,13 +172,20 @@ func (n *Node) Send(h *heartbeat.Heartbeat) {
 	}
 }
 
-// Count runs a query whose one UInt64 column is named n.
+// Count runs a query whose one UInt64 column is named n, within a minute.
 func Count(t testing.TB, st store.Store, q string, params ...store.Param) uint64 {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var c proto.ColUInt64
 	var got uint64
-	if err := st.Select(context.Background(), store.Query{SQL: q, Params: params}, proto.Results{{Name: "n", Data: &c}},
-		func(int) error { got = c.Row(0); return nil }); err != nil {
+	if err := st.Select(ctx, store.Query{SQL: q, Params: params}, proto.Results{{Name: "n", Data: &c}},
+		func(rows int) error {
+			if rows > 0 {
+				got = c.Row(0)
+			}
+			return nil
+		}); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return got

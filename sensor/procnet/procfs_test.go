@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/netview/netview/internal/cputime"
 )
 
 // prometheus/procfs parses the same four tables (FS.NetTCP, NetTCP6,
@@ -157,7 +157,7 @@ func BenchmarkTables(b *testing.B) {
 		var dst []Socket
 		b.Run(c.name+"/own", func(b *testing.B) {
 			b.ReportAllocs()
-			cpuPerOp(b, func() {
+			cputime.PerOp(b, func() {
 				var err error
 				if dst, err = own.Sockets(0, dst[:0]); err != nil {
 					b.Fatal(err)
@@ -167,7 +167,7 @@ func BenchmarkTables(b *testing.B) {
 		})
 		b.Run(c.name+"/procfs", func(b *testing.B) {
 			b.ReportAllocs()
-			cpuPerOp(b, func() {
+			cputime.PerOp(b, func() {
 				var err error
 				if dst, err = procfsSockets(theirs, dst[:0]); err != nil {
 					b.Fatal(err)
@@ -176,16 +176,4 @@ func BenchmarkTables(b *testing.B) {
 			b.ReportMetric(float64(len(dst)), "sockets")
 		})
 	}
-}
-
-// cpuPerOp runs f b.N times and reports the process's user+system CPU time per call.
-func cpuPerOp(b *testing.B, f func()) {
-	var before, after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	for b.Loop() {
-		f()
-	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano() - before.Utime.Nano() + after.Stime.Nano() - before.Stime.Nano())
-	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 }

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netview/netview/internal/cputime"
 )
 
 // BenchmarkResolve times Resolve over every socket of the host while this
@@ -29,7 +31,7 @@ func BenchmarkResolve(b *testing.B) {
 		b.Run(fmt.Sprintf("N=%d/cold", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var st Stats
-			cold = cpuPerOp(b, func() { _, st = NewResolver("/proc").Resolve(want) })
+			cold = cputime.PerOp(b, func() { _, st = NewResolver("/proc").Resolve(want) })
 			b.ReportMetric(float64(st.FDsRead), "fds/op")
 		})
 		b.Run(fmt.Sprintf("N=%d/warm", n), func(b *testing.B) {
@@ -39,7 +41,7 @@ func BenchmarkResolve(b *testing.B) {
 			}
 			b.ReportAllocs()
 			var st Stats
-			warm = cpuPerOp(b, func() { _, st = r.Resolve(want) })
+			warm = cputime.PerOp(b, func() { _, st = r.Resolve(want) })
 			b.ReportMetric(float64(st.CacheHits), "hits/op")
 		})
 		b.Run(fmt.Sprintf("N=%d/ss", n), func(b *testing.B) {
@@ -66,21 +68,6 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-
-// cpuPerOp runs f b.N times and returns the process's user+system CPU time
-// per call, also reported as a metric.
-func cpuPerOp(b *testing.B, f func()) time.Duration {
-	var before, after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	for b.Loop() {
-		f()
-	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano() - before.Utime.Nano() + after.Stime.Nano() - before.Stime.Nano())
-	cpu /= time.Duration(b.N)
-	b.ReportMetric(float64(cpu.Microseconds())/1e3, "cpu-ms/op")
-	return cpu
-}
 
 // openSockets opens n sockets on the loopback, raising RLIMIT_NOFILE first.
 func openSockets(b *testing.B, n int) []int {
@@ -141,7 +128,7 @@ func hostInodes(b *testing.B) []uint64 {
 func BenchmarkProcesses(b *testing.B) {
 	b.ReportAllocs()
 	var n int
-	cpu := cpuPerOp(b, func() { n = len(NewResolver("/proc").Processes()) })
+	cpu := cputime.PerOp(b, func() { n = len(NewResolver("/proc").Processes()) })
 	b.ReportMetric(float64(n), "procs/op")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(max(n, 1)), "cpu-µs/proc")
 }
