@@ -199,10 +199,14 @@ func TestConnectionLifecycleAcrossHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// By its whole address pair and state: loopback lets a new connection
+	// reuse a port pair still in TIME_WAIT (tcp_tw_reuse), and make test
+	// once found such a leftover here instead of this connection.
+	lport := uint16(ln.Addr().(*net.TCPAddr).Port)
 	var conn *heartbeat.Conn
 	for i := range h.TCPConnections {
-		if h.TCPConnections[i].LocalPort == port {
-			conn = &h.TCPConnections[i]
+		if c := &h.TCPConnections[i]; c.LocalPort == port && c.RemotePort == lport && c.State == "ESTABLISHED" {
+			conn = c
 		}
 	}
 	if conn == nil || conn.DurationSecs == nil || *conn.DurationSecs < 1 || int(conn.PID) != os.Getpid() {
