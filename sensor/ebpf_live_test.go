@@ -23,7 +23,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/sensor"
-	"github.com/netview/netview/sensor/spool"
+	"github.com/netview/netview/sensor/uplink"
 )
 
 // These tests load the real eBPF probes and drive real sockets and
@@ -40,7 +40,7 @@ func ebpfSensor(t *testing.T) *sensor.Sensor {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		t.Skip("the kernel has no BTF (/sys/kernel/btf/vmlinux): the probes need it")
 	}
-	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), Link: spool.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"},
+	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), Link: uplink.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"},
 		Flavor: "standard", Interval: time.Hour, PollInterval: time.Hour, SpoolBytes: 1 << 20, EBPF: "on"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestEBPFHelper(t *testing.T) {
 		c.Close()
 	case "sensor":
 		// A sensor (for the cost benchmark) until stdin closes.
-		cfg := sensor.Config{ProcRoot: "/proc", StateDir: os.Getenv("NETVIEW_STATE"), Link: spool.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"}, Flavor: "standard", Interval: 15 * time.Second, PollInterval: time.Second, SpoolBytes: 64 << 20,
+		cfg := sensor.Config{ProcRoot: "/proc", StateDir: os.Getenv("NETVIEW_STATE"), Link: uplink.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"}, Flavor: "standard", Interval: 15 * time.Second, PollInterval: time.Second, SpoolBytes: 64 << 20,
 			MaxBackoff: time.Minute, StopTimeout: time.Millisecond, EBPF: os.Getenv("NETVIEW_MODE")}
 		s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
@@ -192,7 +192,7 @@ func TestEBPFHelper(t *testing.T) {
 		// A sensor where eBPF is refused (this child runs without
 		// privileges): print its log and its capabilities.
 		var log bytes.Buffer
-		cfg := sensor.Config{ProcRoot: "/proc", StateDir: os.Getenv("NETVIEW_STATE"), Link: spool.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"}, Flavor: "standard", Interval: time.Hour, PollInterval: time.Hour, SpoolBytes: 1 << 20, EBPF: os.Getenv("NETVIEW_MODE")}
+		cfg := sensor.Config{ProcRoot: "/proc", StateDir: os.Getenv("NETVIEW_STATE"), Link: uplink.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"}, Flavor: "standard", Interval: time.Hour, PollInterval: time.Hour, SpoolBytes: 1 << 20, EBPF: os.Getenv("NETVIEW_MODE")}
 		s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
 		if err != nil {
 			fmt.Println("new:", err)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/sensor"
-	"github.com/netview/netview/sensor/spool"
+	"github.com/netview/netview/sensor/uplink"
 )
 
 // Over real HTTP, --sensor.metrics-listen counts what delivery did: the
@@ -33,7 +33,7 @@ func TestMetricsCountDelivery(t *testing.T) {
 		w.Write([]byte(`{"error":"invalid heartbeat","reason":"invalid"}`))
 	}))
 	defer ing.Close()
-	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), Link: spool.Link{URL: ing.URL + "/v1/heartbeat", Token: "x"},
+	cfg := sensor.Config{ProcRoot: "/proc", StateDir: t.TempDir(), Link: uplink.Link{URL: ing.URL + "/v1/heartbeat", Token: "x"},
 		Flavor: "standard", Interval: time.Second, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second,
 		StopTimeout: time.Second, EBPF: "off", MetricsListen: "127.0.0.1:0"}
 	if err := cfg.Validate(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/netview/netview/sensor/procnet"
 	"github.com/netview/netview/sensor/procs"
 	"github.com/netview/netview/sensor/spool"
+	"github.com/netview/netview/sensor/uplink"
 )
 
 // Version is the sensor's version, reported in every heartbeat.
@@ -37,7 +38,7 @@ type Config struct {
 	StateDir string
 	// Link is how the sensor reaches ingest: URL, TLS trust, and its
 	// credentials (an enrollment secret for its own key, or a shared token).
-	Link         spool.Link
+	Link         uplink.Link
 	Flavor       string
 	Hostname     string
 	Interval     time.Duration
@@ -121,7 +122,7 @@ type Sensor struct {
 	hostname string
 	kernel   string
 	spool    *spool.Spool
-	sender   *spool.Sender // its Client is set by Run
+	sender   *uplink.Sender // its Client is set by Run
 	snap     snapshot
 	lastPoll time.Time
 	// carried over from a heartbeat the spool could not store
@@ -152,7 +153,7 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	s := &Sensor{
 		cfg: cfg, log: log, fs: procnet.NewFS(cfg.ProcRoot), res: procs.NewResolver(cfg.ProcRoot),
 		id: id, boot: bootID(cfg.ProcRoot), started: time.Now().UTC(), spool: sp,
-		sender:   &spool.Sender{Spool: sp, Log: log},
+		sender:   &uplink.Sender{Spool: sp, Log: log},
 		hostname: cfg.Hostname, kernel: kernelRelease(cfg.ProcRoot),
 	}
 	if s.hostname == "" {

@@ -20,7 +20,7 @@ import (
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sensor"
-	"github.com/netview/netview/sensor/spool"
+	"github.com/netview/netview/sensor/uplink"
 )
 
 // TestMain doubles as a socket-holding child process: with
@@ -93,7 +93,7 @@ func newSensor(t testing.TB, ingestURL string, interval time.Duration) *sensor.S
 
 func newSensorIn(t testing.TB, stateDir, ingestURL string, interval time.Duration) *sensor.Sensor {
 	t.Helper()
-	cfg := sensor.Config{ProcRoot: "/proc", StateDir: stateDir, Link: spool.Link{URL: ingestURL, Token: ingesttest.Token},
+	cfg := sensor.Config{ProcRoot: "/proc", StateDir: stateDir, Link: uplink.Link{URL: ingestURL, Token: ingesttest.Token},
 		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second,
 		StopTimeout: 10 * time.Second}
 	if err := cfg.Validate(); err != nil {
@@ -290,7 +290,7 @@ func TestDeliveryThroughDownIngest(t *testing.T) {
 func TestTelecomSCTPAndCapabilities(t *testing.T) {
 	f := func(root, want string, assocs int) {
 		t.Helper()
-		cfg := sensor.Config{ProcRoot: root, StateDir: t.TempDir(), Link: spool.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"},
+		cfg := sensor.Config{ProcRoot: root, StateDir: t.TempDir(), Link: uplink.Link{URL: "http://127.0.0.1:1/v1/heartbeat", Token: "x"},
 			Flavor: "telecom", Interval: time.Second, PollInterval: time.Second, SpoolBytes: 1 << 20}
 		s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {

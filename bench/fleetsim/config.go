@@ -75,7 +75,7 @@ type Config struct {
 	// after its 30 s ack timeout).
 	RequestTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the full-jitter exponential backoff
-	// between retries, as sensor/spool does; defaults 500 ms and 60 s. A
+	// between retries, as sensor/uplink does; defaults 500 ms and 60 s. A
 	// retry never comes before the Retry-After of a 429 or 503.
 	MinBackoff, MaxBackoff time.Duration
 	// AuthBackoff is the wait after a 401 or 403; default 2 minutes.

@@ -4,7 +4,7 @@
 // sockets, active and completed flows, network and DNS events, and on a
 // few telecom sensors GTP-U, PFCP and RADIUS sockets and SCTP
 // associations), each sending zstd JSON heartbeats on its own schedule
-// (open loop) and retrying like sensor/spool: the same bytes, in order,
+// (open loop) and retrying like sensor/uplink: the same bytes, in order,
 // with backoff and Retry-After.
 //
 //	rep, err := fleetsim.Run(ctx, fleetsim.Config{Sensors: 2000, Interval: 15 * time.Second,

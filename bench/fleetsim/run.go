@@ -22,7 +22,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/cputime"
-	"github.com/netview/netview/sensor/spool"
+	"github.com/netview/netview/sensor/uplink"
 )
 
 // How Run works. Each virtual sensor has two goroutines. Its scheduler
@@ -33,7 +33,7 @@ import (
 // retries the same bytes (same heartbeat_id and seq) after connection
 // errors, 429, 5xx, 401/403 with backoff and never before Retry-After, and
 // takes the next one only once it is acknowledged (or refused for good
-// with 400, 413 or 415), like sensor/spool. Each sensor has its own HTTP
+// with 400, 413 or 415), like sensor/uplink. Each sensor has its own HTTP
 // connection per target, as real sensors do.
 
 type entry struct {
@@ -429,7 +429,7 @@ func (r *runner) deliver(sr *sensorRun, wg *sync.WaitGroup) {
 			r.countError(kind)
 			r.retries.Add(1)
 			r.sec(time.Now()).retries.Add(1)
-			d := max(spool.Backoff(failures, r.cfg.MinBackoff, r.cfg.MaxBackoff, sr.rng), after)
+			d := max(uplink.Backoff(failures, r.cfg.MinBackoff, r.cfg.MaxBackoff, sr.rng), after)
 			failures++
 			if wait == nil {
 				wait = time.NewTimer(d)
@@ -529,7 +529,7 @@ func (r *runner) attempt(sr *sensorRun, e *entry) (res outcome, after time.Durat
 	case fasthttp.StatusUnauthorized, fasthttp.StatusForbidden:
 		return retry, r.cfg.AuthBackoff, "http_" + strconv.Itoa(code), 0, false
 	case fasthttp.StatusTooManyRequests, fasthttp.StatusServiceUnavailable:
-		return retry, spool.ParseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now()), "http_" + strconv.Itoa(code), 0, false
+		return retry, uplink.ParseRetryAfter(string(resp.Header.Peek("Retry-After")), time.Now()), "http_" + strconv.Itoa(code), 0, false
 	default:
 		return retry, 0, "http_" + strconv.Itoa(code), 0, false
 	}

@@ -1,5 +1,5 @@
 // Package spool keeps heartbeats on disk until the ingest tier has
-// acknowledged them, and delivers them in order.
+// acknowledged them; sensor/uplink's Sender delivers them in order.
 //
 // A spool is one directory:
 //

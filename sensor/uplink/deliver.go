@@ -1,4 +1,4 @@
-package spool
+package uplink
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/netview/netview/sensor/spool"
 )
 
 // ErrRejected means ingest refused the heartbeat for good (400, 413, 415,
@@ -257,8 +259,14 @@ type DeliveryStats struct {
 }
 
 // Sender delivers a spool's heartbeats; Stats may be read while Run runs.
+//
+// It lives here, not in spool, because what it does is delivery: it acts
+// on ingest's answers (retry, back off, strip a 413, set aside a refusal),
+// while the spool stays a disk queue that knows nothing of the network.
+// So this package imports spool and never the other way; Sender takes the
+// *spool.Spool itself rather than an interface, there being one queue.
 type Sender struct {
-	Spool  *Spool
+	Spool  *spool.Spool
 	Client *Client
 	Log    *slog.Logger // nil: no logging
 
@@ -268,7 +276,7 @@ type Sender struct {
 
 // Run sends spooled heartbeats oldest first until ctx ends and returns
 // ctx.Err(). See Sender.Run.
-func Run(ctx context.Context, s *Spool, c *Client, log *slog.Logger) error {
+func Run(ctx context.Context, s *spool.Spool, c *Client, log *slog.Logger) error {
 	return (&Sender{Spool: s, Client: c, Log: log}).Run(ctx)
 }
 
@@ -355,7 +363,7 @@ func (d *Sender) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			log.Error("ingest rejected the heartbeat; moved it to "+RejectedDir+"/", "seq", seq, "dir", d.Spool.Dir(), "err", err)
+			log.Error("ingest rejected the heartbeat; moved it to "+spool.RejectedDir+"/", "seq", seq, "dir", d.Spool.Dir(), "err", err)
 			attempt = 0
 			d.update(func(st *DeliveryStats) { st.Rejected++; st.LastError = err.Error() })
 		default:

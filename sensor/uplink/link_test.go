@@ -1,4 +1,4 @@
-package spool
+package uplink
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/internal/tlsconf/tlsconftest"
+	"github.com/netview/netview/sensor/spool"
 )
 
 // keyedNode is a real ingest node on which only sensor keys post
@@ -38,7 +39,7 @@ func keyedNode(t *testing.T, tls *tlsconf.Server) *ingesttest.Node {
 type sensorRig struct {
 	id     uuid.UUID
 	dir    string
-	spool  *Spool
+	spool  *spool.Spool
 	client *Client
 	gen    *heartbeat.Generator
 	seq    uint64
@@ -58,7 +59,7 @@ func newRig(t *testing.T, n *ingesttest.Node, tc tlsconf.Client) *sensorRig {
 	}
 	c.MinBackoff, c.AuthBackoff = 20*time.Millisecond, 200*time.Millisecond
 	r.client = c
-	if r.spool, err = Open(filepath.Join(dir, "spool"), 64<<20); err != nil {
+	if r.spool, err = spool.Open(filepath.Join(dir, "spool"), 64<<20); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.spool.Close() })

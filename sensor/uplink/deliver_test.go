@@ -1,8 +1,9 @@
-package spool
+package uplink
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,12 +20,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/sensor/spool"
 )
 
 const token = "sensor-token-0123456789"
 
-var small = heartbeat.Shape{Conns: 5, Events: 2, CompletedFlows: 1}
+var (
+	t0    = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	small = heartbeat.Shape{Conns: 5, Events: 2, CompletedFlows: 1}
+)
 
 // request is one POST the fake ingest saw.
 type request struct {
@@ -56,7 +63,7 @@ func (in *ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := decodeBody(in.t, body)
 	in.mu.Lock()
 	status, retry := in.decide(len(in.reqs), h)
-	in.reqs = append(in.reqs, request{at: time.Now(), seq: h.Seq, status: status, snap: snapshotRows(h), events: len(h.Events) + len(h.CompletedFlows)})
+	in.reqs = append(in.reqs, request{at: time.Now(), seq: h.Seq, status: status, snap: h.SnapshotRows(), events: len(h.Events) + len(h.CompletedFlows)})
 	in.mu.Unlock()
 	if retry != "" {
 		w.Header().Set("Retry-After", retry)
@@ -104,11 +111,53 @@ func (in *ingest) checkOrder(t *testing.T) {
 	}
 }
 
-func fill(t *testing.T, s *Spool, g *heartbeat.Generator, n int) {
+func openSpool(t *testing.T, dir string) *spool.Spool {
+	t.Helper()
+	s, err := spool.Open(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func fill(t *testing.T, s *spool.Spool, g *heartbeat.Generator, n int) {
 	t.Helper()
 	for range n {
-		put(t, s, g.Next(t0.Add(time.Duration(g.Seq())*15*time.Second)))
+		if err := s.Put(g.Next(t0.Add(time.Duration(g.Seq()) * 15 * time.Second))); err != nil {
+			t.Fatal(err)
+		}
 	}
+}
+
+func seqRange(from, to uint64) []uint64 {
+	var r []uint64
+	for i := from; i <= to; i++ {
+		r = append(r, i)
+	}
+	return r
+}
+
+var zstdDec, _ = zstd.NewReader(nil)
+
+// decodeBody reads a posted body the way ingest does: zstd, then JSON.
+func decodeBody(t *testing.T, body []byte) *heartbeat.Heartbeat {
+	t.Helper()
+	h := new(heartbeat.Heartbeat)
+	doc, err := zstdDec.DecodeAll(body, nil)
+	if err == nil {
+		err = json.Unmarshal(doc, h)
+	}
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	return h
+}
+
+// rejected is where the spool in dir keeps a refused heartbeat's file
+// with ext (".hb", or ".txt" for the reason): rejected/<20-digit seq><ext>.
+func rejected(dir string, seq uint64, ext string) string {
+	return filepath.Join(dir, spool.RejectedDir, fmt.Sprintf("%020d%s", seq, ext))
 }
 
 func fastClient(url string) *Client {
@@ -116,7 +165,7 @@ func fastClient(url string) *Client {
 }
 
 // run starts a Sender and returns a stop function that waits for Run.
-func run(t *testing.T, s *Spool, c *Client) (*Sender, func()) {
+func run(t *testing.T, s *spool.Spool, c *Client) (*Sender, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Sender{Spool: s, Client: c, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -184,7 +233,7 @@ func TestDeliversInOrderAfter503(t *testing.T) {
 	}}
 	srv := httptest.NewServer(in)
 	defer srv.Close()
-	s := openSpool(t, t.TempDir(), 1<<30)
+	s := openSpool(t, t.TempDir())
 	g := heartbeat.NewGenerator(10, small)
 	fill(t, s, g, 10)
 	d, stop := run(t, s, fastClient(srv.URL))
@@ -225,7 +274,7 @@ func TestDeliversAfterConnectionRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	s := openSpool(t, t.TempDir(), 1<<30)
+	s := openSpool(t, t.TempDir())
 	fill(t, s, heartbeat.NewGenerator(11, small), 8)
 	d, stop := run(t, s, fastClient("http://"+addr+"/v1/heartbeat"))
 	waitFor(t, "retries", func() bool { return d.Stats().Retries >= 4 })
@@ -269,7 +318,7 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 	srv := httptest.NewServer(in)
 	defer srv.Close()
 	dir := t.TempDir()
-	s := openSpool(t, dir, 1<<30)
+	s := openSpool(t, dir)
 	fill(t, s, heartbeat.NewGenerator(12, small), 5)
 	c := fastClient(srv.URL)
 	d, stop := run(t, s, c)
@@ -295,17 +344,17 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 	if sent3 != 1 {
 		t.Errorf("rejected seq 3 sent %d times", sent3)
 	}
-	reason, err := os.ReadFile(filepath.Join(dir, RejectedDir, reasonName(3)))
+	reason, err := os.ReadFile(rejected(dir, 3, ".txt"))
 	if err != nil || !strings.Contains(string(reason), "status 400 for seq 3") {
 		t.Errorf("reason file: %q %v", reason, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, RejectedDir, name(3))); err != nil {
+	if _, err := os.Stat(rejected(dir, 3, ".hb")); err != nil {
 		t.Errorf("rejected heartbeat not kept: %v", err)
 	}
 	if st := d.Stats(); st.Sent != 4 || st.Rejected != 1 || st.Retries != 2 {
 		t.Errorf("stats %+v", st)
 	}
-	if dr := s.Dropped(); dr != (Dropped{Rejected: 1}) {
+	if dr := s.Dropped(); dr != (spool.Dropped{Rejected: 1}) {
 		t.Errorf("Dropped %+v", dr)
 	}
 }
@@ -323,7 +372,7 @@ func TestRefusedByStorageIsSetAside(t *testing.T) {
 	srv := httptest.NewServer(in)
 	defer srv.Close()
 	dir := t.TempDir()
-	s := openSpool(t, dir, 1<<30)
+	s := openSpool(t, dir)
 	fill(t, s, heartbeat.NewGenerator(15, small), 4)
 	d, stop := run(t, s, fastClient(srv.URL))
 	waitFor(t, "3 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 3 && st.Rejected == 1 })
@@ -338,7 +387,7 @@ func TestRefusedByStorageIsSetAside(t *testing.T) {
 	if sent2 != 1 {
 		t.Errorf("refused seq 2 sent %d times", sent2)
 	}
-	if _, err := os.Stat(filepath.Join(dir, RejectedDir, name(2))); err != nil {
+	if _, err := os.Stat(rejected(dir, 2, ".hb")); err != nil {
 		t.Errorf("refused heartbeat not set aside: %v", err)
 	}
 }
@@ -347,14 +396,14 @@ func TestRefusedByStorageIsSetAside(t *testing.T) {
 // still too large is it set aside.
 func TestTooLargeIsSentWithoutSnapshotsFirst(t *testing.T) {
 	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
-		if snapshotRows(h) > 0 || h.Seq == 2 {
+		if h.SnapshotRows() > 0 || h.Seq == 2 {
 			return http.StatusRequestEntityTooLarge, ""
 		}
 		return http.StatusOK, ""
 	}}
 	srv := httptest.NewServer(in)
 	defer srv.Close()
-	s := openSpool(t, t.TempDir(), 1<<30)
+	s := openSpool(t, t.TempDir())
 	fill(t, s, heartbeat.NewGenerator(13, small), 3)
 	d, stop := run(t, s, fastClient(srv.URL))
 	waitFor(t, "2 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 2 && st.Rejected == 1 })
