@@ -633,6 +633,8 @@ func (d *Decoder) proc(key []byte, p *Process) error {
 		p.Binary, err = d.str(MaxBinary, true)
 	case "binary_path":
 		p.BinaryPath, err = d.str(MaxBinaryPath, true)
+	case "unit":
+		p.Unit, err = d.str(MaxUnit, true)
 	default:
 		err = d.s.Skip()
 	}

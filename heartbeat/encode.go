@@ -339,7 +339,8 @@ func appendProcess(b []byte, p *Process) []byte {
 	b = appendOptString(b, `,"binary":`, p.Binary)
 	b = appendOptString(b, `,"binary_path":`, p.BinaryPath)
 	b = append(b, `,"uid":`...)
-	return strconv.AppendUint(b, uint64(p.UID), 10)
+	b = strconv.AppendUint(b, uint64(p.UID), 10)
+	return appendOptString(b, `,"unit":`, p.Unit)
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

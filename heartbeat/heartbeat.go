@@ -91,6 +91,9 @@ type Process struct {
 	Binary     string `json:"binary,omitempty"`
 	BinaryPath string `json:"binary_path,omitempty"`
 	UID        uint32 `json:"uid"`
+	// Unit is the systemd unit the process runs in (nginx.service,
+	// session-3.scope), from its cgroup; empty outside systemd's tree.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Conn is one TCP socket in any state but LISTEN.
@@ -211,6 +214,7 @@ const (
 	MaxKernel       = 255
 	MaxBinary       = 255
 	MaxBinaryPath   = 4096
+	MaxUnit         = 255 // systemd's own limit on a unit name
 	MaxService      = 32
 	MaxQueryName    = 255
 	MaxQueryType    = 16

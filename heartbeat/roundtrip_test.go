@@ -21,7 +21,7 @@ import (
 func full() *heartbeat.Heartbeat {
 	t0 := time.Date(2026, 12, 7, 1, 2, 3, 456789000, time.UTC)
 	a4, a6 := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("2001:db8::7")
-	proc := heartbeat.Process{PID: 4242, Binary: "envoy", BinaryPath: "/usr/local/bin/envoy", UID: 1000}
+	proc := heartbeat.Process{PID: 4242, Binary: "envoy", BinaryPath: "/usr/local/bin/envoy", UID: 1000, Unit: "envoy.service"}
 	dur := uint32(77)
 	return &heartbeat.Heartbeat{
 		Format: heartbeat.Format, HeartbeatID: uuid.MustParse("7c1f0e5a-8b2d-4c3e-9f10-111213141516"), Seq: 99, SentAt: t0,

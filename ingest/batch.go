@@ -455,12 +455,13 @@ func newTime() *proto.ColDateTime64 {
 
 // procCols attribute a row to a process.
 type procCols struct {
-	uid, pid           proto.ColUInt32
-	binary, binaryPath proto.ColStr
+	uid, pid                 proto.ColUInt32
+	binary, binaryPath, unit proto.ColStr
 }
 
 func (p *procCols) cols() proto.Input {
-	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary}, {Name: "binary_path", Data: &p.binaryPath}}
+	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary},
+		{Name: "binary_path", Data: &p.binaryPath}, {Name: "unit", Data: &p.unit}}
 }
 
 func (p *procCols) append(r *heartbeat.Process) {
@@ -468,6 +469,7 @@ func (p *procCols) append(r *heartbeat.Process) {
 	p.pid.Append(r.PID)
 	p.binary.Append(r.Binary)
 	p.binaryPath.Append(r.BinaryPath)
+	p.unit.Append(r.Unit)
 }
 
 // snapCols are the columns every snapshot table starts with; they are

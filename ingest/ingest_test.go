@@ -379,3 +379,35 @@ func TestDroppedSnapshotsKeepLatestView(t *testing.T) {
 		t.Fatalf("heartbeats = %d, want 2", got)
 	}
 }
+
+// A process's systemd unit reaches every table a row of it goes to: the
+// snapshot tables, flows, and events (a completed flow's network_flow event
+// too); rows without one store ”.
+func TestProcessUnitStored(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	g := heartbeat.NewGenerator(61, heartbeat.Shape{Conns: 4, Listeners: 2, UDP: 2, ActiveFlows: 2, CompletedFlows: 3, Events: 3})
+	h := g.Next(time.Now())
+	const unit = "nginx.service"
+	for i := range h.TCPConnections {
+		h.TCPConnections[i].Unit = unit
+	}
+	h.TCPConnections[0].Unit = "" // one without
+	for _, p := range []*heartbeat.Process{&h.TCPListeners[0].Process, &h.UDPListeners[0].Process, &h.ActiveFlows[0].Process,
+		&h.CompletedFlows[0].Process, &h.Events[0].Process} {
+		p.Unit = unit
+	}
+	n.send(h)
+	id := store.P("s", h.Sensor.SensorID.String())
+	for table, want := range map[string]uint64{"tcp_connections": uint64(len(h.TCPConnections) - 1), "tcp_listeners": 1, "udp_listeners": 1,
+		"active_flows": 1, "flows": 1, "events": 2} {
+		if got := count(t, n.store, "SELECT count() AS n FROM "+table+" WHERE sensor_id = {s:UUID} AND unit = 'nginx.service'", id); got != want {
+			t.Errorf("%s: %d rows with unit %s, want %d", table, got, unit, want)
+		}
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM events WHERE sensor_id = {s:UUID} AND kind = 'network_flow' AND unit = 'nginx.service'", id); got != 1 {
+		t.Errorf("%d network_flow events with the flow's unit, want 1", got)
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM tcp_connections WHERE sensor_id = {s:UUID} AND unit = ''", id); got != 1 {
+		t.Errorf("%d connections without a unit, want 1", got)
+	}
+}

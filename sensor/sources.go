@@ -17,6 +17,7 @@ import (
 	"github.com/netview/netview/sensor/ebpf"
 	"github.com/netview/netview/sensor/flows"
 	"github.com/netview/netview/sensor/procnet"
+	"github.com/netview/netview/sensor/procs"
 )
 
 // diagSource polls TCP sockets through netlink, with byte counters.
@@ -96,7 +97,8 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 		return heartbeat.Process{}
 	}
 	name := ebpf.CommString(comm)
-	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name), UID: uid}
+	e := k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name)
+	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit}
 }
 
 func (k *kernelSource) Flow(r *ebpf.Flow) {
@@ -179,11 +181,12 @@ type exeEntry struct {
 	start uint64
 	comm  string
 	exe   string
+	unit  string
 }
 
-func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string) string {
+func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string) exeEntry {
 	if e, ok := c.m[pid]; ok && e.start == start && e.comm == comm {
-		return e.exe
+		return e
 	}
 	if c.m == nil || len(c.m) > 4096 {
 		c.m = map[uint32]exeEntry{}
@@ -192,15 +195,18 @@ func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string
 	// the kernel gave nanoseconds since boot. Reading the start again after
 	// the link makes sure the path is the same process's.
 	dir := procRoot + "/" + strconv.FormatUint(uint64(pid), 10)
-	exe := ""
+	e := exeEntry{start: start, comm: comm}
 	if t, ok := statStart(dir); ok && t == start/10_000_000 {
-		exe, _ = os.Readlink(dir + "/exe")
+		e.exe, _ = os.Readlink(dir + "/exe")
+		if cgs, err := procs.Cgroups(procRoot, int(pid)); err == nil {
+			e.unit = procs.Unit(cgs)
+		}
 		if t2, ok := statStart(dir); !ok || t2 != t {
-			exe = ""
+			e.exe, e.unit = "", ""
 		}
 	}
-	c.m[pid] = exeEntry{start: start, comm: comm, exe: exe}
-	return exe
+	c.m[pid] = e
+	return e
 }
 
 // statStart reads the start time (field 22) of /proc/<pid>/stat.

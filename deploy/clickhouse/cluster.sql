@@ -355,3 +355,35 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS sensor_blocks ON CLUSTER 'netview' AS sensor_blocks_local
 ENGINE = Distributed('netview', currentDatabase(), sensor_blocks_local, cityHash64(sensor_id));
 
+ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE tcp_connections ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE tcp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE tcp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE udp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE udp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE active_flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE events_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE events ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE sctp_associations_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE sctp_associations ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+
+ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
+

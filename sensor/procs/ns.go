@@ -2,6 +2,9 @@ package procs
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/procfs"
 )
@@ -33,6 +36,31 @@ func Cgroups(procRoot string, pid int) ([]Cgroup, error) {
 		return nil, err
 	}
 	return p.Cgroups()
+}
+
+// Unit is the systemd unit a process runs in, from its cgroups: the last
+// element of its path that names a service or a scope (nginx.service,
+// session-3.scope, user@1000.service, docker-<id>.scope), or "" outside
+// systemd's tree. systemd keeps the path in the unified hierarchy (the v2
+// line, hierarchy 0) or, on a v1 host, in its own name=systemd one.
+func Unit(cgs []Cgroup) string {
+	path := ""
+	for _, c := range cgs {
+		if c.HierarchyID == 0 || slices.Contains(c.Controllers, "name=systemd") {
+			path = c.Path
+			if c.HierarchyID != 0 {
+				break // v1: systemd's own hierarchy says it
+			}
+		}
+	}
+	for path != "" && path != "/" {
+		dir, name := filepath.Split(path)
+		if strings.HasSuffix(name, ".service") || strings.HasSuffix(name, ".scope") {
+			return name
+		}
+		path = strings.TrimSuffix(dir, "/")
+	}
+	return ""
 }
 
 func open(procRoot string, pid int) (procfs.Proc, error) {

@@ -145,3 +145,74 @@ func TestCgroupsFixture(t *testing.T) {
 func cgroupEqual(a, b Cgroup) bool {
 	return a.HierarchyID == b.HierarchyID && slices.Equal(a.Controllers, b.Controllers) && a.Path == b.Path
 }
+
+// Unit finds the service or scope a cgroup path ends in, in the unified
+// hierarchy or, on a v1 host, in systemd's own.
+func TestUnit(t *testing.T) {
+	v2 := func(path string) []Cgroup { return []Cgroup{{HierarchyID: 0, Path: path}} }
+	for _, c := range []struct {
+		cgs  []Cgroup
+		want string
+	}{
+		{v2("/system.slice/nginx.service"), "nginx.service"},
+		{v2("/user.slice/user-1000.slice/session-3.scope"), "session-3.scope"},
+		{v2("/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-2210.scope"), "app-gnome-firefox-2210.scope"},
+		{v2("/system.slice/docker-4f1c2a.scope"), "docker-4f1c2a.scope"},
+		{v2("/system.slice/containerd.service/kubepods-burstable-pod1.slice:cri-containerd:ab12"), "containerd.service"},
+		{v2("/kubepods/besteffort/pod7d2c/4f1c2a"), ""},
+		{v2("/"), ""},
+		{v2(""), ""},
+		{nil, ""},
+		// v1: the name=systemd hierarchy, whatever the unified line says.
+		{[]Cgroup{{HierarchyID: 9, Controllers: []string{"name=systemd"}, Path: "/system.slice/sshd.service"},
+			{HierarchyID: 4, Controllers: []string{"memory"}, Path: "/other.service"}, {HierarchyID: 0, Path: "/"}}, "sshd.service"},
+		{[]Cgroup{{HierarchyID: 4, Controllers: []string{"memory"}, Path: "/other.service"}}, ""},
+	} {
+		if got := Unit(c.cgs); got != c.want {
+			t.Errorf("Unit(%+v) = %q, want %q", c.cgs, got, c.want)
+		}
+	}
+}
+
+// A real process moved into a cgroup named like a service shows that unit,
+// through the resolver as the heartbeat reads it.
+func TestUnitLive(t *testing.T) {
+	root := "/sys/fs/cgroup/systemd" // systemd's v1 hierarchy on a hybrid host
+	if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
+		root = "/sys/fs/cgroup" // unified
+	}
+	unit := "netview-unit-test-" + strconv.Itoa(os.Getpid()) + ".service"
+	dir := filepath.Join(root, unit)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup (needs root and a writable cgroup hierarchy): %v", err)
+	}
+	defer os.Remove(dir)
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		t.Skipf("cannot move a process into %s: %v", dir, err)
+	}
+	cgs, err := Cgroups("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Unit(cgs); got != unit {
+		t.Errorf("Unit of the child = %q (cgroups %+v), want %q", got, cgs, unit)
+	}
+	var found bool
+	for _, p := range NewResolver("/proc").Processes() {
+		if p.PID == uint32(pid) {
+			found = true
+			if p.Unit != unit {
+				t.Errorf("the resolver's process %d has unit %q, want %q", pid, p.Unit, unit)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the resolver does not list process %d", pid)
+	}
+}

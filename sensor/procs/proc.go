@@ -113,6 +113,9 @@ func (r *Resolver) readInfo(pid uint32, start uint64) (*procInfo, unix.Errno) {
 	if ns, err := netns(p); err == nil {
 		in.p.Netns = ns
 	}
+	if cgs, err := p.Cgroups(); err == nil {
+		in.p.Unit = Unit(cgs)
+	}
 	return in, 0
 }
 

@@ -18,6 +18,7 @@ type Process struct {
 	UID       uint32 // real uid (procfs Proc.NewStatus)
 	StartTime uint64 // clock ticks since boot: with PID, the process's identity
 	Netns     uint64 // inode of /proc/<pid>/ns/net, 0 if unreadable
+	Unit      string // systemd unit, from /proc/<pid>/cgroup (see Unit); "" if none
 }
 
 // Stats tells what one Resolve call did.
