@@ -102,7 +102,7 @@ func (g *Generator) Next(now time.Time) *Heartbeat {
 	h.TCPConnections = append([]Conn(nil), g.conns...)
 	for i := range s.Listeners {
 		h.TCPListeners = append(h.TCPListeners, Listener{Family: "inet", LocalAddress: netip.IPv4Unspecified(), LocalPort: uint16(8000 + i),
-			Inode: uint64(1000 + i), Process: Process{PID: uint32(200 + i), Binary: "nginx", BinaryPath: "/usr/sbin/nginx", UID: 33}})
+			Inode: uint64(1000 + i), Process: Process{PID: uint32(200 + i), Binary: "nginx", BinaryPath: "/usr/sbin/nginx", UID: 33, Unit: "nginx.service"}})
 	}
 	udpPorts := []uint16{53, 123, 5353}
 	if s.Telecom {

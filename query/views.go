@@ -36,8 +36,10 @@ const sensorInfo = `SELECT sensor_id, argMax(hostname, seq) AS hostname,
     CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS sensor_stale
 FROM sensors GROUP BY sensor_id`
 
-var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path`
-var procOut = []string{"nullIf(pid, 0) AS pid", "CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "uid"}
+var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path,
+    argMax(unit, seq) AS unit`
+var procOut = []string{"nullIf(pid, 0) AS pid", "CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "uid",
+	"CAST(unit AS String) AS unit"}
 
 func fields(f ...[]string) []string {
 	var out []string

@@ -114,7 +114,7 @@ func TestListeningAndUDP(t *testing.T) {
 	for i, r := range ls {
 		if str(r, "sensor_id") != id || str(r, "hostname") != gens[0].Sensor.Hostname || str(r, "local_address") != "0.0.0.0" ||
 			num(r, "local_port") != float64(8000+i) || num(r, "pid") != float64(200+i) || str(r, "binary") != "nginx" ||
-			str(r, "binary_path") != "/usr/sbin/nginx" || str(r, "protocol") != "tcp" {
+			str(r, "binary_path") != "/usr/sbin/nginx" || str(r, "unit") != "nginx.service" || str(r, "protocol") != "tcp" {
 			t.Errorf("listener %d: %v", i, r)
 		}
 	}
