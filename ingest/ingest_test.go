@@ -387,6 +387,9 @@ func TestProcessUnitStored(t *testing.T) {
 	n := startNode(t, testConfig(), nil)
 	g := heartbeat.NewGenerator(61, heartbeat.Shape{Conns: 4, Listeners: 2, UDP: 2, ActiveFlows: 2, CompletedFlows: 3, Events: 3})
 	h := g.Next(time.Now())
+	for i := range h.TCPListeners {
+		h.TCPListeners[i].Unit = "" // the generator's listeners run in nginx.service
+	}
 	const unit = "nginx.service"
 	for i := range h.TCPConnections {
 		h.TCPConnections[i].Unit = unit
