@@ -56,6 +56,9 @@ type Config struct {
 	// EBPF says whether kernel probes follow connections and DNS besides
 	// the polls: "auto" (when they load), "on" (fail if they do not), "off".
 	EBPF string
+	// AllNetns reads every network namespace that has a process, not only
+	// the sensor's own.
+	AllNetns bool
 	// MetricsListen is the host:port GET /metrics is served on, plain HTTP
 	// with no token; "" (the default) serves none.
 	MetricsListen string
@@ -75,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StopTimeout, "sensor.stop-timeout", 5*time.Second, "how long a stopping sensor keeps delivering its spool")
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
 	fs.StringVar(&c.EBPF, "sensor.ebpf", "auto", "kernel probes for exact flows and DNS: auto (use them when they load), on (fail if they cannot), off")
+	fs.BoolVar(&c.AllNetns, "sensor.all-netns", true, "read the sockets of every network namespace that has a process (containers'), not only the sensor's own")
 	fs.StringVar(&c.MetricsListen, "sensor.metrics-listen", "", "host:port to serve Prometheus metrics on (GET /metrics, plain HTTP, no token), e.g. 127.0.0.1:9108; empty: none")
 }
 

@@ -13,8 +13,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
@@ -35,6 +38,9 @@ func TestMain(m *testing.M) {
 }
 
 func child() {
+	if os.Getenv("NETVIEW_SOCKET_CHILD") == "netns" {
+		loUp() // a new network namespace starts with its loopback down
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -58,16 +64,43 @@ func child() {
 	u.Close()
 }
 
+// loUp brings up the loopback interface of the process's namespace.
+func loUp() {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		panic(err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		panic(err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		panic(err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		panic(err)
+	}
+}
+
 type sockets struct {
 	pid                        int
 	listenPort, connPort, udpP uint16
 }
 
 // startChild runs the socket-holding child and returns its pid and ports.
-func startChild(t *testing.T) sockets {
+func startChild(t *testing.T) sockets { return startChildIn(t, false) }
+
+// startChildIn runs the child, in a network namespace of its own if asked.
+func startChildIn(t *testing.T, ownNetns bool) sockets {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETVIEW_SOCKET_CHILD=1")
+	if ownNetns {
+		cmd.Env = append(os.Environ(), "NETVIEW_SOCKET_CHILD=netns")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	}
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -91,11 +124,14 @@ func newSensor(t testing.TB, ingestURL string, interval time.Duration) *sensor.S
 	return newSensorIn(t, t.TempDir(), ingestURL, interval)
 }
 
-func newSensorIn(t testing.TB, stateDir, ingestURL string, interval time.Duration) *sensor.Sensor {
+func newSensorIn(t testing.TB, stateDir, ingestURL string, interval time.Duration, opts ...func(*sensor.Config)) *sensor.Sensor {
 	t.Helper()
 	cfg := sensor.Config{ProcRoot: "/proc", StateDir: stateDir, Link: uplink.Link{URL: ingestURL, Token: ingesttest.Token},
 		Flavor: "standard", Interval: interval, PollInterval: 100 * time.Millisecond, SpoolBytes: 64 << 20, MaxBackoff: time.Second,
 		StopTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +208,59 @@ func TestSnapshotMatchesSS(t *testing.T) {
 	}
 	if found != 3 {
 		t.Fatalf("found %d of the child's 3 sockets in the heartbeat", found)
+	}
+}
+
+// The sockets of a process in a network namespace of its own are rows too,
+// with that namespace's inode and their owner; the same addresses in the
+// sensor's namespace are other rows. With AllNetns off only the sensor's
+// own namespace is read.
+func TestSnapshotOtherNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a new network namespace needs root")
+	}
+	ch := startChildIn(t, true)
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", ch.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	childNS := fi.Sys().(*syscall.Stat_t).Ino
+	all := newSensorIn(t, t.TempDir(), "http://127.0.0.1:1/v1/heartbeat", time.Second, func(c *sensor.Config) { c.AllNetns = true })
+	h, err := all.Heartbeat(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if childNS == h.Sensor.Netns {
+		t.Fatalf("the child shares the sensor's namespace %d", childNS)
+	}
+	found := map[string]bool{}
+	for _, l := range h.TCPListeners {
+		if l.Netns == childNS && l.LocalPort == ch.listenPort && int(l.PID) == ch.pid {
+			found["listener"] = true
+		}
+	}
+	for _, c := range h.TCPConnections {
+		if c.Netns == childNS && int(c.PID) == ch.pid && (c.LocalPort == ch.connPort || c.RemotePort == ch.connPort) && c.State == "ESTABLISHED" {
+			found[fmt.Sprint("connection ", c.LocalPort)] = true
+		}
+	}
+	for _, u := range h.UDPListeners {
+		if u.Netns == childNS && u.LocalPort == ch.udpP && int(u.PID) == ch.pid {
+			found["udp"] = true
+		}
+	}
+	if len(found) != 4 {
+		t.Errorf("in the child's namespace %d the heartbeat has %v, want its listener, both ends of its connection and its UDP socket", childNS, found)
+	}
+	own := newSensor(t, "http://127.0.0.1:1/v1/heartbeat", time.Second)
+	h, err = own.Heartbeat(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range h.TCPListeners {
+		if l.Netns != h.Sensor.Netns {
+			t.Errorf("with AllNetns off, a listener of namespace %d: %+v", l.Netns, l)
+		}
 	}
 }
 

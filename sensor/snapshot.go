@@ -10,10 +10,11 @@ import (
 	"github.com/netview/netview/sensor/procnet"
 )
 
-// sockKey identifies a socket across heartbeats.
+// sockKey identifies a socket across heartbeats. Two namespaces may hold
+// sockets of the same addresses: the namespace is part of the key.
 type sockKey struct {
 	local, remote netip.AddrPort
-	inode         uint64
+	inode, netns  uint64
 	udp           bool
 }
 
@@ -22,14 +23,20 @@ type sockKey struct {
 // already open at the sensor's first snapshot predate it (zero time).
 type snapshot struct {
 	socks  []procnet.Socket
+	netns  []uint64 // of each of socks
 	inodes []uint64
+	spaces []procnet.Namespace
 	seen   map[sockKey]time.Time
 	taken  bool
 }
 
+// read takes the sockets of every network namespace that has a process:
+// the sensor's own (its tables, /proc/net) and each other one through
+// /proc/<pid>/net of a process in it, so containers' sockets are rows too,
+// each with its namespace's inode. A namespace whose last process exits
+// between listing and reading is passed over.
 func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error {
 	socks, err := s.fs.Sockets(0, sn.socks[:0])
-	sn.socks = socks
 	if err != nil {
 		if !errors.Is(err, procnet.ErrParse) {
 			return err
@@ -39,6 +46,26 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 	if ns, err := s.fs.Netns(0); err == nil {
 		h.Sensor.Netns = ns
 	}
+	sn.netns = sn.netns[:0]
+	for range socks {
+		sn.netns = append(sn.netns, h.Sensor.Netns)
+	}
+	if s.cfg.AllNetns {
+		sn.spaces, _ = s.fs.Namespaces(sn.spaces[:0])
+		for _, ns := range sn.spaces {
+			if ns.Inode == h.Sensor.Netns {
+				continue
+			}
+			var err error
+			if socks, err = s.fs.Sockets(ns.PID, socks); err != nil && !errors.Is(err, procnet.ErrParse) {
+				s.log.Debug("namespace passed over", "netns", ns.Inode, "pid", ns.PID, "err", err)
+			}
+			for len(sn.netns) < len(socks) {
+				sn.netns = append(sn.netns, ns.Inode)
+			}
+		}
+	}
+	sn.socks = socks
 	sn.inodes = sn.inodes[:0]
 	for i := range socks {
 		if socks[i].Inode != 0 {
@@ -77,11 +104,13 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 	next := make(map[sockKey]time.Time, len(socks))
 	for i := range socks {
 		so := &socks[i]
-		k := sockKey{local: so.Local, remote: so.Remote, inode: so.Inode, udp: so.Proto == procnet.UDP}
+		netns := sn.netns[i]
+		k := sockKey{local: so.Local, remote: so.Remote, inode: so.Inode, netns: netns, udp: so.Proto == procnet.UDP}
 		first, ok := sn.seen[k]
 		if !ok && sn.taken {
 			first = now
-			if t, tracked := s.tracker.FirstSeen(so.Local, so.Remote); tracked {
+			// The flow tracker follows the sensor's own namespace.
+			if t, tracked := s.tracker.FirstSeen(so.Local, so.Remote); tracked && netns == h.Sensor.Netns {
 				first = t
 			}
 		}
@@ -100,19 +129,19 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 			h.UDPListeners = append(h.UDPListeners, heartbeat.UDPSocket{
 				Family: family, LocalAddress: so.Local.Addr(), LocalPort: so.Local.Port(),
 				RemoteAddress: remoteOrZero(so.Remote), RemotePort: so.Remote.Port(),
-				Inode: so.Inode, Netns: h.Sensor.Netns, Service: heartbeat.ServiceName(so.Local.Port()),
+				Inode: so.Inode, Netns: netns, Service: heartbeat.ServiceName(so.Local.Port()),
 				Process: p, FirstSeen: seenAt,
 			})
 		case so.State == tcpstate.Listen:
 			h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{
 				Family: family, LocalAddress: so.Local.Addr(), LocalPort: so.Local.Port(),
-				Inode: so.Inode, Netns: h.Sensor.Netns, Process: p, FirstSeen: seenAt,
+				Inode: so.Inode, Netns: netns, Process: p, FirstSeen: seenAt,
 			})
 		default:
 			c := heartbeat.Conn{
 				Family: family, LocalAddress: so.Local.Addr(), LocalPort: so.Local.Port(),
 				RemoteAddress: so.Remote.Addr(), RemotePort: so.Remote.Port(), State: so.State.String(),
-				Inode: so.Inode, Netns: h.Sensor.Netns, Process: p, FirstSeen: seenAt,
+				Inode: so.Inode, Netns: netns, Process: p, FirstSeen: seenAt,
 			}
 			if !first.IsZero() {
 				d := uint32(max(0, now.Sub(first)/time.Second))

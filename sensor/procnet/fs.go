@@ -110,6 +110,45 @@ func (fsys FS) Netns(pid int) (uint64, error) {
 	return ino, nil
 }
 
+// Namespace is one network namespace and a process in it, whose
+// <root>/<pid>/net tables are the namespace's.
+type Namespace struct {
+	Inode uint64
+	PID   int
+}
+
+// Namespaces lists the network namespaces that have a process, one process
+// each (the lowest pid found), in the order met. The reader's own is among
+// them. A process that exits while it is read is passed over, and so is
+// one whose namespace link the reader may not read.
+func (fsys FS) Namespaces(dst []Namespace) ([]Namespace, error) {
+	d, err := os.Open(fsys.root)
+	if err != nil {
+		return dst, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return dst, err
+	}
+	for _, n := range names {
+		pid, ok := decimal([]byte(n), 1<<22)
+		if !ok || pid == 0 {
+			continue
+		}
+		ino, err := fsys.Netns(int(pid))
+		if err != nil {
+			continue
+		}
+		if i := slices.IndexFunc(dst, func(ns Namespace) bool { return ns.Inode == ino }); i >= 0 {
+			dst[i].PID = min(dst[i].PID, int(pid))
+			continue
+		}
+		dst = append(dst, Namespace{Inode: ino, PID: int(pid)})
+	}
+	return dst, nil
+}
+
 // netDir is <root>/net for pid 0, else <root>/<pid>/net. (/proc/net is a
 // link to self/net, so both name the namespace of a process.)
 func (fsys FS) netDir(pid int) (string, error) {

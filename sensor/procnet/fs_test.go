@@ -211,3 +211,40 @@ func TestSocketsConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Namespaces finds each namespace once, under its lowest pid, and passes
+// over what is not a process or has no readable namespace link.
+func TestNamespaces(t *testing.T) {
+	root := t.TempDir()
+	for pid, link := range map[string]string{"1": "net:[100]", "7": "net:[200]", "3": "net:[200]", "9": "net:[100]", "12": "bogus"} {
+		if err := os.MkdirAll(filepath.Join(root, pid, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(link, filepath.Join(root, pid, "ns", "net")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range []string{"net", "self", "15"} { // not pids, or a pid without ns
+		os.MkdirAll(filepath.Join(root, dir), 0o755)
+	}
+	got, err := NewFS(root).Namespaces(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b Namespace) int { return int(a.Inode) - int(b.Inode) })
+	if want := []Namespace{{Inode: 100, PID: 1}, {Inode: 200, PID: 3}}; !slices.Equal(got, want) {
+		t.Errorf("Namespaces = %v, want %v", got, want)
+	}
+	// On the real /proc, this process's own namespace is among them.
+	own, err := NewFS("/proc").Netns(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := NewFS("/proc").Namespaces(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(real, func(n Namespace) bool { return n.Inode == own }) {
+		t.Errorf("the real /proc's namespaces %v miss our own %d", real, own)
+	}
+}
