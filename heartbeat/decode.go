@@ -635,6 +635,12 @@ func (d *Decoder) proc(key []byte, p *Process) error {
 		p.BinaryPath, err = d.str(MaxBinaryPath, true)
 	case "unit":
 		p.Unit, err = d.str(MaxUnit, true)
+	case "container_id":
+		p.ContainerID, err = d.str(MaxContainerID, true)
+	case "container_runtime":
+		p.ContainerRuntime, err = d.str(MaxRuntime, true)
+	case "pod_uid":
+		p.PodUID, err = d.str(MaxPodUID, true)
 	default:
 		err = d.s.Skip()
 	}

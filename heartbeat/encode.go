@@ -340,7 +340,10 @@ func appendProcess(b []byte, p *Process) []byte {
 	b = appendOptString(b, `,"binary_path":`, p.BinaryPath)
 	b = append(b, `,"uid":`...)
 	b = strconv.AppendUint(b, uint64(p.UID), 10)
-	return appendOptString(b, `,"unit":`, p.Unit)
+	b = appendOptString(b, `,"unit":`, p.Unit)
+	b = appendOptString(b, `,"container_id":`, p.ContainerID)
+	b = appendOptString(b, `,"container_runtime":`, p.ContainerRuntime)
+	return appendOptString(b, `,"pod_uid":`, p.PodUID)
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

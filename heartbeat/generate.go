@@ -9,6 +9,13 @@ import (
 	"github.com/google/uuid"
 )
 
+// The generator's UDP sockets belong to a user-plane function running in a
+// Kubernetes pod, as telecom network functions do.
+const (
+	upfContainer = "4f1c2a9b8e7d6c5b4a3928170615f4e3d2c1b0a99887766554433221100ffeed"
+	upfPod       = "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f"
+)
+
 // Shape says how much a generated heartbeat holds.
 type Shape struct {
 	Conns, Listeners, UDP, ActiveFlows, CompletedFlows, Events int
@@ -111,7 +118,8 @@ func (g *Generator) Next(now time.Time) *Heartbeat {
 	for i := range s.UDP {
 		p := udpPorts[i%len(udpPorts)]
 		h.UDPListeners = append(h.UDPListeners, UDPSocket{Family: "inet", LocalAddress: netip.IPv4Unspecified(), LocalPort: p + uint16(i/len(udpPorts))*1000,
-			Inode: uint64(5000 + i), Service: ServiceName(p), Process: Process{PID: 300, Binary: "upf", BinaryPath: "/opt/upf/bin/upf"}})
+			Inode: uint64(5000 + i), Service: ServiceName(p), Process: Process{PID: 300, Binary: "upf", BinaryPath: "/opt/upf/bin/upf",
+				ContainerID: upfContainer, ContainerRuntime: "containerd", PodUID: upfPod}})
 	}
 	for range s.ActiveFlows {
 		h.ActiveFlows = append(h.ActiveFlows, g.flow(now, false))

@@ -94,6 +94,13 @@ type Process struct {
 	// Unit is the systemd unit the process runs in (nginx.service,
 	// session-3.scope), from its cgroup; empty outside systemd's tree.
 	Unit string `json:"unit,omitempty"`
+	// The container the process runs in, read from its cgroup path for
+	// the common runtimes: its id, the runtime (docker, containerd,
+	// cri-o, podman) and, under Kubernetes, its pod's UID. Empty for a
+	// host process.
+	ContainerID      string `json:"container_id,omitempty"`
+	ContainerRuntime string `json:"container_runtime,omitempty"`
+	PodUID           string `json:"pod_uid,omitempty"`
 }
 
 // Conn is one TCP socket in any state but LISTEN.
@@ -215,6 +222,9 @@ const (
 	MaxBinary       = 255
 	MaxBinaryPath   = 4096
 	MaxUnit         = 255 // systemd's own limit on a unit name
+	MaxContainerID  = 128
+	MaxRuntime      = 32
+	MaxPodUID       = 64
 	MaxService      = 32
 	MaxQueryName    = 255
 	MaxQueryType    = 16

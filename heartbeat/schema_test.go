@@ -699,7 +699,7 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 			t.Errorf("no member %q with a maximum in the example; its limit went untested", name)
 		}
 	}
-	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "unit", "service", "query_name", "query_type", "flow_source", "sctp", "lsm"} {
+	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "unit", "container_id", "container_runtime", "pod_uid", "service", "query_name", "query_type", "flow_source", "sctp", "lsm"} {
 		if !covered["maxLength "+name] {
 			t.Errorf("no member %q with a maxLength in the example; its limit went untested", name)
 		}

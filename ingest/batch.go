@@ -455,13 +455,15 @@ func newTime() *proto.ColDateTime64 {
 
 // procCols attribute a row to a process.
 type procCols struct {
-	uid, pid                 proto.ColUInt32
-	binary, binaryPath, unit proto.ColStr
+	uid, pid                     proto.ColUInt32
+	binary, binaryPath, unit     proto.ColStr
+	containerID, runtime, podUID proto.ColStr
 }
 
 func (p *procCols) cols() proto.Input {
 	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary},
-		{Name: "binary_path", Data: &p.binaryPath}, {Name: "unit", Data: &p.unit}}
+		{Name: "binary_path", Data: &p.binaryPath}, {Name: "unit", Data: &p.unit},
+		{Name: "container_id", Data: &p.containerID}, {Name: "container_runtime", Data: &p.runtime}, {Name: "pod_uid", Data: &p.podUID}}
 }
 
 func (p *procCols) append(r *heartbeat.Process) {
@@ -470,6 +472,9 @@ func (p *procCols) append(r *heartbeat.Process) {
 	p.binary.Append(r.Binary)
 	p.binaryPath.Append(r.BinaryPath)
 	p.unit.Append(r.Unit)
+	p.containerID.Append(r.ContainerID)
+	p.runtime.Append(r.ContainerRuntime)
+	p.podUID.Append(r.PodUID)
 }
 
 // snapCols are the columns every snapshot table starts with; they are

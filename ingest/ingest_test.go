@@ -390,6 +390,8 @@ func TestProcessUnitStored(t *testing.T) {
 	for i := range h.TCPListeners {
 		h.TCPListeners[i].Unit = "" // the generator's listeners run in nginx.service
 	}
+	h.TCPConnections[1].ContainerID, h.TCPConnections[1].ContainerRuntime, h.TCPConnections[1].PodUID =
+		strings.Repeat("ab", 32), "cri-o", "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f"
 	const unit = "nginx.service"
 	for i := range h.TCPConnections {
 		h.TCPConnections[i].Unit = unit
@@ -412,5 +414,12 @@ func TestProcessUnitStored(t *testing.T) {
 	}
 	if got := count(t, n.store, "SELECT count() AS n FROM tcp_connections WHERE sensor_id = {s:UUID} AND unit = ''", id); got != 1 {
 		t.Errorf("%d connections without a unit, want 1", got)
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM tcp_connections WHERE sensor_id = {s:UUID} AND container_id = {c:String} AND container_runtime = 'cri-o' AND pod_uid = '7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f'",
+		id, store.P("c", strings.Repeat("ab", 32))); got != 1 {
+		t.Errorf("%d connections in the container, want 1", got)
+	}
+	if got := count(t, n.store, "SELECT count() AS n FROM udp_listeners WHERE sensor_id = {s:UUID} AND container_runtime = 'containerd'", id); got != uint64(len(h.UDPListeners)) {
+		t.Errorf("%d UDP sockets in the generator's pod, want %d", got, len(h.UDPListeners))
 	}
 }

@@ -37,9 +37,10 @@ const sensorInfo = `SELECT sensor_id, argMax(hostname, seq) AS hostname,
 FROM sensors GROUP BY sensor_id`
 
 var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path,
-    argMax(unit, seq) AS unit`
+    argMax(unit, seq) AS unit, argMax(container_id, seq) AS container_id, argMax(container_runtime, seq) AS container_runtime,
+    argMax(pod_uid, seq) AS pod_uid`
 var procOut = []string{"nullIf(pid, 0) AS pid", "CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "uid",
-	"CAST(unit AS String) AS unit"}
+	"CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid"}
 
 func fields(f ...[]string) []string {
 	var out []string

@@ -127,7 +127,8 @@ func TestListeningAndUDP(t *testing.T) {
 	services := map[float64]string{}
 	for _, r := range us {
 		services[num(r, "local_port")] = str(r, "service")
-		if str(r, "protocol") != "udp" || str(r, "binary") != "upf" || num(r, "pid") != 300 {
+		if str(r, "protocol") != "udp" || str(r, "binary") != "upf" || num(r, "pid") != 300 || len(str(r, "container_id")) != 64 ||
+			str(r, "container_runtime") != "containerd" || str(r, "pod_uid") == "" || str(r, "unit") != "" {
 			t.Errorf("udp socket: %v", r)
 		}
 	}

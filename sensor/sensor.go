@@ -259,7 +259,8 @@ func (s *Sensor) owners(inodes []uint64) map[uint64]heartbeat.Process {
 }
 
 func process(p procs.Process) heartbeat.Process {
-	return heartbeat.Process{PID: p.PID, Binary: p.Comm, BinaryPath: p.Exe, UID: p.UID, Unit: p.Unit}
+	return heartbeat.Process{PID: p.PID, Binary: p.Comm, BinaryPath: p.Exe, UID: p.UID, Unit: p.Unit,
+		ContainerID: p.ContainerID, ContainerRuntime: p.Runtime, PodUID: p.PodUID}
 }
 
 // Run polls flows and sends heartbeats until ctx ends; heartbeats are

@@ -98,7 +98,8 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 	}
 	name := ebpf.CommString(comm)
 	e := k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name)
-	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit}
+	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit,
+		ContainerID: e.container, ContainerRuntime: e.runtime, PodUID: e.pod}
 }
 
 func (k *kernelSource) Flow(r *ebpf.Flow) {
@@ -182,6 +183,8 @@ type exeEntry struct {
 	comm  string
 	exe   string
 	unit  string
+	// the container, from the cgroup path (procs.Container)
+	container, runtime, pod string
 }
 
 func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string) exeEntry {
@@ -200,9 +203,10 @@ func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string
 		e.exe, _ = os.Readlink(dir + "/exe")
 		if cgs, err := procs.Cgroups(procRoot, int(pid)); err == nil {
 			e.unit = procs.Unit(cgs)
+			e.container, e.runtime, e.pod = procs.Container(cgs)
 		}
 		if t2, ok := statStart(dir); !ok || t2 != t {
-			e.exe, e.unit = "", ""
+			e = exeEntry{start: start, comm: comm}
 		}
 	}
 	c.m[pid] = e

@@ -387,3 +387,35 @@ ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS u
 
 ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS unit LowCardinality(String) AFTER binary_path;
 
+ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE tcp_connections ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE tcp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE tcp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE udp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE udp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE active_flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE events_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE events ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE sctp_associations_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE sctp_associations ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+
+ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
+

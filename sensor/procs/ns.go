@@ -63,6 +63,88 @@ func Unit(cgs []Cgroup) string {
 	return ""
 }
 
+// Container is the container a process runs in, from its cgroup path, for
+// the common runtimes: its id, the runtime ("docker", "containerd",
+// "cri-o", "podman") and, under Kubernetes, its pod's UID. All are "" for a
+// process of the host. Only the path is read: no runtime is asked.
+//
+//	docker:     .../docker-<id>.scope, /docker/<id>
+//	containerd: .../cri-containerd-<id>.scope, /kubepods/<qos>/pod<uid>/<id>
+//	CRI-O:      .../crio-<id>.scope
+//	Podman:     .../libpod-<id>.scope, /libpod_parent/libpod-<id>
+//
+// A runtime's monitor of a container (crio-conmon-<id>, libpod-conmon-<id>)
+// is not the container.
+func Container(cgs []Cgroup) (id, runtime, podUID string) {
+	path := ""
+	for _, c := range cgs {
+		if c.HierarchyID == 0 || slices.Contains(c.Controllers, "name=systemd") {
+			path = c.Path
+			if c.HierarchyID != 0 {
+				break
+			}
+		}
+	}
+	elems := strings.Split(strings.Trim(path, "/"), "/")
+	for i, e := range elems {
+		if uid, ok := podOf(e); ok {
+			podUID = uid
+			continue
+		}
+		name := strings.TrimSuffix(e, ".scope")
+		for _, r := range [...]struct{ prefix, runtime string }{
+			{"docker-", "docker"}, {"cri-containerd-", "containerd"}, {"crio-", "cri-o"}, {"libpod-", "podman"},
+		} {
+			if rest, ok := strings.CutPrefix(name, r.prefix); ok && containerID(rest) {
+				id, runtime = rest, r.runtime
+			}
+		}
+		if id == "" && i > 0 && containerID(e) {
+			switch elems[i-1] {
+			case "docker":
+				id, runtime = e, "docker"
+			default:
+				if _, ok := podOf(elems[i-1]); ok {
+					id, runtime = e, "containerd" // cgroupfs driver: the CRI's runtime is not in the path
+				}
+			}
+		}
+	}
+	if id == "" {
+		return "", "", podUID
+	}
+	return id, runtime, podUID
+}
+
+// containerID reports whether s looks like a runtime's container id: 64
+// lower-case hex digits (docker, containerd, CRI-O and Podman all use them).
+func containerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// podOf reads a pod's UID from a cgroup path element: pod<uid> (cgroupfs)
+// or kubepods-<qos>-pod<uid with _ for ->.slice (systemd).
+func podOf(e string) (string, bool) {
+	name := strings.TrimSuffix(e, ".slice")
+	i := strings.LastIndex(name, "pod")
+	if i < 0 || (i > 0 && name[i-1] != '-') {
+		return "", false
+	}
+	uid := strings.ReplaceAll(name[i+3:], "_", "-")
+	if len(uid) != 36 || strings.Count(uid, "-") != 4 {
+		return "", false
+	}
+	return uid, true
+}
+
 func open(procRoot string, pid int) (procfs.Proc, error) {
 	fsys, err := procfs.NewFS(procRoot)
 	if err != nil {

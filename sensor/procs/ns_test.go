@@ -216,3 +216,66 @@ func TestUnitLive(t *testing.T) {
 		t.Errorf("the resolver does not list process %d", pid)
 	}
 }
+
+// Container reads the id, runtime and pod of the common runtimes' cgroup
+// paths, and nothing from a host process's.
+func TestContainer(t *testing.T) {
+	id := strings.Repeat("4f1c", 16)
+	uid := "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f"
+	v2 := func(path string) []Cgroup { return []Cgroup{{HierarchyID: 0, Path: path}} }
+	for _, c := range []struct {
+		cgs                 []Cgroup
+		id, runtime, podUID string
+	}{
+		{v2("/system.slice/docker-" + id + ".scope"), id, "docker", ""},
+		{v2("/docker/" + id), id, "docker", ""},
+		{v2("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-" + id + ".scope"), id, "containerd", uid},
+		{v2("/kubepods/burstable/pod" + uid + "/" + id), id, "containerd", uid},
+		{v2("/kubepods.slice/kubepods-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/crio-" + id + ".scope"), id, "cri-o", uid},
+		{v2("/kubepods.slice/kubepods-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/crio-conmon-" + id + ".scope"), "", "", uid},
+		{v2("/machine.slice/libpod-" + id + ".scope"), id, "podman", ""},
+		{v2("/machine.slice/libpod-conmon-" + id + ".scope"), "", "", ""},
+		{v2("/libpod_parent/libpod-" + id), id, "podman", ""},
+		{v2("/system.slice/nginx.service"), "", "", ""},
+		{v2("/system.slice/docker-" + id[:12] + ".scope"), "", "", ""}, // not a full id
+		{v2("/"), "", "", ""},
+		{[]Cgroup{{HierarchyID: 9, Controllers: []string{"name=systemd"}, Path: "/docker/" + id}, {HierarchyID: 0, Path: "/"}}, id, "docker", ""},
+	} {
+		gotID, gotRT, gotPod := Container(c.cgs)
+		if gotID != c.id || gotRT != c.runtime || gotPod != c.podUID {
+			t.Errorf("Container(%s) = %q %q %q, want %q %q %q", c.cgs[0].Path, gotID, gotRT, gotPod, c.id, c.runtime, c.podUID)
+		}
+	}
+}
+
+// A real process in a cgroup named as Docker names a container's is
+// attributed to that container through the resolver.
+func TestContainerLive(t *testing.T) {
+	root := "/sys/fs/cgroup/systemd"
+	if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
+		root = "/sys/fs/cgroup"
+	}
+	id := strings.Repeat("0"+strconv.Itoa(os.Getpid()%10), 32)
+	dir := filepath.Join(root, "docker-"+id+".scope")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup (needs root and a writable cgroup hierarchy): %v", err)
+	}
+	defer os.Remove(dir)
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Skipf("cannot move a process into %s: %v", dir, err)
+	}
+	for _, p := range NewResolver("/proc").Processes() {
+		if p.PID == uint32(cmd.Process.Pid) {
+			if p.ContainerID != id || p.Runtime != "docker" {
+				t.Errorf("process %d: container %q runtime %q, want %q docker", p.PID, p.ContainerID, p.Runtime, id)
+			}
+			return
+		}
+	}
+	t.Errorf("the resolver does not list process %d", cmd.Process.Pid)
+}

@@ -115,6 +115,7 @@ func (r *Resolver) readInfo(pid uint32, start uint64) (*procInfo, unix.Errno) {
 	}
 	if cgs, err := p.Cgroups(); err == nil {
 		in.p.Unit = Unit(cgs)
+		in.p.ContainerID, in.p.Runtime, in.p.PodUID = Container(cgs)
 	}
 	return in, 0
 }

@@ -19,6 +19,9 @@ type Process struct {
 	StartTime uint64 // clock ticks since boot: with PID, the process's identity
 	Netns     uint64 // inode of /proc/<pid>/ns/net, 0 if unreadable
 	Unit      string // systemd unit, from /proc/<pid>/cgroup (see Unit); "" if none
+	// The container, from the same cgroup path (see Container); "" for a
+	// host process.
+	ContainerID, Runtime, PodUID string
 }
 
 // Stats tells what one Resolve call did.
