@@ -50,7 +50,9 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 	for range socks {
 		sn.netns = append(sn.netns, h.Sensor.Netns)
 	}
-	if s.cfg.AllNetns {
+	// Without its own namespace's inode the sensor cannot tell its own
+	// tables from another's: it reads only its own then.
+	if s.cfg.AllNetns && h.Sensor.Netns != 0 {
 		sn.spaces, _ = s.fs.Namespaces(sn.spaces[:0])
 		for _, ns := range sn.spaces {
 			if ns.Inode == h.Sensor.Netns {
