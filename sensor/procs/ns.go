@@ -38,21 +38,28 @@ func Cgroups(procRoot string, pid int) ([]Cgroup, error) {
 	return p.Cgroups()
 }
 
+// systemdPath is the cgroup path systemd keeps a process under: its own
+// name=systemd hierarchy on a v1 (or hybrid) host, else the unified one.
+func systemdPath(cgs []Cgroup) string {
+	path := ""
+	for _, c := range cgs {
+		if slices.Contains(c.Controllers, "name=systemd") {
+			return c.Path
+		}
+		if c.HierarchyID == 0 {
+			path = c.Path
+		}
+	}
+	return path
+}
+
 // Unit is the systemd unit a process runs in, from its cgroups: the last
 // element of its path that names a service or a scope (nginx.service,
 // session-3.scope, user@1000.service, docker-<id>.scope), or "" outside
 // systemd's tree. systemd keeps the path in the unified hierarchy (the v2
 // line, hierarchy 0) or, on a v1 host, in its own name=systemd one.
 func Unit(cgs []Cgroup) string {
-	path := ""
-	for _, c := range cgs {
-		if c.HierarchyID == 0 || slices.Contains(c.Controllers, "name=systemd") {
-			path = c.Path
-			if c.HierarchyID != 0 {
-				break // v1: systemd's own hierarchy says it
-			}
-		}
-	}
+	path := systemdPath(cgs)
 	for path != "" && path != "/" {
 		dir, name := filepath.Split(path)
 		if strings.HasSuffix(name, ".service") || strings.HasSuffix(name, ".scope") {
@@ -76,16 +83,7 @@ func Unit(cgs []Cgroup) string {
 // A runtime's monitor of a container (crio-conmon-<id>, libpod-conmon-<id>)
 // is not the container.
 func Container(cgs []Cgroup) (id, runtime, podUID string) {
-	path := ""
-	for _, c := range cgs {
-		if c.HierarchyID == 0 || slices.Contains(c.Controllers, "name=systemd") {
-			path = c.Path
-			if c.HierarchyID != 0 {
-				break
-			}
-		}
-	}
-	elems := strings.Split(strings.Trim(path, "/"), "/")
+	elems := strings.Split(strings.Trim(systemdPath(cgs), "/"), "/")
 	for i, e := range elems {
 		if uid, ok := podOf(e); ok {
 			podUID = uid
@@ -109,9 +107,6 @@ func Container(cgs []Cgroup) (id, runtime, podUID string) {
 				}
 			}
 		}
-	}
-	if id == "" {
-		return "", "", podUID
 	}
 	return id, runtime, podUID
 }

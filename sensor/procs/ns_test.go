@@ -174,28 +174,48 @@ func TestUnit(t *testing.T) {
 	}
 }
 
-// A real process moved into a cgroup named like a service shows that unit,
-// through the resolver as the heartbeat reads it.
-func TestUnitLive(t *testing.T) {
+// inCgroup starts a real process in a new cgroup named name, in systemd's
+// v1 hierarchy on a hybrid host or else the unified one, and returns its
+// pid; the test skips where cgroups cannot be made (not root).
+func inCgroup(t *testing.T, name string) int {
+	t.Helper()
 	root := "/sys/fs/cgroup/systemd" // systemd's v1 hierarchy on a hybrid host
 	if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
 		root = "/sys/fs/cgroup" // unified
 	}
-	unit := "netview-unit-test-" + strconv.Itoa(os.Getpid()) + ".service"
-	dir := filepath.Join(root, unit)
+	dir := filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Skipf("cannot make a cgroup (needs root and a writable cgroup hierarchy): %v", err)
 	}
-	defer os.Remove(dir)
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
+		os.Remove(dir)
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	pid := cmd.Process.Pid
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.Remove(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		t.Skipf("cannot move a process into %s: %v", dir, err)
 	}
+	return cmd.Process.Pid
+}
+
+// resolved is the resolver's Process of pid, as the heartbeat reads it.
+func resolved(t *testing.T, pid int) Process {
+	t.Helper()
+	for _, p := range NewResolver("/proc").Processes() {
+		if p.PID == uint32(pid) {
+			return p
+		}
+	}
+	t.Fatalf("the resolver does not list process %d", pid)
+	return Process{}
+}
+
+// A real process moved into a cgroup named like a service shows that unit,
+// through the resolver as the heartbeat reads it.
+func TestUnitLive(t *testing.T) {
+	unit := "netview-unit-test-" + strconv.Itoa(os.Getpid()) + ".service"
+	pid := inCgroup(t, unit)
 	cgs, err := Cgroups("/proc", pid)
 	if err != nil {
 		t.Fatal(err)
@@ -203,17 +223,8 @@ func TestUnitLive(t *testing.T) {
 	if got := Unit(cgs); got != unit {
 		t.Errorf("Unit of the child = %q (cgroups %+v), want %q", got, cgs, unit)
 	}
-	var found bool
-	for _, p := range NewResolver("/proc").Processes() {
-		if p.PID == uint32(pid) {
-			found = true
-			if p.Unit != unit {
-				t.Errorf("the resolver's process %d has unit %q, want %q", pid, p.Unit, unit)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("the resolver does not list process %d", pid)
+	if p := resolved(t, pid); p.Unit != unit {
+		t.Errorf("the resolver's process %d has unit %q, want %q", pid, p.Unit, unit)
 	}
 }
 
@@ -251,31 +262,9 @@ func TestContainer(t *testing.T) {
 // A real process in a cgroup named as Docker names a container's is
 // attributed to that container through the resolver.
 func TestContainerLive(t *testing.T) {
-	root := "/sys/fs/cgroup/systemd"
-	if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
-		root = "/sys/fs/cgroup"
-	}
 	id := strings.Repeat("0"+strconv.Itoa(os.Getpid()%10), 32)
-	dir := filepath.Join(root, "docker-"+id+".scope")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot make a cgroup (needs root and a writable cgroup hierarchy): %v", err)
+	pid := inCgroup(t, "docker-"+id+".scope")
+	if p := resolved(t, pid); p.ContainerID != id || p.Runtime != "docker" {
+		t.Errorf("process %d: container %q runtime %q, want %q docker", p.PID, p.ContainerID, p.Runtime, id)
 	}
-	defer os.Remove(dir)
-	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-		t.Skipf("cannot move a process into %s: %v", dir, err)
-	}
-	for _, p := range NewResolver("/proc").Processes() {
-		if p.PID == uint32(cmd.Process.Pid) {
-			if p.ContainerID != id || p.Runtime != "docker" {
-				t.Errorf("process %d: container %q runtime %q, want %q docker", p.PID, p.ContainerID, p.Runtime, id)
-			}
-			return
-		}
-	}
-	t.Errorf("the resolver does not list process %d", cmd.Process.Pid)
 }
