@@ -419,3 +419,35 @@ ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS c
 
 ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_id String AFTER unit, ADD COLUMN IF NOT EXISTS container_runtime LowCardinality(String) AFTER container_id, ADD COLUMN IF NOT EXISTS pod_uid String AFTER container_runtime;
 
+ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE tcp_connections ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE tcp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE tcp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE udp_listeners_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE udp_listeners ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE active_flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE events_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE events ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE sctp_associations_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE sctp_associations ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+
+ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+

@@ -1,0 +1,14 @@
+-- Netview schema, version 8: the container's name and image and, under
+-- Kubernetes, the pod's name and namespace, of the process behind a row.
+--
+-- The sensor reads them from the container runtime's state files (never
+-- a call over the network); rows written before this version, host
+-- processes, and containers whose runtime keeps no such files, have ''.
+ALTER TABLE tcp_connections ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE tcp_listeners ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE udp_listeners ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE active_flows ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE flows ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE sctp_associations ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
+ALTER TABLE sctp_endpoints ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
