@@ -53,3 +53,21 @@ func dockerMeta(root, id string) Meta {
 	m.Pod, m.PodNamespace = l["io.kubernetes.pod.name"], l["io.kubernetes.pod.namespace"]
 	return m
 }
+
+// containerdMeta reads the OCI bundle's config.json that containerd's
+// runtime v2 keeps per task, trying each containerd namespace directory
+// (k8s.io, moby, default, ...); the CRI plugin's annotations name the
+// container, image and pod.
+func containerdMeta(root, id string) Meta {
+	dirs, _ := filepath.Glob(filepath.Join(root, "run/containerd/io.containerd.runtime.v2.task/*", id, "config.json"))
+	for _, p := range dirs {
+		var c struct{ Annotations map[string]string }
+		if !readJSON(p, &c) {
+			continue
+		}
+		a := c.Annotations
+		return Meta{Name: a["io.kubernetes.cri.container-name"], Image: a["io.kubernetes.cri.image-name"],
+			Pod: a["io.kubernetes.cri.sandbox-name"], PodNamespace: a["io.kubernetes.cri.sandbox-namespace"]}
+	}
+	return Meta{}
+}

@@ -22,3 +22,16 @@ func TestDockerMeta(t *testing.T) {
 		t.Fatalf("missing: got %+v", m)
 	}
 }
+
+func TestContainerdMeta(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "run/containerd/io.containerd.runtime.v2.task/k8s.io/abc")
+	os.MkdirAll(d, 0o755)
+	os.WriteFile(filepath.Join(d, "config.json"), []byte(`{"annotations":{"io.kubernetes.cri.container-name":"app","io.kubernetes.cri.image-name":"img:2","io.kubernetes.cri.sandbox-name":"p1","io.kubernetes.cri.sandbox-namespace":"ns1"}}`), 0o644)
+	if m := containerdMeta(root, "abc"); m != (Meta{"app", "img:2", "p1", "ns1"}) {
+		t.Fatalf("got %+v", m)
+	}
+	if m := containerdMeta(root, "missing"); m != (Meta{}) {
+		t.Fatalf("missing: got %+v", m)
+	}
+}
