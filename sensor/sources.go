@@ -99,7 +99,8 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 	name := ebpf.CommString(comm)
 	e := k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name)
 	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit,
-		ContainerID: e.container, ContainerRuntime: e.runtime, PodUID: e.pod}
+		ContainerID: e.container, ContainerRuntime: e.runtime, PodUID: e.pod,
+		ContainerName: e.meta.Name, ContainerImage: e.meta.Image, Pod: e.meta.Pod, PodNamespace: e.meta.PodNamespace}
 }
 
 func (k *kernelSource) Flow(r *ebpf.Flow) {
@@ -185,6 +186,7 @@ type exeEntry struct {
 	unit  string
 	// the container, from the cgroup path (procs.Container)
 	container, runtime, pod string
+	meta                    procs.Meta
 }
 
 func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string) exeEntry {
@@ -204,6 +206,9 @@ func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string
 		if cgs, err := procs.Cgroups(procRoot, int(pid)); err == nil {
 			e.unit = procs.Unit(cgs)
 			e.container, e.runtime, e.pod = procs.Container(cgs)
+			if e.container != "" {
+				e.meta = procs.ContainerMeta("/", e.runtime, e.container)
+			}
 		}
 		if t2, ok := statStart(dir); !ok || t2 != t {
 			e = exeEntry{start: start, comm: comm}

@@ -200,9 +200,14 @@ func inCgroup(t *testing.T, name string) int {
 }
 
 // resolved is the resolver's Process of pid, as the heartbeat reads it.
-func resolved(t *testing.T, pid int) Process {
+func resolved(t *testing.T, pid int) Process { t.Helper(); return resolvedIn(t, "", pid) }
+
+// resolvedIn is resolved with the runtimes' state files read under state.
+func resolvedIn(t *testing.T, state string, pid int) Process {
 	t.Helper()
-	for _, p := range NewResolver("/proc").Processes() {
+	r := NewResolver("/proc")
+	r.StateRoot = state
+	for _, p := range r.Processes() {
 		if p.PID == uint32(pid) {
 			return p
 		}
@@ -264,7 +269,20 @@ func TestContainer(t *testing.T) {
 func TestContainerLive(t *testing.T) {
 	id := strings.Repeat("0"+strconv.Itoa(os.Getpid()%10), 32)
 	pid := inCgroup(t, "docker-"+id+".scope")
-	if p := resolved(t, pid); p.ContainerID != id || p.Runtime != "docker" {
+	// Docker's state file for that id, under a root of the test's own.
+	state := t.TempDir()
+	dir := filepath.Join(state, "var/lib/docker/containers", id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.v2.json"), []byte(`{"Name":"/web-1","Config":{"Image":"nginx:1.27"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := resolvedIn(t, state, pid)
+	if p.ContainerID != id || p.Runtime != "docker" {
 		t.Errorf("process %d: container %q runtime %q, want %q docker", p.PID, p.ContainerID, p.Runtime, id)
+	}
+	if p.State.Of() != (Meta{Name: "web-1", Image: "nginx:1.27"}) {
+		t.Errorf("process %d: runtime state %+v, want web-1 and nginx:1.27 from config.v2.json", p.PID, p.State.Of())
 	}
 }

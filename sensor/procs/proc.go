@@ -2,6 +2,7 @@ package procs
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io/fs"
 	"strconv"
@@ -116,6 +117,10 @@ func (r *Resolver) readInfo(pid uint32, start uint64) (*procInfo, unix.Errno) {
 	if cgs, err := p.Cgroups(); err == nil {
 		in.p.Unit = Unit(cgs)
 		in.p.ContainerID, in.p.Runtime, in.p.PodUID = Container(cgs)
+		if in.p.ContainerID != "" {
+			m := ContainerMeta(cmp.Or(r.StateRoot, "/"), in.p.Runtime, in.p.ContainerID)
+			in.p.State = &m
+		}
 	}
 	return in, 0
 }

@@ -13,15 +13,20 @@ import (
 // process for its lifetime: a PID alone may be reused.
 type Process struct {
 	PID       uint32
+	UID       uint32 // real uid (procfs Proc.NewStatus); beside PID, so that neither is padded
 	Comm      string // /proc/<pid>/comm (read from stat, same text), trimmed
 	Exe       string // readlink /proc/<pid>/exe (procfs Proc.Executable); "" if unreadable (kernel threads, permission)
-	UID       uint32 // real uid (procfs Proc.NewStatus)
 	StartTime uint64 // clock ticks since boot: with PID, the process's identity
 	Netns     uint64 // inode of /proc/<pid>/ns/net, 0 if unreadable
 	Unit      string // systemd unit, from /proc/<pid>/cgroup (see Unit); "" if none
 	// The container, from the same cgroup path (see Container); "" for a
 	// host process.
 	ContainerID, Runtime, PodUID string
+	// State is what the runtime's state files name the container (see
+	// ContainerMeta); nil for a host process. A pointer, so that Process
+	// stays small enough for maps to hold it inline (values over 128
+	// bytes cost an allocation per entry: TestResolveWarmAllocs).
+	State *Meta
 }
 
 // Stats tells what one Resolve call did.
@@ -74,12 +79,15 @@ const keepCalls = 4
 //     for processes missing from the latest enumeration, are dropped, so
 //     memory is bounded by the live sockets and processes.
 type Resolver struct {
-	root  []byte     // procRoot, NUL-terminated
-	pfs   *procfs.FS // procRoot for procfs, opened at the first metadata read
-	gen   uint32     // call counter, to mark what this call wanted and found
-	socks map[uint64]sockEntry
-	procs map[uint32]*procInfo
-	prev  []uint32 // pids of the latest enumeration, sorted
+	// StateRoot is where container runtimes' state files are read
+	// ("/" when empty); tests point it at fixtures.
+	StateRoot string
+	root      []byte     // procRoot, NUL-terminated
+	pfs       *procfs.FS // procRoot for procfs, opened at the first metadata read
+	gen       uint32     // call counter, to mark what this call wanted and found
+	socks     map[uint64]sockEntry
+	procs     map[uint32]*procInfo
+	prev      []uint32 // pids of the latest enumeration, sorted
 
 	// Scratch for one call, kept for its capacity.
 	rootfd     int

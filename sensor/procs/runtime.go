@@ -71,3 +71,25 @@ func containerdMeta(root, id string) Meta {
 	}
 	return Meta{}
 }
+
+// ContainerMeta reads what runtime's state files under root ("/" on a
+// host) say about container id. Only file reads, each bounded: a runtime
+// that hangs cannot hold up a heartbeat. CRI-O and Podman keep no file
+// read here yet, so their containers have only their id.
+func ContainerMeta(root, runtime, id string) Meta {
+	switch runtime {
+	case "docker":
+		return dockerMeta(root, id)
+	case "containerd":
+		return containerdMeta(root, id)
+	}
+	return Meta{}
+}
+
+// Of returns m's names, or none for a nil m.
+func (m *Meta) Of() Meta {
+	if m == nil {
+		return Meta{}
+	}
+	return *m
+}
