@@ -629,19 +629,13 @@ func (d *Decoder) proc(key []byte, p *Process) error {
 		p.PID = uint32(v)
 	case "uid":
 		p.UID, err = d.u32()
-	case "binary":
-		p.Binary, err = d.str(MaxBinary, true)
-	case "binary_path":
-		p.BinaryPath, err = d.str(MaxBinaryPath, true)
-	case "unit":
-		p.Unit, err = d.str(MaxUnit, true)
-	case "container_id":
-		p.ContainerID, err = d.str(MaxContainerID, true)
-	case "container_runtime":
-		p.ContainerRuntime, err = d.str(MaxRuntime, true)
-	case "pod_uid":
-		p.PodUID, err = d.str(MaxPodUID, true)
 	default:
+		for i := range processStrings {
+			if m := &processStrings[i]; string(key) == m.Name {
+				*m.at(p), err = d.str(m.Max, true)
+				return err
+			}
+		}
 		err = d.s.Skip()
 	}
 	return err

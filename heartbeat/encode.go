@@ -336,14 +336,13 @@ func appendProcess(b []byte, p *Process) []byte {
 		b = append(b, `,"pid":`...)
 		b = strconv.AppendUint(b, uint64(p.PID), 10)
 	}
-	b = appendOptString(b, `,"binary":`, p.Binary)
-	b = appendOptString(b, `,"binary_path":`, p.BinaryPath)
 	b = append(b, `,"uid":`...)
 	b = strconv.AppendUint(b, uint64(p.UID), 10)
-	b = appendOptString(b, `,"unit":`, p.Unit)
-	b = appendOptString(b, `,"container_id":`, p.ContainerID)
-	b = appendOptString(b, `,"container_runtime":`, p.ContainerRuntime)
-	return appendOptString(b, `,"pod_uid":`, p.PodUID)
+	for i := range processStrings {
+		m := &processStrings[i]
+		b = appendOptString(b, m.prefix, *m.at(p))
+	}
+	return b
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

@@ -119,7 +119,8 @@ func (g *Generator) Next(now time.Time) *Heartbeat {
 		p := udpPorts[i%len(udpPorts)]
 		h.UDPListeners = append(h.UDPListeners, UDPSocket{Family: "inet", LocalAddress: netip.IPv4Unspecified(), LocalPort: p + uint16(i/len(udpPorts))*1000,
 			Inode: uint64(5000 + i), Service: ServiceName(p), Process: Process{PID: 300, Binary: "upf", BinaryPath: "/opt/upf/bin/upf",
-				ContainerID: upfContainer, ContainerRuntime: "containerd", PodUID: upfPod}})
+				ContainerID: upfContainer, ContainerRuntime: "containerd", PodUID: upfPod,
+				ContainerName: "upf", ContainerImage: "registry.example/telecom/upf:2.4", Pod: "upf-0", PodNamespace: "telecom"}})
 	}
 	for range s.ActiveFlows {
 		h.ActiveFlows = append(h.ActiveFlows, g.flow(now, false))

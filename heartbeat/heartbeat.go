@@ -9,13 +9,19 @@
 //
 // Adding a field: add it to its type here, with its limit; read it in the
 // Decoder and write it in the Encoder (TestRoundTripEveryField fails until
-// both do); store it in ingest's sink and a migration.
+// both do); store it in ingest's sink and a migration. A string member of
+// Process is only its field here: the Encoder, the Decoder and ingest's
+// columns walk ProcessStrings; it still needs a migration and its docs.
 package heartbeat
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -87,21 +93,72 @@ type Sensor struct {
 // absent) means not attributed: the owner could not be found or exited
 // before it was identified.
 type Process struct {
-	PID        uint32 `json:"pid,omitempty"`
-	Binary     string `json:"binary,omitempty"`
-	BinaryPath string `json:"binary_path,omitempty"`
-	UID        uint32 `json:"uid"`
+	PID uint32 `json:"pid,omitempty"`
+	UID uint32 `json:"uid"`
+	// The string members are all optional, each bounded by its max tag (in
+	// bytes). The Encoder, the Decoder and ingest's columns walk them
+	// through ProcessStrings, so a new one is a field here, a column of
+	// the same name in a migration, and its lines in the docs.
+	Binary     string `json:"binary,omitempty" max:"255"`
+	BinaryPath string `json:"binary_path,omitempty" max:"4096"`
 	// Unit is the systemd unit the process runs in (nginx.service,
 	// session-3.scope), from its cgroup; empty outside systemd's tree.
-	Unit string `json:"unit,omitempty"`
+	// 255 is systemd's own limit on a unit name.
+	Unit string `json:"unit,omitempty" max:"255"`
 	// The container the process runs in, read from its cgroup path for
 	// the common runtimes: its id, the runtime (docker, containerd,
 	// cri-o, podman) and, under Kubernetes, its pod's UID. Empty for a
 	// host process.
-	ContainerID      string `json:"container_id,omitempty"`
-	ContainerRuntime string `json:"container_runtime,omitempty"`
-	PodUID           string `json:"pod_uid,omitempty"`
+	ContainerID      string `json:"container_id,omitempty" max:"128"`
+	ContainerRuntime string `json:"container_runtime,omitempty" max:"32"`
+	PodUID           string `json:"pod_uid,omitempty" max:"64"`
+	// The container's name and image and its pod's name and namespace,
+	// from the runtime's state files where it keeps them. Kubernetes
+	// bounds names at 253 and namespaces at 63.
+	ContainerName  string `json:"container_name,omitempty" max:"255"`
+	ContainerImage string `json:"container_image,omitempty" max:"1024"`
+	Pod            string `json:"pod,omitempty" max:"253"`
+	PodNamespace   string `json:"pod_namespace,omitempty" max:"63"`
 }
+
+// StringMember is one string member of Process.
+type StringMember struct {
+	Name   string // the JSON member, and the column of stored rows
+	Max    int    // the longest value, in bytes
+	prefix string // ,"name":
+	off    uintptr
+}
+
+// Of returns the member's value in p.
+func (m *StringMember) Of(p *Process) string { return *m.at(p) }
+
+func (m *StringMember) at(p *Process) *string {
+	return (*string)(unsafe.Add(unsafe.Pointer(p), m.off))
+}
+
+// ProcessStrings returns Process's string members in their order. The
+// slice is shared: do not change it.
+func ProcessStrings() []StringMember { return processStrings }
+
+// processStrings is read from Process's tags once, so that no second list
+// of its members has to be kept in step with the type.
+var processStrings = func() []StringMember {
+	var ms []StringMember
+	t := reflect.TypeFor[Process]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() != reflect.String {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		max, err := strconv.Atoi(f.Tag.Get("max"))
+		if name == "" || err != nil || max <= 0 {
+			panic("heartbeat: Process." + f.Name + " needs a json name and a max tag")
+		}
+		ms = append(ms, StringMember{Name: name, Max: max, prefix: `,"` + name + `":`, off: f.Offset})
+	}
+	return ms
+}()
 
 // Conn is one TCP socket in any state but LISTEN.
 type Conn struct {
@@ -219,12 +276,6 @@ const (
 	MaxHostname     = 255
 	MaxVersion      = 64
 	MaxKernel       = 255
-	MaxBinary       = 255
-	MaxBinaryPath   = 4096
-	MaxUnit         = 255 // systemd's own limit on a unit name
-	MaxContainerID  = 128
-	MaxRuntime      = 32
-	MaxPodUID       = 64
 	MaxService      = 32
 	MaxQueryName    = 255
 	MaxQueryType    = 16

@@ -22,7 +22,8 @@ func full() *heartbeat.Heartbeat {
 	t0 := time.Date(2026, 12, 7, 1, 2, 3, 456789000, time.UTC)
 	a4, a6 := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("2001:db8::7")
 	proc := heartbeat.Process{PID: 4242, Binary: "envoy", BinaryPath: "/usr/local/bin/envoy", UID: 1000, Unit: "envoy.service",
-		ContainerID: "4f1c2a9b8e7d6c5b4a3928170615f4e3d2c1b0a99887766554433221100ffeed", ContainerRuntime: "containerd", PodUID: "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f"}
+		ContainerID: "4f1c2a9b8e7d6c5b4a3928170615f4e3d2c1b0a99887766554433221100ffeed", ContainerRuntime: "containerd", PodUID: "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f",
+		ContainerName: "envoy", ContainerImage: "registry.example/envoy:1.31", Pod: "gateway-5d8f", PodNamespace: "edge"}
 	dur := uint32(77)
 	return &heartbeat.Heartbeat{
 		Format: heartbeat.Format, HeartbeatID: uuid.MustParse("7c1f0e5a-8b2d-4c3e-9f10-111213141516"), Seq: 99, SentAt: t0,

@@ -453,28 +453,31 @@ func newTime() *proto.ColDateTime64 {
 	return new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli)
 }
 
-// procCols attribute a row to a process.
+// procCols attribute a row to a process. Its string columns are
+// heartbeat.ProcessStrings, named as their members, so a new member needs
+// only its migration here.
 type procCols struct {
-	uid, pid                     proto.ColUInt32
-	binary, binaryPath, unit     proto.ColStr
-	containerID, runtime, podUID proto.ColStr
+	uid, pid proto.ColUInt32
+	strs     []proto.ColStr
 }
 
 func (p *procCols) cols() proto.Input {
-	return proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}, {Name: "binary", Data: &p.binary},
-		{Name: "binary_path", Data: &p.binaryPath}, {Name: "unit", Data: &p.unit},
-		{Name: "container_id", Data: &p.containerID}, {Name: "container_runtime", Data: &p.runtime}, {Name: "pod_uid", Data: &p.podUID}}
+	ms := heartbeat.ProcessStrings()
+	p.strs = make([]proto.ColStr, len(ms))
+	in := proto.Input{{Name: "uid", Data: &p.uid}, {Name: "pid", Data: &p.pid}}
+	for i := range ms {
+		in = append(in, proto.InputColumn{Name: ms[i].Name, Data: &p.strs[i]})
+	}
+	return in
 }
 
 func (p *procCols) append(r *heartbeat.Process) {
 	p.uid.Append(r.UID)
 	p.pid.Append(r.PID)
-	p.binary.Append(r.Binary)
-	p.binaryPath.Append(r.BinaryPath)
-	p.unit.Append(r.Unit)
-	p.containerID.Append(r.ContainerID)
-	p.runtime.Append(r.ContainerRuntime)
-	p.podUID.Append(r.PodUID)
+	ms := heartbeat.ProcessStrings()
+	for i := range ms {
+		p.strs[i].Append(ms[i].Of(r))
+	}
 }
 
 // snapCols are the columns every snapshot table starts with; they are

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -421,5 +422,71 @@ func TestProcessUnitStored(t *testing.T) {
 	}
 	if got := count(t, n.store, "SELECT count() AS n FROM udp_listeners WHERE sensor_id = {s:UUID} AND container_runtime = 'containerd'", id); got != uint64(len(h.UDPListeners)) {
 		t.Errorf("%d UDP sockets in the generator's pod, want %d", got, len(h.UDPListeners))
+	}
+}
+
+// TestProcessStringsStored sets every string member of Process, the ones
+// added later included, on every row kind and finds each in its column:
+// a member without its column or outside the sink fails here.
+func TestProcessStringsStored(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	g := heartbeat.NewGenerator(62, heartbeat.Shape{Conns: 2, Listeners: 1, UDP: 1, ActiveFlows: 1, CompletedFlows: 1, Events: 1})
+	h := g.Next(time.Now())
+	a := netip.MustParseAddr("10.7.0.1")
+	h.SCTPAssociations = []heartbeat.SCTPAssoc{{AssocID: 1, State: "ESTABLISHED", LocalPort: 38412, RemotePort: 36412,
+		LocalAddresses: []netip.Addr{a}, RemoteAddresses: []netip.Addr{a}, PrimaryAddress: a, Inode: 77}}
+	h.SCTPEndpoints = []heartbeat.SCTPEndpoint{{LocalPort: 38412, LocalAddresses: []netip.Addr{a}, Inode: 78}}
+	var procs []*heartbeat.Process
+	for i := range h.TCPConnections {
+		procs = append(procs, &h.TCPConnections[i].Process)
+	}
+	for i := range h.TCPListeners {
+		procs = append(procs, &h.TCPListeners[i].Process)
+	}
+	for i := range h.UDPListeners {
+		procs = append(procs, &h.UDPListeners[i].Process)
+	}
+	for i := range h.ActiveFlows {
+		procs = append(procs, &h.ActiveFlows[i].Process)
+	}
+	for i := range h.CompletedFlows {
+		procs = append(procs, &h.CompletedFlows[i].Process)
+	}
+	for i := range h.Events {
+		procs = append(procs, &h.Events[i].Process)
+	}
+	for i := range h.SCTPAssociations {
+		procs = append(procs, &h.SCTPAssociations[i].Process)
+	}
+	for i := range h.SCTPEndpoints {
+		procs = append(procs, &h.SCTPEndpoints[i].Process)
+	}
+	// Each member's value is written into the struct through its JSON
+	// name, by marshalling, so this test names no member itself.
+	vals := map[string]string{}
+	for _, m := range heartbeat.ProcessStrings() {
+		vals[m.Name] = m.Name + "-x"
+	}
+	raw, err := json.Marshal(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if err := json.Unmarshal(raw, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.send(h)
+	id := store.P("s", h.Sensor.SensorID.String())
+	for table, want := range map[string]uint64{"tcp_connections": uint64(len(h.TCPConnections)), "tcp_listeners": uint64(len(h.TCPListeners)),
+		"udp_listeners": uint64(len(h.UDPListeners)), "active_flows": uint64(len(h.ActiveFlows)), "flows": uint64(len(h.CompletedFlows)),
+		"events": uint64(len(h.Events) + len(h.CompletedFlows)), "sctp_associations": uint64(len(h.SCTPAssociations)),
+		"sctp_endpoints": uint64(len(h.SCTPEndpoints))} {
+		for _, m := range heartbeat.ProcessStrings() {
+			if got := count(t, n.store, "SELECT count() AS n FROM "+table+" WHERE sensor_id = {s:UUID} AND "+m.Name+" = {v:String}",
+				id, store.P("v", vals[m.Name])); got != want {
+				t.Errorf("%s.%s: %d rows with %q, want %d", table, m.Name, got, vals[m.Name], want)
+			}
+		}
 	}
 }
