@@ -299,7 +299,7 @@ func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *princip
 
 var eventOut = []string{"event_id", "sensor_id", "hostname", "CAST(kind AS String) AS kind", "time", "received_at",
 	"CAST(protocol AS String) AS protocol", "src_address", "src_port", "dst_address", "dst_port", "uid", "nullIf(pid, 0) AS pid",
-	"CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid", "query_name", "CAST(query_type AS String) AS query_type",
+	"CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid", "container_name", "CAST(container_image AS String) AS container_image", "pod", "CAST(pod_namespace AS String) AS pod_namespace", "query_name", "CAST(query_type AS String) AS query_type",
 	"answers", "duration_ms", "bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source"}
 
 var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}

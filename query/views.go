@@ -38,9 +38,11 @@ FROM sensors GROUP BY sensor_id`
 
 var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path,
     argMax(unit, seq) AS unit, argMax(container_id, seq) AS container_id, argMax(container_runtime, seq) AS container_runtime,
-    argMax(pod_uid, seq) AS pod_uid`
+    argMax(pod_uid, seq) AS pod_uid, argMax(container_name, seq) AS container_name, argMax(container_image, seq) AS container_image,
+    argMax(pod, seq) AS pod, argMax(pod_namespace, seq) AS pod_namespace`
 var procOut = []string{"nullIf(pid, 0) AS pid", "CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "uid",
-	"CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid"}
+	"CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid",
+	"container_name", "CAST(container_image AS String) AS container_image", "pod", "CAST(pod_namespace AS String) AS pod_namespace"}
 
 func fields(f ...[]string) []string {
 	var out []string

@@ -131,6 +131,11 @@ func TestListeningAndUDP(t *testing.T) {
 			str(r, "container_runtime") != "containerd" || str(r, "pod_uid") == "" || str(r, "unit") != "" {
 			t.Errorf("udp socket: %v", r)
 		}
+		for _, k := range []string{"container_name", "container_image", "pod", "pod_namespace"} {
+			if _, ok := r[k].(string); !ok {
+				t.Errorf("udp socket: no string %s: %v", k, r)
+			}
+		}
 	}
 	want := map[float64]string{2152: "gtp-u", 8805: "pfcp", 1812: "radius", 1813: "radius-acct"}
 	for p, s := range want {
