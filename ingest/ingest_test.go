@@ -437,30 +437,14 @@ func TestProcessStringsStored(t *testing.T) {
 		LocalAddresses: []netip.Addr{a}, RemoteAddresses: []netip.Addr{a}, PrimaryAddress: a, Inode: 77}}
 	h.SCTPEndpoints = []heartbeat.SCTPEndpoint{{LocalPort: 38412, LocalAddresses: []netip.Addr{a}, Inode: 78}}
 	var procs []*heartbeat.Process
-	for i := range h.TCPConnections {
-		procs = append(procs, &h.TCPConnections[i].Process)
-	}
-	for i := range h.TCPListeners {
-		procs = append(procs, &h.TCPListeners[i].Process)
-	}
-	for i := range h.UDPListeners {
-		procs = append(procs, &h.UDPListeners[i].Process)
-	}
-	for i := range h.ActiveFlows {
-		procs = append(procs, &h.ActiveFlows[i].Process)
-	}
-	for i := range h.CompletedFlows {
-		procs = append(procs, &h.CompletedFlows[i].Process)
-	}
-	for i := range h.Events {
-		procs = append(procs, &h.Events[i].Process)
-	}
-	for i := range h.SCTPAssociations {
-		procs = append(procs, &h.SCTPAssociations[i].Process)
-	}
-	for i := range h.SCTPEndpoints {
-		procs = append(procs, &h.SCTPEndpoints[i].Process)
-	}
+	procs = procsOf(procs, h.TCPConnections, func(r *heartbeat.Conn) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.TCPListeners, func(r *heartbeat.Listener) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.UDPListeners, func(r *heartbeat.UDPSocket) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.ActiveFlows, func(r *heartbeat.Flow) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.CompletedFlows, func(r *heartbeat.Flow) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.Events, func(r *heartbeat.Event) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.SCTPAssociations, func(r *heartbeat.SCTPAssoc) *heartbeat.Process { return &r.Process })
+	procs = procsOf(procs, h.SCTPEndpoints, func(r *heartbeat.SCTPEndpoint) *heartbeat.Process { return &r.Process })
 	// Each member's value is written into the struct through its JSON
 	// name, by marshalling, so this test names no member itself.
 	vals := map[string]string{}
@@ -489,4 +473,12 @@ func TestProcessStringsStored(t *testing.T) {
 			}
 		}
 	}
+}
+
+// procsOf appends the Process of each of rows.
+func procsOf[T any](dst []*heartbeat.Process, rows []T, of func(*T) *heartbeat.Process) []*heartbeat.Process {
+	for i := range rows {
+		dst = append(dst, of(&rows[i]))
+	}
+	return dst
 }
