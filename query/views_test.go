@@ -131,9 +131,11 @@ func TestListeningAndUDP(t *testing.T) {
 			str(r, "container_runtime") != "containerd" || str(r, "pod_uid") == "" || str(r, "unit") != "" {
 			t.Errorf("udp socket: %v", r)
 		}
-		for _, k := range []string{"container_name", "container_image", "pod", "pod_namespace"} {
-			if _, ok := r[k].(string); !ok {
-				t.Errorf("udp socket: no string %s: %v", k, r)
+		// The generator's pod, as its runtime's state files name it.
+		for k, v := range map[string]string{"container_name": "upf", "container_image": "registry.example/telecom/upf:2.4",
+			"pod": "upf-0", "pod_namespace": "telecom"} {
+			if str(r, k) != v {
+				t.Errorf("udp socket: %s %q, want %q: %v", k, str(r, k), v, r)
 			}
 		}
 	}
