@@ -19,6 +19,8 @@ import (
 	"github.com/netview/netview/bench/scaleout/supervise"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
+
+	"github.com/netview/netview/internal/loopback"
 )
 
 // setup says what a test runs.
@@ -63,7 +65,7 @@ func (n *node) startFirst(ctx context.Context, t *testing.T) error {
 			return err
 		}
 		old := n.addr
-		n.addr = freeAddr(t)
+		n.addr = loopback.FreeAddr(t)
 		for j, a := range n.Args {
 			n.Args[j] = strings.Replace(a, "="+old, "="+n.addr, 1)
 		}
@@ -106,13 +108,13 @@ func newCluster(t *testing.T, s setup) *cluster {
 		ingestDSN = "clickhouse://" + c.proxy.Addr() + "/" + db
 	}
 	for i := range s.ingest {
-		addr := freeAddr(t)
+		addr := loopback.FreeAddr(t)
 		args := append([]string{"--store.dsn=" + ingestDSN, "--ingest.addr=" + addr, "--ingest.token=" + ingestToken, "--ingest.plain-http",
 			"--ingest.shared-tokens", "--ingest.ip-rate=0"}, s.ingestArgs...)
 		c.ingest = append(c.ingest, newNode(fmt.Sprintf("ingest-%d", i+1), ib, c.dir, addr, "/metrics", args))
 	}
 	for i := range s.query {
-		addr := freeAddr(t)
+		addr := loopback.FreeAddr(t)
 		args := []string{"--store.dsn=" + storeDSN, "--query.addr=" + addr, "--query.token=" + apiToken, "--query.cursor-secret=" + cursorSecret, "--query.plain-http"}
 		c.query = append(c.query, newNode(fmt.Sprintf("query-%d", i+1), qb, c.dir, addr, "/api/v2/network/connections?limit=1", args))
 	}

@@ -13,7 +13,6 @@ package scaleout
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,32 +100,3 @@ func moduleRoot() (string, error) {
 	})
 	return moduleRootDir, modErr
 }
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedMu.Lock()
-	defer handedMu.Unlock()
-	// The kernel may give a port just closed again; an address handed out
-	// once is never handed out again, or two nodes of a cluster would get
-	// the same one (seen in CI: "bind: address already in use").
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !handed[addr] {
-			handed[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no loopback port not handed out before")
-	return ""
-}
-
-var (
-	handedMu sync.Mutex
-	handed   = map[string]bool{}
-)

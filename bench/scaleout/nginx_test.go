@@ -20,6 +20,8 @@ import (
 
 	"github.com/netview/netview/bench/scaleout/supervise"
 	"github.com/netview/netview/internal/tlsconf/tlsconftest"
+
+	"github.com/netview/netview/internal/loopback"
 )
 
 // nginxPath returns nginx's path, or skips: `make test` installs it and sets
@@ -102,7 +104,7 @@ func nginxConf(t *testing.T, dir string, ingest, query []*node, cert tlsconftest
 	if !seen["ingest"] || !seen["query"] {
 		t.Fatalf("deploy/nginx/nginx.conf: no `server ingest-N:PORT ...;` or `server query-N:PORT ...;` line in its upstreams; the test cannot mirror it")
 	}
-	ingestAddr, queryAddr, healthAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	ingestAddr, queryAddr, healthAddr = loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	listens := 0
 	s = reListen.ReplaceAllStringFunc(s, func(m string) string {
 		sub := reListen.FindStringSubmatch(m)

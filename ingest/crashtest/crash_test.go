@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -35,6 +34,8 @@ import (
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql/schema"
+
+	"github.com/netview/netview/internal/loopback"
 )
 
 const (
@@ -73,7 +74,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 	t.Logf("built netview-ingest in %v", time.Since(began).Round(time.Millisecond))
 
 	dataDir := filepath.Join(tmp, "ch")
-	n := &node{bin: bin, addr: freeAddr(t), dsn: "embedded:" + dataDir, logDir: tmp}
+	n := &node{bin: bin, addr: loopback.FreeAddr(t), dsn: "embedded:" + dataDir, logDir: tmp}
 	t.Cleanup(n.killAll)
 	p, err := n.startHealthy(ctx)
 	if err != nil {
@@ -619,17 +620,6 @@ func moduleRoot(t *testing.T) string {
 		}
 		dir = up
 	}
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // sleepCtx sleeps d and reports whether ctx is still alive.

@@ -5,7 +5,6 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netview/netview/internal/loopback"
 )
 
 // With SUPERVISE_TEST_HELPER set, the test binary is the child under
@@ -33,16 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // helper is a Service running the test binary as the helper.
 func helper(t *testing.T, name string) *Service {
 	t.Helper()
@@ -51,7 +42,7 @@ func helper(t *testing.T, name string) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	s := &Service{Name: name, Bin: bin, Dir: t.TempDir(), Args: []string{addr}, ReadyURL: "http://" + addr + "/ready", Header: http.Header{"X-Ready": {"yes"}}}
 	t.Cleanup(func() {
 		for _, p := range s.Runs() {
@@ -133,7 +124,7 @@ func TestKillGroupTakesChildren(t *testing.T) {
 }
 
 func TestWaitReadyFailsWhenTheChildExits(t *testing.T) {
-	s := &Service{Name: "false", Bin: "/bin/false", Dir: t.TempDir(), ReadyURL: "http://" + freeAddr(t) + "/"}
+	s := &Service{Name: "false", Bin: "/bin/false", Dir: t.TempDir(), ReadyURL: "http://" + loopback.FreeAddr(t) + "/"}
 	err := s.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "exited before it was healthy") {
 		t.Fatalf("Start of a program that exits: %v", err)
@@ -145,7 +136,7 @@ func TestWaitReadyTimesOutAndKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = WaitReady(context.Background(), p, "http://"+freeAddr(t)+"/", nil, 300*time.Millisecond)
+	err = WaitReady(context.Background(), p, "http://"+loopback.FreeAddr(t)+"/", nil, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "not healthy") {
 		t.Fatalf("WaitReady for a program that never answers: %v", err)
 	}
