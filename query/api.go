@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,8 +29,8 @@ func query(r *fasthttp.RequestCtx, known ...string) *params {
 	p.args.VisitAll(func(k, _ []byte) {
 		for i, n := range known {
 			if string(k) == n {
-				if seen&(1<<i) != 0 && p.err == nil {
-					p.err = badParam(n, "given more than once (a list of kinds is comma-separated)")
+				if seen&(1<<i) != 0 && p.err == nil && !slices.Contains(scopeParams, n) {
+					p.err = badParam(n, "given more than once (a list of kinds is comma-separated; container, pod and netns may repeat)")
 				}
 				seen |= 1 << i
 				return
@@ -140,8 +141,9 @@ func (p *params) sort(v *view) order {
 // with total and truncated. Either way in key order or as sort asks.
 func (s *Server) listV1(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		q := query(r, "sensor_id", "page", "page_size", "sort")
+		q := query(r, append([]string{"sensor_id", "page", "page_size", "sort"}, scopeParams...)...)
 		sensor := q.sensor()
+		sc := q.scope(v.hasNetns())
 		pageNo := q.int("page", 1, 1, 1<<30)
 		size := q.int("page_size", 100, 1, 500)
 		sort := q.sort(v)
@@ -150,7 +152,7 @@ func (s *Server) listV1(v *view) handler {
 		}
 		seed := v == connectionsView
 		paged := seed || q.has("page") || q.has("page_size")
-		p := &page{sensor: sensor, limit: s.cfg.MaxListRows, sort: sort}
+		p := &page{sensor: sensor, scope: sc, limit: s.cfg.MaxListRows, sort: sort}
 		if paged {
 			p.offset, p.limit = uint64(pageNo-1)*uint64(size), size
 		}
@@ -160,7 +162,10 @@ func (s *Server) listV1(v *view) handler {
 		}
 		var flows []byte
 		if seed {
-			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, limit: size}, nil)
+			// Flows hold no namespace: beside a page of one namespace they
+			// are narrowed by container and pod only.
+			fs := scope{containers: sc.containers, pods: sc.pods}
+			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: fs, limit: size}, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -194,14 +199,15 @@ func (s *Server) listV1(v *view) handler {
 // between pages never make a row repeat or disappear from the walk.
 func (s *Server) listV2(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		q := query(r, "sensor_id", "limit", "cursor")
+		q := query(r, append([]string{"sensor_id", "limit", "cursor"}, scopeParams...)...)
 		sensor := q.sensor()
+		sc := q.scope(v.hasNetns())
 		limit := q.int("limit", 100, 1, 1000)
 		if q.err != nil {
 			return nil, q.err
 		}
-		p := &page{sensor: sensor, limit: limit}
-		filter := "sensor=" + sensor
+		p := &page{sensor: sensor, scope: sc, limit: limit}
+		filter := "sensor=" + sensor + sc.key()
 		if c := q.str("cursor"); c != "" {
 			after, err := s.cursors.open(c, v.name, filter, len(v.key))
 			if err != nil {
@@ -308,8 +314,9 @@ var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 // keyset cursor on (time, event_id). The window is fixed by the first page
 // and carried in the cursor, so later pages walk the same window.
 func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-	q := query(r, "sensor_id", "kind", "since", "until", "limit", "cursor")
+	q := query(r, append([]string{"sensor_id", "kind", "since", "until", "limit", "cursor"}, scopeParams...)...)
 	sensor := q.sensor()
+	sc := q.scope(false)
 	limit := q.int("limit", 100, 1, 1000)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	until := q.time("until", now)
@@ -332,7 +339,7 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principa
 	if !since.Before(until) || until.Sub(since) > 92*24*time.Hour {
 		return nil, badParam("since", "the window since..until must be positive and at most 92 days (got %s .. %s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
-	base := fmt.Sprintf("sensor=%s kinds=%s", sensor, strings.Join(kinds, ","))
+	base := fmt.Sprintf("sensor=%s kinds=%s", sensor, strings.Join(kinds, ",")) + sc.key()
 	window := func(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
 	var after []string
 	if c := q.str("cursor"); c != "" {
@@ -349,7 +356,7 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principa
 				(q.str("since") == "" || since.UnixMilli() == cs) && (q.str("until") == "" || until.UnixMilli() == cu)
 		}
 		if !ok {
-			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor and window must not change); start again without one")
+			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor, container, pod and window must not change); start again without one")
 		}
 		since, until, after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), body.Key
 	}
@@ -368,6 +375,7 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principa
 		sqlText += ` AND sensor_id = {sensor:UUID}`
 		params = append(params, store.P("sensor", sensor))
 	}
+	sqlText += sc.where("events", &params)
 	if after != nil {
 		sqlText += ` AND (time, event_id) < ({t:DateTime64(3, 'UTC')}, {id:UUID})`
 		params = append(params, store.P("t", after[0]), store.P("id", after[1]))

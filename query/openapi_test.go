@@ -713,6 +713,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					"since": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339),
 					"until": time.Now().UTC().Format(time.RFC3339Nano), "format": "JSONEachRow", "sort": "-pid",
 					"actor": "static:admin#00000000", "action": "sql",
+					"container": "web-1", "pod": "prod/db-0", "netns": "4026531840",
 				}
 				if p.name == "cursor" {
 					page := get("first page for a cursor", "limit=1", token, 200, "")
@@ -755,8 +756,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					t.Errorf("%s %s: no valid value known for the documented parameter %s (line %d)", method, path, p.name, p.documentedPosition)
 					continue
 				}
+				if p.name == "netns" && (strings.Contains(path, "flows") || strings.Contains(path, "events")) {
+					// Documented as refused: flows and events hold no namespace.
+					get("netns where it is not stored", "netns="+v, token, 400, "netns")
+					continue
+				}
 				get("valid "+p.name, p.name+"="+url.QueryEscape(v), token, 200, "")
-				get(p.name+" given twice", p.name+"="+url.QueryEscape(v)+"&"+p.name+"="+url.QueryEscape(v), token, 400, p.name)
+				if slices.Contains([]string{"container", "pod", "netns"}, p.name) {
+					// These repeat for OR.
+					get(p.name+" given twice", p.name+"="+url.QueryEscape(v)+"&"+p.name+"="+url.QueryEscape(v), token, 200, "")
+				} else {
+					get(p.name+" given twice", p.name+"="+url.QueryEscape(v)+"&"+p.name+"="+url.QueryEscape(v), token, 400, p.name)
+				}
 				for _, e := range p.enum {
 					get("valid "+p.name+" (enum)", p.name+"="+url.QueryEscape(e), token, 200, "")
 				}
