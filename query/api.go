@@ -13,6 +13,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/sql/schema"
 )
 
 // params reads a request's query string, refusing names it does not know,
@@ -233,7 +234,7 @@ func (s *Server) listV2(v *view) handler {
 // summaryOut is one row per sensor for the fleet summary.
 var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_heartbeat", "interval_secs", "stale",
 	"active_connections", "listeners", "udp_listeners", "active_flows",
-	"baseline_connections", "anomaly_score", "capabilities", "clock_skew_secs"}
+	"baseline_connections", "anomaly_score", "capabilities", "clock_skew_secs", "namespaces", "containers"}
 
 // The anomaly score is how many standard deviations the newest connection
 // count is from the sensor's own mean over the previous hour (the deviation
@@ -246,6 +247,10 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // out heartbeats that reported no socket and no flow at all for the same
 // reason (the heartbeats table does not say which were dropped).
 //
+// The namespaces and containers are those of the latest snapshot's
+// sockets (connections, listeners, UDP): how much of the host lives in
+// containers.
+//
 // The clock skew is how far the sensor's clock runs ahead of this node's
 // (behind when negative): sent_at less received_at. The delay in between
 // only ever lowers that difference, and a heartbeat replayed from the
@@ -257,7 +262,8 @@ const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat,
     active_connections, listeners, udp_listeners, active_flows,
     round(baseline, 1) AS baseline_connections,
     round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities,
-    round(if(k.heartbeats > 0, k.skew_ms, latest_skew_ms) / 1000, 1) AS clock_skew_secs
+    round(if(k.heartbeats > 0, k.skew_ms, latest_skew_ms) / 1000, 1) AS clock_skew_secs,
+    n.namespaces AS namespaces, n.containers AS containers
 FROM (
     SELECT sensor_id, argMax(hostname, seq) AS hostname, CAST(argMax(flavor, seq) AS String) AS flavor,
         CAST(argMax(sensor_version, seq) AS String) AS version, max(sent_at) AS last_heartbeat, max(seq) AS latest,
@@ -288,6 +294,15 @@ LEFT JOIN (
     WHERE sent_at BETWEEN now64(3) - INTERVAL 2 DAY AND now64(3) + INTERVAL 2 DAY AND received_at > now64(3) - INTERVAL 1 HOUR
     GROUP BY sensor_id
 ) AS k USING (sensor_id)
+LEFT JOIN (
+    SELECT sensor_id, toUInt64(uniqExact(netns)) AS namespaces, toUInt64(uniqExactIf(container_id, container_id != '')) AS containers
+    FROM (
+        SELECT sensor_id, netns, container_id FROM tcp_connections WHERE ` + schema.Latest + `
+        UNION ALL SELECT sensor_id, netns, container_id FROM tcp_listeners WHERE ` + schema.Latest + `
+        UNION ALL SELECT sensor_id, netns, container_id FROM udp_listeners WHERE ` + schema.Latest + `
+    )
+    GROUP BY sensor_id
+) AS n USING (sensor_id)
 ORDER BY anomaly_score DESC, sensor_id`
 
 func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {

@@ -118,3 +118,24 @@ func TestScopeFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryNamespacesAndContainers counts each sensor's namespaces and
+// containers from its latest snapshot's sockets.
+func TestSummaryNamespacesAndContainers(t *testing.T) {
+	f := start(t)
+	h := scopedBeat(time.Now())
+	f.ingest.Send(h)
+	_, rows := f.list("/api/v1/network/summary", "sensors")
+	for _, r := range rows {
+		if str(r, "sensor_id") != h.Sensor.SensorID.String() {
+			continue
+		}
+		// Three namespaces (two containers' and the host's) and the two
+		// containers of scopedBeat.
+		if num(r, "namespaces") != 3 || num(r, "containers") != 2 {
+			t.Errorf("summary of %s: namespaces %v containers %v, want 3 and 2", str(r, "hostname"), r["namespaces"], r["containers"])
+		}
+		return
+	}
+	t.Fatalf("the summary has no row for %s: %v", h.Sensor.SensorID, rows)
+}
