@@ -666,7 +666,7 @@ func TestSensorRowShare(t *testing.T) {
 
 	var rows struct{ Rows int }
 	start := time.Now() // the share refills from here on, at 2,000 rows a second
-	for i := range 2 { // 4,000 − 2 × ~3,400: the second runs the share into debt
+	for i := range 2 {  // 4,000 − 2 × ~3,400: the second runs the share into debt
 		code, msg, _ := n.post(beatFor(t, g, a), bearer(keyA))
 		if code != 200 {
 			t.Fatalf("heartbeat %d within the share: %d %s", i, code, msg)
