@@ -140,6 +140,18 @@ func (m *StringMember) at(p *Process) *string {
 // slice is shared: do not change it.
 func ProcessStrings() []StringMember { return processStrings }
 
+// Fit clears every string member of p longer than the format allows, so
+// that one odd name a sensor read (a runtime's state file, a long image
+// reference) costs that name, not the whole heartbeat the Decoder would
+// refuse. A cut name would be a wrong one; empty is unknown.
+func (p *Process) Fit() {
+	for i := range processStrings {
+		if m := &processStrings[i]; len(*m.at(p)) > m.Max {
+			*m.at(p) = ""
+		}
+	}
+}
+
 // processStrings is read from Process's tags once, so that no second list
 // of its members has to be kept in step with the type.
 var processStrings = func() []StringMember {

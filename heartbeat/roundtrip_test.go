@@ -215,3 +215,24 @@ func TestReusingDecoderRows(t *testing.T) {
 		}
 	}
 }
+
+// Fit empties the members over their limit, keeps the others, and leaves a
+// heartbeat the Decoder takes.
+func TestProcessFit(t *testing.T) {
+	h := full()
+	p := &h.TCPConnections[0].Process
+	long := strings.Repeat("x", 5000) // over every member's limit
+	p.ContainerImage, p.Pod = long, long
+	keep := *p
+	keep.ContainerImage, keep.Pod = "", ""
+	if _, err := heartbeat.Decode(wireMarshal(t, h)); err == nil {
+		t.Fatal("the decoder took members over their limits")
+	}
+	p.Fit()
+	if *p != keep {
+		t.Errorf("after Fit: %+v\nwant %+v", *p, keep)
+	}
+	if _, err := heartbeat.Decode(wireMarshal(t, h)); err != nil {
+		t.Errorf("after Fit: %v", err)
+	}
+}

@@ -260,9 +260,11 @@ func (s *Sensor) owners(inodes []uint64) map[uint64]heartbeat.Process {
 
 func process(p procs.Process) heartbeat.Process {
 	m := p.State.Of()
-	return heartbeat.Process{PID: p.PID, Binary: p.Comm, BinaryPath: p.Exe, UID: p.UID, Unit: p.Unit,
+	hp := heartbeat.Process{PID: p.PID, Binary: p.Comm, BinaryPath: p.Exe, UID: p.UID, Unit: p.Unit,
 		ContainerID: p.ContainerID, ContainerRuntime: p.Runtime, PodUID: p.PodUID,
 		ContainerName: m.Name, ContainerImage: m.Image, Pod: m.Pod, PodNamespace: m.PodNamespace}
+	hp.Fit()
+	return hp
 }
 
 // Run polls flows and sends heartbeats until ctx ends; heartbeats are

@@ -98,9 +98,11 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 	}
 	name := ebpf.CommString(comm)
 	e := k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name)
-	return heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit,
+	p := heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit,
 		ContainerID: e.container, ContainerRuntime: e.runtime, PodUID: e.pod,
 		ContainerName: e.meta.Name, ContainerImage: e.meta.Image, Pod: e.meta.Pod, PodNamespace: e.meta.PodNamespace}
+	p.Fit()
+	return p
 }
 
 func (k *kernelSource) Flow(r *ebpf.Flow) {
