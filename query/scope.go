@@ -1,7 +1,6 @@
 package query
 
 import (
-	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -90,10 +89,10 @@ func (s scope) key() string {
 func (s scope) where(table string, params *[]store.Param) string {
 	c := func(col string) string { return table + "." + col }
 	var w strings.Builder
-	bind := func(prefix string, i int, v string) string {
+	bind := func(prefix string, i int, v, typ string) string {
 		name := prefix + strconv.Itoa(i)
 		*params = append(*params, store.P(name, v))
-		return "{" + name + ":String}"
+		return "{" + name + ":" + typ + "}"
 	}
 	oneOf := func(n int, cond func(i int) string) {
 		if n == 0 {
@@ -107,8 +106,8 @@ func (s scope) where(table string, params *[]store.Param) string {
 	}
 	oneOf(len(s.containers), func(i int) string {
 		v := s.containers[i]
-		ph := bind("sc", i, v)
-		if _, err := hex.DecodeString(strings.Repeat("0", len(v)%2) + v); err == nil && len(v) >= 12 {
+		ph := bind("sc", i, v, "String")
+		if len(v) >= 12 && strings.Trim(v, "0123456789abcdef") == "" {
 			return "startsWith(" + c("container_id") + ", " + ph + ") OR " + c("container_name") + " = " + ph
 		}
 		return c("container_id") + " = " + ph + " OR " + c("container_name") + " = " + ph
@@ -116,17 +115,15 @@ func (s scope) where(table string, params *[]store.Param) string {
 	oneOf(len(s.pods), func(i int) string {
 		v := s.pods[i]
 		if u, err := uuid.Parse(v); err == nil {
-			return c("pod_uid") + " = " + bind("sp", i, u.String())
+			return c("pod_uid") + " = " + bind("sp", i, u.String(), "String")
 		}
 		if ns, name, ok := strings.Cut(v, "/"); ok {
-			return c("pod_namespace") + " = " + bind("spn", i, ns) + " AND " + c("pod") + " = " + bind("sp", i, name)
+			return c("pod_namespace") + " = " + bind("spn", i, ns, "String") + " AND " + c("pod") + " = " + bind("sp", i, name, "String")
 		}
-		return c("pod") + " = " + bind("sp", i, v)
+		return c("pod") + " = " + bind("sp", i, v, "String")
 	})
 	oneOf(len(s.netns), func(i int) string {
-		name := "sn" + strconv.Itoa(i)
-		*params = append(*params, store.P(name, strconv.FormatUint(s.netns[i], 10)))
-		return c("netns") + " = {" + name + ":UInt64}"
+		return c("netns") + " = " + bind("sn", i, strconv.FormatUint(s.netns[i], 10), "UInt64")
 	})
 	return w.String()
 }
