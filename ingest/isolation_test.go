@@ -217,20 +217,8 @@ func TestEngineRefusalAnswered422(t *testing.T) {
 	n := startNode(t, cfg, nil)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	bad := heartbeat.NewGenerator(801, heartbeat.Shape{Conns: 1, Events: 1})
-	hb := bad.Next(now)
-	for i := range 150 {
-		e := hb.Events[0]
-		e.EventID, e.Time = uuid.New(), now.Add(time.Duration(i)*24*time.Hour+time.Hour)
-		hb.Events = append(hb.Events, e)
-	}
+	answer := n.postAside(t, overDays(bad, now, 1))
 	var wg sync.WaitGroup
-	var code int
-	var msg string
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		code, msg, _ = n.post(encode(t, hb), nil)
-	}()
 	var goods []*heartbeat.Generator
 	goodCodes := make([]int, 5)
 	for i := range goodCodes {
@@ -244,6 +232,7 @@ func TestEngineRefusalAnswered422(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	code, msg := answer()
 	for i, c := range goodCodes {
 		if c != 200 {
 			t.Errorf("good heartbeat %d: %d", i, c)

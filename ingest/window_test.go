@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,23 +24,10 @@ func TestTimeWindow(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 
 	bad := heartbeat.NewGenerator(51, heartbeat.Shape{Conns: 2, Events: 1})
-	hb := bad.Next(now)
-	for i := range 150 {
-		e := hb.Events[0]
-		e.EventID, e.Time = uuid.New(), now.Add(-time.Duration(i)*24*time.Hour-time.Hour)
-		hb.Events = append(hb.Events, e)
-	}
 	good := heartbeat.NewGenerator(52, heartbeat.Shape{Conns: 5, CompletedFlows: 2, Events: 3})
-	var wg sync.WaitGroup
-	var code int
-	var msg string
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		code, msg, _ = n.post(encode(t, hb), nil)
-	}()
+	answer := n.postAside(t, overDays(bad, now, -1))
 	n.Send(good.Next(now))
-	wg.Wait()
+	code, msg := answer()
 	if code != 400 || !strings.Contains(msg, "events[2].time") || !strings.Contains(msg, "25h0m0s before sent_at") {
 		t.Errorf("150 days of events: %d %s, want 400 naming events[2].time", code, msg)
 	}
@@ -75,4 +61,30 @@ func encode(t *testing.T, h *heartbeat.Heartbeat) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// overDays is a heartbeat of g whose events lie on 150 days, one hour and
+// then whole days after now (dir 1) or before it (dir -1).
+func overDays(g *heartbeat.Generator, now time.Time, dir time.Duration) *heartbeat.Heartbeat {
+	hb := g.Next(now)
+	for i := range 150 {
+		e := hb.Events[0]
+		e.EventID, e.Time = uuid.New(), now.Add(dir*(time.Duration(i)*24*time.Hour+time.Hour))
+		hb.Events = append(hb.Events, e)
+	}
+	return hb
+}
+
+// postAside posts hb from another goroutine, so what the test sends next
+// may share its batch; answer waits for its status and body.
+func (n *node) postAside(t *testing.T, hb *heartbeat.Heartbeat) (answer func() (int, string)) {
+	body := encode(t, hb)
+	var code int
+	var msg string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, msg, _ = n.post(body, nil)
+	}()
+	return func() (int, string) { <-done; return code, msg }
 }

@@ -241,25 +241,25 @@ func sqlError(err error) error {
 	return err
 }
 
+// engineAnswers says what an analyst can do about the engine's refusals by
+// their code; "" is a refusal without one.
+var engineAnswers = map[string]apiError{
+	"MEMORY_LIMIT_EXCEEDED":  {Status: 422, Msg: "the statement needs more memory than an analyst statement may use: read fewer rows or columns, aggregate, or add LIMIT"},
+	"TIMEOUT_EXCEEDED":       {Status: 422, Msg: "the statement ran longer than an analyst statement may and was stopped: narrow its time range or tables"},
+	"TOO_MANY_ROWS_OR_BYTES": {Status: 422, Msg: "the result is larger than an analyst statement may return: add LIMIT, select fewer columns, or aggregate"},
+	"TOO_MANY_ROWS":          {Status: 422, Msg: "the statement reads more rows than an analyst statement may: narrow its time range or filter on the sorting key"},
+	"QUERY_WAS_CANCELLED":    {Status: 503, Msg: "the statement was stopped: try again"},
+	"":                       {Status: 400, Msg: "the engine refused the statement: check it with DESCRIBE or EXPLAIN"},
+}
+
 // engineAnswer names what stopped a statement and what to do about it.
 func engineAnswer(e *store.EngineError) error {
 	code := ""
 	if m := engineCode.FindStringSubmatch(e.Message); m != nil {
 		code = m[1]
 	}
-	switch code {
-	case "MEMORY_LIMIT_EXCEEDED":
-		return &apiError{Status: 422, Msg: "the statement needs more memory than an analyst statement may use: read fewer rows or columns, aggregate, or add LIMIT"}
-	case "TIMEOUT_EXCEEDED":
-		return &apiError{Status: 422, Msg: "the statement ran longer than an analyst statement may and was stopped: narrow its time range or tables"}
-	case "TOO_MANY_ROWS_OR_BYTES":
-		return &apiError{Status: 422, Msg: "the result is larger than an analyst statement may return: add LIMIT, select fewer columns, or aggregate"}
-	case "TOO_MANY_ROWS":
-		return &apiError{Status: 422, Msg: "the statement reads more rows than an analyst statement may: narrow its time range or filter on the sorting key"}
-	case "QUERY_WAS_CANCELLED":
-		return &apiError{Status: 503, Msg: "the statement was stopped: try again"}
-	case "":
-		return &apiError{Status: 400, Msg: "the engine refused the statement: check it with DESCRIBE or EXPLAIN"}
+	if a, ok := engineAnswers[code]; ok {
+		return &a
 	}
 	return &apiError{Status: 400, Msg: "the engine refused the statement (" + code + "): check table and column names, types and syntax"}
 }

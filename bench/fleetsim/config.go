@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -204,33 +205,17 @@ func (c *Config) withDefaults() (Config, []target, error) {
 		d.TelecomShare = 1
 	}
 	s, def := &d.Shape, DefaultShape
-	if s.Conns == 0 {
-		s.Conns = def.Conns
-	}
-	if s.Listeners == 0 {
-		s.Listeners = def.Listeners
-	}
-	if s.UDP == 0 {
-		s.UDP = def.UDP
-	}
-	if s.Churn == 0 {
-		s.Churn = def.Churn
-	}
-	if s.ShortLived == 0 {
-		s.ShortLived = def.ShortLived
-	}
-	if s.DNSShare == 0 {
-		s.DNSShare = def.DNSShare
-	}
-	if s.SCTPAssocs == 0 {
-		s.SCTPAssocs = def.SCTPAssocs
-	}
+	s.Conns = cmp.Or(s.Conns, def.Conns)
+	s.Listeners = cmp.Or(s.Listeners, def.Listeners)
+	s.UDP = cmp.Or(s.UDP, def.UDP)
+	s.Churn = cmp.Or(s.Churn, def.Churn)
+	s.ShortLived = cmp.Or(s.ShortLived, def.ShortLived)
+	s.DNSShare = cmp.Or(s.DNSShare, def.DNSShare)
+	s.SCTPAssocs = cmp.Or(s.SCTPAssocs, def.SCTPAssocs)
 	s.Conns, s.Listeners, s.UDP, s.ShortLived, s.SCTPAssocs = max(s.Conns, 0), max(s.Listeners, 1), max(s.UDP, 0), max(s.ShortLived, 0), max(s.SCTPAssocs, 0)
 	s.Churn = min(max(s.Churn, 0), 1)
 	s.DNSShare = min(max(s.DNSShare, 0), 1)
-	if d.MaxQueue == 0 {
-		d.MaxQueue = 100
-	}
+	d.MaxQueue = cmp.Or(d.MaxQueue, 100)
 	d.MaxQueue = max(d.MaxQueue, 2)
 	if d.RequestTimeout <= 0 {
 		d.RequestTimeout = 35 * time.Second

@@ -35,15 +35,11 @@ func run(ctx context.Context, sc store.Config, ic ingest.Config, log *slog.Logge
 	if err := ic.TLS.Validate(); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, sc)
+	st, v, err := schema.Open(ctx, sc)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	v, err := schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays})
-	if err != nil {
-		return err
-	}
 	srv, err := ingest.New(ic, st, log)
 	if err != nil {
 		return err

@@ -35,20 +35,15 @@ func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger
 	// The views' statements, too, carry the engine's limits of memory and time.
 	base := sc.Settings
 	sc.Settings = append(append([]store.Setting(nil), base...), query.ViewSettings(qc.Timeout)...)
-	st, err := store.Open(ctx, sc)
+	st, _, err := schema.Open(ctx, sc)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if _, err := schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
-		return err
-	}
-	// Analysts' SQL runs on its own connections, opened read-only with the
-	// engine's limits, so no statement there can write or lift a limit.
+	// Analysts' SQL runs on connections of its own, without the views' settings.
 	roCfg := sc
-	roCfg.Conns = 2
-	roCfg.Settings = append(append([]store.Setting(nil), base...), analyst.Settings(analyst.DefaultLimits())...)
-	ro, err := store.Open(ctx, roCfg)
+	roCfg.Settings = base
+	ro, err := analyst.Open(ctx, roCfg)
 	if err != nil {
 		return err
 	}

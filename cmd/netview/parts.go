@@ -107,17 +107,11 @@ func (p *parts) openStores(ctx context.Context, d *dataDir) (st, ro store.Store,
 	var sc store.Config
 	defaults(sc.RegisterFlags)
 	sc.DSN = "embedded:" + d.join(engineDirName)
-	if st, err = store.Open(ctx, sc); err != nil {
+	if st, p.schemaVers, err = schema.Open(ctx, sc); err != nil {
 		return nil, nil, err
 	}
 	p.onStop(func() { st.Close() })
-	if p.schemaVers, err = schema.Migrate(ctx, st, schema.Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays}); err != nil {
-		return nil, nil, err
-	}
-	roCfg := sc
-	roCfg.Conns = 2
-	roCfg.Settings = append(roCfg.Settings, analyst.Settings(analyst.DefaultLimits())...)
-	if ro, err = store.Open(ctx, roCfg); err != nil {
+	if ro, err = analyst.Open(ctx, sc); err != nil {
 		return nil, nil, err
 	}
 	p.onStop(func() { ro.Close() })

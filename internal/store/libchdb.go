@@ -21,8 +21,8 @@ type libchdb struct {
 	setSignalHandlers   func(enabled int32)
 	connect             func(argc int32, argv **byte) unsafe.Pointer
 	closeConn           func(pconn unsafe.Pointer)
-	queryWithParamsN    func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
-	streamQueryN        func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
+	queryWithParamsN    entryN
+	streamQueryN        entryN
 	streamFetch         func(conn unsafe.Pointer, stream unsafe.Pointer) unsafe.Pointer
 	streamCancel        func(conn unsafe.Pointer, stream unsafe.Pointer)
 	resultBuffer        func(res unsafe.Pointer) *byte
@@ -178,18 +178,29 @@ func (c *cParams) unpin() {
 	runtime.KeepAlive(c.values)
 }
 
+// entryN is the form of the engine's statement entry points that take
+// parameters: chdb_query_with_params_n and chdb_stream_query_with_params_n.
+type entryN func(conn unsafe.Pointer, q *byte, qlen uintptr, f *byte, flen uintptr, names **byte, nameLens *uintptr, values **byte, valueLens *uintptr, n uintptr) unsafe.Pointer
+
+// run calls entry with sql, format and params laid out in memory the engine
+// may read until it returns: Go memory pinned, and kept alive past the call.
+func run(entry entryN, conn unsafe.Pointer, sql, format string, params []Param) unsafe.Pointer {
+	q, f := []byte(sql), []byte(format)
+	cp := newCParams(params)
+	defer cp.unpin()
+	pn, pnl, pv, pvl, n := cp.args()
+	res := entry(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, n)
+	runtime.KeepAlive(q)
+	runtime.KeepAlive(f)
+	return res
+}
+
 // query runs one statement on conn and hands its result bytes (in C memory,
 // valid only during fn) to fn. Parameter values must already be in the
 // engine's escaped text form (see escapeParams). The engine holds the whole
 // result before fn sees it: statements that return rows go through stream.
 func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params []Param, fn func([]byte) error) error {
-	q, f := []byte(sql), []byte(format)
-	cp := newCParams(params)
-	defer cp.unpin()
-	pn, pnl, pv, pvl, n := cp.args()
-	res := l.queryWithParamsN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, n)
-	runtime.KeepAlive(q)
-	runtime.KeepAlive(f)
+	res := run(l.queryWithParamsN, conn, sql, format, params)
 	if res == nil {
 		return errors.New("chdb: query returned no result")
 	}
@@ -212,13 +223,7 @@ func (l *libchdb) query(conn unsafe.Pointer, sql string, format string, params [
 // time, so they both happen here, one after the other. A fetch in progress
 // is w's to interrupt (see fetchWatch).
 func (l *libchdb) stream(conn unsafe.Pointer, sql, format string, params []Param, w *fetchWatch, fn func([]byte) error) error {
-	q, f := []byte(sql), []byte(format)
-	cp := newCParams(params)
-	defer cp.unpin()
-	pn, pnl, pv, pvl, n := cp.args()
-	st := l.streamQueryN(conn, ptr(q), uintptr(len(q)), ptr(f), uintptr(len(f)), pn, pnl, pv, pvl, n)
-	runtime.KeepAlive(q)
-	runtime.KeepAlive(f)
+	st := run(l.streamQueryN, conn, sql, format, params)
 	if st == nil {
 		return errors.New("chdb: streaming query returned no handle")
 	}

@@ -22,6 +22,7 @@ package analyst
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,22 +68,23 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxExecution <= 0 {
 		l.MaxExecution = d.MaxExecution
 	}
-	if l.MaxRowsRead == 0 {
-		l.MaxRowsRead = d.MaxRowsRead
-	}
-	if l.MaxResultRows == 0 {
-		l.MaxResultRows = d.MaxResultRows
-	}
-	if l.MaxResultBytes == 0 {
-		l.MaxResultBytes = d.MaxResultBytes
-	}
+	l.MaxRowsRead = cmp.Or(l.MaxRowsRead, d.MaxRowsRead)
+	l.MaxResultRows = cmp.Or(l.MaxResultRows, d.MaxResultRows)
+	l.MaxResultBytes = cmp.Or(l.MaxResultBytes, d.MaxResultBytes)
 	if l.MaxQueryBytes <= 0 {
 		l.MaxQueryBytes = d.MaxQueryBytes
 	}
-	if l.MaxMemoryBytes == 0 {
-		l.MaxMemoryBytes = d.MaxMemoryBytes
-	}
+	l.MaxMemoryBytes = cmp.Or(l.MaxMemoryBytes, d.MaxMemoryBytes)
 	return l
+}
+
+// Open opens the analysts' store on sc's engine: two read-only connections
+// of their own with the default limits, so no statement there can write or
+// lift a limit, and the views' connections are never theirs to hold.
+func Open(ctx context.Context, sc store.Config) (store.Store, error) {
+	sc.Conns = 2
+	sc.Settings = append(append([]store.Setting(nil), sc.Settings...), Settings(DefaultLimits())...)
+	return store.Open(ctx, sc)
 }
 
 // Settings returns the store settings an analyst store must be opened with

@@ -141,6 +141,22 @@ func Migrate(ctx context.Context, s store.Store, o Options) (int, error) {
 	return current, nil
 }
 
+// Open opens the store sc names and migrates it to the newest version, with
+// sc's cluster and event retention: what every service does before it
+// serves. It returns the schema version reached.
+func Open(ctx context.Context, sc store.Config) (store.Store, int, error) {
+	st, err := store.Open(ctx, sc)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := Migrate(ctx, st, Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays})
+	if err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	return st, v, nil
+}
+
 // Version returns the newest applied migration, 0 when none.
 func Version(ctx context.Context, s store.Store) (int, error) {
 	var v proto.ColUInt32

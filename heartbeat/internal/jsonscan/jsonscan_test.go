@@ -434,25 +434,31 @@ func TestDepth(t *testing.T) {
 	}
 }
 
-func TestInt(t *testing.T) {
-	f := func(in string, want int64, wantErr error) {
+// numberCase checks one of the Scanner's number readers: in reads as want
+// (a float's -0 with its sign) with nothing after it, or fails with wantErr.
+func numberCase[T int64 | uint64 | float64](t *testing.T, name string, read func(*Scanner) (T, error)) func(in string, want T, wantErr error) {
+	return func(in string, want T, wantErr error) {
 		t.Helper()
 		var s Scanner
 		s.Reset([]byte(in))
-		got, err := s.Int()
+		got, err := read(&s)
 		if wantErr != nil {
 			if !errors.Is(err, wantErr) {
-				t.Errorf("Int(%q) = %d, %v; want %v", in, got, err, wantErr)
+				t.Errorf("%s(%q) = %v, %v; want %v", name, in, got, err, wantErr)
 			}
 			return
 		}
-		if err != nil || got != want {
-			t.Errorf("Int(%q) = %d, %v; want %d", in, got, err, want)
+		if err != nil || got != want || math.Signbit(float64(got)) != math.Signbit(float64(want)) {
+			t.Errorf("%s(%q) = %v, %v; want %v", name, in, got, err, want)
 		}
 		if err := s.End(); err != nil {
-			t.Errorf("Int(%q): %v", in, err)
+			t.Errorf("%s(%q): %v", name, in, err)
 		}
 	}
+}
+
+func TestInt(t *testing.T) {
+	f := numberCase(t, "Int", (*Scanner).Int)
 	f("0", 0, nil)
 	f("-0", 0, nil)
 	f("7", 7, nil)
@@ -479,24 +485,7 @@ func TestInt(t *testing.T) {
 }
 
 func TestUint(t *testing.T) {
-	f := func(in string, want uint64, wantErr error) {
-		t.Helper()
-		var s Scanner
-		s.Reset([]byte(in))
-		got, err := s.Uint()
-		if wantErr != nil {
-			if !errors.Is(err, wantErr) {
-				t.Errorf("Uint(%q) = %d, %v; want %v", in, got, err, wantErr)
-			}
-			return
-		}
-		if err != nil || got != want {
-			t.Errorf("Uint(%q) = %d, %v; want %d", in, got, err, want)
-		}
-		if err := s.End(); err != nil {
-			t.Errorf("Uint(%q): %v", in, err)
-		}
-	}
+	f := numberCase(t, "Uint", (*Scanner).Uint)
 	f("0", 0, nil)
 	f("-0", 0, nil)
 	f("12345", 12345, nil)
@@ -511,24 +500,7 @@ func TestUint(t *testing.T) {
 }
 
 func TestFloat(t *testing.T) {
-	f := func(in string, want float64, wantErr error) {
-		t.Helper()
-		var s Scanner
-		s.Reset([]byte(in))
-		got, err := s.Float()
-		if wantErr != nil {
-			if !errors.Is(err, wantErr) {
-				t.Errorf("Float(%q) = %v, %v; want %v", in, got, err, wantErr)
-			}
-			return
-		}
-		if err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
-			t.Errorf("Float(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if err := s.End(); err != nil {
-			t.Errorf("Float(%q): %v", in, err)
-		}
-	}
+	f := numberCase(t, "Float", (*Scanner).Float)
 	f("0", 0, nil)
 	f("-0", math.Copysign(0, -1), nil)
 	f("-0.0e0", math.Copysign(0, -1), nil)
