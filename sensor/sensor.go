@@ -59,6 +59,10 @@ type Config struct {
 	// AllNetns reads every network namespace that has a process, not only
 	// the sensor's own.
 	AllNetns bool
+	// NetnsDir holds named network namespaces (bind mounts, as `ip netns`
+	// makes them), read too with AllNetns even when no process is in them;
+	// "" reads none.
+	NetnsDir string
 	// MetricsListen is the host:port GET /metrics is served on, plain HTTP
 	// with no token; "" (the default) serves none.
 	MetricsListen string
@@ -79,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Source, "sensor.flow-source", "", "flow source: inet_diag, proc, or empty for the best available")
 	fs.StringVar(&c.EBPF, "sensor.ebpf", "auto", "kernel probes for exact flows and DNS: auto (use them when they load), on (fail if they cannot), off")
 	fs.BoolVar(&c.AllNetns, "sensor.all-netns", true, "read the sockets of every network namespace that has a process (containers'), not only the sensor's own")
+	fs.StringVar(&c.NetnsDir, "sensor.netns-dir", "/run/netns", "folder of named network namespaces (ip netns) to read, even with no process in them; empty: none")
 	fs.StringVar(&c.MetricsListen, "sensor.metrics-listen", "", "host:port to serve Prometheus metrics on (GET /metrics, plain HTTP, no token), e.g. 127.0.0.1:9108; empty: none")
 }
 

@@ -30,41 +30,43 @@ type snapshot struct {
 	taken  bool
 }
 
-// read takes the sockets of every network namespace that has a process:
-// the sensor's own (its tables, /proc/net) and each other one through
-// /proc/<pid>/net of a process in it, so containers' sockets are rows too,
-// each with its namespace's inode. A namespace whose last process exits
-// between listing and reading is passed over.
+// read takes the sockets of every network namespace: the sensor's own (its
+// tables, /proc/net), each other one that has a process, through
+// /proc/<pid>/net of a process in it, and each named one with none (under
+// cfg.NetnsDir), by entering it. So containers' sockets are rows too, each
+// with its namespace's inode. Only the sensor's own tables failing is an
+// error: a namespace whose last process exits between listing and reading,
+// or one deleted meanwhile, is passed over.
 func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error {
-	socks, err := s.fs.Sockets(0, sn.socks[:0])
-	if err != nil {
-		if !errors.Is(err, procnet.ErrParse) {
-			return err
-		}
-		s.log.Warn("socket table has malformed lines; they are skipped", "err", err)
-	}
 	if ns, err := s.fs.Netns(0); err == nil {
 		h.Sensor.Netns = ns
 	}
-	sn.netns = sn.netns[:0]
-	for range socks {
-		sn.netns = append(sn.netns, h.Sensor.Netns)
-	}
+	sn.spaces = append(sn.spaces[:0], procnet.Namespace{Inode: h.Sensor.Netns}) // pid 0: the sensor's own
 	// Without its own namespace's inode the sensor cannot tell its own
 	// tables from another's: it reads only its own then.
 	if s.cfg.AllNetns && h.Sensor.Netns != 0 {
-		sn.spaces, _ = s.fs.Namespaces(sn.spaces[:0])
-		for _, ns := range sn.spaces {
-			if ns.Inode == h.Sensor.Netns {
-				continue
-			}
-			var err error
-			if socks, err = s.fs.Sockets(ns.PID, socks); err != nil && !errors.Is(err, procnet.ErrParse) {
-				s.log.Debug("namespace passed over", "netns", ns.Inode, "pid", ns.PID, "err", err)
-			}
-			for len(sn.netns) < len(socks) {
-				sn.netns = append(sn.netns, ns.Inode)
-			}
+		sn.spaces, _ = s.fs.Namespaces(sn.spaces)
+		var err error
+		if sn.spaces, err = s.fs.Named(s.cfg.NetnsDir, sn.spaces); err != nil {
+			s.log.Debug("named namespaces not listed", "dir", s.cfg.NetnsDir, "err", err)
+		}
+	}
+	socks := sn.socks[:0]
+	sn.netns = sn.netns[:0]
+	for i, ns := range sn.spaces {
+		var err error
+		socks, err = s.fs.SocketsOf(ns, socks)
+		switch {
+		case err == nil:
+		case errors.Is(err, procnet.ErrParse):
+			s.log.Warn("socket table has malformed lines; they are skipped", "netns", ns.Inode, "err", err)
+		case i == 0:
+			return err
+		default:
+			s.log.Debug("namespace passed over", "netns", ns.Inode, "pid", ns.PID, "path", ns.Path, "err", err)
+		}
+		for len(sn.netns) < len(socks) {
+			sn.netns = append(sn.netns, ns.Inode)
 		}
 	}
 	sn.socks = socks

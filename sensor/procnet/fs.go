@@ -55,6 +55,11 @@ func (fsys FS) Sockets(pid int, dst []Socket) ([]Socket, error) {
 	if err != nil {
 		return dst, err
 	}
+	return readTables(dir, dst)
+}
+
+// readTables reads the four socket tables of the net folder dir.
+func readTables(dir string, dst []Socket) ([]Socket, error) {
 	buf := getBuf()
 	defer putBuf(buf)
 
@@ -62,6 +67,7 @@ func (fsys FS) Sockets(pid int, dst []Socket) ([]Socket, error) {
 	found := 0
 	for _, t := range tables {
 		path := dir + "/" + t.name
+		var err error
 		*buf, err = readFile(path, (*buf)[:0])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -110,11 +116,14 @@ func (fsys FS) Netns(pid int) (uint64, error) {
 	return ino, nil
 }
 
-// Namespace is one network namespace and a process in it, whose
-// <root>/<pid>/net tables are the namespace's.
+// Namespace is one network namespace and how to read its tables: through a
+// process in it (PID, whose <root>/<pid>/net tables are the namespace's) or,
+// for a named one without a process, by entering it (Path, the bind mount
+// `ip netns add` makes under /run/netns).
 type Namespace struct {
 	Inode uint64
 	PID   int
+	Path  string
 }
 
 // Namespaces lists the network namespaces that have a process, one process
