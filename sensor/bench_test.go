@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/internal/cputime"
+	"github.com/netview/netview/internal/loopback"
 )
 
 // openSockets holds about n TCP sockets on loopback (n/2 connections, both
@@ -33,14 +34,7 @@ func openSockets(b *testing.B, n int) {
 		ln.Close()
 	})
 	for len(conns) < n {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
+		c, s := loopback.Connect(b, ln)
 		conns = append(conns, c, s)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/loopback"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sensor/uplink"
 )
@@ -147,20 +148,12 @@ func TestEBPFHelper(t *testing.T) {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					io.ReadFull(c, make([]byte, 100))
-					c.Write(make([]byte, 50))
-					io.Copy(io.Discard, c)
-					c.Close()
-				}()
-			}
-		}()
+		go loopback.Serve(ln, func(c net.Conn) {
+			io.ReadFull(c, make([]byte, 100))
+			c.Write(make([]byte, 50))
+			io.Copy(io.Discard, c)
+			c.Close()
+		})
 		// Open loop: each tick's connection runs on its own, so one slow
 		// connection does not hold back the next (a closed loop of serial
 		// connections fell short of the rate on a loaded machine).
@@ -220,31 +213,23 @@ func TestEBPFShortConnectionsBetweenPolls(t *testing.T) {
 	}
 	defer ln.Close()
 	srvPort := uint16(ln.Addr().(*net.TCPAddr).Port)
-	go func() {
-		for {
-			c, err := ln.Accept()
+	go loopback.Serve(ln, func(c net.Conn) {
+		// Read what the client sends until it half-closes... it does
+		// not: it reads our 50 bytes, then closes.
+		buf := make([]byte, 4096)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		total := 0
+		for total < 100 {
+			n, err := c.Read(buf)
+			total += n
 			if err != nil {
-				return
+				break
 			}
-			// Read what the client sends until it half-closes... it does
-			// not: it reads our 50 bytes, then closes.
-			go func() {
-				buf := make([]byte, 4096)
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				total := 0
-				for total < 100 {
-					n, err := c.Read(buf)
-					total += n
-					if err != nil {
-						break
-					}
-				}
-				c.Write(make([]byte, 50))
-				io.Copy(io.Discard, c) // until the client's FIN
-				c.Close()
-			}()
 		}
-	}()
+		c.Write(make([]byte, 50))
+		io.Copy(io.Discard, c) // until the client's FIN
+		c.Close()
+	})
 	first := beat(t, s)
 	if got := first.Sensor.Capabilities["ebpf"]; got != "active" {
 		t.Fatalf("ebpf capability %q, want active", got)
@@ -504,15 +489,7 @@ func TestEBPFResolutionJoinsLookupToConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go loopback.Serve(ln, func(c net.Conn) { c.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
 	beat(t, s)
 	pid, res := helper(t, "resolve", "GODEBUG=netdns=cgo", "NETVIEW_PORT="+strconv.Itoa(port))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/loopback"
 	"github.com/netview/netview/sensor/diag"
 	"github.com/netview/netview/sensor/flows"
 	"github.com/netview/netview/sensor/procnet"
@@ -65,14 +66,7 @@ func pair(t *testing.T) (ln net.Listener, client, server *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := loopback.Connect(t, ln)
 	return ln, c.(*net.TCPConn), s.(*net.TCPConn)
 }
 

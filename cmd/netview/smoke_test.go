@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	nvloopback "github.com/netview/netview/internal/loopback" // parts.go has a func loopback
 )
 
 // The helper is this test binary re-run (under another name) with this
@@ -45,15 +47,7 @@ func helperMain() {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	go nvloopback.Serve(ln, func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
 	kept, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		fmt.Println("ERROR", err)

@@ -9,65 +9,49 @@ import (
 	"testing"
 )
 
-// recordFields is every member of bpf/records.h that records.go reads: where
-// the decoding reads it and how many bytes (Uint16 reads 2, an address 16).
-var recordFields = []struct {
-	rec, member string
-	off, size   int
-}{
-	{"flow_rec", "type", recTypeAt, 1},
-	{"flow_rec", "family", flowRecFamily, 1},
-	{"flow_rec", "oldstate", flowRecOldState, 1},
-	{"flow_rec", "flags", flowRecFlags, 1},
-	{"flow_rec", "sport", flowRecSport, 2},
-	{"flow_rec", "dport", flowRecDport, 2},
-	{"flow_rec", "pid", flowRecPID, 4},
-	{"flow_rec", "uid", flowRecUID, 4},
-	{"flow_rec", "ts", flowRecTS, 8},
-	{"flow_rec", "start", flowRecStart, 8},
-	{"flow_rec", "sk", flowRecSk, 8},
-	{"flow_rec", "acked", flowRecAcked, 8},
-	{"flow_rec", "received", flowRecReceived, 8},
-	{"flow_rec", "pstart", flowRecPStart, 8},
-	{"flow_rec", "saddr", flowRecSaddr, addrLen},
-	{"flow_rec", "daddr", flowRecDaddr, addrLen},
-	{"flow_rec", "comm", flowRecComm, commLen},
-
-	{"dns_rec", "type", recTypeAt, 1},
-	{"dns_rec", "family", dnsRecFamily, 1},
-	{"dns_rec", "proto", dnsRecProto, 1},
-	{"dns_rec", "sport", dnsRecSport, 2},
-	{"dns_rec", "dport", dnsRecDport, 2},
-	{"dns_rec", "pid", dnsRecPID, 4},
-	{"dns_rec", "uid", dnsRecUID, 4},
-	{"dns_rec", "ts", dnsRecTS, 8},
-	{"dns_rec", "pstart", dnsRecPStart, 8},
-	{"dns_rec", "saddr", dnsRecSaddr, addrLen},
-	{"dns_rec", "daddr", dnsRecDaddr, addrLen},
-	{"dns_rec", "comm", dnsRecComm, commLen},
-	{"dns_rec", "len", dnsRecLen, 4},
-	{"dns_rec", "size", dnsRecSendSize, 4},
-	{"dns_rec", "data", dnsRecData, dnsCap},
-
-	{"lookup_rec", "type", recTypeAt, 1},
-	{"lookup_rec", "naddr", lookupRecNaddr, 1},
-	{"lookup_rec", "ret", lookupRecRet, 4},
-	{"lookup_rec", "pid", lookupRecPID, 4},
-	{"lookup_rec", "uid", lookupRecUID, 4},
-	{"lookup_rec", "ts", lookupRecTS, 8},
-	{"lookup_rec", "start", lookupRecStart, 8},
-	{"lookup_rec", "pstart", lookupRecPStart, 8},
-	{"lookup_rec", "comm", lookupRecComm, commLen},
-	{"lookup_rec", "name", lookupRecName, nameCap},
-	{"lookup_rec", "fam", lookupRecFam, maxAddrs},
-	{"lookup_rec", "addrs", lookupRecAddrs, maxAddrs * addrLen},
+// member is one field of a bpf/records.h struct that records.go reads:
+// where the decoding reads it and how many bytes (Uint16 reads 2, an
+// address 16).
+type member struct {
+	name      string
+	off, size int
 }
 
-// recordSizes are what the decoding takes as each struct's sizeof.
-var recordSizes = map[string]int{
-	"flow_rec":   flowRecSize,
-	"dns_rec":    dnsRecData + dnsCap,
-	"lookup_rec": lookupRecSize,
+// records are the bpf/records.h structs records.go decodes, each with the
+// sizeof the decoding takes and every member it reads, one line per C
+// type in the order the header declares them.
+var records = []struct {
+	name    string
+	size    int
+	members []member
+}{
+	{"flow_rec", flowRecSize, []member{
+		{"type", recTypeAt, 1}, {"family", flowRecFamily, 1}, {"oldstate", flowRecOldState, 1}, {"flags", flowRecFlags, 1},
+		{"sport", flowRecSport, 2}, {"dport", flowRecDport, 2},
+		{"pid", flowRecPID, 4}, {"uid", flowRecUID, 4},
+		{"ts", flowRecTS, 8}, {"start", flowRecStart, 8}, {"sk", flowRecSk, 8}, {"acked", flowRecAcked, 8}, {"received", flowRecReceived, 8}, {"pstart", flowRecPStart, 8},
+		{"saddr", flowRecSaddr, addrLen}, {"daddr", flowRecDaddr, addrLen},
+		{"comm", flowRecComm, commLen},
+	}},
+	{"dns_rec", dnsRecData + dnsCap, []member{
+		{"type", recTypeAt, 1}, {"family", dnsRecFamily, 1}, {"proto", dnsRecProto, 1},
+		{"sport", dnsRecSport, 2}, {"dport", dnsRecDport, 2},
+		{"pid", dnsRecPID, 4}, {"uid", dnsRecUID, 4},
+		{"ts", dnsRecTS, 8}, {"pstart", dnsRecPStart, 8},
+		{"saddr", dnsRecSaddr, addrLen}, {"daddr", dnsRecDaddr, addrLen},
+		{"comm", dnsRecComm, commLen},
+		{"len", dnsRecLen, 4}, {"size", dnsRecSendSize, 4},
+		{"data", dnsRecData, dnsCap},
+	}},
+	{"lookup_rec", lookupRecSize, []member{
+		{"type", recTypeAt, 1}, {"naddr", lookupRecNaddr, 1},
+		{"ret", lookupRecRet, 4},
+		{"pid", lookupRecPID, 4}, {"uid", lookupRecUID, 4},
+		{"ts", lookupRecTS, 8}, {"start", lookupRecStart, 8}, {"pstart", lookupRecPStart, 8},
+		{"comm", lookupRecComm, commLen}, {"name", lookupRecName, nameCap},
+		{"fam", lookupRecFam, maxAddrs},
+		{"addrs", lookupRecAddrs, maxAddrs * addrLen},
+	}},
 }
 
 // recordMacros are the constants the records' readers and writers share.
@@ -105,11 +89,11 @@ typedef __s32 s32;
 int main(void)
 {
 `)
-	for _, f := range recordFields {
-		fmt.Fprintf(&src, "\tprintf(\"%[1]s.%[2]s %%zu %%zu\\n\", offsetof(struct %[1]s, %[2]s), sizeof(((struct %[1]s *)0)->%[2]s));\n", f.rec, f.member)
-	}
-	for rec := range recordSizes {
-		fmt.Fprintf(&src, "\tprintf(\"sizeof(%[1]s) %%zu\\n\", sizeof(struct %[1]s));\n", rec)
+	for _, rec := range records {
+		for _, f := range rec.members {
+			fmt.Fprintf(&src, "\tprintf(\"%[1]s.%[2]s %%zu %%zu\\n\", offsetof(struct %[1]s, %[2]s), sizeof(((struct %[1]s *)0)->%[2]s));\n", rec.name, f.name)
+		}
+		fmt.Fprintf(&src, "\tprintf(\"sizeof(%[1]s) %%zu\\n\", sizeof(struct %[1]s));\n", rec.name)
 	}
 	for m := range recordMacros {
 		fmt.Fprintf(&src, "\tprintf(\"%[1]s %%lld\\n\", (long long)(%[1]s));\n", m)
@@ -134,18 +118,18 @@ int main(void)
 		got[k] = v
 	}
 
-	for _, f := range recordFields {
-		var off, size int
-		if _, err := fmt.Sscan(got[f.rec+"."+f.member], &off, &size); err != nil {
-			t.Fatalf("%s.%s: no layout in the program's output %q", f.rec, f.member, out)
+	for _, rec := range records {
+		for _, f := range rec.members {
+			var off, size int
+			if _, err := fmt.Sscan(got[rec.name+"."+f.name], &off, &size); err != nil {
+				t.Fatalf("%s.%s: no layout in the program's output %q", rec.name, f.name, out)
+			}
+			if off != f.off || size != f.size {
+				t.Errorf("struct %s member %s: C has offset %d, %d bytes; records.go reads offset %d, %d bytes", rec.name, f.name, off, size, f.off, f.size)
+			}
 		}
-		if off != f.off || size != f.size {
-			t.Errorf("struct %s member %s: C has offset %d, %d bytes; records.go reads offset %d, %d bytes", f.rec, f.member, off, size, f.off, f.size)
-		}
-	}
-	for rec, want := range recordSizes {
-		if g := got["sizeof("+rec+")"]; g != fmt.Sprint(want) {
-			t.Errorf("sizeof(struct %s) is %s in C; records.go takes %d", rec, g, want)
+		if g := got["sizeof("+rec.name+")"]; g != fmt.Sprint(rec.size) {
+			t.Errorf("sizeof(struct %s) is %s in C; records.go takes %d", rec.name, g, rec.size)
 		}
 	}
 	for m, want := range recordMacros {

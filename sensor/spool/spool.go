@@ -453,27 +453,31 @@ func (s *Spool) Oldest() (seq uint64, body []byte, ok bool, err error) {
 // Remove forgets entry seq once ingest has acknowledged it. Removing a seq
 // that is not spooled (the cap dropped it meanwhile) is not an error.
 func (s *Spool) Remove(seq uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lock == nil {
-		return ErrClosed
-	}
-	i, ok := s.find(seq)
-	if !ok {
+	return s.forget(seq, func() error {
+		// No directory fsync: if a crash brings the file back, the heartbeat
+		// is sent again, which ingest takes as a harmless retry.
+		if err := os.Remove(s.path(seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("spool: remove seq %d: %w", seq, err)
+		}
 		return nil
-	}
-	// No directory fsync: if a crash brings the file back, the heartbeat
-	// is sent again, which ingest takes as a harmless retry.
-	if err := os.Remove(s.path(seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("spool: remove seq %d: %w", seq, err)
-	}
-	s.removeAt(i)
-	return nil
+	})
 }
 
 // Reject moves entry seq to rejected/ with the reason beside it (as
 // <seq>.txt) and counts it in Dropped.Rejected. It is never sent again.
 func (s *Spool) Reject(seq uint64, reason string) error {
+	return s.forget(seq, func() error {
+		if err := s.setAside(seq, reason, func(d *Dropped) { d.Rejected++ }); err != nil {
+			return fmt.Errorf("spool: reject seq %d: %w", seq, err)
+		}
+		return nil
+	})
+}
+
+// forget runs drop, under the lock, on entry seq's file and then forgets
+// the entry; the entry stays when drop fails. A seq that is not spooled
+// (the cap dropped it meanwhile) is not an error and drop is not run.
+func (s *Spool) forget(seq uint64, drop func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lock == nil {
@@ -483,8 +487,8 @@ func (s *Spool) Reject(seq uint64, reason string) error {
 	if !ok {
 		return nil
 	}
-	if err := s.setAside(seq, reason, func(d *Dropped) { d.Rejected++ }); err != nil {
-		return fmt.Errorf("spool: reject seq %d: %w", seq, err)
+	if err := drop(); err != nil {
+		return err
 	}
 	s.removeAt(i)
 	return nil

@@ -93,6 +93,19 @@ func put(t *testing.T, s *Spool, h *heartbeat.Heartbeat) {
 	}
 }
 
+// filled opens a spool without a cap in a new folder and puts n heartbeats
+// of generator seed into it, seqs 1 to n.
+func filled(t *testing.T, seed uint64, n int) (string, *Spool) {
+	t.Helper()
+	dir := t.TempDir()
+	s := openSpool(t, dir, 1<<30)
+	g := heartbeat.NewGenerator(seed, shape)
+	for range n {
+		put(t, s, g.Next(t0))
+	}
+	return dir, s
+}
+
 // drain takes every entry oldest first and returns the seqs.
 func drain(t *testing.T, s *Spool) []uint64 {
 	t.Helper()
@@ -364,12 +377,7 @@ func TestNewestIsKeptEvenOverTheCap(t *testing.T) {
 }
 
 func TestRejectMovesAside(t *testing.T) {
-	dir := t.TempDir()
-	s := openSpool(t, dir, 1<<30)
-	g := heartbeat.NewGenerator(5, shape)
-	for range 3 {
-		put(t, s, g.Next(t0))
-	}
+	dir, s := filled(t, 5, 3)
 	if err := s.Reject(1, "400: tcp_connections[3].remote_address: not an IP address"); err != nil {
 		t.Fatal(err)
 	}
@@ -390,12 +398,7 @@ func TestRejectMovesAside(t *testing.T) {
 // An action cut short by a crash (its counts saved, the file not yet
 // changed) is finished by Open without counting it twice.
 func TestOpenFinishesInterruptedActions(t *testing.T) {
-	dir := t.TempDir()
-	s := openSpool(t, dir, 1<<30)
-	g := heartbeat.NewGenerator(6, shape)
-	for range 4 {
-		put(t, s, g.Next(t0))
-	}
+	dir, s := filled(t, 6, 4)
 	s.Close()
 	for _, st := range []state{
 		{Dropped: Dropped{Heartbeats: 1, EventRows: 7}, Doing: doDrop, Seq: 1},

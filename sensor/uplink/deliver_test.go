@@ -83,6 +83,17 @@ func (in *ingest) requests() []request {
 	return slices.Clone(in.reqs)
 }
 
+// sent returns how often seq was posted, whatever the answer.
+func (in *ingest) sent(seq uint64) int {
+	n := 0
+	for _, r := range in.requests() {
+		if r.seq == seq {
+			n++
+		}
+	}
+	return n
+}
+
 // acked returns how often each seq was answered 200.
 func (in *ingest) acked() map[uint64]int {
 	m := map[uint64]int{}
@@ -109,6 +120,16 @@ func (in *ingest) checkOrder(t *testing.T) {
 			t.Fatalf("request %d: seq %d after seq %d answered %d", i, cur.seq, prev.seq, prev.status)
 		}
 	}
+}
+
+// serveIngest starts an ingest answering what decide says and returns it
+// with the URL to post to; the server closes when the test ends.
+func serveIngest(t *testing.T, decide func(i int, h *heartbeat.Heartbeat) (int, string)) (*ingest, string) {
+	t.Helper()
+	in := &ingest{t: t, decide: decide}
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+	return in, srv.URL
 }
 
 func openSpool(t *testing.T, dir string) *spool.Spool {
@@ -225,18 +246,16 @@ func wantAckedOnce(t *testing.T, in *ingest, seqs []uint64) {
 // the spooled heartbeats, and those put meanwhile, arrive once each in
 // seq order, and the sender waited out Retry-After.
 func TestDeliversInOrderAfter503(t *testing.T) {
-	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
+	in, url := serveIngest(t, func(i int, h *heartbeat.Heartbeat) (int, string) {
 		if i < 2 {
 			return http.StatusServiceUnavailable, "1"
 		}
 		return http.StatusOK, ""
-	}}
-	srv := httptest.NewServer(in)
-	defer srv.Close()
+	})
 	s := openSpool(t, t.TempDir())
 	g := heartbeat.NewGenerator(10, small)
 	fill(t, s, g, 10)
-	d, stop := run(t, s, fastClient(srv.URL))
+	d, stop := run(t, s, fastClient(url))
 	time.Sleep(100 * time.Millisecond)
 	fill(t, s, g, 5) // the sensor keeps going during the outage
 	waitFor(t, "15 acknowledgements", func() bool { return len(in.acked()) == 15 })
@@ -306,7 +325,7 @@ func TestDeliversAfterConnectionRefused(t *testing.T) {
 // A 400 sets the heartbeat aside and the next one goes; 401 is retried
 // after the auth backoff.
 func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
-	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
+	in, url := serveIngest(t, func(i int, h *heartbeat.Heartbeat) (int, string) {
 		switch {
 		case i < 2:
 			return http.StatusUnauthorized, ""
@@ -314,13 +333,11 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 			return http.StatusBadRequest, ""
 		}
 		return http.StatusOK, ""
-	}}
-	srv := httptest.NewServer(in)
-	defer srv.Close()
+	})
 	dir := t.TempDir()
 	s := openSpool(t, dir)
 	fill(t, s, heartbeat.NewGenerator(12, small), 5)
-	c := fastClient(srv.URL)
+	c := fastClient(url)
 	d, stop := run(t, s, c)
 	waitFor(t, "4 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 4 && st.Rejected == 1 })
 	stop()
@@ -335,14 +352,8 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 			t.Errorf("retry after 401 came after %v, want at least %v", gap, c.AuthBackoff)
 		}
 	}
-	sent3 := 0
-	for _, r := range reqs {
-		if r.seq == 3 {
-			sent3++
-		}
-	}
-	if sent3 != 1 {
-		t.Errorf("rejected seq 3 sent %d times", sent3)
+	if n := in.sent(3); n != 1 {
+		t.Errorf("rejected seq 3 sent %d times", n)
 	}
 	reason, err := os.ReadFile(rejected(dir, 3, ".txt"))
 	if err != nil || !strings.Contains(string(reason), "status 400 for seq 3") {
@@ -363,29 +374,21 @@ func TestRejectedIsSetAsideAndUnauthorizedRetried(t *testing.T) {
 // stored) sets the heartbeat aside like a 400: it is sent once, not retried
 // forever, and the next one goes.
 func TestRefusedByStorageIsSetAside(t *testing.T) {
-	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
+	in, url := serveIngest(t, func(i int, h *heartbeat.Heartbeat) (int, string) {
 		if h.Seq == 2 {
 			return http.StatusUnprocessableEntity, ""
 		}
 		return http.StatusOK, ""
-	}}
-	srv := httptest.NewServer(in)
-	defer srv.Close()
+	})
 	dir := t.TempDir()
 	s := openSpool(t, dir)
 	fill(t, s, heartbeat.NewGenerator(15, small), 4)
-	d, stop := run(t, s, fastClient(srv.URL))
+	d, stop := run(t, s, fastClient(url))
 	waitFor(t, "3 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 3 && st.Rejected == 1 })
 	stop()
 	wantAckedOnce(t, in, []uint64{1, 3, 4})
-	sent2 := 0
-	for _, r := range in.requests() {
-		if r.seq == 2 {
-			sent2++
-		}
-	}
-	if sent2 != 1 {
-		t.Errorf("refused seq 2 sent %d times", sent2)
+	if n := in.sent(2); n != 1 {
+		t.Errorf("refused seq 2 sent %d times", n)
 	}
 	if _, err := os.Stat(rejected(dir, 2, ".hb")); err != nil {
 		t.Errorf("refused heartbeat not set aside: %v", err)
@@ -395,17 +398,15 @@ func TestRefusedByStorageIsSetAside(t *testing.T) {
 // A 413 first costs the heartbeat its snapshot sections; only if it is
 // still too large is it set aside.
 func TestTooLargeIsSentWithoutSnapshotsFirst(t *testing.T) {
-	in := &ingest{t: t, decide: func(i int, h *heartbeat.Heartbeat) (int, string) {
+	in, url := serveIngest(t, func(i int, h *heartbeat.Heartbeat) (int, string) {
 		if h.SnapshotRows() > 0 || h.Seq == 2 {
 			return http.StatusRequestEntityTooLarge, ""
 		}
 		return http.StatusOK, ""
-	}}
-	srv := httptest.NewServer(in)
-	defer srv.Close()
+	})
 	s := openSpool(t, t.TempDir())
 	fill(t, s, heartbeat.NewGenerator(13, small), 3)
-	d, stop := run(t, s, fastClient(srv.URL))
+	d, stop := run(t, s, fastClient(url))
 	waitFor(t, "2 deliveries and a rejection", func() bool { st := d.Stats(); return st.Sent == 2 && st.Rejected == 1 })
 	stop()
 

@@ -66,6 +66,17 @@ func newRig(t *testing.T, n *ingesttest.Node, tc tlsconf.Client) *sensorRig {
 	return r
 }
 
+// delivered starts a keyed node without TLS and a rig that has spooled k
+// heartbeats and delivered them to it.
+func delivered(t *testing.T, k int) (*ingesttest.Node, *sensorRig) {
+	t.Helper()
+	n := keyedNode(t, nil)
+	r := newRig(t, n, tlsconf.Client{})
+	r.put(t, k)
+	r.deliver(t, 20*time.Second)
+	return n, r
+}
+
 // put spools k heartbeats.
 func (r *sensorRig) put(t *testing.T, k int) {
 	t.Helper()
@@ -95,6 +106,23 @@ func (r *sensorRig) deliver(t *testing.T, d time.Duration) *Sender {
 	return s
 }
 
+// revoke revokes the key the rig holds now, by who, letting it
+// enroll again when reenroll is set, and waits until the node has seen it.
+// It returns the key's id.
+func (r *sensorRig) revoke(t *testing.T, n *ingesttest.Node, by string, reenroll bool) string {
+	t.Helper()
+	key, err := r.client.Keys.Key(context.Background(), r.client.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, id, _ := creds.Parse(key)
+	if _, err := creds.NewStore(n.Store, time.Minute).Revoke(context.Background(), id, by, reenroll); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // the node's copy is at most 100 ms old
+	return id
+}
+
 // stored counts the sensor's heartbeats in storage, each seq once.
 func inStorage(t *testing.T, st store.Store, id uuid.UUID) (rows, distinct uint64) {
 	t.Helper()
@@ -106,10 +134,7 @@ func inStorage(t *testing.T, st store.Store, id uuid.UUID) (rows, distinct uint6
 // A sensor with an enrollment secret enrolls once, keeps its key in its
 // state folder (0600), and a restart reuses it.
 func TestEnrollOnceAndKeepTheKey(t *testing.T) {
-	n := keyedNode(t, nil)
-	r := newRig(t, n, tlsconf.Client{})
-	r.put(t, 3)
-	r.deliver(t, 20*time.Second)
+	n, r := delivered(t, 3)
 	if rows, _ := inStorage(t, n.Store, r.id); rows != 3 || r.spool.Len() != 0 {
 		t.Fatalf("stored %d heartbeats, %d left in the spool; want 3 and 0", rows, r.spool.Len())
 	}
@@ -136,19 +161,8 @@ func TestEnrollOnceAndKeepTheKey(t *testing.T) {
 // A revoked key (leave to re-enroll) gets 401 revoked; the sensor enrolls
 // again and delivers its whole spool, nothing lost or doubled.
 func TestRevokedKeyReenrollsAndDeliversTheSpool(t *testing.T) {
-	n := keyedNode(t, nil)
-	r := newRig(t, n, tlsconf.Client{})
-	r.put(t, 5)
-	r.deliver(t, 20*time.Second)
-	key, err := r.client.Keys.Key(context.Background(), r.client.client())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, id, _ := creds.Parse(key)
-	if _, err := creds.NewStore(n.Store, time.Minute).Revoke(context.Background(), id, "test", true); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(150 * time.Millisecond) // the node's copy is at most 100 ms old
+	n, r := delivered(t, 5)
+	id := r.revoke(t, n, "test", true)
 	r.put(t, 20)
 	s := r.deliver(t, 30*time.Second)
 	rows, distinct := inStorage(t, n.Store, r.id)
@@ -165,16 +179,8 @@ func TestRevokedKeyReenrollsAndDeliversTheSpool(t *testing.T) {
 // A sensor shut out (revoked without leave) keeps its spool: every
 // heartbeat stays, none is rejected, and the error says it is blocked.
 func TestBlockedSensorKeepsItsSpool(t *testing.T) {
-	n := keyedNode(t, nil)
-	r := newRig(t, n, tlsconf.Client{})
-	r.put(t, 1)
-	r.deliver(t, 20*time.Second)
-	key, _ := r.client.Keys.Key(context.Background(), r.client.client())
-	_, id, _ := creds.Parse(key)
-	if _, err := creds.NewStore(n.Store, time.Minute).Revoke(context.Background(), id, "admin", false); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(150 * time.Millisecond)
+	n, r := delivered(t, 1)
+	id := r.revoke(t, n, "admin", false)
 	r.put(t, 10)
 	s := r.deliver(t, 2*time.Second)
 	st := s.Stats()
@@ -200,10 +206,7 @@ func TestBlockedSensorKeepsItsSpool(t *testing.T) {
 // Heartbeats spooled before a key rotation are delivered after it, with the
 // new key; the old key is refused from then on.
 func TestRotationKeepsTheSpool(t *testing.T) {
-	n := keyedNode(t, nil)
-	r := newRig(t, n, tlsconf.Client{})
-	r.put(t, 1)
-	r.deliver(t, 20*time.Second)
+	n, r := delivered(t, 1)
 	old, _ := r.client.Keys.Key(context.Background(), r.client.client())
 	r.put(t, 4)
 	if err := r.client.Keys.Rotate(context.Background(), r.client.client()); err != nil {
