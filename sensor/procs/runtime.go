@@ -60,15 +60,22 @@ func dockerMeta(root, id string) Meta {
 // (k8s.io, moby, default, ...); the CRI plugin's annotations name the
 // container, image and pod.
 func containerdMeta(root, id string) Meta {
-	dirs, _ := filepath.Glob(filepath.Join(root, "run/containerd/io.containerd.runtime.v2.task/*", id, "config.json"))
-	for _, p := range dirs {
+	return annotated(filepath.Join(root, "run/containerd/io.containerd.runtime.v2.task/*", id, "config.json"),
+		Meta{Name: "io.kubernetes.cri.container-name", Image: "io.kubernetes.cri.image-name",
+			Pod: "io.kubernetes.cri.sandbox-name", PodNamespace: "io.kubernetes.cri.sandbox-namespace"})
+}
+
+// annotated reads the first readable OCI config.json matching glob and
+// returns the values of its annotations that keys names, field by field.
+func annotated(glob string, keys Meta) Meta {
+	paths, _ := filepath.Glob(glob)
+	for _, p := range paths {
 		var c struct{ Annotations map[string]string }
 		if !readJSON(p, &c) {
 			continue
 		}
 		a := c.Annotations
-		return Meta{Name: a["io.kubernetes.cri.container-name"], Image: a["io.kubernetes.cri.image-name"],
-			Pod: a["io.kubernetes.cri.sandbox-name"], PodNamespace: a["io.kubernetes.cri.sandbox-namespace"]}
+		return Meta{Name: a[keys.Name], Image: a[keys.Image], Pod: a[keys.Pod], PodNamespace: a[keys.PodNamespace]}
 	}
 	return Meta{}
 }
@@ -129,17 +136,9 @@ func podmanMeta(root, id string) Meta {
 // directory). CRI-O copies the container's Kubernetes labels into its
 // annotations, and names the image in its own io.kubernetes.cri-o.ImageName.
 func crioMeta(root, id string) Meta {
-	paths, _ := filepath.Glob(filepath.Join(root, "var/lib/containers/storage/*-containers", id, "userdata/config.json"))
-	for _, p := range paths {
-		var c struct{ Annotations map[string]string }
-		if !readJSON(p, &c) {
-			continue
-		}
-		a := c.Annotations
-		return Meta{Name: a["io.kubernetes.container.name"], Image: a["io.kubernetes.cri-o.ImageName"],
-			Pod: a["io.kubernetes.pod.name"], PodNamespace: a["io.kubernetes.pod.namespace"]}
-	}
-	return Meta{}
+	return annotated(filepath.Join(root, "var/lib/containers/storage/*-containers", id, "userdata/config.json"),
+		Meta{Name: "io.kubernetes.container.name", Image: "io.kubernetes.cri-o.ImageName",
+			Pod: "io.kubernetes.pod.name", PodNamespace: "io.kubernetes.pod.namespace"})
 }
 
 // ContainerMeta reads what runtime's state files under root ("/" on a
