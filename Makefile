@@ -18,6 +18,9 @@ NODE_MODULES := $(CURDIR)/$(NODE_DIR)/node_modules
 NODE_PKGS    := playwright-core@1.64.1 yaml@2.9.1 kubernetes-models@5.1.0
 CHROMIUM     := /usr/bin/chromium
 NGINX        := /usr/sbin/nginx
+PODMAN       := /usr/bin/podman
+RUNC         := /usr/bin/runc
+BUSYBOX      := /bin/busybox
 export NETVIEW_NODE_MODULES := $(NODE_MODULES)
 
 .PHONY: all deps test-deps build test run bench fuzz generate cluster-ddl clean
@@ -37,7 +40,7 @@ $(LIBCHDB):
 	rm -rf $(CHDB_DIR)/tmp
 
 # The stamp holds the package list, so changing a version reinstalls.
-test-deps: $(CHROMIUM) $(NGINX)
+test-deps: $(CHROMIUM) $(NGINX) $(PODMAN) $(RUNC) $(BUSYBOX)
 	@test "$$(cat $(NODE_DIR)/.installed 2>/dev/null)" = "$(NODE_PKGS)" || { \
 		npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --silent $(NODE_PKGS) && \
 		echo "$(NODE_PKGS)" > $(NODE_DIR)/.installed; }
@@ -49,14 +52,24 @@ $(CHROMIUM) $(NGINX):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium nginx-light >/dev/null
 
+# Podman with runc (crun refuses hybrid cgroup hosts) and a static busybox:
+# the sensor's container tests run real containers from a busybox folder,
+# since no image can be pulled. One recipe (&:) makes all three: apt-get
+# is run once, not once per missing file.
+$(PODMAN) $(RUNC) $(BUSYBOX) &:
+	@command -v apt-get >/dev/null || { echo "$@ is needed by the tests (Debian packages podman, runc, busybox-static)"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc busybox-static >/dev/null
+
 build:
 	$(GO) build -o bin/ ./cmd/netview-ingest ./cmd/netview-sensor ./cmd/netview-query ./cmd/netview
 
-# NETVIEW_REQUIRE_BROWSER and NETVIEW_REQUIRE_NGINX turn the skips of tests
-# that need Chromium or nginx into failures: here both were installed.
+# NETVIEW_REQUIRE_BROWSER, NETVIEW_REQUIRE_NGINX and NETVIEW_REQUIRE_CONTAINERS
+# turn the skips of tests that need Chromium, nginx or Podman into failures:
+# test-deps installed all three, so a skip here would hide a broken setup.
 test: deps test-deps
 	$(GO) vet ./...
-	NETVIEW_REQUIRE_BROWSER=1 NETVIEW_REQUIRE_NGINX=1 $(GO) test -count=1 -timeout 30m ./...
+	NETVIEW_REQUIRE_BROWSER=1 NETVIEW_REQUIRE_NGINX=1 NETVIEW_REQUIRE_CONTAINERS=1 $(GO) test -count=1 -timeout 30m ./...
 
 # All of Netview for this host in one process on $(DATA): ingest, the query
 # service with the Console, and a sensor. It prints the Console URL (and on

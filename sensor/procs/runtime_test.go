@@ -3,6 +3,7 @@ package procs
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,77 @@ func TestContainerdMeta(t *testing.T) {
 	}
 	if m := containerdMeta(root, "missing"); m != (Meta{}) {
 		t.Fatalf("missing: got %+v", m)
+	}
+}
+
+// writeFile makes path's directories and writes body there.
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Podman's names come from containers/storage's containers.json, in the
+// form Podman 4.3 wrote it on a test machine: the name given with --name,
+// the image's name from the metadata string (empty for a --rootfs
+// container), else the image's id. Rootless stores under a home count too.
+func TestPodmanMeta(t *testing.T) {
+	root := t.TempDir()
+	a, b, c := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
+	img := strings.Repeat("e", 64)
+	writeFile(t, filepath.Join(root, "var/lib/containers/storage/overlay-containers/containers.json"), `[
+ {"id":"`+a+`","names":["web"],"image":"`+img+`","layer":"f5","metadata":"{\"image-name\":\"docker.io/library/nginx:1\",\"image-id\":\"`+img+`\",\"name\":\"web\",\"created-at\":1796634810}"},
+ {"id":"`+b+`","names":["h5probe"],"image":"","metadata":"{\"image-name\":\"\",\"image-id\":\"\",\"name\":\"h5probe\"}"},
+ {"id":"`+c+`","names":["noname-meta"],"image":"`+img+`","metadata":"{garbled"}]`)
+	for id, want := range map[string]Meta{
+		a: {Name: "web", Image: "docker.io/library/nginx:1"},
+		b: {Name: "h5probe"},
+		c: {Name: "noname-meta", Image: img},
+	} {
+		if m := ContainerMeta(root, "podman", id); m != want {
+			t.Errorf("%.8s: got %+v, want %+v", id, m, want)
+		}
+	}
+	if m := ContainerMeta(root, "podman", strings.Repeat("d", 64)); m != (Meta{}) {
+		t.Errorf("unknown id: got %+v", m)
+	}
+	d := strings.Repeat("d", 64)
+	writeFile(t, filepath.Join(root, "home/ann/.local/share/containers/storage/overlay-containers/containers.json"),
+		`[{"id":"`+d+`","names":["mine"],"image":"","metadata":""}]`)
+	if m := ContainerMeta(root, "podman", d); m != (Meta{Name: "mine"}) {
+		t.Errorf("rootless: got %+v", m)
+	}
+	// Over the cap the file is not read at all.
+	big := `[{"id":"` + a + `","names":["web"],"metadata":"` + strings.Repeat(" ", maxStateFile) + `"}]`
+	writeFile(t, filepath.Join(root, "var/lib/containers/storage/overlay-containers/containers.json"), big)
+	if m := ContainerMeta(root, "podman", a); m != (Meta{}) {
+		t.Errorf("oversized containers.json: got %+v", m)
+	}
+}
+
+// CRI-O's names come from the annotations of the container's config.json
+// in containers/storage: the Kubernetes labels it copies there and its own
+// image name.
+func TestCrioMeta(t *testing.T) {
+	root := t.TempDir()
+	id := strings.Repeat("9", 64)
+	writeFile(t, filepath.Join(root, "var/lib/containers/storage/overlay-containers", id, "userdata/config.json"), `{"ociVersion":"1.0.2","annotations":{
+ "io.container.manager":"cri-o","io.kubernetes.container.name":"coredns","io.kubernetes.pod.name":"coredns-5d78c9869d-x7kq2",
+ "io.kubernetes.pod.namespace":"kube-system","io.kubernetes.cri-o.ImageName":"registry.k8s.io/coredns/coredns:v1.10.1",
+ "io.kubernetes.cri-o.ContainerName":"k8s_coredns_coredns-5d78c9869d-x7kq2_kube-system_0"}}`)
+	want := Meta{Name: "coredns", Image: "registry.k8s.io/coredns/coredns:v1.10.1", Pod: "coredns-5d78c9869d-x7kq2", PodNamespace: "kube-system"}
+	if m := ContainerMeta(root, "cri-o", id); m != want {
+		t.Errorf("got %+v, want %+v", m, want)
+	}
+	if m := ContainerMeta(root, "cri-o", strings.Repeat("8", 64)); m != (Meta{}) {
+		t.Errorf("missing: got %+v", m)
+	}
+	writeFile(t, filepath.Join(root, "var/lib/containers/storage/overlay-containers", id, "userdata/config.json"), `{"annotations":`)
+	if m := ContainerMeta(root, "cri-o", id); m != (Meta{}) {
+		t.Errorf("garbled: got %+v", m)
 	}
 }
