@@ -284,22 +284,29 @@ type endpoint struct {
 	action string
 }
 
-// lists are the Network View's lists by name, the same under v1 and v2.
-var lists = map[string]*view{"connections": connectionsView, "listening": listeningView, "udp": udpView, "flows": flowsView}
-
 func (s *Server) route(path string) endpoint {
-	viewer := func(h handler) endpoint { return endpoint{h: h, method: "GET", role: creds.Viewer} }
-	if name, ok := strings.CutPrefix(path, "/api/v1/network/"); ok && lists[name] != nil {
-		return viewer(s.listV1(lists[name]))
-	}
-	if name, ok := strings.CutPrefix(path, "/api/v2/network/"); ok && lists[name] != nil {
-		return viewer(s.listV2(lists[name]))
-	}
+	view := func(h handler) endpoint { return endpoint{h: h, method: "GET", role: creds.Viewer} }
 	switch path {
+	case "/api/v1/network/connections":
+		return view(s.listV1(connectionsView))
+	case "/api/v1/network/listening":
+		return view(s.listV1(listeningView))
+	case "/api/v1/network/udp":
+		return view(s.listV1(udpView))
+	case "/api/v1/network/flows":
+		return view(s.listV1(flowsView))
 	case "/api/v1/network/summary":
-		return viewer(s.summary)
+		return view(s.summary)
 	case "/api/v1/events", "/api/v2/events":
-		return viewer(s.events)
+		return view(s.events)
+	case "/api/v2/network/connections":
+		return view(s.listV2(connectionsView))
+	case "/api/v2/network/listening":
+		return view(s.listV2(listeningView))
+	case "/api/v2/network/udp":
+		return view(s.listV2(udpView))
+	case "/api/v2/network/flows":
+		return view(s.listV2(flowsView))
 	case "/api/v1/sql":
 		if s.sql != nil {
 			return endpoint{h: s.analystSQL, method: "POST", role: creds.Analyst, action: actionSQL}

@@ -161,25 +161,12 @@ func (c *Config) withDefaults() (Config, []target, error) {
 	if d.Duration <= 0 {
 		return d, nil, errors.New("fleetsim: Duration must be positive")
 	}
-	if d.Interval == 0 {
-		d.Interval = 15 * time.Second
-	}
+	d.Interval = cmp.Or(d.Interval, 15*time.Second)
 	if d.Interval < time.Millisecond {
 		return d, nil, errors.New("fleetsim: Interval must be at least 1 ms")
 	}
-	switch {
-	case d.Jitter == 0:
-		d.Jitter = 0.1
-	case d.Jitter < 0:
-		d.Jitter = 0
-	case d.Jitter > 0.45:
-		d.Jitter = 0.45
-	}
-	if d.Drain == 0 {
-		d.Drain = 30 * time.Second
-	} else if d.Drain < 0 {
-		d.Drain = 0
-	}
+	d.Jitter = min(max(cmp.Or(d.Jitter, 0.1), 0), 0.45)
+	d.Drain = max(cmp.Or(d.Drain, 30*time.Second), 0)
 	if len(d.Targets) == 0 {
 		return d, nil, errors.New("fleetsim: no Targets")
 	}
@@ -190,20 +177,11 @@ func (c *Config) withDefaults() (Config, []target, error) {
 	default:
 		return d, nil, fmt.Errorf("fleetsim: Assign %q: want %q or %q", d.Assign, AssignSensor, AssignRoundRobin)
 	}
-	if d.Seed == 0 {
-		d.Seed = 1
-	}
+	d.Seed = cmp.Or(d.Seed, 1)
 	if d.StartSeq == 0 {
 		d.StartSeq = uint64(time.Now().UnixMilli())
 	}
-	switch {
-	case d.TelecomShare == 0:
-		d.TelecomShare = 0.05
-	case d.TelecomShare < 0:
-		d.TelecomShare = 0
-	case d.TelecomShare > 1:
-		d.TelecomShare = 1
-	}
+	d.TelecomShare = min(max(cmp.Or(d.TelecomShare, 0.05), 0), 1)
 	s, def := &d.Shape, DefaultShape
 	s.Conns = cmp.Or(s.Conns, def.Conns)
 	s.Listeners = cmp.Or(s.Listeners, def.Listeners)

@@ -34,22 +34,13 @@ func Parse(r io.Reader, proto Proto, ipv6 bool, dst []Socket) ([]Socket, error) 
 // without a look: its spelling has changed across kernels, the data has not.
 func parseTable(data []byte, file string, proto Proto, ipv6 bool, dst []Socket) ([]Socket, error) {
 	var perr *ParseError
-	for n := 1; len(data) > 0; n++ {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		if n == 1 || blank(line) {
-			continue
-		}
+	forLines(data, func(n int, line []byte) {
 		dst = append(dst, Socket{Proto: proto, IPv6: ipv6})
 		if bad := parseLine(line, ipv6, &dst[len(dst)-1]); bad.bad() {
 			dst = dst[:len(dst)-1]
 			perr = perr.add(file, n, bad)
 		}
-	}
+	})
 	return dst, perr.err()
 }
 
