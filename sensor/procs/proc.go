@@ -2,7 +2,6 @@ package procs
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"io/fs"
 	"strconv"
@@ -118,8 +117,7 @@ func (r *Resolver) readInfo(pid uint32, start uint64) (*procInfo, unix.Errno) {
 		in.p.Unit = Unit(cgs)
 		in.p.ContainerID, in.p.Runtime, in.p.PodUID = Container(cgs)
 		if in.p.ContainerID != "" {
-			m := ContainerMeta(cmp.Or(r.StateRoot, "/"), in.p.Runtime, in.p.ContainerID)
-			in.p.State = &m
+			in.p.State = r.meta(in.p.Runtime, in.p.ContainerID)
 		}
 	}
 	return in, 0

@@ -37,6 +37,7 @@ type Stats struct {
 	Unresolved int // wanted inodes left without an owner
 	Vanished   int // processes that exited or were replaced while being read: their sockets stay unattributed
 	CacheHits  int // inodes attributed from the cache, each checked by one fd link and its owner's start time
+	StateReads int // containers whose runtime state files were read: once a container, not once a process
 }
 
 // negativeRetry is how many calls an inode that a complete scan could not
@@ -88,6 +89,11 @@ type Resolver struct {
 	socks     map[uint64]sockEntry
 	procs     map[uint32]*procInfo
 	prev      []uint32 // pids of the latest enumeration, sorted
+	// metas holds what the runtimes' state files say of each container
+	// some cached process is in, read at its first process: a pod of
+	// fifty processes costs one read of them, not fifty. An entry goes
+	// with the container's last process.
+	metas map[metaKey]*metaEntry
 
 	// Scratch for one call, kept for its capacity.
 	rootfd     int
@@ -108,6 +114,27 @@ type Resolver struct {
 	// beforeRecheck, if set, runs just before a process's start time is
 	// read the second time: tests use it to make processes vanish or change.
 	beforeRecheck func(pid uint32)
+}
+
+type metaKey struct{ runtime, id string }
+
+type metaEntry struct {
+	m    Meta
+	seen uint32 // call that last found a process in the container
+}
+
+// meta returns the runtime's state for a container, read once while some
+// process of it is cached.
+func (r *Resolver) meta(runtime, id string) *Meta {
+	k := metaKey{runtime, id}
+	e := r.metas[k]
+	if e == nil {
+		e = &metaEntry{m: ContainerMeta(cmp.Or(r.StateRoot, "/"), runtime, id)}
+		r.metas[k] = e
+		r.st.StateReads++
+	}
+	e.seen = r.gen
+	return &e.m
 }
 
 type sockState uint8
@@ -147,6 +174,7 @@ func NewResolver(procRoot string) *Resolver {
 		root:  append([]byte(procRoot), 0),
 		socks: make(map[uint64]sockEntry),
 		procs: make(map[uint32]*procInfo),
+		metas: make(map[metaKey]*metaEntry),
 		path:  make([]byte, 0, 64),
 		link:  make([]byte, unix.PathMax),
 		file:  make([]byte, 4096),
@@ -239,6 +267,13 @@ func (r *Resolver) scan() {
 		for pid, in := range r.procs {
 			if _, ok := slices.BinarySearch(r.prev, pid); !ok || in == nil {
 				delete(r.procs, pid)
+			} else if e := r.metas[metaKey{in.p.Runtime, in.p.ContainerID}]; e != nil {
+				e.seen = r.gen
+			}
+		}
+		for k, e := range r.metas {
+			if e.seen != r.gen {
+				delete(r.metas, k)
 			}
 		}
 	}

@@ -108,3 +108,38 @@ func TestCrioMeta(t *testing.T) {
 		t.Errorf("garbled: got %+v", m)
 	}
 }
+
+// The runtime's state files are read once a container, not once a process
+// (here nginx's master and worker in one Docker container), and forgotten
+// with the container's last process.
+func TestContainerMetaOncePerContainer(t *testing.T) {
+	root := fixture(t)
+	id := strings.Repeat("ab", 32)
+	for _, pid := range []string{"100", "101"} {
+		writeFile(t, filepath.Join(root, pid, "cgroup"), "0::/system.slice/docker-"+id+".scope\n")
+	}
+	state := t.TempDir()
+	writeFile(t, filepath.Join(state, "var/lib/docker/containers", id, "config.v2.json"), `{"Name":"/web-1","Config":{"Image":"nginx:1.27"}}`)
+	r := NewResolver(root)
+	r.StateRoot = state
+	got, st := r.Resolve(fixtureWant)
+	for _, inode := range []uint64{2001, 2002} {
+		if p := got[inode]; p.ContainerID != id || p.State.Of() != (Meta{Name: "web-1", Image: "nginx:1.27"}) {
+			t.Errorf("socket %d: process %d in container %q with %+v, want web-1 nginx:1.27", inode, p.PID, p.ContainerID, p.State.Of())
+		}
+	}
+	if got[1001].State != nil {
+		t.Errorf("a host process has runtime state %+v", *got[1001].State)
+	}
+	if st.StateReads != 1 || len(r.metas) != 1 {
+		t.Errorf("two processes of one container: %d state reads, %d cached, want 1 and 1", st.StateReads, len(r.metas))
+	}
+	for _, pid := range []string{"100", "101"} {
+		if err := os.RemoveAll(filepath.Join(root, pid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, st = r.Resolve(fixtureWant); st.StateReads != 0 || len(r.metas) != 0 {
+		t.Errorf("after the container's processes exited: %d state reads, %d containers cached, want none", st.StateReads, len(r.metas))
+	}
+}
