@@ -34,53 +34,47 @@ const (
 // flagSet is the program's flag set, built by the same RegisterFlags calls
 // as its main.
 func flagSet(p program) *flag.FlagSet {
+	fs, _ := programFlags(p)
+	return fs
+}
+
+// programFlags is flagSet with the TLS settings its flags fill: nil for
+// the sensor, which serves no HTTP.
+func programFlags(p program) (*flag.FlagSet, *tlsconf.Server) {
 	fs := flag.NewFlagSet(string(p), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	var sc store.Config
 	switch p {
 	case progIngest:
-		var sc store.Config
 		var ic ingest.Config
 		sc.RegisterFlags(fs)
 		ic.RegisterFlags(fs)
+		return fs, &ic.TLS
 	case progQuery:
-		var sc store.Config
 		var qc query.Config
 		sc.RegisterFlags(fs)
 		qc.RegisterFlags(fs)
+		return fs, &qc.TLS
 	case progSensor:
 		var c sensor.Config
 		c.RegisterFlags(fs)
-	default:
-		panic("unknown program " + p)
+		return fs, nil
 	}
-	return fs
+	panic("unknown program " + p)
 }
 
 // serverTLS parses args as ingest or query would and returns what their
 // own TLS settings make of them: Validate is the check the program runs
 // before it listens (TLS, or plain HTTP only when asked for).
 func serverTLS(p program, args []string) (*tlsconf.Server, error) {
-	fs := flag.NewFlagSet(string(p), flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var sc store.Config
-	sc.RegisterFlags(fs)
-	switch p {
-	case progIngest:
-		var c ingest.Config
-		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		return &c.TLS, c.TLS.Validate()
-	case progQuery:
-		var c query.Config
-		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		return &c.TLS, c.TLS.Validate()
+	if p != progIngest && p != progQuery {
+		return nil, fmt.Errorf("%s serves no HTTP", p)
 	}
-	return nil, fmt.Errorf("%s serves no HTTP", p)
+	fs, tls := programFlags(p)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return tls, tls.Validate()
 }
 
 // parseFlags parses args as p would. Every argument must be --name=value:
