@@ -223,15 +223,26 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 	return ctx.Response.StatusCode(), nil
 }
 
-// checkReadinessPath: a readiness (health) path answers 200 while storage
-// is up and something else while it is down, on the program's real handler.
-func checkReadinessPath(p *problems, where string, prog program, path string) {
+// storageStatuses is what GET path answers from prog's real handler with
+// storage up and with it down; ok is false, and the problem added, when
+// prog serves no HTTP.
+func storageStatuses(p *problems, where string, prog program, path string) (up, down int, ok bool) {
 	up, err := routeStatus(prog, path, true)
 	if err != nil {
 		p.add("%s: %v", where, err)
+		return 0, 0, false
+	}
+	down, _ = routeStatus(prog, path, false)
+	return up, down, true
+}
+
+// checkReadinessPath: a readiness (health) path answers 200 while storage
+// is up and something else while it is down, on the program's real handler.
+func checkReadinessPath(p *problems, where string, prog program, path string) {
+	up, down, ok := storageStatuses(p, where, prog, path)
+	if !ok {
 		return
 	}
-	down, _ := routeStatus(prog, path, false)
 	if up != 200 {
 		p.add("%s: GET %s answers %d from %s, not 200: not a health route of the program", where, path, up, prog)
 	} else if down == 200 {
@@ -242,12 +253,10 @@ func checkReadinessPath(p *problems, where string, prog program, path string) {
 // checkLivenessPath: a liveness path answers 200 even while storage is
 // down, or a ClickHouse outage would restart every node.
 func checkLivenessPath(p *problems, where string, prog program, path string) {
-	up, err := routeStatus(prog, path, true)
-	if err != nil {
-		p.add("%s: %v", where, err)
+	up, down, ok := storageStatuses(p, where, prog, path)
+	if !ok {
 		return
 	}
-	down, _ := routeStatus(prog, path, false)
 	switch {
 	case up != 200:
 		p.add("%s: GET %s answers %d from %s, not 200: not a route of the program", where, path, up, prog)
