@@ -173,6 +173,19 @@ func (f fakeStore) Select(context.Context, store.Query, proto.Results, func(int)
 	return f.err
 }
 
+// parseConfig is a program's Config (C) filled from args by its own
+// RegisterFlags.
+func parseConfig[C any, PC interface {
+	*C
+	RegisterFlags(*flag.FlagSet)
+}](args ...string) (C, error) {
+	var c C
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	PC(&c).RegisterFlags(fs)
+	err := fs.Parse(args)
+	return c, err
+}
+
 // routeStatus is what p's real handler answers to GET path, with storage up
 // or down: the oracle of which probe paths are routes and which depend on
 // storage.
@@ -185,10 +198,8 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 	var handle func(*fasthttp.RequestCtx)
 	switch p {
 	case progIngest:
-		var c ingest.Config
-		fs := flag.NewFlagSet("", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := fs.Parse([]string{"--ingest.token=probe-check"}); err != nil {
+		c, err := parseConfig[ingest.Config]("--ingest.token=probe-check")
+		if err != nil {
 			return 0, err
 		}
 		srv, err := ingest.New(c, st, log)
@@ -202,10 +213,8 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 		}()
 		handle = srv.Handle
 	case progQuery:
-		var c query.Config
-		fs := flag.NewFlagSet("", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := fs.Parse([]string{"--query.token=probe-check"}); err != nil {
+		c, err := parseConfig[query.Config]("--query.token=probe-check")
+		if err != nil {
 			return 0, err
 		}
 		srv, err := query.New(c, st, nil, log)
