@@ -386,6 +386,9 @@ var (
 	clusterHead  = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+) ON CLUSTER '([^']*)'\s*(.*)$`)
 	clusterAlter = regexp.MustCompile(`(?s)^ALTER TABLE (\w+) ON CLUSTER '([^']*)'\s+(.*)$`)
 	spaceRe      = regexp.MustCompile(`\s+`)
+	engineRe     = regexp.MustCompile(`ENGINE\s*=\s*(\w+)`)
+	// quotedRe is a quoted string with its backslash escapes.
+	quotedRe = regexp.MustCompile(`(?s)'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"`)
 )
 
 // splitSQL cuts SQL into statements at semicolons that end a line, after
@@ -413,7 +416,7 @@ func norm(s string) string { return strings.TrimSpace(spaceRe.ReplaceAllString(s
 // engineClause splits "... ENGINE = Name(args) rest" at the engine,
 // reading args with balanced parentheses and quotes.
 func engineClause(stmt string) (before, name, args, rest string, ok bool) {
-	loc := regexp.MustCompile(`ENGINE\s*=\s*(\w+)`).FindStringSubmatchIndex(stmt)
+	loc := engineRe.FindStringSubmatchIndex(stmt)
 	if loc == nil {
 		return "", "", "", "", false
 	}
@@ -422,58 +425,23 @@ func engineClause(stmt string) (before, name, args, rest string, ok bool) {
 	if i >= len(stmt) || stmt[i] != '(' {
 		return before, name, "", stmt[i:], true
 	}
-	depth, quote := 0, byte(0)
-	for j := i; j < len(stmt); j++ {
-		c := stmt[j]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				j++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '(':
+	// A parenthesis inside a quoted string does not count: blank the
+	// strings out (same length, so the indexes hold), then match.
+	masked := quotedRe.ReplaceAllStringFunc(stmt[i:], func(q string) string { return strings.Repeat(" ", len(q)) })
+	depth := 0
+	for j := 0; j < len(masked); j++ {
+		switch masked[j] {
+		case '\'', '"':
+			return "", "", "", "", false // a quote left open before the ')'
+		case '(':
 			depth++
-		case c == ')':
-			depth--
-			if depth == 0 {
-				return before, name, stmt[i+1 : j], stmt[j+1:], true
+		case ')':
+			if depth--; depth == 0 {
+				return before, name, stmt[i+1 : i+j], stmt[i+j+1:], true
 			}
 		}
 	}
 	return "", "", "", "", false
-}
-
-// splitArgs splits engine arguments at top-level commas.
-func splitArgs(s string) []string {
-	var out []string
-	depth, quote, start := 0, byte(0), 0
-	for j := 0; j < len(s); j++ {
-		c := s[j]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				j++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == ',' && depth == 0:
-			out = append(out, strings.TrimSpace(s[start:j]))
-			start = j + 1
-		}
-	}
-	if strings.TrimSpace(s[start:]) != "" {
-		out = append(out, strings.TrimSpace(s[start:]))
-	}
-	return out
 }
 
 type table struct {
@@ -547,10 +515,10 @@ func checkClusterDDL(b *bundle, p *problems) {
 		if !ok {
 			p.add("cluster.sql: table %s has no local table %s", name, local)
 		} else {
-			args := splitArgs(l[2])
+			args := analyst.SplitTopLevel(l[2])
 			wantArgs := []string{"'/clickhouse/tables/{shard}/{database}/" + local + "'", "'{replica}'"}
 			if t.args != "" {
-				wantArgs = append(wantArgs, splitArgs(t.args)...)
+				wantArgs = append(wantArgs, analyst.SplitTopLevel(t.args)...)
 			}
 			if l[1] != "Replicated"+t.engine || strings.Join(args, ", ") != strings.Join(wantArgs, ", ") {
 				p.add("cluster.sql: %s has ENGINE = %s(%s), want Replicated%s(%s)", local, l[1], l[2], t.engine, strings.Join(wantArgs, ", "))
@@ -565,7 +533,7 @@ func checkClusterDDL(b *bundle, p *problems) {
 			continue
 		}
 		_, eng, args, _, _ := engineClause("ENGINE = " + d[1])
-		a := splitArgs(args)
+		a := analyst.SplitTopLevel(args)
 		if d[0] != local || eng != "Distributed" || len(a) != 4 || a[0] != "'"+cluster+"'" || a[1] != "currentDatabase()" || a[2] != local {
 			p.add("cluster.sql: %s is AS %s ENGINE = %s, want AS %s ENGINE = Distributed('%s', currentDatabase(), %s, <sharding key>)", name, d[0], d[1], local, cluster, local)
 		} else if strings.Contains(t.cols, "sensor_id ") && !strings.Contains(a[3], "sensor_id") {

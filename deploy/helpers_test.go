@@ -19,13 +19,10 @@ import (
 // repoRoot is the repository root (the parent of deploy/).
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Dir(wd)
+	dir := deployDir(t)
+	root := filepath.Dir(dir)
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("no go.mod above %s: %v", wd, err)
+		t.Fatalf("no go.mod above %s: %v", dir, err)
 	}
 	return root
 }
@@ -130,11 +127,9 @@ func reachableAddr(addr string) bool {
 	if err != nil {
 		return false
 	}
-	if host == "" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsUnspecified() || !ip.IsLoopback()) && host != "localhost"
+	// An empty host listens on every address; a host name is not counted
+	// as reachable, localhost or not.
+	return host == "" || (net.ParseIP(host) != nil && !isLoopbackHost(host))
 }
 
 func isLoopbackHost(h string) bool {

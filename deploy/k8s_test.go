@@ -12,6 +12,7 @@ import (
 
 	"flag"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
@@ -204,26 +205,21 @@ func (b *bundle) containerEnv(ns string, c *corev1.Container) (map[string]string
 	env := map[string]string{}
 	var probs []string
 	for _, ef := range c.EnvFrom {
+		kind, name, why := "ConfigMap", "", "does not exist"
 		switch {
 		case ef.ConfigMapRef != nil:
-			cm := b.configMap(ns, ef.ConfigMapRef.Name)
-			if cm == nil {
-				probs = append(probs, fmt.Sprintf("container %s: envFrom ConfigMap %s/%s does not exist", c.Name, ns, ef.ConfigMapRef.Name))
-				continue
-			}
-			for k, v := range cm.Data {
-				env[k] = v
-			}
+			name = ef.ConfigMapRef.Name
 		case ef.SecretRef != nil:
-			s := b.secret(ns, ef.SecretRef.Name)
-			if s == nil {
-				probs = append(probs, fmt.Sprintf("container %s: envFrom Secret %s/%s is not in secret.example.yaml", c.Name, ns, ef.SecretRef.Name))
-				continue
-			}
-			for k, v := range s.StringData {
-				env[k] = v
-			}
+			kind, name, why = "Secret", ef.SecretRef.Name, "is not in secret.example.yaml"
+		default:
+			continue
 		}
+		data, ok := b.envData(kind, ns, name)
+		if !ok {
+			probs = append(probs, fmt.Sprintf("container %s: envFrom %s %s/%s %s", c.Name, kind, ns, name, why))
+			continue
+		}
+		maps.Copy(env, data)
 	}
 	for _, e := range c.Env {
 		switch {
@@ -231,21 +227,28 @@ func (b *bundle) containerEnv(ns string, c *corev1.Container) (map[string]string
 			env[e.Name] = e.Value
 		case e.ValueFrom.SecretKeyRef != nil:
 			r := e.ValueFrom.SecretKeyRef
-			var data map[string]string
-			if s := b.secret(ns, r.Name); s != nil {
-				data = s.StringData
-			}
+			data, _ := b.envData("Secret", ns, r.Name)
 			env[e.Name] = keyRef(&probs, c.Name, e.Name, "Secret "+ns+"/"+r.Name, r.Key, data, "which secret.example.yaml does not have")
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			r := e.ValueFrom.ConfigMapKeyRef
-			var data map[string]string
-			if cm := b.configMap(ns, r.Name); cm != nil {
-				data = cm.Data
-			}
+			data, _ := b.envData("ConfigMap", ns, r.Name)
 			env[e.Name] = keyRef(&probs, c.Name, e.Name, "ConfigMap "+ns+"/"+r.Name, r.Key, data, "which does not exist")
 		}
 	}
 	return env, probs
+}
+
+// envData is the data of the ConfigMap or Secret (kind) ns/name a
+// container takes env from, and whether there is one.
+func (b *bundle) envData(kind, ns, name string) (map[string]string, bool) {
+	if kind == "Secret" {
+		if s := b.secret(ns, name); s != nil {
+			return s.StringData, true
+		}
+	} else if cm := b.configMap(ns, name); cm != nil {
+		return cm.Data, true
+	}
+	return nil, false
 }
 
 // keyRef is the value of an env entry that reads key of object (data); a

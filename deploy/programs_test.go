@@ -34,53 +34,47 @@ const (
 // flagSet is the program's flag set, built by the same RegisterFlags calls
 // as its main.
 func flagSet(p program) *flag.FlagSet {
+	fs, _ := programFlags(p)
+	return fs
+}
+
+// programFlags is flagSet with the TLS settings its flags fill: nil for
+// the sensor, which serves no HTTP.
+func programFlags(p program) (*flag.FlagSet, *tlsconf.Server) {
 	fs := flag.NewFlagSet(string(p), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	var sc store.Config
 	switch p {
 	case progIngest:
-		var sc store.Config
 		var ic ingest.Config
 		sc.RegisterFlags(fs)
 		ic.RegisterFlags(fs)
+		return fs, &ic.TLS
 	case progQuery:
-		var sc store.Config
 		var qc query.Config
 		sc.RegisterFlags(fs)
 		qc.RegisterFlags(fs)
+		return fs, &qc.TLS
 	case progSensor:
 		var c sensor.Config
 		c.RegisterFlags(fs)
-	default:
-		panic("unknown program " + p)
+		return fs, nil
 	}
-	return fs
+	panic("unknown program " + p)
 }
 
 // serverTLS parses args as ingest or query would and returns what their
 // own TLS settings make of them: Validate is the check the program runs
 // before it listens (TLS, or plain HTTP only when asked for).
 func serverTLS(p program, args []string) (*tlsconf.Server, error) {
-	fs := flag.NewFlagSet(string(p), flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var sc store.Config
-	sc.RegisterFlags(fs)
-	switch p {
-	case progIngest:
-		var c ingest.Config
-		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		return &c.TLS, c.TLS.Validate()
-	case progQuery:
-		var c query.Config
-		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		return &c.TLS, c.TLS.Validate()
+	if p != progIngest && p != progQuery {
+		return nil, fmt.Errorf("%s serves no HTTP", p)
 	}
-	return nil, fmt.Errorf("%s serves no HTTP", p)
+	fs, tls := programFlags(p)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return tls, tls.Validate()
 }
 
 // parseFlags parses args as p would. Every argument must be --name=value:
@@ -179,6 +173,19 @@ func (f fakeStore) Select(context.Context, store.Query, proto.Results, func(int)
 	return f.err
 }
 
+// parseConfig is a program's Config (C) filled from args by its own
+// RegisterFlags.
+func parseConfig[C any, PC interface {
+	*C
+	RegisterFlags(*flag.FlagSet)
+}](args ...string) (C, error) {
+	var c C
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	PC(&c).RegisterFlags(fs)
+	err := fs.Parse(args)
+	return c, err
+}
+
 // routeStatus is what p's real handler answers to GET path, with storage up
 // or down: the oracle of which probe paths are routes and which depend on
 // storage.
@@ -191,10 +198,8 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 	var handle func(*fasthttp.RequestCtx)
 	switch p {
 	case progIngest:
-		var c ingest.Config
-		fs := flag.NewFlagSet("", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := fs.Parse([]string{"--ingest.token=probe-check"}); err != nil {
+		c, err := parseConfig[ingest.Config]("--ingest.token=probe-check")
+		if err != nil {
 			return 0, err
 		}
 		srv, err := ingest.New(c, st, log)
@@ -208,10 +213,8 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 		}()
 		handle = srv.Handle
 	case progQuery:
-		var c query.Config
-		fs := flag.NewFlagSet("", flag.ContinueOnError)
-		c.RegisterFlags(fs)
-		if err := fs.Parse([]string{"--query.token=probe-check"}); err != nil {
+		c, err := parseConfig[query.Config]("--query.token=probe-check")
+		if err != nil {
 			return 0, err
 		}
 		srv, err := query.New(c, st, nil, log)
@@ -229,15 +232,26 @@ func routeStatus(p program, path string, storageUp bool) (int, error) {
 	return ctx.Response.StatusCode(), nil
 }
 
-// checkReadinessPath: a readiness (health) path answers 200 while storage
-// is up and something else while it is down, on the program's real handler.
-func checkReadinessPath(p *problems, where string, prog program, path string) {
+// storageStatuses is what GET path answers from prog's real handler with
+// storage up and with it down; ok is false, and the problem added, when
+// prog serves no HTTP.
+func storageStatuses(p *problems, where string, prog program, path string) (up, down int, ok bool) {
 	up, err := routeStatus(prog, path, true)
 	if err != nil {
 		p.add("%s: %v", where, err)
+		return 0, 0, false
+	}
+	down, _ = routeStatus(prog, path, false)
+	return up, down, true
+}
+
+// checkReadinessPath: a readiness (health) path answers 200 while storage
+// is up and something else while it is down, on the program's real handler.
+func checkReadinessPath(p *problems, where string, prog program, path string) {
+	up, down, ok := storageStatuses(p, where, prog, path)
+	if !ok {
 		return
 	}
-	down, _ := routeStatus(prog, path, false)
 	if up != 200 {
 		p.add("%s: GET %s answers %d from %s, not 200: not a health route of the program", where, path, up, prog)
 	} else if down == 200 {
@@ -248,12 +262,10 @@ func checkReadinessPath(p *problems, where string, prog program, path string) {
 // checkLivenessPath: a liveness path answers 200 even while storage is
 // down, or a ClickHouse outage would restart every node.
 func checkLivenessPath(p *problems, where string, prog program, path string) {
-	up, err := routeStatus(prog, path, true)
-	if err != nil {
-		p.add("%s: %v", where, err)
+	up, down, ok := storageStatuses(p, where, prog, path)
+	if !ok {
 		return
 	}
-	down, _ := routeStatus(prog, path, false)
 	switch {
 	case up != 200:
 		p.add("%s: GET %s answers %d from %s, not 200: not a route of the program", where, path, up, prog)

@@ -244,6 +244,11 @@ func (c *strCol) DecodeColumn(r *proto.Reader, rows int) error {
 	return nil
 }
 
+// SplitTopLevel splits a ClickHouse list such as "A, B(C, D), 'x,y'" at its
+// top-level commas. deploy's tests read the cluster DDL's engine arguments
+// with it.
+func SplitTopLevel(s string) []string { return splitTypes(s) }
+
 // splitTypes splits "A, B(C, D), 'x,y'" at its top-level commas.
 func splitTypes(s string) []string {
 	var out []string
