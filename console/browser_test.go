@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate"} {
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads"} {
 		if !exists(filepath.Join(artifacts, view+".png")) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}
@@ -122,19 +123,105 @@ type fleet struct {
 	UDPServices                      []string
 	PredatesLocal                    string // local endpoint of the connection without a duration
 	EdgeCaps                         map[string]string
+	Workloads                        workloadFacts
+}
+
+// workloadFacts are the containers and pods the fleet's processes run in,
+// and how many rows each filter must keep.
+type workloadFacts struct {
+	Pod, PodImage, PodContainerID        string // envoy's pod as namespace/name, its image and container id
+	PodConnections, PodFlows, PodEvents  int
+	Container, ContainerImage            string // redis-server's docker container, by name
+	ContainerConnections, ContainerFlows int
+	IDOnly                               string // postgres's unnamed container: its id, cut to 12 as shown
+	IDOnlyListening                      int
+	UDPPod                               string // upf's pod, every UDP socket's
+	Unit                                 string // nginx's systemd unit
 }
 
 type sensorFacts struct {
 	ID, Hostname                string
 	Connections, Listening, UDP int
 	Flows                       int
+	Namespaces, Containers      int // of its latest snapshot's sockets
 }
 
 var binaries = []string{"nginx", "curl", "java", "sshd", "postgres", "envoy", "redis-server"}
 
+// What the fleet's processes run in, by binary: envoy in a Kubernetes pod,
+// redis-server in a named docker container, postgres in a container whose
+// runtime state the sensor could not read (an id only), nginx and sshd
+// under systemd; curl and java are bare host processes. Each container
+// has a network namespace of its own.
+var (
+	envoyID = "e1e2e3e4e5e6" + strings.Repeat("0a", 26)
+	redisID = "d1d2d3d4d5d6" + strings.Repeat("0b", 26)
+	pgID    = "c1c2c3c4c5c6" + strings.Repeat("0c", 26)
+	upfID   = "b1b2b3b4b5b6" + strings.Repeat("0d", 26)
+	inside  = map[string]struct {
+		heartbeat.Process
+		netns uint64
+	}{
+		"envoy": {heartbeat.Process{ContainerID: envoyID, ContainerRuntime: "containerd", PodUID: "5f0c3d2e-1a4b-4c6d-8e7f-9a0b1c2d3e4f",
+			ContainerName: "envoy", ContainerImage: "envoyproxy/envoy:v1.31", Pod: "envoy-7f9c", PodNamespace: "mesh"}, 4026532101},
+		"redis-server": {heartbeat.Process{ContainerID: redisID, ContainerRuntime: "docker", ContainerName: "cache", ContainerImage: "redis:7.2"}, 4026532102},
+		"postgres":     {heartbeat.Process{ContainerID: pgID, ContainerRuntime: "cri-o"}, 4026532103},
+		"upf": {heartbeat.Process{ContainerID: upfID, ContainerRuntime: "containerd", PodUID: "7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f",
+			ContainerName: "upf", ContainerImage: "registry.example/telecom/upf:2.4", Pod: "upf-0", PodNamespace: "telecom"}, 4026532104},
+		"nginx": {heartbeat.Process{Unit: "nginx.service"}, 0},
+		"sshd":  {heartbeat.Process{Unit: "ssh.service"}, 0},
+	}
+)
+
+// placed puts a process in its container or unit, and returns the
+// network namespace its sockets are in (0: the host's).
+func placed(p heartbeat.Process) (heartbeat.Process, uint64) {
+	w := inside[p.Binary]
+	p.Unit, p.ContainerID, p.ContainerRuntime, p.PodUID = w.Unit, w.ContainerID, w.ContainerRuntime, w.PodUID
+	p.ContainerName, p.ContainerImage, p.Pod, p.PodNamespace = w.ContainerName, w.ContainerImage, w.Pod, w.PodNamespace
+	return p, w.netns
+}
+
 func proc(i int) heartbeat.Process {
 	b := binaries[i%len(binaries)]
-	return heartbeat.Process{PID: uint32(1000 + i%len(binaries)), Binary: b, BinaryPath: "/usr/bin/" + b, UID: uint32(i % 3 * 1000)}
+	p, _ := placed(heartbeat.Process{PID: uint32(1000 + i%len(binaries)), Binary: b, BinaryPath: "/usr/bin/" + b, UID: uint32(i % 3 * 1000)})
+	return p
+}
+
+// netnsOf is the namespace of a socket of the process.
+func netnsOf(p heartbeat.Process) uint64 { _, ns := placed(p); return ns }
+
+// workloads counts the network namespaces (the host's too) and containers
+// of a snapshot's sockets, as the Summary is documented to.
+func workloads(h *heartbeat.Heartbeat) (namespaces, containers int) {
+	ns, cs := map[uint64]bool{}, map[string]bool{}
+	add := func(n uint64, p heartbeat.Process) {
+		ns[n] = true
+		if p.ContainerID != "" {
+			cs[p.ContainerID] = true
+		}
+	}
+	for _, c := range h.TCPConnections {
+		add(c.Netns, c.Process)
+	}
+	for _, l := range h.TCPListeners {
+		add(l.Netns, l.Process)
+	}
+	for _, u := range h.UDPListeners {
+		add(u.Netns, u.Process)
+	}
+	return len(ns), len(cs)
+}
+
+// countBy counts the items whose process satisfies keep.
+func countBy[T any](items []T, proc func(T) heartbeat.Process, keep func(heartbeat.Process) bool) int {
+	n := 0
+	for _, it := range items {
+		if keep(proc(it)) {
+			n++
+		}
+	}
+	return n
 }
 
 func mkSensor(id, host string, interval uint32) heartbeat.Sensor {
@@ -153,7 +240,7 @@ func conns(n int, local string, at time.Time) []heartbeat.Conn {
 		d := uint32(i * 7)
 		out[i] = heartbeat.Conn{Family: "inet", LocalAddress: netip.MustParseAddr(local), LocalPort: uint16(30000 + i),
 			RemoteAddress: netip.AddrFrom4([4]byte{10, 2, byte(i / 250), byte(i%250 + 1)}), RemotePort: 443,
-			State: states[i%len(states)], Inode: uint64(100000 + i), Process: proc(i), FirstSeen: at.Add(-time.Duration(d) * time.Second),
+			State: states[i%len(states)], Inode: uint64(100000 + i), Netns: netnsOf(proc(i)), Process: proc(i), FirstSeen: at.Add(-time.Duration(d) * time.Second),
 			DurationSecs: &d}
 	}
 	if n > 0 {
@@ -192,6 +279,8 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	h.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 22, Inode: 9, Process: proc(3)}}
 	node.Send(h)
 	fx.Core = sensorFacts{ID: core.SensorID.String(), Hostname: core.Hostname, Connections: 60, Listening: 1}
+	fx.Core.Namespaces, fx.Core.Containers = workloads(h)
+	latest := []*heartbeat.Heartbeat{h}
 
 	// edge-a: its previous heartbeat, then the latest with everything.
 	h = mkBeat(edge, 1, now.Add(-time.Minute))
@@ -201,12 +290,12 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	h.TCPConnections = conns(600, "10.1.0.1", h.SentAt)
 	for i, p := range []uint16{22, 80, 443, 5432, 8805} {
 		h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"),
-			LocalPort: p, Inode: uint64(500 + i), Process: proc(i)})
+			LocalPort: p, Inode: uint64(500 + i), Netns: netnsOf(proc(i)), Process: proc(i)})
 	}
+	upf, upfNetns := placed(heartbeat.Process{PID: 77, Binary: "upf", BinaryPath: "/opt/upf/bin/upf"})
 	for i, p := range []uint16{2152, 8805, 1812, 1813, 53, 51820} {
 		h.UDPListeners = append(h.UDPListeners, heartbeat.UDPSocket{Family: "inet", LocalAddress: netip.MustParseAddr("10.1.0.1"),
-			LocalPort: p, Inode: uint64(700 + i), Service: heartbeat.ServiceName(p),
-			Process: heartbeat.Process{PID: 77, Binary: "upf", BinaryPath: "/opt/upf/bin/upf"}})
+			LocalPort: p, Inode: uint64(700 + i), Netns: upfNetns, Service: heartbeat.ServiceName(p), Process: upf})
 	}
 	for i := range 12 {
 		h.ActiveFlows = append(h.ActiveFlows, heartbeat.Flow{FlowID: uuid.New(), Protocol: "tcp", Direction: "outbound",
@@ -230,7 +319,11 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		return e
 	}
 	for i := range 150 {
-		h.Events = append(h.Events, ev("network_connect", now.Add(-time.Duration(2+i*19)*time.Second*1)))
+		e := ev("network_connect", now.Add(-time.Duration(2+i*19)*time.Second*1))
+		if i%5 != 0 {
+			e.Process = proc(5) // four in five from envoy's pod: more than one page of them
+		}
+		h.Events = append(h.Events, e)
 	}
 	for i, k := range []string{"network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"} {
 		h.Events = append(h.Events, ev(k, now.Add(-time.Duration(5+i)*time.Minute)))
@@ -240,6 +333,8 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	}
 	node.Send(h)
 	fx.Edge = sensorFacts{ID: edge.SensorID.String(), Hostname: edge.Hostname, Connections: 600, Listening: 5, UDP: 6, Flows: 12}
+	fx.Edge.Namespaces, fx.Edge.Containers = workloads(h)
+	latest = append(latest, h)
 	fx.UDPServices = []string{"GTP-U", "PFCP", "RADIUS", "RADIUS accounting", "DNS"}
 	fx.PredatesLocal = "10.1.0.1:30000"
 	fx.EventsLastHour = 150 + 6 + 2
@@ -260,6 +355,9 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		t.Fatal(err, refused)
 	}
 	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, Connections: 5}
+	fx.Old.Namespaces, fx.Old.Containers = workloads(h)
+	latest = append(latest, h)
+	fx.Workloads = workloadsOf(latest)
 
 	fx.Connections = 600 + 60 + 5
 	fx.Listening = 5 + 1
@@ -268,4 +366,28 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		t.Fatalf("fleet: %d events stored, want %d", got, fx.EventsLast6h)
 	}
 	return fx
+}
+
+// workloadsOf counts, over the sensors' latest heartbeats, the rows each
+// Container/Pod filter of the browser script must keep.
+func workloadsOf(latest []*heartbeat.Heartbeat) workloadFacts {
+	envoy, redis := inside["envoy"], inside["redis-server"]
+	w := workloadFacts{Pod: envoy.PodNamespace + "/" + envoy.Pod, PodImage: envoy.ContainerImage, PodContainerID: envoyID,
+		Container: redis.ContainerName, ContainerImage: redis.ContainerImage, IDOnly: pgID[:12],
+		UDPPod: inside["upf"].PodNamespace + "/" + inside["upf"].Pod, Unit: inside["nginx"].Unit}
+	isEnvoy := func(p heartbeat.Process) bool { return p.ContainerID == envoyID }
+	isRedis := func(p heartbeat.Process) bool { return p.ContainerID == redisID }
+	connP := func(c heartbeat.Conn) heartbeat.Process { return c.Process }
+	flowP := func(f heartbeat.Flow) heartbeat.Process { return f.Process }
+	for _, h := range latest {
+		w.PodConnections += countBy(h.TCPConnections, connP, isEnvoy)
+		w.ContainerConnections += countBy(h.TCPConnections, connP, isRedis)
+		w.PodFlows += countBy(h.ActiveFlows, flowP, isEnvoy)
+		w.ContainerFlows += countBy(h.ActiveFlows, flowP, isRedis)
+		w.IDOnlyListening += countBy(h.TCPListeners, func(l heartbeat.Listener) heartbeat.Process { return l.Process },
+			func(p heartbeat.Process) bool { return p.ContainerID == pgID })
+		w.PodEvents += countBy(h.Events, func(e heartbeat.Event) heartbeat.Process { return e.Process },
+			func(p heartbeat.Process) bool { return isEnvoy(p) })
+	}
+	return w
 }

@@ -93,6 +93,13 @@ await check('summary: one mark per sensor, sorted by anomaly, stale shown', asyn
   const clock = await column('Clock');
   assert.match(clock[hosts.indexOf(F.Core.Hostname)], /^(4m 5\ds|5m 0\ds) ahead$/, 'core-b\'s clock runs five minutes ahead');
   assert.equal(await page.locator('#content tbody .skew.high').count(), 1, 'only core-b\'s clock is off');
+  const ns = await column('Namespaces'), cs = await column('Containers');
+  for (const sensor of [F.Edge, F.Core, F.Old]) {
+    const i = hosts.indexOf(sensor.Hostname);
+    assert.equal(ns[i], String(sensor.Namespaces), `${sensor.Hostname}'s network namespaces`);
+    assert.equal(cs[i], String(sensor.Containers), `${sensor.Hostname}'s containers`);
+  }
+  assert.ok(F.Edge.Containers > 0 && F.Edge.Namespaces > F.Edge.Containers, 'the fixture has containers and the host namespace');
   await shot('02-summary');
 });
 
@@ -304,6 +311,123 @@ await check('flows: binary, endpoints, protocol, duration, bytes, state', async 
   assert.ok((await column('State')).every((s) => s === 'ESTABLISHED'));
   assert.ok((await column('Protocol')).every((s) => s === 'tcp'));
   await shot('06-flows');
+});
+
+// The Container/Pod filter: what the select names, the text sent as
+// container= or pod=, kept in the URL across paging and reloads.
+const scopeBy = async (kind, text) => {
+  await page.selectOption('#scope-kind', kind);
+  await page.fill('#scope', text);
+  await page.press('#scope', 'Enter');
+  await page.waitForURL((u) => u.searchParams.get(kind) === text && !u.searchParams.has(kind === 'pod' ? 'container' : 'pod'));
+  await settle();
+};
+const cells = (sel) => page.locator(`#content tbody ${sel}`).evaluateAll((es) => es.map((e) => [e.textContent, e.getAttribute('title'), e.dataset.kind]));
+const W = F.Workloads;
+
+await check('connections: the Container/Pod column names pods, containers and units', async () => {
+  await page.goto(BASE + '/network/connections?page_size=500&sort=binary');
+  await settle();
+  const bins = await column('Binary'), wl = await column('Container/Pod');
+  assert.equal(wl.length, 500);
+  const of = (b) => [...new Set(wl.filter((_, i) => bins[i] === b))];
+  assert.deepEqual(of('envoy'), [W.Pod], 'a pod as namespace/pod');
+  assert.deepEqual(of('redis-server'), [W.Container], 'a container without a pod by its name');
+  assert.deepEqual(of('postgres'), [W.IDOnly], 'an unnamed container by its id, cut to 12');
+  assert.deepEqual(of('nginx'), [W.Unit], 'a host process by its systemd unit');
+  assert.deepEqual(of('curl'), [''], 'a bare host process: empty');
+  const titles = new Map((await cells('.workload')).map(([t, title]) => [t, title]));
+  assert.match(titles.get(W.Pod), new RegExp('^' + W.PodImage.replace(/[.]/g, '\\.') + ' · container envoy, containerd$'), 'the image on hover');
+  assert.match(titles.get(W.Container), new RegExp('^' + W.ContainerImage.replace(/[.]/g, '\\.') + ' '));
+});
+
+await check('connections: the Container/Pod filter narrows rows, pages and survives a reload', async () => {
+  await page.goto(BASE + '/network/connections?page_size=50');
+  await settle();
+  await scopeBy('pod', W.Pod);
+  assert.equal(url().searchParams.get('page_size'), '50', 'the other filters stay');
+  const pages = Math.ceil(W.PodConnections / 50);
+  assert.ok(pages >= 2, 'the fixture holds more than one page of the pod');
+  assert.match(await statusText(), new RegExp(`^${W.PodConnections} connections across the fleet in pod ${W.Pod} · page 1 of ${pages}`));
+  assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Pod]);
+  assert.deepEqual([...new Set(await column('Binary'))], ['envoy']);
+  const keys1 = await page.locator('#content tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.key));
+  assert.equal(keys1.length, 50);
+  await page.click('#next');
+  await page.waitForURL((u) => u.searchParams.get('page') === '2' && u.searchParams.get('pod') === W.Pod);
+  await settle();
+  const keys2 = await page.locator('#content tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.key));
+  assert.equal(keys2.length, W.PodConnections - 50);
+  assert.equal(keys1.filter((k) => keys2.includes(k)).length, 0, 'pages do not overlap');
+  assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Pod], 'page 2 is narrowed too');
+  await page.reload();
+  await settle();
+  assert.equal(await page.inputValue('#scope'), W.Pod, 'the field shows the URL\'s filter');
+  assert.equal(await page.inputValue('#scope-kind'), 'pod');
+  assert.equal(await page.locator('#content tbody tr').count(), W.PodConnections - 50);
+  // the same field names a container (by name) instead
+  await scopeBy('container', W.Container);
+  assert.equal(url().searchParams.get('page'), null, 'a new filter starts at page 1');
+  assert.match(await statusText(), new RegExp(`^${W.ContainerConnections} connections across the fleet in container ${W.Container}`));
+  assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Container]);
+  // and with the sensor filter both narrow
+  await page.fill('#sensor', F.Core.Hostname);
+  await page.press('#sensor', 'Enter');
+  await page.waitForURL((u) => u.searchParams.get('sensor_id') === F.Core.ID && u.searchParams.get('container') === W.Container);
+  await settle();
+  const hosts = await column('Host');
+  assert.ok(hosts.length > 0 && hosts.length < W.ContainerConnections, `core-b holds some of the container's rows (${hosts.length})`);
+  assert.deepEqual([...new Set(hosts)], [F.Core.Hostname]);
+  assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Container]);
+  await shot('09-workloads');
+  // no such container: nothing, said as such
+  await scopeBy('container', 'no-such-container');
+  assert.equal(await page.locator('#content tbody tr').count(), 0);
+  assert.equal(await page.locator('#empty').isVisible(), true);
+  await page.click('text=All workloads');
+  await page.waitForURL((u) => !u.searchParams.has('container') && !u.searchParams.has('pod'));
+  await settle();
+  assert.match(await statusText(), new RegExp(`^${F.Core.Connections} connections on ${F.Core.Hostname} ·`));
+  assert.equal(await page.inputValue('#scope'), '');
+});
+
+await check('listening, UDP and flows: the column and the filter', async () => {
+  await page.goto(BASE + '/network/listening');
+  await settle();
+  await scopeBy('container', W.IDOnly);
+  assert.deepEqual(await column('Container/Pod'), Array(W.IDOnlyListening).fill(W.IDOnly), 'a 12-digit id prefix finds the container');
+  assert.deepEqual(await column('Binary'), Array(W.IDOnlyListening).fill('postgres'));
+  await page.click('#tab-udp');
+  await page.waitForURL((u) => u.searchParams.get('tab') === 'udp' && u.searchParams.get('container') === W.IDOnly);
+  await settle();
+  assert.equal(await page.locator('#content tbody tr').count(), 0, 'the UDP sockets are upf\'s, not postgres\'s');
+  await scopeBy('pod', W.UDPPod);
+  assert.deepEqual(await column('Container/Pod'), Array(F.Edge.UDP).fill(W.UDPPod));
+  await page.goto(BASE + '/network/flows');
+  await settle();
+  const all = await column('Container/Pod');
+  assert.equal(all.length, F.Flows);
+  assert.equal(all.filter((w) => w === W.Pod).length, W.PodFlows);
+  await scopeBy('pod', W.Pod);
+  assert.deepEqual(await column('Container/Pod'), Array(W.PodFlows).fill(W.Pod));
+  await scopeBy('container', W.Container);
+  assert.deepEqual(await column('Container/Pod'), Array(W.ContainerFlows).fill(W.Container));
+});
+
+await check('investigate: the pod filter narrows events and load more keeps it', async () => {
+  await page.goto(BASE + '/investigate?pod=' + encodeURIComponent(W.Pod));
+  await page.waitForFunction(() => /events, newest first/.test(document.getElementById('status').textContent));
+  assert.ok(W.PodEvents > 100, 'more than a page of the pod\'s events');
+  assert.match(await statusText(), /^100\+ events/);
+  assert.equal(await page.inputValue('#scope'), W.Pod);
+  await page.click('#more');
+  // a cursor sent without its filter is refused: the banner says so
+  await page.waitForFunction((n) => document.querySelectorAll('#content tbody tr').length === n || !document.getElementById('error').hidden, W.PodEvents);
+  assert.equal(await page.locator('#error').isHidden(), true, 'the cursor was accepted with its filter: ' + await page.locator('#error').innerText());
+  assert.equal(await page.locator('#content tbody tr').count(), W.PodEvents);
+  assert.equal(await page.locator('#more').isHidden(), true);
+  assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Pod]);
+  assert.ok(W.PodEvents < F.EventsLastHour, 'the filter left other events out');
 });
 
 await check('investigate: kinds, window, newest first, load more, detail', async () => {

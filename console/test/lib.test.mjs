@@ -8,17 +8,18 @@ const S = 'a83589a9-e375-4180-a027-306dd923cfb0';
 
 test('parseRoute reads every view and drops what is invalid', () => {
   assert.deepEqual(L.parseRoute('/network/connections', `?sensor_id=${S.toUpperCase()}&page=3&page_size=50&sort=-duration_secs`),
-    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs' });
+    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs', container: '', pod: '' });
   assert.deepEqual(L.parseRoute('/network/connections/', '?sensor_id=nope&page=0&page_size=501&sort=drop_table'),
-    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '' });
-  assert.deepEqual(L.parseRoute('/network/listening', '?tab=udp&sort=service'),
-    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service' });
+    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '', container: '', pod: '' });
+  assert.deepEqual(L.parseRoute('/network/listening', '?tab=udp&sort=service&container=web-1'),
+    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service', container: 'web-1', pod: '' });
   // a sort of the UDP list that the TCP list lacks is dropped on the TCP tab
   assert.equal(L.parseRoute('/network/listening', '?sort=remote_port').sort, '');
   assert.equal(L.parseRoute('/network/listening', '?tab=udp&sort=remote_port').sort, 'remote_port');
   assert.equal(L.parseRoute('/elsewhere', '').view, '');
   const inv = L.parseRoute('/investigate', `?kind=dns_query,bogus,network_flow,dns_query&window=6h&event=${S}`);
-  assert.deepEqual(inv, { view: 'investigate', sensor_id: '', kinds: ['dns_query', 'network_flow'], since: '', until: '', window: '6h', event: S });
+  assert.deepEqual(inv, { view: 'investigate', sensor_id: '', kinds: ['dns_query', 'network_flow'], since: '', until: '', window: '6h', event: S,
+    container: '', pod: '' });
   const custom = L.parseRoute('/investigate', '?since=2026-11-25T10:00:00%2B01:00&until=2026-11-25T12:00:00Z');
   assert.equal(custom.window, 'custom');
   assert.equal(custom.since, '2026-11-25T09:00:00.000Z');
@@ -35,6 +36,9 @@ test('routeURL is the inverse of parseRoute and leaves defaults out', () => {
     '/network/flows?sort=-bytes_sent',
     `/investigate?sensor_id=${S}&kind=network_connect%2Cdns_query&window=24h&event=${S}`,
     '/investigate?since=2026-11-25T09%3A00%3A00.000Z&until=2026-11-25T12%3A00%3A00.000Z',
+    '/network/flows?pod=mesh%2Fenvoy-0&page=2',
+    `/network/listening?tab=udp&sensor_id=${S}&container=3f2a9c1b7d4e`,
+    '/investigate?pod=prod%2Fdb-0&kind=dns_query',
   ];
   for (const u of urls) {
     const [p, q = ''] = u.split('?');
@@ -55,6 +59,54 @@ test('apiPath asks the API for exactly the view state', () => {
     `/api/v2/events?sensor_id=${S}&kind=dns_query&cursor=abc%2B%2F%3D`);
   const c = L.parseRoute('/investigate', '?since=2026-11-20T00:00:00Z&until=2026-11-21T00:00:00Z');
   assert.deepEqual(L.windowOf(c, now), { since: '2026-11-20T00:00:00.000Z', until: '2026-11-21T00:00:00.000Z' });
+});
+
+test('the Container/Pod filter: one at a time, in the URL, the API and the cursor', () => {
+  // both given: the pod is kept, and the URL written back names it alone
+  const both = L.parseRoute('/network/connections', '?container=web-1&pod=mesh/envoy-0');
+  assert.deepEqual([both.container, both.pod], ['', 'mesh/envoy-0']);
+  assert.equal(L.routeURL(both), '/network/connections?pod=mesh%2Fenvoy-0');
+  // blank, too long (the API's 255 bytes) and whitespace-only values are dropped
+  assert.equal(L.parseRoute('/network/connections', '?container=' + 'x'.repeat(256)).container, '');
+  assert.equal(L.parseRoute('/network/connections', '?container=' + 'x'.repeat(255)).container, 'x'.repeat(255));
+  assert.equal(L.parseRoute('/network/connections', '?container=' + 'é'.repeat(128)).container, '', '256 bytes in UTF-8');
+  assert.equal(L.parseRoute('/network/connections', '?pod=%20%20').pod, '');
+  assert.equal(L.parseRoute('/network/connections', '?container=%20web-1%20').container, 'web-1');
+  // the summary has no such filter
+  assert.equal(L.apiPath({ view: 'summary', container: 'x' }), '/api/v1/network/summary');
+  // the API gets the filter beside the sensor, paging and sort
+  const s = L.parseRoute('/network/flows', `?sensor_id=${S}&pod=mesh/envoy-0&page=2&page_size=50&sort=-bytes_sent`);
+  assert.equal(L.apiPath(s), `/api/v1/network/flows?sensor_id=${S}&pod=mesh%2Fenvoy-0&page=2&page_size=50&sort=-bytes_sent`);
+  assert.equal(L.apiPath(L.parseRoute('/network/connections', '?container=3f2a9c1b7d4e')),
+    '/api/v1/network/connections?container=3f2a9c1b7d4e&page=1&page_size=100');
+  // Investigate: first page and every later one (the cursor is refused without its filters)
+  const now = Date.parse('2026-11-25T12:00:00Z');
+  const inv = L.parseRoute('/investigate', '?container=web-1&window=15m');
+  assert.equal(L.apiPath(inv, now), '/api/v2/events?container=web-1&since=2026-11-25T11%3A45%3A00.000Z&until=2026-11-25T12%3A00%3A00.000Z');
+  assert.equal(L.moreEventsPath(inv, 'c1'), '/api/v2/events?container=web-1&cursor=c1');
+  assert.equal(L.moreEventsPath(L.parseRoute('/investigate', '?pod=db-0&kind=dns_query'), 'c1'), '/api/v2/events?pod=db-0&kind=dns_query&cursor=c1');
+  // the field: its select says what the text names
+  assert.deepEqual(L.scopeFilter('pod', ' prod/db-0 '), { change: { container: '', pod: 'prod/db-0' } });
+  assert.deepEqual(L.scopeFilter('container', 'db-0'), { change: { container: 'db-0', pod: '' } });
+  assert.deepEqual(L.scopeFilter('pod', '  '), { change: { container: '', pod: '' } });
+  assert.match(L.scopeFilter('container', 'x'.repeat(256)).error, /255 bytes/);
+});
+
+test('workload names a row\'s pod, container or systemd unit', () => {
+  const id = '4f1c2a9b8e7d6c5b4a3928170615f4e3d2c1b0a99887766554433221100ffeed';
+  const pod = { container_id: id, container_runtime: 'containerd', pod_uid: '7d2c1e0a-3b4f-4c5d-8e9f-0a1b2c3d4e5f',
+    container_name: 'upf', container_image: 'registry.example/telecom/upf:2.4', pod: 'upf-0', pod_namespace: 'telecom', unit: 'x.scope' };
+  assert.deepEqual(L.workload(pod), { text: 'telecom/upf-0', title: 'registry.example/telecom/upf:2.4 · container upf, containerd', kind: 'pod' });
+  assert.equal(L.workload({ ...pod, pod_namespace: '' }).text, 'upf-0', 'a pod without a namespace');
+  assert.deepEqual(L.workload({ container_id: id, container_runtime: 'docker', container_name: 'web-1', container_image: 'nginx:1.27' }),
+    { text: 'web-1', title: 'nginx:1.27 · container web-1, docker', kind: 'container' });
+  // a container the runtime did not name: its id as docker ps shows it
+  assert.deepEqual(L.workload({ container_id: id, container_runtime: 'cri-o', container_name: '', container_image: '', pod: '', unit: '' }),
+    { text: '4f1c2a9b8e7d', title: 'image unknown · container 4f1c2a9b8e7d, cri-o', kind: 'container' });
+  assert.deepEqual(L.workload({ container_id: '', pod: '', unit: 'nginx.service', container_name: '' }),
+    { text: 'nginx.service', title: 'systemd unit', kind: 'unit' });
+  assert.deepEqual(L.workload({ container_id: '', container_name: '', pod: '', pod_uid: '', unit: '' }), { text: '', title: '', kind: '' });
+  assert.deepEqual(L.workload({}), { text: '', title: '', kind: '' }, 'rows from before the fields');
 });
 
 test('sorting cycles ascending, descending', () => {

@@ -233,6 +233,29 @@ function sensorPicker(s) {
     s.sensor_id ? h('button', { type: 'button', class: 'link', onclick: () => go({ sensor_id: '', page: 1 }) }, 'All sensors') : null);
 }
 
+// scopePicker is the Container/Pod filter: a select says what the text
+// names (a bare "db-0" could be a container or a pod), the text is sent
+// as container= or pod=. Enter or leaving the field applies it.
+function scopePicker(s) {
+  const kind = h('select', { id: 'scope-kind', 'aria-label': 'Filter by' },
+    h('option', { value: 'container', selected: !s.pod }, 'Container'), h('option', { value: 'pod', selected: !!s.pod }, 'Pod'));
+  const input = h('input', {
+    id: 'scope', type: 'search', placeholder: 'id, name, namespace/pod or pod UID', value: s.pod || s.container || '',
+    autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Container or pod',
+  });
+  const apply = () => {
+    const f = L.scopeFilter(kind.value, input.value);
+    if (f.error) { input.setCustomValidity(f.error); input.reportValidity(); return; }
+    if (f.change.container !== (state.container || '') || f.change.pod !== (state.pod || '')) go({ ...f.change, page: 1, event: '' });
+  };
+  input.addEventListener('input', () => input.setCustomValidity(''));
+  input.addEventListener('change', apply);
+  input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') apply(); });
+  kind.addEventListener('change', () => { if (input.value.trim()) apply(); });
+  return h('div', { class: 'field scope' }, h('label', { for: 'scope' }, 'Container/Pod'), kind, input,
+    s.container || s.pod ? h('button', { type: 'button', class: 'link', onclick: () => go({ container: '', pod: '', page: 1, event: '' }) }, 'All workloads') : null);
+}
+
 function filters(s) {
   switch (s.view) {
     case 'summary': return [];
@@ -246,7 +269,7 @@ function filters(s) {
     }, label);
     out.push(h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Protocol' }, tab('tcp', 'TCP'), tab('udp', 'UDP')));
   }
-  out.push(sensorPicker(s));
+  out.push(sensorPicker(s), scopePicker(s));
   const size = h('select', { id: 'page-size', onchange: (ev) => go({ page_size: Number(ev.target.value), page: 1 }) },
     ...L.PAGE_SIZES.map((n) => h('option', { value: n, selected: n === s.page_size }, String(n))));
   out.push(h('div', { class: 'field' }, h('label', { for: 'page-size' }, 'Rows per page'), size));
@@ -272,7 +295,7 @@ function investigateFilters(s) {
     },
   }, ...Object.keys(L.WINDOWS).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
   h('option', { value: 'custom', selected: s.window === 'custom' }, 'Custom…'));
-  const out = [sensorPicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
+  const out = [sensorPicker(s), scopePicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
   if (s.window === 'custom') {
     const since = h('input', { id: 'since', type: 'datetime-local', value: L.localInput(s.since) });
     const until = h('input', { id: 'until', type: 'datetime-local', value: L.localInput(s.until) });
@@ -298,29 +321,36 @@ const time = (iso) => { const t = L.fmtTime(iso); return h('time', { datetime: i
 const pid = (r) => r.pid == null ? h('span', { class: 'muted', title: 'not tied to a process' }, '—') : String(r.pid);
 const bin = (r) => h('span', { title: r.binary_path || '' }, r.binary || '—');
 const num = { class: 'num' };
+// workload is the Container/Pod cell: pod or container, image on hover;
+// a host process's systemd unit, muted.
+const workload = (r) => {
+  const w = L.workload(r);
+  return w.text ? h('span', { class: 'workload ' + w.kind, title: w.title, 'data-kind': w.kind }, w.text) : '';
+};
+const WORKLOAD = ['Container/Pod', '', workload];
 
 // Columns: label, sort field (or none), cell, cell attributes.
 const COLUMNS = {
   connections: [
     ['Host', 'hostname', host], ['Local', 'local_address', (r) => L.endpoint(r.local_address, r.local_port)],
     ['Remote', 'remote_address', (r) => L.endpoint(r.remote_address, r.remote_port)], ['State', 'state', (r) => r.state],
-    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['UID', 'uid', (r) => String(r.uid), num],
+    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD, ['UID', 'uid', (r) => String(r.uid), num],
     ['Duration', 'duration_secs', (r) => r.duration_secs == null ? h('span', { class: 'muted' }, 'predates sensor') : L.fmtDuration(r.duration_secs), num],
     ['First seen', 'first_seen', (r) => time(r.first_seen)], ['Last seen', 'last_seen', (r) => time(r.last_seen)],
   ],
   listening: [
     ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
-    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
+    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD,
     ['Binary path', '', (r) => r.binary_path || ''], ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   udp: [
     ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
     ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Remote', 'remote_address', (r) => r.remote_port ? L.endpoint(r.remote_address, r.remote_port) : ''],
-    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], ['Binary path', '', (r) => r.binary_path || ''],
+    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD, ['Binary path', '', (r) => r.binary_path || ''],
     ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   flows: [
-    ['Host', 'hostname', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num],
+    ['Host', 'hostname', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD,
     ['Source', 'src_address', (r) => L.endpoint(r.src_address, r.src_port)], ['Destination', 'dst_address', (r) => L.endpoint(r.dst_address, r.dst_port)],
     ['Protocol', 'protocol', (r) => r.protocol], ['Direction', 'direction', (r) => r.direction],
     ['Duration', 'duration_secs', (r) => L.fmtDuration(r.duration_secs), num], ['Sent', 'bytes_sent', (r) => h('span', { title: r.bytes_sent + ' bytes' }, L.fmtBytes(r.bytes_sent)), num],
@@ -329,7 +359,7 @@ const COLUMNS = {
   ],
   events: [
     ['Time', '', (r) => time(r.time)], ['Kind', '', (r) => h('span', { class: 'kind ' + r.kind }, r.kind)], ['Host', '', host],
-    ['Process', '', (r) => h('span', { title: r.binary_path || '' }, L.processLabel(r.binary, r.pid))],
+    ['Process', '', (r) => h('span', { title: r.binary_path || '' }, L.processLabel(r.binary, r.pid))], WORKLOAD,
     ['Source', '', (r) => r.src_port || r.src_address !== '::' ? L.endpoint(r.src_address, r.src_port) : ''],
     ['Destination', '', (r) => r.dst_port || r.dst_address !== '::' ? L.endpoint(r.dst_address, r.dst_port) : ''],
     ['Detail', '', eventSummary],
@@ -339,7 +369,10 @@ const COLUMNS = {
     ['Anomaly score', '', (r) => h('span', { class: 'score ' + L.anomalyLevel(r.anomaly_score) }, Number(r.anomaly_score).toFixed(2)), num],
     ['Active connections', '', (r) => String(r.active_connections ?? 0), num], ['Hourly mean', '', (r) => String(r.baseline_connections ?? ''), num],
     ['Listeners', '', (r) => String(r.listeners ?? 0), num], ['UDP', '', (r) => String(r.udp_listeners ?? 0), num],
-    ['Flows', '', (r) => String(r.active_flows ?? 0), num], ['Flavor', '', (r) => r.flavor], ['Version', '', (r) => r.version],
+    ['Flows', '', (r) => String(r.active_flows ?? 0), num],
+    ['Namespaces', '', (r) => h('span', { title: 'network namespaces of the sockets in its latest snapshot' }, String(r.namespaces ?? 0)), num],
+    ['Containers', '', (r) => h('span', { title: 'containers (by id) of the sockets in its latest snapshot' }, String(r.containers ?? 0)), num],
+    ['Flavor', '', (r) => r.flavor], ['Version', '', (r) => r.version],
     ['Capabilities', '', capabilities],
     ['Last heartbeat', '', (r) => time(r.last_heartbeat)],
     ['Clock', '', (r) => { const k = L.clockSkew(r.clock_skew_secs); return h('span', { class: 'skew ' + k.level, title: `sensor clock − ingest clock: ${r.clock_skew_secs} s` }, k.text); }],
@@ -511,7 +544,8 @@ async function loadList(g, s) {
   empty.textContent = d.total > 0 && data.length === 0 ? `Page ${s.page} is past the end: there are ${pages} pages.` : EMPTY[list];
   updatePager(s.page, pages);
   const noun = { connections: 'connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'active flows' }[list];
-  const scope = s.sensor_id ? ' on ' + (sensors.find((x) => x.sensor_id === s.sensor_id)?.hostname || s.sensor_id) : ' across the fleet';
+  const scope = (s.sensor_id ? ' on ' + (sensors.find((x) => x.sensor_id === s.sensor_id)?.hostname || s.sensor_id) : ' across the fleet') +
+    (s.pod ? ' in pod ' + s.pod : s.container ? ' in container ' + s.container : '');
   setStatus(`${d.total.toLocaleString()} ${noun}${scope} · page ${s.page} of ${pages} · ${updated()}`);
   if (selected) {
     const r = data.find((x) => keyOf(x) === selected);
@@ -636,7 +670,7 @@ function showEvents(d) {
   fill('events', rows);
   const empty = $('empty');
   empty.hidden = rows.length > 0;
-  empty.textContent = 'No events of these kinds in this window. Widen the window, tick more kinds, or choose another sensor.';
+  empty.textContent = 'No events of these kinds in this window. Widen the window, tick more kinds, or choose another sensor or container/pod.';
   $('more').hidden = !more;
   const since = L.fmtTime(d.since).text, until = L.fmtTime(d.until).text;
   setStatus(`${rows.length}${more ? '+' : ''} events, newest first · ${since} – ${until} · ${updated()}`);

@@ -48,6 +48,21 @@ function sortIn(v, fields) {
   return fields.includes(f) ? v : '';
 }
 
+// A container or pod filter as the API takes it: 1 to 255 bytes.
+const MAX_SCOPE = 255;
+function scopeOrEmpty(v) {
+  const t = (v || '').trim();
+  return t && new TextEncoder().encode(t).length <= MAX_SCOPE ? t : '';
+}
+
+// scopeIn reads the Container/Pod filter of a URL. The Console narrows by
+// one of them at a time (the filter is one field), so a URL naming both
+// keeps the pod: the narrower of the two.
+function scopeIn(q) {
+  const pod = scopeOrEmpty(q.get('pod'));
+  return { container: pod ? '' : scopeOrEmpty(q.get('container')), pod };
+}
+
 function isoOrEmpty(v) {
   if (!v) return '';
   const t = Date.parse(v);
@@ -68,6 +83,7 @@ export function parseRoute(pathname, search) {
       s.page = intIn(q.get('page'), 1, 1 << 30, 1);
       s.page_size = intIn(q.get('page_size'), 1, 500, DEFAULT_PAGE_SIZE);
       s.sort = sortIn(q.get('sort'), SORTABLE[list]);
+      Object.assign(s, scopeIn(q));
       break;
     }
     case 'investigate': {
@@ -79,6 +95,7 @@ export function parseRoute(pathname, search) {
       s.window = s.since && s.until && (!w || w === 'custom') ? 'custom' : (WINDOWS[w] ? w : DEFAULT_WINDOW);
       if (s.window !== 'custom') { s.since = ''; s.until = ''; }
       s.event = UUID.test(q.get('event') || '') ? q.get('event').toLowerCase() : '';
+      Object.assign(s, scopeIn(q));
       break;
     }
   }
@@ -92,6 +109,7 @@ export function routeURL(s) {
   const q = new URLSearchParams();
   if (s.view === 'listening' && s.tab === 'udp') q.set('tab', 'udp');
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
+  setScope(q, s);
   if (s.view === 'investigate') {
     if (s.kinds && s.kinds.length) q.set('kind', s.kinds.join(','));
     if (s.window === 'custom') { q.set('since', s.since); q.set('until', s.until); }
@@ -106,6 +124,25 @@ export function routeURL(s) {
   return qs ? path + '?' + qs : path;
 }
 
+// setScope adds the Container/Pod filter of a list or Investigate; the
+// URL and the API name it alike (container=, pod=).
+function setScope(q, s) {
+  if (s.view === 'summary') return;
+  if (s.container) q.set('container', s.container);
+  if (s.pod) q.set('pod', s.pod);
+}
+
+// scopeFilter turns the Container/Pod field (what it names, and its text)
+// into the state change it asks for, or an error to show beside it. The
+// rule is the field's select, not a guess from the text: a bare name such
+// as "db-0" could be either.
+export function scopeFilter(kind, text) {
+  const v = (text || '').trim();
+  if (!v) return { change: { container: '', pod: '' } };
+  if (new TextEncoder().encode(v).length > MAX_SCOPE) return { error: 'At most ' + MAX_SCOPE + ' bytes.' };
+  return { change: kind === 'pod' ? { container: '', pod: v } : { container: v, pod: '' } };
+}
+
 // listName is the API list a paged view shows.
 export function listName(s) {
   return s.view === 'listening' ? (s.tab === 'udp' ? 'udp' : 'listening') : s.view;
@@ -115,6 +152,7 @@ export function listName(s) {
 export function apiPath(s, now = Date.now()) {
   const q = new URLSearchParams();
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
+  setScope(q, s);
   switch (s.view) {
     case 'connections': case 'listening': case 'flows':
       q.set('page', String(s.page));
@@ -136,10 +174,12 @@ export function apiPath(s, now = Date.now()) {
 
 // moreEventsPath asks for the events after a cursor. The cursor carries
 // the first page's window; sending a preset's window again would name a
-// later "now" that the API refuses as a different query.
+// later "now" that the API refuses as a different query. The container and
+// pod filters must be sent again: the cursor is refused without them.
 export function moreEventsPath(s, cursor) {
   const q = new URLSearchParams();
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
+  setScope(q, s);
   if (s.kinds.length) q.set('kind', s.kinds.join(','));
   q.set('cursor', cursor);
   return '/api/v2/events?' + q;
@@ -210,6 +250,24 @@ export function endpoint(addr, port) {
 export function processLabel(binary, pid) {
   if (pid == null) return binary || '—';
   return (binary || '?') + ' (' + pid + ')';
+}
+
+// workload names what a row's process runs in, for the Container/Pod
+// column: a container's pod as namespace/pod, else the container's name,
+// else its id cut to 12 digits as docker ps shows it; the image is the
+// hover title. A host process shows its systemd unit; anything else is
+// empty. kind says which it is, for styling and tests.
+export function workload(r) {
+  const id = r.container_id || '', name = r.container_name || '', pod = r.pod || '', ns = r.pod_namespace || '';
+  if (id || name || pod || r.pod_uid) {
+    const short = id.slice(0, 12);
+    const text = pod ? (ns ? ns + '/' + pod : pod) : name || short || 'pod ' + String(r.pod_uid).slice(0, 8);
+    const what = [name || short, r.container_runtime].filter(Boolean).join(', ');
+    const title = [r.container_image || 'image unknown', what ? 'container ' + what : ''].filter(Boolean).join(' · ');
+    return { text, title, kind: pod || r.pod_uid ? 'pod' : 'container' };
+  }
+  if (r.unit) return { text: r.unit, title: 'systemd unit', kind: 'unit' };
+  return { text: '', title: '', kind: '' };
 }
 
 // Telecom and well-known service names as the Console shows them.
