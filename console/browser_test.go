@@ -22,6 +22,7 @@ import (
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/internal/testenv"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/querytest"
 )
@@ -46,12 +47,7 @@ func browserDeps(t *testing.T) string {
 	case !exists(chromium):
 		missing = chromium + " is missing (Debian package chromium)"
 	}
-	if missing != "" {
-		if os.Getenv("NETVIEW_REQUIRE_BROWSER") != "" {
-			t.Fatal("browser tests required but " + missing)
-		}
-		t.Skip("browser tests need Chromium and playwright-core: " + missing + "; run make test")
-	}
+	testenv.Require(t, "NETVIEW_REQUIRE_BROWSER", "the browser tests need Chromium and playwright-core", missing)
 	return mods
 }
 

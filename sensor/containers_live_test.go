@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/testenv"
 	"github.com/netview/netview/sensor"
 )
 
@@ -42,12 +43,7 @@ func podmanBin(t *testing.T) string {
 	case !staticELF("/bin/busybox"):
 		missing = "/bin/busybox is missing or not statically linked (Debian package busybox-static)"
 	}
-	if missing != "" {
-		if os.Getenv("NETVIEW_REQUIRE_CONTAINERS") != "" {
-			t.Fatal("container tests required but " + missing)
-		}
-		t.Skip("container tests need Podman, runc and a static busybox: " + missing + "; run make test")
-	}
+	testenv.Require(t, "NETVIEW_REQUIRE_CONTAINERS", "the container tests need Podman, runc and a static busybox", missing)
 	return podman
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/netview/netview/internal/tlsconf/tlsconftest"
 
 	"github.com/netview/netview/internal/loopback"
+	"github.com/netview/netview/internal/testenv"
 )
 
 // nginxPath returns nginx's path, or skips: `make test` installs it and sets
@@ -34,12 +35,11 @@ func nginxPath(t *testing.T) string {
 			p, err = "/usr/sbin/nginx", nil
 		}
 	}
+	missing := ""
 	if err != nil {
-		if os.Getenv("NETVIEW_REQUIRE_NGINX") == "1" {
-			t.Fatal("scale-out tests required (NETVIEW_REQUIRE_NGINX=1) but nginx is not installed (Debian package nginx-light; make test installs it)")
-		}
-		t.Skip("scale-out tests need nginx as the load balancer (Debian package nginx-light; make test installs it): not found in PATH or /usr/sbin")
+		missing = "nginx is not in PATH or /usr/sbin (Debian package nginx-light)"
 	}
+	testenv.Require(t, "NETVIEW_REQUIRE_NGINX", "the scale-out tests need nginx as the load balancer", missing)
 	return p
 }
 
