@@ -32,6 +32,7 @@ var recordFields = []struct {
 	{"flow_rec", "saddr", flowRecSaddr, addrLen},
 	{"flow_rec", "daddr", flowRecDaddr, addrLen},
 	{"flow_rec", "comm", flowRecComm, commLen},
+	{"flow_rec", "netns", flowRecNetns, 8},
 
 	{"dns_rec", "type", recTypeAt, 1},
 	{"dns_rec", "family", dnsRecFamily, 1},
@@ -47,6 +48,7 @@ var recordFields = []struct {
 	{"dns_rec", "comm", dnsRecComm, commLen},
 	{"dns_rec", "len", dnsRecLen, 4},
 	{"dns_rec", "size", dnsRecSendSize, 4},
+	{"dns_rec", "netns", dnsRecNetns, 8},
 	{"dns_rec", "data", dnsRecData, dnsCap},
 
 	{"lookup_rec", "type", recTypeAt, 1},
@@ -61,6 +63,7 @@ var recordFields = []struct {
 	{"lookup_rec", "name", lookupRecName, nameCap},
 	{"lookup_rec", "fam", lookupRecFam, maxAddrs},
 	{"lookup_rec", "addrs", lookupRecAddrs, maxAddrs * addrLen},
+	{"lookup_rec", "netns", lookupRecNetns, 8},
 }
 
 // recordSizes are what the decoding takes as each struct's sizeof.
