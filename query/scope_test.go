@@ -106,14 +106,17 @@ func TestScopeFilters(t *testing.T) {
 	// filter narrows them (OR within it, AND with the others), and rows
 	// without a namespace are outside every one. The other sensor's rows
 	// have none, so it is not narrowed to this sensor.
-	flowIDs := func(rows []row) []string {
+	// idsAt names rows by the last two digits of their id and their netns.
+	idsAt := func(id string, rows []row) []string {
 		var ids []string
 		for _, r := range rows {
-			ids = append(ids, str(r, "flow_id")[34:]+"@"+strconv.FormatFloat(num(r, "netns"), 'f', -1, 64))
+			ids = append(ids, str(r, id)[34:]+"@"+strconv.FormatFloat(num(r, "netns"), 'f', -1, 64))
 		}
 		slices.Sort(ids)
 		return ids
 	}
+	flowIDs := func(rows []row) []string { return idsAt("flow_id", rows) }
+	eventIDs := func(rows []row) []string { return idsAt("event_id", rows) }
 	for _, c := range []struct {
 		query string
 		want  []string // flow_id's last two digits @ netns
@@ -133,14 +136,6 @@ func TestScopeFilters(t *testing.T) {
 	// Beside a page of connections, the flows are of its namespaces too.
 	if rest, _ := f.list("/api/v1/network/connections?netns=4026531840", "connections"); len(rest["flows"].([]any)) != 1 {
 		t.Errorf("connections?netns=4026531840: flows %v, want the one in that namespace", rest["flows"])
-	}
-	eventIDs := func(rows []row) []string {
-		var ids []string
-		for _, r := range rows {
-			ids = append(ids, str(r, "event_id")[34:]+"@"+strconv.FormatFloat(num(r, "netns"), 'f', -1, 64))
-		}
-		slices.Sort(ids)
-		return ids
 	}
 	for _, c := range []struct {
 		query string

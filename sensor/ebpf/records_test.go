@@ -76,12 +76,13 @@ func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 func TestDecodeDNS(t *testing.T) {
 	b := make([]byte, dnsRecData+dnsCap)
 	b[recTypeAt], b[dnsRecFamily], b[dnsRecProto] = recDNS, afInet, 17
-	le.PutUint16(b[dnsRecSport:], 50000)
-	le.PutUint16(b[dnsRecDport:], 53)
-	le.PutUint32(b[dnsRecPID:], 612)
-	le.PutUint32(b[dnsRecLen:], 3)
-	le.PutUint32(b[dnsRecSendSize:], 40)
-	le.PutUint64(b[dnsRecNetns:], 4026532303)
+	// Each integer member, little-endian in its width.
+	for _, m := range []struct {
+		at, width int
+		v         uint64
+	}{{dnsRecSport, 2, 50000}, {dnsRecDport, 2, 53}, {dnsRecPID, 4, 612}, {dnsRecLen, 4, 3}, {dnsRecSendSize, 4, 40}, {dnsRecNetns, 8, 4026532303}} {
+		copy(b[m.at:m.at+m.width], le.AppendUint64(nil, m.v))
+	}
 	copy(b[dnsRecSaddr:], []byte{10, 0, 0, 1})
 	copy(b[dnsRecDaddr:], []byte{10, 0, 0, 2})
 	copy(b[dnsRecData:], "abcdef")
