@@ -846,6 +846,8 @@ func (d *Decoder) readFlow(sink Sink, completed bool) error {
 		case "source":
 			r.Source, err = d.enum(Sources)
 			return gSource, err
+		case "netns":
+			r.Netns, err = d.s.Uint()
 		case "bytes_sent":
 			r.BytesSent, err = d.s.Uint()
 		case "bytes_received":
@@ -909,6 +911,8 @@ func (d *Decoder) readEvent(sink Sink) error {
 			r.DstAddress, err = d.addr()
 		case "dst_port":
 			r.DstPort, err = d.port()
+		case "netns":
+			r.Netns, err = d.s.Uint()
 		case "query_name":
 			r.QueryName, err = d.str(MaxQueryName, true)
 		case "query_type":

@@ -225,6 +225,10 @@ type Flow struct {
 	SrcPort    uint16     `json:"src_port"`
 	DstAddress netip.Addr `json:"dst_address"`
 	DstPort    uint16     `json:"dst_port"`
+	// Netns is the inode of the flow's network namespace (0: unknown, as
+	// from a sensor before it was sent): the same 5-tuple can be two
+	// flows in two containers.
+	Netns uint64 `json:"netns,omitempty"`
 	Process
 	StartedAt     time.Time `json:"started_at"`
 	EndedAt       time.Time `json:"ended_at,omitzero"`
@@ -247,6 +251,9 @@ type Event struct {
 	SrcPort    uint16     `json:"src_port,omitempty"`
 	DstAddress netip.Addr `json:"dst_address,omitzero"`
 	DstPort    uint16     `json:"dst_port,omitempty"`
+	// Netns is the inode of the network namespace the event happened in;
+	// 0 when unknown.
+	Netns uint64 `json:"netns,omitempty"`
 	Process
 	QueryName string       `json:"query_name,omitempty"`
 	QueryType string       `json:"query_type,omitempty"`

@@ -639,6 +639,7 @@ type flowBody struct {
 	srcAddr, dstAddr           proto.ColIPv6
 	srcPort, dstPort           proto.ColUInt16
 	startedAt                  *proto.ColDateTime64
+	netns                      proto.ColUInt64
 	bytesSent, bytesReceived   proto.ColUInt64
 }
 
@@ -647,7 +648,7 @@ func (f *flowBody) cols() proto.Input {
 	in := proto.Input{
 		{Name: "flow_id", Data: &f.flowID}, {Name: "protocol", Data: &f.protocol}, {Name: "direction", Data: &f.direction},
 		{Name: "src_address", Data: &f.srcAddr}, {Name: "src_port", Data: &f.srcPort},
-		{Name: "dst_address", Data: &f.dstAddr}, {Name: "dst_port", Data: &f.dstPort},
+		{Name: "dst_address", Data: &f.dstAddr}, {Name: "dst_port", Data: &f.dstPort}, {Name: "netns", Data: &f.netns},
 	}
 	in = append(in, f.procCols.cols()...)
 	return append(in, proto.Input{
@@ -664,6 +665,7 @@ func (f *flowBody) append(r *heartbeat.Flow) {
 	f.srcPort.Append(r.SrcPort)
 	f.dstAddr.Append(ip(r.DstAddress))
 	f.dstPort.Append(r.DstPort)
+	f.netns.Append(r.Netns)
 	f.procCols.append(&r.Process)
 	f.startedAt.AppendRaw(ms(r.StartedAt))
 	f.bytesSent.Append(r.BytesSent)
@@ -709,6 +711,7 @@ type eventCols struct {
 	srcPort, dstPort                     proto.ColUInt16
 	answers                              *proto.ColArr[proto.IPv6]
 	durationMs, bytesSent, bytesReceived proto.ColUInt64
+	netns                                proto.ColUInt64
 }
 
 func (c *eventCols) init() {
@@ -718,7 +721,7 @@ func (c *eventCols) init() {
 		{Name: "event_id", Data: &c.eventID}, {Name: "sensor_id", Data: &c.sensorID}, {Name: "kind", Data: &c.kind},
 		{Name: "time", Data: c.time}, {Name: "received_at", Data: c.receivedAt}, {Name: "protocol", Data: &c.protocol},
 		{Name: "src_address", Data: &c.srcAddr}, {Name: "src_port", Data: &c.srcPort},
-		{Name: "dst_address", Data: &c.dstAddr}, {Name: "dst_port", Data: &c.dstPort},
+		{Name: "dst_address", Data: &c.dstAddr}, {Name: "dst_port", Data: &c.dstPort}, {Name: "netns", Data: &c.netns},
 	}
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.Input{

@@ -191,7 +191,7 @@ func (s *sink) CompletedFlow(r *heartbeat.Flow) {
 	f.endedAt.AppendRaw(end)
 	f.durationMs.Append(dur)
 	s.event(&heartbeat.Event{EventID: r.FlowID, Kind: "network_flow", Time: r.EndedAt, Protocol: r.Protocol,
-		SrcAddress: r.SrcAddress, SrcPort: r.SrcPort, DstAddress: r.DstAddress, DstPort: r.DstPort, Process: r.Process,
+		SrcAddress: r.SrcAddress, SrcPort: r.SrcPort, DstAddress: r.DstAddress, DstPort: r.DstPort, Netns: r.Netns, Process: r.Process,
 		State: r.State, Source: r.Source}, dur, r.BytesSent, r.BytesReceived)
 }
 
@@ -209,6 +209,7 @@ func (s *sink) event(r *heartbeat.Event, durMs, sent, received uint64) {
 	e.srcPort.Append(r.SrcPort)
 	e.dstAddr.Append(ip(r.DstAddress))
 	e.dstPort.Append(r.DstPort)
+	e.netns.Append(r.Netns)
 	e.procCols.append(&r.Process)
 	e.queryName.Append(r.QueryName)
 	e.queryType.Append(r.QueryType)

@@ -144,7 +144,7 @@ func (s *Server) listV1(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, append([]string{"sensor_id", "page", "page_size", "sort"}, scopeParams...)...)
 		sensor := q.sensor()
-		sc := q.scope(v.hasNetns())
+		sc := q.scope()
 		pageNo := q.int("page", 1, 1, 1<<30)
 		size := q.int("page_size", 100, 1, 500)
 		sort := q.sort(v)
@@ -163,10 +163,9 @@ func (s *Server) listV1(v *view) handler {
 		}
 		var flows []byte
 		if seed {
-			// Flows hold no namespace: beside a page of one namespace they
-			// are narrowed by container and pod only.
-			fs := scope{containers: sc.containers, pods: sc.pods}
-			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: fs, limit: size}, nil)
+			// The flows beside the page are of the same scope, its
+			// namespaces included.
+			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: sc, limit: size}, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -202,7 +201,7 @@ func (s *Server) listV2(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, append([]string{"sensor_id", "limit", "cursor"}, scopeParams...)...)
 		sensor := q.sensor()
-		sc := q.scope(v.hasNetns())
+		sc := q.scope()
 		limit := q.int("limit", 100, 1, 1000)
 		if q.err != nil {
 			return nil, q.err
@@ -319,7 +318,7 @@ func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *princip
 }
 
 var eventOut = []string{"event_id", "sensor_id", "hostname", "CAST(kind AS String) AS kind", "time", "received_at",
-	"CAST(protocol AS String) AS protocol", "src_address", "src_port", "dst_address", "dst_port", "uid", "nullIf(pid, 0) AS pid",
+	"CAST(protocol AS String) AS protocol", "src_address", "src_port", "dst_address", "dst_port", "netns", "uid", "nullIf(pid, 0) AS pid",
 	"CAST(binary AS String) AS binary", "CAST(binary_path AS String) AS binary_path", "CAST(unit AS String) AS unit", "container_id", "CAST(container_runtime AS String) AS container_runtime", "pod_uid", "container_name", "CAST(container_image AS String) AS container_image", "pod", "CAST(pod_namespace AS String) AS pod_namespace", "query_name", "CAST(query_type AS String) AS query_type",
 	"answers", "duration_ms", "bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source"}
 
@@ -331,7 +330,7 @@ var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 	q := query(r, append([]string{"sensor_id", "kind", "since", "until", "limit", "cursor"}, scopeParams...)...)
 	sensor := q.sensor()
-	sc := q.scope(false)
+	sc := q.scope()
 	limit := q.int("limit", 100, 1, 1000)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	until := q.time("until", now)

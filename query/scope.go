@@ -26,9 +26,11 @@ const (
 	maxScopeValue  = 255
 )
 
-// scope reads container=, pod= and netns=. netns is only stored with
-// sockets, so views without it (withNetns false) refuse it by name.
-func (p *params) scope(withNetns bool) scope {
+// scope reads container=, pod= and netns=. Every list and the events hold
+// their network namespace (flows and events since schema version 9; their
+// older rows, and those of sensors that do not report it, hold 0, which no
+// filter names).
+func (p *params) scope() scope {
 	var s scope
 	for _, name := range scopeParams {
 		vals := p.args.PeekMulti(name)
@@ -51,10 +53,6 @@ func (p *params) scope(withNetns bool) scope {
 			case "pod":
 				s.pods = append(s.pods, v)
 			case "netns":
-				if !withNetns {
-					p.err = badParam(name, "flows and events do not record their network namespace; filter the socket lists by it")
-					return s
-				}
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil || n == 0 {
 					p.err = badParam(name, "%q is not a namespace inode (a positive decimal number)", v)

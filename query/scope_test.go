@@ -3,6 +3,7 @@ package query_test
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,9 @@ import (
 	"github.com/netview/netview/heartbeat"
 )
 
-// scopedBeat is one sensor's heartbeat with sockets, a flow and events in
-// two containers (one in a pod) and on the host, in three namespaces.
+// scopedBeat is one sensor's heartbeat with sockets, flows and events in
+// two containers (one in a pod) and on the host, in three namespaces; one
+// event, as from a sensor that does not report it, has no namespace.
 func scopedBeat(now time.Time) *heartbeat.Heartbeat {
 	h := beat(sensor("5c000000-0000-4000-8000-000000000001", "host-scope"), 1, now)
 	web := heartbeat.Process{PID: 10, Binary: "nginx", UID: 33, ContainerID: strings.Repeat("ab", 32), ContainerRuntime: "docker", ContainerName: "web-1"}
@@ -29,9 +31,17 @@ func scopedBeat(now time.Time) *heartbeat.Heartbeat {
 	}
 	h.ActiveFlows = []heartbeat.Flow{{FlowID: uuid.MustParse("5c000000-0000-4000-8000-0000000000f1"), Protocol: "tcp", Direction: "outbound",
 		SrcAddress: h.TCPConnections[1].LocalAddress, SrcPort: 40001, DstAddress: h.TCPConnections[1].RemoteAddress, DstPort: 443,
-		Process: db, StartedAt: h.SentAt, State: "ESTABLISHED", Source: "proc"}}
+		Netns: 4026532002, Process: db, StartedAt: h.SentAt, State: "ESTABLISHED", Source: "proc"},
+		{FlowID: uuid.MustParse("5c000000-0000-4000-8000-0000000000f2"), Protocol: "tcp", Direction: "outbound",
+			SrcAddress: h.TCPConnections[2].LocalAddress, SrcPort: 40002, DstAddress: h.TCPConnections[2].RemoteAddress, DstPort: 443,
+			Netns: 4026531840, Process: heartbeat.Process{PID: 30, Binary: "sshd"}, StartedAt: h.SentAt, State: "ESTABLISHED", Source: "proc"}}
+	// A completed flow in web's namespace: its network_flow event is
+	// narrowed by the flow's namespace.
+	h.CompletedFlows = []heartbeat.Flow{{FlowID: uuid.MustParse("5c000000-0000-4000-8000-0000000000f3"), Protocol: "tcp", Direction: "outbound",
+		SrcAddress: h.TCPConnections[0].LocalAddress, SrcPort: 40010, DstAddress: h.TCPConnections[0].RemoteAddress, DstPort: 443,
+		Netns: 4026532001, Process: web, StartedAt: h.SentAt.Add(-4 * time.Second), EndedAt: h.SentAt.Add(-3 * time.Second), State: "established", Source: "proc"}}
 	e1 := ev("5c000000-0000-4000-8000-0000000000e1", "network_connect", now.Add(-time.Second))
-	e1.Process = web
+	e1.Process, e1.Netns = web, 4026532001
 	e2 := ev("5c000000-0000-4000-8000-0000000000e2", "network_connect", now.Add(-2*time.Second))
 	h.Events = []heartbeat.Event{e1, e2}
 	return h
@@ -88,8 +98,60 @@ func TestScopeFilters(t *testing.T) {
 	if _, rows := f.list("/api/v2/network/flows?container=web-1", "flows"); len(rows) != 0 {
 		t.Errorf("flows?container=web-1: %v, want none", rows)
 	}
-	if _, rows := f.list("/api/v1/events?container=web-1", "events"); len(rows) != 1 || str(rows[0], "container_name") != "web-1" {
+	if _, rows := f.list("/api/v1/events?container=web-1&kind=network_connect", "events"); len(rows) != 1 || str(rows[0], "container_name") != "web-1" {
 		t.Errorf("events?container=web-1: %v", rows)
+	}
+
+	// The flows and the events, by namespace: each answers its netns, the
+	// filter narrows them (OR within it, AND with the others), and rows
+	// without a namespace are outside every one. The other sensor's rows
+	// have none, so it is not narrowed to this sensor.
+	// idsAt names rows by the last two digits of their id and their netns.
+	idsAt := func(id string, rows []row) []string {
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, str(r, id)[34:]+"@"+strconv.FormatFloat(num(r, "netns"), 'f', -1, 64))
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	flowIDs := func(rows []row) []string { return idsAt("flow_id", rows) }
+	eventIDs := func(rows []row) []string { return idsAt("event_id", rows) }
+	for _, c := range []struct {
+		query string
+		want  []string // flow_id's last two digits @ netns
+	}{
+		{"netns=4026532002", []string{"f1@4026532002"}},
+		{"netns=4026532002&netns=4026531840", []string{"f1@4026532002", "f2@4026531840"}},
+		{"netns=4026531840&container=db", nil},
+		{"netns=4026532001", nil},
+	} {
+		if _, rows := f.list("/api/v2/network/flows?"+c.query, "flows"); !slices.Equal(flowIDs(rows), c.want) {
+			t.Errorf("v2 flows?%s: %v, want %v", c.query, flowIDs(rows), c.want)
+		}
+		if _, rows := f.list("/api/v1/network/flows?"+c.query, "flows"); !slices.Equal(flowIDs(rows), c.want) {
+			t.Errorf("v1 flows?%s: %v, want %v", c.query, flowIDs(rows), c.want)
+		}
+	}
+	// Beside a page of connections, the flows are of its namespaces too.
+	if rest, _ := f.list("/api/v1/network/connections?netns=4026531840", "connections"); len(rest["flows"].([]any)) != 1 {
+		t.Errorf("connections?netns=4026531840: flows %v, want the one in that namespace", rest["flows"])
+	}
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"netns=4026532001", []string{"e1@4026532001", "f3@4026532001"}},
+		{"netns=4026532001&kind=network_flow", []string{"f3@4026532001"}},
+		{"netns=4026532001&container=db", nil},
+		{"netns=4026532002", nil},
+	} {
+		if _, rows := f.list("/api/v2/events?"+c.query, "events"); !slices.Equal(eventIDs(rows), c.want) {
+			t.Errorf("events?%s: %v, want %v", c.query, eventIDs(rows), c.want)
+		}
+	}
+	if _, rows := f.list("/api/v1/events?kind=network_connect&sensor_id=5c000000-0000-4000-8000-000000000001", "events"); !slices.Equal(eventIDs(rows), []string{"e1@4026532001", "e2@0"}) {
+		t.Errorf("events of the scoped sensor: %v, want e1 in its namespace and e2 in none", eventIDs(rows))
 	}
 
 	// A cursor is bound to its filters.
@@ -109,8 +171,8 @@ func TestScopeFilters(t *testing.T) {
 		{"/api/v1/network/connections?netns=0", "netns"},
 		{"/api/v2/network/listening?container=", "container"},
 		{"/api/v2/network/udp?pod=" + strings.Repeat("p", 300), "pod"},
-		{"/api/v2/network/flows?netns=4026532001", "netns"},
-		{"/api/v1/events?netns=4026532001", "netns"},
+		{"/api/v2/network/flows?netns=0", "netns"},
+		{"/api/v1/events?netns=x", "netns"},
 	} {
 		out = nil
 		if code := f.get(c.path, &out); code != 400 || !strings.Contains(out["error"].(string), c.param) {

@@ -104,12 +104,12 @@ var (
 		key: []keyCol{{"sensor_id", "UUID"}, {"flow_id", "UUID"}},
 		aggs: proc + `, argMax(protocol, seq) AS protocol, argMax(direction, seq) AS direction,
             argMax(src_address, seq) AS src_address, argMax(src_port, seq) AS src_port,
-            argMax(dst_address, seq) AS dst_address, argMax(dst_port, seq) AS dst_port,
+            argMax(dst_address, seq) AS dst_address, argMax(dst_port, seq) AS dst_port, argMax(netns, seq) AS netns,
             min(started_at) AS started_at, max(observed_at) AS last_seen,
             argMax(bytes_sent, seq) AS bytes_sent, argMax(bytes_received, seq) AS bytes_received,
             argMax(state, seq) AS state, argMax(source, seq) AS source`,
 		out: fields([]string{"sensor_id", "hostname", "flow_id", "CAST(protocol AS String) AS protocol", "CAST(direction AS String) AS direction",
-			"src_address", "src_port", "dst_address", "dst_port"}, procOut,
+			"src_address", "src_port", "dst_address", "dst_port", "netns"}, procOut,
 			[]string{"started_at", "toUInt64(greatest(0, dateDiff('second', started_at, last_seen))) AS duration_secs",
 				"bytes_sent", "bytes_received", "CAST(state AS String) AS state", "CAST(source AS String) AS source", "last_seen", "sensor_stale"}),
 		sortable: []string{"sensor_id", "hostname", "src_address", "src_port", "dst_address", "dst_port", "protocol", "direction",
@@ -131,11 +131,6 @@ func (v *view) keys() string {
 		names[i] = k.name
 	}
 	return strings.Join(names, ", ")
-}
-
-// hasNetns says whether the view's rows hold their network namespace.
-func (v *view) hasNetns() bool {
-	return slices.ContainsFunc(v.key, func(k keyCol) bool { return k.name == "netns" })
 }
 
 // page asks for one page: of one sensor or all, after a keyset position or

@@ -24,6 +24,9 @@ import (
 type diagSource struct {
 	conn  *diag.Conn
 	socks []diag.Sock
+	// netns is the namespace the netlink socket answers for: the one it
+	// was opened in, the sensor's, fixed for its life. 0 until read.
+	netns uint64
 }
 
 func (d *diagSource) Name() string { return "inet_diag" }
@@ -34,10 +37,15 @@ func (d *diagSource) Poll(dst []flows.Observation) ([]flows.Observation, error) 
 	if err != nil {
 		return dst, err
 	}
+	if d.netns == 0 {
+		// The sensor uses netlink only with --sensor.proc at /proc, so
+		// this is the namespace its heartbeat names (sensor.netns).
+		d.netns, _ = procnet.NewFS("/proc").Netns(0)
+	}
 	for i := range d.socks {
 		so := &d.socks[i]
 		dst = append(dst, flows.Observation{Local: so.Local, Remote: so.Remote, State: so.State, UID: so.UID, Inode: so.Inode,
-			Cookie: so.Cookie, BytesSent: so.BytesSent, BytesReceived: so.BytesReceived, HasBytes: so.HasBytes})
+			Cookie: so.Cookie, BytesSent: so.BytesSent, BytesReceived: so.BytesReceived, HasBytes: so.HasBytes, Netns: d.netns})
 	}
 	return dst, nil
 }
@@ -56,12 +64,15 @@ func (p *procSource) Poll(dst []flows.Observation) ([]flows.Observation, error) 
 	if errors.Is(err, procnet.ErrParse) {
 		err = nil // malformed lines are skipped; the rest is good
 	}
+	// The sensor's own tables (pid 0): the namespace its heartbeat names,
+	// read from the same root as the snapshot reads it.
+	netns, _ := p.fs.Netns(0)
 	for i := range p.socks {
 		so := &p.socks[i]
 		if so.Proto != procnet.TCP {
 			continue
 		}
-		dst = append(dst, flows.Observation{Local: so.Local, Remote: so.Remote, State: uint8(so.State), UID: so.UID, Inode: so.Inode})
+		dst = append(dst, flows.Observation{Local: so.Local, Remote: so.Remote, State: uint8(so.State), UID: so.UID, Inode: so.Inode, Netns: netns})
 	}
 	return dst, err
 }
@@ -108,7 +119,7 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 func (k *kernelSource) Flow(r *ebpf.Flow) {
 	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
 	k.kf = flows.KernelFlow{Close: r.Close, Local: r.Local, Remote: r.Remote, Outbound: r.Outbound(), Inbound: r.Inbound(),
-		Process: p, Start: unixTime(r.Start), Time: unixTime(r.Time), Sock: r.Sock,
+		Process: p, Start: unixTime(r.Start), Time: unixTime(r.Time), Sock: r.Sock, Netns: r.Netns,
 		Established: r.Established(), FinOut: r.FinOut(), FinIn: r.FinIn(), FinAcked: r.FinAcked(),
 		BytesAcked: r.BytesAcked, BytesReceived: r.BytesReceived}
 	k.s.mu.Lock()
@@ -125,7 +136,7 @@ func (k *kernelSource) Flow(r *ebpf.Flow) {
 	if res, ok := k.lineage.Connect(p.PID, r.Remote.Addr(), k.kf.Start); ok {
 		k.events = append(k.events, heartbeat.Event{EventID: uuid.New(), Kind: "dns_resolution", Time: k.kf.Start, Protocol: "tcp",
 			SrcAddress: r.Local.Addr().Unmap(), SrcPort: r.Local.Port(), DstAddress: r.Remote.Addr().Unmap(), DstPort: r.Remote.Port(),
-			Process: p, QueryName: res.Name, Answers: res.Answers, Source: "ebpf"})
+			Netns: r.Netns, Process: p, QueryName: res.Name, Answers: res.Answers, Source: "ebpf"})
 	}
 }
 
@@ -148,7 +159,7 @@ func (k *kernelSource) DNS(r *ebpf.DNS) {
 	}
 	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_query", Time: unixTime(r.Time), Protocol: proto,
 		SrcAddress: r.Local.Addr().Unmap(), SrcPort: r.Local.Port(), DstAddress: r.Remote.Addr().Unmap(), DstPort: r.Remote.Port(),
-		Process: k.process(r.PID, r.UID, r.ProcStart, &r.Comm), QueryName: name, QueryType: qtype, Source: "ebpf"}
+		Netns: r.Netns, Process: k.process(r.PID, r.UID, r.ProcStart, &r.Comm), QueryName: name, QueryType: qtype, Source: "ebpf"}
 	k.s.mu.Lock()
 	k.events = append(k.events, e)
 	k.s.mu.Unlock()
@@ -168,7 +179,7 @@ func (k *kernelSource) Lookup(r *ebpf.Lookup) {
 	}
 	at := unixTime(r.Start)
 	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
-	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_lookup", Time: at, Process: p, QueryName: name, Answers: answers, Source: "ebpf"}
+	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_lookup", Time: at, Netns: r.Netns, Process: p, QueryName: name, Answers: answers, Source: "ebpf"}
 	k.s.mu.Lock()
 	k.events = append(k.events, e)
 	k.lineage.Lookup(p.PID, name, answers, at)

@@ -451,3 +451,15 @@ ALTER TABLE sctp_endpoints_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS c
 
 ALTER TABLE sctp_endpoints ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS container_name String AFTER pod_uid, ADD COLUMN IF NOT EXISTS container_image LowCardinality(String) AFTER container_name, ADD COLUMN IF NOT EXISTS pod String AFTER container_image, ADD COLUMN IF NOT EXISTS pod_namespace LowCardinality(String) AFTER pod;
 
+ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+
+ALTER TABLE active_flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+
+ALTER TABLE flows_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+
+ALTER TABLE flows ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+
+ALTER TABLE events_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+
+ALTER TABLE events ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
+

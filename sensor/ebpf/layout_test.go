@@ -32,6 +32,7 @@ var records = []struct {
 		{"ts", flowRecTS, 8}, {"start", flowRecStart, 8}, {"sk", flowRecSk, 8}, {"acked", flowRecAcked, 8}, {"received", flowRecReceived, 8}, {"pstart", flowRecPStart, 8},
 		{"saddr", flowRecSaddr, addrLen}, {"daddr", flowRecDaddr, addrLen},
 		{"comm", flowRecComm, commLen},
+		{"netns", flowRecNetns, 8},
 	}},
 	{"dns_rec", dnsRecData + dnsCap, []member{
 		{"type", recTypeAt, 1}, {"family", dnsRecFamily, 1}, {"proto", dnsRecProto, 1},
@@ -41,6 +42,7 @@ var records = []struct {
 		{"saddr", dnsRecSaddr, addrLen}, {"daddr", dnsRecDaddr, addrLen},
 		{"comm", dnsRecComm, commLen},
 		{"len", dnsRecLen, 4}, {"size", dnsRecSendSize, 4},
+		{"netns", dnsRecNetns, 8},
 		{"data", dnsRecData, dnsCap},
 	}},
 	{"lookup_rec", lookupRecSize, []member{
@@ -51,6 +53,7 @@ var records = []struct {
 		{"comm", lookupRecComm, commLen}, {"name", lookupRecName, nameCap},
 		{"fam", lookupRecFam, maxAddrs},
 		{"addrs", lookupRecAddrs, maxAddrs * addrLen},
+		{"netns", lookupRecNetns, 8},
 	}},
 }
 

@@ -49,7 +49,8 @@ const (
 	flowRecSaddr    = 64
 	flowRecDaddr    = 80
 	flowRecComm     = 96
-	flowRecSize     = 112
+	flowRecNetns    = 112
+	flowRecSize     = 120
 
 	// struct dns_rec: a fixed head, then up to dnsCap bytes of the message
 	dnsRecFamily   = 1
@@ -65,7 +66,8 @@ const (
 	dnsRecComm     = 64
 	dnsRecLen      = 80
 	dnsRecSendSize = 84
-	dnsRecData     = 88
+	dnsRecNetns    = 88
+	dnsRecData     = 96
 	dnsCap         = 512
 
 	// struct lookup_rec
@@ -80,7 +82,8 @@ const (
 	lookupRecName   = 56
 	lookupRecFam    = 312
 	lookupRecAddrs  = 328
-	lookupRecSize   = 584
+	lookupRecNetns  = 584
+	lookupRecSize   = 592
 	nameCap         = 256
 	maxAddrs        = 16
 
@@ -114,6 +117,9 @@ type Flow struct {
 	// BytesAcked and BytesReceived are tcp_sock's counters at close: they
 	// count sequence numbers, so the SYN and FINs are in them.
 	BytesAcked, BytesReceived uint64
+	// Netns is the inode of the socket's network namespace (0: unknown):
+	// the probes see every namespace's sockets, the polls only the sensor's.
+	Netns uint64
 }
 
 func (f *Flow) Outbound() bool    { return f.Flags&flagOut != 0 }
@@ -131,6 +137,7 @@ type DNS struct {
 	ProcStart     uint64
 	Comm          [16]byte
 	Time          uint64
+	Netns         uint64 // of the sending socket
 	// Size is what the call sent; Data the start of it that was captured.
 	// Data points into the reader's buffer: valid only during the call.
 	Size uint32
@@ -144,6 +151,7 @@ type Lookup struct {
 	ProcStart   uint64
 	Comm        [16]byte
 	Start, Time uint64
+	Netns       uint64 // of the calling process
 	// Name points into the reader's buffer: valid only during the call.
 	Name  []byte
 	Addrs []netip.Addr // reused between calls
@@ -159,6 +167,7 @@ func decodeFlow(b []byte, f *Flow) error {
 		PID: le.Uint32(b[flowRecPID:]), UID: le.Uint32(b[flowRecUID:]),
 		Time: le.Uint64(b[flowRecTS:]), Start: le.Uint64(b[flowRecStart:]), Sock: le.Uint64(b[flowRecSk:]),
 		BytesAcked: le.Uint64(b[flowRecAcked:]), BytesReceived: le.Uint64(b[flowRecReceived:]), ProcStart: le.Uint64(b[flowRecPStart:]),
+		Netns: le.Uint64(b[flowRecNetns:]),
 	}
 	fam := b[flowRecFamily]
 	f.Local = netip.AddrPortFrom(addr(fam, b[flowRecSaddr:flowRecSaddr+addrLen]), le.Uint16(b[flowRecSport:]))
@@ -173,7 +182,8 @@ func decodeDNS(b []byte, d *DNS) error {
 		return ErrShort
 	}
 	*d = DNS{Proto: b[dnsRecProto], PID: le.Uint32(b[dnsRecPID:]), UID: le.Uint32(b[dnsRecUID:]),
-		Time: le.Uint64(b[dnsRecTS:]), ProcStart: le.Uint64(b[dnsRecPStart:]), Size: le.Uint32(b[dnsRecSendSize:])}
+		Time: le.Uint64(b[dnsRecTS:]), ProcStart: le.Uint64(b[dnsRecPStart:]), Size: le.Uint32(b[dnsRecSendSize:]),
+		Netns: le.Uint64(b[dnsRecNetns:])}
 	fam := b[dnsRecFamily]
 	d.Local = netip.AddrPortFrom(addr(fam, b[dnsRecSaddr:dnsRecSaddr+addrLen]), le.Uint16(b[dnsRecSport:]))
 	d.Remote = netip.AddrPortFrom(addr(fam, b[dnsRecDaddr:dnsRecDaddr+addrLen]), le.Uint16(b[dnsRecDport:]))
@@ -191,7 +201,8 @@ func decodeLookup(b []byte, l *Lookup) error {
 	}
 	addrs := l.Addrs[:0]
 	*l = Lookup{Ret: int32(le.Uint32(b[lookupRecRet:])), PID: le.Uint32(b[lookupRecPID:]), UID: le.Uint32(b[lookupRecUID:]),
-		Time: le.Uint64(b[lookupRecTS:]), Start: le.Uint64(b[lookupRecStart:]), ProcStart: le.Uint64(b[lookupRecPStart:])}
+		Time: le.Uint64(b[lookupRecTS:]), Start: le.Uint64(b[lookupRecStart:]), ProcStart: le.Uint64(b[lookupRecPStart:]),
+		Netns: le.Uint64(b[lookupRecNetns:])}
 	copy(l.Comm[:], b[lookupRecComm:lookupRecComm+commLen])
 	name := b[lookupRecName : lookupRecName+nameCap]
 	for i, c := range name {

@@ -22,6 +22,7 @@ func TestDecodeFlow(t *testing.T) {
 	le.PutUint64(b[flowRecAcked:], 12)
 	le.PutUint64(b[flowRecReceived:], 6)
 	le.PutUint64(b[flowRecPStart:], 777)
+	le.PutUint64(b[flowRecNetns:], 4026532301)
 	local, remote := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:10.0.0.9")
 	l16, r16 := local.As16(), remote.As16()
 	copy(b[flowRecSaddr:], l16[:])
@@ -32,7 +33,7 @@ func TestDecodeFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Flow{Close: true, Local: netip.AddrPortFrom(local, 40000), Remote: netip.AddrPortFrom(remote, 443), OldState: 9,
-		Flags: b[flowRecFlags], PID: 4242, UID: 1000, ProcStart: 777, Time: 2e9, Start: 1e9, Sock: 0xffff8880deadbeef, BytesAcked: 12, BytesReceived: 6}
+		Flags: b[flowRecFlags], PID: 4242, UID: 1000, ProcStart: 777, Time: 2e9, Start: 1e9, Sock: 0xffff8880deadbeef, BytesAcked: 12, BytesReceived: 6, Netns: 4026532301}
 	copy(want.Comm[:], "curl")
 	if f != want {
 		t.Fatalf("decoded %+v\nwant    %+v", f, want)
@@ -53,6 +54,7 @@ func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 	copy(b[lookupRecAddrs:], []byte{93, 184, 216, 34})
 	v6 := netip.MustParseAddr("2606:2800::1").As16()
 	copy(b[lookupRecAddrs+2*addrLen:], v6[:])
+	le.PutUint64(b[lookupRecNetns:], 4026532302)
 	var l Lookup
 	if err := decodeLookup(b, &l); err != nil {
 		t.Fatal(err)
@@ -60,9 +62,40 @@ func TestDecodeLookupKeepsOnlyFilledSlots(t *testing.T) {
 	if string(l.Name) != "example.org" || len(l.Addrs) != 2 || l.Addrs[0].String() != "93.184.216.34" || l.Addrs[1].String() != "2606:2800::1" {
 		t.Fatalf("decoded %q %v", l.Name, l.Addrs)
 	}
+	if l.Netns != 4026532302 {
+		t.Fatalf("netns %d, want 4026532302", l.Netns)
+	}
 	b[lookupRecNaddr] = 200 // more than the record holds
 	if err := decodeLookup(b, &l); err != nil || len(l.Addrs) != 2 {
 		t.Fatalf("naddr over the slots: %v %v", err, l.Addrs)
+	}
+}
+
+// A DNS record's fixed head decodes, the namespace included, and its data
+// is what len says was captured.
+func TestDecodeDNS(t *testing.T) {
+	b := make([]byte, dnsRecData+dnsCap)
+	b[recTypeAt], b[dnsRecFamily], b[dnsRecProto] = recDNS, afInet, 17
+	// Each integer member, little-endian in its width.
+	for _, m := range []struct {
+		at, width int
+		v         uint64
+	}{{dnsRecSport, 2, 50000}, {dnsRecDport, 2, 53}, {dnsRecPID, 4, 612}, {dnsRecLen, 4, 3}, {dnsRecSendSize, 4, 40}, {dnsRecNetns, 8, 4026532303}} {
+		copy(b[m.at:m.at+m.width], le.AppendUint64(nil, m.v))
+	}
+	copy(b[dnsRecSaddr:], []byte{10, 0, 0, 1})
+	copy(b[dnsRecDaddr:], []byte{10, 0, 0, 2})
+	copy(b[dnsRecData:], "abcdef")
+	var d DNS
+	if err := decodeDNS(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Netns != 4026532303 || d.PID != 612 || d.Size != 40 || string(d.Data) != "abc" ||
+		d.Local.String() != "10.0.0.1:50000" || d.Remote.String() != "10.0.0.2:53" {
+		t.Fatalf("decoded %+v", d)
+	}
+	if decodeDNS(b[:dnsRecData-1], &d) != ErrShort {
+		t.Fatal("short record accepted")
 	}
 }
 

@@ -26,6 +26,9 @@ type Observation struct {
 	BytesSent     uint64
 	BytesReceived uint64
 	HasBytes      bool
+	// Netns is the inode of the network namespace the source read the
+	// socket in (the sensor's own); 0 when unknown.
+	Netns uint64
 }
 
 // Source polls the kernel for every TCP socket.
@@ -270,6 +273,7 @@ func (t *Tracker) start(o *Observation, now time.Time, first bool) *flow {
 	f.Source = t.src.Name()
 	f.StartedAt = now
 	f.UID = o.UID
+	f.Netns = o.Netns
 	f.orient(t.listening[o.Local.Port()] && o.State != tcpstate.SynSent, o.Local, o.Remote)
 	return f
 }
@@ -344,7 +348,7 @@ func (t *Tracker) attribute(fresh []*flow) {
 		}
 		t.events = append(t.events, heartbeat.Event{
 			EventID: uuid.New(), Kind: kind, Time: f.StartedAt, Protocol: "tcp",
-			SrcAddress: f.SrcAddress, SrcPort: f.SrcPort, DstAddress: f.DstAddress, DstPort: f.DstPort,
+			SrcAddress: f.SrcAddress, SrcPort: f.SrcPort, DstAddress: f.DstAddress, DstPort: f.DstPort, Netns: f.Netns,
 			Process: f.Process, Source: f.Source,
 		})
 	}
@@ -395,7 +399,7 @@ func (t *Tracker) bound(now time.Time) {
 }
 
 func (t *Tracker) event(kind string, now time.Time, o *Observation, src, dst netip.AddrPort) heartbeat.Event {
-	e := heartbeat.Event{EventID: uuid.New(), Kind: kind, Time: now, Protocol: "tcp", Source: t.src.Name()}
+	e := heartbeat.Event{EventID: uuid.New(), Kind: kind, Time: now, Protocol: "tcp", Netns: o.Netns, Source: t.src.Name()}
 	e.UID = o.UID
 	if src.IsValid() {
 		e.SrcAddress, e.SrcPort = src.Addr().Unmap(), src.Port()

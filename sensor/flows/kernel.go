@@ -25,6 +25,9 @@ type KernelFlow struct {
 	Start             time.Time         // zero when unknown
 	Time              time.Time
 	Sock              uint64 // the socket's address, its identity while it lives
+	// Netns is the inode of the socket's network namespace, 0 when the
+	// probes could not read it.
+	Netns uint64
 	// At close: what the socket went through, and tcp_sock's counters.
 	Established, FinOut, FinIn, FinAcked bool
 	BytesAcked, BytesReceived            uint64
@@ -67,6 +70,9 @@ func (t *Tracker) Kernel(k *KernelFlow) (started bool) {
 	if k.Sock != 0 {
 		f.sock = k.Sock
 	}
+	if f.Netns == 0 {
+		f.Netns = k.Netns // a poll that started it did not know its namespace
+	}
 	if !f.attributed && k.Process.PID != 0 {
 		f.Process, f.attributed = k.Process, true
 	}
@@ -96,6 +102,7 @@ func (t *Tracker) kernelStart(k *KernelFlow) *flow {
 	f.FlowID = uuid.New()
 	f.Protocol = "tcp"
 	f.Process = k.Process
+	f.Netns = k.Netns
 	f.StartedAt = k.Start
 	f.predates = k.Start.IsZero()
 	if f.predates {
@@ -113,7 +120,7 @@ func (t *Tracker) kernelStart(k *KernelFlow) *flow {
 		}
 		e := heartbeat.Event{
 			EventID: uuid.New(), Kind: kind, Time: f.StartedAt, Protocol: "tcp",
-			SrcAddress: f.SrcAddress, SrcPort: f.SrcPort, DstAddress: f.DstAddress, DstPort: f.DstPort,
+			SrcAddress: f.SrcAddress, SrcPort: f.SrcPort, DstAddress: f.DstAddress, DstPort: f.DstPort, Netns: f.Netns,
 			Process: f.Process, Source: "ebpf",
 		}
 		if k.Close && !k.Established {
@@ -129,6 +136,9 @@ func (t *Tracker) kernelStart(k *KernelFlow) *flow {
 func (t *Tracker) correct(c *heartbeat.Flow, k *KernelFlow) {
 	if c.PID == 0 && k.Process.PID != 0 {
 		c.Process = k.Process
+	}
+	if c.Netns == 0 {
+		c.Netns = k.Netns
 	}
 	if t.src.Name() == "inet_diag" {
 		c.Source = "ebpf+inet_diag"

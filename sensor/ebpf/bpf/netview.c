@@ -115,6 +115,23 @@ static __always_inline void proc_comm(char *dst)
 	BPF_CORE_READ_STR_INTO((char(*)[16])dst, t, group_leader, comm);
 }
 
+// sk_netns is the inode of the network namespace a socket lives in, 0 on
+// a kernel built without namespaces (no skc_net.net to read).
+static __always_inline u64 sk_netns(struct sock *sk)
+{
+	if (!bpf_core_field_exists(sk->__sk_common.skc_net.net))
+		return 0;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+// proc_netns is the inode of the current process's network namespace, for
+// records with no socket (getaddrinfo); 0 while the task exits (no nsproxy).
+static __always_inline u64 proc_netns(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+}
+
 static __always_inline void take_process(struct sk_info *in)
 {
 	in->pid = bpf_get_current_pid_tgid() >> 32;
@@ -181,6 +198,7 @@ static __always_inline int emit_open(void *ctx, struct sk_info *in, struct trace
 	r->ts = bpf_ktime_get_ns();
 	r->sk = (u64)tp->skaddr;
 	r->flags = in->flags;
+	r->netns = sk_netns((struct sock *)tp->skaddr);
 	fill_addrs(r, tp);
 	fill_process(r, in);
 	submit(r);
@@ -226,6 +244,7 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		r->ts = bpf_ktime_get_ns();
 		r->sk = sk;
 		r->oldstate = oldstate;
+		r->netns = sk_netns((struct sock *)ctx->skaddr);
 		fill_addrs(r, ctx);
 		u8 flags = 0;
 		if (in) {
@@ -331,6 +350,7 @@ int sys_exit_accept(struct sys_exit_ctx *ctx)
 	r->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	r->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	sk_addrs(sk, family, r->saddr, r->daddr);
+	r->netns = sk_netns(sk);
 	fill_process(r, in);
 	submit(r);
 	in->flags |= F_OPENED;
@@ -346,6 +366,7 @@ struct dns_dst {
 	u16 dport;
 	u8 saddr[16];
 	u8 daddr[16];
+	u64 netns;
 };
 
 // dns_dest reads where a message on sk goes: the destination the call
@@ -388,6 +409,7 @@ static __always_inline int dns_dest(struct dns_dst *d, struct sock *sk, u8 proto
 	sk_addrs(sk, family, d->saddr, peer);
 	if (!(uaddr && proto == IPPROTO_UDP))
 		__builtin_memcpy(d->daddr, peer, 16);
+	d->netns = sk_netns(sk);
 	return 1;
 }
 
@@ -412,7 +434,7 @@ static __always_inline struct dns_rec *dns_start(u8 proto, u64 size, struct dns_
 		count(0);
 		return 0;
 	}
-	__builtin_memset(r, 0, 96); // the header; data is bounded by len
+	__builtin_memset(r, 0, __builtin_offsetof(struct dns_rec, data)); // the header; data is bounded by len
 	r->type = REC_DNS;
 	r->proto = proto;
 	r->family = d->family;
@@ -425,6 +447,7 @@ static __always_inline struct dns_rec *dns_start(u8 proto, u64 size, struct dns_
 	r->uid = (u32)bpf_get_current_uid_gid();
 	r->pstart = proc_start();
 	r->size = size;
+	r->netns = d->netns;
 	proc_comm(r->comm);
 	return r;
 }
@@ -623,6 +646,7 @@ int BPF_KRETPROBE(getaddrinfo_ret, int ret)
 	r->ts = bpf_ktime_get_ns();
 	r->start = call.start;
 	r->pstart = proc_start();
+	r->netns = proc_netns();
 	proc_comm(r->comm);
 	if (bpf_probe_read_user_str(r->name, sizeof(r->name), (const char *)call.node) < 0)
 		r->name[0] = 0;

@@ -46,6 +46,7 @@ struct flow_rec {
 	u8 saddr[16]; // local
 	u8 daddr[16]; // remote
 	char comm[16];
+	u64 netns; // inode of the socket's network namespace, 0 when unknown
 };
 
 struct dns_rec {
@@ -64,6 +65,7 @@ struct dns_rec {
 	char comm[16];
 	u32 len; // bytes captured in data
 	u32 size; // bytes the call sends
+	u64 netns; // inode of the sending socket's network namespace
 	u8 data[DNS_CAP];
 };
 
@@ -81,6 +83,7 @@ struct lookup_rec {
 	char name[NAME_CAP];
 	u8 fam[MAX_ADDRS];
 	u8 addrs[MAX_ADDRS][16];
+	u64 netns; // inode of the calling process's network namespace
 };
 
 #endif

@@ -110,8 +110,27 @@ struct in6_addr {
 	__u8 s6_addr[16];
 };
 
+/* A socket's and a process's network namespace: its ns.inum is the inode
+ * /proc/<pid>/ns/net shows, what the snapshot rows carry as netns. */
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct nsproxy {
+	struct net *net_ns;
+};
+
 struct sock_common {
 	long unsigned int skc_flags;
+	possible_net_t skc_net;
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
 	__be16 skc_dport;
@@ -160,6 +179,7 @@ struct tcp_sock {
 struct task_struct {
 	struct task_struct *group_leader;
 	struct files_struct *files;
+	struct nsproxy *nsproxy;
 	u64 start_boottime;
 	char comm[16];
 };
