@@ -313,3 +313,73 @@ func TestContainerToHostPodman(t *testing.T) {
 		return bad
 	})
 }
+
+// Inside a container with only loopback, a connection that opens and
+// closes between two heartbeats, too fast for any poll (the sensor polls
+// hourly here), is a completed flow from the kernel probes with the
+// container's namespace, id and name, and so are its connect and accept
+// events; a listener that opens and closes there is no flow at all (it
+// once came out as an established flow to 0.0.0.0:0).
+func TestContainerShortConnectionPodman(t *testing.T) {
+	podman := podmanBin(t)
+	s := ebpfSensor(t)
+	beat(t, s)
+	c := startContainer(t, podman, fmt.Sprintf("netview-test-%d-short", os.Getpid()), "none", "/bin/httpd", "-f", "-p", "127.0.0.1:8080")
+	// httpd answers the line with 400 and closes; nc exits on that. The
+	// listener on 18777 lives a second and is killed.
+	podmanRun(t, podman, "exec", c.name, "/bin/sh", "-c",
+		"sleep 1; echo x | nc 127.0.0.1 8080; nc -l -p 18777 & sleep 1; kill $!")
+	var flows, connects, accepts int
+	var bad []string
+	for deadline := time.Now().Add(10 * time.Second); flows < 2 || connects < 1 || accepts < 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d completed flows, %d connects and %d accepts of the container's connection to 127.0.0.1:8080 (namespace %d), want 2, 1 and 1", flows, connects, accepts, c.netns)
+		}
+		time.Sleep(300 * time.Millisecond)
+		h := beat(t, s)
+		for _, f := range append(h.ActiveFlows, h.CompletedFlows...) {
+			if f.Netns != c.netns {
+				continue
+			}
+			if f.SrcPort == 18777 || f.DstPort == 18777 || f.DstPort == 0 || !f.DstAddress.IsLoopback() {
+				bad = append(bad, fmt.Sprintf("a flow of the container that is not its connection: %s:%d -> %s:%d %s", f.SrcAddress, f.SrcPort, f.DstAddress, f.DstPort, f.State))
+			}
+		}
+		for _, f := range h.CompletedFlows {
+			if f.Netns == c.netns && (f.DstPort == 8080 || f.SrcPort == 8080) && f.Source == "ebpf" {
+				flows++ // nc's end and httpd's
+				if w := identityOf(f.Process, c); w != "" {
+					bad = append(bad, fmt.Sprintf("flow %s:%d -> %s:%d: %s", f.SrcAddress, f.SrcPort, f.DstAddress, f.DstPort, w))
+				}
+			}
+		}
+		for _, e := range h.Events {
+			if e.Netns != c.netns || (e.DstPort != 8080 && e.SrcPort != 8080) {
+				continue
+			}
+			switch e.Kind {
+			case "network_connect":
+				connects++
+			case "network_accept":
+				accepts++
+			default:
+				continue
+			}
+			if w := identityOf(e.Process, c); w != "" {
+				bad = append(bad, fmt.Sprintf("%s event: %s", e.Kind, w))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Error(strings.Join(bad, "\n"))
+	}
+}
+
+// identityOf says what is wrong with p as a process of c that may have
+// exited since (nc has): c's identity and some pid, or "".
+func identityOf(p heartbeat.Process, c ctr) string {
+	if p.PID == 0 || p.ContainerID != c.id || p.ContainerRuntime != "podman" || p.ContainerName != c.name {
+		return fmt.Sprintf("pid %d container %q runtime %q name %q, want %q podman %q", p.PID, p.ContainerID, p.ContainerRuntime, p.ContainerName, c.id, c.name)
+	}
+	return ""
+}

@@ -90,6 +90,11 @@ type kernelSource struct {
 	// probes saw start without their process.
 	events     []heartbeat.Event
 	unassigned uint64
+	// Only on the ring buffer's reader: the container of each network
+	// namespace a record came from after its process had gone, and the
+	// sensor's own namespace, which is no container's.
+	byNetns  map[uint64]nsContainer
+	ownNetns uint64
 }
 
 var _ ebpf.Handler = (*kernelSource)(nil)
@@ -102,13 +107,20 @@ func unixTime(ns uint64) time.Time {
 }
 
 // process names the process of a record; binary_path is read from /proc
-// only while the pid still names the process the kernel saw.
-func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) heartbeat.Process {
+// only while the pid still names the process the kernel saw. When it has
+// gone (a short-lived client exits before its records are read), its
+// container is that of another process in its network namespace: a
+// container's or a pod's namespace is theirs alone.
+func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte, netns uint64) heartbeat.Process {
 	if pid == 0 {
 		return heartbeat.Process{}
 	}
 	name := ebpf.CommString(comm)
 	e := k.exes.lookup(k.s.cfg.ProcRoot, pid, start, name)
+	if !e.alive && netns != 0 {
+		c := k.containerOf(netns)
+		e.container, e.runtime, e.pod, e.meta = c.container, c.runtime, c.pod, c.meta
+	}
 	p := heartbeat.Process{PID: pid, Binary: name, BinaryPath: e.exe, UID: uid, Unit: e.unit,
 		ContainerID: e.container, ContainerRuntime: e.runtime, PodUID: e.pod,
 		ContainerName: e.meta.Name, ContainerImage: e.meta.Image, Pod: e.meta.Pod, PodNamespace: e.meta.PodNamespace}
@@ -117,7 +129,7 @@ func (k *kernelSource) process(pid, uid uint32, start uint64, comm *[16]byte) he
 }
 
 func (k *kernelSource) Flow(r *ebpf.Flow) {
-	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
+	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm, r.Netns)
 	k.kf = flows.KernelFlow{Close: r.Close, Local: r.Local, Remote: r.Remote, Outbound: r.Outbound(), Inbound: r.Inbound(),
 		Process: p, Start: unixTime(r.Start), Time: unixTime(r.Time), Sock: r.Sock, Netns: r.Netns,
 		Established: r.Established(), FinOut: r.FinOut(), FinIn: r.FinIn(), FinAcked: r.FinAcked(),
@@ -159,7 +171,7 @@ func (k *kernelSource) DNS(r *ebpf.DNS) {
 	}
 	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_query", Time: unixTime(r.Time), Protocol: proto,
 		SrcAddress: r.Local.Addr().Unmap(), SrcPort: r.Local.Port(), DstAddress: r.Remote.Addr().Unmap(), DstPort: r.Remote.Port(),
-		Netns: r.Netns, Process: k.process(r.PID, r.UID, r.ProcStart, &r.Comm), QueryName: name, QueryType: qtype, Source: "ebpf"}
+		Netns: r.Netns, Process: k.process(r.PID, r.UID, r.ProcStart, &r.Comm, r.Netns), QueryName: name, QueryType: qtype, Source: "ebpf"}
 	k.s.mu.Lock()
 	k.events = append(k.events, e)
 	k.s.mu.Unlock()
@@ -178,12 +190,63 @@ func (k *kernelSource) Lookup(r *ebpf.Lookup) {
 		}
 	}
 	at := unixTime(r.Start)
-	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm)
+	p := k.process(r.PID, r.UID, r.ProcStart, &r.Comm, r.Netns)
 	e := heartbeat.Event{EventID: uuid.New(), Kind: "dns_lookup", Time: at, Netns: r.Netns, Process: p, QueryName: name, Answers: answers, Source: "ebpf"}
 	k.s.mu.Lock()
 	k.events = append(k.events, e)
 	k.lineage.Lookup(p.PID, name, answers, at)
 	k.s.mu.Unlock()
+}
+
+// nsContainer is the container found in a network namespace, through
+// process pid (0: none was found, at the time looked).
+type nsContainer struct {
+	exeEntry
+	pid int
+	at  time.Time
+}
+
+// containerOf returns the container of a process in network namespace
+// netns, none for the sensor's own (the host's processes are no one
+// container). A namespace is looked up by a walk of /proc and kept while
+// the process it was found through is still in it: the kernel reuses a
+// freed namespace's inode for the next one. One with no process found is
+// walked for again after a few seconds, not at every record.
+func (k *kernelSource) containerOf(netns uint64) exeEntry {
+	if k.ownNetns == 0 {
+		k.ownNetns, _ = k.s.fs.Netns(0)
+	}
+	if netns == k.ownNetns {
+		return exeEntry{}
+	}
+	now := time.Now()
+	if c, ok := k.byNetns[netns]; ok {
+		if c.pid == 0 && now.Sub(c.at) < 5*time.Second {
+			return exeEntry{}
+		}
+		if in, err := k.s.fs.Netns(c.pid); c.pid != 0 && err == nil && in == netns {
+			return c.exeEntry
+		}
+	}
+	if k.byNetns == nil || len(k.byNetns) > 1024 {
+		k.byNetns = map[uint64]nsContainer{}
+	}
+	c := nsContainer{at: now}
+	spaces, _ := k.s.fs.Namespaces(nil)
+	for _, ns := range spaces {
+		if ns.Inode != netns {
+			continue
+		}
+		c.pid = ns.PID
+		if cgs, err := procs.Cgroups(k.s.cfg.ProcRoot, ns.PID); err == nil {
+			c.container, c.runtime, c.pod = procs.Container(cgs)
+			if c.container != "" {
+				c.meta = procs.ContainerMeta("/", c.runtime, c.container)
+			}
+		}
+	}
+	k.byNetns[netns] = c
+	return c.exeEntry
 }
 
 // exeCache remembers the executable of the processes the probes name, by
@@ -193,6 +256,7 @@ type exeCache struct {
 }
 
 type exeEntry struct {
+	alive bool // the pid still named the process the kernel saw
 	start uint64
 	comm  string
 	exe   string
@@ -215,6 +279,7 @@ func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string
 	dir := procRoot + "/" + strconv.FormatUint(uint64(pid), 10)
 	e := exeEntry{start: start, comm: comm}
 	if t, ok := statStart(dir); ok && t == start/10_000_000 {
+		e.alive = true
 		e.exe, _ = os.Readlink(dir + "/exe")
 		if cgs, err := procs.Cgroups(procRoot, int(pid)); err == nil {
 			e.unit = procs.Unit(cgs)

@@ -231,6 +231,15 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			count(1);
 		return 0;
 	}
+	// A listener is not a flow: its opening and closing move no bytes to
+	// anyone (the listen probe reports it). Left to the code below, a
+	// listener opened after the sensor was followed as a connection and
+	// its close sent as an established flow to 0.0.0.0:0.
+	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) {
+		if (in)
+			bpf_map_delete_elem(&socks, &sk);
+		return 0;
+	}
 	if (newstate == TCP_CLOSE) {
 		struct flow_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 		if (!r) {
