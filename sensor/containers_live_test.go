@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -382,4 +383,94 @@ func identityOf(p heartbeat.Process, c ctr) string {
 		return fmt.Sprintf("pid %d container %q runtime %q name %q, want %q podman %q", p.PID, p.ContainerID, p.ContainerRuntime, p.ContainerName, c.id, c.name)
 	}
 	return ""
+}
+
+// Two containers on Podman's bridge, b connecting to a's listener: each
+// end is a row in its own container's namespace with that container's
+// identity, and each namespace's listeners and established connections
+// are exactly what `ss -tanp` run inside it lists (nsenter -n -t PID, the
+// oracle), each owned by one of the processes ss names for it.
+func TestContainerToContainerPodman(t *testing.T) {
+	podman := podmanBin(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("nsenter (util-linux) is not installed: no oracle inside the namespaces")
+	}
+	a := startContainer(t, podman, fmt.Sprintf("netview-test-%d-srv", os.Getpid()), "", "/bin/httpd", "-f", "-p", "0.0.0.0:8080")
+	b := startContainer(t, podman, fmt.Sprintf("netview-test-%d-cli", os.Getpid()), "", "/bin/sleep", "600")
+	aIP := netip.MustParseAddr(podmanRun(t, podman, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", a.name))
+	podmanRun(t, podman, "exec", "-d", b.name, "/bin/sh", "-c", fmt.Sprintf("sleep 600 | nc %s 8080", aIP))
+	heartbeatUntil(t, func(h *heartbeat.Heartbeat) (bad []string) {
+		toA := 0
+		for _, c := range []ctr{a, b} {
+			oracle := ssSockets(t, c.pid)
+			seen := map[string]bool{}
+			check := func(key string, p heartbeat.Process) {
+				seen[key] = true
+				switch pids, ok := oracle[key]; {
+				case !ok:
+					bad = append(bad, fmt.Sprintf("%s: %s is not in ss inside the namespace", c.name, key))
+				case !pids[int(p.PID)]:
+					bad = append(bad, fmt.Sprintf("%s: %s owned by pid %d, ss says %v", c.name, key, p.PID, pids))
+				case identityOf(p, c) != "":
+					bad = append(bad, fmt.Sprintf("%s: %s: %s", c.name, key, identityOf(p, c)))
+				}
+			}
+			for _, l := range h.TCPListeners {
+				if l.Netns == c.netns {
+					check(fmt.Sprintf("LISTEN %s:%d", l.LocalAddress, l.LocalPort), l.Process)
+				}
+			}
+			for _, k := range h.TCPConnections {
+				if k.Netns == c.netns && k.State == "ESTABLISHED" {
+					check(fmt.Sprintf("ESTAB %s:%d %s:%d", k.LocalAddress, k.LocalPort, k.RemoteAddress, k.RemotePort), k.Process)
+					if k.RemoteAddress == aIP && k.RemotePort == 8080 || k.LocalAddress == aIP && k.LocalPort == 8080 {
+						toA++
+					}
+				}
+			}
+			for key := range oracle {
+				if !seen[key] {
+					bad = append(bad, fmt.Sprintf("%s: ss inside the namespace lists %s, the heartbeat does not", c.name, key))
+				}
+			}
+		}
+		if toA != 2 {
+			bad = append(bad, fmt.Sprintf("%d ends of b's connection to %s:8080 in the two containers' namespaces, want 2", toA, aIP))
+		}
+		return bad
+	})
+}
+
+// ssSockets lists the TCP listeners and established connections that ss
+// shows in the network namespace of pid, each with the pids it names.
+func ssSockets(t *testing.T, pid int) map[string]map[int]bool {
+	t.Helper()
+	out, err := exec.Command("nsenter", "-n", "-t", strconv.Itoa(pid), "ss", "-tanpH").Output()
+	if err != nil {
+		t.Fatalf("ss in the namespace of %d: %v", pid, err)
+	}
+	owner := regexp.MustCompile(`pid=(\d+)`)
+	got := map[string]map[int]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		var key string
+		switch f[0] {
+		case "LISTEN":
+			key = "LISTEN " + f[3]
+		case "ESTAB":
+			key = "ESTAB " + f[3] + " " + f[4]
+		default:
+			continue
+		}
+		pids := map[int]bool{}
+		for _, m := range owner.FindAllStringSubmatch(line, -1) {
+			n, _ := strconv.Atoi(m[1])
+			pids[n] = true
+		}
+		got[key] = pids
+	}
+	return got
 }
