@@ -172,7 +172,8 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.tracker = flows.New(flows.Config{StaleAfter: 10 * cfg.PollInterval}, src, s.owners, nil)
+	own, _ := s.fs.Netns(0)
+	s.tracker = flows.New(flows.Config{StaleAfter: 10 * cfg.PollInterval, Netns: own}, src, s.owners, nil)
 	if err := s.startKernel(); err != nil {
 		return nil, err
 	}

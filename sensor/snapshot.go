@@ -113,8 +113,8 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 		first, ok := sn.seen[k]
 		if !ok && sn.taken {
 			first = now
-			// The flow tracker follows the sensor's own namespace.
-			if t, tracked := s.tracker.FirstSeen(so.Local, so.Remote); tracked && netns == h.Sensor.Netns {
+			// The tracker follows every namespace the probes see.
+			if t, tracked := s.tracker.FirstSeen(netns, so.Local, so.Remote); tracked {
 				first = t
 			}
 		}

@@ -4,6 +4,7 @@
 package flows
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
@@ -46,7 +47,12 @@ type Owner func(inodes []uint64) map[uint64]heartbeat.Process
 // one socket holds an address pair at a time. The TIME_WAIT remnant of a
 // socket keeps the pair (though netlink gives it a new cookie and /proc no
 // inode), so a flow is followed through its close.
-type key struct{ local, remote netip.AddrPort }
+// key is a connection: its two ends in one network namespace, since two
+// containers may each hold the same pair.
+type key struct {
+	local, remote netip.AddrPort
+	netns         uint64
+}
 
 type flow struct {
 	heartbeat.Flow
@@ -69,6 +75,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// MaxFlows bounds memory: beyond it the oldest flows end "stale".
 	MaxFlows int
+	// Netns is the sensor's own network namespace, where a record that
+	// names none (0: the kernel did not say) is taken to be.
+	Netns uint64
 }
 
 // Tracker follows flows between polls. It is not safe for concurrent use.
@@ -142,7 +151,9 @@ func (t *Tracker) complete(k key, f *flow) {
 	t.completed = append(t.completed, f.Flow)
 }
 
-func keyOf(o *Observation) key { return key{local: o.Local, remote: o.Remote} }
+func (t *Tracker) keyOf(netns uint64, local, remote netip.AddrPort) key {
+	return key{local: local, remote: remote, netns: cmp.Or(netns, t.cfg.Netns)}
+}
 
 // reused reports whether o is a new socket on the pair of f: a different
 // live socket (cookie or inode changed, not the TIME_WAIT remnant).
@@ -195,7 +206,7 @@ func (t *Tracker) Poll() error {
 		if o.State == tcpstate.Listen || o.State == tcpstate.Close {
 			continue
 		}
-		k := keyOf(o)
+		k := t.keyOf(o.Netns, o.Local, o.Remote)
 		f := t.flows[k]
 		if o.State == tcpstate.TimeWait {
 			t.timeWait(k, f, o, now, first)
@@ -427,11 +438,12 @@ func (t *Tracker) Active() []heartbeat.Flow {
 	return out
 }
 
-// FirstSeen reports when the tracker first saw the connection local→remote:
+// FirstSeen reports when the tracker first saw the connection local→remote
+// in namespace netns:
 // ok is false when it does not follow it, and the time is zero when the
 // connection was already open at the tracker's first poll.
-func (t *Tracker) FirstSeen(local, remote netip.AddrPort) (first time.Time, ok bool) {
-	f := t.flows[key{local, remote}]
+func (t *Tracker) FirstSeen(netns uint64, local, remote netip.AddrPort) (first time.Time, ok bool) {
+	f := t.flows[t.keyOf(netns, local, remote)]
 	if f == nil {
 		return time.Time{}, false
 	}

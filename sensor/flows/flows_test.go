@@ -111,7 +111,7 @@ func TestPredatingFlows(t *testing.T) {
 	if len(events) != 0 {
 		t.Errorf("events for predating flows: %+v", events)
 	}
-	if first, ok := tr.FirstSeen(client, peer); !ok || !first.IsZero() {
+	if first, ok := tr.FirstSeen(0, client, peer); !ok || !first.IsZero() {
 		t.Errorf("FirstSeen = %v %v, want known and zero (predates)", first, ok)
 	}
 }

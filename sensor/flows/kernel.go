@@ -42,7 +42,7 @@ func (t *Tracker) UseKernel() { t.kernel = true }
 // the connect or accept event), the other adds what it knows. It reports
 // whether the record started a flow.
 func (t *Tracker) Kernel(k *KernelFlow) (started bool) {
-	key := key{local: k.Local, remote: k.Remote}
+	key := t.keyOf(k.Netns, k.Local, k.Remote)
 	f := t.flows[key]
 	if f != nil && f.sock != 0 && k.Sock != 0 && f.sock != k.Sock {
 		// A new socket on the pair: the old one's close was lost.

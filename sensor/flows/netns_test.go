@@ -61,7 +61,7 @@ func TestPolledFlowsCarryTheirNetns(t *testing.T) {
 func TestKernelFlowsCarryTheirNetns(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	src := &diagScript{script{polls: [][]Observation{inNs(), {obs(client, srv, tcpstate.Established, 7)}}}}
-	tr := New(Config{}, src, nil, func() time.Time { return now })
+	tr := New(Config{Netns: hostNs}, src, nil, func() time.Time { return now })
 	tr.UseKernel()
 	tr.Poll()
 	p := heartbeat.Process{PID: 42, Binary: "curl"}
@@ -80,5 +80,22 @@ func TestKernelFlowsCarryTheirNetns(t *testing.T) {
 	}
 	if a := tr.Active(); len(a) != 1 || a[0].Netns != hostNs {
 		t.Fatalf("active %+v, want the polled flow, in %d from the probes", a, hostNs)
+	}
+}
+
+// Two containers may each hold the same pair of addresses: the probes'
+// records of the two are two flows, each in its namespace, not one.
+func TestSamePairInTwoNamespaces(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tr := New(Config{Netns: hostNs}, &diagScript{script{polls: [][]Observation{inNs()}}}, nil, func() time.Time { return now })
+	tr.UseKernel()
+	tr.Poll()
+	for i, ns := range []uint64{containerNs, containerNs + 1} {
+		p := heartbeat.Process{PID: uint32(40 + i), Binary: "curl"}
+		tr.Kernel(&KernelFlow{Local: client, Remote: peer, Outbound: true, Process: p, Start: now, Time: now, Sock: uint64(1 + i), Netns: ns})
+	}
+	a := tr.Active()
+	if len(a) != 2 || a[0].Netns == a[1].Netns || a[0].PID == a[1].PID {
+		t.Fatalf("active %+v, want two flows of %s -> %s, one in each namespace", a, client, peer)
 	}
 }
