@@ -44,3 +44,30 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("a failed write left %d entries, want 2", len(des))
 	}
 }
+
+// Replace leaves the new content with its mode and no temporary file, as
+// Write does, and on error the old content.
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	if err := atomicfile.Replace(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := atomicfile.Replace(path, []byte("new"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	fi, _ := os.Stat(path)
+	if err != nil || string(b) != "new" || fi.Mode().Perm() != 0o640 {
+		t.Errorf("after Replace: %q %v mode %v, want new 0640", b, err, fi.Mode().Perm())
+	}
+	if err := atomicfile.Replace(filepath.Join(dir, "missing", "x"), []byte("x"), 0o600); err == nil {
+		t.Error("Replace into a missing folder succeeded")
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Errorf("folder holds %d entries, want the file alone", len(des))
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		t.Error(err)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/atomicfile"
 )
 
 // Errors returned by a Spool; test with errors.Is.
@@ -234,7 +235,7 @@ func (s *Spool) recover() error {
 	if err := s.enforceCap(); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // Close releases the directory. Other methods then return ErrClosed.
@@ -289,7 +290,7 @@ func (s *Spool) Put(h *heartbeat.Heartbeat) error {
 	capErr := s.enforceCap()
 	// One directory fsync makes the new name durable, along with whatever
 	// enforceCap renamed or deleted since its last state save.
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("spool: put seq %d: %w", h.Seq, err)
 	}
 	select {
@@ -424,7 +425,7 @@ func (s *Spool) StripSnapshots(seq uint64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("spool: strip seq %d: %w", seq, err)
 	}
-	return stripped, syncDir(s.dir)
+	return stripped, atomicfile.SyncDir(s.dir)
 }
 
 // Oldest returns the entry with the lowest seq; body is the zstd JSON
@@ -522,10 +523,10 @@ func (s *Spool) moveAside(seq uint64, reason string) error {
 	if err := os.Rename(s.path(seq), filepath.Join(rdir, name(seq))); err != nil {
 		return err
 	}
-	if err := syncDir(rdir); err != nil {
+	if err := atomicfile.SyncDir(rdir); err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return err
 	}
 	des, err := os.ReadDir(rdir) // sorted by name, so by seq
@@ -559,7 +560,7 @@ func (s *Spool) save(st state) error {
 		return err
 	}
 	// The new counts must be on disk before the action they describe.
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.st = st
@@ -652,28 +653,10 @@ func parseName(n string) (uint64, bool) {
 	return seq, err == nil
 }
 
-// writeFile replaces dir/name atomically with data: temp file, fsync,
-// rename. The caller fsyncs dir to make the rename durable.
+// writeFile replaces dir/name atomically with data (mode 0600, as every
+// spool file). The caller fsyncs dir to make the rename durable.
 func writeFile(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.Replace(filepath.Join(dir, name), data, 0o600)
 }
 
 // removeTemps deletes the temp files of writes a crash interrupted.
@@ -690,16 +673,4 @@ func removeTemps(dir string) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
