@@ -34,16 +34,22 @@ func (f *faultyStore) check() error {
 	return nil
 }
 
-func (f *faultyStore) hold() {
+// hold makes writes wait until release, which the end of t calls at the
+// latest, so a failing test does not leave writers hung.
+func (f *faultyStore) hold(t testing.TB) {
 	f.mu.Lock()
 	f.gate = make(chan struct{})
 	f.mu.Unlock()
+	t.Cleanup(f.release)
 }
 
+// release lets held writes go on; once held, once released.
 func (f *faultyStore) release() {
 	f.mu.Lock()
-	close(f.gate)
-	f.gate = nil
+	if f.gate != nil {
+		close(f.gate)
+		f.gate = nil
+	}
 	f.mu.Unlock()
 }
 
@@ -117,13 +123,7 @@ func TestQueueFullAnswers503(t *testing.T) {
 	cfg := testConfig()
 	cfg.BatchRows, cfg.MaxPending = 100, 400 // room for three 152-row heartbeats, not four
 	n := startNode(t, cfg, fs)
-	fs.hold()
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			fs.release()
-		}
-	})
+	fs.hold(t)
 	g := heartbeat.NewGenerator(22, heartbeat.Shape{Conns: 150})
 	var wg sync.WaitGroup
 	codes := make(chan int, 10)
@@ -149,7 +149,6 @@ func TestQueueFullAnswers503(t *testing.T) {
 		t.Errorf("over the queue: %d %q Retry-After=%q, want 503 queue full, Retry-After 1", code, msg, retry)
 	}
 	fs.release()
-	released = true
 	wg.Wait()
 	close(codes)
 	for c := range codes {

@@ -20,13 +20,7 @@ func TestHungWriteKeepsAckTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.BatchRows, cfg.AckTimeout = 100, time.Second // every heartbeat (152 rows) fills a batch
 	n := startNode(t, cfg, fs)
-	fs.hold()
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			fs.release()
-		}
-	})
+	fs.hold(t)
 
 	const senders = 8 // one batch being written, one waiting, the rest behind
 	bodies := make([][]byte, senders)
@@ -65,7 +59,6 @@ func TestHungWriteKeepsAckTimeout(t *testing.T) {
 	}
 
 	fs.release()
-	released = true
 	// The sensors retry the same bytes; each heartbeat is stored once.
 	for i, body := range bodies {
 		deadline := time.Now().Add(20 * time.Second)
