@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"time"
 
@@ -22,10 +21,8 @@ with --ingest.plain-http.`
 func main() {
 	var sc store.Config
 	var ic ingest.Config
-	program.Main("netview-ingest", about, func(fs *flag.FlagSet) {
-		sc.RegisterFlags(fs)
-		ic.RegisterFlags(fs)
-	}, func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, ic, log) })
+	program.Main("netview-ingest", about, program.Flags(sc.RegisterFlags, ic.RegisterFlags),
+		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, ic, log) })
 }
 
 func run(ctx context.Context, sc store.Config, ic ingest.Config, log *slog.Logger) error {

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"time"
 
@@ -21,10 +20,8 @@ data folder: use the all-in-one netview there.`
 func main() {
 	var sc store.Config
 	var qc query.Config
-	program.Main("netview-query", about, func(fs *flag.FlagSet) {
-		sc.RegisterFlags(fs)
-		qc.RegisterFlags(fs)
-	}, func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, log) })
+	program.Main("netview-query", about, program.Flags(sc.RegisterFlags, qc.RegisterFlags),
+		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, log) })
 }
 
 func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger) error {

@@ -21,6 +21,16 @@ import (
 	"github.com/netview/netview/internal/config"
 )
 
+// Flags registers the flags of each part of a program, in order: one
+// register for Main.
+func Flags(register ...func(*flag.FlagSet)) func(*flag.FlagSet) {
+	return func(fs *flag.FlagSet) {
+		for _, r := range register {
+			r(fs)
+		}
+	}
+}
+
 // Main parses the flags register adds, then runs run until it returns or
 // a signal ends its context; a second signal then quits at once (what was
 // acknowledged is already on disk, in storage or a sensor's spool). It

@@ -92,3 +92,13 @@ func TestServe(t *testing.T) {
 		t.Error("Serve on a closed listener returned nil, want its error")
 	}
 }
+
+// Flags registers every part's flags on the one set Main parses.
+func TestFlags(t *testing.T) {
+	var a, b string
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	Flags(func(fs *flag.FlagSet) { fs.StringVar(&a, "a", "", "") }, func(fs *flag.FlagSet) { fs.StringVar(&b, "b", "", "") })(fs)
+	if err := fs.Parse([]string{"-a=1", "-b=2"}); err != nil || a != "1" || b != "2" {
+		t.Errorf("a %q b %q err %v, want 1 and 2", a, b, err)
+	}
+}
