@@ -22,6 +22,7 @@ import (
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/testenv"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sensor/uplink"
 )
@@ -29,13 +30,7 @@ import (
 // TestMain doubles as a socket-holding child process: with
 // NETVIEW_SOCKET_CHILD set, the test binary opens a TCP listener, a
 // connection to it and a UDP socket, prints their ports, and waits.
-func TestMain(m *testing.M) {
-	if os.Getenv("NETVIEW_SOCKET_CHILD") != "" {
-		child()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m, "NETVIEW_SOCKET_CHILD", child) }
 
 func child() {
 	if os.Getenv("NETVIEW_SOCKET_CHILD") == "netns" {

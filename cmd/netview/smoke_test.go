@@ -24,19 +24,14 @@ import (
 	"time"
 
 	nvloopback "github.com/netview/netview/internal/loopback" // parts.go has a func loopback
+	"github.com/netview/netview/internal/testenv"
 )
 
 // The helper is this test binary re-run (under another name) with this
 // variable: a process of its own whose sockets the sensor must attribute.
 const helperEnv = "NETVIEW_SMOKE_HELPER"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "1" {
-		helperMain()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m, helperEnv, helperMain) }
 
 // helperMain listens, holds one connection to itself, and opens and closes
 // a second one after a few seconds (a completed flow), then waits for EOF

@@ -23,3 +23,14 @@ func Require(t testing.TB, env, need, missing string) {
 	}
 	t.Skipf("%s: %s; make test installs it", need, missing)
 }
+
+// Main runs m's tests, or child when env is set: a test binary that runs
+// again as its own helper process (holding sockets for the sensor to find,
+// say), started by its tests with env in its environment.
+func Main(m *testing.M, env string, child func()) {
+	if os.Getenv(env) != "" {
+		child()
+		return
+	}
+	os.Exit(m.Run())
+}

@@ -3,6 +3,7 @@ package procs
 import (
 	"bufio"
 	"fmt"
+	"github.com/netview/netview/internal/testenv"
 	"io"
 	"net"
 	"os"
@@ -23,13 +24,7 @@ import (
 
 const childEnv = "NETVIEW_PROCS_TEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
-		holdSockets()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m, childEnv, holdSockets) }
 
 // holdSockets is the child: it opens its sockets, prints their ports and
 // holds them until its stdin closes.
