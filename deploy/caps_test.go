@@ -1,8 +1,10 @@
 package deploy
 
 // The sensor's capabilities, tried on this kernel: the sensor's own socket
-// resolver (sensor/procs) and netlink client (sensor/diag), run as root with
-// exactly the chosen capabilities, against a socket held by another user.
+// resolver (sensor/procs), netlink client (sensor/diag) and named-namespace
+// reader (sensor/procnet), run as root with exactly the chosen capabilities,
+// against a socket held by another user and a socket in a named network
+// namespace no process is in.
 
 import (
 	"bytes"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netview/netview/sensor/diag"
+	"github.com/netview/netview/sensor/procnet"
 	"github.com/netview/netview/sensor/procs"
 )
 
@@ -41,10 +44,16 @@ type resolved struct {
 	Diag    bool   `json:"diag"`
 	DiagErr string `json:"diag_err"`
 	CapEff  string `json:"cap_eff"`
+	// Named: the socket of port NETVIEW_DEPLOY_NAMED_PORT was found in the
+	// namespace bound at NETVIEW_DEPLOY_NETNS; NamedErr says why not.
+	Named    bool   `json:"named"`
+	NamedErr string `json:"named_err"`
 }
 
 // resolveHelper runs in a child with reduced capabilities: it looks for the
-// socket NETVIEW_DEPLOY_INODE as the sensor does.
+// socket NETVIEW_DEPLOY_INODE as the sensor does, and for the UDP port
+// NETVIEW_DEPLOY_NAMED_PORT in the named namespace NETVIEW_DEPLOY_NETNS as
+// the sensor reads one (--sensor.netns-dir): by joining it.
 func resolveHelper() int {
 	ino, err := strconv.ParseUint(os.Getenv("NETVIEW_DEPLOY_INODE"), 10, 64)
 	if err != nil {
@@ -67,6 +76,14 @@ func resolveHelper() int {
 		}
 		c.Close()
 	}
+	port, _ := strconv.ParseUint(os.Getenv("NETVIEW_DEPLOY_NAMED_PORT"), 10, 16)
+	socks, err := procnet.NewFS("/proc").SocketsOf(procnet.Namespace{Path: os.Getenv("NETVIEW_DEPLOY_NETNS")}, nil)
+	if err != nil {
+		r.NamedErr = err.Error()
+	}
+	for _, s := range socks {
+		r.Named = r.Named || (s.Proto == procnet.UDP && s.Local.Port() == uint16(port))
+	}
 	status, _ := os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
@@ -79,9 +96,11 @@ func resolveHelper() int {
 
 // TestSensorCapabilitiesOnThisKernel shows that sensorCaps (the DaemonSet's
 // and the unit's set, see checkSensorDaemonSet and checkSystemd) is enough
-// for the sensor to name the process behind another user's socket, that
-// each capability in it is needed, and that netlink socket diagnostics need
-// none. It needs root and setpriv(1) to hand out capabilities.
+// for the sensor to name the process behind another user's socket and to
+// read a named network namespace no process is in, that each capability in
+// it is needed for one of the two, and that netlink socket diagnostics need
+// none. It needs root, setpriv(1) to hand out capabilities and ip(8) to
+// make the namespace.
 func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: it runs the sensor's resolver with chosen capabilities against another user's process")
@@ -126,6 +145,31 @@ func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// A named namespace with no process in it, as `ip netns add` makes
+	// them, holding a UDP socket the test process made inside and keeps:
+	// only joining the namespace (setns, CAP_SYS_ADMIN) shows its tables.
+	netns := fmt.Sprintf("nvcaps-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
+		t.Skipf("needs ip(8) to make a named network namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "delete", netns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", netns, err, out)
+		}
+	})
+	netnsPath := "/run/netns/" + netns
+	var named net.PacketConn
+	// The wildcard address: the new namespace's loopback is down, so
+	// 127.0.0.1 is no address of it.
+	if err := procnet.InNetns(netnsPath, func() (err error) {
+		named, err = net.ListenPacket("udp4", "0.0.0.0:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { named.Close() })
+	namedPort := named.LocalAddr().(*net.UDPAddr).Port
+
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +181,8 @@ func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 			bounding += ",+" + strings.ToLower(c)
 		}
 		cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set="+bounding, "--", self, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "NETVIEW_DEPLOY_HELPER=resolve", "NETVIEW_DEPLOY_INODE="+strconv.FormatUint(ino, 10))
+		cmd.Env = append(os.Environ(), "NETVIEW_DEPLOY_HELPER=resolve", "NETVIEW_DEPLOY_INODE="+strconv.FormatUint(ino, 10),
+			"NETVIEW_DEPLOY_NETNS="+netnsPath, "NETVIEW_DEPLOY_NAMED_PORT="+strconv.Itoa(namedPort))
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
@@ -150,7 +195,8 @@ func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 		return r
 	}
 
-	// The chosen set names the process, its binary and network namespace.
+	// The chosen set names the process, its binary and network namespace,
+	// and reads the named namespace.
 	full := run(sensorCaps)
 	if full.PID != uint32(pid) || !strings.HasSuffix(full.Exe, "/sleep") || full.Netns == 0 {
 		t.Errorf("with %v the sensor's resolver found %+v, want pid %d, exe .../sleep and its netns", sensorCaps, full, pid)
@@ -158,7 +204,11 @@ func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 	if !full.Diag {
 		t.Errorf("with %v netlink sock_diag did not report the socket: %s", sensorCaps, full.DiagErr)
 	}
-	// Each capability is needed.
+	if !full.Named {
+		t.Errorf("with %v the sensor did not find UDP port %d in %s: %s", sensorCaps, namedPort, netnsPath, full.NamedErr)
+	}
+	// Each capability is needed: dropping it loses the owner of the other
+	// user's socket, or the named namespace's socket, or both.
 	for _, drop := range sensorCaps {
 		var rest []string
 		for _, c := range sensorCaps {
@@ -166,13 +216,17 @@ func TestSensorCapabilitiesOnThisKernel(t *testing.T) {
 				rest = append(rest, c)
 			}
 		}
-		if r := run(rest); r.PID != 0 {
-			t.Errorf("without %s the resolver still found pid %d (CapEff %s): the capability is not needed", drop, r.PID, r.CapEff)
+		r := run(rest)
+		if r.PID != 0 && r.Named {
+			t.Errorf("without %s the resolver still found pid %d and the named namespace's port %d (CapEff %s): the capability is not needed", drop, r.PID, namedPort, r.CapEff)
+		}
+		if drop == "SYS_ADMIN" && r.Named {
+			t.Errorf("without SYS_ADMIN the sensor still read %s (CapEff %s): setns should need it", netnsPath, r.CapEff)
 		}
 	}
-	// Netlink needs none; attribution fails without any.
+	// Netlink needs none; attribution and the named namespace fail without any.
 	none := run(nil)
-	if !none.Diag || none.PID != 0 || none.CapEff != "0000000000000000" {
-		t.Errorf("with no capability: %+v, want the socket in the netlink dump, no owner, CapEff 0", none)
+	if !none.Diag || none.PID != 0 || none.Named || none.CapEff != "0000000000000000" {
+		t.Errorf("with no capability: %+v, want the socket in the netlink dump, no owner, not the named namespace, CapEff 0", none)
 	}
 }

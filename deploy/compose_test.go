@@ -364,6 +364,12 @@ func checkCompose(b *bundle, p *problems) {
 	for _, name := range sortedKeys(svc) {
 		binds, named := b.mounts(name)
 		for _, m := range binds {
+			// Only the sensor mounts the host's own folders (checked by
+			// checkComposeSensorBinds); every other bind is a file of this
+			// bundle, and must be here.
+			if rel, err := filepath.Rel(b.dir, m.src); err == nil && strings.HasPrefix(rel, "..") && contains(r.sensor, name) {
+				continue
+			}
 			if _, err := os.Stat(m.src); err != nil {
 				p.add("compose service %s mounts %s, which does not exist", name, m.src)
 			}
@@ -529,6 +535,7 @@ func checkCompose(b *bundle, p *problems) {
 		} else {
 			b.checkComposeSensor(p, r, n, fs, u)
 		}
+		checkComposeSensorBinds(p, n, s, val(fs, "sensor.netns-dir"))
 		_, named := b.mounts(n)
 		state := false
 		for _, m := range named {
@@ -536,6 +543,49 @@ func checkCompose(b *bundle, p *problems) {
 		}
 		if !state {
 			p.add("compose service %s: its state folder %s is not on a volume", n, val(fs, "sensor.state"))
+		}
+	}
+}
+
+// checkComposeSensorBinds: the compose sensor's host folders are Docker's
+// state files and --sensor.netns-dir, each read-only at its host path (where
+// the sensor reads it) with rslave propagation (namespaces made later
+// appear; Docker's unmounts reach it); any other bind is a runtime's state
+// folder under the same rules, and nothing else of the host is mounted.
+func checkComposeSensorBinds(p *problems, n string, s types.ServiceConfig, netns string) {
+	allowed := map[string]string{}
+	for _, d := range runtimeStateDirs {
+		allowed[d.path] = d.runtime + "'s state files"
+	}
+	want := []string{"/var/lib/docker/containers"}
+	if netns != "" {
+		allowed[netns] = "named network namespaces (--sensor.netns-dir)"
+		want = append(want, netns)
+	}
+	seen := map[string]bool{}
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		what, ok := allowed[v.Source]
+		if !ok {
+			p.add("compose service %s: binds %s, not a folder the sensor reads (a runtime's state, --sensor.netns-dir)", n, v.Source)
+			continue
+		}
+		seen[v.Source] = true
+		if v.Target != v.Source {
+			p.add("compose service %s: %s mounted at %s: the sensor reads it at its host path", n, v.Source, v.Target)
+		}
+		if !v.ReadOnly {
+			p.add("compose service %s: %s (%s) is writable: want read_only", n, v.Source, what)
+		}
+		if v.Bind == nil || v.Bind.Propagation != types.PropagationRSlave {
+			p.add("compose service %s: %s (%s) without bind propagation rslave: mounts made or unmade on the host later would not reach it", n, v.Source, what)
+		}
+	}
+	for _, w := range want {
+		if !seen[w] {
+			p.add("compose service %s: %s is not mounted: the sensor would not see %s", n, w, allowed[w])
 		}
 	}
 }

@@ -823,21 +823,7 @@ func checkSensorDaemonSet(b *bundle, p *problems) {
 	if val(fs, "sensor.proc") != "/proc" {
 		p.add("%s: --sensor.proc=%s: any root but /proc turns netlink flow tracking off", o, val(fs, "sensor.proc"))
 	}
-	// The only hostPath is the state folder, mounted where --sensor.state says.
-	for _, v := range pod.Volumes {
-		if v.HostPath == nil {
-			continue
-		}
-		mounted := ""
-		for _, m := range c.VolumeMounts {
-			if m.Name == v.Name {
-				mounted = m.MountPath
-			}
-		}
-		if mounted != val(fs, "sensor.state") || v.HostPath.Path != val(fs, "sensor.state") {
-			p.add("%s: hostPath %s mounted at %q: the only host folder it needs is its state, --sensor.state=%s", o, v.HostPath.Path, mounted, val(fs, "sensor.state"))
-		}
-	}
+	checkSensorHostPaths(p, o, &pod, c, fs)
 	stateOnHost := false
 	for _, m := range c.VolumeMounts {
 		for _, v := range pod.Volumes {
@@ -1015,5 +1001,70 @@ func TestK8sReader(t *testing.T) {
 	s := objs[0].obj.(*corev1.Service)
 	if objs[0].Namespace != "netview" || s.Spec.Ports[0].Port != 288 || s.Spec.Selector["a"] != "b" || s.Spec.Selector["c"] != "d" {
 		t.Errorf("YAML 1.1 (octal, merge keys) as Kubernetes reads it: %s %+v", objs[0], s.Spec)
+	}
+}
+
+// checkSensorHostPaths: the state folder is the only writable hostPath;
+// every other one is --sensor.netns-dir or a runtime's state folder
+// (runtimeStateDirs), read-only, at its own path (where the sensor reads
+// it), with HostToContainer propagation (later namespaces appear; the
+// runtime's unmounts reach the pod), of a type that lets the pod start on
+// a node without it. The netns folder and the Kubernetes runtimes' folders
+// must be there.
+func checkSensorHostPaths(p *problems, o *k8sObject, pod *corev1.PodSpec, c *corev1.Container, fs *flag.FlagSet) {
+	state, netns := val(fs, "sensor.state"), val(fs, "sensor.netns-dir")
+	readOnly := map[string]string{} // host path -> what the sensor reads there
+	if netns != "" {
+		readOnly[netns] = "named network namespaces (--sensor.netns-dir)"
+	}
+	for _, d := range runtimeStateDirs {
+		readOnly[d.path] = d.runtime + "'s state files"
+	}
+	seen := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if v.HostPath == nil {
+			continue
+		}
+		host := v.HostPath.Path
+		what, listed := readOnly[host]
+		if host != state && !listed {
+			p.add("%s: hostPath %s: not a folder the sensor reads (its state %s, --sensor.netns-dir, a runtime's state folder)", o, host, state)
+			continue
+		}
+		if t := v.HostPath.Type; listed && t != nil && *t != corev1.HostPathDirectoryOrCreate && *t != corev1.HostPathUnset {
+			p.add("%s: hostPath %s of type %s: a node without it would not start the pod; want DirectoryOrCreate", o, host, *t)
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name != v.Name {
+				continue
+			}
+			seen[host] = true
+			if m.MountPath != host || m.SubPath != "" || m.SubPathExpr != "" {
+				p.add("%s: hostPath %s mounted at %s%s: the sensor reads it at its host path", o, host, m.MountPath, m.SubPath+m.SubPathExpr)
+			}
+			if host == state {
+				continue
+			}
+			if !m.ReadOnly {
+				p.add("%s: hostPath %s (%s) is writable: only the state folder may be", o, host, what)
+			}
+			if m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer {
+				p.add("%s: hostPath %s (%s) without mountPropagation HostToContainer: mounts made or unmade on the host later would not reach the pod", o, host, what)
+			}
+		}
+	}
+	var want []string
+	if netns != "" {
+		want = append(want, netns)
+	}
+	for _, d := range runtimeStateDirs {
+		if d.inK8s {
+			want = append(want, d.path)
+		}
+	}
+	for _, w := range want {
+		if !seen[w] {
+			p.add("%s: %s is not mounted: the sensor would not see %s", o, w, readOnly[w])
+		}
 	}
 }

@@ -103,9 +103,14 @@ func checkSystemd(b *bundle, p *problems) {
 		p.add("unit: runs as %s without AmbientCapabilities: it would have no capability", user)
 	}
 	want := map[string][]string{
-		"NoNewPrivileges":       {"yes", "true"},
-		"ProtectSystem":         {"strict"},
-		"ProtectHome":           {"yes", "true", "read-only", "tmpfs"},
+		"NoNewPrivileges": {"yes", "true"},
+		"ProtectSystem":   {"strict"},
+		// read-only: rootless Podman's stores are under /home (yes and
+		// tmpfs hide them, and the containers' names with them).
+		"ProtectHome": {"read-only"},
+		// net: joining named namespaces (setns) is the one use; yes
+		// forbids it, and no other kind is needed.
+		"RestrictNamespaces":    {"net"},
 		"PrivateTmp":            {"yes", "true"},
 		"ProtectKernelTunables": {"yes", "true"},
 		"ProtectKernelModules":  {"yes", "true"},
