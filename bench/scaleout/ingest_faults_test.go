@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/internal/sleep"
 )
 
 // TestIngestKill9 SIGKILLs one of the two ingest nodes every few seconds,
@@ -42,7 +43,7 @@ func TestIngestKill9(t *testing.T) {
 		next := start.Add(3 * time.Second)
 		for k := 0; ; k++ {
 			next = next.Add(time.Duration(rand.Int64N(int64(time.Second))) - 500*time.Millisecond)
-			if !sleepUntil(ctx, next) || time.Since(start) > offer-2*time.Second {
+			if !sleep.Until(ctx, next) || time.Since(start) > offer-2*time.Second {
 				return
 			}
 			n := c.ingest[k%len(c.ingest)]
@@ -55,7 +56,7 @@ func TestIngestKill9(t *testing.T) {
 			for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait) && queueRows(n) <= 0; {
 				time.Sleep(5 * time.Millisecond)
 			}
-			sleepUntil(ctx, time.Now().Add(150*time.Millisecond+time.Duration(rand.Int64N(int64(150*time.Millisecond)))))
+			sleep.Until(ctx, time.Now().Add(150*time.Millisecond+time.Duration(rand.Int64N(int64(150*time.Millisecond)))))
 			flying := inFlight.get().InFlight
 			at := time.Since(start)
 			if err := n.Kill(); err != nil {
@@ -143,14 +144,14 @@ func TestStorageOutage(t *testing.T) {
 	var outStart, outEnd time.Time
 	faultDone := make(chan error, 1)
 	go func() {
-		if !sleepUntil(ctx, start.Add(before)) {
+		if !sleep.Until(ctx, start.Add(before)) {
 			faultDone <- ctx.Err()
 			return
 		}
 		outStart = time.Now()
 		down.Store(true)
 		c.proxy.Refuse()
-		if !sleepUntil(ctx, outStart.Add(outage)) {
+		if !sleep.Until(ctx, outStart.Add(outage)) {
 			faultDone <- ctx.Err()
 			return
 		}
@@ -325,14 +326,14 @@ func TestStorageBlackHole(t *testing.T) {
 	var dump string
 	faultDone := make(chan error, 1)
 	go func() {
-		if !sleepUntil(ctx, start.Add(before)) {
+		if !sleep.Until(ctx, start.Add(before)) {
 			faultDone <- ctx.Err()
 			return
 		}
 		holeStart = time.Now()
 		cut.Store(true)
 		c.proxy.BlackHole()
-		if !sleepUntil(ctx, holeStart.Add(hole)) {
+		if !sleep.Until(ctx, holeStart.Add(hole)) {
 			faultDone <- ctx.Err()
 			return
 		}

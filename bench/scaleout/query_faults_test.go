@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/internal/sleep"
 )
 
 // TestQueryReplicaKill9 SIGKILLs one of the two query replicas at a time,
@@ -135,7 +136,7 @@ func TestQueryReplicaKill9(t *testing.T) {
 		if at.After(stop.Add(-3 * time.Second)) {
 			break
 		}
-		sleepUntil(ctx, at)
+		sleep.Until(ctx, at)
 		n := c.query[k%2]
 		flying := inFlight.Load()
 		if err := n.Kill(); err != nil {
@@ -143,7 +144,7 @@ func TestQueryReplicaKill9(t *testing.T) {
 			break
 		}
 		rec := kill{node: n.Name, at: time.Since(start), inFlight: flying}
-		sleepUntil(ctx, time.Now().Add(time.Second))
+		sleep.Until(ctx, time.Now().Add(time.Second))
 		restart := time.Now()
 		if err := n.Start(ctx); err != nil {
 			killErr = err

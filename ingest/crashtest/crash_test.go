@@ -36,6 +36,7 @@ import (
 	"github.com/netview/netview/sql/schema"
 
 	"github.com/netview/netview/internal/loopback"
+	"github.com/netview/netview/internal/sleep"
 )
 
 const (
@@ -120,7 +121,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 	go func() {
 		defer close(killerDone)
 		for k := range numKills {
-			if !sleepCtx(runCtx, time.Second+rand.N(500*time.Millisecond)) {
+			if !sleep.For(runCtx, time.Second+rand.N(500*time.Millisecond)) {
 				return
 			}
 			select {
@@ -132,7 +133,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 			var aim time.Duration
 			if oldest := oldestAttempt(results); !oldest.IsZero() {
 				aim = time.Until(oldest.Add(batchAgeDur - 50*time.Millisecond + rand.N(200*time.Millisecond)))
-				sleepCtx(runCtx, aim)
+				sleep.For(runCtx, aim)
 			}
 			flying := inFlight.Load()
 			at := time.Since(began)
@@ -391,7 +392,7 @@ func (r *sensorRun) run(ctx context.Context, url string, inFlight *atomic.Int64)
 				r.err = fmt.Errorf("seq %d: refused with %d %s", h.Seq, status, body)
 				return
 			}
-			sleepCtx(ctx, 50*time.Millisecond+rand.N(100*time.Millisecond))
+			sleep.For(ctx, 50*time.Millisecond+rand.N(100*time.Millisecond))
 		}
 	}
 }
@@ -543,7 +544,7 @@ func (n *node) startHealthy(ctx context.Context) (*proc, error) {
 				return p, nil
 			}
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !sleep.For(ctx, 50*time.Millisecond) {
 			_ = p.kill(context.Background(), syscall.SIGKILL)
 			return nil, fmt.Errorf("netview-ingest not healthy on %s: %w; its log:\n%s", n.addr, ctx.Err(), p.logTail())
 		}
@@ -619,18 +620,6 @@ func moduleRoot(t *testing.T) string {
 			t.Fatal("no go.mod above the test's working directory")
 		}
 		dir = up
-	}
-}
-
-// sleepCtx sleeps d and reports whether ctx is still alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
