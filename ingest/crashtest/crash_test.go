@@ -14,11 +14,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +31,6 @@ import (
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql/schema"
 
 	"github.com/netview/netview/internal/loopback"
 	"github.com/netview/netview/internal/sleep"
@@ -285,10 +282,10 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 
 	for s, r := range results {
 		last := r.sent[len(r.sent)-1]
-		got := activeConns(ctx, t, st, r.gen.Sensor.SensorID)
+		got := ingesttest.ActiveConns(ctx, t, st, r.gen.Sensor.SensorID)
 		want := map[string]bool{}
 		for _, c := range last.TCPConnections {
-			want[connKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode)] = true
+			want[ingesttest.ConnKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode)] = true
 		}
 		seen := map[string]int{}
 		for _, k := range got {
@@ -642,35 +639,5 @@ func insertedRows(ctx context.Context, t *testing.T, st store.Store) map[string]
 	if err != nil {
 		t.Fatalf("system.parts: %v", err)
 	}
-	return out
-}
-
-func connKey(port uint16, remote netip.Addr, rport uint16, inode uint64) string {
-	return fmt.Sprintf("%d>%s:%d#%d", port, remote.Unmap(), rport, inode)
-}
-
-// activeConns returns the rows of the latest-state view for one sensor, as
-// keys, duplicates kept.
-func activeConns(ctx context.Context, t *testing.T, st store.Store, sensor uuid.UUID) []string {
-	t.Helper()
-	var (
-		lport, rport proto.ColUInt16
-		raddr        proto.ColIPv6
-		inode        proto.ColUInt64
-		out          []string
-	)
-	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + schema.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
-	err := st.Select(ctx, store.Query{SQL: q, Params: []store.Param{store.P("s", sensor.String())}},
-		proto.Results{{Name: "local_port", Data: &lport}, {Name: "remote_address", Data: &raddr}, {Name: "remote_port", Data: &rport}, {Name: "inode", Data: &inode}},
-		func(rows int) error {
-			for i := range rows {
-				out = append(out, connKey(lport.Row(i), raddr.Row(i).ToIP(), rport.Row(i), inode.Row(i)))
-			}
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
 	return out
 }
