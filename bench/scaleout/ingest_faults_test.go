@@ -72,8 +72,7 @@ func TestIngestKill9(t *testing.T) {
 			next = next.Add(every)
 		}
 	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: offer, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 21, StartSeq: 1, MaxBackoff: 8 * time.Second,
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: offer, Drain: 60 * time.Second, Shape: faultShape, Seed: 21,
 		Progress: inFlight.set, ProgressEvery: 20 * time.Millisecond})
 	cancel()
 	<-killerDone
@@ -160,8 +159,7 @@ func TestStorageOutage(t *testing.T) {
 		down.Store(false)
 		faultDone <- err
 	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + outage + after, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 41, StartSeq: 1, MaxBackoff: 8 * time.Second,
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + outage + after, Drain: 60 * time.Second, Shape: faultShape, Seed: 41,
 		Progress: bl.add, ProgressEvery: 100 * time.Millisecond})
 	fleetEnd := time.Now()
 	if err := <-faultDone; err != nil {
@@ -275,15 +273,14 @@ func TestSlowFlakyStorageNetwork(t *testing.T) {
 	}
 	var figures []string
 	for i, r := range runs {
-		cfg := fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 8 * time.Second, Drain: 60 * time.Second, Shape: faultShape,
-			Targets: []string{c.lb.ingestURL}, StartSeq: 1, MaxBackoff: 8 * time.Second, Seed: uint64(51 + i)}
+		cfg := fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 8 * time.Second, Drain: 60 * time.Second, Shape: faultShape, Seed: uint64(51 + i)}
 		// Faults while the sensors offer heartbeats; they deliver the
 		// rest on a clean network again.
 		c.proxy.SetNetwork(r.lo, r.hi, r.share, time.Second)
 		clear := time.AfterFunc(cfg.Duration, func() { c.proxy.SetNetwork(0, 0, 0, 0) })
 		resets0, lb0 := c.proxy.Resets(), lbRetries()
 		began := time.Now()
-		rep := fleet(t, cfg)
+		rep := c.fleet(t, cfg)
 		took := time.Since(began)
 		clear.Stop()
 		c.proxy.SetNetwork(0, 0, 0, 0)
@@ -349,8 +346,7 @@ func TestStorageBlackHole(t *testing.T) {
 		}
 		faultDone <- err
 	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + hole + after, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 71, StartSeq: 1, MaxBackoff: 8 * time.Second})
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + hole + after, Drain: 60 * time.Second, Shape: faultShape, Seed: 71})
 	if err := <-faultDone; err != nil {
 		t.Fatalf("black hole: %v", err)
 	}

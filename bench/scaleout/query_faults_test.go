@@ -23,10 +23,7 @@ import (
 // no wrong answer: every answer equals the reference the replicas gave
 // before, or is an error the client can tell (a status, a cut connection).
 func TestQueryReplicaKill9(t *testing.T) {
-	c := newCluster(t, setup{ingest: 1, query: 2})
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 5 * time.Second, Drain: 45 * time.Second,
-		Targets: []string{c.lb.ingestURL}, Seed: 61, StartSeq: 1, MaxBackoff: 8 * time.Second})
-	checkDelivered(t, &rep)
+	c, rep := deployWithFleet(t, setup{ingest: 1, query: 2}, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 5 * time.Second, Drain: 45 * time.Second, Seed: 61})
 	settle(t, c, &rep)
 	model := loadStaleModel(t, c.store())
 
