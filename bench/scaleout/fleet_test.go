@@ -16,15 +16,26 @@ import (
 	"github.com/netview/netview/internal/store"
 )
 
-// fleet runs the simulator with a deadline well past its own bounds and
-// logs its report.
-func fleet(t *testing.T, cfg fleetsim.Config) fleetsim.Report {
+// fleet runs the simulator against c with a deadline well past its own
+// bounds and logs its report. What every test of the package sends with
+// is the default: through nginx (Targets), the nodes' shared token and
+// nginx's TLS, seqs from 1, retries backed off at most 8 s.
+func (c *cluster) fleet(t *testing.T, cfg fleetsim.Config) fleetsim.Report {
 	t.Helper()
+	if cfg.Targets == nil {
+		cfg.Targets = []string{c.lb.ingestURL}
+	}
 	if cfg.Token == "" {
 		cfg.Token = ingestToken
 	}
 	if cfg.TLS == nil {
 		cfg.TLS = lbTLS
+	}
+	if cfg.StartSeq == 0 {
+		cfg.StartSeq = 1
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 8 * time.Second
 	}
 	limit := cfg.Duration + max(cfg.Drain, 0) + 90*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -37,6 +48,17 @@ func fleet(t *testing.T, cfg fleetsim.Config) fleetsim.Report {
 	rep.WriteText(&b)
 	t.Logf("fleet report:\n%s", b.String())
 	return rep
+}
+
+// deployWithFleet starts the deployment s asks for and fills it with a
+// fleet sent through nginx, every heartbeat of which must be acknowledged:
+// the opening of the tests that then read what was stored.
+func deployWithFleet(t *testing.T, s setup, cfg fleetsim.Config) (*cluster, fleetsim.Report) {
+	t.Helper()
+	c := newCluster(t, s)
+	rep := c.fleet(t, cfg)
+	checkDelivered(t, &rep)
+	return c, rep
 }
 
 // faultShape is the heartbeat of the fault tests: about half of
@@ -212,18 +234,3 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-func sleepUntil(ctx context.Context, at time.Time) bool {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/internal/sleep"
 )
 
 // TestIngestKill9 SIGKILLs one of the two ingest nodes every few seconds,
@@ -42,7 +43,7 @@ func TestIngestKill9(t *testing.T) {
 		next := start.Add(3 * time.Second)
 		for k := 0; ; k++ {
 			next = next.Add(time.Duration(rand.Int64N(int64(time.Second))) - 500*time.Millisecond)
-			if !sleepUntil(ctx, next) || time.Since(start) > offer-2*time.Second {
+			if !sleep.Until(ctx, next) || time.Since(start) > offer-2*time.Second {
 				return
 			}
 			n := c.ingest[k%len(c.ingest)]
@@ -55,7 +56,7 @@ func TestIngestKill9(t *testing.T) {
 			for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait) && queueRows(n) <= 0; {
 				time.Sleep(5 * time.Millisecond)
 			}
-			sleepUntil(ctx, time.Now().Add(150*time.Millisecond+time.Duration(rand.Int64N(int64(150*time.Millisecond)))))
+			sleep.Until(ctx, time.Now().Add(150*time.Millisecond+time.Duration(rand.Int64N(int64(150*time.Millisecond)))))
 			flying := inFlight.get().InFlight
 			at := time.Since(start)
 			if err := n.Kill(); err != nil {
@@ -71,8 +72,7 @@ func TestIngestKill9(t *testing.T) {
 			next = next.Add(every)
 		}
 	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: offer, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 21, StartSeq: 1, MaxBackoff: 8 * time.Second,
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: offer, Drain: 60 * time.Second, Shape: faultShape, Seed: 21,
 		Progress: inFlight.set, ProgressEvery: 20 * time.Millisecond})
 	cancel()
 	<-killerDone
@@ -132,43 +132,19 @@ func TestIngestKill9(t *testing.T) {
 func TestStorageOutage(t *testing.T) {
 	c := newCluster(t, setup{ingest: 2, query: 1, proxy: true})
 	const before, outage, after = 6 * time.Second, 12 * time.Second, 8 * time.Second
-	var down atomic.Bool
-	sup := startSupervisor(c.ingest, func() bool { return !down.Load() }, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	probes, stopProbes := startProbes(ctx, t, c.ingest, 100*time.Millisecond)
+	f := &fault{begin: c.proxy.Refuse, heal: c.proxy.Accept}
+	f.watch(ctx, t, c.ingest)
 
 	var bl backlog
 	start := time.Now()
-	var outStart, outEnd time.Time
-	faultDone := make(chan error, 1)
-	go func() {
-		if !sleepUntil(ctx, start.Add(before)) {
-			faultDone <- ctx.Err()
-			return
-		}
-		outStart = time.Now()
-		down.Store(true)
-		c.proxy.Refuse()
-		if !sleepUntil(ctx, outStart.Add(outage)) {
-			faultDone <- ctx.Err()
-			return
-		}
-		err := c.proxy.Accept()
-		outEnd = time.Now()
-		down.Store(false)
-		faultDone <- err
-	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + outage + after, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 41, StartSeq: 1, MaxBackoff: 8 * time.Second,
+	f.hold(ctx, start.Add(before), outage)
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + outage + after, Drain: 60 * time.Second, Shape: faultShape, Seed: 41,
 		Progress: bl.add, ProgressEvery: 100 * time.Millisecond})
 	fleetEnd := time.Now()
-	if err := <-faultDone; err != nil {
-		t.Fatalf("outage: %v", err)
-	}
-	stopProbes()
-	sup.report(t)
-	stuck, exited := sup.restarted()
+	stuck, exited := f.over(t, "outage")
+	outStart, outEnd, probes := f.start, f.end, f.probes
 
 	// How the nodes answered during the outage: at once, with 503.
 	var lat []time.Duration
@@ -274,15 +250,14 @@ func TestSlowFlakyStorageNetwork(t *testing.T) {
 	}
 	var figures []string
 	for i, r := range runs {
-		cfg := fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 8 * time.Second, Drain: 60 * time.Second, Shape: faultShape,
-			Targets: []string{c.lb.ingestURL}, StartSeq: 1, MaxBackoff: 8 * time.Second, Seed: uint64(51 + i)}
+		cfg := fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 8 * time.Second, Drain: 60 * time.Second, Shape: faultShape, Seed: uint64(51 + i)}
 		// Faults while the sensors offer heartbeats; they deliver the
 		// rest on a clean network again.
 		c.proxy.SetNetwork(r.lo, r.hi, r.share, time.Second)
 		clear := time.AfterFunc(cfg.Duration, func() { c.proxy.SetNetwork(0, 0, 0, 0) })
 		resets0, lb0 := c.proxy.Resets(), lbRetries()
 		began := time.Now()
-		rep := fleet(t, cfg)
+		rep := c.fleet(t, cfg)
 		took := time.Since(began)
 		clear.Stop()
 		c.proxy.SetNetwork(0, 0, 0, 0)
@@ -314,48 +289,24 @@ func TestStorageBlackHole(t *testing.T) {
 	const ackTimeout = 5 * time.Second
 	c := newCluster(t, setup{ingest: 2, query: 1, proxy: true, ingestArgs: []string{"--ingest.ack-timeout=" + ackTimeout.String()}})
 	const before, hole, after = 5 * time.Second, 10 * time.Second, 5 * time.Second
-	var cut atomic.Bool
-	sup := startSupervisor(c.ingest, func() bool { return !cut.Load() }, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	probes, stopProbes := startProbes(ctx, t, c.ingest, 100*time.Millisecond)
-
-	start := time.Now()
-	var holeStart, holeEnd time.Time
 	var dump string
-	faultDone := make(chan error, 1)
-	go func() {
-		if !sleepUntil(ctx, start.Add(before)) {
-			faultDone <- ctx.Err()
-			return
-		}
-		holeStart = time.Now()
-		cut.Store(true)
-		c.proxy.BlackHole()
-		if !sleepUntil(ctx, holeStart.Add(hole)) {
-			faultDone <- ctx.Err()
-			return
-		}
+	f := &fault{begin: c.proxy.BlackHole, heal: func() error {
 		// Where ingest-2's goroutines wait, just before the network heals
 		// (SIGQUIT: a Go program prints every goroutine and exits).
 		var err error
 		dump, err = goroutines(c.ingest[1])
 		c.proxy.Heal()
-		holeEnd = time.Now()
-		cut.Store(false)
-		if err == nil {
-			err = c.ingest[1].Start(ctx)
-		}
-		faultDone <- err
-	}()
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + hole + after, Drain: 60 * time.Second, Shape: faultShape,
-		Targets: []string{c.lb.ingestURL}, Seed: 71, StartSeq: 1, MaxBackoff: 8 * time.Second})
-	if err := <-faultDone; err != nil {
-		t.Fatalf("black hole: %v", err)
-	}
-	stopProbes()
-	sup.report(t)
-	stuck, exited := sup.restarted()
+		return err
+	}, after: func() error { return c.ingest[1].Start(ctx) }}
+	f.watch(ctx, t, c.ingest)
+
+	start := time.Now()
+	f.hold(ctx, start.Add(before), hole)
+	rep := c.fleet(t, fleetsim.Config{Sensors: 200, Interval: 2 * time.Second, Duration: before + hole + after, Drain: 60 * time.Second, Shape: faultShape, Seed: 71})
+	stuck, exited := f.over(t, "black hole")
+	holeStart, holeEnd, probes := f.start, f.end, f.probes
 
 	// Probes sent early enough in the black hole to be answered within
 	// the ack timeout before it healed.
@@ -393,6 +344,76 @@ func TestStorageBlackHole(t *testing.T) {
 			len(late), len(during), ackTimeout, ms(percentile(lat, 100)), late[0].node, late[0].at.Sub(holeStart).Round(time.Millisecond), late[0].status, ms(late[0].took))
 		t.Error(msg)
 	})
+}
+
+// fault is a fault of the storage network held for a while in the
+// background while a fleet sends: begin starts it, heal ends it, and after
+// (optional) does what has to wait for the heal, such as starting a node
+// again; it is skipped when heal failed.
+type fault struct {
+	begin func()
+	heal  func() error
+	after func() error
+
+	on         atomic.Bool // between begin and the return of heal
+	start, end time.Time   // just before begin, just after heal; read after over
+	done       chan error
+
+	// What watches the ingest nodes through the fault (watch).
+	sup        *supervisor
+	probes     *probe
+	stopProbes func()
+}
+
+// watch starts what the storage fault tests watch the ingest nodes with:
+// a supervisor that restarts a node stuck for 5 s while the fault is off
+// (or exited), and probes straight to each node every 100 ms.
+func (f *fault) watch(ctx context.Context, t *testing.T, nodes []*node) {
+	f.sup = startSupervisor(nodes, f.off, 5*time.Second)
+	f.probes, f.stopProbes = startProbes(ctx, t, nodes, 100*time.Millisecond)
+}
+
+// off says the fault is not on: the supervisor's test of whether nodes
+// should answer.
+func (f *fault) off() bool { return !f.on.Load() }
+
+// hold begins the fault at at and heals it dur later, in the background;
+// it gives up with ctx's error when ctx ends first.
+func (f *fault) hold(ctx context.Context, at time.Time, dur time.Duration) {
+	f.done = make(chan error, 1)
+	go func() {
+		if !sleep.Until(ctx, at) {
+			f.done <- ctx.Err()
+			return
+		}
+		f.start = time.Now()
+		f.on.Store(true)
+		f.begin()
+		if !sleep.Until(ctx, f.start.Add(dur)) {
+			f.done <- ctx.Err()
+			return
+		}
+		err := f.heal()
+		f.end = time.Now()
+		f.on.Store(false)
+		if err == nil && f.after != nil {
+			err = f.after()
+		}
+		f.done <- err
+	}()
+}
+
+// over waits for the fault to end (fatal, as what, when holding it went
+// wrong), stops the watch, reports the supervisor (a subtest) and returns
+// the restarts the nodes needed.
+func (f *fault) over(t *testing.T, what string) (stuck, exited int) {
+	t.Helper()
+	if err := <-f.done; err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	f.stopProbes()
+	f.sup.report(t)
+	return f.sup.restarted()
 }
 
 // goroutines makes n print its goroutines (SIGQUIT with GOTRACEBACK=all)

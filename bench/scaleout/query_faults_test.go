@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/bench/fleetsim"
+	"github.com/netview/netview/internal/sleep"
 )
 
 // TestQueryReplicaKill9 SIGKILLs one of the two query replicas at a time,
@@ -22,10 +23,7 @@ import (
 // no wrong answer: every answer equals the reference the replicas gave
 // before, or is an error the client can tell (a status, a cut connection).
 func TestQueryReplicaKill9(t *testing.T) {
-	c := newCluster(t, setup{ingest: 1, query: 2})
-	rep := fleet(t, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 5 * time.Second, Drain: 45 * time.Second,
-		Targets: []string{c.lb.ingestURL}, Seed: 61, StartSeq: 1, MaxBackoff: 8 * time.Second})
-	checkDelivered(t, &rep)
+	c, rep := deployWithFleet(t, setup{ingest: 1, query: 2}, fleetsim.Config{Sensors: 200, Interval: time.Second, Duration: 5 * time.Second, Drain: 45 * time.Second, Seed: 61})
 	settle(t, c, &rep)
 	model := loadStaleModel(t, c.store())
 
@@ -135,7 +133,7 @@ func TestQueryReplicaKill9(t *testing.T) {
 		if at.After(stop.Add(-3 * time.Second)) {
 			break
 		}
-		sleepUntil(ctx, at)
+		sleep.Until(ctx, at)
 		n := c.query[k%2]
 		flying := inFlight.Load()
 		if err := n.Kill(); err != nil {
@@ -143,7 +141,7 @@ func TestQueryReplicaKill9(t *testing.T) {
 			break
 		}
 		rec := kill{node: n.Name, at: time.Since(start), inFlight: flying}
-		sleepUntil(ctx, time.Now().Add(time.Second))
+		sleep.Until(ctx, time.Now().Add(time.Second))
 		restart := time.Now()
 		if err := n.Start(ctx); err != nil {
 			killErr = err

@@ -24,10 +24,7 @@ import (
 // the same answers: summary, v1 pages and sorts, v2 cursor walks whose
 // pages alternate between replicas, events.
 func TestTopology(t *testing.T) {
-	c := newCluster(t, setup{ingest: 2, query: 2})
-	rep := fleet(t, fleetsim.Config{Sensors: 300, Interval: time.Second, Duration: 15 * time.Second, Drain: 45 * time.Second,
-		Targets: []string{c.lb.ingestURL}, Seed: 11, StartSeq: 1, MaxBackoff: 8 * time.Second})
-	checkDelivered(t, &rep)
+	c, rep := deployWithFleet(t, setup{ingest: 2, query: 2}, fleetsim.Config{Sensors: 300, Interval: time.Second, Duration: 15 * time.Second, Drain: 45 * time.Second, Seed: 11})
 
 	// nginx spread the heartbeats over both nodes.
 	entries := c.lb.access(t)
@@ -178,8 +175,7 @@ func healthChecksDoNotDisturb(t *testing.T, c *cluster) {
 				}
 			}()
 		}
-		rep := fleet(t, fleetsim.Config{Sensors: 100, Interval: time.Second, Duration: 8 * time.Second, Drain: 45 * time.Second, Shape: faultShape,
-			Targets: []string{c.lb.ingestURL}, Seed: 12, StartSeq: 1, MaxBackoff: 8 * time.Second})
+		rep := c.fleet(t, fleetsim.Config{Sensors: 100, Interval: time.Second, Duration: 8 * time.Second, Drain: 45 * time.Second, Shape: faultShape, Seed: 12})
 		cancel()
 		wg.Wait()
 		checkDelivered(t, &rep)

@@ -14,11 +14,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +31,9 @@ import (
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql/schema"
 
 	"github.com/netview/netview/internal/loopback"
+	"github.com/netview/netview/internal/sleep"
 )
 
 const (
@@ -120,7 +118,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 	go func() {
 		defer close(killerDone)
 		for k := range numKills {
-			if !sleepCtx(runCtx, time.Second+rand.N(500*time.Millisecond)) {
+			if !sleep.For(runCtx, time.Second+rand.N(500*time.Millisecond)) {
 				return
 			}
 			select {
@@ -132,7 +130,7 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 			var aim time.Duration
 			if oldest := oldestAttempt(results); !oldest.IsZero() {
 				aim = time.Until(oldest.Add(batchAgeDur - 50*time.Millisecond + rand.N(200*time.Millisecond)))
-				sleepCtx(runCtx, aim)
+				sleep.For(runCtx, aim)
 			}
 			flying := inFlight.Load()
 			at := time.Since(began)
@@ -284,10 +282,10 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 
 	for s, r := range results {
 		last := r.sent[len(r.sent)-1]
-		got := activeConns(ctx, t, st, r.gen.Sensor.SensorID)
+		got := ingesttest.ActiveConns(ctx, t, st, r.gen.Sensor.SensorID)
 		want := map[string]bool{}
 		for _, c := range last.TCPConnections {
-			want[connKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode)] = true
+			want[ingesttest.ConnKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode)] = true
 		}
 		seen := map[string]int{}
 		for _, k := range got {
@@ -391,7 +389,7 @@ func (r *sensorRun) run(ctx context.Context, url string, inFlight *atomic.Int64)
 				r.err = fmt.Errorf("seq %d: refused with %d %s", h.Seq, status, body)
 				return
 			}
-			sleepCtx(ctx, 50*time.Millisecond+rand.N(100*time.Millisecond))
+			sleep.For(ctx, 50*time.Millisecond+rand.N(100*time.Millisecond))
 		}
 	}
 }
@@ -543,7 +541,7 @@ func (n *node) startHealthy(ctx context.Context) (*proc, error) {
 				return p, nil
 			}
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !sleep.For(ctx, 50*time.Millisecond) {
 			_ = p.kill(context.Background(), syscall.SIGKILL)
 			return nil, fmt.Errorf("netview-ingest not healthy on %s: %w; its log:\n%s", n.addr, ctx.Err(), p.logTail())
 		}
@@ -622,18 +620,6 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-// sleepCtx sleeps d and reports whether ctx is still alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // insertedRows sums, per table, the rows of the parts that inserts made and
 // that are still on disk, merged away or not.
 func insertedRows(ctx context.Context, t *testing.T, st store.Store) map[string]uint64 {
@@ -653,35 +639,5 @@ func insertedRows(ctx context.Context, t *testing.T, st store.Store) map[string]
 	if err != nil {
 		t.Fatalf("system.parts: %v", err)
 	}
-	return out
-}
-
-func connKey(port uint16, remote netip.Addr, rport uint16, inode uint64) string {
-	return fmt.Sprintf("%d>%s:%d#%d", port, remote.Unmap(), rport, inode)
-}
-
-// activeConns returns the rows of the latest-state view for one sensor, as
-// keys, duplicates kept.
-func activeConns(ctx context.Context, t *testing.T, st store.Store, sensor uuid.UUID) []string {
-	t.Helper()
-	var (
-		lport, rport proto.ColUInt16
-		raddr        proto.ColIPv6
-		inode        proto.ColUInt64
-		out          []string
-	)
-	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + schema.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
-	err := st.Select(ctx, store.Query{SQL: q, Params: []store.Param{store.P("s", sensor.String())}},
-		proto.Results{{Name: "local_port", Data: &lport}, {Name: "remote_address", Data: &raddr}, {Name: "remote_port", Data: &rport}, {Name: "inode", Data: &inode}},
-		func(rows int) error {
-			for i := range rows {
-				out = append(out, connKey(lport.Row(i), raddr.Row(i).ToIP(), rport.Row(i), inode.Row(i)))
-			}
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
 	return out
 }

@@ -71,6 +71,19 @@ func roundTrip(c net.Conn, msg string, limit time.Duration) (time.Duration, erro
 	return time.Since(t0), nil
 }
 
+// connected starts a proxy and dials through it, with one round trip
+// done: the proxy then holds the connection both ways, as the faults
+// under test find it.
+func connected(t *testing.T) (*Proxy, *net.TCPConn) {
+	t.Helper()
+	p := start(t)
+	c := dial(t, p)
+	if _, err := roundTrip(c, "x", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
 // wantReset fails unless reading c ends in a connection reset.
 func wantReset(t *testing.T, c net.Conn, within time.Duration) {
 	t.Helper()
@@ -82,11 +95,7 @@ func wantReset(t *testing.T, c net.Conn, within time.Duration) {
 }
 
 func TestForwardsAndPassesHalfClose(t *testing.T) {
-	p := start(t)
-	c := dial(t, p)
-	if _, err := roundTrip(c, "hello", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	_, c := connected(t)
 	// Our half close reaches the server, whose close reaches us.
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -118,11 +127,7 @@ func TestDelay(t *testing.T) {
 }
 
 func TestResetAll(t *testing.T) {
-	p := start(t)
-	c := dial(t, p)
-	if _, err := roundTrip(c, "x", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p, c := connected(t)
 	if n := p.ResetAll(); n != 1 {
 		t.Errorf("ResetAll reset %d connections, want 1", n)
 	}
@@ -130,11 +135,7 @@ func TestResetAll(t *testing.T) {
 }
 
 func TestFlakyResets(t *testing.T) {
-	p := start(t)
-	c := dial(t, p)
-	if _, err := roundTrip(c, "x", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p, c := connected(t)
 	p.SetNetwork(0, 0, 1, 50*time.Millisecond)
 	wantReset(t, c, 2*time.Second)
 	if p.Resets() < 1 {
@@ -143,11 +144,7 @@ func TestFlakyResets(t *testing.T) {
 }
 
 func TestRefuseAndAccept(t *testing.T) {
-	p := start(t)
-	open := dial(t, p)
-	if _, err := roundTrip(open, "x", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p, open := connected(t)
 	p.Refuse()
 	wantReset(t, open, 2*time.Second)
 	if c, err := net.Dial("tcp", p.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {

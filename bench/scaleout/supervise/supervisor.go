@@ -57,14 +57,7 @@ func (s *Supervisor) run() {
 			}
 			if !n.Alive() {
 				last := n.Current()
-				msg := fmt.Sprintf("%s restarted at %s: it had exited (%v): %s", n.Name, time.Now().Format("15:04:05.000"), last.Err(), strings.TrimSpace(last.LogTail(300)))
-				err := n.Start(context.Background())
-				s.mu.Lock()
-				s.exits = append(s.exits, msg)
-				if err != nil {
-					s.errs = append(s.errs, fmt.Errorf("restarting %s: %w", n.Name, err))
-				}
-				s.mu.Unlock()
+				s.restart(n, false, fmt.Sprintf("it had exited (%v): %s", last.Err(), strings.TrimSpace(last.LogTail(300))))
 				since[i] = time.Time{}
 				continue
 			}
@@ -78,21 +71,39 @@ func (s *Supervisor) run() {
 				continue
 			}
 			if d := time.Since(since[i]); d >= s.stuckAfter {
-				msg := fmt.Sprintf("%s restarted at %s: %s for %v", n.Name, time.Now().Format("15:04:05.000"), how, d.Round(time.Millisecond))
-				err := n.Kill()
-				if err == nil {
-					err = n.Start(context.Background())
-				}
-				s.mu.Lock()
-				s.restarts = append(s.restarts, msg)
-				if err != nil {
-					// Left for the next round, which starts it.
-					s.exits = append(s.exits, fmt.Sprintf("%s did not start again: %v", n.Name, err))
-				}
-				s.mu.Unlock()
+				s.restart(n, true, fmt.Sprintf("%s for %v", how, d.Round(time.Millisecond)))
 				since[i] = time.Time{}
 			}
 		}
+	}
+}
+
+// restart starts n again, SIGKILLing it first when it is stuck, and
+// records why among the restarts of stuck services or the exits. A failed
+// start of a service that had exited is an error of the supervisor; a
+// stuck one that did not start again is recorded as an exit and left for
+// the next round, which finds it not alive and starts it.
+func (s *Supervisor) restart(n *Service, stuck bool, why string) {
+	msg := fmt.Sprintf("%s restarted at %s: %s", n.Name, time.Now().Format("15:04:05.000"), why)
+	var err error
+	if stuck {
+		err = n.Kill()
+	}
+	if err == nil {
+		err = n.Start(context.Background())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !stuck {
+		s.exits = append(s.exits, msg)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("restarting %s: %w", n.Name, err))
+		}
+		return
+	}
+	s.restarts = append(s.restarts, msg)
+	if err != nil {
+		s.exits = append(s.exits, fmt.Sprintf("%s did not start again: %v", n.Name, err))
 	}
 }
 
