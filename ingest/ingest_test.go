@@ -15,46 +15,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sql/schema"
 )
 
 var shape = heartbeat.Shape{Conns: 100, Listeners: 20, UDP: 6, ActiveFlows: 10, CompletedFlows: 5, Events: 14}
 
-// connKey identifies a connection row in tests.
-func connKey(port uint16, remote netip.Addr, rport uint16, inode uint64) string {
-	return fmt.Sprintf("%d>%s:%d#%d", port, remote.Unmap(), rport, inode)
-}
-
-// activeConns returns the latest-state view of one sensor, as keys.
-func activeConns(t *testing.T, st store.Store, sensor uuid.UUID) []string {
-	t.Helper()
-	var (
-		lport, rport proto.ColUInt16
-		raddr        proto.ColIPv6
-		inode        proto.ColUInt64
-		out          []string
-	)
-	q := "SELECT local_port, remote_address, remote_port, inode FROM (" + schema.ActiveConnections + ") WHERE sensor_id = {s:UUID}"
-	err := st.Select(context.Background(), store.Query{SQL: q, Params: []store.Param{store.P("s", sensor.String())}},
-		proto.Results{{Name: "local_port", Data: &lport}, {Name: "remote_address", Data: &raddr}, {Name: "remote_port", Data: &rport}, {Name: "inode", Data: &inode}},
-		func(n int) error {
-			for i := range n {
-				out = append(out, connKey(lport.Row(i), raddr.Row(i).ToIP(), rport.Row(i), inode.Row(i)))
-			}
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func keysOf(h *heartbeat.Heartbeat) []string {
 	var out []string
 	for _, c := range h.TCPConnections {
-		out = append(out, connKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode))
+		out = append(out, ingesttest.ConnKey(c.LocalPort, c.RemoteAddress, c.RemotePort, c.Inode))
 	}
 	sort.Strings(out)
 	return out
@@ -85,7 +56,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	}
 
 	for s, g := range gens {
-		got, want := activeConns(t, n.store, g.Sensor.SensorID), keysOf(last[s])
+		got, want := ingesttest.ActiveConns(context.Background(), t, n.store, g.Sensor.SensorID), keysOf(last[s])
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("sensor %d: latest view has %d connections, want the %d of seq %d", s, len(got), len(want), last[s].Seq)
 		}
@@ -147,7 +118,7 @@ func TestClosedConnectionLeavesLatestView(t *testing.T) {
 	h2.Seq, h2.HeartbeatID, h2.SentAt = 2, uuid.New(), h1.SentAt.Add(15*time.Second)
 	h2.TCPConnections = h1.TCPConnections[1:]
 	n.send(&h2)
-	if got := activeConns(t, n.store, g.Sensor.SensorID); len(got) != 2 {
+	if got := ingesttest.ActiveConns(context.Background(), t, n.store, g.Sensor.SensorID); len(got) != 2 {
 		t.Fatalf("latest view = %v, want the 2 connections still open", got)
 	}
 }
@@ -370,7 +341,7 @@ func TestDroppedSnapshotsKeepLatestView(t *testing.T) {
 	stripped := g.Next(time.Now().Add(15 * time.Second))
 	stripped.DropSnapshots()
 	n.send(stripped)
-	if got := activeConns(t, n.store, g.Sensor.SensorID); strings.Join(got, ",") != strings.Join(keysOf(full), ",") {
+	if got := ingesttest.ActiveConns(context.Background(), t, n.store, g.Sensor.SensorID); strings.Join(got, ",") != strings.Join(keysOf(full), ",") {
 		t.Fatalf("latest view = %v, want the %d connections of the last full heartbeat", got, len(full.TCPConnections))
 	}
 	if got := count(t, n.store, "SELECT count() AS n FROM events FINAL"); got != 4 {
