@@ -71,7 +71,16 @@ func TestKill9MidBatchLosesNothingDoublesNothing(t *testing.T) {
 	bin := buildIngest(ctx, t, tmp)
 	t.Logf("built netview-ingest in %v", time.Since(began).Round(time.Millisecond))
 
-	dataDir := filepath.Join(tmp, "ch")
+	// Not under tmp: once this process opens the folder to check it, its
+	// engine keeps merging there until the process exits, and a merge
+	// writing into a folder t.TempDir's cleanup is deleting aborts the
+	// whole test binary (seen: "Cannot set modification time to file").
+	// Like storetest's engine folder, it is left to the system's /tmp.
+	dataRoot, err := os.MkdirTemp("", "netview-crashtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dataRoot, "ch")
 	n := &node{bin: bin, addr: loopback.FreeAddr(t), dsn: "embedded:" + dataDir, logDir: tmp}
 	t.Cleanup(n.killAll)
 	p, err := n.startHealthy(ctx)
