@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/creds"
 )
 
@@ -30,15 +29,7 @@ func TestEnrollWithOwnKeyIsIdempotent(t *testing.T) {
 	}
 	enroll := func(id, sum string) (int, string) {
 		body, _ := json.Marshal(ingest.EnrollRequest{SensorID: sensor.String(), Hostname: "h", KeyID: id, KeySHA256: sum})
-		req, _ := http.NewRequest("POST", n.url+"/v1/enroll", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return ingesttest.Send(t, "POST", n.url+"/v1/enroll", token, bytes.NewReader(body))
 	}
 	sum := hex.EncodeToString(c.Hash[:])
 	for i := range 2 {

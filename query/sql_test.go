@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +21,7 @@ func TestAnalystSQLEndpoint(t *testing.T) {
 	f.ingest.Send(g.Next(time.Now()))
 	post := func(token, sql, format string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", f.url+"/api/v1/sql?format="+format, strings.NewReader(sql))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return ingesttest.Send(t, "POST", f.url+"/api/v1/sql?format="+format, token, strings.NewReader(sql))
 	}
 
 	code, body := post(analystToken, "SELECT count() AS n FROM tcp_connections", "JSON")

@@ -213,3 +213,21 @@ func PostTo(ctx context.Context, c *http.Client, url, token string, body []byte)
 	}
 	return resp.StatusCode, b, nil
 }
+
+// Send makes one request with a bearer token and returns its status and
+// body; a request that gets no answer fails t.
+func Send(t testing.TB, method, url, token string, body io.Reader) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
