@@ -183,35 +183,37 @@ func TestResolveNewProcessFirst(t *testing.T) {
 	}
 }
 
-// A process whose start time changes between the fd read and the recheck
-// was replaced (pid reused): its sockets get no owner.
-func TestResolveReplacedDuringScan(t *testing.T) {
-	root := fixture(t)
-	r := NewResolver(root)
-	r.beforeRecheck = func(pid uint32) {
-		if pid == 101 {
-			setStat(t, root, "101", "bash", "5000")
-		}
+// A process that changes between its fd read and the recheck leaves its
+// sockets without owner: one whose start time changed was replaced (pid
+// reused), one whose stat went has exited.
+func TestResolveChangedDuringScan(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		pid      uint32
+		change   func(t *testing.T, root string)
+		want     map[uint64]Process
+		vanished int
+	}{
+		{"replaced", 101, func(t *testing.T, root string) { setStat(t, root, "101", "bash", "5000") },
+			map[uint64]Process{1001: systemd, 2001: master, 3001: tricky}, 2}, // 101 and 300
+		{"exited", 200, func(_ *testing.T, root string) { os.Remove(filepath.Join(root, "200", "stat")) },
+			map[uint64]Process{1001: systemd, 2001: master, 2002: worker}, 2}, // 200 and 300
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := fixture(t)
+			r := NewResolver(root)
+			r.beforeRecheck = func(pid uint32) {
+				if pid == c.pid {
+					c.change(t, root)
+				}
+			}
+			got, st := r.Resolve(fixtureWant)
+			checkOwners(t, got, c.want)
+			if st.Vanished != c.vanished {
+				t.Errorf("stats %+v, want %d vanished", st, c.vanished)
+			}
+		})
 	}
-	got, st := r.Resolve(fixtureWant)
-	checkOwners(t, got, map[uint64]Process{1001: systemd, 2001: master, 3001: tricky})
-	if st.Vanished != 2 { // 101 and 300
-		t.Errorf("stats %+v, want 2 vanished", st)
-	}
-}
-
-// A process that exits between its fd read and the recheck leaves its
-// sockets without owner.
-func TestResolveExitDuringScan(t *testing.T) {
-	root := fixture(t)
-	r := NewResolver(root)
-	r.beforeRecheck = func(pid uint32) {
-		if pid == 200 {
-			os.Remove(filepath.Join(root, "200", "stat"))
-		}
-	}
-	got, _ := r.Resolve(fixtureWant)
-	checkOwners(t, got, map[uint64]Process{1001: systemd, 2001: master, 2002: worker})
 }
 
 // A cached owner that exits loses its sockets to the other holder or to
