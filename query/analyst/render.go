@@ -181,27 +181,11 @@ func bounds(off proto.ColUInt64, i int) (int, int) {
 }
 
 func (a *arrRenderer) json(b []byte, i int) []byte {
-	start, end := bounds(*a.off, i)
-	b = append(b, '[')
-	for j := start; j < end; j++ {
-		if j > start {
-			b = append(b, ',')
-		}
-		b = a.elem.json(b, j)
-	}
-	return append(b, ']')
+	return each(b, *a.off, i, '[', ']', a.elem.json)
 }
 
 func (a *arrRenderer) text(b []byte, i int, _ bool) []byte {
-	start, end := bounds(*a.off, i)
-	b = append(b, '[')
-	for j := start; j < end; j++ {
-		if j > start {
-			b = append(b, ',')
-		}
-		b = a.elem.text(b, j, true)
-	}
-	return append(b, ']')
+	return each(b, *a.off, i, '[', ']', func(b []byte, j int) []byte { return a.elem.text(b, j, true) })
 }
 
 // mapRenderer renders Map(K, V): a JSON object (keys as text), or
@@ -213,32 +197,35 @@ type mapRenderer struct {
 }
 
 func (m *mapRenderer) json(b []byte, i int) []byte {
-	start, end := bounds(*m.off, i)
-	b = append(b, '{')
-	for j := start; j < end; j++ {
-		if j > start {
-			b = append(b, ',')
-		}
+	return each(b, *m.off, i, '{', '}', func(b []byte, j int) []byte {
 		m.scratch = m.keys.text(m.scratch[:0], j, false)
 		b = jsonw.AppendString(b, m.scratch)
 		b = append(b, ':')
-		b = m.values.json(b, j)
-	}
-	return append(b, '}')
+		return m.values.json(b, j)
+	})
 }
 
 func (m *mapRenderer) text(b []byte, i int, _ bool) []byte {
-	start, end := bounds(*m.off, i)
-	b = append(b, '{')
+	return each(b, *m.off, i, '{', '}', func(b []byte, j int) []byte {
+		b = m.keys.text(b, j, true)
+		b = append(b, ':')
+		return m.values.text(b, j, true)
+	})
+}
+
+// each appends row i of an array or map column (its elements are those
+// off bounds) between open and close, elem appending each element, with
+// commas between.
+func each(b []byte, off proto.ColUInt64, i int, open, close byte, elem func(b []byte, j int) []byte) []byte {
+	start, end := bounds(off, i)
+	b = append(b, open)
 	for j := start; j < end; j++ {
 		if j > start {
 			b = append(b, ',')
 		}
-		b = m.keys.text(b, j, true)
-		b = append(b, ':')
-		b = m.values.text(b, j, true)
+		b = elem(b, j)
 	}
-	return append(b, '}')
+	return append(b, close)
 }
 
 // nullRenderer renders Nullable(T): null in JSON, empty in a cell, NULL
