@@ -463,3 +463,11 @@ ALTER TABLE events_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UIn
 
 ALTER TABLE events ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS netns UInt64 DEFAULT 0 AFTER dst_port;
 
+ALTER TABLE events_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [src_address, dst_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [src_port, dst_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_query_name query_name TYPE ngrambf_v1(4, 4096, 3, 0) GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_answers answers TYPE bloom_filter GRANULARITY 1;
+
+ALTER TABLE flows_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [src_address, dst_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [src_port, dst_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1;
+
+ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [src_address, dst_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [src_port, dst_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1;
+
+ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [local_address, remote_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [local_port, remote_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1;
+
