@@ -96,6 +96,7 @@ FUZZ_TARGETS := \
 	sensor/diag:FuzzParse \
 	query:FuzzCursorOpen \
 	query:FuzzCursorRoundTrip \
+	query:FuzzFilters \
 	query/analyst:FuzzGuard \
 	sensor/ebpf:FuzzParseQuery
 FUZZTIME ?= 30s

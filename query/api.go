@@ -31,7 +31,7 @@ func query(r *fasthttp.RequestCtx, known ...string) *params {
 		for i, n := range known {
 			if string(k) == n {
 				if seen&(1<<i) != 0 && p.err == nil && !slices.Contains(scopeParams, n) {
-					p.err = badParam(n, "given more than once (a list of kinds is comma-separated; container, pod and netns may repeat)")
+					p.err = badParam(n, "given more than once (a list of kinds is comma-separated; the filters container, pod, netns, addr, port, state and the others may repeat)")
 				}
 				seen |= 1 << i
 				return
@@ -144,7 +144,7 @@ func (s *Server) listV1(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, append([]string{"sensor_id", "page", "page_size", "sort"}, scopeParams...)...)
 		sensor := q.sensor()
-		sc := q.scope()
+		sc := q.scope(targets[v.table])
 		pageNo := q.int("page", 1, 1, 1<<30)
 		size := q.int("page_size", 100, 1, 500)
 		sort := q.sort(v)
@@ -164,8 +164,8 @@ func (s *Server) listV1(v *view) handler {
 		var flows []byte
 		if seed {
 			// The flows beside the page are of the same scope, its
-			// namespaces included.
-			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: sc, limit: size}, nil)
+			// namespaces and filters included.
+			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: sc.forFlows(), limit: size}, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -201,7 +201,7 @@ func (s *Server) listV2(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 		q := query(r, append([]string{"sensor_id", "limit", "cursor"}, scopeParams...)...)
 		sensor := q.sensor()
-		sc := q.scope()
+		sc := q.scope(targets[v.table])
 		limit := q.int("limit", 100, 1, 1000)
 		if q.err != nil {
 			return nil, q.err
@@ -330,7 +330,7 @@ var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
 	q := query(r, append([]string{"sensor_id", "kind", "since", "until", "limit", "cursor"}, scopeParams...)...)
 	sensor := q.sensor()
-	sc := q.scope()
+	sc := q.scope(targets["events"])
 	limit := q.int("limit", 100, 1, 1000)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	until := q.time("until", now)
@@ -370,7 +370,7 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principa
 				(q.str("since") == "" || since.UnixMilli() == cs) && (q.str("until") == "" || until.UnixMilli() == cu)
 		}
 		if !ok {
-			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor, container, pod and window must not change); start again without one")
+			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor, filters and window must not change); start again without one")
 		}
 		since, until, after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), body.Key
 	}

@@ -9,15 +9,19 @@ import (
 	"github.com/netview/netview/internal/store"
 )
 
-// scope narrows a list to some containers, pods and network namespaces.
-// A filter given again widens it (OR); different filters narrow it (AND).
+// scope narrows a list to some containers, pods and network namespaces,
+// and by the hunting filters (addresses, ports, states, processes, DNS
+// names; see filter.go). A filter given again widens it (OR); different
+// filters narrow it (AND).
 type scope struct {
 	containers, pods []string
 	netns            []uint64
+	// hunt are the hunting filters, in the order of huntParams.
+	hunt []huntFilter
 }
 
 // scopeParams are the query parameters a scope reads; each may repeat.
-var scopeParams = []string{"container", "pod", "netns"}
+var scopeParams = append([]string{"container", "pod", "netns"}, huntParams...)
 
 // maxScopeValues bounds the values of one filter, and maxScopeValue the
 // length of one: a filter list is for a person's question, not a dump.
@@ -30,7 +34,7 @@ const (
 // their network namespace (flows and events since schema version 9; their
 // older rows, and those of sensors that do not report it, hold 0, which no
 // filter names).
-func (p *params) scope() scope {
+func (p *params) scope(t *target) scope {
 	var s scope
 	for _, name := range scopeParams {
 		vals := p.args.PeekMulti(name)
@@ -48,6 +52,10 @@ func (p *params) scope() scope {
 				return s
 			}
 			switch name {
+			default:
+				if !s.addHunt(t, name, v, p) {
+					return s
+				}
 			case "container":
 				s.containers = append(s.containers, v)
 			case "pod":
@@ -72,7 +80,8 @@ func (s scope) key() string {
 	for i, n := range s.netns {
 		ns[i] = strconv.FormatUint(n, 10)
 	}
-	return " container=" + strings.Join(s.containers, "\x00") + " pod=" + strings.Join(s.pods, "\x00") + " netns=" + strings.Join(ns, ",")
+	return " container=" + strings.Join(s.containers, "\x00") + " pod=" + strings.Join(s.pods, "\x00") + " netns=" + strings.Join(ns, ",") +
+		s.huntKey()
 }
 
 // where returns the scope's condition, " AND ..." or "", with its values
@@ -123,8 +132,9 @@ func (s scope) where(table string, params *[]store.Param) string {
 	oneOf(len(s.netns), func(i int) string {
 		return c("netns") + " = " + bind("sn", i, strconv.FormatUint(s.netns[i], 10), "UInt64")
 	})
+	s.huntWhere(table, &w, params)
 	return w.String()
 }
 
 // empty says whether the scope narrows nothing.
-func (s scope) empty() bool { return len(s.containers)+len(s.pods)+len(s.netns) == 0 }
+func (s scope) empty() bool { return len(s.containers)+len(s.pods)+len(s.netns)+len(s.hunt) == 0 }
