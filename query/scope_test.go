@@ -1,6 +1,8 @@
 package query_test
 
 import (
+	"context"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -8,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/store"
 )
 
 // scopedBeat is one sensor's heartbeat with sockets, flows and events in
@@ -200,4 +204,333 @@ func TestSummaryNamespacesAndContainers(t *testing.T) {
 		return
 	}
 	t.Fatalf("the summary has no row for %s: %v", h.Sensor.SensorID, rows)
+}
+
+const huntSensor = "5e000000-0000-4000-8000-000000000001"
+
+// huntBeat is one sensor's heartbeat with something for every hunting
+// filter to find and to miss: IPv4 and IPv6 ends, several states,
+// binaries sharing a prefix, listeners on 8805, flows both ways, DNS
+// events with answers.
+func huntBeat(now time.Time) *heartbeat.Heartbeat {
+	h := beat(sensor(huntSensor, "host-hunt"), 1, now)
+	a := netip.MustParseAddr
+	curl := heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl", UID: 1000}
+	optCurl := heartbeat.Process{PID: 4243, Binary: "curl", BinaryPath: "/opt/curl/bin/curl", UID: 0}
+	postdrop := heartbeat.Process{PID: 77, Binary: "postdrop", BinaryPath: "/usr/sbin/postdrop", UID: 89}
+	postgres := heartbeat.Process{PID: 20, Binary: "postgres", BinaryPath: "/usr/lib/postgresql/16/bin/postgres", UID: 999}
+	upf := heartbeat.Process{PID: 50, Binary: "upf", BinaryPath: "/usr/bin/upf", UID: 0}
+	c := func(lport uint16, remote string, rport uint16, inode uint64, state string, p heartbeat.Process) heartbeat.Conn {
+		k := conn(lport, remote, rport, inode)
+		k.State, k.Process = state, p
+		return k
+	}
+	v6 := c(41003, "2001:db8:1::5", 8805, 9004, "SYN_SENT", optCurl)
+	v6.Family, v6.LocalAddress = "inet6", a("2001:db8::10")
+	h.TCPConnections = []heartbeat.Conn{
+		c(41000, "203.0.113.7", 443, 9001, "ESTABLISHED", curl),
+		c(41001, "203.0.113.99", 443, 9002, "TIME_WAIT", postdrop),
+		c(41002, "198.51.100.9", 25, 9003, "ESTABLISHED", postgres),
+		v6,
+		c(8805, "203.0.113.7", 50000, 9005, "CLOSE_WAIT", upf),
+	}
+	h.TCPListeners = []heartbeat.Listener{
+		{Family: "inet", LocalAddress: a("10.9.0.1"), LocalPort: 8805, Inode: 9101, Process: upf},
+		{Family: "inet", LocalAddress: a("0.0.0.0"), LocalPort: 22, Inode: 9102, Process: heartbeat.Process{PID: 1, Binary: "sshd", BinaryPath: "/usr/sbin/sshd"}},
+		{Family: "inet6", LocalAddress: a("::"), LocalPort: 8805, Inode: 9103, Process: upf},
+	}
+	h.UDPListeners = []heartbeat.UDPSocket{
+		{Family: "inet", LocalAddress: a("0.0.0.0"), LocalPort: 8805, Inode: 9201, Service: "pfcp", Process: upf},
+		{Family: "inet", LocalAddress: a("10.9.0.1"), LocalPort: 53, RemoteAddress: a("203.0.113.7"), RemotePort: 5353, Inode: 9202,
+			Process: heartbeat.Process{PID: 60, Binary: "dnsmasq", BinaryPath: "/usr/sbin/dnsmasq", UID: 65534}},
+	}
+	flow := func(id, proto, dir, src string, sport uint16, dst string, dport uint16, state string, p heartbeat.Process) heartbeat.Flow {
+		return heartbeat.Flow{FlowID: uuid.MustParse("5e000000-0000-4000-8000-0000000000" + id), Protocol: proto, Direction: dir,
+			SrcAddress: a(src), SrcPort: sport, DstAddress: a(dst), DstPort: dport, Process: p, StartedAt: h.SentAt, State: state, Source: "proc"}
+	}
+	h.ActiveFlows = []heartbeat.Flow{
+		flow("f1", "tcp", "outbound", "10.9.0.1", 41000, "203.0.113.7", 443, "ESTABLISHED", curl),
+		flow("f2", "tcp", "inbound", "203.0.113.7", 50000, "10.9.0.1", 8805, "CLOSE_WAIT", upf),
+		flow("f3", "tcp", "outbound", "2001:db8::10", 41003, "2001:db8:1::5", 8805, "SYN_SENT", optCurl),
+		flow("f4", "udp", "outbound", "10.9.0.1", 53, "198.51.100.9", 53, "ESTABLISHED", postgres),
+	}
+	// A completed flow: its network_flow event has a final state.
+	done := flow("f5", "tcp", "outbound", "10.9.0.1", 41010, "203.0.113.7", 443, "refused", curl)
+	done.StartedAt, done.EndedAt = h.SentAt.Add(-4*time.Second), h.SentAt.Add(-3*time.Second)
+	h.CompletedFlows = []heartbeat.Flow{done}
+	e := func(n int, id, kind, name string, answers []string, p heartbeat.Process) heartbeat.Event {
+		x := ev("5e000000-0000-4000-8000-0000000000"+id, kind, now.Add(-time.Duration(n)*time.Second))
+		x.Process = p
+		if name != "" {
+			x.QueryName, x.Answers = name, nil
+			for _, s := range answers {
+				x.Answers = append(x.Answers, a(s))
+			}
+		}
+		return x
+	}
+	accept := e(5, "e5", "network_accept", "", nil, upf)
+	accept.SrcAddress, accept.SrcPort, accept.DstAddress, accept.DstPort = a("203.0.113.7"), 50000, a("10.9.0.1"), 8805
+	connect := e(4, "e4", "network_connect", "", nil, curl)
+	connect.DstAddress = a("203.0.113.7")
+	h.Events = []heartbeat.Event{
+		e(1, "e1", "dns_query", "api.evil.example", []string{"203.0.113.7"}, curl),
+		e(2, "e2", "dns_lookup", "cdn.EVIL.example", []string{"2001:db8:1::5"}, heartbeat.Process{PID: 4300, Binary: "wget", BinaryPath: "/usr/bin/wget", UID: 1000}),
+		e(3, "e3", "dns_resolution", "good.example.com", []string{"198.51.100.9", "203.0.113.7"}, postgres),
+		connect, accept,
+		e(6, "e6", "dns_query", "evil.example", []string{"192.0.2.1"}, curl),
+	}
+	return h
+}
+
+// huntTable is how the test reads each list itself: the table, the
+// identity of a row (as the API's row gives it) and the key order.
+var huntTables = map[string]struct{ table, id, order string }{
+	"connections": {"tcp_connections", "concat(toString(sensor_id), '/', toString(inode))", "sensor_id, netns, local_address, local_port, remote_address, remote_port, inode"},
+	"listening":   {"tcp_listeners", "concat(toString(sensor_id), '/', toString(inode))", "sensor_id, netns, local_address, local_port, inode"},
+	"udp":         {"udp_listeners", "concat(toString(sensor_id), '/', toString(inode))", "sensor_id, netns, local_address, local_port, remote_address, remote_port, inode"},
+	"flows":       {"active_flows", "concat(toString(sensor_id), '/', toString(flow_id))", "sensor_id, flow_id"},
+}
+
+// apiID is a row's identity as huntTables spells it.
+func apiID(view string, r row) string {
+	if view == "flows" {
+		return str(r, "sensor_id") + "/" + str(r, "flow_id")
+	}
+	if view == "events" {
+		return str(r, "event_id")
+	}
+	return str(r, "sensor_id") + "/" + strconv.FormatFloat(num(r, "inode"), 'f', -1, 64)
+}
+
+// scan answers a question with SQL written here, over the table itself.
+func (f *fixture) scan(q string) []string {
+	f.t.Helper()
+	var c proto.ColStr
+	var out []string
+	if err := f.ingest.Store.Select(context.Background(), store.Query{SQL: q}, proto.Results{{Name: "id", Data: &c}}, func(n int) error {
+		for i := range n {
+			out = append(out, c.Row(i))
+		}
+		c.Reset()
+		return nil
+	}); err != nil {
+		f.t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+// v4in is the test's own CIDR check of a v4-mapped column.
+func v4in(col, cidr string) string {
+	return "isIPAddressInRange(replaceOne(toString(" + col + "), '::ffff:', ''), '" + cidr + "')"
+}
+
+// TestHuntFilters asks each filter of every list and of the events, and
+// compares the API's rows, v1 and walked by v2 cursors, with the same
+// question asked of the table in plain SQL: same rows, same order.
+func TestHuntFilters(t *testing.T) {
+	f := start(t)
+	now := time.Now()
+	f.ingest.Send(huntBeat(now))
+	// Other sensors' rows, for the filters to leave out (or find: the SQL
+	// scan is over them too).
+	f.fleet(2, 1, heartbeat.Shape{Conns: 6, Listeners: 3, UDP: 3, ActiveFlows: 3, CompletedFlows: 2, Events: 10})
+
+	either := func(a, b string) func(string) string {
+		return func(x string) string {
+			return "(" + strings.ReplaceAll(x, "@", a) + " OR " + strings.ReplaceAll(x, "@", b) + ")"
+		}
+	}
+	sock, flw := either("local_address", "remote_address"), either("src_address", "dst_address")
+	sockPort, flwPort := either("local_port", "remote_port"), either("src_port", "dst_port")
+	for _, c := range []struct {
+		view, query, cond string
+		atLeast           int // rows the answer must have, so no case passes empty by mistake
+	}{
+		{"connections", "addr=203.0.113.7", sock("@ = toIPv6('203.0.113.7')"), 2},
+		{"connections", "remote_addr=203.0.113.0/24", v4in("remote_address", "203.0.113.0/24"), 3},
+		{"connections", "local_addr=2001:db8::/32", "isIPAddressInRange(toString(local_address), '2001:db8::/32')", 1},
+		{"connections", "addr=2001:db8:1::/48", sock("isIPAddressInRange(toString(@), '2001:db8:1::/48')"), 1},
+		{"connections", "addr=203.0.113.7&addr=198.51.100.9", sock("@ IN (toIPv6('203.0.113.7'), toIPv6('198.51.100.9'))"), 3},
+		{"connections", "port=443", sockPort("@ = 443"), 2},
+		{"connections", "port=8805", sockPort("@ = 8805"), 2},
+		{"connections", "state=TIME_WAIT", "state = 'TIME_WAIT'", 1},
+		{"connections", "state=!TIME_WAIT", "state != 'TIME_WAIT'", 4},
+		{"connections", "state=!TIME_WAIT&state=!ESTABLISHED", "state NOT IN ('TIME_WAIT', 'ESTABLISHED')", 2},
+		{"connections", "state=SYN_SENT&state=CLOSE_WAIT", "state IN ('SYN_SENT', 'CLOSE_WAIT')", 2},
+		{"connections", "binary=curl", "binary = 'curl'", 2},
+		{"connections", "binary=post*", "binary LIKE 'post%'", 2},
+		{"connections", "binary_path=/usr/*&binary=curl", "binary_path LIKE '/usr/%' AND binary = 'curl'", 1},
+		{"connections", "binary_path=/opt/curl/bin/curl", "binary_path = '/opt/curl/bin/curl'", 1},
+		{"connections", "pid=4242&pid=77", "pid IN (4242, 77)", 2},
+		{"connections", "uid=0", "uid = 0", 2},
+		{"connections", "binary=curl&addr=203.0.113.0/24&port=443", "binary = 'curl' AND " + sock(v4in("@", "203.0.113.0/24")) + " AND " + sockPort("@ = 443"), 1},
+		{"listening", "port=8805", "local_port = 8805", 2},
+		{"listening", "addr=10.0.0.0/8", v4in("local_address", "10.0.0.0/8"), 1},
+		{"listening", "local_addr=::/0", "1", 3},
+		{"listening", "binary=upf&uid=0", "binary = 'upf' AND uid = 0", 2},
+		{"udp", "port=8805", sockPort("@ = 8805"), 1},
+		{"udp", "remote_addr=203.0.113.7", "remote_address = toIPv6('203.0.113.7')", 1},
+		{"udp", "binary_path=/usr/sbin/*", "startsWith(binary_path, '/usr/sbin/')", 1},
+		{"flows", "addr=203.0.113.7", flw("@ = toIPv6('203.0.113.7')"), 2},
+		{"flows", "dst_addr=203.0.113.7", "dst_address = toIPv6('203.0.113.7')", 1},
+		{"flows", "src_addr=2001:db8::10", "src_address = toIPv6('2001:db8::10')", 1},
+		{"flows", "port=8805", flwPort("@ = 8805"), 2},
+		{"flows", "protocol=udp", "protocol = 'udp'", 1},
+		{"flows", "direction=inbound", "direction = 'inbound'", 1},
+		{"flows", "direction=inbound&direction=outbound", "direction IN ('inbound', 'outbound')", 4},
+		{"flows", "state=!ESTABLISHED", "state != 'ESTABLISHED'", 2},
+		{"flows", "binary=curl&direction=outbound", "binary = 'curl' AND direction = 'outbound'", 2},
+		{"flows", "pid=50", "pid = 50", 1},
+	} {
+		ht := huntTables[c.view]
+		want := f.scan("SELECT " + ht.id + " AS id FROM " + ht.table +
+			" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id) AND (" + c.cond + ")" +
+			" GROUP BY sensor_id, " + strings.TrimPrefix(ht.order, "sensor_id, ") + " ORDER BY " + ht.order)
+		if len(want) < c.atLeast {
+			t.Errorf("%s?%s: the SQL scan found %d rows, the test data has at least %d", c.view, c.query, len(want), c.atLeast)
+		}
+		ids := func(rows []row) []string {
+			out := []string{}
+			for _, r := range rows {
+				out = append(out, apiID(c.view, r))
+			}
+			return out
+		}
+		if want == nil {
+			want = []string{}
+		}
+		rest, rows := f.list("/api/v1/network/"+c.view+"?"+c.query, c.view)
+		if got := ids(rows); !slices.Equal(got, want) || num(rest, "total") != float64(len(want)) {
+			t.Errorf("v1 %s?%s: %v (total %v), want %v", c.view, c.query, got, rest["total"], want)
+		}
+		if got := ids(f.walk("/api/v2/network/"+c.view+"?limit=1&"+c.query, c.view, nil)); !slices.Equal(got, want) {
+			t.Errorf("v2 %s?%s: %v, want %v", c.view, c.query, got, want)
+		}
+	}
+
+	// The events of a fixed window, newest first.
+	since, until := now.Add(-time.Minute).UTC().Truncate(time.Millisecond), now.Add(time.Minute).UTC().Truncate(time.Millisecond)
+	window := "since=" + url.QueryEscape(since.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(until.Format(time.RFC3339Nano))
+	dnsKinds := "kind IN ('dns_query', 'dns_lookup', 'dns_resolution')"
+	for _, c := range []struct {
+		query, cond string
+		atLeast     int
+	}{
+		{"addr=203.0.113.7", flw("@ = toIPv6('203.0.113.7')"), 3},
+		{"dst_addr=203.0.113.0/24", v4in("dst_address", "203.0.113.0/24"), 2},
+		{"src_addr=203.0.113.7&port=8805", "src_address = toIPv6('203.0.113.7') AND " + flwPort("@ = 8805"), 1},
+		{"dns=*.evil.example", dnsKinds + " AND lower(query_name) LIKE '%.evil.example'", 2},
+		{"dns=EVIL.example", dnsKinds + " AND lower(query_name) = 'evil.example'", 1},
+		{"dns=*.evil.example&dns=good.example.com", dnsKinds + " AND (lower(query_name) LIKE '%.evil.example' OR lower(query_name) = 'good.example.com')", 3},
+		{"answer=203.0.113.7", "has(answers, toIPv6('203.0.113.7'))", 2},
+		{"answer=2001:db8:1::5&binary=wget", "has(answers, toIPv6('2001:db8:1::5')) AND binary = 'wget'", 1},
+		{"protocol=udp", "protocol = 'udp'", 3},
+		{"state=refused", "state = 'refused'", 1},
+		{"binary=curl&kind=network_connect", "binary = 'curl' AND kind = 'network_connect'", 1},
+		{"pid=50&uid=0", "pid = 50 AND uid = 0", 1},
+	} {
+		want := f.scan("SELECT toString(event_id) AS id FROM events FINAL WHERE time >= toDateTime64('" + since.Format("2006-01-02 15:04:05.000") +
+			"', 3, 'UTC') AND time < toDateTime64('" + until.Format("2006-01-02 15:04:05.000") + "', 3, 'UTC') AND (" + c.cond + ")" +
+			" ORDER BY time DESC, event_id DESC")
+		if len(want) < c.atLeast {
+			t.Errorf("events?%s: the SQL scan found %d rows, the test data has at least %d", c.query, len(want), c.atLeast)
+		}
+		var got []string
+		for _, r := range f.walk("/api/v2/events?limit=1&"+window+"&"+c.query, "events", nil) {
+			got = append(got, str(r, "event_id"))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("events?%s: %v, want %v", c.query, got, want)
+		}
+		_, rows := f.list("/api/v1/events?"+window+"&"+c.query, "events")
+		if len(rows) != len(want) {
+			t.Errorf("v1 events?%s: %d rows, want %d", c.query, len(rows), len(want))
+		}
+	}
+
+	// The flows beside a page of connections are narrowed by its filters.
+	if rest, _ := f.list("/api/v1/network/connections?binary=upf", "connections"); len(rest["flows"].([]any)) != 1 {
+		t.Errorf("connections?binary=upf: flows %v, want upf's one", rest["flows"])
+	}
+}
+
+// TestHuntFilterCursor: a cursor carries its filters; used with others,
+// or with one of them changed, it is refused.
+func TestHuntFilterCursor(t *testing.T) {
+	f := start(t)
+	f.ingest.Send(huntBeat(time.Now()))
+	rest, _ := f.list("/api/v2/network/connections?limit=1&binary=curl", "connections")
+	cur, _ := rest["next_cursor"].(string)
+	if cur == "" {
+		t.Fatal("no cursor after the first of two curl connections")
+	}
+	for _, q := range []string{"binary=curl*", "binary=curl&port=443", "", "binary=curl&binary=wget"} {
+		var out map[string]any
+		if code := f.get("/api/v2/network/connections?limit=1&"+q+"&cursor="+url.QueryEscape(cur), &out); code != 400 || out["parameter"] != "cursor" {
+			t.Errorf("the binary=curl cursor with %q: %d %v, want 400 naming cursor", q, code, out)
+		}
+	}
+	var out map[string]any
+	if code := f.get("/api/v2/network/connections?limit=1&binary=curl&cursor="+url.QueryEscape(cur), &out); code != 200 {
+		t.Errorf("the cursor with its own filter: %d %v", code, out)
+	}
+	rest, _ = f.list("/api/v2/events?limit=1&dns=*.evil.example", "events")
+	cur, _ = rest["next_cursor"].(string)
+	if cur == "" {
+		t.Fatal("no events cursor after the first of two evil names")
+	}
+	out = nil
+	if code := f.get("/api/v2/events?limit=1&dns=*.good.example&cursor="+url.QueryEscape(cur), &out); code != 400 || out["parameter"] != "cursor" {
+		t.Errorf("the dns cursor with another name: %d %v, want 400 naming cursor", code, out)
+	}
+}
+
+// TestHuntFilterErrors: every bad value, and every filter a list does not
+// have, is a 400 naming its parameter.
+func TestHuntFilterErrors(t *testing.T) {
+	f := start(t)
+	for _, c := range []struct{ path, param string }{
+		{"/api/v1/network/connections?addr=203.0.113", "addr"},
+		{"/api/v1/network/connections?addr=10.0.0.0/33", "addr"},
+		{"/api/v2/network/connections?addr=fe80::1%25eth0", "addr"},
+		{"/api/v2/network/connections?local_addr=host.example", "local_addr"},
+		{"/api/v2/network/connections?remote_addr=", "remote_addr"},
+		{"/api/v2/network/connections?src_addr=10.0.0.1", "src_addr"},
+		{"/api/v1/network/flows?local_addr=10.0.0.1", "local_addr"},
+		{"/api/v1/network/listening?remote_addr=10.0.0.1", "remote_addr"},
+		{"/api/v1/events?dst_addr=::ffff:1.2.3", "dst_addr"},
+		{"/api/v1/network/connections?port=0", "port"},
+		{"/api/v1/network/connections?port=65536", "port"},
+		{"/api/v2/network/udp?port=-1", "port"},
+		{"/api/v2/network/flows?protocol=icmp", "protocol"},
+		{"/api/v2/network/connections?protocol=tcp", "protocol"},
+		{"/api/v2/network/connections?state=LISTENING", "state"},
+		{"/api/v2/network/connections?state=!", "state"},
+		{"/api/v2/network/connections?state=established", "state"},
+		{"/api/v2/network/listening?state=LISTEN", "state"},
+		{"/api/v2/network/udp?state=ESTABLISHED", "state"},
+		{"/api/v1/events?state=ESTABLISHED", "state"},
+		{"/api/v2/network/flows?direction=sideways", "direction"},
+		{"/api/v2/network/connections?direction=inbound", "direction"},
+		{"/api/v1/events?direction=inbound", "direction"},
+		{"/api/v2/network/connections?binary=*", "binary"},
+		{"/api/v2/network/connections?binary_path=*", "binary_path"},
+		{"/api/v2/network/connections?pid=0", "pid"},
+		{"/api/v2/network/connections?pid=4294967296", "pid"},
+		{"/api/v2/network/connections?uid=root", "uid"},
+		{"/api/v2/network/listening?dns=example.com", "dns"},
+		{"/api/v1/network/flows?answer=1.2.3.4", "answer"},
+		{"/api/v1/events?dns=*", "dns"},
+		{"/api/v1/events?dns=ex%20ample.com", "dns"},
+		{"/api/v1/events?dns=a.*.example", "dns"},
+		{"/api/v1/events?answer=10.0.0.0/8", "answer"},
+		{"/api/v1/events?binary=" + strings.Repeat("b", 256), "binary"},
+		{"/api/v1/events?port=1" + strings.Repeat("&port=1", 32), "port"},
+	} {
+		var out map[string]any
+		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
+			t.Errorf("GET %s: %d %v, want 400 naming %s", c.path, code, out, c.param)
+		}
+	}
 }

@@ -38,10 +38,8 @@ func TestConnectionsV1Fields(t *testing.T) {
 	h := beat(s, 1, at)
 	h.TCPConnections = []heartbeat.Conn{old, young}
 	flowID := uuid.MustParse("f0000000-0000-4000-8000-000000000001")
-	h.ActiveFlows = []heartbeat.Flow{{FlowID: flowID, Protocol: "tcp", Direction: "outbound",
-		SrcAddress: netip.MustParseAddr("10.9.0.1"), SrcPort: 40001, DstAddress: netip.MustParseAddr("10.0.0.5"), DstPort: 443,
-		Process: heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl"}, StartedAt: at.Add(-30 * time.Second),
-		BytesSent: 100, BytesReceived: 2000, State: "ESTABLISHED", Source: "proc"}}
+	h.ActiveFlows = []heartbeat.Flow{tcpFlow(flowID, "outbound", "10.9.0.1:40001", "10.0.0.5:443",
+		heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl"}, at.Add(-30*time.Second), 100, 2000, "proc")}
 	f.ingest.Send(h)
 
 	// A second sensor must not leak into a filtered page.
@@ -188,10 +186,8 @@ func TestFlowsFields(t *testing.T) {
 	at := time.Now().Add(-5 * time.Second).UTC().Truncate(time.Millisecond)
 	h := beat(sensor(sensorA, "edge-1"), 1, at)
 	id := uuid.MustParse("f0000000-0000-4000-8000-0000000000f1")
-	h.ActiveFlows = []heartbeat.Flow{{FlowID: id, Protocol: "tcp", Direction: "inbound",
-		SrcAddress: netip.MustParseAddr("10.1.2.3"), SrcPort: 51000, DstAddress: netip.MustParseAddr("10.9.0.1"), DstPort: 8443,
-		Process: heartbeat.Process{PID: 77, Binary: "envoy", BinaryPath: "/usr/local/bin/envoy"}, StartedAt: at.Add(-90 * time.Second),
-		BytesSent: 1234, BytesReceived: 5678, State: "ESTABLISHED", Source: "inet_diag"}}
+	h.ActiveFlows = []heartbeat.Flow{tcpFlow(id, "inbound", "10.1.2.3:51000", "10.9.0.1:8443",
+		heartbeat.Process{PID: 77, Binary: "envoy", BinaryPath: "/usr/local/bin/envoy"}, at.Add(-90*time.Second), 1234, 5678, "inet_diag")}
 	f.ingest.Send(h)
 	rest, rows := f.list("/api/v1/network/flows", "flows")
 	if len(rows) != 1 || num(rest, "total") != 1 || rest["truncated"] != false {
@@ -204,4 +200,12 @@ func TestFlowsFields(t *testing.T) {
 		str(r, "hostname") != "edge-1" {
 		t.Errorf("flow: %v", r)
 	}
+}
+
+// tcpFlow is an established TCP flow from src to dst ("addr:port") by p,
+// started at started, with its byte counts, as source saw it.
+func tcpFlow(id uuid.UUID, dir, src, dst string, p heartbeat.Process, started time.Time, sent, received uint64, source string) heartbeat.Flow {
+	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
+	return heartbeat.Flow{FlowID: id, Protocol: "tcp", Direction: dir, SrcAddress: s.Addr(), SrcPort: s.Port(), DstAddress: d.Addr(), DstPort: d.Port(),
+		Process: p, StartedAt: started, BytesSent: sent, BytesReceived: received, State: "ESTABLISHED", Source: source}
 }
