@@ -259,7 +259,9 @@ func (s scope) huntWhere(table string, w *strings.Builder, params *[]store.Param
 				var conds, cols []string
 				for _, e := range ends(f.end) {
 					cols = append(cols, c(e.addr))
-					conds = append(conds, c(e.addr)+" BETWEEN "+bind(v.lo.String(), "IPv6")+" AND "+bind(v.hi.String(), "IPv6"))
+					if v.lo != v.hi {
+						conds = append(conds, c(e.addr)+" BETWEEN "+bind(v.lo.String(), "IPv6")+" AND "+bind(v.hi.String(), "IPv6"))
+					}
 				}
 				if v.lo == v.hi {
 					// One address, on either end, as has([ends], x): the form

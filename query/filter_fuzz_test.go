@@ -90,7 +90,7 @@ func checkFilterSQL(t *testing.T, table, raw, sqlText string, params []store.Par
 		}
 		return " "
 	})
-	if strings.Trim(rest, " ()=!,") != "" {
-		t.Fatalf("%s?%s: the SQL has %q beside its words and placeholders: %q", table, raw, strings.Trim(rest, " ()=!,"), sqlText)
+	if strings.Trim(rest, " ()[]=!,") != "" {
+		t.Fatalf("%s?%s: the SQL has %q beside its words and placeholders: %q", table, raw, strings.Trim(rest, " ()[]=!,"), sqlText)
 	}
 }
