@@ -241,7 +241,7 @@ func (k *kernelSource) containerOf(netns uint64) exeEntry {
 		if cgs, err := procs.Cgroups(k.s.cfg.ProcRoot, ns.PID); err == nil {
 			c.container, c.runtime, c.pod = procs.Container(cgs)
 			if c.container != "" {
-				c.meta = procs.ContainerMeta("/", c.runtime, c.container)
+				c.meta = k.exes.meta(c.runtime, c.container)
 			}
 		}
 	}
@@ -253,6 +253,23 @@ func (k *kernelSource) containerOf(netns uint64) exeEntry {
 // pid and start time, so a reused pid never gets another's path.
 type exeCache struct {
 	m map[uint32]exeEntry
+	// metas holds the runtimes' state of each container, read at its
+	// first process: not once a process, as the resolver does too.
+	metas map[[2]string]procs.Meta
+}
+
+// meta returns what the runtime's state files say of container id.
+func (c *exeCache) meta(runtime, id string) procs.Meta {
+	k := [2]string{runtime, id}
+	if m, ok := c.metas[k]; ok {
+		return m
+	}
+	if c.metas == nil || len(c.metas) > 1024 {
+		c.metas = map[[2]string]procs.Meta{}
+	}
+	m := procs.ContainerMeta("/", runtime, id)
+	c.metas[k] = m
+	return m
 }
 
 type exeEntry struct {
@@ -285,7 +302,7 @@ func (c *exeCache) lookup(procRoot string, pid uint32, start uint64, comm string
 			e.unit = procs.Unit(cgs)
 			e.container, e.runtime, e.pod = procs.Container(cgs)
 			if e.container != "" {
-				e.meta = procs.ContainerMeta("/", e.runtime, e.container)
+				e.meta = c.meta(e.runtime, e.container)
 			}
 		}
 		if t2, ok := statStart(dir); !ok || t2 != t {
