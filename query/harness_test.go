@@ -214,6 +214,22 @@ func (f *fixture) list(path, name string) (row, []row) {
 func (f *fixture) walk(path, name string, between func(page int)) []row {
 	f.t.Helper()
 	var all []row
+	for _, rows := range f.walkPages(path, name, func(page int, _ []row, _ string) {
+		if between != nil {
+			between(page)
+		}
+	}) {
+		all = append(all, rows...)
+	}
+	return all
+}
+
+// walkPages follows a v2 endpoint's cursors to the end and returns each
+// page's rows. between runs after every page that has a next one, with
+// that page's rows and its next_cursor, before the next page is asked for.
+func (f *fixture) walkPages(path, name string, between func(page int, rows []row, cursor string)) [][]row {
+	f.t.Helper()
+	var pages [][]row
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
@@ -225,19 +241,19 @@ func (f *fixture) walk(path, name string, between func(page int)) []row {
 			p += sep + "cursor=" + next
 		}
 		rest, rows := f.list(p, name)
-		all = append(all, rows...)
+		pages = append(pages, rows)
 		c, _ := rest["next_cursor"].(string)
 		if c == "" {
 			if rest["next_cursor"] != nil {
 				f.t.Fatalf("GET %s: next_cursor %v", p, rest["next_cursor"])
 			}
-			return all
+			return pages
 		}
 		if c == next || page > 2_000 {
 			f.t.Fatalf("GET %s: the cursor walk does not advance (page %d)", p, page)
 		}
 		if between != nil {
-			between(page)
+			between(page, rows, c)
 		}
 		next = c
 	}

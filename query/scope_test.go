@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -320,6 +321,26 @@ func (f *fixture) scan(q string) []string {
 	return out
 }
 
+// snapshotScan answers cond over view's table as the test reads it: each
+// sensor's newest heartbeat, one row per key, in key order; the ids are
+// those apiID gives.
+func (f *fixture) snapshotScan(view, cond string) []string {
+	ht := huntTables[view]
+	return f.scan("SELECT " + ht.id + " AS id FROM " + ht.table +
+		" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id) AND (" + cond + ")" +
+		" GROUP BY sensor_id, " + strings.TrimPrefix(ht.order, "sensor_id, ") + " ORDER BY " + ht.order)
+}
+
+// eventScan answers cond over the events of the window since..until,
+// newest first, by event_id.
+func (f *fixture) eventScan(since, until time.Time, cond string) []string {
+	at := func(t time.Time) string {
+		return "toDateTime64('" + t.UTC().Format("2006-01-02 15:04:05.000") + "', 3, 'UTC')"
+	}
+	return f.scan("SELECT toString(event_id) AS id FROM events FINAL WHERE time >= " + at(since) + " AND time < " + at(until) +
+		" AND (" + cond + ") ORDER BY time DESC, event_id DESC")
+}
+
 // v4in is the test's own CIDR check of a v4-mapped column.
 func v4in(col, cidr string) string {
 	return "isIPAddressInRange(replaceOne(toString(" + col + "), '::ffff:', ''), '" + cidr + "')"
@@ -383,10 +404,7 @@ func TestHuntFilters(t *testing.T) {
 		{"flows", "binary=curl&direction=outbound", "binary = 'curl' AND direction = 'outbound'", 2},
 		{"flows", "pid=50", "pid = 50", 1},
 	} {
-		ht := huntTables[c.view]
-		want := f.scan("SELECT " + ht.id + " AS id FROM " + ht.table +
-			" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id) AND (" + c.cond + ")" +
-			" GROUP BY sensor_id, " + strings.TrimPrefix(ht.order, "sensor_id, ") + " ORDER BY " + ht.order)
+		want := f.snapshotScan(c.view, c.cond)
 		if len(want) < c.atLeast {
 			t.Errorf("%s?%s: the SQL scan found %d rows, the test data has at least %d", c.view, c.query, len(want), c.atLeast)
 		}
@@ -430,9 +448,7 @@ func TestHuntFilters(t *testing.T) {
 		{"binary=curl&kind=network_connect", "binary = 'curl' AND kind = 'network_connect'", 1},
 		{"pid=50&uid=0", "pid = 50 AND uid = 0", 1},
 	} {
-		want := f.scan("SELECT toString(event_id) AS id FROM events FINAL WHERE time >= toDateTime64('" + since.Format("2006-01-02 15:04:05.000") +
-			"', 3, 'UTC') AND time < toDateTime64('" + until.Format("2006-01-02 15:04:05.000") + "', 3, 'UTC') AND (" + c.cond + ")" +
-			" ORDER BY time DESC, event_id DESC")
+		want := f.eventScan(since, until, c.cond)
 		if len(want) < c.atLeast {
 			t.Errorf("events?%s: the SQL scan found %d rows, the test data has at least %d", c.query, len(want), c.atLeast)
 		}
@@ -531,6 +547,295 @@ func TestHuntFilterErrors(t *testing.T) {
 		var out map[string]any
 		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
 			t.Errorf("GET %s: %d %v, want 400 naming %s", c.path, code, out, c.param)
+		}
+	}
+}
+
+const churnSensor = "5e100000-0000-4000-8000-000000000001"
+
+// churnSlots is how many sockets and flows the churning sensor has room
+// for: eight ways of changing (churnAt) in four phases each.
+const churnSlots = 32
+
+// churnRow is what slot i of the churning sensor holds in round r.
+type churnRow struct {
+	present bool
+	binary  string
+	state   string
+	outside bool // both ends outside 10.0.0.0/8
+	inbound bool
+	pid     uint32
+}
+
+// churnAt is slot i in round r. Each class of slots changes its own way;
+// the phase spreads the rounds it changes in across the walk, so that the
+// changes land both behind and ahead of the position a walk has reached.
+func churnAt(i, r int) churnRow {
+	class, phase := i%8, i/8
+	c := churnRow{present: true, binary: "curl", state: "ESTABLISHED", pid: uint32(5000 + i)}
+	switch class {
+	case 0: // matches throughout; its pid changes every round
+		c.pid += uint32(100 * r)
+	case 1: // matches throughout by the other binary; its state changes
+		c.binary, c.state = "wget", []string{"ESTABLISHED", "CLOSE_WAIT", "SYN_SENT"}[r%3]
+	case 2: // never matches: TIME_WAIT
+		c.state = "TIME_WAIT"
+	case 3: // never matches: outside the addresses
+		c.outside = true
+	case 4: // matches in even rounds only
+		c.binary = "curl-x"
+		if r%2 == 1 {
+			c.state, c.inbound = "TIME_WAIT", true
+		}
+	case 5: // starts matching (even phases) or stops (odd) in round phase+2
+		if (r < phase+2) == (phase%2 == 0) {
+			c.binary = "nginx"
+		}
+	case 6: // new in round phase+1
+		c.present = r >= phase+1
+	case 7: // gone from round phase+2
+		c.binary, c.present = "wget", r < phase+2
+	}
+	return c
+}
+
+func churnID(what string, i, r int) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("%s/%d/%d", what, i, r)))
+}
+
+// churnBeat is the churning sensor's heartbeat seq, of round r of a walk:
+// its sockets and flows as churnAt says, and new events, at times up to a
+// minute before t0 (one of them before the window a walk starts with).
+func churnBeat(seq, r int, t0 time.Time) *heartbeat.Heartbeat {
+	h := beat(sensor(churnSensor, "host-churn"), uint64(seq), t0.Add(time.Duration(seq)*time.Second))
+	a := netip.MustParseAddr
+	for i := range churnSlots {
+		c := churnAt(i, r)
+		p := heartbeat.Process{PID: c.pid, Binary: c.binary, BinaryPath: "/usr/bin/" + c.binary, UID: 1000}
+		local, remote := "10.9.0.1", fmt.Sprintf("10.1.0.%d", 1+i)
+		if (i/8)%2 == 1 {
+			local = "192.168.7.1" // found by its remote end
+		}
+		if c.outside {
+			local, remote = "192.168.7.1", fmt.Sprintf("198.51.100.%d", 1+i)
+		}
+		if c.present {
+			k := conn(uint16(42000+i), remote, 443, uint64(7000+i))
+			k.LocalAddress, k.State, k.Process = a(local), c.state, p
+			h.TCPConnections = append(h.TCPConnections, k)
+			dir := "outbound"
+			if c.inbound {
+				dir = "inbound"
+			}
+			id := churnID("flow", i, 0)
+			if i%8 == 6 {
+				// A new flow every round, the last one ended: new rows
+				// land anywhere in the order of flow ids.
+				id = churnID("flow", i, r)
+			}
+			h.ActiveFlows = append(h.ActiveFlows, heartbeat.Flow{FlowID: id, Protocol: "tcp", Direction: dir,
+				SrcAddress: a(local), SrcPort: uint16(42000 + i), DstAddress: a(remote), DstPort: 443, Process: p,
+				StartedAt: t0.Add(-time.Minute).UTC().Truncate(time.Millisecond), BytesSent: uint64(1000 * r), State: c.state, Source: "proc"})
+		}
+		// Every slot has an event in the first heartbeat, a quarter of
+		// them in each later one.
+		if seq > 1 && i%4 != seq%4 {
+			continue
+		}
+		at := t0.Add(-time.Duration((i*7+seq*13)%60)*time.Second - time.Duration(i)*time.Millisecond)
+		if seq > 1 && i%8 == seq%8 {
+			at = t0.Add(-3 * time.Minute)
+		}
+		kind := "network_connect"
+		if i%2 == 1 {
+			kind = []string{"dns_query", "dns_lookup", "dns_resolution", "dns_query"}[i/8]
+		}
+		e := ev(churnID("event", i, seq).String(), kind, at)
+		e.SrcAddress, e.DstAddress, e.Process = a(local), a(remote), p
+		if kind != "network_connect" {
+			e.QueryName = []string{fmt.Sprintf("h%d.evil.example", i), "bad.example", "good.example.com", fmt.Sprintf("H%d.EVIL.example", i)}[i/8]
+			e.Answers = []netip.Addr{a(remote)}
+		}
+		h.Events = append(h.Events, e)
+	}
+	return h
+}
+
+// TestHuntFilterWalkUnderChurn walks the lists and the events with
+// several hunting filters together, a few rows a page, while heartbeats
+// arrive between the pages that add matching rows, remove some, and
+// change others into and out of the filters and within them.
+//
+// What a walk promises (docs/api.md, Pagination): each page is the first
+// rows after the cursor's key, in key order, of the filtered newest
+// snapshot at the time that page is read (events: of the events stored in
+// the first page's window by then). That is checked exactly against a
+// plain scan of the table after each heartbeat, page by page, and so are
+// its consequences: no row twice; every row that matched from the start
+// to the end of the walk exactly once; every row returned matched when it
+// was; key order. A row that starts matching mid-walk comes only if its
+// key is after the position, one that stops matching or goes before the
+// walk reaches it does not come; both happen here.
+func TestHuntFilterWalkUnderChurn(t *testing.T) {
+	f := start(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	seq, round := 0, 0
+	// Other sensors, churning too; their rows are in the scans.
+	gens := f.fleet(2, 1, heartbeat.Shape{Conns: 12, ActiveFlows: 8, Events: 12})
+	churn := func() {
+		seq, round = seq+1, round+1
+		f.ingest.Send(churnBeat(seq, round, t0))
+		for _, g := range gens {
+			f.ingest.Send(g.Next(t0.Add(-20*time.Second + time.Duration(seq)*100*time.Millisecond)))
+		}
+	}
+	since, until := t0.Add(-2*time.Minute), t0.Add(time.Second)
+	window := "since=" + url.QueryEscape(since.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(until.Format(time.RFC3339Nano))
+	in := func(addr, cidr string) bool {
+		a, err := netip.ParseAddr(addr)
+		return err == nil && netip.MustParsePrefix(cidr).Contains(a.Unmap())
+	}
+	curlOrWget := func(r row) bool { return strings.HasPrefix(str(r, "binary"), "curl") || str(r, "binary") == "wget" }
+	dnsKinds := "kind IN ('dns_query', 'dns_lookup', 'dns_resolution')"
+	for _, c := range []struct {
+		view, query string
+		limit       int
+		cond        string         // the filters in the test's own SQL
+		match       func(row) bool // and as the returned row shows them
+	}{
+		{"connections", "addr=10.0.0.0/8&state=!TIME_WAIT&binary=curl*&binary=wget", 3,
+			"(" + v4in("local_address", "10.0.0.0/8") + " OR " + v4in("remote_address", "10.0.0.0/8") + ") AND state != 'TIME_WAIT' AND (binary LIKE 'curl%' OR binary = 'wget')",
+			func(r row) bool {
+				return (in(str(r, "local_address"), "10.0.0.0/8") || in(str(r, "remote_address"), "10.0.0.0/8")) && str(r, "state") != "TIME_WAIT" && curlOrWget(r)
+			}},
+		{"flows", "dst_addr=10.1.0.0/16&dst_addr=203.0.113.0/24&port=443&state=!TIME_WAIT&direction=outbound&binary=curl*&binary=wget", 3,
+			"(" + v4in("dst_address", "10.1.0.0/16") + " OR " + v4in("dst_address", "203.0.113.0/24") + ") AND (src_port = 443 OR dst_port = 443)" +
+				" AND state != 'TIME_WAIT' AND direction = 'outbound' AND (binary LIKE 'curl%' OR binary = 'wget')",
+			func(r row) bool {
+				return (in(str(r, "dst_address"), "10.1.0.0/16") || in(str(r, "dst_address"), "203.0.113.0/24")) && (num(r, "src_port") == 443 || num(r, "dst_port") == 443) &&
+					str(r, "state") != "TIME_WAIT" && str(r, "direction") == "outbound" && curlOrWget(r)
+			}},
+		{"events", window + "&addr=10.1.0.0/16&protocol=tcp&binary=curl*&binary=wget", 5,
+			"(" + v4in("src_address", "10.1.0.0/16") + " OR " + v4in("dst_address", "10.1.0.0/16") + ") AND protocol = 'tcp' AND (binary LIKE 'curl%' OR binary = 'wget')",
+			func(r row) bool {
+				return (in(str(r, "src_address"), "10.1.0.0/16") || in(str(r, "dst_address"), "10.1.0.0/16")) && str(r, "protocol") == "tcp" && curlOrWget(r)
+			}},
+		{"events", window + "&dns=*.evil.example&dns=bad.example&binary=curl*", 2,
+			dnsKinds + " AND (lower(query_name) LIKE '%.evil.example' OR lower(query_name) = 'bad.example') AND binary LIKE 'curl%'",
+			func(r row) bool {
+				n := strings.ToLower(str(r, "query_name"))
+				return strings.HasPrefix(str(r, "kind"), "dns_") && (strings.HasSuffix(n, ".evil.example") || n == "bad.example") && strings.HasPrefix(str(r, "binary"), "curl")
+			}},
+	} {
+		what := c.view + "?" + c.query
+		// Each walk starts from round 0 of the churn.
+		seq, round = seq+1, 0
+		f.ingest.Send(churnBeat(seq, round, t0))
+		path := "/api/v2/network/" + c.view
+		scan := func() []string { return f.snapshotScan(c.view, c.cond) }
+		rankSQL := "SELECT " + huntTables[c.view].id + " AS id FROM " + huntTables[c.view].table + " GROUP BY " + huntTables[c.view].order +
+			" ORDER BY " + huntTables[c.view].order
+		if c.view == "events" {
+			path = "/api/v2/events"
+			scan = func() []string { return f.eventScan(since, until, c.cond) }
+			rankSQL = "SELECT toString(event_id) AS id FROM events FINAL ORDER BY time DESC, event_id DESC"
+		}
+		// snaps[i] is the answer the scan gives to the question page i
+		// reads: the state after the heartbeats sent before it.
+		snaps := [][]string{scan()}
+		pages := f.walkPages(path+"?limit="+strconv.Itoa(c.limit)+"&"+c.query, c.view, func(page int, _ []row, cursor string) {
+			if page == 0 {
+				// The cursor carries every filter: without one of them,
+				// one of a repeated filter's values included, it is
+				// refused.
+				parts := strings.Split(c.query, "&")
+				for j, p := range parts {
+					if strings.HasPrefix(p, "since=") || strings.HasPrefix(p, "until=") {
+						continue // the cursor carries the window; it need not be repeated
+					}
+					q := strings.Join(slices.Delete(slices.Clone(parts), j, j+1), "&")
+					var out map[string]any
+					if code := f.get(path+"?limit=1&"+q+"&cursor="+url.QueryEscape(cursor), &out); code != 400 || out["parameter"] != "cursor" {
+						t.Errorf("%s: its cursor without %s: %d %v, want 400 naming cursor", what, p, code, out)
+					}
+				}
+			}
+			churn()
+			snaps = append(snaps, scan())
+		})
+		if len(pages) < 5 {
+			t.Fatalf("%s: only %d pages; the walk needs churn between many", what, len(pages))
+		}
+		// rank is the engine's order of every row the table ever held.
+		rank := map[string]int{}
+		for _, id := range f.scan(rankSQL) {
+			if _, dup := rank[id]; dup {
+				t.Fatalf("%s: the test data has two keys for %s", what, id)
+			}
+			rank[id] = len(rank)
+		}
+		seen := map[string]int{}
+		var walked []row
+		pos := -1 // the rank of the last row returned
+		for i, pg := range pages {
+			var want, got []string
+			for _, id := range snaps[i] {
+				if rank[id] > pos && len(want) < c.limit {
+					want = append(want, id)
+				}
+			}
+			for _, r := range pg {
+				id := apiID(c.view, r)
+				got = append(got, id)
+				if seen[id]++; seen[id] == 2 {
+					t.Errorf("%s: %s came twice", what, id)
+				}
+				if !slices.Contains(snaps[i], id) || !c.match(r) {
+					t.Errorf("%s: page %d has %v, which did not match then", what, i, r)
+				}
+				if r, ok := rank[id]; !ok || r <= pos {
+					t.Errorf("%s: page %d: %s is not after the cursor's row in key order", what, i, id)
+				}
+				pos = rank[id]
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: page %d is %v; the scan of that moment gives %v", what, i, got, want)
+			}
+			walked = append(walked, pg...)
+		}
+		if c.view != "events" {
+			f.checkKeyOrder(c.view, walked, what)
+		}
+
+		// What changed under the walk, and that each kind of change
+		// happened, so that the checks above were put to the test.
+		throughout, ever := map[string]int{}, map[string]bool{}
+		for _, s := range snaps {
+			for _, id := range s {
+				throughout[id]++
+				ever[id] = true
+			}
+		}
+		var kept, addedSeen, addedMissed, gone int
+		for id := range ever {
+			switch start := slices.Contains(snaps[0], id); {
+			case throughout[id] == len(snaps):
+				kept++
+				if seen[id] != 1 {
+					t.Errorf("%s: %s matched throughout the walk and came %d times", what, id, seen[id])
+				}
+			case !start && seen[id] > 0:
+				addedSeen++
+			case !start:
+				addedMissed++
+			case seen[id] == 0:
+				gone++
+			}
+		}
+		t.Logf("%s: %d pages, %d rows; %d matched throughout, %d came to match and were seen, %d came to match unseen (behind the position, or gone again), %d stopped matching unseen",
+			what, len(pages), len(walked), kept, addedSeen, addedMissed, gone)
+		if kept == 0 || addedSeen == 0 || addedMissed == 0 || (c.view != "events" && gone == 0) {
+			t.Errorf("%s: not every kind of change happened under the walk", what)
 		}
 	}
 }
