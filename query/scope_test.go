@@ -212,15 +212,19 @@ const huntSensor = "5e000000-0000-4000-8000-000000000001"
 // huntBeat is one sensor's heartbeat with something for every hunting
 // filter to find and to miss: IPv4 and IPv6 ends, several states,
 // binaries sharing a prefix, listeners on 8805, flows both ways, DNS
-// events with answers.
+// events of each kind with answers, a name on an event that is no DNS
+// one, and processes in a Docker container and in a pod, each in its
+// own namespace, for container=, pod= and netns=.
 func huntBeat(now time.Time) *heartbeat.Heartbeat {
 	h := beat(sensor(huntSensor, "host-hunt"), 1, now)
 	a := netip.MustParseAddr
-	curl := heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl", UID: 1000}
+	curl := heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl", UID: 1000,
+		ContainerID: strings.Repeat("12", 32), ContainerRuntime: "docker", ContainerName: "curl-1"}
 	optCurl := heartbeat.Process{PID: 4243, Binary: "curl", BinaryPath: "/opt/curl/bin/curl", UID: 0}
 	postdrop := heartbeat.Process{PID: 77, Binary: "postdrop", BinaryPath: "/usr/sbin/postdrop", UID: 89}
 	postgres := heartbeat.Process{PID: 20, Binary: "postgres", BinaryPath: "/usr/lib/postgresql/16/bin/postgres", UID: 999}
-	upf := heartbeat.Process{PID: 50, Binary: "upf", BinaryPath: "/usr/bin/upf", UID: 0}
+	upf := heartbeat.Process{PID: 50, Binary: "upf", BinaryPath: "/usr/bin/upf", UID: 0, ContainerID: strings.Repeat("ef", 32),
+		ContainerRuntime: "containerd", ContainerName: "upf", PodUID: huntPodUID, Pod: "upf-0", PodNamespace: "core"}
 	c := func(lport uint16, remote string, rport uint16, inode uint64, state string, p heartbeat.Process) heartbeat.Conn {
 		k := conn(lport, remote, rport, inode)
 		k.State, k.Process = state, p
@@ -280,9 +284,33 @@ func huntBeat(now time.Time) *heartbeat.Heartbeat {
 		e(3, "e3", "dns_resolution", "good.example.com", []string{"198.51.100.9", "203.0.113.7"}, postgres),
 		connect, accept,
 		e(6, "e6", "dns_query", "evil.example", []string{"192.0.2.1"}, curl),
+		// A name on an event that is not a DNS one: dns= is about DNS
+		// events' names only.
+		e(7, "e7", "network_connect", "tls.evil.example", nil, optCurl),
+	}
+	// Each container's rows are in its namespace.
+	netns := map[uint32]uint64{upf.PID: 4026532100, curl.PID: 4026532200}
+	for i := range h.TCPConnections {
+		h.TCPConnections[i].Netns = netns[h.TCPConnections[i].PID]
+	}
+	for i := range h.TCPListeners {
+		h.TCPListeners[i].Netns = netns[h.TCPListeners[i].PID]
+	}
+	for i := range h.UDPListeners {
+		h.UDPListeners[i].Netns = netns[h.UDPListeners[i].PID]
+	}
+	for _, fl := range [][]heartbeat.Flow{h.ActiveFlows, h.CompletedFlows} {
+		for i := range fl {
+			fl[i].Netns = netns[fl[i].PID]
+		}
+	}
+	for i := range h.Events {
+		h.Events[i].Netns = netns[h.Events[i].PID]
 	}
 	return h
 }
+
+const huntPodUID = "3a1f0c2e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 
 // huntTable is how the test reads each list itself: the table, the
 // identity of a row (as the API's row gives it) and the key order.
@@ -386,13 +414,33 @@ func TestHuntFilters(t *testing.T) {
 		{"connections", "pid=4242&pid=77", "pid IN (4242, 77)", 2},
 		{"connections", "uid=0", "uid = 0", 2},
 		{"connections", "binary=curl&addr=203.0.113.0/24&port=443", "binary = 'curl' AND " + sock(v4in("@", "203.0.113.0/24")) + " AND " + sockPort("@ = 443"), 1},
+		{"connections", "container=curl-1", "container_name = 'curl-1'", 1},
+		{"connections", "container=" + strings.Repeat("ef", 6) + "&container=curl-1", "startsWith(container_id, '" + strings.Repeat("ef", 6) + "') OR container_name = 'curl-1'", 2},
+		{"connections", "pod=core/upf-0", "pod_namespace = 'core' AND pod = 'upf-0'", 1},
+		{"connections", "netns=4026532100", "netns = 4026532100", 1},
+		{"connections", "netns=4026532200&netns=4026532100&state=!CLOSE_WAIT", "netns IN (4026532200, 4026532100) AND state != 'CLOSE_WAIT'", 1},
 		{"listening", "port=8805", "local_port = 8805", 2},
 		{"listening", "addr=10.0.0.0/8", v4in("local_address", "10.0.0.0/8"), 1},
 		{"listening", "local_addr=::/0", "1", 3},
 		{"listening", "binary=upf&uid=0", "binary = 'upf' AND uid = 0", 2},
+		{"listening", "addr=::", "local_address = toIPv6('::')", 1},
+		{"listening", "pid=1&pid=50", "pid IN (1, 50)", 3},
+		{"listening", "binary_path=/usr/sbin/*", "binary_path LIKE '/usr/sbin/%'", 1},
+		{"listening", "pod=" + huntPodUID, "pod_uid = '" + huntPodUID + "'", 2},
+		{"listening", "netns=4026532100&port=8805", "netns = 4026532100 AND local_port = 8805", 2},
+		{"listening", "container=upf-0", "container_id = 'upf-0' OR container_name = 'upf-0'", 0}, // a pod's name is no container's
 		{"udp", "port=8805", sockPort("@ = 8805"), 1},
 		{"udp", "remote_addr=203.0.113.7", "remote_address = toIPv6('203.0.113.7')", 1},
 		{"udp", "binary_path=/usr/sbin/*", "startsWith(binary_path, '/usr/sbin/')", 1},
+		{"udp", "addr=203.0.113.0/24", sock(v4in("@", "203.0.113.0/24")), 1},
+		{"udp", "local_addr=10.9.0.1&port=53", "local_address = toIPv6('10.9.0.1') AND " + sockPort("@ = 53"), 1},
+		{"udp", "binary=dns*&uid=65534", "binary LIKE 'dns%' AND uid = 65534", 1},
+		{"udp", "pid=50", "pid = 50", 1},
+		{"udp", "container=upf&netns=4026532100", "container_name = 'upf' AND netns = 4026532100", 1},
+		// The generated sensors' UDP sockets are in a pod upf-0 of another
+		// namespace.
+		{"udp", "pod=core/upf-0", "pod_namespace = 'core' AND pod = 'upf-0'", 1},
+		{"udp", "pod=upf-0", "pod = 'upf-0'", 4},
 		{"flows", "addr=203.0.113.7", flw("@ = toIPv6('203.0.113.7')"), 2},
 		{"flows", "dst_addr=203.0.113.7", "dst_address = toIPv6('203.0.113.7')", 1},
 		{"flows", "src_addr=2001:db8::10", "src_address = toIPv6('2001:db8::10')", 1},
@@ -403,6 +451,14 @@ func TestHuntFilters(t *testing.T) {
 		{"flows", "state=!ESTABLISHED", "state != 'ESTABLISHED'", 2},
 		{"flows", "binary=curl&direction=outbound", "binary = 'curl' AND direction = 'outbound'", 2},
 		{"flows", "pid=50", "pid = 50", 1},
+		{"flows", "state=SYN_SENT&state=CLOSE_WAIT", "state IN ('SYN_SENT', 'CLOSE_WAIT')", 2},
+		{"flows", "binary_path=/opt/*&uid=0", "binary_path LIKE '/opt/%' AND uid = 0", 1},
+		{"flows", "uid=1000", "uid = 1000", 1},
+		{"flows", "dst_addr=203.0.113.0/24&dst_addr=198.51.100.0/24", v4in("dst_address", "203.0.113.0/24") + " OR " + v4in("dst_address", "198.51.100.0/24"), 2},
+		{"flows", "src_addr=10.0.0.0/8&port=443", v4in("src_address", "10.0.0.0/8") + " AND " + flwPort("@ = 443"), 1},
+		{"flows", "container=curl-1", "container_name = 'curl-1'", 1},
+		{"flows", "pod=upf-0&direction=inbound", "pod = 'upf-0' AND direction = 'inbound'", 1},
+		{"flows", "netns=4026532200&netns=4026532100", "netns IN (4026532200, 4026532100)", 2},
 	} {
 		want := f.snapshotScan(c.view, c.cond)
 		if len(want) < c.atLeast {
@@ -447,6 +503,15 @@ func TestHuntFilters(t *testing.T) {
 		{"state=refused", "state = 'refused'", 1},
 		{"binary=curl&kind=network_connect", "binary = 'curl' AND kind = 'network_connect'", 1},
 		{"pid=50&uid=0", "pid = 50 AND uid = 0", 1},
+		{"kind=dns_lookup&dns=*.evil.example", "kind = 'dns_lookup' AND lower(query_name) LIKE '%.evil.example'", 1},
+		{"kind=dns_resolution,dns_query&answer=203.0.113.7", "kind IN ('dns_resolution', 'dns_query') AND has(answers, toIPv6('203.0.113.7'))", 2},
+		{"kind=network_connect&dns=tls.evil.example", "0", 0}, // the name of an event that is no DNS one
+		{"binary_path=/opt/*", "binary_path LIKE '/opt/%'", 1},
+		{"state=!refused&kind=network_flow", "state != 'refused' AND kind = 'network_flow'", 2},
+		{"state=!refused&state=!stale", "state NOT IN ('refused', 'stale')", 8},
+		{"container=curl-1&dns=evil.example", "container_name = 'curl-1' AND " + dnsKinds + " AND lower(query_name) = 'evil.example'", 1},
+		{"pod=core/upf-0", "pod_namespace = 'core' AND pod = 'upf-0'", 1},
+		{"netns=4026532200&kind=network_flow", "netns = 4026532200 AND kind = 'network_flow'", 1},
 	} {
 		want := f.eventScan(since, until, c.cond)
 		if len(want) < c.atLeast {
@@ -460,8 +525,8 @@ func TestHuntFilters(t *testing.T) {
 			t.Errorf("events?%s: %v, want %v", c.query, got, want)
 		}
 		_, rows := f.list("/api/v1/events?"+window+"&"+c.query, "events")
-		if len(rows) != len(want) {
-			t.Errorf("v1 events?%s: %d rows, want %d", c.query, len(rows), len(want))
+		if got := eventIDs(rows); !slices.Equal(got, want) {
+			t.Errorf("v1 events?%s: %v, want %v", c.query, got, want)
 		}
 	}
 
