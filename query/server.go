@@ -307,6 +307,16 @@ func (s *Server) route(path string) endpoint {
 		return view(s.listV2(udpView))
 	case "/api/v2/network/flows":
 		return view(s.listV2(flowsView))
+	case "/api/v2/network/connections/export":
+		return view(s.exportView(connectionsView))
+	case "/api/v2/network/listening/export":
+		return view(s.exportView(listeningView))
+	case "/api/v2/network/udp/export":
+		return view(s.exportView(udpView))
+	case "/api/v2/network/flows/export":
+		return view(s.exportView(flowsView))
+	case "/api/v2/events/export":
+		return view(s.exportEvents)
 	case "/api/v1/sql":
 		if s.sql != nil {
 			return endpoint{h: s.analystSQL, method: "POST", role: creds.Analyst, action: actionSQL}
