@@ -19,7 +19,7 @@ var (
 	fuzzKeywords = []string{"AND", "OR", "IN", "BETWEEN", "startsWith", "endsWith", "lower", "has",
 		// host= and q=: the sensors of a hostname (sensorsWhoseHost).
 		"SELECT", "FROM", "WHERE", "GROUP", "BY", "AS", "argMax", "sensors", "sensor_id", "hostname", "seq", "host"}
-	fuzzColumns  = []string{"container_id", "container_name", "pod_uid", "pod_namespace", "pod", "netns",
+	fuzzColumns = []string{"container_id", "container_name", "pod_uid", "pod_namespace", "pod", "netns",
 		"local_address", "remote_address", "local_port", "remote_port", "src_address", "dst_address", "src_port", "dst_port",
 		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "query_name", "kind", "answers", "sensor_id"}
 )
