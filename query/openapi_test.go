@@ -630,6 +630,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"addr": "203.0.113.7", "local_addr": "10.9.0.0/16", "remote_addr": "203.0.113.7", "src_addr": "10.9.0.1",
 		"dst_addr": "203.0.113.0/24", "port": "443", "protocol": "tcp", "direction": "outbound", "binary": "curl",
 		"binary_path": "/usr/*", "pid": "4242", "uid": "0", "dns": "*.evil.example", "answer": "203.0.113.7",
+		"host": "web-1.prod.example", "q": "curl",
 	}
 	validValue := func(p *oaParam) (string, bool) {
 		if len(p.examples) > 0 {
@@ -641,7 +642,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// repeatable are the parameters that may be given more than once (OR):
 	// the scope's and the hunting filters.
 	repeatable := []string{"container", "pod", "netns", "addr", "local_addr", "remote_addr", "src_addr", "dst_addr", "port",
-		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "dns", "answer"}
+		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "dns", "answer", "host", "q"}
 	// withRequired adds to rawQuery the operation's required parameters it
 	// does not give (an export's format).
 	withRequired := func(op *oaOperation, rawQuery string) string {
