@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -707,5 +708,40 @@ func TestHuntExport(t *testing.T) {
 
 	if code, _, h := f.raw("GET", "/api/v2/network/flows/export?format=csv", "", nil); code != 401 || h.Get("Content-Disposition") != "" {
 		t.Errorf("an export without a token: %d, Content-Disposition %q", code, h.Get("Content-Disposition"))
+	}
+}
+
+// TestExportTurns: exports stream at most half as many at once as analyst
+// statements (2 of the default 4); one more waits, then gets 429 with
+// Retry-After, and a turn comes back when its client goes away.
+func TestExportTurns(t *testing.T) {
+	f := start(t)
+	// About 20 MB of NDJSON: more than the socket buffers hold, so an
+	// export waits for a client that does not read, and keeps its turn.
+	f.fleet(10, 1, heartbeat.Shape{Conns: 3000})
+	const path = "/api/v2/network/connections/export?format=ndjson"
+	open := func() *http.Response {
+		req, _ := http.NewRequest("GET", f.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+viewerToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("an export: %v %v", err, resp)
+		}
+		return resp
+	}
+	first, second := open(), open()
+	defer second.Body.Close()
+	code, b, h := f.raw("GET", path, viewerToken, nil)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(string(b), "exports") {
+		t.Errorf("a third export while two stream: %d %q %.200s", code, h.Get("Retry-After"), b)
+	}
+	first.Body.Close()
+	for range 100 {
+		if code, _, _ = f.raw("GET", "/api/v2/network/listening/export?format=csv", viewerToken, nil); code != 429 {
+			break
+		}
+	}
+	if code != 200 {
+		t.Errorf("an export after the first client left: %d", code)
 	}
 }
