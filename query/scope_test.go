@@ -1,10 +1,16 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -384,6 +390,26 @@ func TestHuntFilters(t *testing.T) {
 	// Other sensors' rows, for the filters to leave out (or find: the SQL
 	// scan is over them too).
 	f.fleet(2, 1, heartbeat.Shape{Conns: 6, Listeners: 3, UDP: 3, ActiveFlows: 3, CompletedFlows: 2, Events: 10})
+	// A sensor with a dotted hostname in capitals, for host= and q=, whose
+	// older name (web-9) is no longer its hostname; and one whose host name
+	// starts like it but is another word.
+	web := sensor("5e000000-0000-4000-8000-000000000002", "web-9")
+	f.ingest.Send(beat(web, 1, now.Add(-30*time.Second)))
+	web.Hostname = "Web-1.Prod.Example"
+	wb := beat(web, 2, now)
+	wb.TCPConnections = []heartbeat.Conn{conn(42000, "203.0.113.7", 443, 9301)}
+	wb.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 80, Inode: 9302,
+		Process: heartbeat.Process{PID: 8, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}}}
+	wb.Events = []heartbeat.Event{ev("5e000000-0000-4000-8000-0000000000e7", "network_connect", now.Add(-7*time.Second))}
+	f.ingest.Send(wb)
+	w10 := beat(sensor("5e000000-0000-4000-8000-000000000003", "web-10"), 1, now)
+	w10.TCPConnections = []heartbeat.Conn{conn(42001, "203.0.113.7", 443, 9401)}
+	f.ingest.Send(w10)
+	// hostIs is the test's own reading of a sensor's current hostname.
+	hostIs := func(cond string) string {
+		return "sensor_id IN (SELECT id FROM (SELECT sensor_id AS id, argMax(hostname, seq) AS name FROM sensors GROUP BY id) WHERE " +
+			strings.ReplaceAll(cond, "@", "lower(name)") + ")"
+	}
 
 	either := func(a, b string) func(string) string {
 		return func(x string) string {
@@ -459,6 +485,21 @@ func TestHuntFilters(t *testing.T) {
 		{"flows", "container=curl-1", "container_name = 'curl-1'", 1},
 		{"flows", "pod=upf-0&direction=inbound", "pod = 'upf-0' AND direction = 'inbound'", 1},
 		{"flows", "netns=4026532200&netns=4026532100", "netns IN (4026532200, 4026532100)", 2},
+		{"connections", "host=HOST-HUNT", "sensor_id = '" + huntSensor + "'", 5},
+		{"connections", "host=web-1.prod.example", "sensor_id = '5e000000-0000-4000-8000-000000000002'", 1},
+		{"connections", "host=web-9", "0", 0}, // its former name (its row may be merged away already)
+		{"connections", "host=WEB-*", hostIs("@ LIKE 'web-%'"), 2},
+		{"connections", "host=host-*&port=443", hostIs("@ LIKE 'host-%'") + " AND " + sockPort("@ = 443"), 3},
+		{"listening", "host=web-1.prod.example&host=host-hunt", hostIs("@ IN ('web-1.prod.example', 'host-hunt')"), 4},
+		{"udp", "host=host-hunt", hostIs("@ = 'host-hunt'"), 2},
+		{"flows", "host=host-hunt&direction=inbound", hostIs("@ = 'host-hunt'") + " AND direction = 'inbound'", 1},
+		{"connections", "q=curl", "lower(binary) = 'curl' OR " + hostIs("@ = 'curl'"), 3},
+		{"connections", "q=Web-1", hostIs("@ = 'web-1' OR @ LIKE 'web-1.%'"), 1}, // not web-10
+		{"connections", "q=web-1.prod.example", hostIs("@ = 'web-1.prod.example'"), 1},
+		{"connections", "q=prod", "0", 0}, // a hostname's later word is not a hostname
+		{"listening", "q=upf&q=nginx", "binary IN ('upf', 'nginx')", 3},
+		{"udp", "q=host-hunt", hostIs("@ = 'host-hunt'"), 2},
+		{"flows", "q=curl&addr=203.0.113.7", "lower(binary) = 'curl' AND " + flw("@ = toIPv6('203.0.113.7')"), 1},
 	} {
 		want := f.snapshotScan(c.view, c.cond)
 		if len(want) < c.atLeast {
@@ -512,6 +553,14 @@ func TestHuntFilters(t *testing.T) {
 		{"container=curl-1&dns=evil.example", "container_name = 'curl-1' AND " + dnsKinds + " AND lower(query_name) = 'evil.example'", 1},
 		{"pod=core/upf-0", "pod_namespace = 'core' AND pod = 'upf-0'", 1},
 		{"netns=4026532200&kind=network_flow", "netns = 4026532200 AND kind = 'network_flow'", 1},
+		{"host=Web-1.Prod.Example", hostIs("@ = 'web-1.prod.example'"), 1},
+		{"host=host-*&kind=dns_query", hostIs("@ LIKE 'host-%'") + " AND kind = 'dns_query'", 3},
+		{"q=evil.example", dnsKinds + " AND (lower(query_name) = 'evil.example' OR lower(query_name) LIKE '%.evil.example')", 3},
+		{"q=example.com", dnsKinds + " AND lower(query_name) LIKE '%.example.com'", 3},
+		{"q=curl", "lower(binary) = 'curl'", 3},
+		{"q=web-1", hostIs("@ LIKE 'web-1.%'"), 1},
+		{"q=curl&q=evil.example", "lower(binary) = 'curl' OR (" + dnsKinds + " AND lower(query_name) LIKE '%evil.example')", 5},
+		{"q=good.example.com&binary=postgres", dnsKinds + " AND lower(query_name) = 'good.example.com' AND binary = 'postgres'", 1},
 	} {
 		want := f.eventScan(since, until, c.cond)
 		if len(want) < c.atLeast {
@@ -608,6 +657,31 @@ func TestHuntFilterErrors(t *testing.T) {
 		{"/api/v1/events?answer=10.0.0.0/8", "answer"},
 		{"/api/v1/events?binary=" + strings.Repeat("b", 256), "binary"},
 		{"/api/v1/events?port=1" + strings.Repeat("&port=1", 32), "port"},
+		{"/api/v1/network/connections?host=*", "host"},
+		{"/api/v2/network/listening?host=web%201", "host"},
+		{"/api/v2/network/udp?host=h%C3%B6st", "host"},
+		{"/api/v1/network/flows?host=", "host"},
+		{"/api/v2/events?host=a/b", "host"},
+		{"/api/v1/network/connections?q=two%20words", "q"},
+		{"/api/v2/network/flows?q=post*", "q"},
+		{"/api/v1/events?q=", "q"},
+		{"/api/v2/events?q=a%09b", "q"},
+		{"/api/v2/network/udp/export?format=csv&host=a%20b", "host"},
+		{"/api/v2/events/export?format=ndjson&q=x%20y", "q"},
+		// The exports: their format, their list's filters and nothing
+		// of paging.
+		{"/api/v2/network/connections/export", "format"},
+		{"/api/v2/network/connections/export?format=xlsx", "format"},
+		{"/api/v2/network/udp/export?format=csv&format=ndjson", "format"},
+		{"/api/v2/events/export?kind=dns_query", "format"},
+		{"/api/v2/network/listening/export?format=csv&remote_addr=10.0.0.1", "remote_addr"},
+		{"/api/v2/network/connections/export?format=ndjson&dns=evil.example", "dns"},
+		{"/api/v2/network/udp/export?format=csv&state=ESTABLISHED", "state"},
+		{"/api/v2/network/flows/export?format=csv&local_addr=10.0.0.1", "local_addr"},
+		{"/api/v2/events/export?format=csv&direction=inbound", "direction"},
+		{"/api/v2/network/flows/export?format=csv&limit=10", "limit"},
+		{"/api/v2/events/export?format=csv&cursor=abc", "cursor"},
+		{"/api/v2/network/connections/export?format=csv&addr=10.0.0", "addr"},
 	} {
 		var out map[string]any
 		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
@@ -902,5 +976,142 @@ func TestHuntFilterWalkUnderChurn(t *testing.T) {
 		if kept == 0 || addedSeen == 0 || addedMissed == 0 || (c.view != "events" && gone == 0) {
 			t.Errorf("%s: not every kind of change happened under the walk", what)
 		}
+	}
+}
+
+// TestHuntExport: each export is its list's whole answer, streamed: the
+// rows of a v2 walk to its end in the same order, as the same objects in
+// NDJSON and the same values in CSV, as many as v1's total (its 400s are
+// in TestHuntFilterErrors).
+func TestHuntExport(t *testing.T) {
+	f := start(t)
+	now := time.Now()
+	f.ingest.Send(huntBeat(now))
+	// More rows than a v2 page (100) in each, and for the connections more
+	// than the 1 MiB answered before the stream begins, in both formats.
+	f.fleet(3, 1, heartbeat.Shape{Conns: 1800, Listeners: 50, UDP: 50, ActiveFlows: 60, Events: 100})
+	since, until := now.Add(-time.Minute).UTC().Truncate(time.Millisecond), now.Add(time.Minute).UTC().Truncate(time.Millisecond)
+	window := "since=" + url.QueryEscape(since.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(until.Format(time.RFC3339Nano))
+	filename := regexp.MustCompile(`^attachment; filename="netview-([a-z]+)-\d{8}T\d{6}Z\.(csv|ndjson)"$`)
+	for _, c := range []struct {
+		list, name, query string
+		streamed          bool // larger than what is answered before streaming
+	}{
+		{"/api/v2/network/connections", "connections", "addr=10.0.0.0/8", true},
+		{"/api/v2/network/listening", "listening", "binary=nginx", false},
+		{"/api/v2/network/udp", "udp", "binary=upf&uid=0", false},
+		{"/api/v2/network/flows", "flows", "protocol=tcp&state=ESTABLISHED", false},
+		{"/api/v2/events", "events", "src_addr=10.9.0.1&" + window, false},
+	} {
+		want := f.walk(c.list+"?limit=500&"+c.query, c.name, nil)
+		if len(want) <= 100 {
+			t.Fatalf("%s?%s: %d rows, the test needs more than a page of 100", c.name, c.query, len(want))
+		}
+		if c.name != "events" {
+			if rest, _ := f.list(strings.Replace(c.list, "/v2/", "/v1/", 1)+"?page_size=1&"+c.query, c.name); num(rest, "total") != float64(len(want)) {
+				t.Errorf("v1 %s?%s: total %v, the v2 walk has %d", c.name, c.query, rest["total"], len(want))
+			}
+		}
+		get := func(format string) []byte {
+			code, body, h := f.raw("GET", c.list+"/export?format="+format+"&"+c.query, viewerToken, nil)
+			if code != 200 {
+				t.Fatalf("%s export?format=%s&%s: %d %s", c.name, format, c.query, code, body)
+			}
+			if m := filename.FindStringSubmatch(h.Get("Content-Disposition")); m == nil || m[1] != c.name || m[2] != format {
+				t.Errorf("%s export as %s: Content-Disposition %q", c.name, format, h.Get("Content-Disposition"))
+			}
+			if ct := map[string]string{"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}[format]; h.Get("Content-Type") != ct {
+				t.Errorf("%s export as %s: Content-Type %q, want %q", c.name, format, h.Get("Content-Type"), ct)
+			}
+			if streamed := h.Get("Content-Length") == ""; streamed != c.streamed || streamed != (len(body) > 1<<20) {
+				t.Errorf("%s export as %s: %d bytes, streamed (no Content-Length) %v, want %v", c.name, format, len(body), streamed, c.streamed)
+			}
+			return body
+		}
+
+		// NDJSON: the list's objects, one a line, in the list's order.
+		lines := strings.Split(strings.TrimSuffix(string(get("ndjson")), "\n"), "\n")
+		if len(lines) != len(want) {
+			t.Errorf("%s NDJSON: %d lines, the v2 walk has %d rows", c.name, len(lines), len(want))
+		}
+		for i := range min(len(lines), len(want)) {
+			var got row
+			if err := json.Unmarshal([]byte(lines[i]), &got); err != nil || !reflect.DeepEqual(got, want[i]) {
+				t.Fatalf("%s NDJSON line %d: %s (%v), the list has %v", c.name, i+1, lines[i], err, want[i])
+			}
+		}
+
+		// CSV: a header of the list's names, then its values.
+		recs, err := csv.NewReader(bytes.NewReader(get("csv"))).ReadAll()
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("%s CSV: %v", c.name, err)
+		}
+		if len(recs)-1 != len(want) {
+			t.Errorf("%s CSV: %d rows, want %d", c.name, len(recs)-1, len(want))
+		}
+		head := recs[0]
+		if len(head) != len(want[0]) {
+			t.Errorf("%s CSV header %v, the list's rows have %d fields", c.name, head, len(want[0]))
+		}
+		for i, rec := range recs[1:min(len(recs), len(want)+1)] {
+			for j, name := range head {
+				v, ok := want[i][name]
+				var text string
+				switch v := v.(type) {
+				case nil:
+				case string:
+					text = v
+				case float64:
+					text = strconv.FormatFloat(v, 'f', -1, 64)
+				case bool:
+					text = strconv.FormatBool(v)
+				default:
+					b, _ := json.Marshal(v)
+					text = string(b)
+				}
+				if !ok || rec[j] != text {
+					t.Fatalf("%s CSV row %d %s = %q, the list has %v", c.name, i+1, name, rec[j], v)
+				}
+			}
+		}
+	}
+
+	if code, _, h := f.raw("GET", "/api/v2/network/flows/export?format=csv", "", nil); code != 401 || h.Get("Content-Disposition") != "" {
+		t.Errorf("an export without a token: %d, Content-Disposition %q", code, h.Get("Content-Disposition"))
+	}
+}
+
+// TestExportTurns: exports stream at most half as many at once as analyst
+// statements (2 of the default 4); one more waits, then gets 429 with
+// Retry-After, and a turn comes back when its client goes away.
+func TestExportTurns(t *testing.T) {
+	f := start(t)
+	// About 20 MB of NDJSON: more than the socket buffers hold, so an
+	// export waits for a client that does not read, and keeps its turn.
+	f.fleet(10, 1, heartbeat.Shape{Conns: 3000})
+	const path = "/api/v2/network/connections/export?format=ndjson"
+	open := func() *http.Response {
+		req, _ := http.NewRequest("GET", f.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+viewerToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("an export: %v %v", err, resp)
+		}
+		return resp
+	}
+	first, second := open(), open()
+	defer second.Body.Close()
+	code, b, h := f.raw("GET", path, viewerToken, nil)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(string(b), "exports") {
+		t.Errorf("a third export while two stream: %d %q %.200s", code, h.Get("Retry-After"), b)
+	}
+	first.Body.Close()
+	for range 100 {
+		if code, _, _ = f.raw("GET", "/api/v2/network/listening/export?format=csv", viewerToken, nil); code != 429 {
+			break
+		}
+	}
+	if code != 200 {
+		t.Errorf("an export after the first client left: %d", code)
 	}
 }
