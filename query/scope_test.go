@@ -400,7 +400,7 @@ func TestHuntFilters(t *testing.T) {
 	wb.TCPConnections = []heartbeat.Conn{conn(42000, "203.0.113.7", 443, 9301)}
 	wb.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 80, Inode: 9302,
 		Process: heartbeat.Process{PID: 8, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}}}
-	wb.Events = []heartbeat.Event{ev("5e000000-0000-4000-8000-0000000000e7", "network_connect", now.Add(-7*time.Second))}
+	wb.Events = []heartbeat.Event{ev("5e000000-0000-4000-8000-0000000000a7", "network_connect", now.Add(-7*time.Second))}
 	f.ingest.Send(wb)
 	w10 := beat(sensor("5e000000-0000-4000-8000-000000000003", "web-10"), 1, now)
 	w10.TCPConnections = []heartbeat.Conn{conn(42001, "203.0.113.7", 443, 9401)}
