@@ -1,6 +1,7 @@
 package sensor_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
+
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
+	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sensor/procnet"
+	"github.com/netview/netview/sql/schema"
 )
 
 // A named namespace (`ip netns add`) with no process in it still holds the
@@ -195,6 +201,27 @@ func TestNamedNetnsInterfaces(t *testing.T) {
 	}
 	if back.Sensor.Site != h.Sensor.Site || len(back.Interfaces) != len(h.Interfaces) || fmt.Sprint(back.Interfaces[at]) != fmt.Sprint(nv) {
 		t.Errorf("decoded: site %q, %d interfaces (sent %d), nv0 %+v", back.Sensor.Site, len(back.Interfaces), len(h.Interfaces), back.Interfaces[at])
+	}
+
+	// Ingest stores them: the namespace's address resolves, within the
+	// sensor's site, to this sensor, the namespace and nv0.
+	n := ingesttest.Start(t, ingesttest.Config(), nil)
+	n.Send(h)
+	var who proto.ColStr
+	var got []string
+	err = n.Store.Select(context.Background(), store.Query{
+		SQL: `SELECT concat(resolution, ' ', toString(candidates[1].1), ' ', toString(candidates[1].2), ' ', arrayStringConcat(candidates[1].3, ',')) AS who
+		      FROM (` + schema.ResolveAddress + `)`,
+		Params: []store.Param{store.P("site", "lab-1.east"), store.P("address", "10.0.0.5"),
+			store.P("at", h.SentAt.Format("2006-01-02 15:04:05.000")), store.P("slack_secs", "30")},
+	}, proto.Results{{Name: "who", Data: &who}}, func(rows int) error {
+		for i := range rows {
+			got = append(got, who.Row(i))
+		}
+		return nil
+	})
+	if want := fmt.Sprintf("resolved %s %d nv0", h.Sensor.SensorID, ns); err != nil || len(got) != 1 || got[0] != want {
+		t.Errorf("10.0.0.5 in lab-1.east resolves to %q (%v), want %q", got, err, want)
 	}
 
 	// Unchanged: the same rows again, not made anew.
