@@ -798,12 +798,8 @@ func (d *Decoder) readEndpoint(sink Sink) error {
 	return nil
 }
 
-// Bits of interface fields, in the order of ifaceFields.
-const (
-	iName = 1 << iota
-	iIndex
-	iUp
-)
+// Bits of the required interface fields, in the order of ifaceFields.
+const iName, iIndex, iUp = 1 << 0, 1 << 1, 1 << 2
 
 var ifaceFields = []string{"name", "index", "up"}
 

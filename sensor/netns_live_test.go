@@ -28,22 +28,9 @@ import (
 // namespace does. Once the sockets close and the namespace is deleted, the
 // next heartbeat has none of its rows and no error.
 func TestNamedNetnsWithoutProcess(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ip netns add needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) is not installed")
-	}
-	name := fmt.Sprintf("nvtest-%d", os.Getpid())
-	ipNetns(t, "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	name, ns := namedNetns(t, "nvtest")
 	ipNetns(t, "exec", name, "ip", "link", "set", "lo", "up")
 	path := "/run/netns/" + name
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	ns := st.Ino
 
 	var udp net.PacketConn
 	var ln net.Listener
@@ -134,25 +121,12 @@ func TestNamedNetnsWithoutProcess(t *testing.T) {
 // made; a new address shows in the next heartbeat, and a deleted
 // namespace's interfaces are gone from the one after.
 func TestNamedNetnsInterfaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ip netns add needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) is not installed")
-	}
-	name := fmt.Sprintf("nvif-%d", os.Getpid())
+	name, ns := namedNetns(t, "nvif")         // deleting it takes the pair with it
 	host := fmt.Sprintf("nvh%d", os.Getpid()) // the pair's end in the sensor's namespace
-	ipNetns(t, "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() }) // takes the pair with it
 	ipRun(t, "link", "add", host, "address", "02:00:5e:00:53:02", "type", "veth", "peer", "name", "nv0", "address", "02:00:5e:00:53:01", "netns", name)
 	ipRun(t, "-n", name, "addr", "add", "10.0.0.5/24", "dev", "nv0")
 	ipRun(t, "-n", name, "addr", "add", "2001:db8::5/64", "dev", "nv0", "nodad")
 	ipRun(t, "-n", name, "link", "set", "nv0", "up")
-	var st syscall.Stat_t
-	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
-		t.Fatal(err)
-	}
-	ns := st.Ino
 
 	s := newSensorIn(t, t.TempDir(), "http://127.0.0.1:1/v1/heartbeat", time.Second, func(c *sensor.Config) {
 		c.AllNetns, c.NetnsDir, c.Site = true, "/run/netns", "lab-1.east"
@@ -293,6 +267,27 @@ func rowsIn(h *heartbeat.Heartbeat, ns uint64) map[string]bool {
 		}
 	}
 	return found
+}
+
+// namedNetns makes a named network namespace (`ip netns add`) for the
+// test, deleted at its end, and returns its name and inode; it skips
+// without root or ip.
+func namedNetns(t *testing.T, prefix string) (string, uint64) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("ip netns add needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) is not installed")
+	}
+	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	ipNetns(t, "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return name, st.Ino
 }
 
 func ipNetns(t *testing.T, args ...string) {
