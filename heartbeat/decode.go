@@ -873,28 +873,20 @@ func (d *Decoder) readInterface(sink Sink) error {
 // prefixList reads an array of at most MaxIfaceAddrs addresses with their
 // prefix length (10.0.0.5/24) into dst[:0].
 func (d *Decoder) prefixList(dst []netip.Prefix) ([]netip.Prefix, error) {
-	dst = dst[:0]
-	if err := d.s.EnterArray(); err != nil {
-		return dst, err
+	return list(d, dst, MaxIfaceAddrs, "addresses", (*Decoder).prefix)
+}
+
+// prefix reads an address with its prefix length; a zone is refused.
+func (d *Decoder) prefix() (netip.Prefix, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return netip.Prefix{}, err
 	}
-	for {
-		ok, err := d.s.NextElem()
-		if err != nil || !ok {
-			return dst, err
-		}
-		if len(dst) >= MaxIfaceAddrs {
-			return dst, fmt.Errorf("more than %d addresses", MaxIfaceAddrs)
-		}
-		s, err := d.s.Str()
-		if err != nil {
-			return dst, err
-		}
-		p, err := netip.ParsePrefix(view(s))
-		if err != nil {
-			return dst, fmt.Errorf("%q is not an address with its prefix length (10.0.0.5/24, 2001:db8::5/64)", clip(s, 60))
-		}
-		dst = append(dst, p)
+	p, err := netip.ParsePrefix(view(s))
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address with its prefix length (10.0.0.5/24, 2001:db8::5/64)", clip(s, 60))
 	}
+	return p, nil
 }
 
 // Bits of flow fields, in the order of flowFields.
@@ -1107,6 +1099,13 @@ func (d *Decoder) addr() (netip.Addr, error) {
 // addrList reads an array of at most MaxAddrs addresses into dst[:0];
 // what names them in the error about too many.
 func (d *Decoder) addrList(dst []netip.Addr, what string) ([]netip.Addr, error) {
+	return list(d, dst, MaxAddrs, what, (*Decoder).addr)
+}
+
+// list reads an array of at most max values, each read by item, into
+// dst[:0]; what names them in the error about too many. item is a method
+// expression, so no closure is made per list.
+func list[T any](d *Decoder, dst []T, max int, what string, item func(*Decoder) (T, error)) ([]T, error) {
 	dst = dst[:0]
 	if err := d.s.EnterArray(); err != nil {
 		return dst, err
@@ -1116,14 +1115,14 @@ func (d *Decoder) addrList(dst []netip.Addr, what string) ([]netip.Addr, error) 
 		if err != nil || !ok {
 			return dst, err
 		}
-		if len(dst) >= MaxAddrs {
-			return dst, fmt.Errorf("more than %d %s", MaxAddrs, what)
+		if len(dst) >= max {
+			return dst, fmt.Errorf("more than %d %s", max, what)
 		}
-		a, err := d.addr()
+		v, err := item(d)
 		if err != nil {
 			return dst, err
 		}
-		dst = append(dst, a)
+		dst = append(dst, v)
 	}
 }
 

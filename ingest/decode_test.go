@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -30,6 +31,12 @@ func TestDecodeAllocatesNothingWhenWarm(t *testing.T) {
 			Process: heartbeat.Process{PID: 1400, Binary: "open5gs-amfd", BinaryPath: "/usr/bin/open5gs-amfd"}})
 	}
 	tel.SCTPEndpoints = []heartbeat.SCTPEndpoint{{LocalPort: 38412, LocalAddresses: addrs, Inode: 7000}}
+	// Its site and interfaces: host_addresses rows cost nothing either.
+	tel.Sensor.Site = "fra1.core"
+	for i := range 6 {
+		tel.Interfaces = append(tel.Interfaces, heartbeat.Interface{Netns: 4026531840 + uint64(i%2), Name: fmt.Sprintf("eth%d", i), Index: uint32(i + 1),
+			Up: i%3 != 0, MAC: fmt.Sprintf("02:00:00:00:00:%02x", i), Addresses: []netip.Prefix{netip.PrefixFrom(addrs[0], 24), netip.PrefixFrom(addrs[1], 64)}})
+	}
 	telDoc, err := json.Marshal(&tel)
 	if err != nil {
 		t.Fatal(err)
