@@ -697,3 +697,84 @@ func TestAddressResolution(t *testing.T) {
 		t.Errorf("AddressOwners: %q, want %q", got, want)
 	}
 }
+
+// ListenersOf finds, at each owner of an address, the listeners that take
+// a connection to it: bound to the address, to :: or (IPv4) to 0.0.0.0, in
+// the owner's namespace; a listener on loopback, in another namespace, or
+// of another sensor that does not hold the address is not one of them.
+// With two owners, both owners' listeners are listed.
+func TestListenersOfAnAddress(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr
+	send := func(seed uint64, ifs []heartbeat.Interface, ls ...heartbeat.Listener) *heartbeat.Generator {
+		g := heartbeat.NewGenerator(seed, heartbeat.Shape{})
+		g.Sensor.Site = "s1"
+		h := g.Next(now)
+		h.Interfaces, h.TCPListeners = ifs, ls
+		n.send(h)
+		return g
+	}
+	listener := func(addr string, port uint16, netns, inode uint64) heartbeat.Listener {
+		family := "inet"
+		if ip(addr).Is6() {
+			family = "inet6"
+		}
+		return heartbeat.Listener{Family: family, LocalAddress: ip(addr), LocalPort: port, Netns: netns, Inode: inode,
+			Process: heartbeat.Process{PID: uint32(inode), Binary: fmt.Sprint("srv", inode)}}
+	}
+	eth0 := func(netns uint64, addr string) []heartbeat.Interface {
+		return []heartbeat.Interface{{Netns: netns, Name: "eth0", Index: 2, Up: true, Addresses: []netip.Prefix{netip.MustParsePrefix(addr)}}}
+	}
+	a := send(91, eth0(ownNetns, "10.0.0.5/24"),
+		listener("0.0.0.0", 443, ownNetns, 1),    // takes 10.0.0.5:443
+		listener("127.0.0.1", 8080, ownNetns, 2), // loopback only
+		listener("::", 8443, ownNetns, 3),        // takes IPv4 too
+		listener("0.0.0.0", 443, podNetns, 4))    // another namespace of a
+	b := send(92, eth0(podNetns, "10.0.0.5/24"), listener("10.0.0.5", 443, podNetns, 5), listener("10.0.0.6", 443, podNetns, 6))
+	send(93, eth0(ownNetns, "10.0.0.7/24"), listener("0.0.0.0", 443, ownNetns, 7)) // does not hold 10.0.0.5
+	six := send(94, eth0(ownNetns, "2001:db8::5/64"), listener("0.0.0.0", 22, ownNetns, 8), listener("::", 22, ownNetns, 9))
+
+	who := func(addr string, port uint16) []string {
+		t.Helper()
+		var sensor proto.ColUUID
+		var netns proto.ColUInt64
+		var bin proto.ColStr
+		var got []string
+		err := n.store.Select(context.Background(), store.Query{
+			SQL: "SELECT sensor_id, netns, CAST(binary, 'String') AS bin FROM (" + schema.ListenersOf + ")",
+			Params: []store.Param{store.P("site", "s1"), store.P("address", ip(addr).String()), store.P("port", fmt.Sprint(port)),
+				store.P("at", now.Format("2006-01-02 15:04:05.000")), store.P("slack_secs", "30")},
+		}, proto.Results{{Name: "sensor_id", Data: &sensor}, {Name: "netns", Data: &netns}, {Name: "bin", Data: &bin}}, func(rows int) error {
+			for i := range rows {
+				got = append(got, fmt.Sprintf("%s/%d/%s", sensor.Row(i), netns.Row(i), bin.Row(i)))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	at := func(g *heartbeat.Generator, netns uint64, bin string) string {
+		return fmt.Sprintf("%s/%d/%s", g.Sensor.SensorID, netns, bin)
+	}
+	both := []string{at(a, ownNetns, "srv1"), at(b, podNetns, "srv5")}
+	slices.Sort(both)
+	for _, c := range []struct {
+		addr string
+		port uint16
+		want []string
+	}{
+		{"10.0.0.5", 443, both},
+		{"10.0.0.5", 8080, nil},
+		{"10.0.0.5", 8443, []string{at(a, ownNetns, "srv3")}},
+		{"10.0.0.7", 8443, nil},
+		{"2001:db8::5", 22, []string{at(six, ownNetns, "srv9")}},
+	} {
+		if got := who(c.addr, c.port); !slices.Equal(got, c.want) {
+			t.Errorf("listeners of %s:%d: %q, want %q", c.addr, c.port, got, c.want)
+		}
+	}
+}

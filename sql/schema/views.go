@@ -67,3 +67,22 @@ FROM (` + addressHoldings(`WHERE site = {site:String} AND address = {address:IPv
 var AddressOwners = `SELECT site, address, ` + resolution + `
 FROM (` + addressHoldings(``) + `)
 GROUP BY site, address`
+
+// ListenersOf names the TCP listeners that take connections to
+// {address:IPv6} port {port:UInt16} at the address's owners within
+// {site:String} (as ResolveAddress finds them at {at:DateTime64(3, 'UTC')}
+// ± {slack_secs:UInt32}), each from its sensor's newest snapshot: a
+// listener in the owner's namespace bound to the address itself, to ::
+// (which takes IPv4 too) or, for an IPv4 address, to 0.0.0.0. So an edge
+// whose remote end is ambiguous lists every candidate's listener, and one
+// whose owner listens on no such port lists none. Listeners are snapshot
+// rows: this says who listens now, not at the time asked.
+var ListenersOf = `SELECT sensor_id, netns, local_address, local_port, inode,
+    argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, max(seq) AS last_seq
+FROM tcp_listeners
+WHERE ` + Latest + `
+  AND local_port = {port:UInt16}
+  AND (local_address = {address:IPv6} OR local_address = toIPv6('::')
+       OR (local_address = toIPv6('::ffff:0.0.0.0') AND {address:IPv6} BETWEEN toIPv6('::ffff:0.0.0.0') AND toIPv6('::ffff:255.255.255.255')))
+  AND (sensor_id, netns) IN (SELECT sensor_id, netns FROM (` + addressHoldings(`WHERE site = {site:String} AND address = {address:IPv6}`) + `))
+GROUP BY sensor_id, netns, local_address, local_port, inode`
