@@ -26,7 +26,6 @@ import (
 // the heartbeat's own slice.
 type ifaces struct {
 	own, foreign *diag.Conn
-	ownErr       error // why the own socket could not be opened
 	links        map[uint64][]diag.Link
 	rows         map[uint64][]heartbeat.Interface
 	seen         map[uint64]bool
@@ -43,12 +42,13 @@ func (f *ifaces) read(s *Sensor, h *heartbeat.Heartbeat, spaces []procnet.Namesp
 	if f.links == nil {
 		f.links, f.rows, f.seen = map[uint64][]diag.Link{}, map[uint64][]heartbeat.Interface{}, map[uint64]bool{}
 	}
-	if f.own == nil && f.ownErr == nil {
-		f.own, f.ownErr = diag.OpenRoute()
-	}
-	if f.ownErr != nil {
-		h.Sensor.Capabilities["interfaces"] = capValue("unavailable: " + f.ownErr.Error())
-		return
+	if f.own == nil {
+		c, err := diag.OpenRoute() // tried again next heartbeat
+		if err != nil {
+			h.Sensor.Capabilities["interfaces"] = capValue("unavailable: " + err.Error())
+			return
+		}
+		f.own = c
 	}
 	status := "available"
 	clear(f.seen)
