@@ -52,6 +52,7 @@ type Sink interface {
 	Event(*Event)
 	SCTPAssociation(*SCTPAssoc)
 	SCTPEndpoint(*SCTPEndpoint)
+	Interface(*Interface)
 }
 
 // Decoder reads heartbeat JSON, checks it against the format's rules
@@ -95,6 +96,9 @@ type Decoder struct {
 	answers  []netip.Addr
 	// local and remote hold the address lists of the SCTP row being read.
 	local, remote []netip.Addr
+	iface         Interface
+	prefixes      []netip.Prefix
+	nifaces       int // interfaces read from the current heartbeat
 }
 
 // Rows is how many rows the last Decode read, also when it failed: what
@@ -114,7 +118,7 @@ func (d *Decoder) Decode(doc []byte, sink Sink) (*Heartbeat, error) {
 	}
 	clear(d.caps)
 	d.hb = Heartbeat{}
-	d.seen, d.nrows = 0, 0
+	d.seen, d.nrows, d.nifaces = 0, 0, 0
 	d.ends, d.times = d.ends[:0], d.times[:0]
 	err := d.document(sink)
 	if err == nil {
@@ -165,6 +169,7 @@ func (c *collector) SCTPAssociation(r *SCTPAssoc) {
 	c.h.SCTPAssociations = append(c.h.SCTPAssociations, *r)
 }
 func (c *collector) SCTPEndpoint(r *SCTPEndpoint) { c.h.SCTPEndpoints = append(c.h.SCTPEndpoints, *r) }
+func (c *collector) Interface(r *Interface)       { c.h.Interfaces = append(c.h.Interfaces, *r) }
 
 // Header fields that must be present.
 const (
@@ -313,6 +318,11 @@ func (d *Decoder) document(sink Sink) error {
 				return err
 			}
 			continue
+		case "interfaces":
+			if err := d.rows("interfaces", func() error { return d.readInterface(sink) }); err != nil {
+				return err
+			}
+			continue
 		default:
 			// Unknown members are skipped, so a newer sensor can add fields
 			// without breaking older ingest nodes of the same format.
@@ -372,6 +382,10 @@ func (d *Decoder) sensor() error {
 			s.Kernel, err = d.str(MaxKernel, true)
 		case "netns":
 			s.Netns, err = d.s.Uint()
+		case "site":
+			if s.Site, err = d.str(MaxSite, false); err == nil {
+				err = ValidSite(s.Site)
+			}
 		case "capabilities":
 			if err := d.capabilities(); err != nil {
 				return err
@@ -784,6 +798,97 @@ func (d *Decoder) readEndpoint(sink Sink) error {
 	return nil
 }
 
+// Bits of the required interface fields, in the order of ifaceFields.
+const iName, iIndex, iUp = 1 << 0, 1 << 1, 1 << 2
+
+var ifaceFields = []string{"name", "index", "up"}
+
+// readInterface reads one interface. Each of its addresses is a row of
+// storage, so beyond the first they count against MaxRows as rows do.
+func (d *Decoder) readInterface(sink Sink) error {
+	if d.nifaces++; d.nifaces > MaxInterfaces {
+		return fmt.Errorf("more than %d interfaces", MaxInterfaces)
+	}
+	r := &d.iface
+	*r = Interface{}
+	if !d.keep {
+		d.prefixes = d.prefixes[:0]
+	} else {
+		d.prefixes = nil
+	}
+	err := d.members(iName|iIndex|iUp, ifaceFields, func(k []byte) (uint32, error) {
+		var err error
+		switch string(k) {
+		case "name":
+			r.Name, err = d.str(MaxIfName, false)
+			if err == nil && r.Name == "" {
+				err = errors.New("empty")
+			}
+			return iName, err
+		case "index":
+			var v uint64
+			if v, err = d.s.Uint(); err == nil && (v == 0 || v > 1<<31-1) {
+				err = errors.New("out of range 1..2147483647")
+			}
+			r.Index = uint32(v)
+			return iIndex, err
+		case "up":
+			r.Up, err = d.s.Bool()
+			return iUp, err
+		case "netns":
+			r.Netns, err = d.s.Uint()
+		case "mac":
+			if d.s.Null() {
+				r.MAC = ""
+				return 0, nil
+			}
+			if r.MAC, err = d.str(MaxMAC, false); err == nil && !ValidMAC(r.MAC) {
+				err = fmt.Errorf("%q is not a MAC address (1 to 32 lower-case hex bytes separated by colons)", clip([]byte(r.MAC), 40))
+			}
+		case "addresses":
+			d.prefixes = d.prefixes[:0]
+			if !d.s.Null() {
+				d.prefixes, err = d.prefixList(d.prefixes)
+			}
+		default:
+			err = d.s.Skip()
+		}
+		return 0, err
+	})
+	if err != nil {
+		return err
+	}
+	if len(d.prefixes) > 0 {
+		r.Addresses = d.prefixes
+	}
+	if n := len(r.Addresses); n > 1 {
+		if d.nrows += n - 1; d.MaxRows > 0 && d.nrows > d.MaxRows {
+			return &FieldError{Field: "addresses", Err: fmt.Errorf("%w: more than %d", ErrTooManyRows, d.MaxRows)}
+		}
+	}
+	sink.Interface(r)
+	return nil
+}
+
+// prefixList reads an array of at most MaxIfaceAddrs addresses with their
+// prefix length (10.0.0.5/24) into dst[:0].
+func (d *Decoder) prefixList(dst []netip.Prefix) ([]netip.Prefix, error) {
+	return list(d, dst, MaxIfaceAddrs, "addresses", (*Decoder).prefix)
+}
+
+// prefix reads an address with its prefix length; a zone is refused.
+func (d *Decoder) prefix() (netip.Prefix, error) {
+	s, err := d.s.Str()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	p, err := netip.ParsePrefix(view(s))
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address with its prefix length (10.0.0.5/24, 2001:db8::5/64)", clip(s, 60))
+	}
+	return p, nil
+}
+
 // Bits of flow fields, in the order of flowFields.
 const (
 	gFlowID = 1 << iota
@@ -994,6 +1099,13 @@ func (d *Decoder) addr() (netip.Addr, error) {
 // addrList reads an array of at most MaxAddrs addresses into dst[:0];
 // what names them in the error about too many.
 func (d *Decoder) addrList(dst []netip.Addr, what string) ([]netip.Addr, error) {
+	return list(d, dst, MaxAddrs, what, (*Decoder).addr)
+}
+
+// list reads an array of at most max values, each read by item, into
+// dst[:0]; what names them in the error about too many. item is a method
+// expression, so no closure is made per list.
+func list[T any](d *Decoder, dst []T, max int, what string, item func(*Decoder) (T, error)) ([]T, error) {
 	dst = dst[:0]
 	if err := d.s.EnterArray(); err != nil {
 		return dst, err
@@ -1003,14 +1115,14 @@ func (d *Decoder) addrList(dst []netip.Addr, what string) ([]netip.Addr, error) 
 		if err != nil || !ok {
 			return dst, err
 		}
-		if len(dst) >= MaxAddrs {
-			return dst, fmt.Errorf("more than %d %s", MaxAddrs, what)
+		if len(dst) >= max {
+			return dst, fmt.Errorf("more than %d %s", max, what)
 		}
-		a, err := d.addr()
+		v, err := item(d)
 		if err != nil {
 			return dst, err
 		}
-		dst = append(dst, a)
+		dst = append(dst, v)
 	}
 }
 

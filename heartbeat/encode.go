@@ -78,6 +78,9 @@ func (e *Encoder) AppendJSON(b []byte, h *Heartbeat) []byte {
 	if len(h.SCTPEndpoints) > 0 {
 		b = appendRows(b, `,"sctp_endpoints":`, h.SCTPEndpoints, appendEndpoint)
 	}
+	if len(h.Interfaces) > 0 {
+		b = appendRows(b, `,"interfaces":`, h.Interfaces, appendInterface)
+	}
 	if h.SnapshotsDropped {
 		b = append(b, `,"snapshots_dropped":true`...)
 	}
@@ -103,6 +106,7 @@ func (e *Encoder) appendSensor(b []byte, s *Sensor) []byte {
 	b = strconv.AppendUint(b, uint64(s.IntervalSecs), 10)
 	b = appendOptString(b, `,"kernel":`, s.Kernel)
 	b = appendNetns(b, s.Netns)
+	b = appendOptString(b, `,"site":`, s.Site)
 	if len(s.Capabilities) > 0 {
 		// encoding/json writes a map's keys sorted.
 		e.keys = e.keys[:0]
@@ -270,6 +274,38 @@ func appendEndpoint(b []byte, p *SCTPEndpoint) []byte {
 	b = appendInode(b, p.Inode, p.Netns)
 	b = appendProcess(b, &p.Process)
 	b = appendFirstSeen(b, p.FirstSeen)
+	return append(b, '}')
+}
+
+func appendInterface(b []byte, i *Interface) []byte {
+	b = append(b, '{')
+	if i.Netns != 0 {
+		b = append(b, `"netns":`...)
+		b = strconv.AppendUint(b, i.Netns, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"name":`...)
+	b = appendString(b, i.Name)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendUint(b, uint64(i.Index), 10)
+	b = append(b, `,"up":`...)
+	b = strconv.AppendBool(b, i.Up)
+	b = appendOptString(b, `,"mac":`, i.MAC)
+	b = append(b, `,"addresses":`...)
+	if i.Addresses == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for j, p := range i.Addresses {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = p.AppendTo(b)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

@@ -15,6 +15,7 @@
 package heartbeat
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -49,6 +50,11 @@ type Heartbeat struct {
 	// /proc/net/sctp; Sensor.Capabilities["sctp"] says when they cannot.
 	SCTPAssociations []SCTPAssoc    `json:"sctp_associations,omitempty"`
 	SCTPEndpoints    []SCTPEndpoint `json:"sctp_endpoints,omitempty"`
+	// Interfaces are the network interfaces of every network namespace the
+	// sensor reads, with their addresses: what lets ingest resolve another
+	// sensor's remote address to this host. Sent whole in every heartbeat
+	// (a snapshot section like the sockets), at most MaxInterfaces.
+	Interfaces []Interface `json:"interfaces,omitempty"`
 	// SnapshotsDropped marks a heartbeat whose snapshot sections were
 	// removed (a full spool, a 413): its events and completed flows count,
 	// but it is not the sensor's latest state.
@@ -58,7 +64,7 @@ type Heartbeat struct {
 // SnapshotRows counts the rows of the snapshot sections.
 func (h *Heartbeat) SnapshotRows() int {
 	return len(h.TCPConnections) + len(h.TCPListeners) + len(h.UDPListeners) + len(h.ActiveFlows) +
-		len(h.SCTPAssociations) + len(h.SCTPEndpoints)
+		len(h.SCTPAssociations) + len(h.SCTPEndpoints) + len(h.Interfaces)
 }
 
 // DropSnapshots removes the snapshot sections (superseded by any newer
@@ -66,7 +72,7 @@ func (h *Heartbeat) SnapshotRows() int {
 // state; events and completed flows stay.
 func (h *Heartbeat) DropSnapshots() {
 	h.TCPConnections, h.TCPListeners, h.UDPListeners, h.ActiveFlows = nil, nil, nil, nil
-	h.SCTPAssociations, h.SCTPEndpoints = nil, nil
+	h.SCTPAssociations, h.SCTPEndpoints, h.Interfaces = nil, nil, nil
 	h.SnapshotsDropped = true
 }
 
@@ -81,6 +87,11 @@ type Sensor struct {
 	IntervalSecs uint32    `json:"interval_secs"`
 	Kernel       string    `json:"kernel,omitempty"`
 	Netns        uint64    `json:"netns,omitempty"`
+	// Site names the network the sensor's host is in (a data centre, a
+	// VPC, an office: --sensor.site), so that an address is resolved to a
+	// host only among the sensors of the same site; private addresses
+	// repeat across sites. Empty is the default site. See ValidSite.
+	Site string `json:"site,omitempty"`
 	// Capabilities say what the sensor can observe on this host, so an
 	// empty list reads as "nothing happened" only when it is true. Keys:
 	// flow_source (inet_diag, proc, ebpf+inet_diag, ...), sctp, lsm, ebpf,
@@ -290,6 +301,24 @@ type SCTPEndpoint struct {
 	FirstSeen time.Time `json:"first_seen,omitzero"`
 }
 
+// Interface is one network interface of one network namespace: its name
+// and index there, whether it is up (IFF_UP), its link-layer address and
+// the addresses it holds, each with its prefix length (10.0.0.5/24: the
+// host's address, not the network's).
+type Interface struct {
+	// Netns is the inode of the interface's network namespace, as on the
+	// socket rows; 0 when unknown.
+	Netns uint64 `json:"netns,omitempty"`
+	Name  string `json:"name"`
+	Index uint32 `json:"index"`
+	Up    bool   `json:"up"`
+	// MAC is lower-case hex bytes separated by colons (aa:bb:cc:00:11:22;
+	// up to 32 bytes, as InfiniBand's 20); absent for interfaces without
+	// one (tunnels, wireguard).
+	MAC       string         `json:"mac,omitempty"`
+	Addresses []netip.Prefix `json:"addresses"`
+}
+
 // Limits the Decoder enforces, in bytes for strings.
 const (
 	MaxHostname     = 255
@@ -302,6 +331,19 @@ const (
 	MaxPID          = 1 << 22 // the kernel's PID_MAX_LIMIT
 	// MaxAddrs bounds every list of addresses in a row.
 	MaxAddrs = 64
+	// MaxInterfaces bounds the interfaces of one heartbeat, every
+	// namespace together: a Kubernetes node of 250 pods has about 750 (a
+	// veth per pod on the host, lo and eth0 in each pod).
+	MaxInterfaces = 4096
+	// MaxIfaceAddrs bounds one interface's addresses: kube-proxy's IPVS
+	// mode puts every service address on its kube-ipvs0.
+	MaxIfaceAddrs = 1024
+	// MaxIfName is the kernel's IFNAMSIZ less its NUL; MaxMAC the longest
+	// link-layer address written out (32 bytes, MAX_ADDR_LEN).
+	MaxIfName = 15
+	MaxMAC    = 32*3 - 1
+	// MaxSite bounds sensor.site, a label like a DNS one.
+	MaxSite = 63
 	// Limits of sensor.capabilities: entries, key and value lengths; keys
 	// are of a-z, 0-9 and _.
 	MaxCapabilities = 32
@@ -330,3 +372,41 @@ var (
 	// AllEventKinds are every kind stored in the events table.
 	AllEventKinds = []string{"network_connect", "network_accept", "network_listen", "network_flow", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
 )
+
+// ValidSite reports why s cannot be a site label, nil when it can: 1 to
+// MaxSite bytes of a-z, 0-9, '.', '_' and '-', starting with a letter or a
+// digit. The sensor checks its flag with it and the Decoder every
+// heartbeat, so a label is written one way everywhere (no case folding
+// needed to compare two sites).
+func ValidSite(s string) error {
+	if len(s) == 0 || len(s) > MaxSite {
+		return fmt.Errorf("%q: want 1 to %d bytes", s, MaxSite)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-') {
+			continue
+		}
+		return fmt.Errorf("%q: want a-z, 0-9, '.', '_' and '-', starting with a letter or a digit", s)
+	}
+	return nil
+}
+
+// ValidMAC reports whether s is a link-layer address as the format writes
+// it: 1 to 32 lower-case hex bytes separated by colons.
+func ValidMAC(s string) bool {
+	if len(s) < 2 || len(s) > MaxMAC || len(s)%3 != 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			if c != ':' {
+				return false
+			}
+		} else if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -30,7 +30,7 @@ func full() *heartbeat.Heartbeat {
 		Sensor: heartbeat.Sensor{
 			SensorID: uuid.MustParse("0a0b0c0d-0e0f-4011-8213-141516171819"), Hostname: "core-a", Flavor: "telecom", Version: "1.2.3",
 			BootID: uuid.MustParse("1a1b1c1d-1e1f-4021-8223-242526272829"), StartedAt: t0.Add(-time.Hour), IntervalSecs: 15,
-			Kernel: "6.1.0-13-amd64", Netns: 4026531840, Capabilities: map[string]string{"flow_source": "ebpf+inet_diag", "sctp": "available"},
+			Kernel: "6.1.0-13-amd64", Netns: 4026531840, Site: "eu-west.dc2", Capabilities: map[string]string{"flow_source": "ebpf+inet_diag", "sctp": "available"},
 		},
 		TCPConnections: []heartbeat.Conn{{Family: "inet6", LocalAddress: a6, LocalPort: 443, RemoteAddress: a4, RemotePort: 51000,
 			State: "ESTABLISHED", Inode: 1001, Netns: 4026532000, Process: proc, FirstSeen: t0.Add(-time.Minute), DurationSecs: &dur}},
@@ -52,6 +52,8 @@ func full() *heartbeat.Heartbeat {
 			TxQueue: 3, RxQueue: 4, Process: proc, FirstSeen: t0.Add(-4 * time.Minute)}},
 		SCTPEndpoints: []heartbeat.SCTPEndpoint{{LocalPort: 38412, LocalAddresses: []netip.Addr{a4}, Inode: 1005, Netns: 4026532000,
 			Process: proc, FirstSeen: t0.Add(-5 * time.Minute)}},
+		Interfaces: []heartbeat.Interface{{Netns: 4026531840, Name: "eth0", Index: 2, Up: true, MAC: "02:42:ac:11:00:02",
+			Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/24"), netip.MustParsePrefix("2001:db8::7/64")}}},
 		SnapshotsDropped: true,
 	}
 }
@@ -189,6 +191,12 @@ func (c *copySink) SCTPEndpoint(r *heartbeat.SCTPEndpoint) {
 	v := *r
 	v.Binary, v.BinaryPath, v.LocalAddresses = strings.Clone(v.Binary), strings.Clone(v.BinaryPath), addrs(v.LocalAddresses)
 	c.h.SCTPEndpoints = append(c.h.SCTPEndpoints, v)
+}
+
+func (c *copySink) Interface(r *heartbeat.Interface) {
+	v := *r
+	v.Name, v.MAC, v.Addresses = strings.Clone(v.Name), strings.Clone(v.MAC), slices.Clone(v.Addresses)
+	c.h.Interfaces = append(c.h.Interfaces, v)
 }
 
 // A Decoder that reuses its buffers hands each row over whole, heartbeat

@@ -694,17 +694,17 @@ func TestSchemaLimitsMatchDecoder(t *testing.T) {
 		}
 	}
 	// Every limit the schema states is tried on at least one member.
-	for _, name := range []string{"seq", "netns", "inode", "local_port", "pid", "uid", "interval_secs", "duration_secs", "bytes_sent", "assoc_id", "tx_queue", "rx_queue"} {
+	for _, name := range []string{"seq", "netns", "inode", "local_port", "pid", "uid", "interval_secs", "duration_secs", "bytes_sent", "assoc_id", "tx_queue", "rx_queue", "index"} {
 		if !covered["maximum "+name] {
 			t.Errorf("no member %q with a maximum in the example; its limit went untested", name)
 		}
 	}
-	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "unit", "container_id", "container_runtime", "pod_uid", "service", "query_name", "query_type", "flow_source", "sctp", "lsm"} {
+	for _, name := range []string{"hostname", "version", "kernel", "binary", "binary_path", "unit", "container_id", "container_runtime", "pod_uid", "service", "query_name", "query_type", "flow_source", "sctp", "lsm", "site", "name"} {
 		if !covered["maxLength "+name] {
 			t.Errorf("no member %q with a maxLength in the example; its limit went untested", name)
 		}
 	}
-	for _, name := range []string{"maxItems answers", "maxItems local_addresses", "maxItems remote_addresses",
+	for _, name := range []string{"maxItems answers", "maxItems local_addresses", "maxItems remote_addresses", "maxItems interfaces", "maxItems addresses",
 		"maxProperties capabilities", "propertyNames capabilities", "additionalProperties maxLength capabilities", "uuid", "date-time", "ip"} {
 		if !covered[name] {
 			t.Errorf("%s went untested", name)

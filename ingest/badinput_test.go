@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -50,6 +51,8 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 	n := startNode(t, cfg, nil)
 	g := heartbeat.NewGenerator(11, heartbeat.Shape{Conns: 60, Listeners: 3, UDP: 2, ActiveFlows: 2, CompletedFlows: 2, Events: 3})
 	h := g.Next(time.Now())
+	h.Interfaces = []heartbeat.Interface{{Netns: 4026531840, Name: "eth0", Index: 2, Up: true, MAC: "02:42:ac:11:00:02",
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/24"), netip.MustParsePrefix("2001:db8::5/64")}}}
 	z := heartbeat.Compress
 
 	f := func(name string, body []byte, headers map[string]string, status int, want string) {
@@ -131,6 +134,27 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		}
 		caps(c)(m)
 	})), nil, 400, "sensor.capabilities: more than 32 entries")
+	// Interfaces: a second one is bad, so the first one's rows must be
+	// taken out again.
+	ifaces := func(edit func(i map[string]any), n int) func(m map[string]any) {
+		return func(m map[string]any) {
+			l := m["interfaces"].([]any)
+			for range n - 1 {
+				l = append(l, l[0])
+			}
+			bad := map[string]any{}
+			for k, v := range l[0].(map[string]any) {
+				bad[k] = v
+			}
+			edit(bad)
+			m["interfaces"] = append(l, bad)
+		}
+	}
+	f("bad mac", z(mutate(t, h, ifaces(func(i map[string]any) { i["mac"] = "02:42:AC:11:00:02" }, 1))), nil, 400, `interfaces[1].mac: \"02:42:AC:11:00:02\" is not a MAC address`)
+	f("interface address without a length", z(mutate(t, h, ifaces(func(i map[string]any) { i["addresses"] = []any{"10.0.0.6/24", "10.0.0.7"} }, 1))), nil, 400,
+		`interfaces[1].addresses: \"10.0.0.7\" is not an address with its prefix length`)
+	f("too many interfaces", z(mutate(t, h, ifaces(func(map[string]any) {}, heartbeat.MaxInterfaces))), nil, 400, "interfaces[4096]: more than 4096 interfaces")
+	f("bad site", z(mutate(t, h, func(m map[string]any) { m["sensor"].(map[string]any)["site"] = "Site 1" })), nil, 400, `sensor.site: \"Site 1\": want a-z`)
 	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
 	f("too deep", z([]byte(`{"format":1,"x":`+deep+`}`)), nil, 400, "deep")
 
@@ -145,7 +169,7 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 
 	// Nothing of the refused heartbeats reached the store; the good one does.
 	n.send(h)
-	for table, want := range map[string]uint64{"heartbeats": 1, "tcp_connections": 60, "events": 5, "flows": 2, "sensors": 1, "sctp_associations": 0, "sctp_endpoints": 0} {
+	for table, want := range map[string]uint64{"heartbeats": 1, "tcp_connections": 60, "events": 5, "flows": 2, "sensors": 1, "sctp_associations": 0, "sctp_endpoints": 0, "host_addresses": 2} {
 		if got := count(t, n.store, "SELECT count() AS n FROM "+table); got != want {
 			t.Errorf("%s holds %d rows, want %d", table, got, want)
 		}

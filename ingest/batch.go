@@ -30,6 +30,7 @@ type Batch struct {
 	events     eventCols
 	sctpAssocs sctpAssocCols
 	sctpEps    sctpEndpointCols
+	addrs      hostAddrCols
 
 	tables     []*table // data tables, inserted first (in parallel)
 	last       []*table // heartbeats then sensors: written only once the rows they announce are
@@ -86,8 +87,9 @@ func NewBatch() *Batch {
 	b.events.init()
 	b.sctpAssocs.init()
 	b.sctpEps.init()
+	b.addrs.init()
 	b.tables = []*table{&b.conns.table, &b.listeners.table, &b.udp.table, &b.active.table, &b.flows.table, &b.events.table,
-		&b.sctpAssocs.table, &b.sctpEps.table}
+		&b.sctpAssocs.table, &b.sctpEps.table, &b.addrs.table}
 	b.last = []*table{&b.heartbeats.table, &b.sensors.table}
 	b.every = append(append([]*table{}, b.tables...), b.last...)
 	if len(b.every) != len(mark{}) {
@@ -314,7 +316,7 @@ func (b *Batch) Reset() {
 // mark remembers each table's row count, so a heartbeat that fails half way
 // can be taken out again. It has one entry per table of Batch.every (NewBatch
 // checks the count); of reads a table's.
-type mark [10]int
+type mark [11]int
 
 func (m *mark) of(t *table) int { return m[t.at] }
 
@@ -351,6 +353,10 @@ func (b *Batch) check() error {
 func truncate(c proto.ColInput, n int) {
 	switch c := c.(type) {
 	case *proto.ColUUID:
+		*c = (*c)[:n]
+	case *proto.ColUInt8:
+		*c = (*c)[:n]
+	case *proto.ColBool:
 		*c = (*c)[:n]
 	case *proto.ColUInt16:
 		*c = (*c)[:n]
@@ -397,6 +403,10 @@ func appendRows(dst, src proto.ColInput, from, to int) {
 	switch d := dst.(type) {
 	case *proto.ColUUID:
 		*d = append(*d, (*src.(*proto.ColUUID))[from:to]...)
+	case *proto.ColUInt8:
+		*d = append(*d, (*src.(*proto.ColUInt8))[from:to]...)
+	case *proto.ColBool:
+		*d = append(*d, (*src.(*proto.ColBool))[from:to]...)
 	case *proto.ColUInt16:
 		*d = append(*d, (*src.(*proto.ColUInt16))[from:to]...)
 	case *proto.ColUInt32:
@@ -506,6 +516,7 @@ type sensorCols struct {
 	table
 	sensorID, bootID, heartbeatID     proto.ColUUID
 	hostname, flavor, version, kernel proto.ColStr
+	site                              proto.ColStr
 	seq, netns                        proto.ColUInt64
 	sentAt, receivedAt, startedAt     *proto.ColDateTime64
 	interval                          proto.ColUInt32
@@ -524,7 +535,7 @@ func (c *sensorCols) init() {
 		{Name: "sensor_version", Data: &c.version}, {Name: "boot_id", Data: &c.bootID}, {Name: "seq", Data: &c.seq},
 		{Name: "heartbeat_id", Data: &c.heartbeatID}, {Name: "sent_at", Data: c.sentAt}, {Name: "received_at", Data: c.receivedAt},
 		{Name: "started_at", Data: c.startedAt}, {Name: "interval_secs", Data: &c.interval}, {Name: "kernel", Data: &c.kernel},
-		{Name: "netns", Data: &c.netns}, {Name: "capabilities", Data: c.capabilities},
+		{Name: "netns", Data: &c.netns}, {Name: "site", Data: &c.site}, {Name: "capabilities", Data: c.capabilities},
 	}}
 }
 
@@ -782,4 +793,40 @@ func (c *sctpEndpointCols) init() {
 	in = append(in, c.procCols.cols()...)
 	in = append(in, proto.InputColumn{Name: "first_seen", Data: c.firstSeen})
 	c.table = table{name: "sctp_endpoints", input: in, day: c.observedAt}
+}
+
+// hostAddrCols are host_addresses: one row per address of an interface.
+// The interface's columns are appended as the Decoder reads it; the
+// sensor's (sensor_id, site) and the times (sent_at) once its header is
+// known, as snapCols are.
+type hostAddrCols struct {
+	table
+	sensorID            proto.ColUUID
+	site, iface, mac    proto.ColStr
+	address             proto.ColIPv6
+	netns               proto.ColUInt64
+	ifindex             proto.ColUInt32
+	prefixLen           proto.ColUInt8
+	up                  proto.ColBool
+	firstSeen, lastSeen *proto.ColDateTime64
+}
+
+func (c *hostAddrCols) init() {
+	c.firstSeen, c.lastSeen = newTime(), newTime()
+	c.table = table{name: "host_addresses", input: proto.Input{
+		{Name: "site", Data: &c.site}, {Name: "address", Data: &c.address}, {Name: "sensor_id", Data: &c.sensorID},
+		{Name: "netns", Data: &c.netns}, {Name: "interface", Data: &c.iface}, {Name: "ifindex", Data: &c.ifindex},
+		{Name: "prefix_len", Data: &c.prefixLen}, {Name: "mac", Data: &c.mac}, {Name: "up", Data: &c.up},
+		{Name: "first_seen", Data: c.firstSeen}, {Name: "last_seen", Data: c.lastSeen},
+	}}
+}
+
+// fill gives the rows appended since the last fill their sensor and times.
+func (c *hostAddrCols) fill(sensor uuid.UUID, site string, sent proto.DateTime64) {
+	for range c.address.Rows() - c.sensorID.Rows() {
+		c.sensorID.Append(sensor)
+		c.site.Append(site)
+		c.firstSeen.AppendRaw(sent)
+		c.lastSeen.AppendRaw(sent)
+	}
 }

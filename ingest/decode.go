@@ -91,6 +91,7 @@ func (d *Decoder) finish(b *Batch, h *heartbeat.Heartbeat, m mark) {
 			}
 		}
 	}
+	b.addrs.fill(h.Sensor.SensorID, h.Sensor.Site, sent)
 	for range b.flows.flowID.Rows() - b.flows.sensorID.Rows() {
 		b.flows.sensorID.Append(h.Sensor.SensorID)
 		b.flows.receivedAt.AppendRaw(recv)
@@ -137,6 +138,7 @@ func (d *Decoder) finish(b *Batch, h *heartbeat.Heartbeat, m mark) {
 	s.interval.Append(h.Sensor.IntervalSecs)
 	s.kernel.Append(h.Sensor.Kernel)
 	s.netns.Append(h.Sensor.Netns)
+	s.site.Append(h.Sensor.Site)
 	// Sorted, as the sensor wrote them: rows of one sensor compare alike.
 	d.sink.keys = d.sink.keys[:0]
 	for k := range h.Sensor.Capabilities {
@@ -246,6 +248,23 @@ func (s *sink) SCTPEndpoint(r *heartbeat.SCTPEndpoint) {
 	c.inode.Append(r.Inode)
 	c.procCols.append(&r.Process)
 	c.firstSeen.AppendRaw(ms(r.FirstSeen))
+}
+
+// Interface writes a host_addresses row for each of the interface's
+// addresses; one without addresses has nothing to resolve and writes none.
+func (s *sink) Interface(r *heartbeat.Interface) {
+	c := &s.b.addrs
+	for _, p := range r.Addresses {
+		c.address.Append(ip(p.Addr()))
+		// The length is the written one: 24 for an IPv4 /24, though the
+		// address is stored v4-mapped, as the sensor and ip(8) show it.
+		c.prefixLen.Append(uint8(p.Bits()))
+		c.netns.Append(r.Netns)
+		c.iface.Append(r.Name)
+		c.ifindex.Append(r.Index)
+		c.mac.Append(r.MAC)
+		c.up.Append(r.Up)
+	}
 }
 
 // appendAddrs appends one row of an Array(IPv6) column.

@@ -66,6 +66,10 @@ type Config struct {
 	// MetricsListen is the host:port GET /metrics is served on, plain HTTP
 	// with no token; "" (the default) serves none.
 	MetricsListen string
+	// Site names the network the host is in (heartbeat.ValidSite), so that
+	// its addresses resolve to it only among sensors of the same site; ""
+	// is the default site.
+	Site string
 }
 
 // RegisterFlags registers the sensor flags with a "sensor." prefix.
@@ -84,6 +88,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EBPF, "sensor.ebpf", "auto", "kernel probes for exact flows and DNS: auto (use them when they load), on (fail if they cannot), off")
 	fs.BoolVar(&c.AllNetns, "sensor.all-netns", true, "read the sockets of every network namespace that has a process (containers'), not only the sensor's own")
 	fs.StringVar(&c.NetnsDir, "sensor.netns-dir", "/run/netns", "folder of named network namespaces (ip netns) to read, even with no process in them; empty: none")
+	fs.StringVar(&c.Site, "sensor.site", "", "site or network the host is in (a data centre, a VPC: 1 to 63 of a-z, 0-9, '.', '_', '-'), so that other sensors' remote addresses resolve to this host only within it; empty: the default site")
 	fs.StringVar(&c.MetricsListen, "sensor.metrics-listen", "", "host:port to serve Prometheus metrics on (GET /metrics, plain HTTP, no token), e.g. 127.0.0.1:9108; empty: none")
 }
 
@@ -107,6 +112,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validMetricsListen(c.MetricsListen); err != nil {
 		return err
+	}
+	if c.Site != "" {
+		if err := heartbeat.ValidSite(c.Site); err != nil {
+			return fmt.Errorf("sensor: site %w", err)
+		}
 	}
 	return c.Link.Validate()
 }
@@ -392,6 +402,7 @@ func (s *Sensor) Heartbeat(now time.Time) (*heartbeat.Heartbeat, error) {
 			SensorID: s.id.SensorID, Hostname: s.hostname, Flavor: s.cfg.Flavor, Version: Version,
 			BootID: s.boot, StartedAt: s.started.Truncate(time.Millisecond), IntervalSecs: uint32(s.cfg.Interval / time.Second),
 			Kernel:       s.kernel,
+			Site:         s.cfg.Site,
 			Capabilities: s.capabilities(),
 		},
 	}

@@ -3,14 +3,17 @@ package sensor_test
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,6 +250,17 @@ func TestSnapshotOtherNetns(t *testing.T) {
 	if len(found) != 4 {
 		t.Errorf("in the child's namespace %d the heartbeat has %v, want its listener, both ends of its connection and its UDP socket", childNS, found)
 	}
+	// Its interfaces are read from inside it, entered through the child
+	// (/proc/<pid>/ns/net): its lo, up, holding 127.0.0.1/8.
+	var lo []heartbeat.Interface
+	for _, r := range h.Interfaces {
+		if r.Netns == childNS {
+			lo = append(lo, r)
+		}
+	}
+	if len(lo) != 1 || lo[0].Name != "lo" || !lo[0].Up || !slices.Contains(lo[0].Addresses, netip.MustParsePrefix("127.0.0.1/8")) {
+		t.Errorf("interfaces of the child's namespace: %+v, want its lo up with 127.0.0.1/8", lo)
+	}
 	own := newSensor(t, "http://127.0.0.1:1/v1/heartbeat", time.Second)
 	h, err = own.Heartbeat(time.Now())
 	if err != nil {
@@ -256,6 +270,14 @@ func TestSnapshotOtherNetns(t *testing.T) {
 		if l.Netns != h.Sensor.Netns {
 			t.Errorf("with AllNetns off, a listener of namespace %d: %+v", l.Netns, l)
 		}
+	}
+	for _, r := range h.Interfaces {
+		if r.Netns != h.Sensor.Netns {
+			t.Errorf("with AllNetns off, an interface of namespace %d: %+v", r.Netns, r)
+		}
+	}
+	if len(h.Interfaces) == 0 {
+		t.Errorf("no interfaces of the sensor's own namespace")
 	}
 }
 
@@ -407,4 +429,27 @@ func countAssocs(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return len(strings.Split(strings.TrimSpace(string(b)), "\n")) - 1 // header
+}
+
+// --sensor.site is a label the format takes, or the sensor does not start:
+// a site ingest would refuse would cost every heartbeat.
+func TestSiteFlag(t *testing.T) {
+	for site, want := range map[string]string{"": "", "fra1": "", "lab-1.east_2": "", "Lab1": `sensor: site "Lab1": want a-z`,
+		"a b": `sensor: site "a b"`, "-x": `sensor: site "-x"`, strings.Repeat("s", 64): "want 1 to 63 bytes"} {
+		fs := flag.NewFlagSet("sensor", flag.ContinueOnError)
+		var cfg sensor.Config
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse([]string{"--sensor.site=" + site, "--sensor.ingest=http://127.0.0.1:1/v1/heartbeat", "--sensor.token=x"}); err != nil {
+			t.Fatal(err)
+		}
+		err := cfg.Validate()
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("site %q: %v", site, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("site %q: got %v, want %q", site, err, want)
+		case cfg.Site != site:
+			t.Errorf("site %q parsed as %q", site, cfg.Site)
+		}
+	}
 }

@@ -28,6 +28,7 @@ type snapshot struct {
 	spaces []procnet.Namespace
 	seen   map[sockKey]time.Time
 	taken  bool
+	ifaces ifaces
 }
 
 // read takes the sockets of every network namespace: the sensor's own (its
@@ -70,6 +71,7 @@ func (sn *snapshot) read(s *Sensor, h *heartbeat.Heartbeat, now time.Time) error
 		}
 	}
 	sn.socks = socks
+	sn.ifaces.read(s, h, sn.spaces)
 	sn.inodes = sn.inodes[:0]
 	for i := range socks {
 		if socks[i].Inode != 0 {

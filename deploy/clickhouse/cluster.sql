@@ -471,3 +471,29 @@ ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt
 
 ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [local_address, remote_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [local_port, remote_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1;
 
+ALTER TABLE sensors_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS site LowCardinality(String) DEFAULT '' AFTER netns;
+
+ALTER TABLE sensors ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS site LowCardinality(String) DEFAULT '' AFTER netns;
+
+CREATE TABLE IF NOT EXISTS host_addresses_local ON CLUSTER 'netview'
+(
+    site        LowCardinality(String),
+    address     IPv6,
+    sensor_id   UUID,
+    netns       UInt64,
+    interface   LowCardinality(String),
+    ifindex     UInt32,
+    prefix_len  UInt8,
+    mac         String,
+    up          Bool,
+    first_seen  SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/host_addresses_local', '{replica}')
+ORDER BY (site, address, sensor_id, netns, interface, ifindex, prefix_len, mac, up)
+TTL toDateTime(last_seen) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS host_addresses ON CLUSTER 'netview' AS host_addresses_local
+ENGINE = Distributed('netview', currentDatabase(), host_addresses_local, cityHash64(sensor_id));
+

@@ -1,4 +1,7 @@
-// Package diag dumps TCP sockets with their byte counters through netlink socket diagnostics (INET_DIAG).
+// Package diag dumps TCP sockets with their byte counters through netlink
+// socket diagnostics (INET_DIAG), and network interfaces with their
+// addresses through rtnetlink (RTM_GETLINK, RTM_GETADDR), over one netlink
+// socket code.
 package diag
 
 import (
@@ -45,6 +48,7 @@ const recvBufSize = 32 << 10
 // Conn is one netlink socket, reused between dumps; not safe for concurrent use.
 type Conn struct {
 	fd     int // -1 after an aborted dump; reopened by the next TCP call
+	proto  int // NETLINK_SOCK_DIAG or NETLINK_ROUTE
 	closed bool
 	seq    uint32
 	buf    []byte
@@ -52,16 +56,20 @@ type Conn struct {
 }
 
 // Open opens a NETLINK_SOCK_DIAG socket connected to the kernel.
-func Open() (*Conn, error) {
-	fd, err := openSocket()
+func Open() (*Conn, error) { return open(unix.NETLINK_SOCK_DIAG) }
+
+func open(proto int) (*Conn, error) {
+	fd, err := openSocket(proto)
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{fd: fd, buf: make([]byte, recvBufSize)}, nil
+	return &Conn{fd: fd, proto: proto, buf: make([]byte, recvBufSize)}, nil
 }
 
-func openSocket() (int, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+// openSocket opens a netlink socket of proto in the calling thread's
+// network namespace: the socket stays in it for its life.
+func openSocket(proto int) (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		if errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT) {
 			return -1, fmt.Errorf("%w: %w", ErrUnsupported, err)
@@ -106,12 +114,8 @@ func (c *Conn) TCP(states uint32, dst []Sock) ([]Sock, error) {
 	if c.closed {
 		return dst, errClosed
 	}
-	if c.fd < 0 {
-		fd, err := openSocket()
-		if err != nil {
-			return dst, err
-		}
-		c.fd = fd
+	if err := c.ensure(); err != nil {
+		return dst, err
 	}
 	if states == 0 {
 		states = ^uint32(0)
@@ -131,33 +135,64 @@ func (c *Conn) TCP(states uint32, dst []Sock) ([]Sock, error) {
 func (c *Conn) dump(family uint8, states uint32, dst []Sock) ([]Sock, error) {
 	c.seq++
 	putRequest(c.req[:], c.seq, family, states)
-	if _, err := unix.Write(c.fd, c.req[:]); err != nil {
+	ioErr, err := c.exchange(c.req[:reqLen], func(b []byte) (done bool, err error) {
+		dst, done, err = parse(b, c.seq, dst)
+		return done, err
+	})
+	switch {
+	case ioErr != nil:
+		return dst, ioErr
+	case errors.Is(err, unix.ENOENT):
+		// No inet_diag handler for this family/protocol (tcp_diag not built or loadable).
+		return dst, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	case err != nil:
+		return dst, fmt.Errorf("diag: family %d: %w", family, err)
+	}
+	return dst, nil
+}
+
+// ensure reopens the socket after an aborted dump or a Release, in the
+// calling thread's network namespace.
+func (c *Conn) ensure() error {
+	if c.fd >= 0 {
+		return nil
+	}
+	fd, err := openSocket(c.proto)
+	if err != nil {
+		return err
+	}
+	c.fd = fd
+	return nil
+}
+
+// exchange sends one dump request and hands every datagram of the answer
+// to datagram until it reports the dump done. A failure to send or
+// receive is ioErr, one datagram refused err; after either the socket may
+// hold the rest of the dump, so it is dropped and reopened on the next
+// call.
+func (c *Conn) exchange(req []byte, datagram func(b []byte) (done bool, err error)) (ioErr, err error) {
+	if _, err := unix.Write(c.fd, req); err != nil {
 		c.abort()
-		return dst, fmt.Errorf("diag: send request: %w", err)
+		return fmt.Errorf("diag: send request: %w", err), nil
 	}
 	for {
 		n, err := recvTrunc(c.fd, c.buf)
 		if err != nil {
 			c.abort()
-			return dst, fmt.Errorf("diag: receive: %w", err)
+			return fmt.Errorf("diag: receive: %w", err), nil
 		}
 		if n > len(c.buf) {
 			c.abort()
 			c.buf = make([]byte, (n+4095)&^4095)
-			return dst, fmt.Errorf("diag: %d-byte datagram truncated, buffer grown for the next dump", n)
+			return fmt.Errorf("diag: %d-byte datagram truncated, buffer grown for the next dump", n), nil
 		}
-		var done bool
-		dst, done, err = parse(c.buf[:n], c.seq, dst)
+		done, err := datagram(c.buf[:n])
 		if err != nil {
 			c.abort()
-			if errors.Is(err, unix.ENOENT) {
-				// No inet_diag handler for this family/protocol (tcp_diag not built or loadable).
-				return dst, fmt.Errorf("%w: %w", ErrUnsupported, err)
-			}
-			return dst, fmt.Errorf("diag: family %d: %w", family, err)
+			return nil, err
 		}
 		if done {
-			return dst, nil
+			return nil, nil
 		}
 	}
 }

@@ -72,14 +72,33 @@ func putRequest(b []byte, seq uint32, family uint8, states uint32) {
 // which is returned as err). Messages of another sequence number are
 // skipped. b is only read during the call: Sock values copy what they need.
 func parse(b []byte, seq uint32, dst []Sock) (_ []Sock, done bool, err error) {
+	done, err = walk(b, seq, func(typ uint16, payload []byte) error {
+		if typ != unix.SOCK_DIAG_BY_FAMILY {
+			return fmt.Errorf("unexpected netlink message type %d", typ)
+		}
+		s, err := parseSock(payload)
+		if err != nil {
+			return err
+		}
+		dst = append(dst, s)
+		return nil
+	})
+	return dst, done, err
+}
+
+// walk goes through the messages of one datagram of a dump, handing each
+// of the dump's own (sequence number seq) to msg by type and payload, and
+// reports the end of the dump (NLMSG_DONE, or an NLMSG_ERROR returned as
+// err). The sock_diag and rtnetlink dumps share it.
+func walk(b []byte, seq uint32, msg func(typ uint16, payload []byte) error) (done bool, err error) {
 	ne := binary.NativeEndian
 	for len(b) > 0 {
 		if len(b) < nlmsgHdrLen {
-			return dst, false, fmt.Errorf("netlink header: %w (%d bytes left)", errShort, len(b))
+			return false, fmt.Errorf("netlink header: %w (%d bytes left)", errShort, len(b))
 		}
 		l := int(ne.Uint32(b[0:]))
 		if l < nlmsgHdrLen || l > len(b) {
-			return dst, false, fmt.Errorf("netlink header: length %d of %d bytes: %w", l, len(b), errShort)
+			return false, fmt.Errorf("netlink header: length %d of %d bytes: %w", l, len(b), errShort)
 		}
 		typ := ne.Uint16(b[4:])
 		mseq := ne.Uint32(b[8:])
@@ -94,35 +113,50 @@ func parse(b []byte, seq uint32, dst []Sock) (_ []Sock, done bool, err error) {
 			// The payload is the dump's return value; negative is an errno.
 			if len(payload) >= 4 {
 				if e := int32(ne.Uint32(payload)); e < 0 {
-					return dst, true, fmt.Errorf("dump: %w", syscall.Errno(-e))
+					return true, fmt.Errorf("dump: %w", syscall.Errno(-e))
 				}
 			}
-			return dst, true, nil
+			return true, nil
 		case unix.NLMSG_ERROR:
 			if len(payload) < 4 {
-				return dst, true, fmt.Errorf("NLMSG_ERROR: %w", errShort)
+				return true, fmt.Errorf("NLMSG_ERROR: %w", errShort)
 			}
 			e := int32(ne.Uint32(payload))
 			if e == 0 {
-				return dst, true, nil // an ack, not sent for dumps unless asked
+				return true, nil // an ack, not sent for dumps unless asked
 			}
 			if e > 0 {
-				return dst, true, fmt.Errorf("NLMSG_ERROR with invalid code %d", e)
+				return true, fmt.Errorf("NLMSG_ERROR with invalid code %d", e)
 			}
-			return dst, true, fmt.Errorf("netlink: %w", syscall.Errno(-e))
+			return true, fmt.Errorf("netlink: %w", syscall.Errno(-e))
 		case unix.NLMSG_OVERRUN:
-			return dst, true, errors.New("netlink: overrun, data lost")
-		case unix.SOCK_DIAG_BY_FAMILY:
-			s, err := parseSock(payload)
-			if err != nil {
-				return dst, false, err
-			}
-			dst = append(dst, s)
+			return true, errors.New("netlink: overrun, data lost")
 		default:
-			return dst, false, fmt.Errorf("unexpected netlink message type %d", typ)
+			if err := msg(typ, payload); err != nil {
+				return false, err
+			}
 		}
 	}
-	return dst, false, nil
+	return false, nil
+}
+
+// attrs hands each attribute (struct rtattr) of a that precedes them to
+// attr, by type (flags stripped) and data. Each rtattr length counts its
+// header but not the padding to the next one.
+func attrs(a []byte, attr func(typ uint16, data []byte)) error {
+	ne := binary.NativeEndian
+	for len(a) > 0 {
+		if len(a) < rtaHdrLen {
+			return fmt.Errorf("%w: %d stray bytes", errAttr, len(a))
+		}
+		l := int(ne.Uint16(a[0:]))
+		if l < rtaHdrLen || l > len(a) {
+			return fmt.Errorf("%w: length %d of %d bytes", errAttr, l, len(a))
+		}
+		attr(ne.Uint16(a[2:])&nlaTypeMask, a[rtaHdrLen:l])
+		a = a[min(align4(l), len(a)):]
+	}
+	return nil
 }
 
 // parseSock decodes struct inet_diag_msg and its attributes.
@@ -150,27 +184,14 @@ func parseSock(m []byte) (Sock, error) {
 	s.UID = ne.Uint32(m[offUID:])
 	s.Inode = uint64(ne.Uint32(m[offInode:]))
 
-	// Attributes follow the message at its 4-byte-aligned end. Each rtattr
-	// length counts its header but not the padding to the next one.
-	a := m[min(align4(diagMsgLen), len(m)):]
-	for len(a) > 0 {
-		if len(a) < rtaHdrLen {
-			return s, fmt.Errorf("%w: %d stray bytes", errAttr, len(a))
+	// Attributes follow the message at its 4-byte-aligned end.
+	err := attrs(m[min(align4(diagMsgLen), len(m)):], func(typ uint16, info []byte) {
+		// Kernels before 4.1 send a struct tcp_info without the counters.
+		if typ == inetDiagInfo && len(info) >= tcpInfoMinLen {
+			s.BytesSent = ne.Uint64(info[offBytesAcked:])
+			s.BytesReceived = ne.Uint64(info[offBytesReceived:])
+			s.HasBytes = true
 		}
-		l := int(ne.Uint16(a[0:]))
-		if l < rtaHdrLen || l > len(a) {
-			return s, fmt.Errorf("%w: length %d of %d bytes", errAttr, l, len(a))
-		}
-		if ne.Uint16(a[2:])&nlaTypeMask == inetDiagInfo {
-			info := a[rtaHdrLen:l]
-			// Kernels before 4.1 send a struct tcp_info without the counters.
-			if len(info) >= tcpInfoMinLen {
-				s.BytesSent = ne.Uint64(info[offBytesAcked:])
-				s.BytesReceived = ne.Uint64(info[offBytesReceived:])
-				s.HasBytes = true
-			}
-		}
-		a = a[min(align4(l), len(a)):]
-	}
-	return s, nil
+	})
+	return s, err
 }

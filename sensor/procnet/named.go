@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -99,4 +100,17 @@ func InNetns(path string, fn func() error) error {
 		done <- fn()
 	}()
 	return <-done
+}
+
+// NetnsPath is the file that names ns for InNetns: its Path for a named
+// one, <root>/<pid>/ns/net for one read through a process, and "" for the
+// reader's own (PID 0 without a Path), which needs no entering.
+func (fsys FS) NetnsPath(ns Namespace) string {
+	switch {
+	case ns.Path != "":
+		return ns.Path
+	case ns.PID > 0:
+		return filepath.Join(fsys.root, strconv.Itoa(ns.PID), "ns", "net")
+	}
+	return ""
 }

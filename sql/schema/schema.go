@@ -96,7 +96,8 @@ type Options struct {
 	// (ON CLUSTER, Replicated engines, Distributed tables).
 	Cluster string
 	// EventsTTLDays, when above zero, sets how long events and completed
-	// flows are kept.
+	// flows are kept, and the addresses of host_addresses after they were
+	// last seen.
 	EventsTTLDays int
 }
 
@@ -132,7 +133,9 @@ func Migrate(ctx context.Context, s store.Store, o Options) (int, error) {
 		current = m.Version
 	}
 	if o.EventsTTLDays > 0 {
-		for table, column := range map[string]string{"events": "time", "flows": "ended_at"} {
+		// host_addresses is kept as long as events are, so that the
+		// addresses of every stored event resolve at its time.
+		for table, column := range map[string]string{"events": "time", "flows": "ended_at", "host_addresses": "last_seen"} {
 			if err := setTTL(ctx, s, o.Cluster, table, column, o.EventsTTLDays); err != nil {
 				return current, err
 			}

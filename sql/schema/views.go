@@ -21,3 +21,68 @@ const ActiveConnections = `SELECT sensor_id, local_address, local_port, remote_a
 FROM tcp_connections
 WHERE ` + Latest + `
 GROUP BY sensor_id, netns, local_address, local_port, remote_address, remote_port, inode`
+
+// addressHoldings are the owners of addresses at {at:DateTime64(3, 'UTC')},
+// give or take {slack_secs:UInt32} (a sensor reports its addresses once a
+// heartbeat, so an address is held between two reports; a slack of about
+// two intervals bridges them). The innermost query groups by the whole
+// sorting key of host_addresses, as its merges do, so the spans it sees are
+// the same before and after a merge. An owner is a sensor's network
+// namespace; the interfaces holding the address there are listed. where
+// narrows host_addresses before anything is grouped.
+func addressHoldings(where string) string {
+	return `SELECT site, address, sensor_id, netns, arraySort(groupUniqArray(interface)) AS interfaces,
+        min(held_from) AS first_seen, max(held_to) AS last_seen, max(up) AS up
+    FROM (
+        SELECT site, address, sensor_id, netns, interface, up, min(first_seen) AS held_from, max(last_seen) AS held_to
+        FROM host_addresses
+        ` + where + `
+        GROUP BY site, address, sensor_id, netns, interface, ifindex, prefix_len, mac, up
+        HAVING held_from <= {at:DateTime64(3, 'UTC')} + toIntervalSecond({slack_secs:UInt32})
+           AND held_to >= {at:DateTime64(3, 'UTC')} - toIntervalSecond({slack_secs:UInt32})
+    )
+    GROUP BY site, address, sensor_id, netns`
+}
+
+// resolution names what the owners of an address make of it: one owner
+// resolves it; several are ambiguous (the same private address in two
+// networks tagged as one site, NAT, a virtual address on every node), and
+// no candidate is picked over the others; none leaves it unknown.
+const resolution = `count() AS owners,
+    multiIf(owners = 0, 'unknown', owners = 1, 'resolved', 'ambiguous') AS resolution,
+    arraySort(groupArray((sensor_id, netns, interfaces, up, first_seen, last_seen))) AS candidates`
+
+// ResolveAddress resolves {address:IPv6} within {site:String} at
+// {at:DateTime64(3, 'UTC')}, give or take {slack_secs:UInt32}: one row of
+// owners, resolution (resolved, ambiguous or unknown) and candidates, each
+// (sensor_id, netns, interfaces, up, first_seen, last_seen), sorted by
+// sensor. An address of an interface that was down is still held: up says
+// so. A loopback address is the asking row's own host, not looked up here.
+var ResolveAddress = `SELECT ` + resolution + `
+FROM (` + addressHoldings(`WHERE site = {site:String} AND address = {address:IPv6}`) + `)`
+
+// AddressOwners is ResolveAddress for every address of every site at once,
+// one row per (site, address) held at the time, for joining against the
+// remote addresses of many rows: an address absent from it is unknown.
+var AddressOwners = `SELECT site, address, ` + resolution + `
+FROM (` + addressHoldings(``) + `)
+GROUP BY site, address`
+
+// ListenersOf names the TCP listeners that take connections to
+// {address:IPv6} port {port:UInt16} at the address's owners within
+// {site:String} (as ResolveAddress finds them at {at:DateTime64(3, 'UTC')}
+// ± {slack_secs:UInt32}), each from its sensor's newest snapshot: a
+// listener in the owner's namespace bound to the address itself, to ::
+// (which takes IPv4 too) or, for an IPv4 address, to 0.0.0.0. So an edge
+// whose remote end is ambiguous lists every candidate's listener, and one
+// whose owner listens on no such port lists none. Listeners are snapshot
+// rows: this says who listens now, not at the time asked.
+var ListenersOf = `SELECT sensor_id, netns, local_address, local_port, inode,
+    argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, max(seq) AS last_seq
+FROM tcp_listeners
+WHERE ` + Latest + `
+  AND local_port = {port:UInt16}
+  AND (local_address = {address:IPv6} OR local_address = toIPv6('::')
+       OR (local_address = toIPv6('::ffff:0.0.0.0') AND {address:IPv6} BETWEEN toIPv6('::ffff:0.0.0.0') AND toIPv6('::ffff:255.255.255.255')))
+  AND (sensor_id, netns) IN (SELECT sensor_id, netns FROM (` + addressHoldings(`WHERE site = {site:String} AND address = {address:IPv6}`) + `))
+GROUP BY sensor_id, netns, local_address, local_port, inode`
