@@ -328,7 +328,17 @@ var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 // keyset cursor on (time, event_id). The window is fixed by the first page
 // and carried in the cursor, so later pages walk the same window.
 func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-	q := query(r, append([]string{"sensor_id", "kind", "since", "until", "limit", "cursor"}, scopeParams...)...)
+	return s.eventsOrExport(ctx, r, false)
+}
+
+// eventsOrExport answers the events list, or with export its whole window
+// streamed (export.go): one query for both, so they cannot differ.
+func (s *Server) eventsOrExport(ctx context.Context, r *fasthttp.RequestCtx, export bool) ([]byte, error) {
+	known := []string{"sensor_id", "kind", "since", "until", "limit", "cursor"}
+	if export {
+		known = []string{"sensor_id", "kind", "since", "until", "format"}
+	}
+	q := query(r, append(known, scopeParams...)...)
 	sensor := q.sensor()
 	sc := q.scope(targets["events"])
 	limit := q.int("limit", 100, 1, 1000)
@@ -394,9 +404,16 @@ func (s *Server) events(ctx context.Context, r *fasthttp.RequestCtx, _ *principa
 		sqlText += ` AND (time, event_id) < ({t:DateTime64(3, 'UTC')}, {id:UUID})`
 		params = append(params, store.P("t", after[0]), store.P("id", after[1]))
 	}
-	sqlText += ` ORDER BY time DESC, event_id DESC LIMIT {limit:UInt64}
+	sqlText += ` ORDER BY time DESC, event_id DESC`
+	if !export {
+		sqlText += ` LIMIT {limit:UInt64}`
+	}
+	sqlText += `
     ) AS e LEFT JOIN (SELECT sensor_id, argMax(hostname, seq) AS hostname FROM sensors GROUP BY sensor_id) AS s USING (sensor_id)
     ORDER BY time DESC, event_id DESC`
+	if export {
+		return nil, s.export(ctx, r, q, "events", store.Query{SQL: sqlText, Params: params}, eventOut)
+	}
 	var next string
 	return list("events", func(b []byte) ([]byte, error) {
 		b, n, last, err := selectJSON(ctx, s.store, store.Query{SQL: sqlText, Params: params}, eventOut, eventKey, b)

@@ -1,9 +1,14 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"net/netip"
 	"net/url"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -532,5 +537,126 @@ func TestHuntFilterErrors(t *testing.T) {
 		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
 			t.Errorf("GET %s: %d %v, want 400 naming %s", c.path, code, out, c.param)
 		}
+	}
+}
+
+// TestHuntExport: each export is its list's whole answer, streamed: the
+// rows of a v2 walk to its end in the same order, as the same objects in
+// NDJSON and the same values in CSV, as many as v1's total; a bad format,
+// a list's paging parameters and a filter the view does not have are 400s.
+func TestHuntExport(t *testing.T) {
+	f := start(t)
+	now := time.Now()
+	f.ingest.Send(huntBeat(now))
+	// More rows than a v2 page (100) in each, and for the connections more
+	// than the 1 MiB answered before the stream begins, in both formats.
+	f.fleet(3, 1, heartbeat.Shape{Conns: 1800, Listeners: 50, UDP: 50, ActiveFlows: 60, Events: 100})
+	since, until := now.Add(-time.Minute).UTC().Truncate(time.Millisecond), now.Add(time.Minute).UTC().Truncate(time.Millisecond)
+	window := "since=" + url.QueryEscape(since.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(until.Format(time.RFC3339Nano))
+	filename := regexp.MustCompile(`^attachment; filename="netview-([a-z]+)-\d{8}T\d{6}Z\.(csv|ndjson)"$`)
+	for _, c := range []struct {
+		list, name, query string
+		streamed          bool // larger than what is answered before streaming
+	}{
+		{"/api/v2/network/connections", "connections", "addr=10.0.0.0/8", true},
+		{"/api/v2/network/listening", "listening", "binary=nginx", false},
+		{"/api/v2/network/udp", "udp", "binary=upf&uid=0", false},
+		{"/api/v2/network/flows", "flows", "protocol=tcp&state=ESTABLISHED", false},
+		{"/api/v2/events", "events", "src_addr=10.9.0.1&" + window, false},
+	} {
+		want := f.walk(c.list+"?limit=500&"+c.query, c.name, nil)
+		if len(want) <= 100 {
+			t.Fatalf("%s?%s: %d rows, the test needs more than a page of 100", c.name, c.query, len(want))
+		}
+		if c.name != "events" {
+			if rest, _ := f.list(strings.Replace(c.list, "/v2/", "/v1/", 1)+"?page_size=1&"+c.query, c.name); num(rest, "total") != float64(len(want)) {
+				t.Errorf("v1 %s?%s: total %v, the v2 walk has %d", c.name, c.query, rest["total"], len(want))
+			}
+		}
+		get := func(format string) []byte {
+			code, body, h := f.raw("GET", c.list+"/export?format="+format+"&"+c.query, viewerToken, nil)
+			if code != 200 {
+				t.Fatalf("%s export?format=%s&%s: %d %s", c.name, format, c.query, code, body)
+			}
+			if m := filename.FindStringSubmatch(h.Get("Content-Disposition")); m == nil || m[1] != c.name || m[2] != format {
+				t.Errorf("%s export as %s: Content-Disposition %q", c.name, format, h.Get("Content-Disposition"))
+			}
+			if ct := map[string]string{"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}[format]; h.Get("Content-Type") != ct {
+				t.Errorf("%s export as %s: Content-Type %q, want %q", c.name, format, h.Get("Content-Type"), ct)
+			}
+			if streamed := h.Get("Content-Length") == ""; streamed != c.streamed || streamed != (len(body) > 1<<20) {
+				t.Errorf("%s export as %s: %d bytes, streamed (no Content-Length) %v, want %v", c.name, format, len(body), streamed, c.streamed)
+			}
+			return body
+		}
+
+		// NDJSON: the list's objects, one a line, in the list's order.
+		lines := strings.Split(strings.TrimSuffix(string(get("ndjson")), "\n"), "\n")
+		if len(lines) != len(want) {
+			t.Errorf("%s NDJSON: %d lines, the v2 walk has %d rows", c.name, len(lines), len(want))
+		}
+		for i := range min(len(lines), len(want)) {
+			var got row
+			if err := json.Unmarshal([]byte(lines[i]), &got); err != nil || !reflect.DeepEqual(got, want[i]) {
+				t.Fatalf("%s NDJSON line %d: %s (%v), the list has %v", c.name, i+1, lines[i], err, want[i])
+			}
+		}
+
+		// CSV: a header of the list's names, then its values.
+		recs, err := csv.NewReader(bytes.NewReader(get("csv"))).ReadAll()
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("%s CSV: %v", c.name, err)
+		}
+		if len(recs)-1 != len(want) {
+			t.Errorf("%s CSV: %d rows, want %d", c.name, len(recs)-1, len(want))
+		}
+		head := recs[0]
+		if len(head) != len(want[0]) {
+			t.Errorf("%s CSV header %v, the list's rows have %d fields", c.name, head, len(want[0]))
+		}
+		for i, rec := range recs[1:min(len(recs), len(want)+1)] {
+			for j, name := range head {
+				v, ok := want[i][name]
+				var text string
+				switch v := v.(type) {
+				case nil:
+				case string:
+					text = v
+				case float64:
+					text = strconv.FormatFloat(v, 'f', -1, 64)
+				case bool:
+					text = strconv.FormatBool(v)
+				default:
+					b, _ := json.Marshal(v)
+					text = string(b)
+				}
+				if !ok || rec[j] != text {
+					t.Fatalf("%s CSV row %d %s = %q, the list has %v", c.name, i+1, name, rec[j], v)
+				}
+			}
+		}
+	}
+
+	for _, c := range []struct{ path, param string }{
+		{"/api/v2/network/connections/export", "format"},
+		{"/api/v2/network/connections/export?format=xlsx", "format"},
+		{"/api/v2/network/udp/export?format=csv&format=ndjson", "format"},
+		{"/api/v2/events/export?kind=dns_query", "format"},
+		{"/api/v2/network/listening/export?format=csv&remote_addr=10.0.0.1", "remote_addr"},
+		{"/api/v2/network/connections/export?format=ndjson&dns=evil.example", "dns"},
+		{"/api/v2/network/udp/export?format=csv&state=ESTABLISHED", "state"},
+		{"/api/v2/network/flows/export?format=csv&local_addr=10.0.0.1", "local_addr"},
+		{"/api/v2/events/export?format=csv&direction=inbound", "direction"},
+		{"/api/v2/network/flows/export?format=csv&limit=10", "limit"},
+		{"/api/v2/events/export?format=csv&cursor=abc", "cursor"},
+		{"/api/v2/network/connections/export?format=csv&addr=10.0.0", "addr"},
+	} {
+		var out map[string]any
+		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
+			t.Errorf("GET %s: %d %v, want 400 naming %s", c.path, code, out, c.param)
+		}
+	}
+	if code, _, h := f.raw("GET", "/api/v2/network/flows/export?format=csv", "", nil); code != 401 || h.Get("Content-Disposition") != "" {
+		t.Errorf("an export without a token: %d, Content-Disposition %q", code, h.Get("Content-Disposition"))
 	}
 }

@@ -284,6 +284,13 @@ type endpoint struct {
 	action string
 }
 
+// exportViews are the v2 lists' exports (export.go), by path: each has the
+// role of its list.
+var exportViews = map[string]*view{
+	"/api/v2/network/connections/export": connectionsView, "/api/v2/network/listening/export": listeningView,
+	"/api/v2/network/udp/export": udpView, "/api/v2/network/flows/export": flowsView,
+}
+
 func (s *Server) route(path string) endpoint {
 	view := func(h handler) endpoint { return endpoint{h: h, method: "GET", role: creds.Viewer} }
 	switch path {
@@ -307,10 +314,15 @@ func (s *Server) route(path string) endpoint {
 		return view(s.listV2(udpView))
 	case "/api/v2/network/flows":
 		return view(s.listV2(flowsView))
+	case "/api/v2/events/export":
+		return view(s.exportEvents)
 	case "/api/v1/sql":
 		if s.sql != nil {
 			return endpoint{h: s.analystSQL, method: "POST", role: creds.Analyst, action: actionSQL}
 		}
+	}
+	if v := exportViews[path]; v != nil {
+		return view(s.exportView(v))
 	}
 	if a, ok := adminOps[path]; ok {
 		return endpoint{h: s.admin(a), method: a.method, role: creds.Admin, action: a.action}

@@ -176,6 +176,15 @@ type result struct {
 // headBytes, streamed otherwise. done runs when the statement has ended.
 // The rows returned are those written before the answer began.
 func runStreamed(ctx context.Context, ro store.Store, q, format string, r *fasthttp.RequestCtx, done func()) (int, error) {
+	return streamed(ctx, r, analyst.ContentType(format), done, func(ctx context.Context, w io.Writer) (int, error) {
+		return analyst.RunRows(ctx, ro, q, format, w)
+	})
+}
+
+// streamed answers r with what run writes, of type contentType, as
+// runStreamed does: run is the statement (analysts' SQL, or a view's
+// export, export.go).
+func streamed(ctx context.Context, r *fasthttp.RequestCtx, contentType string, done func(), run func(context.Context, io.Writer) (int, error)) (int, error) {
 	// The statement outlives the handler when it streams: it keeps the
 	// request's deadline, not its cancellation, and stops when the client
 	// stops reading (a failed write) or the deadline passes.
@@ -188,7 +197,7 @@ func runStreamed(ctx context.Context, ro store.Store, q, format string, r *fasth
 	go func() {
 		defer done()
 		defer cancel()
-		n, err := analyst.RunRows(sctx, ro, q, format, h)
+		n, err := run(sctx, h)
 		if h.out != nil {
 			// Streaming: the status is sent; an error breaks the body off.
 			pw := h.out.(*io.PipeWriter)
@@ -205,12 +214,12 @@ func runStreamed(ctx context.Context, ro store.Store, q, format string, r *fasth
 		if res.err != nil {
 			return 0, res.err
 		}
-		r.SetContentType(analyst.ContentType(format))
+		r.SetContentType(contentType)
 		r.SetBody(h.buf.Bytes())
 		return res.rows, nil
 	case n := <-h.begin:
 		pr, pw := io.Pipe()
-		r.SetContentType(analyst.ContentType(format))
+		r.SetContentType(contentType)
 		// fasthttp reads the pipe after the handler returns (the audit row
 		// is written by then) and closes it when the client goes away or
 		// the body is dropped, which fails the statement's next write.

@@ -206,8 +206,11 @@ func (v *view) where(p *page) (string, []store.Param) {
 // sorts as the smallest value.
 func (v *view) sql(p *page) (string, []store.Param) {
 	where, params := v.where(p)
-	limit := " LIMIT {limit:UInt64}"
-	params = append(params, store.P("limit", strconv.Itoa(p.limit)))
+	limit := ""
+	if p.limit > 0 { // 0: every row, as an export asks (export.go)
+		limit = " LIMIT {limit:UInt64}"
+		params = append(params, store.P("limit", strconv.Itoa(p.limit)))
+	}
 	if p.offset > 0 {
 		limit += " OFFSET {offset:UInt64}"
 		params = append(params, store.P("offset", strconv.FormatUint(p.offset, 10)))
