@@ -739,6 +739,50 @@ await check('an event\'s detail links to its flow, its connection and its DNS lo
   assert.ok(await page.locator('#content tbody tr').count() > 0);
 });
 
+// exported downloads the view's export in a format and returns its text.
+const exported = async (fmt) => {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-' + fmt)]);
+  assert.equal(await dl.failure(), null);
+  const text = readFileSync(await dl.path(), 'utf8');
+  await page.waitForFunction(() => /^Exported /.test(document.getElementById('export-status').textContent));
+  return text;
+};
+const lines = (text) => text.split('\n').filter((l, i, a) => !(i === a.length - 1 && l === ''));
+
+await check('export: the whole result of a view or a search, CSV and NDJSON, as many rows as the view counts', async () => {
+  // the default Connections view (TIME_WAIT hidden): every page, not one
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  assert.ok(F.Connections > 100, 'more rows than a page');
+  let csv = lines(await exported('csv'));
+  assert.equal(csv.length - 1, await viewTotal(), 'a header and one line a row');
+  assert.equal(csv.length - 1, F.Connections);
+  const head = csv[0].split(',');
+  assert.ok(head.includes('local_address') && head.includes('state'), 'a CSV header row: ' + csv[0]);
+  const st = head.indexOf('state');
+  assert.ok(csv.slice(1).every((l) => l.split(',')[st] !== 'TIME_WAIT'), 'the export leaves out what the view hides');
+  // a search: the export has its filters
+  const curl = F.Searches.find((f) => f.Text === 'proc:curl');
+  await search(curl.Text);
+  await page.waitForURL((u) => u.search === '?' + curl.Query);
+  await settle();
+  csv = lines(await exported('csv'));
+  assert.equal(csv.length - 1, await viewTotal());
+  assert.equal(csv.length - 1, curl.Rows);
+  const bi = csv[0].split(',').indexOf('binary');
+  assert.deepEqual([...new Set(csv.slice(1).map((l) => l.split(',')[bi]))], ['curl']);
+  const nd = lines(await exported('ndjson')).map((l) => JSON.parse(l));
+  assert.equal(nd.length, curl.Rows);
+  assert.ok(nd.every((r) => r.binary === 'curl' && r.state !== 'TIME_WAIT'));
+  assert.equal(await page.getAttribute('#export-csv', 'href'), `/api/v2/network/connections/export?${curl.Query}&state=%21TIME_WAIT&format=csv`, 'a link to the export endpoint');
+  // Investigate: the window and the kinds too
+  await page.goto(BASE + '/investigate?kind=network_connect');
+  await answered();
+  const ev = lines(await exported('ndjson')).map((l) => JSON.parse(l));
+  assert.equal(ev.length, F.ConnectsLastHour, 'every connect of the window, not the first 100');
+  assert.ok(ev.every((e) => e.kind === 'network_connect'));
+});
+
 await check('errors say what to do; signing out hides the data', async () => {
   await page.goto(BASE + '/network/connections?page=999');
   await settle();
