@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
@@ -16,7 +17,7 @@ import (
 // container=, pod= and netns=, bound the same way (values only as
 // parameters), carried by cursors the same way.
 var huntParams = []string{"addr", "local_addr", "remote_addr", "src_addr", "dst_addr", "port", "protocol", "state",
-	"direction", "binary", "binary_path", "pid", "uid", "dns", "answer"}
+	"direction", "binary", "binary_path", "pid", "uid", "dns", "answer", "host", "q"}
 
 // target is what a table's rows hold that the filters can ask about. A
 // filter for something a table does not hold is refused, not ignored: an
@@ -157,6 +158,19 @@ func (s *scope) addHunt(t *target, name, v string, p *params) bool {
 			return bad("%q is not an IP address", v)
 		}
 		val.lo = netip.AddrFrom16(a.As16())
+	case "host":
+		// Host names are ASCII and compared without regard to case, as the
+		// DNS does.
+		val.s, val.prefix = strings.CutSuffix(strings.ToLower(v), "*")
+		if val.s == "" || strings.Trim(val.s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != "" {
+			return bad("%q is not a host name, or a prefix of one ending in * (e.g. web-1, web-*)", v)
+		}
+	case "q":
+		// A word of the Console's search box: see searchWhere.
+		if strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '*' }) {
+			return bad("%q is not one word: q finds a binary, a host or a DNS name by one whole word, without spaces or * (for a prefix use binary=, host= or dns=)", v)
+		}
+		val.s = strings.ToLower(v)
 	default:
 		// Only a name of huntParams reaches here.
 		panic("query: no hunting filter " + name)
@@ -168,6 +182,38 @@ func (s *scope) addHunt(t *target, name, v string, p *params) bool {
 	}
 	s.hunt[i].vals = append(s.hunt[i].vals, val)
 	return true
+}
+
+// sensorsWhoseHost starts the sensors whose hostname (lower case, as host=
+// and q= compare it) is what the condition after it says: the current
+// hostname, the one the rows show. The sensors table keeps one row a
+// sensor (replaced by seq), but until the engine merges it may still hold
+// an older one, with the name the sensor had before.
+const sensorsWhoseHost = "(SELECT sensor_id FROM (SELECT sensor_id, lower(argMax(hostname, seq)) AS host FROM sensors GROUP BY sensor_id) WHERE "
+
+// searchWhere is the condition of q=word (word in lower case): what a
+// bare word typed in the Console's search box means. A row matches when,
+// without regard to case,
+//   - its binary is the word (q=curl), or
+//   - its sensor's hostname is the word, or starts with the word and a dot
+//     (q=web-1 finds web-1 and web-1.prod.example, not web-10), or
+//   - on the events, it is a DNS event (dns_query, dns_lookup,
+//     dns_resolution) whose query name is the word or ends with a dot and
+//     the word (q=evil.example finds evil.example and api.evil.example,
+//     not notevil.example).
+//
+// Addresses and ports are not words: the search box sends those as addr=
+// and port=.
+func searchWhere(t *target, c func(string) string, word string, bind func(v, typ string) string) string {
+	w := bind(word, "String")
+	cond := "lower(" + c("binary") + ") = " + w +
+		" OR " + c("sensor_id") + " IN " + sensorsWhoseHost + "host = " + w + " OR startsWith(host, " + bind(word+".", "String") + "))"
+	if t.dns {
+		name := "lower(" + c("query_name") + ")"
+		cond += " OR (" + c("kind") + " IN " + bind("['"+strings.Join(dnsKinds, "','")+"']", "Array(String)") +
+			" AND (" + name + " = " + w + " OR endsWith(" + name + ", " + bind("."+word, "String") + ")))"
+	}
+	return cond
 }
 
 // addrRange reads an address or a CIDR prefix as the range of IPv6 values
@@ -303,6 +349,14 @@ func (s scope) huntWhere(table string, w *strings.Builder, params *[]store.Param
 				cond = c("kind") + " IN " + bind("['"+strings.Join(dnsKinds, "','")+"']", "Array(String)") + " AND " + cond
 			case "answer":
 				cond = "has(" + c("answers") + ", " + bind(v.lo.String(), "IPv6") + ")"
+			case "host":
+				if v.prefix {
+					cond = c("sensor_id") + " IN " + sensorsWhoseHost + "startsWith(host, " + bind(v.s, "String") + "))"
+				} else {
+					cond = c("sensor_id") + " IN " + sensorsWhoseHost + "host = " + bind(v.s, "String") + ")"
+				}
+			case "q":
+				cond = searchWhere(t, c, v.s, bind)
 			}
 			anyOf = append(anyOf, "("+cond+")")
 		}

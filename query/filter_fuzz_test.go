@@ -16,10 +16,12 @@ var (
 	fuzzPlaceholder = regexp.MustCompile(`\{(\w+):(UInt16|UInt32|UInt64|String|IPv6|Array\(String\))\}`)
 	fuzzWord        = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?`)
 	// The words the filters' SQL is made of, beside the table's columns.
-	fuzzKeywords = []string{"AND", "OR", "IN", "BETWEEN", "startsWith", "endsWith", "lower", "has"}
-	fuzzColumns  = []string{"container_id", "container_name", "pod_uid", "pod_namespace", "pod", "netns",
+	fuzzKeywords = []string{"AND", "OR", "IN", "BETWEEN", "startsWith", "endsWith", "lower", "has",
+		// host= and q=: the sensors of a hostname (sensorsWhoseHost).
+		"SELECT", "FROM", "WHERE", "GROUP", "BY", "AS", "argMax", "sensors", "sensor_id", "hostname", "seq", "host"}
+	fuzzColumns = []string{"container_id", "container_name", "pod_uid", "pod_namespace", "pod", "netns",
 		"local_address", "remote_address", "local_port", "remote_port", "src_address", "dst_address", "src_port", "dst_port",
-		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "query_name", "kind", "answers"}
+		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "query_name", "kind", "answers", "sensor_id"}
 )
 
 // FuzzFilters reads any query string as the filters of every list and of
@@ -34,6 +36,8 @@ func FuzzFilters(f *testing.F) {
 		"state=refused", "direction=inbound", "binary=post*", "binary_path=/usr/bin/*", "binary='%3B DROP TABLE x", "pid=1&uid=0",
 		"dns=*.evil.example", "dns=Example.COM", "answer=203.0.113.7", "container=web-1&pod=prod/db-0&netns=4026531840",
 		"binary=}{h0:String}", "binary=a)%20OR%201=1%20--", "dns=*.", "addr=1.2.3.4/",
+		"host=web-1", "host=WEB-*&host=db.prod.example", "host=*", "host=a'b", "q=curl", "q=Evil.Example&q=web-1", "q=two%20words",
+		"q=post*", "q='%3B DROP TABLE x", "q=}{h0:String}", "host=web-1&q=curl&binary=curl&dns=*.evil.example",
 	} {
 		f.Add(s)
 	}

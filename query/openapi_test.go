@@ -45,7 +45,10 @@ type (
 		name               string
 		min, max, def      string // "" when not documented
 		enum               []string
-		documentedPosition int // line, for messages
+		examples           []string // example, and the values of examples
+		required           bool
+		ref                string // #/components/parameters/<ref>, resolved after parsing
+		documentedPosition int    // line, for messages
 	}
 	oaResponse struct {
 		ref     string   // #/components/responses/<ref>, resolved after parsing
@@ -66,6 +69,7 @@ type (
 		paths     map[string]map[string]*oaOperation // path -> method (upper case)
 		responses map[string]*oaResponse             // components.responses
 		schemas   map[string]*oaSchema               // components.schemas
+		params    map[string]*oaParam                // components.parameters
 	}
 )
 
@@ -74,8 +78,10 @@ var (
 	oqMethod    = regexp.MustCompile(`^    (get|put|post|delete|options|head|patch|trace):$`)
 	oqStatus    = regexp.MustCompile(`^        '(\d{3})':$`)
 	oqParamName = regexp.MustCompile(`^        - name: (\S+)$`)
+	oqParamRef  = regexp.MustCompile(`^        - \$ref: '#/components/parameters/(\w+)'$`)
+	oqParamKey  = regexp.MustCompile(`^\s+(name|required|example|value): (.+)$`)
 	oqRole      = regexp.MustCompile(`^        - apiToken: \[(\w*)\]$`)
-	oqBound     = regexp.MustCompile(`^            (minimum|maximum|default): (\S+)$`)
+	oqBound     = regexp.MustCompile(`^\s+(minimum|maximum|default): (\S+)$`)
 	oqEnum      = regexp.MustCompile(`^\s+enum: \[(.*)\]$`)
 	oqKey       = regexp.MustCompile(`^\s*([^\s:'"][^:]*|'[^']+'|"[^"]+"):(\s.*)?$`)
 	oqRespRef   = regexp.MustCompile(`\$ref: '#/components/responses/(\w+)'`)
@@ -117,7 +123,8 @@ func parseQueryOpenAPI(t *testing.T) *oaDoc {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	doc := &oaDoc{paths: map[string]map[string]*oaOperation{}, responses: map[string]*oaResponse{}, schemas: map[string]*oaSchema{}}
+	doc := &oaDoc{paths: map[string]map[string]*oaOperation{}, responses: map[string]*oaResponse{}, schemas: map[string]*oaSchema{},
+		params: map[string]*oaParam{}}
 	var (
 		top, csect, osect string // top-level key; components section; operation section
 		path              string
@@ -132,6 +139,32 @@ func parseQueryOpenAPI(t *testing.T) *oaDoc {
 		block             = -1 // indent of the key whose block scalar is being skipped
 		fail              = func(n int, format string, args ...any) {
 			t.Fatalf("%s:%d: %s", queryOpenAPIFile, n, fmt.Sprintf(format, args...))
+		}
+		// handleParamLine reads a line of a parameter's own: its bounds,
+		// enum, examples, whether it is required (and in components, its name).
+		handleParamLine = func(line string) {
+			if m := oqBound.FindStringSubmatch(line); m != nil {
+				switch m[1] {
+				case "minimum":
+					param.min = m[2]
+				case "maximum":
+					param.max = m[2]
+				case "default":
+					param.def = m[2]
+				}
+			} else if m := oqEnum.FindStringSubmatch(line); m != nil {
+				param.enum = oaList(m[1])
+			} else if m := oqParamKey.FindStringSubmatch(line); m != nil {
+				v := strings.Trim(m[2], `'"`)
+				switch m[1] {
+				case "name":
+					param.name = v
+				case "required":
+					param.required = v == "true"
+				default:
+					param.examples = append(param.examples, v)
+				}
+			}
 		}
 		handleResponseLine = func(line string, ind int) {
 			switch {
@@ -210,19 +243,11 @@ func parseQueryOpenAPI(t *testing.T) *oaDoc {
 				if m := oqParamName.FindStringSubmatch(line); m != nil {
 					param = &oaParam{name: m[1], documentedPosition: n}
 					op.params = append(op.params, param)
+				} else if m := oqParamRef.FindStringSubmatch(line); m != nil {
+					param = nil
+					op.params = append(op.params, &oaParam{ref: m[1], documentedPosition: n})
 				} else if param != nil {
-					if m := oqBound.FindStringSubmatch(line); m != nil {
-						switch m[1] {
-						case "minimum":
-							param.min = m[2]
-						case "maximum":
-							param.max = m[2]
-						case "default":
-							param.def = m[2]
-						}
-					} else if m := oqEnum.FindStringSubmatch(line); m != nil {
-						param.enum = oaList(m[1])
-					}
+					handleParamLine(line)
 				}
 			case "responses":
 				if ind == 8 {
@@ -243,6 +268,13 @@ func parseQueryOpenAPI(t *testing.T) *oaDoc {
 				continue
 			}
 			switch csect {
+			case "parameters":
+				if ind == 4 {
+					param = &oaParam{documentedPosition: n}
+					doc.params[oqKeyOf(line)] = param
+				} else if param != nil {
+					handleParamLine(line)
+				}
 			case "responses":
 				if ind == 4 {
 					resp, respBase, rsect, media = &oaResponse{}, 4, "", ""
@@ -273,9 +305,17 @@ func parseQueryOpenAPI(t *testing.T) *oaDoc {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	// Resolve the responses that refer to components.responses.
+	// Resolve the parameters and responses that refer to components.
 	for path, ops := range doc.paths {
 		for method, op := range ops {
+			for i, p := range op.params {
+				if p.ref == "" {
+					continue
+				}
+				if op.params[i] = doc.params[p.ref]; op.params[i] == nil || op.params[i].name == "" {
+					t.Fatalf("%s %s refers to the undefined parameter %s (line %d)", method, path, p.ref, p.documentedPosition)
+				}
+			}
 			for code, r := range op.responses {
 				if r.ref == "" {
 					continue
@@ -578,6 +618,43 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 
+	// validValue is a value each parameter takes: its first documented
+	// example, else one known here.
+	valid := map[string]string{
+		"sensor_id": sensor, "page": "2", "page_size": "3", "limit": "2",
+		"kind":  "network_connect,dns_query",
+		"since": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339),
+		"until": time.Now().UTC().Format(time.RFC3339Nano), "format": "JSONEachRow", "sort": "-pid",
+		"actor": "static:admin#00000000", "action": "sql",
+		"container": "web-1", "pod": "prod/db-0", "netns": "4026531840",
+		"addr": "203.0.113.7", "local_addr": "10.9.0.0/16", "remote_addr": "203.0.113.7", "src_addr": "10.9.0.1",
+		"dst_addr": "203.0.113.0/24", "port": "443", "protocol": "tcp", "direction": "outbound", "binary": "curl",
+		"binary_path": "/usr/*", "pid": "4242", "uid": "0", "dns": "*.evil.example", "answer": "203.0.113.7",
+		"host": "web-1.prod.example", "q": "curl",
+	}
+	validValue := func(p *oaParam) (string, bool) {
+		if len(p.examples) > 0 {
+			return p.examples[0], true
+		}
+		v, ok := valid[p.name]
+		return v, ok
+	}
+	// repeatable are the parameters that may be given more than once (OR):
+	// the scope's and the hunting filters.
+	repeatable := []string{"container", "pod", "netns", "addr", "local_addr", "remote_addr", "src_addr", "dst_addr", "port",
+		"protocol", "state", "direction", "binary", "binary_path", "pid", "uid", "dns", "answer", "host", "q"}
+	// withRequired adds to rawQuery the operation's required parameters it
+	// does not give (an export's format).
+	withRequired := func(op *oaOperation, rawQuery string) string {
+		given, _ := url.ParseQuery(rawQuery)
+		for _, p := range op.params {
+			if v, ok := validValue(p); p.required && ok && !given.Has(p.name) {
+				rawQuery = strings.TrimPrefix(rawQuery+"&"+p.name+"="+url.QueryEscape(v), "&")
+			}
+		}
+		return rawQuery
+	}
+
 	seen := map[string]bool{}
 	reported := map[string]bool{} // body problems, each reported once
 	rowIndex := regexp.MustCompile(`\[\d+\]`)
@@ -656,7 +733,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			get := func(what, rawQuery, token string, want int, param string) map[string]any {
 				t.Helper()
 				q := ""
-				if rawQuery != "" {
+				if rawQuery = withRequired(op, rawQuery); rawQuery != "" {
 					q = "?" + rawQuery
 				}
 				return check(what, path, method, oaSend(t, method, u+q, token, body), want, param)
@@ -707,14 +784,6 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			// Each documented one is taken with a valid value, within its
 			// documented bounds, and its documented default is the one used.
 			for _, p := range op.params {
-				valid := map[string]string{
-					"sensor_id": sensor, "page": "2", "page_size": "3", "limit": "2",
-					"kind":  "network_connect,dns_query",
-					"since": time.Now().Add(-30 * time.Minute).UTC().Format(time.RFC3339),
-					"until": time.Now().UTC().Format(time.RFC3339Nano), "format": "JSONEachRow", "sort": "-pid",
-					"actor": "static:admin#00000000", "action": "sql",
-					"container": "web-1", "pod": "prod/db-0", "netns": "4026531840",
-				}
 				if p.name == "cursor" {
 					page := get("first page for a cursor", "limit=1", token, 200, "")
 					c, _ := page["next_cursor"].(string)
@@ -751,13 +820,16 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					}
 					continue
 				}
-				v, ok := valid[p.name]
+				v, ok := validValue(p)
 				if !ok {
 					t.Errorf("%s %s: no valid value known for the documented parameter %s (line %d)", method, path, p.name, p.documentedPosition)
 					continue
 				}
 				get("valid "+p.name, p.name+"="+url.QueryEscape(v), token, 200, "")
-				if slices.Contains([]string{"container", "pod", "netns"}, p.name) {
+				for _, e := range p.examples {
+					get("documented example of "+p.name, p.name+"="+url.QueryEscape(e), token, 200, "")
+				}
+				if slices.Contains(repeatable, p.name) {
 					// These repeat for OR.
 					get(p.name+" given twice", p.name+"="+url.QueryEscape(v)+"&"+p.name+"="+url.QueryEscape(v), token, 200, "")
 				} else {
@@ -828,7 +900,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 				want int
 			}{{oaDown, 503}, {oaBroken, 500}, {oaSlow, 504}} {
 				faults.mode.Store(fc.mode)
-				r := oaSend(t, method, withSQL+path, tokenFor(op), body)
+				q := withRequired(op, "")
+				if q != "" {
+					q = "?" + q
+				}
+				r := oaSend(t, method, withSQL+path+q, tokenFor(op), body)
 				faults.mode.Store(oaHealthy)
 				check(fmt.Sprintf("storage fault %d", fc.mode), path, method, r, fc.want, "")
 			}

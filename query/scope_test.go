@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -340,6 +341,26 @@ func TestHuntFilters(t *testing.T) {
 	// Other sensors' rows, for the filters to leave out (or find: the SQL
 	// scan is over them too).
 	f.fleet(2, 1, heartbeat.Shape{Conns: 6, Listeners: 3, UDP: 3, ActiveFlows: 3, CompletedFlows: 2, Events: 10})
+	// A sensor with a dotted hostname in capitals, for host= and q=, whose
+	// older name (web-9) is no longer its hostname; and one whose host name
+	// starts like it but is another word.
+	web := sensor("5e000000-0000-4000-8000-000000000002", "web-9")
+	f.ingest.Send(beat(web, 1, now.Add(-30*time.Second)))
+	web.Hostname = "Web-1.Prod.Example"
+	wb := beat(web, 2, now)
+	wb.TCPConnections = []heartbeat.Conn{conn(42000, "203.0.113.7", 443, 9301)}
+	wb.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 80, Inode: 9302,
+		Process: heartbeat.Process{PID: 8, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}}}
+	wb.Events = []heartbeat.Event{ev("5e000000-0000-4000-8000-0000000000e7", "network_connect", now.Add(-7*time.Second))}
+	f.ingest.Send(wb)
+	w10 := beat(sensor("5e000000-0000-4000-8000-000000000003", "web-10"), 1, now)
+	w10.TCPConnections = []heartbeat.Conn{conn(42001, "203.0.113.7", 443, 9401)}
+	f.ingest.Send(w10)
+	// hostIs is the test's own reading of a sensor's current hostname.
+	hostIs := func(cond string) string {
+		return "sensor_id IN (SELECT id FROM (SELECT sensor_id AS id, argMax(hostname, seq) AS name FROM sensors GROUP BY id) WHERE " +
+			strings.ReplaceAll(cond, "@", "lower(name)") + ")"
+	}
 
 	either := func(a, b string) func(string) string {
 		return func(x string) string {
@@ -387,6 +408,21 @@ func TestHuntFilters(t *testing.T) {
 		{"flows", "state=!ESTABLISHED", "state != 'ESTABLISHED'", 2},
 		{"flows", "binary=curl&direction=outbound", "binary = 'curl' AND direction = 'outbound'", 2},
 		{"flows", "pid=50", "pid = 50", 1},
+		{"connections", "host=HOST-HUNT", "sensor_id = '" + huntSensor + "'", 5},
+		{"connections", "host=web-1.prod.example", "sensor_id = '5e000000-0000-4000-8000-000000000002'", 1},
+		{"connections", "host=web-9", "0", 0}, // its former name (its row may be merged away already)
+		{"connections", "host=WEB-*", hostIs("@ LIKE 'web-%'"), 2},
+		{"connections", "host=host-*&port=443", hostIs("@ LIKE 'host-%'") + " AND " + sockPort("@ = 443"), 3},
+		{"listening", "host=web-1.prod.example&host=host-hunt", hostIs("@ IN ('web-1.prod.example', 'host-hunt')"), 4},
+		{"udp", "host=host-hunt", hostIs("@ = 'host-hunt'"), 2},
+		{"flows", "host=host-hunt&direction=inbound", hostIs("@ = 'host-hunt'") + " AND direction = 'inbound'", 1},
+		{"connections", "q=curl", "lower(binary) = 'curl' OR " + hostIs("@ = 'curl'"), 3},
+		{"connections", "q=Web-1", hostIs("@ = 'web-1' OR @ LIKE 'web-1.%'"), 1}, // not web-10
+		{"connections", "q=web-1.prod.example", hostIs("@ = 'web-1.prod.example'"), 1},
+		{"connections", "q=prod", "0", 0}, // a hostname's later word is not a hostname
+		{"listening", "q=upf&q=nginx", "binary IN ('upf', 'nginx')", 3},
+		{"udp", "q=host-hunt", hostIs("@ = 'host-hunt'"), 2},
+		{"flows", "q=curl&addr=203.0.113.7", "lower(binary) = 'curl' AND " + flw("@ = toIPv6('203.0.113.7')"), 1},
 	} {
 		ht := huntTables[c.view]
 		want := f.scan("SELECT " + ht.id + " AS id FROM " + ht.table +
@@ -434,6 +470,14 @@ func TestHuntFilters(t *testing.T) {
 		{"state=refused", "state = 'refused'", 1},
 		{"binary=curl&kind=network_connect", "binary = 'curl' AND kind = 'network_connect'", 1},
 		{"pid=50&uid=0", "pid = 50 AND uid = 0", 1},
+		{"host=Web-1.Prod.Example", hostIs("@ = 'web-1.prod.example'"), 1},
+		{"host=host-*&kind=dns_query", hostIs("@ LIKE 'host-%'") + " AND kind = 'dns_query'", 3},
+		{"q=evil.example", dnsKinds + " AND (lower(query_name) = 'evil.example' OR lower(query_name) LIKE '%.evil.example')", 3},
+		{"q=example.com", dnsKinds + " AND lower(query_name) LIKE '%.example.com'", 3},
+		{"q=curl", "lower(binary) = 'curl'", 3},
+		{"q=web-1", hostIs("@ LIKE 'web-1.%'"), 1},
+		{"q=curl&q=evil.example", "lower(binary) = 'curl' OR (" + dnsKinds + " AND lower(query_name) LIKE '%evil.example')", 5},
+		{"q=good.example.com&binary=postgres", dnsKinds + " AND lower(query_name) = 'good.example.com' AND binary = 'postgres'", 1},
 	} {
 		want := f.scan("SELECT toString(event_id) AS id FROM events FINAL WHERE time >= toDateTime64('" + since.Format("2006-01-02 15:04:05.000") +
 			"', 3, 'UTC') AND time < toDateTime64('" + until.Format("2006-01-02 15:04:05.000") + "', 3, 'UTC') AND (" + c.cond + ")" +
@@ -532,6 +576,31 @@ func TestHuntFilterErrors(t *testing.T) {
 		{"/api/v1/events?answer=10.0.0.0/8", "answer"},
 		{"/api/v1/events?binary=" + strings.Repeat("b", 256), "binary"},
 		{"/api/v1/events?port=1" + strings.Repeat("&port=1", 32), "port"},
+		{"/api/v1/network/connections?host=*", "host"},
+		{"/api/v2/network/listening?host=web%201", "host"},
+		{"/api/v2/network/udp?host=h%C3%B6st", "host"},
+		{"/api/v1/network/flows?host=", "host"},
+		{"/api/v2/events?host=a/b", "host"},
+		{"/api/v1/network/connections?q=two%20words", "q"},
+		{"/api/v2/network/flows?q=post*", "q"},
+		{"/api/v1/events?q=", "q"},
+		{"/api/v2/events?q=a%09b", "q"},
+		{"/api/v2/network/udp/export?format=csv&host=a%20b", "host"},
+		{"/api/v2/events/export?format=ndjson&q=x%20y", "q"},
+		// The exports: their format, their list's filters and nothing
+		// of paging.
+		{"/api/v2/network/connections/export", "format"},
+		{"/api/v2/network/connections/export?format=xlsx", "format"},
+		{"/api/v2/network/udp/export?format=csv&format=ndjson", "format"},
+		{"/api/v2/events/export?kind=dns_query", "format"},
+		{"/api/v2/network/listening/export?format=csv&remote_addr=10.0.0.1", "remote_addr"},
+		{"/api/v2/network/connections/export?format=ndjson&dns=evil.example", "dns"},
+		{"/api/v2/network/udp/export?format=csv&state=ESTABLISHED", "state"},
+		{"/api/v2/network/flows/export?format=csv&local_addr=10.0.0.1", "local_addr"},
+		{"/api/v2/events/export?format=csv&direction=inbound", "direction"},
+		{"/api/v2/network/flows/export?format=csv&limit=10", "limit"},
+		{"/api/v2/events/export?format=csv&cursor=abc", "cursor"},
+		{"/api/v2/network/connections/export?format=csv&addr=10.0.0", "addr"},
 	} {
 		var out map[string]any
 		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
@@ -542,8 +611,8 @@ func TestHuntFilterErrors(t *testing.T) {
 
 // TestHuntExport: each export is its list's whole answer, streamed: the
 // rows of a v2 walk to its end in the same order, as the same objects in
-// NDJSON and the same values in CSV, as many as v1's total; a bad format,
-// a list's paging parameters and a filter the view does not have are 400s.
+// NDJSON and the same values in CSV, as many as v1's total (its 400s are
+// in TestHuntFilterErrors).
 func TestHuntExport(t *testing.T) {
 	f := start(t)
 	now := time.Now()
@@ -637,26 +706,42 @@ func TestHuntExport(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct{ path, param string }{
-		{"/api/v2/network/connections/export", "format"},
-		{"/api/v2/network/connections/export?format=xlsx", "format"},
-		{"/api/v2/network/udp/export?format=csv&format=ndjson", "format"},
-		{"/api/v2/events/export?kind=dns_query", "format"},
-		{"/api/v2/network/listening/export?format=csv&remote_addr=10.0.0.1", "remote_addr"},
-		{"/api/v2/network/connections/export?format=ndjson&dns=evil.example", "dns"},
-		{"/api/v2/network/udp/export?format=csv&state=ESTABLISHED", "state"},
-		{"/api/v2/network/flows/export?format=csv&local_addr=10.0.0.1", "local_addr"},
-		{"/api/v2/events/export?format=csv&direction=inbound", "direction"},
-		{"/api/v2/network/flows/export?format=csv&limit=10", "limit"},
-		{"/api/v2/events/export?format=csv&cursor=abc", "cursor"},
-		{"/api/v2/network/connections/export?format=csv&addr=10.0.0", "addr"},
-	} {
-		var out map[string]any
-		if code := f.get(c.path, &out); code != 400 || out["parameter"] != c.param {
-			t.Errorf("GET %s: %d %v, want 400 naming %s", c.path, code, out, c.param)
-		}
-	}
 	if code, _, h := f.raw("GET", "/api/v2/network/flows/export?format=csv", "", nil); code != 401 || h.Get("Content-Disposition") != "" {
 		t.Errorf("an export without a token: %d, Content-Disposition %q", code, h.Get("Content-Disposition"))
+	}
+}
+
+// TestExportTurns: exports stream at most half as many at once as analyst
+// statements (2 of the default 4); one more waits, then gets 429 with
+// Retry-After, and a turn comes back when its client goes away.
+func TestExportTurns(t *testing.T) {
+	f := start(t)
+	// About 20 MB of NDJSON: more than the socket buffers hold, so an
+	// export waits for a client that does not read, and keeps its turn.
+	f.fleet(10, 1, heartbeat.Shape{Conns: 3000})
+	const path = "/api/v2/network/connections/export?format=ndjson"
+	open := func() *http.Response {
+		req, _ := http.NewRequest("GET", f.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+viewerToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("an export: %v %v", err, resp)
+		}
+		return resp
+	}
+	first, second := open(), open()
+	defer second.Body.Close()
+	code, b, h := f.raw("GET", path, viewerToken, nil)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(string(b), "exports") {
+		t.Errorf("a third export while two stream: %d %q %.200s", code, h.Get("Retry-After"), b)
+	}
+	first.Body.Close()
+	for range 100 {
+		if code, _, _ = f.raw("GET", "/api/v2/network/listening/export?format=csv", viewerToken, nil); code != 429 {
+			break
+		}
+	}
+	if code != 200 {
+		t.Errorf("an export after the first client left: %d", code)
 	}
 }
