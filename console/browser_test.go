@@ -493,6 +493,11 @@ func searchesOf(latest []*heartbeat.Heartbeat, fx fleet) []searchFact {
 				return c.Process.Binary == "curl" && either(c, netip.MustParseAddr("10.1.0.2"))
 			})},
 		{View: "connections", Text: "container:cache", Query: "container=cache", Rows: fx.Workloads.ContainerConnections},
+		{View: "connections", Text: "host:" + fx.Core.Hostname, Query: "host=" + fx.Core.Hostname, Rows: fx.Core.Connections},
+		{View: "connections", Text: "host:edge*", Query: "host=edge*", Rows: fx.Edge.Connections},
+		// a bare word: a binary, or a host by its name
+		{View: "connections", Text: "nginx", Query: "q=nginx", Rows: conn(func(c heartbeat.Conn) bool { return c.Process.Binary == "nginx" })},
+		{View: "connections", Text: fx.Old.Hostname, Query: "q=" + fx.Old.Hostname, Rows: fx.Old.Connections},
 		{View: "connections", Text: "state:CLOSE_WAIT", Query: "state=CLOSE_WAIT", Rows: anyState(func(c heartbeat.Conn) bool { return c.State == "CLOSE_WAIT" })},
 		{View: "connections", Text: "state:TIME_WAIT", Query: "state=TIME_WAIT", Rows: fx.TimeWait},
 		{View: "connections", Text: "state:!TIME_WAIT state:!CLOSE_WAIT", Query: "state=%21TIME_WAIT&state=%21CLOSE_WAIT",
@@ -502,6 +507,8 @@ func searchesOf(latest []*heartbeat.Heartbeat, fx fleet) []searchFact {
 			Rows: conn(func(c heartbeat.Conn) bool { return c.LocalPort == 30001 || c.RemotePort == 30001 })},
 		{View: "investigate", Text: "dns:example.org", Query: "dns=example.org", Rows: fx.DNSAnswering},
 		{View: "investigate", Text: "dns:*.org", Query: "dns=*.org", Rows: fx.DNSAnswering},
+		// a bare word on the events: DNS names too (no binary or host is example.org)
+		{View: "investigate", Text: "example.org", Query: "q=example.org", Rows: fx.DNSAnswering},
 		{View: "investigate", Text: "answer:" + fx.ConnectAddr, Query: "answer=" + fx.ConnectAddr, Rows: fx.DNSAnswering},
 		{View: "investigate", Text: fx.PivotAddr, Query: "addr=" + fx.PivotAddr, Rows: fx.PivotEvents},
 	}

@@ -231,12 +231,12 @@ test('parseSearch: several terms AND, the same term ORs, order kept, duplicates 
 });
 
 test('parseSearch: quoting', () => {
-  assert.deepEqual(L.parseSearch('container:"my cache" "two words"').terms,
-    [{ key: 'container', value: 'my cache' }, { key: 'q', value: 'two words' }]);
+  assert.deepEqual(L.parseSearch('container:"my cache" "two words"'), { terms: [{ key: 'container', value: 'my cache' }],
+    errors: ['"two words" is not one word: a word finds a binary, a host or a DNS name whole (for a prefix use proc:, host: or dns:)'] });
   // a quoted address or term is a word, not a filter of its own
   assert.deepEqual(L.parseSearch('"10.1.0.1" "port:22"').terms, [{ key: 'q', value: '10.1.0.1' }, { key: 'q', value: 'port:22' }]);
   assert.deepEqual(L.parseSearch('proc:"/opt/my app/bin/x"').terms, [{ key: 'binary_path', value: '/opt/my app/bin/x' }]);
-  assert.deepEqual(L.parseSearch('"say \\"hi\\" \\\\ there"').terms, [{ key: 'q', value: 'say "hi" \\ there' }]);
+  assert.deepEqual(L.parseSearch('container:"say \\"hi\\" \\\\ there"').terms, [{ key: 'container', value: 'say "hi" \\ there' }]);
 });
 
 test('parseSearch: bad input is an error to show, and nothing is applied', () => {
@@ -265,6 +265,8 @@ test('parseSearch: bad input is an error to show, and nothing is applied', () =>
   bad('ab"cd"', /a quote may only start a word/);
   bad('"a"b', /a space must follow the closing quote/);
   bad('host:' + 'x'.repeat(256), /at most 255 bytes/);
+  bad('host:web*1', /not a host name/);
+  bad('ngin*', /ngin\* is not one word/);
   bad(Array.from({ length: 33 }, (_, i) => 'port:' + (i + 1)).join(' '), /at most 32 port terms/);
   // one bad term among good ones: the errors name it
   const r = L.parseSearch('port:22 port:x proc:curl');
@@ -273,7 +275,7 @@ test('parseSearch: bad input is an error to show, and nothing is applied', () =>
 
 test('formatSearch writes what parseSearch reads back', () => {
   const texts = ['10.1.0.1 host:edge-a port:443 proc:curl proc:/usr/bin/curl dns:*.example.org answer:10.0.0.9 container:cache state:!TIME_WAIT nginx',
-    'container:"my cache" "two words" "10.1.0.1" "port:22" 2001:db8::/32 "say \\"hi\\""'];
+    'container:"my cache" "10.1.0.1" "port:22" 2001:db8::/32 container:"say \\"hi\\""'];
   for (const t of texts) {
     const r = L.parseSearch(t);
     assert.deepEqual(r.errors, []);
@@ -288,7 +290,7 @@ test('search terms live in the URL: the round trip is exact', () => {
     `/network/connections?sensor_id=${S}&host=edge-*&container=cache&container=web-1&pod=mesh%2Fenvoy-0&page=2&page_size=1000&sort=pid&time_wait=1`,
     '/network/listening?tab=udp&binary_path=%2Fopt%2Fupf%2Fbin%2Fupf&q=upf',
     '/network/flows?addr=2001%3Adb8%3A%3A%2F32&dns=example.org',
-    '/investigate?dns=*.example.org&answer=93.184.216.34&q=two+words&kind=dns_query&window=6h',
+    '/investigate?dns=*.example.org&answer=93.184.216.34&q=example.org&kind=dns_query&window=6h',
   ];
   for (const u of urls) {
     const [p, q = ''] = u.split('?');
@@ -299,7 +301,8 @@ test('search terms live in the URL: the round trip is exact', () => {
     assert.equal(L.routeURL({ ...s, ...L.searchChange(typed.terms), page: s.page }), u);
   }
   // what the box could not have written is dropped
-  assert.deepEqual(L.parseRoute('/network/connections', '?port=0&addr=nope&binary=%2Fusr%2Fbin%2Fx&port=22').terms, [{ key: 'port', value: '22' }]);
+  assert.deepEqual(L.parseRoute('/network/connections', '?port=0&addr=nope&binary=%2Fusr%2Fbin%2Fx&q=two+words&host=a%20b&port=22').terms,
+    [{ key: 'port', value: '22' }]);
   // the summary takes none
   assert.equal(L.routeURL(L.parseRoute('/network/summary', '?port=22')), '/network/summary');
 });

@@ -555,6 +555,10 @@ function checkValue(key, v) {
     case 'dns': return /^(\*\.)?[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(v) ? '' : 'is not a DNS name, or *.<name> for the names under it';
     case 'state': return /^!?[A-Za-z][A-Za-z_-]*$/.test(v) ? '' : 'is not a state (ESTABLISHED, !TIME_WAIT, ...)';
     case 'container': return v.trim() === v ? '' : 'has spaces around it';
+    // As the API reads them: a host name (or a prefix of one, web-*), and
+    // one whole word (a binary, a host, a DNS name) without spaces or *.
+    case 'host': return /^[A-Za-z0-9_.-]+\*?$/.test(v) ? '' : 'is not a host name, or a prefix of one ending in * (web-1, web-*)';
+    case 'q': return /[\s*]/.test(v) ? 'is not one word: a word finds a binary, a host or a DNS name whole (for a prefix use proc:, host: or dns:)' : '';
   }
   return '';
 }
