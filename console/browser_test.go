@@ -103,7 +103,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads"} {
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied"} {
 		if !exists(filepath.Join(artifacts, view+".png")) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}

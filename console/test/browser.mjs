@@ -595,6 +595,7 @@ await check('search: every term type narrows the view to what the fleet says', a
       assert.equal(await viewTotal(), f.Rows, f.Text);
     }
     if (f.Unapplied) {
+      await shot('11-search-unapplied');
       assert.equal(await page.locator('#search-note').isVisible(), true, f.Text + ': the unapplied term is reported');
       assert.match(await page.locator('#search-note').innerText(), new RegExp('^Not applied to this view: ' + f.Unapplied.replace(/[.*]/g, '\\$&') + ' \\('));
     } else {
@@ -666,11 +667,18 @@ await check('pivots: a remote address opens Investigate; a binary, a port and a 
   await settle();
   const link = page.locator(`#content tbody td a.pivot`, { hasText: new RegExp('^' + F.PivotAddr.replace(/\./g, '\\.') + '$') }).first();
   assert.equal(await link.getAttribute('href'), '/investigate?addr=' + F.PivotAddr, 'a real link, middle-click opens it');
+  // a modified click is the browser's: a new tab on the pivot's URL
+  const [tab] = await Promise.all([ctx.waitForEvent('page'), link.click({ modifiers: ['Control'] })]);
+  await tab.waitForLoadState();
+  assert.equal(tab.url(), BASE + '/investigate?addr=' + F.PivotAddr);
+  assert.equal(url().pathname, '/network/connections', 'this tab stays');
+  await tab.close();
   await link.click();
   await page.waitForURL((u) => u.pathname === '/investigate' && u.search === '?addr=' + F.PivotAddr);
   await answered();
   assert.equal(await page.inputValue('#search'), F.PivotAddr);
   assert.equal(await page.locator('#content tbody tr').count(), F.PivotEvents);
+  await shot('10-pivot-investigate');
   assert.deepEqual([...new Set(await column('Destination'))].map((d) => d.split(':')[0]), [F.PivotAddr]);
   // a binary narrows the open view
   await page.goto(BASE + '/network/connections');
