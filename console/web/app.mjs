@@ -803,8 +803,12 @@ async function download(a) {
   const out = $('export-status');
   const set = (t) => { if (out) out.textContent = t; };
   set('Exporting…');
+  // Asked afresh: a preset window ("last hour") ends now, not when the
+  // view was drawn.
+  const href = L.exportPath(state, a.dataset.export);
+  a.setAttribute('href', href);
   try {
-    const res = await fetch(a.getAttribute('href'), { headers: { Authorization: 'Bearer ' + token } });
+    const res = await fetch(href, { headers: { Authorization: 'Bearer ' + token } });
     if (!res.ok) {
       let msg = res.statusText;
       try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
