@@ -115,8 +115,9 @@ type exportLimits struct {
 	release func()
 }
 
-// exportTurns holds each server's exportLimits: the server's fields are
-// not the export's to add to.
+// exportTurns holds each server's exportLimits, made at its first export:
+// beside the Server rather than in it, so that the exports stay in this
+// file.
 var exportTurns sync.Map // *Server → *exportLimits
 
 func (s *Server) exportLimits() *exportLimits {
