@@ -103,23 +103,48 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads"} {
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied"} {
 		if !exists(filepath.Join(artifacts, view+".png")) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}
 	}
 }
 
-// fleet is what the browser script must find.
+// fleet is what the browser script must find. Connections counts are of
+// what the Connections view shows by default: TIME_WAIT rows are hidden
+// behind a toggle (TimeWait counts them); the Summary counts every one.
 type fleet struct {
 	Edge, Core, Old                  sensorFacts
 	Connections, Listening, Flows    int
+	TimeWait                         int
 	EventsLastHour, ConnectsLastHour int
 	EventsLast6h                     int
 	UDPServices                      []string
 	PredatesLocal                    string // local endpoint of the connection without a duration
 	EdgeCaps                         map[string]string
 	Workloads                        workloadFacts
+	Searches                         []searchFact
+	PivotAddr                        string // a connection's remote address that three events also name
+	PivotEvents                      int    // events of the last hour to or from PivotAddr
+	ConnectAddr                      string // the address the network_connect and DNS events share
+	DNSAnswering                     int    // DNS events of the last hour whose answers hold ConnectAddr
+	FlowEvent                        flowEventFacts
+}
+
+// flowEventFacts name the connect event that opened edge-a's first active
+// flow: its source port and destination.
+type flowEventFacts struct {
+	SrcPort    int
+	DstAddress string
+}
+
+// searchFact is a search the script types into the box of a view, the URL
+// query it must make, and the rows the view must then count, counted here
+// from the fleet's latest heartbeats (or its events).
+type searchFact struct {
+	View, Text, Query string
+	Rows              int
+	Unapplied         string `json:",omitempty"` // a term the view must report as not applied
 }
 
 // workloadFacts are the containers and pods the fleet's processes run in,
@@ -137,7 +162,8 @@ type workloadFacts struct {
 
 type sensorFacts struct {
 	ID, Hostname                string
-	Connections, Listening, UDP int
+	Connections, Listening, UDP int // Connections: shown by default (no TIME_WAIT)
+	AllConnections              int // every state: the Summary's count
 	Flows                       int
 	Namespaces, Containers      int // of its latest snapshot's sockets
 }
@@ -229,6 +255,23 @@ func mkBeat(s heartbeat.Sensor, seq uint64, at time.Time) *heartbeat.Heartbeat {
 	return &heartbeat.Heartbeat{Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: at.UTC().Truncate(time.Millisecond), Sensor: s}
 }
 
+// shown says whether the Connections view shows a connection by default:
+// it hides the TIME_WAIT remnants of closed ones.
+func shown(c heartbeat.Conn) bool { return c.State != "TIME_WAIT" }
+
+// countConns counts the connections of heartbeats that keep takes.
+func countConns(hs []*heartbeat.Heartbeat, keep func(heartbeat.Conn) bool) int {
+	n := 0
+	for _, h := range hs {
+		for _, c := range h.TCPConnections {
+			if keep(c) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func conns(n int, local string, at time.Time) []heartbeat.Conn {
 	out := make([]heartbeat.Conn, n)
 	states := []string{"ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT"}
@@ -245,7 +288,11 @@ func conns(n int, local string, at time.Time) []heartbeat.Conn {
 	return out
 }
 
-// buildFleet sends three sensors' heartbeats: edge-a (large: 600
+// edgeConns is edge-a's connections: with the other sensors' more than
+// 1,000, so one page of 1,000 rows (TIME_WAIT shown) is full.
+const edgeConns = 1000
+
+// buildFleet sends three sensors' heartbeats: edge-a (large: 1,000
 // connections, telecom UDP services, flows, events of every kind), core-b
 // (an hour of ~10 connections, now 60: the anomaly; its clock five minutes
 // ahead) and old-c (silent for
@@ -274,16 +321,17 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	h.TCPConnections = conns(60, "10.1.0.2", h.SentAt)
 	h.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 22, Inode: 9, Process: proc(3)}}
 	node.Send(h)
-	fx.Core = sensorFacts{ID: core.SensorID.String(), Hostname: core.Hostname, Connections: 60, Listening: 1}
+	fx.Core = sensorFacts{ID: core.SensorID.String(), Hostname: core.Hostname, AllConnections: 60, Listening: 1,
+		Connections: countConns([]*heartbeat.Heartbeat{h}, shown)}
 	fx.Core.Namespaces, fx.Core.Containers = workloads(h)
 	latest := []*heartbeat.Heartbeat{h}
 
 	// edge-a: its previous heartbeat, then the latest with everything.
 	h = mkBeat(edge, 1, now.Add(-time.Minute))
-	h.TCPConnections = conns(600, "10.1.0.1", h.SentAt)
+	h.TCPConnections = conns(edgeConns, "10.1.0.1", h.SentAt)
 	node.Send(h)
 	h = mkBeat(edge, 2, now.Add(-time.Second))
-	h.TCPConnections = conns(600, "10.1.0.1", h.SentAt)
+	h.TCPConnections = conns(edgeConns, "10.1.0.1", h.SentAt)
 	for i, p := range []uint16{22, 80, 443, 5432, 8805} {
 		h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"),
 			LocalPort: p, Inode: uint64(500 + i), Netns: netnsOf(proc(i)), Process: proc(i)})
@@ -321,20 +369,45 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		}
 		h.Events = append(h.Events, e)
 	}
+	// Three connects to the remote end of the sensors' first connection:
+	// what the pivot from that address to Investigate must find.
+	fx.PivotAddr = "10.2.0.1"
+	for i := range 3 {
+		e := ev("network_connect", now.Add(-time.Duration(3+i)*time.Minute))
+		e.DstAddress, e.SrcPort = netip.MustParseAddr(fx.PivotAddr), uint16(42000+i)
+		h.Events = append(h.Events, e)
+	}
+	fx.PivotEvents = 3
+	// A connect that opened the first active flow: its detail's flow link
+	// must find that flow.
+	e := ev("network_connect", now.Add(-90*time.Second))
+	f0 := h.ActiveFlows[0]
+	e.SrcPort, e.DstAddress, e.DstPort, e.Process = f0.SrcPort, f0.DstAddress, f0.DstPort, f0.Process
+	h.Events = append(h.Events, e)
+	fx.FlowEvent = flowEventFacts{SrcPort: int(f0.SrcPort), DstAddress: f0.DstAddress.String()}
+	fx.ConnectAddr = "93.184.216.34"
 	for i, k := range []string{"network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"} {
 		h.Events = append(h.Events, ev(k, now.Add(-time.Duration(5+i)*time.Minute)))
 	}
 	for i := range 5 {
 		h.Events = append(h.Events, ev("dns_query", now.Add(-3*time.Hour-time.Duration(i)*time.Minute)))
 	}
+	// Every DNS event names example.org and answers ConnectAddr; those of
+	// the last hour are what dns: and answer: find in Investigate's window.
+	for _, e := range h.Events {
+		if strings.HasPrefix(e.Kind, "dns_") && e.Time.After(now.Add(-time.Hour)) && e.QueryName == "example.org" && e.Answers[0].String() == fx.ConnectAddr {
+			fx.DNSAnswering++
+		}
+	}
 	node.Send(h)
-	fx.Edge = sensorFacts{ID: edge.SensorID.String(), Hostname: edge.Hostname, Connections: 600, Listening: 5, UDP: 6, Flows: 12}
+	fx.Edge = sensorFacts{ID: edge.SensorID.String(), Hostname: edge.Hostname, AllConnections: edgeConns, Listening: 5, UDP: 6, Flows: 12,
+		Connections: countConns([]*heartbeat.Heartbeat{h}, shown)}
 	fx.Edge.Namespaces, fx.Edge.Containers = workloads(h)
 	latest = append(latest, h)
 	fx.UDPServices = []string{"GTP-U", "PFCP", "RADIUS", "RADIUS accounting", "DNS"}
 	fx.PredatesLocal = "10.1.0.1:30000"
-	fx.EventsLastHour = 150 + 6 + 2
-	fx.ConnectsLastHour = 150
+	fx.EventsLastHour = 150 + 3 + 1 + 6 + 2
+	fx.ConnectsLastHour = 150 + 3 + 1
 	fx.EventsLast6h = fx.EventsLastHour + 5
 
 	// old-c: written as an ingest node does, with the node's clock ten
@@ -350,12 +423,17 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	if refused, err := b.Insert(context.Background(), node.Store); err != nil || len(refused) > 0 {
 		t.Fatal(err, refused)
 	}
-	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, Connections: 5}
+	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, AllConnections: 5, Connections: countConns([]*heartbeat.Heartbeat{h}, shown)}
 	fx.Old.Namespaces, fx.Old.Containers = workloads(h)
 	latest = append(latest, h)
 	fx.Workloads = workloadsOf(latest)
 
-	fx.Connections = 600 + 60 + 5
+	fx.Connections = countConns(latest, shown)
+	fx.TimeWait = countConns(latest, func(c heartbeat.Conn) bool { return !shown(c) })
+	if fx.Connections+fx.TimeWait != edgeConns+60+5 || fx.TimeWait == 0 {
+		t.Fatalf("fleet: %d connections shown and %d in TIME_WAIT, want %d in all and some TIME_WAIT", fx.Connections, fx.TimeWait, edgeConns+65)
+	}
+	fx.Searches = searchesOf(latest, fx)
 	fx.Listening = 5 + 1
 	fx.Flows = 12
 	if got := ingesttest.Count(t, node.Store, "SELECT count() AS n FROM events FINAL"); got != uint64(fx.EventsLast6h) {
@@ -373,11 +451,10 @@ func workloadsOf(latest []*heartbeat.Heartbeat) workloadFacts {
 		UDPPod: inside["upf"].PodNamespace + "/" + inside["upf"].Pod, Unit: inside["nginx"].Unit}
 	isEnvoy := func(p heartbeat.Process) bool { return p.ContainerID == envoyID }
 	isRedis := func(p heartbeat.Process) bool { return p.ContainerID == redisID }
-	connP := func(c heartbeat.Conn) heartbeat.Process { return c.Process }
 	flowP := func(f heartbeat.Flow) heartbeat.Process { return f.Process }
 	for _, h := range latest {
-		w.PodConnections += countBy(h.TCPConnections, connP, isEnvoy)
-		w.ContainerConnections += countBy(h.TCPConnections, connP, isRedis)
+		w.PodConnections += countConns([]*heartbeat.Heartbeat{h}, func(c heartbeat.Conn) bool { return shown(c) && isEnvoy(c.Process) })
+		w.ContainerConnections += countConns([]*heartbeat.Heartbeat{h}, func(c heartbeat.Conn) bool { return shown(c) && isRedis(c.Process) })
 		w.PodFlows += countBy(h.ActiveFlows, flowP, isEnvoy)
 		w.ContainerFlows += countBy(h.ActiveFlows, flowP, isRedis)
 		w.IDOnlyListening += countBy(h.TCPListeners, func(l heartbeat.Listener) heartbeat.Process { return l.Process },
@@ -386,4 +463,53 @@ func workloadsOf(latest []*heartbeat.Heartbeat) workloadFacts {
 			func(p heartbeat.Process) bool { return isEnvoy(p) })
 	}
 	return w
+}
+
+// searchesOf are the searches the script types, each with the rows it
+// must find, counted from the latest heartbeats by the rule the term
+// names (Connections shows no TIME_WAIT unless a state: term is given).
+func searchesOf(latest []*heartbeat.Heartbeat, fx fleet) []searchFact {
+	conn := func(keep func(c heartbeat.Conn) bool) int {
+		return countConns(latest, func(c heartbeat.Conn) bool { return shown(c) && keep(c) })
+	}
+	anyState := func(keep func(c heartbeat.Conn) bool) int { return countConns(latest, keep) }
+	either := func(c heartbeat.Conn, a netip.Addr) bool { return c.LocalAddress == a || c.RemoteAddress == a }
+	pfx := netip.MustParsePrefix("10.2.0.0/24")
+	return []searchFact{
+		{View: "connections", Text: "10.1.0.3", Query: "addr=10.1.0.3",
+			Rows: conn(func(c heartbeat.Conn) bool { return either(c, netip.MustParseAddr("10.1.0.3")) })},
+		{View: "connections", Text: "10.2.0.0/24", Query: "addr=10.2.0.0%2F24",
+			Rows: conn(func(c heartbeat.Conn) bool { return pfx.Contains(c.LocalAddress) || pfx.Contains(c.RemoteAddress) })},
+		{View: "connections", Text: "port:30001 port:30002", Query: "port=30001&port=30002",
+			Rows: conn(func(c heartbeat.Conn) bool {
+				return c.LocalPort == 30001 || c.LocalPort == 30002 || c.RemotePort == 30001 || c.RemotePort == 30002
+			})},
+		{View: "connections", Text: "proc:curl", Query: "binary=curl", Rows: conn(func(c heartbeat.Conn) bool { return c.Process.Binary == "curl" })},
+		{View: "connections", Text: `proc:"/usr/bin/redis-server"`, Query: "binary_path=%2Fusr%2Fbin%2Fredis-server",
+			Rows: conn(func(c heartbeat.Conn) bool { return c.Process.BinaryPath == "/usr/bin/redis-server" })},
+		{View: "connections", Text: "proc:post*", Query: "binary=post*", Rows: conn(func(c heartbeat.Conn) bool { return strings.HasPrefix(c.Process.Binary, "post") })},
+		{View: "connections", Text: "proc:curl 10.1.0.2", Query: "binary=curl&addr=10.1.0.2",
+			Rows: conn(func(c heartbeat.Conn) bool {
+				return c.Process.Binary == "curl" && either(c, netip.MustParseAddr("10.1.0.2"))
+			})},
+		{View: "connections", Text: "container:cache", Query: "container=cache", Rows: fx.Workloads.ContainerConnections},
+		{View: "connections", Text: "host:" + fx.Core.Hostname, Query: "host=" + fx.Core.Hostname, Rows: fx.Core.Connections},
+		{View: "connections", Text: "host:edge*", Query: "host=edge*", Rows: fx.Edge.Connections},
+		// a bare word: a binary, or a host by its name
+		{View: "connections", Text: "nginx", Query: "q=nginx", Rows: conn(func(c heartbeat.Conn) bool { return c.Process.Binary == "nginx" })},
+		{View: "connections", Text: fx.Old.Hostname, Query: "q=" + fx.Old.Hostname, Rows: fx.Old.Connections},
+		{View: "connections", Text: "state:CLOSE_WAIT", Query: "state=CLOSE_WAIT", Rows: anyState(func(c heartbeat.Conn) bool { return c.State == "CLOSE_WAIT" })},
+		{View: "connections", Text: "state:TIME_WAIT", Query: "state=TIME_WAIT", Rows: fx.TimeWait},
+		{View: "connections", Text: "state:!TIME_WAIT state:!CLOSE_WAIT", Query: "state=%21TIME_WAIT&state=%21CLOSE_WAIT",
+			Rows: anyState(func(c heartbeat.Conn) bool { return c.State == "ESTABLISHED" })},
+		// a term Connections cannot take is said, and the rest applies
+		{View: "connections", Text: "dns:example.org port:30001", Query: "dns=example.org&port=30001", Unapplied: "dns:example.org",
+			Rows: conn(func(c heartbeat.Conn) bool { return c.LocalPort == 30001 || c.RemotePort == 30001 })},
+		{View: "investigate", Text: "dns:example.org", Query: "dns=example.org", Rows: fx.DNSAnswering},
+		{View: "investigate", Text: "dns:*.org", Query: "dns=*.org", Rows: fx.DNSAnswering},
+		// a bare word on the events: DNS names too (no binary or host is example.org)
+		{View: "investigate", Text: "example.org", Query: "q=example.org", Rows: fx.DNSAnswering},
+		{View: "investigate", Text: "answer:" + fx.ConnectAddr, Query: "answer=" + fx.ConnectAddr, Rows: fx.DNSAnswering},
+		{View: "investigate", Text: fx.PivotAddr, Query: "addr=" + fx.PivotAddr, Rows: fx.PivotEvents},
+	}
 }

@@ -89,7 +89,8 @@ await check('summary: one mark per sensor, sorted by anomaly, stale shown', asyn
   assert.equal(status[hosts.indexOf(F.Old.Hostname)], 'stale');
   assert.equal(status[hosts.indexOf(F.Edge.Hostname)], 'reporting');
   const active = await column('Active connections');
-  assert.equal(active[hosts.indexOf(F.Edge.Hostname)], String(F.Edge.Connections));
+  // the Summary counts every state, TIME_WAIT too
+  assert.equal(active[hosts.indexOf(F.Edge.Hostname)], String(F.Edge.AllConnections));
   const clock = await column('Clock');
   assert.match(clock[hosts.indexOf(F.Core.Hostname)], /^(4m 5\ds|5m 0\ds) ahead$/, 'core-b\'s clock runs five minutes ahead');
   assert.equal(await page.locator('#content tbody .skew.high').count(), 1, 'only core-b\'s clock is off');
@@ -213,30 +214,45 @@ await check('connections: columns sort both ways, durations read "predates senso
   await shot('03-connections');
 });
 
-await check('500 rows on screen', async () => {
-  // Time from a click on Next to the rows on screen (API call included),
-  // for pages of 100 and of 500 rows in the same run: reported, not
-  // asserted (docs/performance.md).
-  const timeNext = async (size) => {
-    await page.goto(BASE + '/network/connections?page_size=' + size);
+await check('500 and 1,000 rows on screen', async () => {
+  // Time from a click on a pager button to the rows on screen (API calls
+  // included), for pages of 100, 500 and 1,000 rows in the same run:
+  // reported, not asserted (docs/performance.md). A 1,000-row page is two
+  // API pages of 500 (the v1 lists' largest) with TIME_WAIT shown, so the
+  // page is full.
+  const timePage = async (size, query, button, want) => {
+    await page.goto(BASE + '/network/connections?page_size=' + size + query);
     await settle();
-    const ms = await page.evaluate(async () => {
+    const ms = await page.evaluate(async (id) => {
       const t0 = performance.now();
-      document.querySelector('#next').click();
+      const before = document.getElementById('status').textContent;
+      document.getElementById(id).click();
       await new Promise((r) => {
-        const mo = new MutationObserver(() => { if (/ page 2 of/.test(document.getElementById('status').textContent)) { mo.disconnect(); r(); } });
+        const mo = new MutationObserver(() => {
+          const st = document.getElementById('status').textContent;
+          if (st !== before && /updated/.test(st)) { mo.disconnect(); r(); }
+        });
         mo.observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true });
       });
       await new Promise((r) => requestAnimationFrame(() => r()));
       return performance.now() - t0;
-    });
-    assert.equal(await page.locator('#content tbody tr').count(), Math.min(size, F.Connections - size));
-    return ms;
+    }, button);
+    assert.equal(await page.locator('#content tbody tr').count(), want);
+    return [ms, Number(await page.getAttribute('#content', 'data-render-ms'))];
   };
-  const t100 = [], t500 = [];
-  for (let i = 0; i < 3; i++) { t100.push(await timeNext(100)); t500.push(await timeNext(500)); }
+  const t100 = [], t500 = [], t1000 = [], b1000 = [];
+  const all = F.Connections + F.TimeWait;
+  assert.ok(all >= 1000, 'the fleet fills a page of 1,000');
+  for (let i = 0; i < 3; i++) {
+    t100.push((await timePage(100, '', 'next', 100))[0]);
+    t500.push((await timePage(500, '', 'next', Math.min(500, F.Connections - 500)))[0]);
+    const [ms, build] = await timePage(1000, '&time_wait=1&page=2', 'prev', 1000);
+    t1000.push(ms);
+    b1000.push(build);
+  }
   const med = (a) => [...a].sort((x, y) => x - y)[1];
-  console.log(`     figure: Next to rows painted, median of 3: 100 rows ${med(t100).toFixed(0)} ms, 500 rows ${med(t500).toFixed(0)} ms (ratio ${(med(t500) / med(t100)).toFixed(2)})`);
+  console.log(`     figure: pager click to rows painted, median of 3: 100 rows ${med(t100).toFixed(0)} ms, 500 rows ${med(t500).toFixed(0)} ms, ` +
+    `1000 rows ${med(t1000).toFixed(0)} ms (building the 1000 rows' DOM: ${med(b1000).toFixed(0)} ms)`);
 });
 
 await check('times in the browser zone with UTC on hover', async () => {
@@ -326,10 +342,11 @@ const cells = (sel) => page.locator(`#content tbody ${sel}`).evaluateAll((es) =>
 const W = F.Workloads;
 
 await check('connections: the Container/Pod column names pods, containers and units', async () => {
-  await page.goto(BASE + '/network/connections?page_size=500&sort=binary');
+  // every binary on one page: 1,000 rows hold the fleet's shown connections
+  await page.goto(BASE + '/network/connections?page_size=1000&sort=binary');
   await settle();
   const bins = await column('Binary'), wl = await column('Container/Pod');
-  assert.equal(wl.length, 500);
+  assert.equal(wl.length, F.Connections);
   const of = (b) => [...new Set(wl.filter((_, i) => bins[i] === b))];
   assert.deepEqual(of('envoy'), [W.Pod], 'a pod as namespace/pod');
   assert.deepEqual(of('redis-server'), [W.Container], 'a container without a pod by its name');
@@ -357,14 +374,14 @@ await check('connections: the Container/Pod filter narrows rows, pages and survi
   await page.waitForURL((u) => u.searchParams.get('page') === '2' && u.searchParams.get('pod') === W.Pod);
   await settle();
   const keys2 = await page.locator('#content tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.key));
-  assert.equal(keys2.length, W.PodConnections - 50);
+  assert.equal(keys2.length, Math.min(50, W.PodConnections - 50));
   assert.equal(keys1.filter((k) => keys2.includes(k)).length, 0, 'pages do not overlap');
   assert.deepEqual([...new Set(await column('Container/Pod'))], [W.Pod], 'page 2 is narrowed too');
   await page.reload();
   await settle();
   assert.equal(await page.inputValue('#scope'), W.Pod, 'the field shows the URL\'s filter');
   assert.equal(await page.inputValue('#scope-kind'), 'pod');
-  assert.equal(await page.locator('#content tbody tr').count(), W.PodConnections - 50);
+  assert.equal(await page.locator('#content tbody tr').count(), Math.min(50, W.PodConnections - 50));
   // the same field names a container (by name) instead
   await scopeBy('container', W.Container);
   assert.equal(url().searchParams.get('page'), null, 'a new filter starts at page 1');
@@ -524,6 +541,254 @@ await check('keyboard: rows reachable, Enter opens, Escape closes', async () => 
   await page.locator('th button[data-field=state]').focus();
   await page.keyboard.press('Enter');
   await page.waitForURL((u) => u.searchParams.get('sort') === 'state');
+});
+
+// ---- the search box, pivots, export (issue #17) ----
+
+// answered waits until the view shows the answer to the current URL, for
+// lists and Investigate alike.
+const answered = async () => {
+  await page.waitForFunction(() => !document.querySelector('#content[aria-busy]') &&
+    (/updated/.test(document.getElementById('status').textContent) || !document.getElementById('error').hidden));
+};
+// viewTotal is the count the status line starts with.
+const viewTotal = async () => Number((await statusText()).match(/^([\d,]+)/)[1].replace(/,/g, ''));
+const search = async (text) => {
+  await page.fill('#search', text);
+  await page.press('#search', 'Enter');
+};
+
+await check('connections: TIME_WAIT hidden by default, the toggle counts and shows them', async () => {
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  assert.equal(await viewTotal(), F.Connections, 'TIME_WAIT left out');
+  await page.waitForFunction(() => document.getElementById('time-wait').dataset.count !== undefined);
+  assert.equal(await page.locator('#time-wait').innerText(), `Show ${F.TimeWait} TIME_WAIT (hidden)`);
+  assert.equal(await page.locator('#time-wait').getAttribute('aria-pressed'), 'false');
+  await page.selectOption('#page-size', '1000');
+  await settle();
+  assert.ok(!(await column('State')).includes('TIME_WAIT'), 'no TIME_WAIT row on screen');
+  await page.click('#time-wait');
+  await page.waitForURL((u) => u.searchParams.get('time_wait') === '1');
+  await settle();
+  assert.equal(await viewTotal(), F.Connections + F.TimeWait, 'shown: every connection');
+  assert.ok((await column('State')).includes('TIME_WAIT'), 'TIME_WAIT rows on screen');
+  assert.equal(await page.locator('#time-wait').innerText(), `Hide the ${F.TimeWait} TIME_WAIT`);
+  await page.goBack();
+  await settle();
+  assert.equal(await viewTotal(), F.Connections, 'back: hidden again');
+});
+
+await check('search: every term type narrows the view to what the fleet says', async () => {
+  for (const f of F.Searches) {
+    const path = f.View === 'investigate' ? '/investigate' : '/network/' + f.View;
+    await page.goto(BASE + path);
+    await answered();
+    await search(f.Text);
+    await page.waitForURL((u) => u.pathname === path && u.search === '?' + f.Query);
+    await answered();
+    assert.equal(await page.locator('#error').isHidden(), true, `${f.Text}: ${await page.locator('#error').innerText()}`);
+    if (f.View === 'investigate') {
+      assert.match(await statusText(), new RegExp(`^${f.Rows} events`), f.Text);
+      assert.equal(await page.locator('#content tbody tr').count(), f.Rows, f.Text);
+    } else {
+      assert.equal(await viewTotal(), f.Rows, f.Text);
+    }
+    if (f.Unapplied) {
+      await shot('11-search-unapplied');
+      assert.equal(await page.locator('#search-note').isVisible(), true, f.Text + ': the unapplied term is reported');
+      assert.match(await page.locator('#search-note').innerText(), new RegExp('^Not applied to this view: ' + f.Unapplied.replace(/[.*]/g, '\\$&') + ' \\('));
+    } else {
+      assert.equal(await page.locator('#search-note').isHidden(), true, f.Text);
+    }
+    // the URL round trip: a reload shows the same terms and asks the same
+    const before = page.url();
+    await page.reload();
+    await answered();
+    assert.equal(page.url(), before, f.Text + ': the URL is kept');
+    assert.deepEqual(await page.evaluate(async () => {
+      const L = await import('/lib.mjs');
+      return L.parseSearch(document.getElementById('search').value).terms;
+    }), await page.evaluate(async (t) => (await import('/lib.mjs')).parseSearch(t).terms, f.Text), f.Text + ': the box reads the URL\'s terms');
+    await page.press('#search', 'Enter');
+    await answered();
+    assert.equal(page.url(), before, f.Text + ': the box, submitted again, writes the same URL');
+  }
+  // sanity: the searches narrowed (none is the whole view)
+  assert.ok(F.Searches.every((f) => f.Rows > 0 && (f.View !== 'connections' || f.Rows < F.Connections + F.TimeWait)), 'every search keeps some rows, not all');
+});
+
+await check('search: back and forward restore the searches, with the box', async () => {
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  const [a, b] = F.Searches.filter((f) => f.View === 'connections');
+  await search(a.Text);
+  await page.waitForURL((u) => u.search === '?' + a.Query);
+  await settle();
+  await search(b.Text);
+  await page.waitForURL((u) => u.search === '?' + b.Query);
+  await settle();
+  await page.goBack();
+  await settle();
+  assert.equal(url().search, '?' + a.Query);
+  assert.equal(await viewTotal(), a.Rows);
+  assert.equal(await page.inputValue('#search'), a.Text);
+  await page.goForward();
+  await settle();
+  assert.equal(url().search, '?' + b.Query);
+  assert.equal(await viewTotal(), b.Rows);
+  assert.equal(await page.inputValue('#search'), b.Text);
+  await page.click('#search-clear');
+  await page.waitForURL((u) => u.search === '');
+  await settle();
+  assert.equal(await viewTotal(), F.Connections);
+});
+
+await check('search: a bad term is said and not applied; the API\'s 400 is shown with its message', async () => {
+  await page.goto(BASE + '/network/connections?port=22');
+  await settle();
+  await search('port:99999 proc:curl');
+  await page.locator('#search-error').waitFor();
+  assert.equal(await page.locator('#search-error').innerText(), 'port:99999 is not a port (1 to 65535)');
+  assert.equal(await page.getAttribute('#search', 'aria-invalid'), 'true');
+  assert.equal(url().search, '?port=22', 'nothing applied');
+  await search('host:" unclosed');
+  await page.locator('#search-error').waitFor();
+  assert.match(await page.locator('#search-error').innerText(), /^unclosed quote/);
+  // a value only the API can judge: its message reaches the user
+  await search('state:BOGUS');
+  await page.waitForURL((u) => u.searchParams.get('state') === 'BOGUS');
+  await page.locator('#error').waitFor();
+  assert.match(await page.locator('#error').innerText(), /^The filter was refused: state: "BOGUS" is not a state of connections; one of .*ESTABLISHED.*\. Change the filter and try again\.$/);
+});
+
+await check('pivots: a remote address opens Investigate; a binary, a port and a host narrow the view', async () => {
+  await page.goto(BASE + `/network/connections?sensor_id=${F.Core.ID}`);
+  await settle();
+  const link = page.locator(`#content tbody td a.pivot`, { hasText: new RegExp('^' + F.PivotAddr.replace(/\./g, '\\.') + '$') }).first();
+  assert.equal(await link.getAttribute('href'), '/investigate?addr=' + F.PivotAddr, 'a real link, middle-click opens it');
+  // a modified click is the browser's: a new tab on the pivot's URL
+  const [tab] = await Promise.all([ctx.waitForEvent('page'), link.click({ modifiers: ['Control'] })]);
+  await tab.waitForLoadState();
+  assert.equal(tab.url(), BASE + '/investigate?addr=' + F.PivotAddr);
+  assert.equal(url().pathname, '/network/connections', 'this tab stays');
+  await tab.close();
+  await link.click();
+  await page.waitForURL((u) => u.pathname === '/investigate' && u.search === '?addr=' + F.PivotAddr);
+  await answered();
+  assert.equal(await page.inputValue('#search'), F.PivotAddr);
+  assert.equal(await page.locator('#content tbody tr').count(), F.PivotEvents);
+  await shot('10-pivot-investigate');
+  assert.deepEqual([...new Set(await column('Destination'))].map((d) => d.split(':')[0]), [F.PivotAddr]);
+  // a binary narrows the open view
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  const curl = F.Searches.find((f) => f.Text === 'proc:curl');
+  await page.locator('#content tbody a.pivot', { hasText: /^curl$/ }).first().click();
+  await page.waitForURL((u) => u.search === '?binary=curl');
+  await settle();
+  assert.equal(await viewTotal(), curl.Rows);
+  assert.equal(await page.inputValue('#search'), 'proc:curl');
+  // a port narrows the view to it: a new question, the sensor is left
+  const port = F.Searches.find((f) => f.Text === 'dns:example.org port:30001');
+  await page.goto(BASE + `/network/connections?sensor_id=${F.Old.ID}`);
+  await settle();
+  await page.locator('#content tbody a.pivot', { hasText: /^30001$/ }).first().click();
+  await page.waitForURL((u) => u.search === '?port=30001');
+  await settle();
+  assert.equal(await viewTotal(), port.Rows);
+  // a host narrows to its sensor
+  await page.locator('#content tbody a.pivot', { hasText: new RegExp('^' + F.Old.Hostname + '$') }).first().click();
+  await page.waitForURL((u) => u.search === '?sensor_id=' + F.Old.ID);
+  await settle();
+  assert.equal(await viewTotal(), F.Old.Connections);
+  // a pod narrows to it
+  await page.goto(BASE + '/network/flows');
+  await settle();
+  await page.locator('#content tbody a.workload', { hasText: W.Pod }).first().click();
+  await page.waitForURL((u) => u.searchParams.get('pod') === W.Pod);
+  await settle();
+  assert.equal(await viewTotal(), W.PodFlows);
+});
+
+await check('an event\'s detail links to its flow, its connection and its DNS lookup', async () => {
+  await page.goto(BASE + `/investigate?kind=network_connect&port=${F.FlowEvent.SrcPort}`);
+  await answered();
+  assert.equal(await page.locator('#content tbody tr').count(), 1);
+  await page.locator('#content tbody tr').first().click();
+  await page.locator('#detail .lineage').waitFor();
+  const href = (rel) => page.getAttribute(`#detail a[data-rel="${rel}"]`, 'href');
+  const by = `sensor_id=${F.Edge.ID}&addr=${F.FlowEvent.DstAddress}&port=${F.FlowEvent.SrcPort}`;
+  assert.equal(await href('flow'), `/network/flows?${by}`);
+  assert.equal(await href('flow-closed'), `/investigate?${by}&kind=network_flow`);
+  assert.equal(await href('connection'), `/network/connections?${by}&time_wait=1`);
+  assert.equal(await href('dns'), `/investigate?sensor_id=${F.Edge.ID}&answer=${F.FlowEvent.DstAddress}`);
+  await page.click('#detail a[data-rel="flow"]');
+  await page.waitForURL((u) => u.pathname === '/network/flows');
+  await settle();
+  assert.equal(await viewTotal(), 1, 'the flow the connect opened');
+  assert.deepEqual(await column('Source'), [`10.1.0.1:${F.FlowEvent.SrcPort}`]);
+  await page.goBack();
+  await answered();
+  // a connect to the resolved address: its DNS lookup
+  await page.goto(BASE + `/investigate?kind=network_connect&addr=${F.ConnectAddr}`);
+  await answered();
+  await page.locator('#content tbody tr').first().click();
+  await page.locator('#detail a[data-rel="dns"]').click();
+  await page.waitForURL((u) => u.searchParams.get('answer') === F.ConnectAddr);
+  await answered();
+  assert.equal(await page.locator('#content tbody tr').count(), F.DNSAnswering);
+  assert.ok((await column('Kind')).every((k) => k.startsWith('dns_')));
+  // and a DNS event links back to the traffic to its answers
+  await page.locator('#content tbody tr').first().click();
+  await page.locator('#detail a[data-rel="connects"]').click();
+  await page.waitForURL((u) => u.searchParams.get('addr') === F.ConnectAddr && u.searchParams.get('kind') === 'network_connect');
+  await answered();
+  assert.ok(await page.locator('#content tbody tr').count() > 0);
+});
+
+// exported downloads the view's export in a format and returns its text.
+const exported = async (fmt) => {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-' + fmt)]);
+  assert.equal(await dl.failure(), null);
+  const text = readFileSync(await dl.path(), 'utf8');
+  await page.waitForFunction(() => /^Exported /.test(document.getElementById('export-status').textContent));
+  return text;
+};
+const lines = (text) => text.split('\n').filter((l, i, a) => !(i === a.length - 1 && l === ''));
+
+await check('export: the whole result of a view or a search, CSV and NDJSON, as many rows as the view counts', async () => {
+  // the default Connections view (TIME_WAIT hidden): every page, not one
+  await page.goto(BASE + '/network/connections');
+  await settle();
+  assert.ok(F.Connections > 100, 'more rows than a page');
+  let csv = lines(await exported('csv'));
+  assert.equal(csv.length - 1, await viewTotal(), 'a header and one line a row');
+  assert.equal(csv.length - 1, F.Connections);
+  const head = csv[0].split(',');
+  assert.ok(head.includes('local_address') && head.includes('state'), 'a CSV header row: ' + csv[0]);
+  const st = head.indexOf('state');
+  assert.ok(csv.slice(1).every((l) => l.split(',')[st] !== 'TIME_WAIT'), 'the export leaves out what the view hides');
+  // a search: the export has its filters
+  const curl = F.Searches.find((f) => f.Text === 'proc:curl');
+  await search(curl.Text);
+  await page.waitForURL((u) => u.search === '?' + curl.Query);
+  await settle();
+  csv = lines(await exported('csv'));
+  assert.equal(csv.length - 1, await viewTotal());
+  assert.equal(csv.length - 1, curl.Rows);
+  const bi = csv[0].split(',').indexOf('binary');
+  assert.deepEqual([...new Set(csv.slice(1).map((l) => l.split(',')[bi]))], ['curl']);
+  const nd = lines(await exported('ndjson')).map((l) => JSON.parse(l));
+  assert.equal(nd.length, curl.Rows);
+  assert.ok(nd.every((r) => r.binary === 'curl' && r.state !== 'TIME_WAIT'));
+  assert.equal(await page.getAttribute('#export-csv', 'href'), `/api/v2/network/connections/export?${curl.Query}&state=%21TIME_WAIT&format=csv`, 'a link to the export endpoint');
+  // Investigate: the window and the kinds too
+  await page.goto(BASE + '/investigate?kind=network_connect');
+  await answered();
+  const ev = lines(await exported('ndjson')).map((l) => JSON.parse(l));
+  assert.equal(ev.length, F.ConnectsLastHour, 'every connect of the window, not the first 100');
+  assert.ok(ev.every((e) => e.kind === 'network_connect'));
 });
 
 await check('errors say what to do; signing out hides the data', async () => {

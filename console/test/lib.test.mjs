@@ -8,18 +8,22 @@ const S = 'a83589a9-e375-4180-a027-306dd923cfb0';
 
 test('parseRoute reads every view and drops what is invalid', () => {
   assert.deepEqual(L.parseRoute('/network/connections', `?sensor_id=${S.toUpperCase()}&page=3&page_size=50&sort=-duration_secs`),
-    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs', container: '', pod: '' });
-  assert.deepEqual(L.parseRoute('/network/connections/', '?sensor_id=nope&page=0&page_size=501&sort=drop_table'),
-    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '', container: '', pod: '' });
+    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs', container: '', pod: '', terms: [], time_wait: false });
+  assert.deepEqual(L.parseRoute('/network/connections/', '?sensor_id=nope&page=0&page_size=501&sort=drop_table&time_wait=yes'),
+    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '', container: '', pod: '', terms: [], time_wait: false });
+  // 1000 rows a page is the one size above the API's 500 (two API pages)
+  assert.equal(L.parseRoute('/network/flows', '?page_size=1000').page_size, 1000);
+  assert.equal(L.parseRoute('/network/flows', '?page_size=999').page_size, 100);
   assert.deepEqual(L.parseRoute('/network/listening', '?tab=udp&sort=service&container=web-1'),
-    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service', container: 'web-1', pod: '' });
+    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service', container: 'web-1', pod: '',
+      terms: [{ key: 'container', value: 'web-1' }] });
   // a sort of the UDP list that the TCP list lacks is dropped on the TCP tab
   assert.equal(L.parseRoute('/network/listening', '?sort=remote_port').sort, '');
   assert.equal(L.parseRoute('/network/listening', '?tab=udp&sort=remote_port').sort, 'remote_port');
   assert.equal(L.parseRoute('/elsewhere', '').view, '');
   const inv = L.parseRoute('/investigate', `?kind=dns_query,bogus,network_flow,dns_query&window=6h&event=${S}`);
   assert.deepEqual(inv, { view: 'investigate', sensor_id: '', kinds: ['dns_query', 'network_flow'], since: '', until: '', window: '6h', event: S,
-    container: '', pod: '' });
+    container: '', pod: '', terms: [] });
   const custom = L.parseRoute('/investigate', '?since=2026-11-25T10:00:00%2B01:00&until=2026-11-25T12:00:00Z');
   assert.equal(custom.window, 'custom');
   assert.equal(custom.since, '2026-11-25T09:00:00.000Z');
@@ -50,7 +54,10 @@ test('routeURL is the inverse of parseRoute and leaves defaults out', () => {
 test('apiPath asks the API for exactly the view state', () => {
   const s = L.parseRoute('/network/listening', `?tab=udp&sensor_id=${S}&page=2&page_size=25&sort=-local_port`);
   assert.equal(L.apiPath(s), `/api/v1/network/udp?sensor_id=${S}&page=2&page_size=25&sort=-local_port`);
-  assert.equal(L.apiPath(L.parseRoute('/network/connections', '')), '/api/v1/network/connections?page=1&page_size=100');
+  // Connections leaves TIME_WAIT out unless shown, or a state: term asks
+  assert.equal(L.apiPath(L.parseRoute('/network/connections', '')), '/api/v1/network/connections?state=%21TIME_WAIT&page=1&page_size=100');
+  assert.equal(L.apiPath(L.parseRoute('/network/connections', '?time_wait=1')), '/api/v1/network/connections?page=1&page_size=100');
+  assert.equal(L.apiPath(L.parseRoute('/network/connections', '?state=CLOSE_WAIT')), '/api/v1/network/connections?state=CLOSE_WAIT&page=1&page_size=100');
   assert.equal(L.apiPath(L.parseRoute('/network/summary', '')), '/api/v1/network/summary');
   const now = Date.parse('2026-11-25T12:00:00Z');
   assert.equal(L.apiPath(L.parseRoute('/investigate', '?kind=dns_query&window=15m'), now),
@@ -62,10 +69,15 @@ test('apiPath asks the API for exactly the view state', () => {
 });
 
 test('the Container/Pod filter: one at a time, in the URL, the API and the cursor', () => {
-  // both given: the pod is kept, and the URL written back names it alone
+  // both given (a container: search term beside the pod): both are kept,
+  // the API ANDs them and the URL reads back as written
   const both = L.parseRoute('/network/connections', '?container=web-1&pod=mesh/envoy-0');
-  assert.deepEqual([both.container, both.pod], ['', 'mesh/envoy-0']);
-  assert.equal(L.routeURL(both), '/network/connections?pod=mesh%2Fenvoy-0');
+  assert.deepEqual([both.container, both.pod], ['web-1', 'mesh/envoy-0']);
+  assert.equal(L.routeURL(both), '/network/connections?container=web-1&pod=mesh%2Fenvoy-0');
+  // the field replaces the container terms, or drops them for a pod
+  const two = L.parseRoute('/network/flows', '?container=a&port=22&container=b');
+  assert.equal(L.routeURL({ ...two, ...L.scopeChange(two, { container: 'c', pod: '' }) }), '/network/flows?port=22&container=c');
+  assert.equal(L.routeURL({ ...two, ...L.scopeChange(two, { container: '', pod: 'p' }) }), '/network/flows?port=22&pod=p');
   // blank, too long (the API's 255 bytes) and whitespace-only values are dropped
   assert.equal(L.parseRoute('/network/connections', '?container=' + 'x'.repeat(256)).container, '');
   assert.equal(L.parseRoute('/network/connections', '?container=' + 'x'.repeat(255)).container, 'x'.repeat(255));
@@ -78,7 +90,7 @@ test('the Container/Pod filter: one at a time, in the URL, the API and the curso
   const s = L.parseRoute('/network/flows', `?sensor_id=${S}&pod=mesh/envoy-0&page=2&page_size=50&sort=-bytes_sent`);
   assert.equal(L.apiPath(s), `/api/v1/network/flows?sensor_id=${S}&pod=mesh%2Fenvoy-0&page=2&page_size=50&sort=-bytes_sent`);
   assert.equal(L.apiPath(L.parseRoute('/network/connections', '?container=3f2a9c1b7d4e')),
-    '/api/v1/network/connections?container=3f2a9c1b7d4e&page=1&page_size=100');
+    '/api/v1/network/connections?container=3f2a9c1b7d4e&state=%21TIME_WAIT&page=1&page_size=100');
   // Investigate: first page and every later one (the cursor is refused without its filters)
   const now = Date.parse('2026-11-25T12:00:00Z');
   const inv = L.parseRoute('/investigate', '?container=web-1&window=15m');
@@ -181,4 +193,174 @@ test('capabilityTags shows what a sensor observes, unavailable as such', () => {
   assert.deepEqual(L.capabilityTags({}), []);
   assert.deepEqual(L.capabilityTags(null), []);
   assert.deepEqual(L.capabilityTags({ lsm: '' }), []);
+});
+
+test('parseSearch reads every term type', () => {
+  const p = (text) => L.parseSearch(text);
+  const one = (text) => { const r = p(text); assert.deepEqual(r.errors, [], text); assert.equal(r.terms.length, 1, text); return r.terms[0]; };
+  assert.deepEqual(one('10.1.0.1'), { key: 'addr', value: '10.1.0.1' });
+  assert.deepEqual(one('10.0.0.0/8'), { key: 'addr', value: '10.0.0.0/8' });
+  assert.deepEqual(one('2001:db8::1'), { key: 'addr', value: '2001:db8::1' });
+  assert.deepEqual(one('abcd::1'), { key: 'addr', value: 'abcd::1' }, 'an IPv6 address is not a term named abcd');
+  assert.deepEqual(one('::ffff:10.0.0.1'), { key: 'addr', value: '::ffff:10.0.0.1' });
+  assert.deepEqual(one('2001:db8::/32'), { key: 'addr', value: '2001:db8::/32' });
+  assert.deepEqual(one('addr:10.2.0.0/16'), { key: 'addr', value: '10.2.0.0/16' });
+  assert.deepEqual(one('host:edge-a'), { key: 'host', value: 'edge-a' });
+  assert.deepEqual(one('host:edge-*'), { key: 'host', value: 'edge-*' });
+  assert.deepEqual(one('port:443'), { key: 'port', value: '443' });
+  assert.deepEqual(one('proc:curl'), { key: 'binary', value: 'curl' });
+  assert.deepEqual(one('proc:post*'), { key: 'binary', value: 'post*' });
+  assert.deepEqual(one('proc:/usr/bin/curl'), { key: 'binary_path', value: '/usr/bin/curl' });
+  assert.deepEqual(one('proc:/opt/*'), { key: 'binary_path', value: '/opt/*' });
+  assert.deepEqual(one('dns:example.org'), { key: 'dns', value: 'example.org' });
+  assert.deepEqual(one('dns:*.evil.example'), { key: 'dns', value: '*.evil.example' });
+  assert.deepEqual(one('answer:93.184.216.34'), { key: 'answer', value: '93.184.216.34' });
+  assert.deepEqual(one('container:cache'), { key: 'container', value: 'cache' });
+  assert.deepEqual(one('state:ESTABLISHED'), { key: 'state', value: 'ESTABLISHED' });
+  assert.deepEqual(one('state:!TIME_WAIT'), { key: 'state', value: '!TIME_WAIT' });
+  assert.deepEqual(one('nginx'), { key: 'q', value: 'nginx' });
+  assert.deepEqual(one('PORT:22'), { key: 'port', value: '22' }, 'term names ignore case');
+});
+
+test('parseSearch: several terms AND, the same term ORs, order kept, duplicates once', () => {
+  const r = L.parseSearch('  port:443  10.1.0.1 port:22\tproc:curl port:443 ');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.terms, [{ key: 'port', value: '443' }, { key: 'addr', value: '10.1.0.1' }, { key: 'port', value: '22' }, { key: 'binary', value: 'curl' }]);
+  assert.deepEqual(L.parseSearch('').terms, []);
+  assert.deepEqual(L.parseSearch('   ').terms, []);
+});
+
+test('parseSearch: quoting', () => {
+  assert.deepEqual(L.parseSearch('container:"my cache" "two words"'), { terms: [{ key: 'container', value: 'my cache' }],
+    errors: ['"two words" is not one word: a word finds a binary, a host or a DNS name whole (for a prefix use proc:, host: or dns:)'] });
+  // a quoted address or term is a word, not a filter of its own
+  assert.deepEqual(L.parseSearch('"10.1.0.1" "port:22"').terms, [{ key: 'q', value: '10.1.0.1' }, { key: 'q', value: 'port:22' }]);
+  assert.deepEqual(L.parseSearch('proc:"/opt/my app/bin/x"').terms, [{ key: 'binary_path', value: '/opt/my app/bin/x' }]);
+  assert.deepEqual(L.parseSearch('container:"say \\"hi\\" \\\\ there"').terms, [{ key: 'container', value: 'say "hi" \\ there' }]);
+});
+
+test('parseSearch: bad input is an error to show, and nothing is applied', () => {
+  const bad = (text, re) => {
+    const r = L.parseSearch(text);
+    assert.ok(r.errors.length > 0, `${text}: no error`);
+    assert.match(r.errors.join(' | '), re, text);
+  };
+  bad('port:0', /port:0 is not a port/);
+  bad('port:65536', /not a port/);
+  bad('port:http', /not a port/);
+  bad('port:', /port: needs a value/);
+  bad('10.0.0.1/33', /10.0.0.1\/33 is not an IP address or CIDR/);
+  bad('10.0.0.256', /not an IP address/);
+  bad('fe80::/129', /not an IP address/);
+  bad('addr:10.0.0.256', /not an IP address or CIDR/);
+  bad('addr:fe80::1%eth0', /not an IP address/);
+  bad('answer:10.0.0.0/8', /answer:10.0.0.0\/8 is not an IP address/);
+  bad('dns:bad!name', /not a DNS name/);
+  bad('dns:...', /not a DNS name/);
+  bad('proc:*', /prefix needs at least one character/);
+  bad('state:TIME_WAIT!', /state:TIME_WAIT! is not a state/);
+  bad('state:1', /not a state/);
+  bad('user:root', /"user:" is not a search term; the terms are addr: host: port: proc:/);
+  bad('container:"unclosed', /unclosed quote/);
+  bad('ab"cd"', /a quote may only start a word/);
+  bad('"a"b', /a space must follow the closing quote/);
+  bad('host:' + 'x'.repeat(256), /at most 255 bytes/);
+  bad('host:web*1', /not a host name/);
+  bad('ngin*', /ngin\* is not one word/);
+  bad(Array.from({ length: 33 }, (_, i) => 'port:' + (i + 1)).join(' '), /at most 32 port terms/);
+  // one bad term among good ones: the errors name it
+  const r = L.parseSearch('port:22 port:x proc:curl');
+  assert.deepEqual(r.errors, ['port:x is not a port (1 to 65535)']);
+});
+
+test('formatSearch writes what parseSearch reads back', () => {
+  const texts = ['10.1.0.1 host:edge-a port:443 proc:curl proc:/usr/bin/curl dns:*.example.org answer:10.0.0.9 container:cache state:!TIME_WAIT nginx',
+    'container:"my cache" "10.1.0.1" "port:22" 2001:db8::/32 container:"say \\"hi\\""'];
+  for (const t of texts) {
+    const r = L.parseSearch(t);
+    assert.deepEqual(r.errors, []);
+    assert.equal(L.formatSearch(r.terms), t);
+    assert.deepEqual(L.parseSearch(L.formatSearch(r.terms)).terms, r.terms);
+  }
+});
+
+test('search terms live in the URL: the round trip is exact', () => {
+  const urls = [
+    '/network/connections?addr=10.1.0.1&port=443&port=22&binary=curl&state=%21TIME_WAIT',
+    `/network/connections?sensor_id=${S}&host=edge-*&container=cache&container=web-1&pod=mesh%2Fenvoy-0&page=2&page_size=1000&sort=pid&time_wait=1`,
+    '/network/listening?tab=udp&binary_path=%2Fopt%2Fupf%2Fbin%2Fupf&q=upf',
+    '/network/flows?addr=2001%3Adb8%3A%3A%2F32&dns=example.org',
+    '/investigate?dns=*.example.org&answer=93.184.216.34&q=example.org&kind=dns_query&window=6h',
+  ];
+  for (const u of urls) {
+    const [p, q = ''] = u.split('?');
+    const s = L.parseRoute(p, q);
+    assert.equal(L.routeURL(s), u);
+    // and the box shows what the URL holds: typed back, the same URL
+    const typed = L.parseSearch(L.formatSearch(s.terms));
+    assert.equal(L.routeURL({ ...s, ...L.searchChange(typed.terms), page: s.page }), u);
+  }
+  // what the box could not have written is dropped
+  assert.deepEqual(L.parseRoute('/network/connections', '?port=0&addr=nope&binary=%2Fusr%2Fbin%2Fx&q=two+words&host=a%20b&port=22').terms,
+    [{ key: 'port', value: '22' }]);
+  // the summary takes none
+  assert.equal(L.routeURL(L.parseRoute('/network/summary', '?port=22')), '/network/summary');
+});
+
+test('a term the view cannot take is not sent, and is reported', () => {
+  const s = L.parseRoute('/network/connections', '?dns=example.org&port=443');
+  assert.equal(L.apiPath(s), '/api/v1/network/connections?port=443&state=%21TIME_WAIT&page=1&page_size=100');
+  assert.deepEqual(L.unapplied(s), [{ term: 'dns:example.org', why: 'Connections rows have no DNS names; Investigate has them' }]);
+  assert.deepEqual(L.unapplied(L.parseRoute('/network/listening', '?state=LISTEN')), [{ term: 'state:LISTEN', why: 'TCP listening services rows have no states (all are LISTEN)' }]);
+  assert.deepEqual(L.unapplied(L.parseRoute('/investigate', '?dns=x.org&state=refused')), []);
+  assert.ok(L.apiPath(L.parseRoute('/investigate', '?dns=x.org&answer=10.0.0.1')).startsWith('/api/v2/events?dns=x.org&answer=10.0.0.1&since='));
+});
+
+test('a page of 1000 rows is read as two API pages; TIME_WAIT counted; export paths', () => {
+  const s = L.parseRoute('/network/connections', '?port=443&page=3&page_size=1000&sort=-pid');
+  assert.deepEqual(L.listPaths(s), [
+    '/api/v1/network/connections?port=443&state=%21TIME_WAIT&page=5&page_size=500&sort=-pid',
+    '/api/v1/network/connections?port=443&state=%21TIME_WAIT&page=6&page_size=500&sort=-pid']);
+  assert.deepEqual(L.listPaths(L.parseRoute('/network/flows', '?page=2&page_size=50')), ['/api/v1/network/flows?page=2&page_size=50']);
+  assert.equal(L.timeWaitPath(s), '/api/v1/network/connections?port=443&state=TIME_WAIT&page=1&page_size=1');
+  assert.equal(L.hidesTimeWait(s), true);
+  assert.equal(L.hidesTimeWait(L.parseRoute('/network/connections', '?state=TIME_WAIT')), false);
+  assert.equal(L.hidesTimeWait(L.parseRoute('/network/flows', '')), false);
+  // the export: the view's filters, no paging, no sort
+  assert.equal(L.exportPath(s, 'csv'), '/api/v2/network/connections/export?port=443&state=%21TIME_WAIT&format=csv');
+  assert.equal(L.exportPath(L.parseRoute('/network/listening', `?tab=udp&sensor_id=${S}&pod=p&dns=x.org`), 'ndjson'),
+    `/api/v2/network/udp/export?sensor_id=${S}&pod=p&format=ndjson`);
+  const now = Date.parse('2026-11-25T12:00:00Z');
+  assert.equal(L.exportPath(L.parseRoute('/investigate', '?q=curl&kind=dns_query&window=15m'), 'csv', now),
+    '/api/v2/events/export?q=curl&format=csv&kind=dns_query&since=2026-11-25T11%3A45%3A00.000Z&until=2026-11-25T12%3A00%3A00.000Z');
+  assert.equal(L.moreEventsPath(L.parseRoute('/investigate', '?addr=10.0.0.1&port=53'), 'c1'), '/api/v2/events?addr=10.0.0.1&port=53&cursor=c1');
+});
+
+test('pivots are URLs the app routes: a new question of the view or of Investigate', () => {
+  const conns = L.parseRoute('/network/connections', `?sensor_id=${S}&port=443&page=3&page_size=200&sort=pid`);
+  assert.equal(L.pivotURL(conns, 'investigate', [{ key: 'addr', value: '10.2.0.1' }]), '/investigate?addr=10.2.0.1');
+  assert.equal(L.pivotURL(conns, 'connections', [{ key: 'binary', value: 'curl' }]), '/network/connections?binary=curl&page_size=200');
+  assert.equal(L.pivotURL(conns, 'udp', [{ key: 'port', value: '53' }]), '/network/listening?tab=udp&port=53');
+  const inv = L.parseRoute('/investigate', '?window=6h&kind=dns_query&addr=10.0.0.1');
+  assert.equal(L.pivotURL(inv, 'investigate', [{ key: 'dns', value: 'example.org' }]), '/investigate?dns=example.org&window=6h', 'the window is kept');
+  const ids = { event_id: '7b711bb3-e704-4e09-9a6c-b22ce7dbc556', sensor_id: S };
+  const connect = { ...ids, kind: 'network_connect', src_address: '10.1.0.1', src_port: 41000, dst_address: '93.184.216.34', dst_port: 443, answers: [] };
+  const links = Object.fromEntries(L.eventLinks(connect, inv).map((l) => [l.rel, l.href]));
+  assert.deepEqual(links, {
+    flow: `/network/flows?sensor_id=${S}&addr=93.184.216.34&port=41000`,
+    'flow-closed': `/investigate?sensor_id=${S}&addr=93.184.216.34&port=41000&kind=network_flow&window=6h`,
+    connection: `/network/connections?sensor_id=${S}&addr=93.184.216.34&port=41000&time_wait=1`,
+    dns: `/investigate?sensor_id=${S}&answer=93.184.216.34&window=6h`,
+  });
+  const flow = Object.fromEntries(L.eventLinks({ ...connect, kind: 'network_flow' }, inv).map((l) => [l.rel, l.href]));
+  assert.equal(flow.flow, `/investigate?sensor_id=${S}&addr=93.184.216.34&port=41000&kind=network_flow&window=6h&event=${ids.event_id}`);
+  const dns = L.eventLinks({ ...ids, kind: 'dns_resolution', src_port: 40005, dst_address: '10.0.0.53', answers: ['10.3.0.9'] }, inv);
+  assert.deepEqual(dns.map((l) => l.href), [`/network/connections?sensor_id=${S}&addr=10.3.0.9&time_wait=1`,
+    `/network/flows?sensor_id=${S}&addr=10.3.0.9`, `/investigate?sensor_id=${S}&addr=10.3.0.9&kind=network_connect&window=6h`]);
+  assert.deepEqual(L.eventLinks({ ...ids, kind: 'network_listen', src_address: '0.0.0.0', src_port: 22, dst_address: '::', dst_port: 0 }, inv), []);
+  // every pivot reads back as the state it names
+  for (const l of [...Object.values(links), ...dns.map((x) => x.href)]) {
+    const [p, q] = l.split('?');
+    assert.equal(L.routeURL(L.parseRoute(p, q)), l);
+  }
 });

@@ -27,6 +27,7 @@ let rows = []; // rows on screen, for the detail panel
 let keyOf = () => '';
 let selected = ''; // key of the selected row, kept across refreshes
 let more = null; // Investigate: next_cursor of the loaded events
+let lastRenderMs = 0; // time to build the rows of the last list answer, for the browser test
 
 class APIError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -102,7 +103,19 @@ function go(change, replace) {
   render();
 }
 
+// An export link is a real link to the API's export, but the API wants the
+// token in a header a plain navigation cannot send: every click on one
+// (middle and modified clicks too) downloads it with the token instead.
+function exportClick(ev) {
+  const a = ev.target.closest && ev.target.closest('a[data-export]');
+  if (!a || ev.defaultPrevented) return false;
+  ev.preventDefault();
+  download(a);
+  return true;
+}
+document.addEventListener('auxclick', exportClick);
 document.addEventListener('click', (ev) => {
+  if (exportClick(ev)) return;
   const a = ev.target.closest('a[href^="/"]');
   if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
   ev.preventDefault();
@@ -246,14 +259,66 @@ function scopePicker(s) {
   const apply = () => {
     const f = L.scopeFilter(kind.value, input.value);
     if (f.error) { input.setCustomValidity(f.error); input.reportValidity(); return; }
-    if (f.change.container !== (state.container || '') || f.change.pod !== (state.pod || '')) go({ ...f.change, page: 1, event: '' });
+    if (f.change.container !== (state.container || '') || f.change.pod !== (state.pod || '')) go(L.scopeChange(state, f.change));
   };
   input.addEventListener('input', () => input.setCustomValidity(''));
   input.addEventListener('change', apply);
   input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') apply(); });
   kind.addEventListener('change', () => { if (input.value.trim()) apply(); });
   return h('div', { class: 'field scope' }, h('label', { for: 'scope' }, 'Container/Pod'), kind, input,
-    s.container || s.pod ? h('button', { type: 'button', class: 'link', onclick: () => go({ container: '', pod: '', page: 1, event: '' }) }, 'All workloads') : null);
+    s.container || s.pod ? h('button', { type: 'button', class: 'link', onclick: () => go(L.scopeChange(state, { container: '', pod: '' })) }, 'All workloads') : null);
+}
+
+// searchBox is the one search field of a list or Investigate: what is
+// typed is parsed (lib.mjs parseSearch) into the API's filters, which go
+// into the URL; a bad term is said and nothing is applied. Terms the view
+// cannot take are listed as not applied.
+function searchBox(s) {
+  const input = h('input', {
+    id: 'search', type: 'search', value: L.formatSearch(s.terms), autocomplete: 'off', spellcheck: 'false',
+    placeholder: '10.0.0.0/8 host:edge-a port:443 proc:curl dns:*.example.org container:web state:!TIME_WAIT or a word',
+    'aria-describedby': 'search-help search-error search-note',
+  });
+  const err = h('p', { id: 'search-error', class: 'error', role: 'alert', hidden: true });
+  const form = h('form', {
+    id: 'search-form', class: 'field search', role: 'search', onsubmit: (ev) => {
+      ev.preventDefault();
+      const r = L.parseSearch(input.value);
+      if (r.errors.length) { err.textContent = r.errors.join('; '); err.hidden = false; input.setAttribute('aria-invalid', 'true'); return; }
+      err.hidden = true;
+      input.removeAttribute('aria-invalid');
+      go(L.searchChange(r.terms));
+    },
+  }, h('label', { for: 'search' }, 'Search'), input, h('button', { type: 'submit' }, 'Search'),
+  s.terms.length ? h('button', { type: 'button', class: 'link', id: 'search-clear', onclick: () => go(L.searchChange([])) }, 'Clear') : null);
+  input.addEventListener('input', () => { err.hidden = true; input.removeAttribute('aria-invalid'); });
+  const help = h('p', { id: 'search-help', class: 'hint' },
+    'An address or CIDR, host:, port:, proc: (a name, or a path with /), dns:, answer:, container:, state: (state:!TIME_WAIT) or a word. ' +
+    'Different terms narrow together; the same term twice means either. Quote values with spaces: container:"my app".');
+  const skipped = L.unapplied(s);
+  const note = h('p', { id: 'search-note', class: 'banner warn', role: 'status', hidden: !skipped.length },
+    skipped.length ? 'Not applied to this view: ' + skipped.map((u) => u.term + ' (' + u.why + ')').join('; ') + '.' : '');
+  return h('div', { class: 'searchbox' }, form, err, note, help);
+}
+
+// exportLinks download the whole result of the view (every page, the same
+// filters) as the API streams it.
+function exportLinks(s) {
+  const name = (fmt) => `netview-${L.pivotTarget(s)}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.${fmt === 'csv' ? 'csv' : 'ndjson'}`;
+  const link = (fmt, label) => h('a', { id: 'export-' + fmt, href: L.exportPath(s, fmt), download: name(fmt), 'data-export': fmt, class: 'button' }, label);
+  return h('div', { class: 'field export' }, h('span', { class: 'label' }, 'Export all'), link('csv', 'CSV'), link('ndjson', 'NDJSON'),
+    h('span', { id: 'export-status', class: 'hint', role: 'status' }));
+}
+
+// timeWaitToggle shows or hides the TIME_WAIT remnants of closed
+// connections (hidden by default); its label gets their count.
+function timeWaitToggle(s) {
+  const stated = s.terms.some((t) => t.key === 'state');
+  return h('div', { class: 'field' }, h('button', {
+    type: 'button', id: 'time-wait', class: 'link', 'aria-pressed': String(!!s.time_wait), disabled: stated,
+    title: stated ? 'A state: term chooses the states' : null,
+    onclick: () => go({ time_wait: !state.time_wait, page: 1 }),
+  }, stated ? 'TIME_WAIT: as the state: term says' : s.time_wait ? 'Hide TIME_WAIT' : 'Show TIME_WAIT'));
 }
 
 function filters(s) {
@@ -261,7 +326,7 @@ function filters(s) {
     case 'summary': return [];
     case 'investigate': return investigateFilters(s);
   }
-  const out = [];
+  const out = [searchBox(s)];
   if (s.view === 'listening') {
     const tab = (name, label) => h('button', {
       type: 'button', role: 'tab', id: 'tab-' + name, 'aria-selected': String(s.tab === name),
@@ -273,6 +338,8 @@ function filters(s) {
   const size = h('select', { id: 'page-size', onchange: (ev) => go({ page_size: Number(ev.target.value), page: 1 }) },
     ...L.PAGE_SIZES.map((n) => h('option', { value: n, selected: n === s.page_size }, String(n))));
   out.push(h('div', { class: 'field' }, h('label', { for: 'page-size' }, 'Rows per page'), size));
+  if (s.view === 'connections') out.push(timeWaitToggle(s));
+  out.push(exportLinks(s));
   return out;
 }
 
@@ -295,7 +362,7 @@ function investigateFilters(s) {
     },
   }, ...Object.keys(L.WINDOWS).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
   h('option', { value: 'custom', selected: s.window === 'custom' }, 'Custom…'));
-  const out = [sensorPicker(s), scopePicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
+  const out = [searchBox(s), sensorPicker(s), scopePicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
   if (s.window === 'custom') {
     const since = h('input', { id: 'since', type: 'datetime-local', value: L.localInput(s.since) });
     const until = h('input', { id: 'until', type: 'datetime-local', value: L.localInput(s.until) });
@@ -310,48 +377,73 @@ function investigateFilters(s) {
     h('button', { type: 'submit' }, 'Apply')));
     until.addEventListener('input', () => until.setCustomValidity(''));
   }
-  out.push(kinds);
+  out.push(kinds, exportLinks(s));
   return out;
 }
 
 // ---- tables ----
 
-const host = (r) => h('span', { title: r.sensor_id }, r.hostname || r.sensor_id.slice(0, 8), r.sensor_stale ? h('span', { class: 'tag stale', title: 'No heartbeat for three intervals: last known state' }, 'stale') : null);
+// ---- pivots ----
+// Every address, port, process, host, container and DNS name in a row is
+// a link (a real href, so middle-click opens a tab) to the question it
+// answers: an address to Investigate's events to or from it; a port, a
+// binary, a host or a workload to the open view narrowed by it.
+const here = () => L.pivotTarget(state);
+const pv = (text, to, terms, extra, title) => h('a', { href: L.pivotURL(state, to, terms, extra), class: 'pivot', title }, text);
+const addrLink = (a) => pv(a, 'investigate', [{ key: 'addr', value: a }], {}, 'Events to or from ' + a);
+const portLink = (p) => pv(String(p), here(), [{ key: 'port', value: String(p) }], {}, 'Narrow to port ' + p);
+// ep is an endpoint: its address and its port each a pivot.
+function ep(addr, port) {
+  if (addr == null) return '';
+  if (port == null) return addrLink(addr);
+  const v6 = addr.includes(':');
+  return h('span', { class: 'ep' }, v6 ? '[' : null, addrLink(addr), v6 ? ']:' : ':', portLink(port));
+}
+const binLink = (r, text) => r.binary ? pv(text || r.binary, here(), [{ key: 'binary', value: r.binary }], {}, r.binary_path || null) : text || '—';
+const pathLink = (r) => r.binary_path && r.binary_path.includes('/') ? pv(r.binary_path, here(), [{ key: 'binary_path', value: r.binary_path }], {}) : r.binary_path || '';
+
+const host = (r) => h('span', { title: r.sensor_id }, pv(r.hostname || r.sensor_id.slice(0, 8), here(), [], { sensor_id: r.sensor_id }, r.sensor_id),
+  r.sensor_stale ? h('span', { class: 'tag stale', title: 'No heartbeat for three intervals: last known state' }, 'stale') : null);
 const time = (iso) => { const t = L.fmtTime(iso); return h('time', { datetime: iso || '', title: t.title }, t.text); };
 const pid = (r) => r.pid == null ? h('span', { class: 'muted', title: 'not tied to a process' }, '—') : String(r.pid);
-const bin = (r) => h('span', { title: r.binary_path || '' }, r.binary || '—');
+const bin = (r) => binLink(r);
 const num = { class: 'num' };
 // workload is the Container/Pod cell: pod or container, image on hover;
-// a host process's systemd unit, muted.
+// a host process's systemd unit, muted. A pod or container narrows the
+// view to it.
 const workload = (r) => {
   const w = L.workload(r);
-  return w.text ? h('span', { class: 'workload ' + w.kind, title: w.title, 'data-kind': w.kind }, w.text) : '';
+  if (!w.text) return '';
+  const attrs = { class: 'workload ' + w.kind, title: w.title, 'data-kind': w.kind };
+  if (w.kind === 'pod' && r.pod) return h('a', { ...attrs, href: L.pivotURL(state, here(), [], { pod: r.pod_namespace ? r.pod_namespace + '/' + r.pod : r.pod }) }, w.text);
+  if (w.kind === 'container') return h('a', { ...attrs, href: L.pivotURL(state, here(), [{ key: 'container', value: r.container_name || r.container_id }]) }, w.text);
+  return h('span', attrs, w.text);
 };
 const WORKLOAD = ['Container/Pod', '', workload];
 
 // Columns: label, sort field (or none), cell, cell attributes.
 const COLUMNS = {
   connections: [
-    ['Host', 'hostname', host], ['Local', 'local_address', (r) => L.endpoint(r.local_address, r.local_port)],
-    ['Remote', 'remote_address', (r) => L.endpoint(r.remote_address, r.remote_port)], ['State', 'state', (r) => r.state],
+    ['Host', 'hostname', host], ['Local', 'local_address', (r) => ep(r.local_address, r.local_port)],
+    ['Remote', 'remote_address', (r) => ep(r.remote_address, r.remote_port)], ['State', 'state', (r) => r.state],
     ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD, ['UID', 'uid', (r) => String(r.uid), num],
     ['Duration', 'duration_secs', (r) => r.duration_secs == null ? h('span', { class: 'muted' }, 'predates sensor') : L.fmtDuration(r.duration_secs), num],
     ['First seen', 'first_seen', (r) => time(r.first_seen)], ['Last seen', 'last_seen', (r) => time(r.last_seen)],
   ],
   listening: [
-    ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
+    ['Host', 'hostname', host], ['Address', 'local_address', (r) => addrLink(r.local_address)], ['Port', 'local_port', (r) => portLink(r.local_port), num],
     ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD,
-    ['Binary path', '', (r) => r.binary_path || ''], ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
+    ['Binary path', '', pathLink], ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   udp: [
-    ['Host', 'hostname', host], ['Address', 'local_address', (r) => r.local_address], ['Port', 'local_port', (r) => String(r.local_port), num],
-    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Remote', 'remote_address', (r) => r.remote_port ? L.endpoint(r.remote_address, r.remote_port) : ''],
-    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD, ['Binary path', '', (r) => r.binary_path || ''],
+    ['Host', 'hostname', host], ['Address', 'local_address', (r) => addrLink(r.local_address)], ['Port', 'local_port', (r) => portLink(r.local_port), num],
+    ['Service', 'service', (r) => L.serviceLabel(r.service)], ['Remote', 'remote_address', (r) => r.remote_port ? ep(r.remote_address, r.remote_port) : ''],
+    ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD, ['Binary path', '', pathLink],
     ['UID', 'uid', (r) => String(r.uid), num], ['First seen', 'first_seen', (r) => time(r.first_seen)],
   ],
   flows: [
     ['Host', 'hostname', host], ['Binary', 'binary', bin], ['PID', 'pid', pid, num], WORKLOAD,
-    ['Source', 'src_address', (r) => L.endpoint(r.src_address, r.src_port)], ['Destination', 'dst_address', (r) => L.endpoint(r.dst_address, r.dst_port)],
+    ['Source', 'src_address', (r) => ep(r.src_address, r.src_port)], ['Destination', 'dst_address', (r) => ep(r.dst_address, r.dst_port)],
     ['Protocol', 'protocol', (r) => r.protocol], ['Direction', 'direction', (r) => r.direction],
     ['Duration', 'duration_secs', (r) => L.fmtDuration(r.duration_secs), num], ['Sent', 'bytes_sent', (r) => h('span', { title: r.bytes_sent + ' bytes' }, L.fmtBytes(r.bytes_sent)), num],
     ['Received', 'bytes_received', (r) => h('span', { title: r.bytes_received + ' bytes' }, L.fmtBytes(r.bytes_received)), num],
@@ -359,9 +451,9 @@ const COLUMNS = {
   ],
   events: [
     ['Time', '', (r) => time(r.time)], ['Kind', '', (r) => h('span', { class: 'kind ' + r.kind }, r.kind)], ['Host', '', host],
-    ['Process', '', (r) => h('span', { title: r.binary_path || '' }, L.processLabel(r.binary, r.pid))], WORKLOAD,
-    ['Source', '', (r) => r.src_port || r.src_address !== '::' ? L.endpoint(r.src_address, r.src_port) : ''],
-    ['Destination', '', (r) => r.dst_port || r.dst_address !== '::' ? L.endpoint(r.dst_address, r.dst_port) : ''],
+    ['Process', '', (r) => r.binary ? binLink(r, L.processLabel(r.binary, r.pid)) : L.processLabel(r.binary, r.pid)], WORKLOAD,
+    ['Source', '', (r) => r.src_port || r.src_address !== '::' ? ep(r.src_address, r.src_port || null) : ''],
+    ['Destination', '', (r) => r.dst_port || r.dst_address !== '::' ? ep(r.dst_address, r.dst_port || null) : ''],
     ['Detail', '', eventSummary],
   ],
   summary: [
@@ -399,8 +491,14 @@ function capabilities(r) {
 
 function eventSummary(r) {
   switch (r.kind) {
-    case 'dns_query': case 'dns_lookup': case 'dns_resolution':
-      return [r.query_name, r.query_type, (r.answers || []).join(', ')].filter(Boolean).join(' · ');
+    case 'dns_query': case 'dns_lookup': case 'dns_resolution': {
+      // the name pivots to its lookups, each answer to its traffic
+      const out = h('span', { class: 'dns' });
+      if (r.query_name) out.append(pv(r.query_name, 'investigate', [{ key: 'dns', value: r.query_name }], {}, 'Lookups of ' + r.query_name));
+      if (r.query_type) out.append(' · ' + r.query_type);
+      (r.answers || []).forEach((a, i) => out.append(i ? ', ' : ' · ', addrLink(a)));
+      return out;
+    }
     case 'network_flow':
       return [r.state, L.fmtBytes(r.bytes_sent) + ' ↑ ' + L.fmtBytes(r.bytes_received) + ' ↓', r.duration_ms != null ? L.fmtDuration(r.duration_ms / 1000) : ''].filter(Boolean).join(' · ');
   }
@@ -476,6 +574,13 @@ function showDetail(r) {
   if (!r) { closeDetail(true); return; }
   const body = $('detail-body');
   body.replaceChildren();
+  // An event links to what it belongs to: its flow, its connection, the
+  // DNS lookup that gave its address (or a lookup's traffic).
+  const links = r.event_id && state.view === 'investigate' ? L.eventLinks(r, state) : [];
+  if (links.length) {
+    body.append(h('dt', {}, 'Belongs to'), h('dd', { class: 'lineage' },
+      h('ul', {}, ...links.map((l) => h('li', {}, h('a', { href: l.href, 'data-rel': l.rel }, l.label))))));
+  }
   for (const [k, v] of Object.entries(r)) {
     if (k === 'capabilities' && v && typeof v === 'object' && !Array.isArray(v)) {
       // one line each: their values are sentences (reasons), not JSON
@@ -530,23 +635,37 @@ const EMPTY = {
 
 async function loadList(g, s) {
   const list = L.listName(s);
-  const d = await api(L.apiPath(s));
+  // A 1000-row page is two API pages, asked at once. Connections also
+  // counts the TIME_WAIT rows it hides (or shows), for the toggle.
+  const counting = s.view === 'connections' && !s.terms.some((t) => t.key === 'state');
+  const [answers, tw] = await Promise.all([Promise.all(L.listPaths(s).map(api)), counting ? api(L.timeWaitPath(s)) : null]);
   if (g !== gen) return;
-  const data = d[list] || [];
+  const d = answers[0];
+  const data = answers.flatMap((a) => a[list] || []);
   if (!document.querySelector('#content table')) {
     $('content').replaceChildren(table(list, s.sort, true), h('p', { id: 'empty', class: 'empty', hidden: true }), pager());
   }
   rows = data;
+  const t0 = performance.now();
   fill(list, data);
+  lastRenderMs = performance.now() - t0;
+  $('content').dataset.renderMs = lastRenderMs.toFixed(1);
   const empty = $('empty');
   empty.hidden = data.length > 0;
-  const pages = Math.max(1, d.page_count || 0);
+  const pages = Math.max(1, Math.ceil((d.total || 0) / s.page_size));
   empty.textContent = d.total > 0 && data.length === 0 ? `Page ${s.page} is past the end: there are ${pages} pages.` : EMPTY[list];
   updatePager(s.page, pages);
+  if (tw) {
+    const b = $('time-wait');
+    const n = tw.total.toLocaleString();
+    b.textContent = s.time_wait ? `Hide the ${n} TIME_WAIT` : `Show ${n} TIME_WAIT (hidden)`;
+    b.dataset.count = String(tw.total);
+  }
   const noun = { connections: 'connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'active flows' }[list];
   const scope = (s.sensor_id ? ' on ' + (sensors.find((x) => x.sensor_id === s.sensor_id)?.hostname || s.sensor_id) : ' across the fleet') +
     (s.pod ? ' in pod ' + s.pod : s.container ? ' in container ' + s.container : '');
   setStatus(`${d.total.toLocaleString()} ${noun}${scope} · page ${s.page} of ${pages} · ${updated()}`);
+  $('content').dataset.total = String(d.total);
   if (selected) {
     const r = data.find((x) => keyOf(x) === selected);
     if (r) showDetail(r);
@@ -674,6 +793,50 @@ function showEvents(d) {
   $('more').hidden = !more;
   const since = L.fmtTime(d.since).text, until = L.fmtTime(d.until).text;
   setStatus(`${rows.length}${more ? '+' : ''} events, newest first · ${since} – ${until} · ${updated()}`);
+}
+
+// ---- export ----
+
+// download fetches an export with the token and saves it. The API streams
+// the whole result; the body is read as it arrives, its size shown.
+async function download(a) {
+  const out = $('export-status');
+  const set = (t) => { if (out) out.textContent = t; };
+  set('Exporting…');
+  // Asked afresh: a preset window ("last hour") ends now, not when the
+  // view was drawn.
+  const href = L.exportPath(state, a.dataset.export);
+  a.setAttribute('href', href);
+  try {
+    const res = await fetch(href, { headers: { Authorization: 'Bearer ' + token } });
+    if (!res.ok) {
+      let msg = res.statusText;
+      try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
+      throw new APIError(res.status, msg);
+    }
+    const reader = res.body.getReader();
+    const chunks = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      n += value.length;
+      set('Exporting… ' + L.fmtBytes(n));
+    }
+    const url = URL.createObjectURL(new Blob(chunks, { type: res.headers.get('Content-Type') || 'application/octet-stream' }));
+    const save = h('a', { href: url, download: a.getAttribute('download') || 'netview-export' });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60e3);
+    set('Exported ' + L.fmtBytes(n) + '.');
+  } catch (e) {
+    if (e.status === 401) { showSignin('Your token was refused. Sign in again.'); return; }
+    set('');
+    $('error').hidden = false;
+    $('error').textContent = 'The export failed. ' + L.errorAdvice(e.status, e.message);
+  }
 }
 
 // ---- boot ----

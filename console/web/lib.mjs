@@ -4,8 +4,12 @@
 export const EVENT_KINDS = ['network_connect', 'network_accept', 'network_listen', 'network_flow',
   'dns_query', 'dns_lookup', 'dns_resolution', 'lsm_net_connect'];
 
-export const PAGE_SIZES = [25, 50, 100, 200, 500];
+export const PAGE_SIZES = [25, 50, 100, 200, 500, 1000];
 export const DEFAULT_PAGE_SIZE = 100;
+// The v1 lists serve at most 500 rows a page; a larger Console page is
+// read as several API pages of this size (the page size must be a
+// multiple of it).
+export const API_MAX_PAGE = 500;
 
 // Time-window presets of Investigate, in milliseconds.
 export const WINDOWS = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
@@ -55,12 +59,13 @@ function scopeOrEmpty(v) {
   return t && new TextEncoder().encode(t).length <= MAX_SCOPE ? t : '';
 }
 
-// scopeIn reads the Container/Pod filter of a URL. The Console narrows by
-// one of them at a time (the filter is one field), so a URL naming both
-// keeps the pod: the narrower of the two.
-function scopeIn(q) {
-  const pod = scopeOrEmpty(q.get('pod'));
-  return { container: pod ? '' : scopeOrEmpty(q.get('container')), pod };
+// scopeIn reads the Container/Pod filter of a URL. container= is a search
+// term (it may repeat, container:a container:b); the Container/Pod field
+// shows the first one. A URL naming a pod and a container keeps both: the
+// API ANDs them, and the URL must read back as it was written.
+function scopeIn(q, terms) {
+  const c = terms.find((t) => t.key === 'container');
+  return { container: c ? c.value : '', pod: scopeOrEmpty(q.get('pod')) };
 }
 
 function isoOrEmpty(v) {
@@ -76,14 +81,17 @@ export function parseRoute(pathname, search) {
   const q = new URLSearchParams(search);
   const sensor = UUID.test(q.get('sensor_id') || '') ? q.get('sensor_id').toLowerCase() : '';
   const s = { view, sensor_id: sensor };
+  const terms = view && view !== 'summary' ? termsIn(q) : [];
   switch (view) {
     case 'connections': case 'flows': case 'listening': {
       const list = view === 'listening' && q.get('tab') === 'udp' ? 'udp' : view;
       if (view === 'listening') s.tab = list === 'udp' ? 'udp' : 'tcp';
       s.page = intIn(q.get('page'), 1, 1 << 30, 1);
-      s.page_size = intIn(q.get('page_size'), 1, 500, DEFAULT_PAGE_SIZE);
+      s.page_size = q.get('page_size') === '1000' ? 1000 : intIn(q.get('page_size'), 1, API_MAX_PAGE, DEFAULT_PAGE_SIZE);
       s.sort = sortIn(q.get('sort'), SORTABLE[list]);
-      Object.assign(s, scopeIn(q));
+      Object.assign(s, scopeIn(q, terms));
+      s.terms = terms;
+      if (view === 'connections') s.time_wait = q.get('time_wait') === '1';
       break;
     }
     case 'investigate': {
@@ -95,7 +103,8 @@ export function parseRoute(pathname, search) {
       s.window = s.since && s.until && (!w || w === 'custom') ? 'custom' : (WINDOWS[w] ? w : DEFAULT_WINDOW);
       if (s.window !== 'custom') { s.since = ''; s.until = ''; }
       s.event = UUID.test(q.get('event') || '') ? q.get('event').toLowerCase() : '';
-      Object.assign(s, scopeIn(q));
+      Object.assign(s, scopeIn(q, terms));
+      s.terms = terms;
       break;
     }
   }
@@ -119,17 +128,30 @@ export function routeURL(s) {
     if (s.page > 1) q.set('page', String(s.page));
     if (s.page_size !== DEFAULT_PAGE_SIZE) q.set('page_size', String(s.page_size));
     if (s.sort) q.set('sort', s.sort);
+    if (s.view === 'connections' && s.time_wait) q.set('time_wait', '1');
   }
   const qs = q.toString();
   return qs ? path + '?' + qs : path;
 }
 
-// setScope adds the Container/Pod filter of a list or Investigate; the
-// URL and the API name it alike (container=, pod=).
-function setScope(q, s) {
+// setScope adds the search terms and the pod filter of a list or
+// Investigate, in the order they were typed; the URL and the API name them
+// alike (addr=, port=, container=, pod=, ...). For the API, terms the view
+// cannot take are left out (unapplied says which, for the user).
+function setScope(q, s, forAPI) {
   if (s.view === 'summary') return;
-  if (s.container) q.set('container', s.container);
+  for (const t of termsOf(s)) {
+    if (forAPI && !takes(s, t.key)) continue;
+    q.append(t.key, t.value);
+  }
   if (s.pod) q.set('pod', s.pod);
+}
+
+// termsOf is a state's search terms. A state built by hand (older code,
+// tests) may name its container only as .container.
+function termsOf(s) {
+  if (s.terms) return s.terms;
+  return s.container ? [{ key: 'container', value: s.container }] : [];
 }
 
 // scopeFilter turns the Container/Pod field (what it names, and its text)
@@ -148,20 +170,16 @@ export function listName(s) {
   return s.view === 'listening' ? (s.tab === 'udp' ? 'udp' : 'listening') : s.view;
 }
 
-// apiPath is the API request of a view's current state.
+// apiPath is the API request of a view's current state (the first of
+// listPaths for a list).
 export function apiPath(s, now = Date.now()) {
-  const q = new URLSearchParams();
-  if (s.sensor_id) q.set('sensor_id', s.sensor_id);
-  setScope(q, s);
   switch (s.view) {
     case 'connections': case 'listening': case 'flows':
-      q.set('page', String(s.page));
-      q.set('page_size', String(s.page_size));
-      if (s.sort) q.set('sort', s.sort);
-      return '/api/v1/network/' + listName(s) + '?' + q;
+      return listPaths(s)[0];
     case 'summary':
       return '/api/v1/network/summary';
     case 'investigate': {
+      const q = filterQuery(s);
       const w = windowOf(s, now);
       if (s.kinds.length) q.set('kind', s.kinds.join(','));
       q.set('since', w.since);
@@ -172,14 +190,70 @@ export function apiPath(s, now = Date.now()) {
   return '';
 }
 
-// moreEventsPath asks for the events after a cursor. The cursor carries
-// the first page's window; sending a preset's window again would name a
-// later "now" that the API refuses as a different query. The container and
-// pod filters must be sent again: the cursor is refused without them.
-export function moreEventsPath(s, cursor) {
+// filterQuery is what narrows a view, as the API takes it: the sensor,
+// the search terms the view can take, the pod, and for Connections the
+// TIME_WAIT rows left out unless shown or asked for by a state: term.
+function filterQuery(s) {
   const q = new URLSearchParams();
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
-  setScope(q, s);
+  setScope(q, s, true);
+  if (hidesTimeWait(s)) q.append('state', '!TIME_WAIT');
+  return q;
+}
+
+// hidesTimeWait says whether Connections leaves the TIME_WAIT remnants out:
+// by default, unless the toggle shows them or a state: term names states.
+export function hidesTimeWait(s) {
+  return s.view === 'connections' && !s.time_wait && !termsOf(s).some((t) => t.key === 'state');
+}
+
+// listPaths are the v1 requests of a list view's page: one, or for a page
+// larger than the API's (1000 rows) consecutive API pages of 500.
+export function listPaths(s) {
+  const per = Math.min(s.page_size, API_MAX_PAGE), n = Math.max(1, Math.ceil(s.page_size / per));
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const q = filterQuery(s);
+    q.set('page', String((s.page - 1) * n + i + 1));
+    q.set('page_size', String(per));
+    if (s.sort) q.set('sort', s.sort);
+    out.push('/api/v1/network/' + listName(s) + '?' + q);
+  }
+  return out;
+}
+
+// timeWaitPath counts what Connections hides: the same filters with
+// state=TIME_WAIT, one row (the answer's total is the count).
+export function timeWaitPath(s) {
+  const q = filterQuery({ ...s, time_wait: true });
+  q.append('state', 'TIME_WAIT');
+  q.set('page', '1');
+  q.set('page_size', '1');
+  return '/api/v1/network/connections?' + q;
+}
+
+// exportPath downloads the whole result of a view in a format (csv,
+// ndjson), streamed by the API: the same filters as the view, Investigate's
+// window and kinds; no paging and no sort (the export is in key order).
+export function exportPath(s, format, now = Date.now()) {
+  const q = filterQuery(s);
+  q.set('format', format);
+  if (s.view === 'investigate') {
+    const w = windowOf(s, now);
+    if (s.kinds.length) q.set('kind', s.kinds.join(','));
+    q.set('since', w.since);
+    q.set('until', w.until);
+    return '/api/v2/events/export?' + q;
+  }
+  return '/api/v2/network/' + listName(s) + '/export?' + q;
+}
+
+// moreEventsPath asks for the events after a cursor. The cursor carries
+// the first page's window; sending a preset's window again would name a
+// later "now" that the API refuses as a different query. The filters must
+// be sent again: the cursor is refused without them.
+export function moreEventsPath(s, cursor) {
+  const q = filterQuery(s);
   if (s.kinds.length) q.set('kind', s.kinds.join(','));
   q.set('cursor', cursor);
   return '/api/v2/events?' + q;
@@ -224,16 +298,28 @@ export function fmtDuration(secs) {
   return Math.floor(s / 86400) + 'd ' + Math.floor(s % 86400 / 3600) + 'h';
 }
 
+// timeFormat is one formatter per zone: building one costs far more than
+// formatting with it, and a page of 1,000 rows formats 2,000 times.
+const formats = new Map();
+function timeFormat(timeZone) {
+  let f = formats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', {
+      timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
+      hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+    });
+    formats.set(timeZone, f);
+  }
+  return f;
+}
+
 // fmtTime shows a time in the browser's zone (or the zone given), with the
 // exact UTC time for the hover title.
 export function fmtTime(iso, timeZone) {
   if (!iso) return { text: '', title: '' };
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return { text: String(iso), title: '' };
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
-    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-  }).formatToParts(d).reduce((m, p) => (m[p.type] = p.value, m), {});
+  const parts = timeFormat(timeZone).formatToParts(d).reduce((m, p) => (m[p.type] = p.value, m), {});
   return {
     text: `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`,
     title: d.toISOString().replace('T', ' ').replace('Z', ' UTC'),
@@ -364,5 +450,286 @@ export function capabilityTags(caps) {
   }
   const lost = Number(caps.ebpf_lost_events);
   if (lost > 0) out.push({ key: 'ebpf_lost_events', label: lost + ' lost', title: 'ebpf_lost_events: ' + lost + ' kernel events lost', state: 'warn' });
+  return out;
+}
+
+// ---- the search box ----
+
+// The search box's terms, as the URL and the API name them, in the order
+// the box lists them in its help. A term's API name is its URL name, so a
+// pivot link, a bookmark and the box all say the same thing.
+export const FILTER_KEYS = ['addr', 'host', 'port', 'binary', 'binary_path', 'dns', 'answer', 'container', 'state', 'q'];
+// How the box writes each: binary and binary_path are both proc:, the
+// value tells them apart (a path has a /); an address is typed bare, and
+// so is a bare word (q).
+const PREFIX = { addr: 'addr', host: 'host', port: 'port', binary: 'proc', binary_path: 'proc', dns: 'dns', answer: 'answer', container: 'container', state: 'state' };
+export const TERM_NAMES = ['addr', 'host', 'port', 'proc', 'dns', 'answer', 'container', 'state'];
+// The API takes at most 32 values of a filter, of at most 255 bytes.
+const MAX_VALUES = 32;
+
+// What a view's rows lack, by filter: a term the view cannot take is not
+// sent (the API would refuse the whole request) but shown as not applied.
+const LACKS = {
+  connections: { dns: 'DNS names', answer: 'DNS answers' },
+  listening: { state: 'states (all are LISTEN)', dns: 'DNS names', answer: 'DNS answers' },
+  udp: { state: 'TCP states', dns: 'DNS names', answer: 'DNS answers' },
+  flows: { dns: 'DNS names', answer: 'DNS answers' },
+  investigate: {},
+};
+const VIEW_NAMES = { connections: 'Connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'Flows', investigate: 'Investigate' };
+
+function listOf(s) {
+  return s.view === 'investigate' ? 'investigate' : listName(s);
+}
+
+// takes says whether a view can be filtered by an API filter.
+export function takes(s, key) {
+  const lacks = LACKS[listOf(s)];
+  return !!lacks && !lacks[key];
+}
+
+// unapplied lists the terms of a state that its view cannot take, each
+// with the reason to show: they stay in the URL (another view may take
+// them) but must not look applied.
+export function unapplied(s) {
+  const lacks = LACKS[listOf(s)] || {};
+  return termsOf(s).filter((t) => lacks[t.key]).map((t) => ({
+    term: formatSearch([t]),
+    why: `${VIEW_NAMES[listOf(s)]} rows have no ${lacks[t.key]}` + (t.key === 'dns' || t.key === 'answer' ? '; Investigate has them' : ''),
+  }));
+}
+
+function isIPv4(v) {
+  const p = v.split('.');
+  return p.length === 4 && p.every((x) => /^(0|[1-9]\d{0,2})$/.test(x) && Number(x) <= 255);
+}
+
+function isIPv6(v) {
+  if (!/^[0-9A-Fa-f:.]+$/.test(v)) return false;
+  const halves = v.split('::');
+  if (halves.length > 2) return false;
+  const parts = (x) => (x === '' ? [] : x.split(':'));
+  let groups = [...parts(halves[0]), ...(halves.length === 2 ? parts(halves[1]) : [])];
+  let n = groups.length;
+  const last = groups[n - 1];
+  if (last && last.includes('.')) {
+    // an IPv4 tail (::ffff:10.0.0.1) stands for two groups
+    if (!isIPv4(last)) return false;
+    groups = groups.slice(0, -1);
+    n++;
+  }
+  if (!groups.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
+  return halves.length === 2 ? n <= 7 : n === 8;
+}
+
+// isAddress says whether v is an IPv4 or IPv6 address, as the API reads
+// one (no zone).
+export function isAddress(v) {
+  return isIPv4(v) || isIPv6(v);
+}
+
+// isAddressOrCIDR also takes a prefix, 10.0.0.0/8 or 2001:db8::/32.
+export function isAddressOrCIDR(v) {
+  const m = /^([^/]+)\/(0|[1-9]\d{0,2})$/.exec(v);
+  if (!m) return isAddress(v);
+  const bits = Number(m[2]);
+  return (isIPv4(m[1]) && bits <= 32) || (isIPv6(m[1]) && bits <= 128);
+}
+
+const bytes = (v) => new TextEncoder().encode(v).length;
+
+// checkValue validates one value of an API filter as the box and the URL
+// take it: the same rules, so what the URL holds the box can write back.
+// It returns an error to show, or ''.
+function checkValue(key, v) {
+  if (v === '') return 'needs a value';
+  if (bytes(v) > MAX_SCOPE) return 'at most ' + MAX_SCOPE + ' bytes';
+  switch (key) {
+    case 'addr': return isAddressOrCIDR(v) ? '' : 'is not an IP address or CIDR prefix (10.0.0.1, 10.0.0.0/8, 2001:db8::/32)';
+    case 'answer': return isAddress(v) ? '' : 'is not an IP address';
+    case 'port': return /^[1-9]\d{0,4}$/.test(v) && Number(v) <= 65535 ? '' : 'is not a port (1 to 65535)';
+    case 'binary': case 'binary_path':
+      if (v === '*') return 'a prefix needs at least one character before the *';
+      if ((key === 'binary_path') !== v.includes('/')) return key === 'binary' ? 'a binary name has no /' : 'a binary path has a /';
+      return '';
+    case 'dns': return /^(\*\.)?[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(v) ? '' : 'is not a DNS name, or *.<name> for the names under it';
+    case 'state': return /^!?[A-Za-z][A-Za-z_-]*$/.test(v) ? '' : 'is not a state (ESTABLISHED, !TIME_WAIT, ...)';
+    case 'container': return v.trim() === v ? '' : 'has spaces around it';
+    // As the API reads them: a host name (or a prefix of one, web-*), and
+    // one whole word (a binary, a host, a DNS name) without spaces or *.
+    case 'host': return /^[A-Za-z0-9_.-]+\*?$/.test(v) ? '' : 'is not a host name, or a prefix of one ending in * (web-1, web-*)';
+    case 'q': return /[\s*]/.test(v) ? 'is not one word: a word finds a binary, a host or a DNS name whole (for a prefix use proc:, host: or dns:)' : '';
+  }
+  return '';
+}
+
+// termsIn reads the search terms of a URL, in their order. A value the
+// box could not have written is dropped, as any invalid URL part is.
+function termsIn(q) {
+  const out = [];
+  for (const [key, raw] of q) {
+    if (!FILTER_KEYS.includes(key)) continue;
+    const value = key === 'container' ? raw.trim() : raw;
+    if (checkValue(key, value)) continue;
+    if (out.some((t) => t.key === key && t.value === value)) continue;
+    if (out.filter((t) => t.key === key).length >= MAX_VALUES) continue;
+    out.push({ key, value });
+  }
+  return out;
+}
+
+// tokens splits the box's text into words. A word is key:value, key:"a
+// quoted value" or "a quoted word" (with \" and \\ inside quotes), or a
+// run of characters without spaces.
+function tokens(text) {
+  const out = [];
+  let i = 0;
+  const space = (c) => /\s/.test(c);
+  for (;;) {
+    while (i < text.length && space(text[i])) i++;
+    if (i >= text.length) return { tokens: out };
+    const start = i;
+    let word = '';
+    let key = null, quoted = false;
+    while (i < text.length && !space(text[i])) {
+      if (text[i] !== '"') { word += text[i++]; continue; }
+      // A quote opens a word or the value after key:, nowhere else.
+      if (word !== '' && !/^[A-Za-z_]+:$/.test(word)) return { error: `a quote may only start a word or a value: ${text.slice(start, i + 1)}` };
+      if (word) key = word.slice(0, -1);
+      word = '';
+      i++;
+      for (;;) {
+        if (i >= text.length) return { error: 'unclosed quote: ' + text.slice(start) };
+        if (text[i] === '"') break;
+        if (text[i] === '\\' && i + 1 < text.length) i++;
+        word += text[i++];
+      }
+      i++;
+      quoted = true;
+      if (i < text.length && !space(text[i])) return { error: 'a space must follow the closing quote: ' + text.slice(start, i + 1) };
+      break;
+    }
+    out.push({ key, word, quoted, text: text.slice(start, i) });
+  }
+}
+
+// parseSearch reads what was typed into the search box: an address or
+// CIDR (addr), host:, port:, proc: (binary; a value with a / is
+// binary_path), dns:, answer:, container:, state: (state:!TIME_WAIT) and
+// addr: terms, or a bare word (q, matched by the API against binaries,
+// host names and DNS names). Terms of different kinds AND; the same kind
+// twice ORs, as the API's repeated filters do. It returns the terms in
+// their order, as {key, value} with the API's names, and the errors to
+// show; a text with any error is not applied.
+export function parseSearch(text) {
+  const tk = tokens(text || '');
+  if (tk.error) return { terms: [], errors: [tk.error] };
+  const terms = [], errors = [];
+  for (const t of tk.tokens) {
+    let key, value = t.word;
+    if (t.quoted) key = t.key === null ? 'q' : t.key.toLowerCase();
+    // What looks like an address is read as one, so a mistyped one
+    // (10.0.0.256, 10.0.0.0/33) is an error, not a word to search for.
+    else if (isAddressOrCIDR(t.word) || /^\d+(\.\d+){1,3}(\/\d*)?$|^[0-9A-Fa-f:]*::?[0-9A-Fa-f:.]*\/\d*$/.test(t.word)) key = 'addr';
+    else {
+      const m = /^([A-Za-z_]+):(.*)$/s.exec(t.word);
+      if (m) { key = m[1].toLowerCase(); value = m[2]; } else key = 'q';
+    }
+    if (key !== 'q' && !TERM_NAMES.includes(key)) {
+      errors.push(`"${key}:" is not a search term; the terms are ${TERM_NAMES.map((n) => n + ':').join(' ')}, an address or a word`);
+      continue;
+    }
+    if (key === 'proc') key = value.includes('/') ? 'binary_path' : 'binary';
+    const bad = checkValue(key, value);
+    if (bad) { errors.push(`${t.text} ${bad}`); continue; }
+    if (terms.some((x) => x.key === key && x.value === value)) continue;
+    terms.push({ key, value });
+  }
+  for (const k of FILTER_KEYS) {
+    if (terms.filter((t) => t.key === k).length > MAX_VALUES) errors.push(`at most ${MAX_VALUES} ${PREFIX[k] || 'word'} terms`);
+  }
+  return { terms, errors };
+}
+
+function quote(v) {
+  return '"' + v.replace(/[\\"]/g, '\\$&') + '"';
+}
+
+// formatSearch writes terms as the box shows them; parseSearch reads the
+// text back to the same terms.
+export function formatSearch(terms) {
+  return (terms || []).map(({ key, value }) => {
+    if (key === 'addr') return value;
+    const plain = !/[\s"\\]/.test(value) && value !== '';
+    if (key === 'q') return plain && !isAddressOrCIDR(value) && !/^[A-Za-z_]+:/.test(value) ? value : quote(value);
+    return PREFIX[key] + ':' + (plain ? value : quote(value));
+  }).join(' ');
+}
+
+// searchChange is the state change of a search: its terms replace the
+// view's, paging starts again, and the selected event is left.
+export function searchChange(terms) {
+  const c = terms.find((t) => t.key === 'container');
+  return { terms, container: c ? c.value : '', page: 1, event: '' };
+}
+
+// scopeChange applies the Container/Pod field (scopeFilter's change) to a
+// state's terms: a container replaces the container terms, a pod drops
+// them (the field names one of the two).
+export function scopeChange(s, change) {
+  const terms = termsOf(s).filter((t) => t.key !== 'container');
+  if (change.container) terms.push({ key: 'container', value: change.container });
+  return { ...searchChange(terms), pod: change.pod };
+}
+
+// ---- pivots ----
+
+// pivotURL is the URL of a view narrowed by terms (and the extra state
+// given, a sensor for one): a new question, so the other terms are left;
+// paging starts again. Investigate keeps its window when the pivot starts
+// there, so the question is asked of the same stretch of time.
+export function pivotURL(from, to, terms, extra = {}) {
+  const view = to === 'udp' ? 'listening' : to;
+  const s = { view, sensor_id: '', terms, pod: '', tab: to === 'udp' ? 'udp' : 'tcp', page: 1, sort: '', kinds: [], event: '',
+    page_size: from.view === view && from.page_size ? from.page_size : DEFAULT_PAGE_SIZE,
+    window: DEFAULT_WINDOW, since: '', until: '', ...extra };
+  if (view === 'investigate' && from.view === 'investigate' && !extra.window) Object.assign(s, { window: from.window, since: from.since, until: from.until });
+  return routeURL(s);
+}
+
+// listOfView is the list a pivot from a row stays in.
+export function pivotTarget(s) {
+  return s.view === 'investigate' ? 'investigate' : listName(s);
+}
+
+const noAddress = (a) => !a || a === '::' || a === '0.0.0.0';
+
+// eventLinks are the rows an event belongs to: the flow and the
+// connection (by its sensor, the far address and the source port: the
+// source's ephemeral port names one connection on that sensor), and the
+// DNS resolution that gave the address (answer=). A DNS event links to the
+// connections, flows and connects to the addresses it answered.
+export function eventLinks(e, s) {
+  const out = [];
+  const sensor = { sensor_id: e.sensor_id };
+  if (e.kind && e.kind.startsWith('dns_')) {
+    for (const a of (e.answers || []).slice(0, 4)) {
+      out.push({ rel: 'connections', label: 'Connections to ' + a, href: pivotURL(s, 'connections', [{ key: 'addr', value: a }], { ...sensor, time_wait: true }) });
+      out.push({ rel: 'flows', label: 'Active flows to ' + a, href: pivotURL(s, 'flows', [{ key: 'addr', value: a }], sensor) });
+      out.push({ rel: 'connects', label: 'Connects to ' + a, href: pivotURL(s, 'investigate', [{ key: 'addr', value: a }], { ...sensor, kinds: ['network_connect'] }) });
+    }
+    return out;
+  }
+  if (noAddress(e.dst_address) || !e.src_port) return out;
+  const by = [{ key: 'addr', value: e.dst_address }, { key: 'port', value: String(e.src_port) }];
+  if (e.kind === 'network_flow') out.push({ rel: 'flow', label: 'This flow (closed): its event', href: pivotURL(s, 'investigate', by, { ...sensor, kinds: ['network_flow'], event: e.event_id }) });
+  else {
+    out.push({ rel: 'flow', label: 'Its flow, while open', href: pivotURL(s, 'flows', by, sensor) });
+    out.push({ rel: 'flow-closed', label: 'Its flow, once closed', href: pivotURL(s, 'investigate', by, { ...sensor, kinds: ['network_flow'] }) });
+  }
+  out.push({ rel: 'connection', label: 'Its connection', href: pivotURL(s, 'connections', by, { ...sensor, time_wait: true }) });
+  if (e.kind !== 'network_accept' && e.kind !== 'network_listen') {
+    out.push({ rel: 'dns', label: 'The DNS lookup that answered ' + e.dst_address, href: pivotURL(s, 'investigate', [{ key: 'answer', value: e.dst_address }], sensor) });
+  }
   return out;
 }
