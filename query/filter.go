@@ -340,6 +340,9 @@ func (s scope) huntWhere(table string, w *strings.Builder, params *[]store.Param
 			case "pid", "uid":
 				cond = c(f.param) + " = " + bind(v.s, "UInt32")
 			case "dns":
+				// lower(query_name) is the expression migration 0011's ngram
+				// index is built on: the engine skips granules on it only when
+				// the condition names it as it is written there.
 				name := "lower(" + c("query_name") + ")"
 				if v.prefix {
 					cond = "endsWith(" + name + ", " + bind(v.s, "String") + ")"

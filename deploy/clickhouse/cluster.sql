@@ -471,6 +471,8 @@ ALTER TABLE active_flows_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt
 
 ALTER TABLE tcp_connections_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_addresses [local_address, remote_address] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_ports [local_port, remote_port] TYPE bloom_filter GRANULARITY 1, ADD INDEX IF NOT EXISTS hunt_binary binary TYPE bloom_filter GRANULARITY 1;
 
+ALTER TABLE events_local ON CLUSTER 'netview' ADD INDEX IF NOT EXISTS hunt_query_name_lower lower(query_name) TYPE ngrambf_v1(4, 4096, 3, 0) GRANULARITY 1;
+
 ALTER TABLE sensors_local ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS site LowCardinality(String) DEFAULT '' AFTER netns;
 
 ALTER TABLE sensors ON CLUSTER 'netview' ADD COLUMN IF NOT EXISTS site LowCardinality(String) DEFAULT '' AFTER netns;
