@@ -477,7 +477,8 @@ CREATE TABLE IF NOT EXISTS baseline_seen_local ON CLUSTER 'netview'
     sensor_id   UUID,
     key         String,
     first_seen  SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
-    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+    first_window SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_seen_local', '{replica}')
 ORDER BY (rule, sensor_id, key)

@@ -8,9 +8,11 @@
 -- costs what its window holds.
 
 -- What each sensor has shown, per rule and key, with when it was first and
--- last seen. Rows of one key from several runs fold into one (min and max);
--- a run that is retried, or two replicas running at once, insert the same
--- values again and change nothing. rule '_sensor' with key '' records a
+-- last seen and the start of the first window that saw it. Rows of one key
+-- from several runs fold into one (min and max); a run that is retried, or
+-- two replicas running at once, insert the same values again and change
+-- nothing. first_window tells a rerun of a key's first window (which
+-- writes its finding again, to the same row) from a later window. rule '_sensor' with key '' records a
 -- sensor's first heartbeat, from which its learning period runs. A key not
 -- seen for 90 days is forgotten, and is new again when it comes back.
 CREATE TABLE IF NOT EXISTS baseline_seen
@@ -19,7 +21,8 @@ CREATE TABLE IF NOT EXISTS baseline_seen
     sensor_id   UUID,
     key         String,
     first_seen  SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
-    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+    first_window SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (rule, sensor_id, key)
