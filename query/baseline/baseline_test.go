@@ -2,8 +2,12 @@ package baseline_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -11,9 +15,12 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/baseline"
+	"github.com/netview/netview/query/querytest"
 	"github.com/netview/netview/sql/schema"
 )
 
@@ -471,5 +478,43 @@ func TestConfigValidate(t *testing.T) {
 	c.Mute = []string{"listener"}
 	if err := c.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// Findings are events: the query service lists them, filters them by
+// kind (Investigate), and lists them among all kinds by default.
+func TestFindingsThroughTheEventsAPI(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.tcpListener(s, t0.Add(2*time.Hour), "nginx", 8080)
+	f.run(t0.Add(3 * time.Hour))
+
+	const token = "viewer-token-baseline-0123456789"
+	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 100, Timeout: 30 * time.Second},
+		f.st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := querytest.Serve(t, srv)
+	window := "&since=" + t0.Format(time.RFC3339) + "&until=" + t0.Add(4*time.Hour).Format(time.RFC3339)
+	for _, q := range []string{"kind=baseline_new_listener", "kind=network_connect,baseline_new_listener", ""} {
+		req, _ := http.NewRequest("GET", base+"/api/v2/events?sensor_id="+s.String()+"&"+q+window, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Events []map[string]any `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("%s: %d %v", q, resp.StatusCode, err)
+		}
+		if len(body.Events) != 1 || body.Events[0]["kind"] != kListener || body.Events[0]["binary"] != "nginx" {
+			t.Errorf("%s: events %v, want the one listener finding of nginx", q, body.Events)
+		}
 	}
 }
