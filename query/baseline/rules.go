@@ -28,8 +28,10 @@ type source struct {
 	t     string
 	where string
 	key   string
-	// The finding's columns, from the first row of its key.
-	protocol, src, srcPort, dst, dstPort, name, qtype string
+	// The finding's columns, from the first row of its key; name and
+	// qtype are empty strings when not set.
+	ends
+	name, qtype string
 }
 
 // Snapshot and event rows without a binary are left out of every rule: a
@@ -47,44 +49,48 @@ const snapshotTime = "least(first_seen, observed_at)"
 // significant) and the whole name when it has none (localhost).
 const domainOf = "if(cutToFirstSignificantSubdomain(lower(trimRight(query_name, '.'))) = '', lower(trimRight(query_name, '.')), cutToFirstSignificantSubdomain(lower(trimRight(query_name, '.'))))"
 
+// ends are a source's expressions for the finding's protocol and two ends.
+type ends struct{ protocol, src, srcPort, dst, dstPort string }
+
+var (
+	// ownEnds are those of events and flows, which have these columns.
+	ownEnds = ends{"protocol", "src_address", "src_port", "dst_address", "dst_port"}
+	// A listener has one end: its own.
+	tcpListening = ends{"'tcp'", "local_address", "local_port", "toIPv6('::')", "toUInt16(0)"}
+	udpListening = ends{"'udp'", "local_address", "local_port", "toIPv6('::')", "toUInt16(0)"}
+	tcpConnected = ends{"'tcp'", "local_address", "local_port", "remote_address", "remote_port"}
+)
+
+// destinationKey is protocol, binary, remote address and port.
+const destinationKey = "concat(protocol, ' ', binary, ' ', toString(dst_address), ' ', toString(dst_port))"
+
 var rules = []Rule{
 	{Name: "listener", Kind: "baseline_new_listener", sources: []source{
 		{origin: "tcp_listeners", table: "tcp_listeners", at: "observed_at", t: snapshotTime, where: attributed,
-			key:      "concat('tcp ', binary, ' ', toString(local_port))",
-			protocol: "'tcp'", src: "local_address", srcPort: "local_port", dst: "toIPv6('::')", dstPort: "toUInt16(0)", name: "''", qtype: "''"},
+			key: "concat('tcp ', binary, ' ', toString(local_port))", ends: tcpListening},
 		// A connected UDP socket (remote_port set) is a client, not a listener.
 		{origin: "udp_listeners", table: "udp_listeners", at: "observed_at", t: snapshotTime, where: attributed + " AND remote_port = 0",
-			key:      "concat('udp ', binary, ' ', toString(local_port))",
-			protocol: "'udp'", src: "local_address", srcPort: "local_port", dst: "toIPv6('::')", dstPort: "toUInt16(0)", name: "''", qtype: "''"},
+			key: "concat('udp ', binary, ' ', toString(local_port))", ends: udpListening},
 	}},
 	{Name: "destination", Kind: "baseline_new_destination", sources: []source{
-		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'",
-			key:      "concat(protocol, ' ', binary, ' ', toString(dst_address), ' ', toString(dst_port))",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "''", qtype: "''"},
-		{origin: "flows", table: "flows", at: "ended_at", where: attributed + " AND direction = 'outbound'",
-			key:      "concat(protocol, ' ', binary, ' ', toString(dst_address), ' ', toString(dst_port))",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "''", qtype: "''"},
+		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'", key: destinationKey, ends: ownEnds},
+		{origin: "flows", table: "flows", at: "ended_at", where: attributed + " AND direction = 'outbound'", key: destinationKey, ends: ownEnds},
 	}},
 	{Name: "domain", Kind: "baseline_new_domain", sources: []source{
 		{origin: "dns", table: "events", at: "time", where: attributed + " AND kind IN ('dns_query', 'dns_lookup', 'dns_resolution') AND query_name != ''",
-			key:      "concat(binary, ' ', " + domainOf + ")",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "query_name", qtype: "query_type"},
+			key: "concat(binary, ' ', " + domainOf + ")", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
 	// A peer is a host, either way: whom a binary connected to or who
 	// connected to it, whatever the port.
 	{Name: "peer", Kind: "baseline_new_peer", sources: []source{
 		{origin: "tcp_connections", table: "tcp_connections", at: "observed_at", t: snapshotTime, where: attributed,
-			key:      "concat(binary, ' ', toString(remote_address))",
-			protocol: "'tcp'", src: "local_address", srcPort: "local_port", dst: "remote_address", dstPort: "remote_port", name: "''", qtype: "''"},
+			key: "concat(binary, ' ', toString(remote_address))", ends: tcpConnected},
 		{origin: "flows", table: "flows", at: "ended_at", where: attributed,
-			key:      "concat(binary, ' ', toString(if(direction = 'outbound', dst_address, src_address)))",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "''", qtype: "''"},
+			key: "concat(binary, ' ', toString(if(direction = 'outbound', dst_address, src_address)))", ends: ownEnds},
 		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'",
-			key:      "concat(binary, ' ', toString(dst_address))",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "''", qtype: "''"},
+			key: "concat(binary, ' ', toString(dst_address))", ends: ownEnds},
 		{origin: "network_accept", table: "events", at: "time", where: attributed + " AND kind = 'network_accept'",
-			key:      "concat(binary, ' ', toString(src_address))",
-			protocol: "protocol", src: "src_address", srcPort: "src_port", dst: "dst_address", dstPort: "dst_port", name: "''", qtype: "''"},
+			key: "concat(binary, ' ', toString(src_address))", ends: ownEnds},
 	}},
 }
 
@@ -112,16 +118,19 @@ var causeCols = []string{"protocol", "src_address", "src_port", "dst_address", "
 func (r Rule) candidates() string {
 	var parts []string
 	for _, s := range r.sources {
-		t := s.t
+		t, name, qtype := s.t, s.name, s.qtype
 		if t == "" {
 			t = s.at
+		}
+		if name == "" {
+			name, qtype = "''", "''"
 		}
 		parts = append(parts, fmt.Sprintf(`SELECT sensor_id, %s AS key, %s AS t, %s AS protocol, %s AS src_address, %s AS src_port, %s AS dst_address, %s AS dst_port,
     netns, uid, pid, binary, binary_path, unit, container_id, container_runtime, pod_uid, container_name, container_image, pod, pod_namespace,
     %s AS query_name, %s AS query_type, '%s' AS state
 FROM %s
 WHERE %s > {from:DateTime64(3, 'UTC')} AND %s <= {to:DateTime64(3, 'UTC')} AND %s`,
-			s.key, t, s.protocol, s.src, s.srcPort, s.dst, s.dstPort, s.name, s.qtype, s.origin, s.table, s.at, s.at, s.where))
+			s.key, t, s.protocol, s.src, s.srcPort, s.dst, s.dstPort, name, qtype, s.origin, s.table, s.at, s.at, s.where))
 	}
 	return strings.Join(parts, "\nUNION ALL\n")
 }

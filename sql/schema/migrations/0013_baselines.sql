@@ -65,9 +65,11 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS baseline_acks
 (
     sensor_id   UUID,
+    -- the finding's id in events
     event_id    UUID,
     acked       UInt8,
     acked_at    DateTime64(3, 'UTC'),
+    -- who, and why: free text for the audit of findings
     acked_by    String,
     note        String
 )
