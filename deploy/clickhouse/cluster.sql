@@ -522,8 +522,8 @@ CREATE TABLE IF NOT EXISTS baseline_acks_local ON CLUSTER 'netview'
 (
     sensor_id   UUID,
     event_id    UUID,
-    acked       UInt8,
-    acked_at    DateTime64(3, 'UTC'),
+    acked       UInt8 DEFAULT 1,
+    acked_at    DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC'),
     acked_by    String,
     note        String
 )

@@ -61,14 +61,15 @@ ORDER BY (rule, sensor_id, key)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Acknowledgements of findings, by the finding's event_id. The newest row
--- wins; acked = 0 takes an acknowledgement back.
+-- wins; acked = 0 takes an acknowledgement back. An INSERT of sensor_id,
+-- event_id and acked_by alone acknowledges, now.
 CREATE TABLE IF NOT EXISTS baseline_acks
 (
     sensor_id   UUID,
     -- the finding's id in events
     event_id    UUID,
-    acked       UInt8,
-    acked_at    DateTime64(3, 'UTC'),
+    acked       UInt8 DEFAULT 1,
+    acked_at    DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC'),
     -- who, and why: free text for the audit of findings
     acked_by    String,
     note        String
