@@ -168,6 +168,7 @@ func (f *fixture) usual(s uuid.UUID, t time.Time) {
 	f.udpSocket(s, t, "dnsmasq", 53, 0)
 	f.event(s, t, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
 	f.event(s, t, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "api.example.com")
+	f.event(s, t, "dns_resolution", "curl", "10.0.0.1", "1.1.1.1", 443, "api.example.com")
 	f.event(s, t, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
 	f.connection(s, t, "sshd", "10.0.0.7")
 	f.flow(s, t, "outbound", "curl", "10.0.0.1", "1.1.1.1", 443)
@@ -200,15 +201,16 @@ func TestRulesFireOnceOnWhatIsNew(t *testing.T) {
 	f.tcpSocket(s, t1.Add(2*time.Second), "nginx", 8080, 7) // another socket, same key: one finding
 	f.tcpListener(s, t1.Add(time.Second), "redis", 80)      // known port, new binary
 	f.udpSocket(s, t1, "dnsmasq", 5353, 0)
-	f.udpSocket(s, t1, "curl", 41000, 53)                                                 // connected UDP: a client, not a listener
-	f.event(s, t1, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 8443, "")            // destination: new port; peer known
-	f.flow(s, t1, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)                         // destination and peer
-	f.event(s, t1, "dns_lookup", "curl", "10.0.0.1", "10.0.0.53", 53, "www.example.com.") // known domain
-	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "10.0.0.53", 53, "cdn.Other.co.uk")
-	f.event(s, t1, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "") // peer
-	f.connection(s, t1, "", "10.9.9.9")                                      // unattributed: nothing
+	f.udpSocket(s, t1, "curl", 41000, 53)                                                    // connected UDP: a client, not a listener
+	f.event(s, t1, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 8443, "")               // destination: new port; peer known
+	f.flow(s, t1, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)                            // destination and peer
+	f.event(s, t1, "dns_lookup", "curl", "10.0.0.1", "10.0.0.53", 53, "www.example.com.")    // known domain
+	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "3.3.3.3", 443, "cdn.Other.co.uk")  // domain; destination by name (not by address: no connect event)
+	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "1.1.1.9", 443, "API.example.com.") // known name, new address: nothing
+	f.event(s, t1, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")                 // peer
+	f.connection(s, t1, "", "10.9.9.9")                                                      // unattributed: nothing
 	f.run(t1.Add(10 * time.Minute))
-	f.want(s, map[string]uint64{kListener: 3, kDestination: 2, kDomain: 1, kPeer: 2})
+	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
 
 	// The finding carries its first row.
 	var bin, state, src proto.ColStr
@@ -248,7 +250,7 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.event(s, t2, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "img.other.co.uk")
 	f.event(s, t2, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")
 	f.run(t2.Add(time.Minute))
-	f.want(s, map[string]uint64{kListener: 3, kDestination: 2, kDomain: 1, kPeer: 2})
+	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
 
 	// A second sensor learns on its own: the first one's keys are new there,
 	// once its own learning is over.
@@ -256,7 +258,7 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.heartbeat(s2, t2.Add(2*time.Minute)) // after the last run's window
 	f.usual(s2, t2.Add(90*time.Minute))
 	f.run(t2.Add(100 * time.Minute))
-	f.want(s2, map[string]uint64{kListener: 2, kDestination: 1, kDomain: 1, kPeer: 2})
+	f.want(s2, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
 }
 
 // Nothing is a finding during a sensor's learning period, but it is

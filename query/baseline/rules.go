@@ -61,7 +61,8 @@ var (
 	tcpConnected = ends{"'tcp'", "local_address", "local_port", "remote_address", "remote_port"}
 )
 
-// destinationKey is protocol, binary, remote address and port.
+// destinationKey is protocol, binary, remote address and port; a
+// destination by name (dns_resolution) puts the name for the address.
 const destinationKey = "concat(protocol, ' ', binary, ' ', toString(dst_address), ' ', toString(dst_port))"
 
 var rules = []Rule{
@@ -75,6 +76,10 @@ var rules = []Rule{
 	{Name: "destination", Kind: "baseline_new_destination", sources: []source{
 		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'", key: destinationKey, ends: ownEnds},
 		{origin: "flows", table: "flows", at: "ended_at", where: attributed + " AND direction = 'outbound'", key: destinationKey, ends: ownEnds},
+		// A connection the sensor tied to the name looked up before it: the
+		// destination by name, which stays when a CDN moves the address.
+		{origin: "dns_resolution", table: "events", at: "time", where: attributed + " AND kind = 'dns_resolution' AND query_name != ''",
+			key: "concat(protocol, ' ', binary, ' ', lower(trimRight(query_name, '.')), ' ', toString(dst_port))", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
 	{Name: "domain", Kind: "baseline_new_domain", sources: []source{
 		{origin: "dns", table: "events", at: "time", where: attributed + " AND kind IN ('dns_query', 'dns_lookup', 'dns_resolution') AND query_name != ''",
