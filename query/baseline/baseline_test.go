@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
@@ -518,5 +521,49 @@ func TestFindingsThroughTheEventsAPI(t *testing.T) {
 		if len(body.Events) != 1 || body.Events[0]["kind"] != kListener || body.Events[0]["binary"] != "nginx" {
 			t.Errorf("%s: events %v, want the one listener finding of nginx", q, body.Events)
 		}
+	}
+}
+
+// Heartbeats through a real ingest node, as sensors send them: the job
+// reads the rows ingest wrote, and a finding of a listener has the time
+// the sensor first saw the socket.
+func TestHeartbeatsThroughIngest(t *testing.T) {
+	f := newFixture(t, testConfig())
+	node := ingesttest.Start(t, ingesttest.Config(), f.st)
+	sensor := heartbeat.Sensor{SensorID: uuid.New(), Hostname: "web-1", Flavor: "standard", Version: "0.1.0",
+		BootID: uuid.New(), IntervalSecs: 15, Kernel: "6.18.0"}
+	nginx := heartbeat.Process{PID: 100, UID: 33, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}
+	curl := heartbeat.Process{PID: 200, UID: 1000, Binary: "curl", BinaryPath: "/usr/bin/curl"}
+	listener := func(port uint16, inode uint64, first time.Time, p heartbeat.Process) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: port, Inode: inode, Process: p, FirstSeen: first}
+	}
+	beat := func(seq uint64, at time.Time) *heartbeat.Heartbeat {
+		return &heartbeat.Heartbeat{Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: at, Sensor: sensor}
+	}
+	connect := func(at time.Time, dst string) heartbeat.Event {
+		return heartbeat.Event{EventID: uuid.New(), Kind: "network_connect", Time: at, Protocol: "tcp",
+			SrcAddress: netip.MustParseAddr("10.0.0.1"), SrcPort: 40000, DstAddress: netip.MustParseAddr(dst), DstPort: 443, Process: curl}
+	}
+	h := beat(1, t0)
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx)}
+	h.Events = []heartbeat.Event{connect(t0, "1.1.1.1")}
+	node.Send(h)
+
+	t1 := t0.Add(2 * time.Hour)
+	h = beat(2, t1)
+	opened := t1.Add(-10 * time.Second) // between two heartbeats
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx), listener(8443, 2, opened, nginx)}
+	h.Events = []heartbeat.Event{connect(t1, "1.1.1.1"), connect(t1, "9.9.9.9")}
+	node.Send(h)
+	h = beat(3, t1.Add(15*time.Second))
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx), listener(8443, 2, opened, nginx)}
+	node.Send(h)
+
+	f.run(t1.Add(time.Hour))
+	f.want(sensor.SensorID, map[string]uint64{kListener: 1, kDestination: 1, kPeer: 1})
+	got := f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' AND src_port = 8443 AND binary = 'nginx' AND pid = 100 AND time = {t:DateTime64(3, 'UTC')}",
+		store.P("s", sensor.SensorID.String()), store.P("t", at(opened)))
+	if got != 1 {
+		t.Errorf("the listener finding is not of port 8443 at the socket's first_seen %v", opened)
 	}
 }
