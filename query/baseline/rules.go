@@ -147,7 +147,10 @@ SELECT {rule:String}, sensor_id, key, min(t), max(t), {from:DateTime64(3, 'UTC')
 }
 
 // findingsSQL writes one event per key no earlier window saw, past its
-// sensor's learning period and not muted. Its event_id
+// sensor's learning period and not muted. The state is read only for the
+// window's keys; GLOBAL IN, because on a cluster both baseline_seen and the
+// window's tables are Distributed, and a plain IN of one inside the other
+// is refused (distributed_product_mode); alone it is a plain IN. Its event_id
 // hashes (rule, sensor, key): the same finding always has the same id.
 func (r Rule) findingsSQL() string {
 	var tuple, out []string
@@ -167,7 +170,7 @@ FROM (
 LEFT JOIN (
     SELECT sensor_id, key, min(first_window) AS fw, 1 AS hit
     FROM baseline_seen
-    WHERE rule = {rule:String} AND (sensor_id, key) IN (SELECT sensor_id, key FROM (` + r.candidates() + `))
+    WHERE rule = {rule:String} AND (sensor_id, key) GLOBAL IN (SELECT sensor_id, key FROM (` + r.candidates() + `))
     GROUP BY sensor_id, key
 ) AS s ON s.sensor_id = c.sensor_id AND s.key = c.key
 INNER JOIN (
