@@ -65,6 +65,7 @@ func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Conf
 	if err != nil {
 		return err
 	}
+	srv.Metrics().RegisterMetricsWriter(job.Metrics().WritePrometheus)
 	ln, err := qc.TLS.Listen(qc.Addr)
 	if err != nil {
 		return err

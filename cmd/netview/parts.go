@@ -189,6 +189,7 @@ func (p *parts) startBaseline(st store.Store, log *slog.Logger) error {
 	done := make(chan struct{})
 	go func() { defer close(done); job.Run(ctx) }()
 	p.onStop(func() { cancel(); <-done })
+	p.metrics.RegisterMetricsWriter(job.Metrics().WritePrometheus)
 	return nil
 }
 

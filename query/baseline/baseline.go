@@ -27,9 +27,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/netview/netview/internal/store"
 )
@@ -101,7 +103,15 @@ type Job struct {
 	log *slog.Logger
 	// Now is the clock; tests set it.
 	Now func() time.Time
+	// metrics are the job's, in a set of its own (see Metrics).
+	metrics *metrics.Set
+	// watermarkMs is the watermark after the last good run, for the lag
+	// gauge; 0 before it.
+	watermarkMs atomic.Int64
 }
+
+// runBuckets reach a run that takes as long as --query.timeout's default.
+var runBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // New returns a job on st.
 func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
@@ -111,8 +121,25 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Job{cfg: cfg, st: st, log: log, Now: time.Now}, nil
+	j := &Job{cfg: cfg, st: st, log: log, Now: time.Now, metrics: metrics.NewSet()}
+	for _, result := range []string{"ok", "error"} { // both series from the start, for alerts on rate()
+		j.metrics.GetOrCreateCounter(`netview_baseline_runs_total{result="` + result + `"}`)
+	}
+	// How far behind now the learned data is: alert when it grows past a
+	// few intervals (runs failing, or too slow to keep up).
+	j.metrics.NewGauge("netview_baseline_watermark_lag_seconds", func() float64 {
+		ms := j.watermarkMs.Load()
+		if ms == 0 {
+			return 0
+		}
+		return j.Now().Sub(time.UnixMilli(ms)).Seconds()
+	})
+	return j, nil
 }
+
+// Metrics returns the job's metrics, for the /metrics of the service that
+// runs it: runs by result, their duration, and the watermark's lag.
+func (j *Job) Metrics() *metrics.Set { return j.metrics }
 
 // watermarkJob names the job's row in baseline_watermark.
 const watermarkJob = "baseline"
@@ -159,6 +186,18 @@ type Window struct {
 // watermark to its end. An empty window (the job is up to date) does
 // nothing.
 func (j *Job) Once(ctx context.Context) (Window, error) {
+	start := time.Now()
+	w, err := j.once(ctx)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	j.metrics.GetOrCreateCounter(`netview_baseline_runs_total{result="` + result + `"}`).Inc()
+	j.metrics.GetOrCreatePrometheusHistogramExt("netview_baseline_run_duration_seconds", runBuckets).UpdateDuration(start)
+	return w, err
+}
+
+func (j *Job) once(ctx context.Context) (Window, error) {
 	from, err := j.Watermark(ctx)
 	if err != nil {
 		return Window{}, err
@@ -172,6 +211,7 @@ func (j *Job) Once(ctx context.Context) (Window, error) {
 		w.To, w.Full = w.From.Add(j.cfg.MaxWindow), true
 	}
 	if !w.To.After(w.From) {
+		j.watermarkMs.Store(w.From.UnixMilli())
 		return w, nil
 	}
 	if err := j.Process(ctx, w.From, w.To); err != nil {
@@ -184,6 +224,7 @@ func (j *Job) Once(ctx context.Context) (Window, error) {
 	if err != nil {
 		return w, fmt.Errorf("baseline watermark: %w", err)
 	}
+	j.watermarkMs.Store(w.To.UnixMilli())
 	return w, nil
 }
 

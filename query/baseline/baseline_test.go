@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -565,5 +566,37 @@ func TestHeartbeatsThroughIngest(t *testing.T) {
 		store.P("s", sensor.SensorID.String()), store.P("t", at(opened)))
 	if got != 1 {
 		t.Errorf("the listener finding is not of port 8443 at the socket's first_seen %v", opened)
+	}
+}
+
+// The job's metrics count runs by result and say how far behind now the
+// watermark is.
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, testConfig())
+	metric := func(name string) string {
+		var b strings.Builder
+		f.job.Metrics().WritePrometheus(&b)
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no %s in\n%s", name, b.String())
+		return ""
+	}
+	if v := metric(`netview_baseline_runs_total{result="error"}`); v != "0" {
+		t.Errorf("errors before any run = %s", v)
+	}
+	f.run(t0)
+	f.now = t0.Add(90 * time.Second)
+	if v := metric(`netview_baseline_watermark_lag_seconds`); v != "90" {
+		t.Errorf("lag = %s, want 90", v)
+	}
+	f.exec("DROP TABLE baseline_watermark")
+	if _, err := f.job.Once(context.Background()); err == nil {
+		t.Fatal("a run without its watermark table succeeded")
+	}
+	if ok, bad := metric(`netview_baseline_runs_total{result="ok"}`), metric(`netview_baseline_runs_total{result="error"}`); ok != "1" || bad != "1" {
+		t.Errorf("runs ok %s, error %s; want 1 and 1", ok, bad)
 	}
 }
