@@ -12,8 +12,8 @@
 // never as a copy of the history.
 //
 // Replicas are stateless and may all run the job. A finding's event_id is
-// a hash of (rule, sensor, key) and its time is the first row's time, both
-// fixed by the data alone; events is a ReplacingMergeTree on (kind,
+// a hash of (rule, sensor, key, time) and its time is the first row's
+// time, all fixed by the data alone; events is a ReplacingMergeTree on (kind,
 // sensor_id, time, event_id) read with FINAL, so a retried run or two
 // replicas running the same window write the same row twice and it shows
 // once.

@@ -473,6 +473,17 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	if n := open(); n != 2 {
 		t.Fatalf("%d open findings after the ack was taken back, want 2", n)
 	}
+	ack(1)
+
+	// The state forgets the listener (as its TTL does after 90 days
+	// unseen); when it comes back it is a finding of its own, which the
+	// old acknowledgement does not cover.
+	f.exec("ALTER TABLE baseline_seen DELETE WHERE rule = 'listener' AND key = 'tcp nginx 8080' SETTINGS mutations_sync = 2")
+	f.tcpListener(s, t0.Add(4*time.Hour), "nginx", 8080)
+	f.run(t0.Add(5 * time.Hour))
+	if n := open(); n != 2 {
+		t.Fatalf("%d open findings after an acknowledged key came back, want 2 (8081, and 8080 again)", n)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

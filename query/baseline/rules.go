@@ -151,7 +151,9 @@ SELECT {rule:String}, sensor_id, key, min(t), max(t), {from:DateTime64(3, 'UTC')
 // window's keys; GLOBAL IN, because on a cluster both baseline_seen and the
 // window's tables are Distributed, and a plain IN of one inside the other
 // is refused (distributed_product_mode); alone it is a plain IN. Its event_id
-// hashes (rule, sensor, key): the same finding always has the same id.
+// hashes (rule, sensor, key, time): a rerun gives the same finding the same
+// id, and a key that comes back after the state forgot it (TTL) is a new
+// finding, which an acknowledgement of the old one does not cover.
 func (r Rule) findingsSQL() string {
 	var tuple, out []string
 	for i, c := range causeCols {
@@ -160,7 +162,7 @@ func (r Rule) findingsSQL() string {
 	}
 	const nilUUID = "toUUID('00000000-0000-0000-0000-000000000000')"
 	return `INSERT INTO events (event_id, sensor_id, kind, time, received_at, ` + strings.Join(causeCols, ", ") + `, source)
-SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
+SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key, '|', toString(toUnixTimestamp64Milli(c.ft))))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
     ` + strings.Join(out, ", ") + `, 'baseline'
 FROM (
     SELECT sensor_id, key, min(t) AS ft, argMin(tuple(` + strings.Join(tuple, ", ") + `), t) AS f
