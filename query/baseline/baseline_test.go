@@ -611,3 +611,35 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("runs ok %s, error %s; want 1 and 1", ok, bad)
 	}
 }
+
+// Run catches up in MaxWindow steps at once, rather than one window an
+// interval (an hour here: the five windows of the backfill come well
+// within the minute allowed), and returns when its context ends.
+func TestRunCatchesUpAndStops(t *testing.T) {
+	cfg := testConfig()
+	cfg.Interval, cfg.Backfill, cfg.MaxWindow = time.Hour, 5*time.Hour, time.Hour
+	f := newFixture(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.job.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		wm, err := f.job.Watermark(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wm.Equal(t0) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watermark %v after a minute, want %v: Run did not catch up in one go", wm, t0)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
