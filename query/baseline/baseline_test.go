@@ -643,3 +643,91 @@ func TestRunCatchesUpAndStops(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// BenchmarkRun times one run over a window of a fleet whose keys are
+// known but for a few: 200 sensors, a quarter of an hour of heartbeats
+// (60 each), 30 listeners and 50 connections a heartbeat, 20 connect and
+// 10 DNS events a sensor a minute. go test -run '^$' -bench Run ./query/baseline/
+func BenchmarkRun(b *testing.B) {
+	const sensors, beats = 200, 60
+	st := storetest.Embedded(b).Store
+	ctx := context.Background()
+	if _, err := schema.Migrate(ctx, st, schema.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	exec := func(sql string, params ...store.Param) {
+		if err := st.Exec(ctx, store.Query{SQL: sql, Params: params}); err != nil {
+			b.Fatalf("%s: %v", sql, err)
+		}
+	}
+	sid := func(n string) string {
+		return "toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(" + n + " % " + fmt.Sprint(sensors) + "), 12, '0')))"
+	}
+	base := time.Now().UTC().Add(-6 * time.Hour).Truncate(time.Minute)
+	// fill writes a quarter of an hour of the fleet ending at end.
+	fill := func(end time.Time, salt int) {
+		p := []store.Param{store.P("end", at(end)), store.P("salt", fmt.Sprint(salt))}
+		// n: sensor = n % sensors, heartbeat = n / sensors % beats, item = n / (sensors*beats).
+		beat := fmt.Sprintf("{end:DateTime64(3, 'UTC')} - toIntervalSecond(15 * (intDiv(number, %d) %% %d))", sensors, beats)
+		item := fmt.Sprintf("intDiv(number, %d)", sensors*beats)
+		exec(fmt.Sprintf(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, %s FROM numbers(%d)`, sid("number"), beat, beat, beat, sensors*beats), p...)
+		exec(fmt.Sprintf(`INSERT INTO tcp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, inode, pid, binary)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, {end:DateTime64(3, 'UTC')} - toIntervalHour(1), '::', toUInt16(1000 + %s), %s, 10, concat('svc', toString(%s + if(%s = 0, {salt:UInt32}, 0)))
+FROM numbers(%d)`, sid("number"), beat, beat, item, item, item, item, sensors*beats*30), p...)
+		exec(fmt.Sprintf(`INSERT INTO tcp_connections (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, state, inode, pid, binary)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, {end:DateTime64(3, 'UTC')} - toIntervalHour(1), '::ffff:10.0.0.1', 40000, toIPv6(IPv4NumToString(toUInt32(167772160 + %s))), 443, 'ESTABLISHED', 100 + %s, 11, 'app'
+FROM numbers(%d)`, sid("number"), beat, beat, item, item, sensors*beats*50), p...)
+		exec(fmt.Sprintf(`INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, src_address, src_port, dst_address, dst_port, pid, binary, query_name)
+SELECT generateUUIDv4(), %s, if(number %% 3 = 0, 'dns_query', 'network_connect'), {end:DateTime64(3, 'UTC')} - toIntervalSecond(intDiv(number, %d) %% 900), {end:DateTime64(3, 'UTC')}, 'tcp',
+    '::ffff:10.0.0.1', 40000, toIPv6(IPv4NumToString(toUInt32(167772160 + number %% 40))), 443, 12, 'curl', concat('h', toString(number %% 40), '.example.com')
+FROM numbers(%d)`, sid("number"), sensors, sensors*15*30), p...)
+	}
+	cfg := baseline.Defaults()
+	cfg.Learning, cfg.Lag, cfg.MaxWindow, cfg.Backfill = time.Hour, 0, time.Hour, 3*time.Hour
+	job, err := baseline.New(cfg, st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Learned: two hours before, as the learning period ends.
+	var now time.Time
+	job.Now = func() time.Time { return now }
+	for i, end := range []time.Time{base.Add(-2 * time.Hour), base.Add(-time.Hour)} {
+		fill(end, 0)
+		now = end
+		if i == 0 {
+			exec("INSERT INTO baseline_watermark (job, processed_to, updated_at) VALUES ('baseline', {t:DateTime64(3, 'UTC')}, now64(3))", store.P("t", at(end.Add(-16*time.Minute))))
+		}
+		if _, err := job.Once(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		end := base.Add(time.Duration(i) * 15 * time.Minute)
+		b.StopTimer()
+		fill(end, 1000+i) // one new listener per sensor
+		now = end
+		b.StartTimer()
+		if _, err := job.Once(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(sensors*beats*(30+50)+sensors*15*30), "window-rows")
+	// Only the new listeners were findings: one per sensor and window.
+	var n proto.ColUInt64
+	var kinds []string
+	if err := st.Select(ctx, store.Query{SQL: "SELECT count() AS n FROM events FINAL WHERE startsWith(kind, 'baseline_') GROUP BY kind ORDER BY kind"},
+		proto.Results{{Name: "n", Data: &n}}, func(rows int) error {
+			for i := range rows {
+				kinds = append(kinds, fmt.Sprint(n.Row(i)))
+			}
+			return nil
+		}); err != nil {
+		b.Fatal(err)
+	}
+	if want := []string{fmt.Sprint(sensors * b.N)}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		b.Errorf("findings by kind %v, want %v (the new listeners alone)", kinds, want)
+	}
+}
