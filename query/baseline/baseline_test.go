@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -509,7 +508,7 @@ func TestFindingsThroughTheEventsAPI(t *testing.T) {
 
 	const token = "viewer-token-baseline-0123456789"
 	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 100, Timeout: 30 * time.Second},
-		f.st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		f.st, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
