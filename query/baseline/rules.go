@@ -99,9 +99,6 @@ var rules = []Rule{
 	}},
 }
 
-// Rules returns the rules, in the order a run applies them.
-func Rules() []Rule { return append([]Rule(nil), rules...) }
-
 // RuleNames returns the rules' names.
 func RuleNames() []string {
 	var out []string
@@ -155,9 +152,8 @@ SELECT {rule:String}, sensor_id, key, min(t), max(t), {from:DateTime64(3, 'UTC')
 // id, and a key that comes back after the state forgot it (TTL) is a new
 // finding, which an acknowledgement of the old one does not cover.
 func (r Rule) findingsSQL() string {
-	var tuple, out []string
-	for i, c := range causeCols {
-		tuple = append(tuple, c)
+	var out []string
+	for i := range causeCols {
 		out = append(out, fmt.Sprintf("c.f.%d", i+1))
 	}
 	const nilUUID = "toUUID('00000000-0000-0000-0000-000000000000')"
@@ -165,7 +161,7 @@ func (r Rule) findingsSQL() string {
 SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key, '|', toString(toUnixTimestamp64Milli(c.ft))))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
     ` + strings.Join(out, ", ") + `, 'baseline'
 FROM (
-    SELECT sensor_id, key, min(t) AS ft, argMin(tuple(` + strings.Join(tuple, ", ") + `), t) AS f
+    SELECT sensor_id, key, min(t) AS ft, argMin(tuple(` + strings.Join(causeCols, ", ") + `), t) AS f
     FROM (` + r.candidates() + `)
     GROUP BY sensor_id, key
 ) AS c
