@@ -371,6 +371,10 @@ var (
 	EventKinds = []string{"network_connect", "network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
 	// AllEventKinds are every kind stored in the events table.
 	AllEventKinds = []string{"network_connect", "network_accept", "network_listen", "network_flow", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"}
+	// BaselineEventKinds are the findings the query service's baseline job
+	// (query/baseline) writes into the events table: never sent by a
+	// sensor, nor derived by ingest, so they are not in AllEventKinds.
+	BaselineEventKinds = []string{"baseline_new_listener", "baseline_new_destination", "baseline_new_domain", "baseline_new_peer"}
 )
 
 // ValidSite reports why s cannot be a site label, nil when it can: 1 to

@@ -324,6 +324,10 @@ var eventOut = []string{"event_id", "sensor_id", "hostname", "CAST(kind AS Strin
 
 var eventKey = []keyCol{{"time", "DateTime64(3, 'UTC')"}, {"event_id", "UUID"}}
 
+// eventKinds are the kinds /events lists and filters: what sensors and
+// ingest store, and the baseline job's findings (query/baseline).
+var eventKinds = append(slices.Clone(heartbeat.AllEventKinds), heartbeat.BaselineEventKinds...)
+
 // events lists events of some kinds in a time window, newest first, by
 // keyset cursor on (time, event_id). The window is fixed by the first page
 // and carried in the cursor, so later pages walk the same window.
@@ -345,12 +349,12 @@ func (s *Server) eventsOrExport(ctx context.Context, r *fasthttp.RequestCtx, exp
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	until := q.time("until", now)
 	since := q.time("since", until.Add(-time.Hour))
-	kinds := heartbeat.AllEventKinds
+	kinds := eventKinds
 	if k := q.str("kind"); k != "" && q.err == nil {
 		kinds = nil
 		for _, one := range strings.Split(k, ",") {
-			if !contains(heartbeat.AllEventKinds, one) {
-				q.err = badParam("kind", "%q is not one of %s", one, strings.Join(heartbeat.AllEventKinds, ", "))
+			if !contains(eventKinds, one) {
+				q.err = badParam("kind", "%q is not one of %s", one, strings.Join(eventKinds, ", "))
 				break
 			}
 			kinds = append(kinds, one)

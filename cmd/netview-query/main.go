@@ -10,6 +10,7 @@ import (
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
+	"github.com/netview/netview/query/baseline"
 	"github.com/netview/netview/sql/schema"
 )
 
@@ -20,13 +21,17 @@ data folder: use the all-in-one netview there.`
 func main() {
 	var sc store.Config
 	var qc query.Config
-	program.Main("netview-query", about, program.Flags(sc.RegisterFlags, qc.RegisterFlags),
-		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, log) })
+	var bc baseline.Config
+	program.Main("netview-query", about, program.Flags(sc.RegisterFlags, qc.RegisterFlags, bc.RegisterFlags),
+		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, bc, log) })
 }
 
-func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger) error {
+func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Config, log *slog.Logger) error {
 	// TLS, or plain HTTP asked for by name: checked before anything starts.
 	if err := qc.TLS.Validate(); err != nil {
+		return err
+	}
+	if err := bc.Validate(); err != nil {
 		return err
 	}
 	// The views' statements, too, carry the engine's limits of memory and time.
@@ -37,6 +42,17 @@ func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger
 		return err
 	}
 	defer st.Close()
+	// The baseline job: every replica runs it; findings have ids of their
+	// own data, so replicas never write one twice. It stops before the
+	// store closes (defers run last first).
+	job, err := baseline.New(bc, st, log)
+	if err != nil {
+		return err
+	}
+	jctx, stopJob := context.WithCancel(ctx)
+	jobDone := make(chan struct{})
+	go func() { defer close(jobDone); job.Run(jctx) }()
+	defer func() { stopJob(); <-jobDone }()
 	// Analysts' SQL runs on connections of its own, without the views' settings.
 	roCfg := sc
 	roCfg.Settings = base
@@ -49,6 +65,7 @@ func run(ctx context.Context, sc store.Config, qc query.Config, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	srv.Metrics().RegisterMetricsWriter(job.Metrics().WritePrometheus)
 	ln, err := qc.TLS.Listen(qc.Addr)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/analyst"
+	"github.com/netview/netview/query/baseline"
 	"github.com/netview/netview/sensor"
 	"github.com/netview/netview/sql/schema"
 )
@@ -94,6 +95,9 @@ func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, sec secret
 		return err
 	}
 	if err := p.startIngest(ingestLn, st, sec.enroll.value, log); err != nil {
+		return err
+	}
+	if err := p.startBaseline(st, log); err != nil {
 		return err
 	}
 	p.metrics.RegisterMetricsWriter(q.Metrics().WritePrometheus)
@@ -170,6 +174,23 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 	})
 	log.Info("query service listening", "addr", ln.Addr().String())
 	return srv, nil
+}
+
+// startBaseline runs the baseline job (query/baseline) with its defaults,
+// as every netview-query replica does. It stops before the store closes.
+func (p *parts) startBaseline(st store.Store, log *slog.Logger) error {
+	var bc baseline.Config
+	defaults(bc.RegisterFlags)
+	job, err := baseline.New(bc, st, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); job.Run(ctx) }()
+	p.onStop(func() { cancel(); <-done })
+	p.metrics.RegisterMetricsWriter(job.Metrics().WritePrometheus)
+	return nil
 }
 
 func (p *parts) startIngest(ln net.Listener, st store.Store, enroll string, log *slog.Logger) error {

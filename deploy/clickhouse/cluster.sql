@@ -499,3 +499,66 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS host_addresses ON CLUSTER 'netview' AS host_addresses_local
 ENGINE = Distributed('netview', currentDatabase(), host_addresses_local, cityHash64(sensor_id));
 
+CREATE TABLE IF NOT EXISTS baseline_seen_local ON CLUSTER 'netview'
+(
+    rule        LowCardinality(String),
+    sensor_id   UUID,
+    key         String,
+    first_seen  SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen   SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+    first_window SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_seen_local', '{replica}')
+ORDER BY (rule, sensor_id, key)
+TTL toDateTime(last_seen) + INTERVAL 90 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_seen ON CLUSTER 'netview' AS baseline_seen_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_seen_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS baseline_watermark_local ON CLUSTER 'netview'
+(
+    job           LowCardinality(String),
+    processed_to  DateTime64(3, 'UTC'),
+    updated_at    DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_watermark_local', '{replica}', processed_to)
+ORDER BY job
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_watermark ON CLUSTER 'netview' AS baseline_watermark_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_watermark_local, rand());
+
+CREATE TABLE IF NOT EXISTS baseline_mutes_local ON CLUSTER 'netview'
+(
+    rule        LowCardinality(String),
+    sensor_id   UUID,
+    key         String,
+    muted       UInt8,
+    muted_at    DateTime64(3, 'UTC'),
+    muted_by    String,
+    reason      String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_mutes_local', '{replica}', muted_at)
+ORDER BY (rule, sensor_id, key)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_mutes ON CLUSTER 'netview' AS baseline_mutes_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_mutes_local, cityHash64(sensor_id));
+
+CREATE TABLE IF NOT EXISTS baseline_acks_local ON CLUSTER 'netview'
+(
+    sensor_id   UUID,
+    event_id    UUID,
+    acked       UInt8 DEFAULT 1,
+    acked_at    DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC'),
+    acked_by    String,
+    note        String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_acks_local', '{replica}', acked_at)
+ORDER BY (sensor_id, event_id)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_acks ON CLUSTER 'netview' AS baseline_acks_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_acks_local, cityHash64(sensor_id));
+

@@ -1,0 +1,732 @@
+package baseline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/ch-go/proto"
+	"github.com/google/uuid"
+
+	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
+	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/baseline"
+	"github.com/netview/netview/query/querytest"
+	"github.com/netview/netview/sql/schema"
+)
+
+// fixture is a migrated store on the real engine and a job on it whose
+// clock the test moves.
+type fixture struct {
+	t   *testing.T
+	st  store.Store
+	job *baseline.Job
+	now time.Time
+}
+
+// t0 is a recent hour, so no row is past a table's TTL.
+var t0 = time.Now().UTC().Add(-12 * time.Hour).Truncate(time.Hour)
+
+func newFixture(t *testing.T, cfg baseline.Config) *fixture {
+	t.Helper()
+	b := storetest.Embedded(t)
+	if _, err := schema.Migrate(context.Background(), b.Store, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	job, err := baseline.New(cfg, b.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, st: b.Store, job: job, now: t0}
+	job.Now = func() time.Time { return f.now }
+	return f
+}
+
+// testConfig learns for an hour; the first run reaches back past t0 and
+// nothing is held back by lag, so a run at f.now reads everything before.
+func testConfig() baseline.Config {
+	c := baseline.Defaults()
+	c.Learning = time.Hour
+	c.Lag = 0
+	c.MaxWindow = 72 * time.Hour
+	c.Backfill = 24 * time.Hour
+	return c
+}
+
+func (f *fixture) exec(sql string, params ...store.Param) {
+	f.t.Helper()
+	if err := f.st.Exec(context.Background(), store.Query{SQL: sql, Params: params}); err != nil {
+		f.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (f *fixture) count(sql string, params ...store.Param) uint64 {
+	f.t.Helper()
+	var c proto.ColUInt64
+	var got uint64
+	if err := f.st.Select(context.Background(), store.Query{SQL: sql, Params: params}, proto.Results{{Name: "n", Data: &c}}, func(rows int) error {
+		if rows > 0 {
+			got = c.Row(0)
+		}
+		return nil
+	}); err != nil {
+		f.t.Fatalf("%s: %v", sql, err)
+	}
+	return got
+}
+
+func at(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+
+func ps(s uuid.UUID, t time.Time) []store.Param {
+	return []store.Param{store.P("s", s.String()), store.P("t", at(t))}
+}
+
+func (f *fixture) heartbeat(s uuid.UUID, t time.Time) {
+	// seq from the time: heartbeats collapse on (sensor_id, seq).
+	f.exec("INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at) VALUES ({s:UUID}, {q:UInt64}, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')})", append(ps(s, t), store.P("q", fmt.Sprint(t.UnixMilli())))...)
+}
+
+// tcpListener is one socket per binary and port (its inode), so the
+// engine never folds two tests' sockets into one row in a merge.
+func (f *fixture) tcpListener(s uuid.UUID, t time.Time, binary string, port int) {
+	f.tcpSocket(s, t, binary, port, inode(binary, port))
+}
+
+func (f *fixture) tcpSocket(s uuid.UUID, t time.Time, binary string, port int, ino uint64) {
+	f.exec("INSERT INTO tcp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, inode, pid, binary) VALUES ({s:UUID}, 1, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::', {p:UInt16}, {i:UInt64}, 42, {b:String})",
+		append(ps(s, t), store.P("p", fmt.Sprint(port)), store.P("b", binary), store.P("i", fmt.Sprint(ino)))...)
+}
+
+func inode(binary string, port int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s %d", binary, port)
+	return h.Sum64() >> 1
+}
+
+func (f *fixture) udpSocket(s uuid.UUID, t time.Time, binary string, port, remotePort int) {
+	f.exec("INSERT INTO udp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, inode, pid, binary) VALUES ({s:UUID}, 1, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::', {p:UInt16}, '::ffff:10.0.0.1', {rp:UInt16}, 1, 43, {b:String})",
+		append(ps(s, t), store.P("p", fmt.Sprint(port)), store.P("rp", fmt.Sprint(remotePort)), store.P("b", binary))...)
+}
+
+func (f *fixture) event(s uuid.UUID, t time.Time, kind, binary, src, dst string, dport int, name string) {
+	f.exec(`INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, src_address, src_port, dst_address, dst_port, pid, binary, query_name)
+VALUES (generateUUIDv4(), {s:UUID}, {k:String}, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, 'tcp', toIPv6({src:String}), 40000, toIPv6({dst:String}), {p:UInt16}, 7, {b:String}, {n:String})`,
+		append(ps(s, t), store.P("k", kind), store.P("b", binary), store.P("src", src), store.P("dst", dst), store.P("p", fmt.Sprint(dport)), store.P("n", name))...)
+}
+
+func (f *fixture) flow(s uuid.UUID, t time.Time, direction, binary, src, dst string, dport int) {
+	f.exec(`INSERT INTO flows (sensor_id, flow_id, protocol, direction, src_address, src_port, dst_address, dst_port, pid, binary, started_at, ended_at, received_at)
+VALUES ({s:UUID}, generateUUIDv4(), 'tcp', {d:String}, toIPv6({src:String}), 40000, toIPv6({dst:String}), {p:UInt16}, 9, {b:String}, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')})`,
+		append(ps(s, t), store.P("d", direction), store.P("b", binary), store.P("src", src), store.P("dst", dst), store.P("p", fmt.Sprint(dport)))...)
+}
+
+func (f *fixture) connection(s uuid.UUID, t time.Time, binary, remote string) {
+	f.exec(`INSERT INTO tcp_connections (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, state, inode, pid, binary)
+VALUES ({s:UUID}, 1, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::ffff:10.0.0.1', 22, toIPv6({r:String}), 50000, 'ESTABLISHED', 5, 11, {b:String})`,
+		append(ps(s, t), store.P("b", binary), store.P("r", remote))...)
+}
+
+// run moves the clock to now and runs the job once.
+func (f *fixture) run(now time.Time) baseline.Window {
+	f.t.Helper()
+	f.now = now
+	w, err := f.job.Once(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return w
+}
+
+// findings counts a sensor's findings of a kind as the query service
+// reads events: FINAL.
+func (f *fixture) findings(s uuid.UUID, kind string) uint64 {
+	f.t.Helper()
+	return f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = {k:String}", store.P("s", s.String()), store.P("k", kind))
+}
+
+const (
+	kListener    = "baseline_new_listener"
+	kDestination = "baseline_new_destination"
+	kDomain      = "baseline_new_domain"
+	kPeer        = "baseline_new_peer"
+)
+
+// usual lays down what a sensor does every day: nginx on 80, a DNS
+// forwarder's UDP socket, curl to one API, ssh from one admin host.
+func (f *fixture) usual(s uuid.UUID, t time.Time) {
+	f.heartbeat(s, t)
+	f.tcpListener(s, t, "nginx", 80)
+	f.udpSocket(s, t, "dnsmasq", 53, 0)
+	f.event(s, t, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
+	f.event(s, t, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "api.example.com")
+	f.event(s, t, "dns_resolution", "curl", "10.0.0.1", "1.1.1.1", 443, "api.example.com")
+	f.event(s, t, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
+	f.connection(s, t, "sshd", "10.0.0.7")
+	f.flow(s, t, "outbound", "curl", "10.0.0.1", "1.1.1.1", 443)
+	f.flow(s, t, "inbound", "sshd", "10.0.0.7", "10.0.0.1", 22)
+}
+
+func (f *fixture) want(s uuid.UUID, want map[string]uint64) {
+	f.t.Helper()
+	for _, k := range []string{kListener, kDestination, kDomain, kPeer} {
+		if got := f.findings(s, k); got != want[k] {
+			f.t.Errorf("%s findings = %d, want %d", k, got, want[k])
+		}
+	}
+}
+
+// Each rule fires exactly once on its change, and never on what was
+// learned, nor on the same rows again in a later run.
+func TestRulesFireOnceOnWhatIsNew(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.usual(s, t0)
+	f.usual(s, t0.Add(30*time.Minute))
+	f.run(t0.Add(40 * time.Minute))
+	f.want(s, nil)
+
+	// Past learning: the usual again, and one new thing per rule.
+	t1 := t0.Add(2 * time.Hour)
+	f.usual(s, t1)
+	f.tcpListener(s, t1.Add(time.Second), "nginx", 8080)    // new port of a known binary
+	f.tcpSocket(s, t1.Add(2*time.Second), "nginx", 8080, 7) // another socket, same key: one finding
+	f.tcpListener(s, t1.Add(time.Second), "redis", 80)      // known port, new binary
+	f.udpSocket(s, t1, "dnsmasq", 5353, 0)
+	f.udpSocket(s, t1, "curl", 41000, 53)                                                    // connected UDP: a client, not a listener
+	f.event(s, t1, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 8443, "")               // destination: new port; peer known
+	f.flow(s, t1, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)                            // destination and peer
+	f.event(s, t1, "dns_lookup", "curl", "10.0.0.1", "10.0.0.53", 53, "www.example.com.")    // known domain
+	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "3.3.3.3", 443, "cdn.Other.co.uk")  // domain; destination by name (not by address: no connect event)
+	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "1.1.1.9", 443, "API.example.com.") // known name, new address: nothing
+	f.event(s, t1, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")                 // peer
+	f.connection(s, t1, "", "10.9.9.9")                                                      // unattributed: nothing
+	f.run(t1.Add(10 * time.Minute))
+	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
+
+	// The finding carries its first row.
+	var bin, state, src proto.ColStr
+	var port proto.ColUInt16
+	var pid proto.ColUInt32
+	var tm proto.ColDateTime64
+	var got []string
+	err := f.st.Select(context.Background(), store.Query{
+		SQL: `SELECT CAST(binary, 'String') AS bin, toUInt16(src_port) AS port, toUInt32(pid) AS pid, time AS tm, CAST(state, 'String') AS state, CAST(source, 'String') AS src
+FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' ORDER BY bin, port`,
+		Params: []store.Param{store.P("s", s.String())},
+	}, proto.Results{{Name: "bin", Data: &bin}, {Name: "port", Data: &port}, {Name: "pid", Data: &pid}, {Name: "tm", Data: &tm}, {Name: "state", Data: &state}, {Name: "src", Data: &src}},
+		func(rows int) error {
+			for i := range rows {
+				got = append(got, fmt.Sprintf("%s %d %d %s %s %s", bin.Row(i), port.Row(i), pid.Row(i), tm.Row(i).UTC().Format(time.RFC3339), state.Row(i), src.Row(i)))
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows := []string{
+		fmt.Sprintf("dnsmasq 5353 43 %s udp_listeners baseline", t1.Format(time.RFC3339)),
+		fmt.Sprintf("nginx 8080 42 %s tcp_listeners baseline", t1.Add(time.Second).Format(time.RFC3339)),
+		fmt.Sprintf("redis 80 42 %s tcp_listeners baseline", t1.Add(time.Second).Format(time.RFC3339)),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantRows) {
+		t.Errorf("listener findings:\n got %q\nwant %q", got, wantRows)
+	}
+
+	// The same rows again, later: all learned, nothing new.
+	t2 := t1.Add(time.Hour)
+	f.usual(s, t2)
+	f.tcpListener(s, t2, "nginx", 8080)
+	f.udpSocket(s, t2, "dnsmasq", 5353, 0)
+	f.flow(s, t2, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)
+	f.event(s, t2, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "img.other.co.uk")
+	f.event(s, t2, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")
+	f.run(t2.Add(time.Minute))
+	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
+
+	// A second sensor learns on its own: the first one's keys are new there,
+	// once its own learning is over.
+	s2 := uuid.New()
+	f.heartbeat(s2, t2.Add(2*time.Minute)) // after the last run's window
+	f.usual(s2, t2.Add(90*time.Minute))
+	f.run(t2.Add(100 * time.Minute))
+	f.want(s2, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+}
+
+// Nothing is a finding during a sensor's learning period, but it is
+// learned: the same key after learning is not new.
+func TestLearningPeriod(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.tcpListener(s, t0.Add(59*time.Minute), "nginx", 80) // learning
+	f.run(t0.Add(time.Hour + 30*time.Minute))
+	f.tcpListener(s, t0.Add(time.Hour+31*time.Minute), "nginx", 80) // learned
+	f.tcpListener(s, t0.Add(time.Hour+31*time.Minute), "nginx", 81) // new
+	f.run(t0.Add(2 * time.Hour))
+	f.want(s, map[string]uint64{kListener: 1})
+	// A sensor whose first heartbeat the job has not seen is learning.
+	s2 := uuid.New()
+	f.tcpListener(s2, t0.Add(2*time.Hour+time.Minute), "nginx", 80)
+	f.run(t0.Add(3 * time.Hour))
+	f.want(s2, nil)
+}
+
+// A rule muted by flag, or a key or sensor muted in baseline_mutes, makes
+// no finding, yet is learned.
+func TestMutes(t *testing.T) {
+	cfg := testConfig()
+	cfg.Mute = []string{"domain"}
+	f := newFixture(t, cfg)
+	s, other := uuid.New(), uuid.New()
+	f.heartbeat(s, t0)
+	f.heartbeat(other, t0)
+	mute := func(sensor uuid.UUID, rule, key string, muted int) {
+		f.exec("INSERT INTO baseline_mutes (rule, sensor_id, key, muted, muted_at, muted_by) VALUES ({r:String}, {s:UUID}, {k:String}, {m:UInt8}, now64(3, 'UTC'), 'test')",
+			store.P("r", rule), store.P("s", sensor.String()), store.P("k", key), store.P("m", fmt.Sprint(muted)))
+	}
+	mute(s, "listener", "tcp nginx 8080", 1)           // one key of one sensor
+	mute(uuid.UUID{}, "listener", "tcp nginx 9090", 1) // one key everywhere
+	mute(other, "peer", "", 1)                         // a rule on one sensor
+	mute(s, "listener", "tcp nginx 7070", 1)           // muted, then unmuted: fires
+	time.Sleep(5 * time.Millisecond)                   // a later muted_at wins
+	mute(s, "listener", "tcp nginx 7070", 0)
+	t1 := t0.Add(2 * time.Hour)
+	for _, sensor := range []uuid.UUID{s, other} {
+		f.tcpListener(sensor, t1, "nginx", 8080)
+		f.tcpListener(sensor, t1, "nginx", 9090)
+		f.tcpListener(sensor, t1, "nginx", 7070)
+		f.event(sensor, t1, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "a.example.com")
+		f.event(sensor, t1, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")
+	}
+	f.run(t1.Add(time.Minute))
+	f.want(s, map[string]uint64{kListener: 1, kPeer: 1})
+	f.want(other, map[string]uint64{kListener: 2})
+
+	// Muted keys were learned: unmuting does not bring them up later.
+	mute(s, "listener", "tcp nginx 8080", 0)
+	f.tcpListener(s, t1.Add(time.Hour), "nginx", 8080)
+	f.run(t1.Add(time.Hour + time.Minute))
+	f.want(s, map[string]uint64{kListener: 1, kPeer: 1})
+
+	// A whole rule muted everywhere by the table.
+	mute(uuid.UUID{}, "listener", "", 1)
+	f.tcpListener(s, t1.Add(2*time.Hour), "nginx", 6060)
+	f.run(t1.Add(2*time.Hour + time.Minute))
+	f.want(s, map[string]uint64{kListener: 1, kPeer: 1})
+}
+
+// A run retried, or replicas running at once, never show a finding twice.
+func TestRetriedAndConcurrentRunsDoNotDuplicate(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	t1 := t0.Add(2 * time.Hour)
+	f.tcpListener(s, t1, "nginx", 8080)
+	f.flow(s, t1, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)
+	f.event(s, t1, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "a.example.com")
+	from, to := t0.Add(-time.Minute), t1.Add(time.Minute)
+
+	// The same window processed twice in a row (a run whose watermark
+	// write was lost), then by four replicas at once.
+	for range 2 {
+		if err := f.job.Process(context.Background(), from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- f.job.Process(context.Background(), from, to)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]uint64{kListener: 1, kDestination: 1, kDomain: 1, kPeer: 1}
+	f.want(s, want)
+	// However many rows the runs wrote (merges may have folded some),
+	// each finding has one id and one time.
+	if n := f.count("SELECT uniqExact(kind, time, event_id) AS n FROM events WHERE sensor_id = {s:UUID} AND startsWith(kind, 'baseline_')", store.P("s", s.String())); n != 4 {
+		t.Errorf("%d distinct (kind, time, event_id), want 4", n)
+	}
+	// A socket seen in two heartbeats, its window run, the engine merging
+	// the two rows into the newer heartbeat's, the window run again: the
+	// finding keeps its time (the socket's first_seen, not the surviving
+	// row's observed_at), so it still shows once.
+	t3 := t1.Add(time.Hour)
+	for seq, obs := range []time.Time{t3, t3.Add(15 * time.Second)} {
+		f.exec("INSERT INTO tcp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, inode, pid, binary) VALUES ({s:UUID}, {q:UInt64}, {o:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::', 9999, 99, 1, 'sshd')",
+			append(ps(s, t3), store.P("q", fmt.Sprint(seq+1)), store.P("o", at(obs)))...)
+	}
+	if err := f.job.Process(context.Background(), t3.Add(-time.Minute), t3.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	f.exec("OPTIMIZE TABLE tcp_listeners FINAL")
+	if n := f.count("SELECT count() AS n FROM tcp_listeners WHERE local_port = 9999"); n != 1 {
+		t.Fatalf("%d rows of the socket after OPTIMIZE, want 1", n)
+	}
+	if err := f.job.Process(context.Background(), t3.Add(-time.Minute), t3.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	want[kListener]++
+	f.want(s, want)
+
+	// A later window that overlaps the first in time (two replicas with
+	// different clocks) finds the same, with the same time.
+	if err := f.job.Process(context.Background(), from.Add(time.Hour), to.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f.want(s, want)
+}
+
+// A run reads only rows after the watermark: a row that arrives with a
+// time the job has passed is not read, and the engine's own count of rows
+// read by a run is the window's, not the history's.
+func TestOnlyRowsAfterTheWatermarkAreRead(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0.Add(-23*time.Hour)) // in the first run's window
+	// Two days of history, in older partitions: 50 000 listener rows.
+	f.exec(`INSERT INTO tcp_listeners (sensor_id, seq, observed_at, local_address, local_port, inode, pid, binary)
+SELECT {s:UUID}, number, {t:DateTime64(3, 'UTC')} - toIntervalSecond(number), '::', toUInt16(number % 1000), number, 1, 'old'
+FROM numbers(50000)`, ps(s, t0.Add(-24*time.Hour))...)
+	w := f.run(t0)
+	if !w.To.Equal(t0) {
+		t.Fatalf("window %v..%v, want it to end at %v", w.From, w.To, t0)
+	}
+	if wm, err := f.job.Watermark(context.Background()); err != nil || !wm.Equal(t0) {
+		t.Fatalf("watermark %v (%v), want %v", wm, err, t0)
+	}
+
+	// Late: a row timed before the watermark lands after it moved. It is
+	// not read, so not learned and no finding; a row after is.
+	f.tcpListener(s, t0.Add(-time.Minute), "late", 1)
+	f.tcpListener(s, t0.Add(time.Minute), "fresh", 2)
+	// The engine counts every row its reads select (SelectedRows, over
+	// the whole process); this test runs alone, so the difference across
+	// one run is what that run read.
+	before := f.selectedRows()
+	f.run(t0.Add(2 * time.Minute))
+	read := f.selectedRows() - before
+	f.want(s, map[string]uint64{kListener: 1})
+	if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = 'listener' AND key = 'tcp late 1'"); n != 0 {
+		t.Errorf("the late row was learned: the run read before its watermark")
+	}
+	if read == 0 || read >= 50000 {
+		t.Errorf("the run read %d rows: want some, and fewer than the 50 000 of history before its window", read)
+	}
+	t.Logf("rows read by one run: %d (history before the window: 50 000 rows)", read)
+}
+
+func (f *fixture) selectedRows() uint64 {
+	return f.count("SELECT toUInt64(sum(value)) AS n FROM system.events WHERE event = 'SelectedRows'")
+}
+
+// The acknowledgement of a finding, as docs/operations.md gives it: an
+// acked finding leaves the list of open ones; acked = 0 brings it back.
+func TestAcknowledge(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.tcpListener(s, t0.Add(2*time.Hour), "nginx", 8080)
+	f.tcpListener(s, t0.Add(2*time.Hour), "nginx", 8081)
+	f.run(t0.Add(3 * time.Hour))
+	open := func() uint64 {
+		return f.count(`SELECT count() AS n FROM events FINAL
+WHERE sensor_id = {s:UUID} AND startsWith(kind, 'baseline_')
+  AND event_id NOT IN (SELECT event_id FROM baseline_acks FINAL WHERE sensor_id = {s:UUID} AND acked = 1)`, store.P("s", s.String()))
+	}
+	if n := open(); n != 2 {
+		t.Fatalf("%d open findings, want 2", n)
+	}
+	ack := func(v int) {
+		f.exec(`INSERT INTO baseline_acks (sensor_id, event_id, acked, acked_at, acked_by, note)
+SELECT sensor_id, event_id, {v:UInt8}, now64(3, 'UTC'), 'alice', 'expected: new vhost'
+FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' AND src_port = 8080`, store.P("s", s.String()), store.P("v", fmt.Sprint(v)))
+	}
+	ack(1)
+	if n := open(); n != 1 {
+		t.Fatalf("%d open findings after one ack, want 1", n)
+	}
+	time.Sleep(5 * time.Millisecond)
+	ack(0)
+	if n := open(); n != 2 {
+		t.Fatalf("%d open findings after the ack was taken back, want 2", n)
+	}
+	ack(1)
+
+	// The state forgets the listener (as its TTL does after 90 days
+	// unseen); when it comes back it is a finding of its own, which the
+	// old acknowledgement does not cover.
+	f.exec("ALTER TABLE baseline_seen DELETE WHERE rule = 'listener' AND key = 'tcp nginx 8080' SETTINGS mutations_sync = 2")
+	f.tcpListener(s, t0.Add(4*time.Hour), "nginx", 8080)
+	f.run(t0.Add(5 * time.Hour))
+	if n := open(); n != 2 {
+		t.Fatalf("%d open findings after an acknowledged key came back, want 2 (8081, and 8080 again)", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := baseline.Defaults()
+	c.Mute = []string{"listener", "nope"}
+	if err := c.Validate(); err == nil {
+		t.Error("an unknown rule to mute was accepted")
+	}
+	c.Mute = []string{"listener"}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// Findings are events: the query service lists them, filters them by
+// kind (Investigate), and lists them among all kinds by default.
+func TestFindingsThroughTheEventsAPI(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.tcpListener(s, t0.Add(2*time.Hour), "nginx", 8080)
+	f.run(t0.Add(3 * time.Hour))
+
+	const token = "viewer-token-baseline-0123456789"
+	srv, err := query.New(query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 100, Timeout: 30 * time.Second},
+		f.st, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := querytest.Serve(t, srv)
+	window := "&since=" + t0.Format(time.RFC3339) + "&until=" + t0.Add(4*time.Hour).Format(time.RFC3339)
+	for _, q := range []string{"kind=baseline_new_listener", "kind=network_connect,baseline_new_listener", ""} {
+		req, _ := http.NewRequest("GET", base+"/api/v2/events?sensor_id="+s.String()+"&"+q+window, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Events []map[string]any `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("%s: %d %v", q, resp.StatusCode, err)
+		}
+		if len(body.Events) != 1 || body.Events[0]["kind"] != kListener || body.Events[0]["binary"] != "nginx" {
+			t.Errorf("%s: events %v, want the one listener finding of nginx", q, body.Events)
+		}
+	}
+}
+
+// Heartbeats through a real ingest node, as sensors send them: the job
+// reads the rows ingest wrote, and a finding of a listener has the time
+// the sensor first saw the socket.
+func TestHeartbeatsThroughIngest(t *testing.T) {
+	f := newFixture(t, testConfig())
+	node := ingesttest.Start(t, ingesttest.Config(), f.st)
+	sensor := heartbeat.Sensor{SensorID: uuid.New(), Hostname: "web-1", Flavor: "standard", Version: "0.1.0",
+		BootID: uuid.New(), IntervalSecs: 15, Kernel: "6.18.0"}
+	nginx := heartbeat.Process{PID: 100, UID: 33, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}
+	curl := heartbeat.Process{PID: 200, UID: 1000, Binary: "curl", BinaryPath: "/usr/bin/curl"}
+	listener := func(port uint16, inode uint64, first time.Time, p heartbeat.Process) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: port, Inode: inode, Process: p, FirstSeen: first}
+	}
+	beat := func(seq uint64, at time.Time) *heartbeat.Heartbeat {
+		return &heartbeat.Heartbeat{Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: at, Sensor: sensor}
+	}
+	connect := func(at time.Time, dst string) heartbeat.Event {
+		return heartbeat.Event{EventID: uuid.New(), Kind: "network_connect", Time: at, Protocol: "tcp",
+			SrcAddress: netip.MustParseAddr("10.0.0.1"), SrcPort: 40000, DstAddress: netip.MustParseAddr(dst), DstPort: 443, Process: curl}
+	}
+	h := beat(1, t0)
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx)}
+	h.Events = []heartbeat.Event{connect(t0, "1.1.1.1")}
+	node.Send(h)
+
+	t1 := t0.Add(2 * time.Hour)
+	h = beat(2, t1)
+	opened := t1.Add(-10 * time.Second) // between two heartbeats
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx), listener(8443, 2, opened, nginx)}
+	h.Events = []heartbeat.Event{connect(t1, "1.1.1.1"), connect(t1, "9.9.9.9")}
+	node.Send(h)
+	h = beat(3, t1.Add(15*time.Second))
+	h.TCPListeners = []heartbeat.Listener{listener(80, 1, t0, nginx), listener(8443, 2, opened, nginx)}
+	node.Send(h)
+
+	f.run(t1.Add(time.Hour))
+	f.want(sensor.SensorID, map[string]uint64{kListener: 1, kDestination: 1, kPeer: 1})
+	got := f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' AND src_port = 8443 AND binary = 'nginx' AND pid = 100 AND time = {t:DateTime64(3, 'UTC')}",
+		store.P("s", sensor.SensorID.String()), store.P("t", at(opened)))
+	if got != 1 {
+		t.Errorf("the listener finding is not of port 8443 at the socket's first_seen %v", opened)
+	}
+}
+
+// The job's metrics count runs by result and say how far behind now the
+// watermark is.
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, testConfig())
+	metric := func(name string) string {
+		var b strings.Builder
+		f.job.Metrics().WritePrometheus(&b)
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no %s in\n%s", name, b.String())
+		return ""
+	}
+	if v := metric(`netview_baseline_runs_total{result="error"}`); v != "0" {
+		t.Errorf("errors before any run = %s", v)
+	}
+	f.run(t0)
+	f.now = t0.Add(90 * time.Second)
+	if v := metric(`netview_baseline_watermark_lag_seconds`); v != "90" {
+		t.Errorf("lag = %s, want 90", v)
+	}
+	f.exec("DROP TABLE baseline_watermark")
+	if _, err := f.job.Once(context.Background()); err == nil {
+		t.Fatal("a run without its watermark table succeeded")
+	}
+	if ok, bad := metric(`netview_baseline_runs_total{result="ok"}`), metric(`netview_baseline_runs_total{result="error"}`); ok != "1" || bad != "1" {
+		t.Errorf("runs ok %s, error %s; want 1 and 1", ok, bad)
+	}
+}
+
+// Run catches up in MaxWindow steps at once, rather than one window an
+// interval (an hour here: the five windows of the backfill come well
+// within the minute allowed), and returns when its context ends.
+func TestRunCatchesUpAndStops(t *testing.T) {
+	cfg := testConfig()
+	cfg.Interval, cfg.Backfill, cfg.MaxWindow = time.Hour, 5*time.Hour, time.Hour
+	f := newFixture(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.job.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		wm, err := f.job.Watermark(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wm.Equal(t0) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watermark %v after a minute, want %v: Run did not catch up in one go", wm, t0)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// BenchmarkRun times one run over a window of a fleet whose keys are
+// known but for a few: 200 sensors, a quarter of an hour of heartbeats
+// (60 each), 30 listeners and 50 connections a heartbeat, 20 connect and
+// 10 DNS events a sensor a minute. go test -run '^$' -bench Run ./query/baseline/
+func BenchmarkRun(b *testing.B) {
+	const sensors, beats = 200, 60
+	st := storetest.Embedded(b).Store
+	ctx := context.Background()
+	if _, err := schema.Migrate(ctx, st, schema.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	exec := func(sql string, params ...store.Param) {
+		if err := st.Exec(ctx, store.Query{SQL: sql, Params: params}); err != nil {
+			b.Fatalf("%s: %v", sql, err)
+		}
+	}
+	sid := func(n string) string {
+		return "toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(" + n + " % " + fmt.Sprint(sensors) + "), 12, '0')))"
+	}
+	base := time.Now().UTC().Add(-6 * time.Hour).Truncate(time.Minute)
+	// fill writes a quarter of an hour of the fleet ending at end.
+	fill := func(end time.Time, salt int) {
+		p := []store.Param{store.P("end", at(end)), store.P("salt", fmt.Sprint(salt))}
+		// n: sensor = n % sensors, heartbeat = n / sensors % beats, item = n / (sensors*beats).
+		beat := fmt.Sprintf("{end:DateTime64(3, 'UTC')} - toIntervalSecond(15 * (intDiv(number, %d) %% %d))", sensors, beats)
+		item := fmt.Sprintf("intDiv(number, %d)", sensors*beats)
+		exec(fmt.Sprintf(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, %s FROM numbers(%d)`, sid("number"), beat, beat, beat, sensors*beats), p...)
+		exec(fmt.Sprintf(`INSERT INTO tcp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, inode, pid, binary)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, {end:DateTime64(3, 'UTC')} - toIntervalHour(1), '::', toUInt16(1000 + %s), %s, 10, concat('svc', toString(%s + if(%s = 0, {salt:UInt32}, 0)))
+FROM numbers(%d)`, sid("number"), beat, beat, item, item, item, item, sensors*beats*30), p...)
+		exec(fmt.Sprintf(`INSERT INTO tcp_connections (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, state, inode, pid, binary)
+SELECT %s, toUInt64(toUnixTimestamp64Milli(%s)), %s, {end:DateTime64(3, 'UTC')} - toIntervalHour(1), '::ffff:10.0.0.1', 40000, toIPv6(IPv4NumToString(toUInt32(167772160 + %s))), 443, 'ESTABLISHED', 100 + %s, 11, 'app'
+FROM numbers(%d)`, sid("number"), beat, beat, item, item, sensors*beats*50), p...)
+		exec(fmt.Sprintf(`INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, src_address, src_port, dst_address, dst_port, pid, binary, query_name)
+SELECT generateUUIDv4(), %s, if(number %% 3 = 0, 'dns_query', 'network_connect'), {end:DateTime64(3, 'UTC')} - toIntervalSecond(intDiv(number, %d) %% 900), {end:DateTime64(3, 'UTC')}, 'tcp',
+    '::ffff:10.0.0.1', 40000, toIPv6(IPv4NumToString(toUInt32(167772160 + number %% 40))), 443, 12, 'curl', concat('h', toString(number %% 40), '.example.com')
+FROM numbers(%d)`, sid("number"), sensors, sensors*15*30), p...)
+	}
+	cfg := baseline.Defaults()
+	cfg.Learning, cfg.Lag, cfg.MaxWindow, cfg.Backfill = time.Hour, 0, time.Hour, 3*time.Hour
+	job, err := baseline.New(cfg, st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Learned: two hours before, as the learning period ends.
+	var now time.Time
+	job.Now = func() time.Time { return now }
+	for i, end := range []time.Time{base.Add(-2 * time.Hour), base.Add(-time.Hour)} {
+		fill(end, 0)
+		now = end
+		if i == 0 {
+			exec("INSERT INTO baseline_watermark (job, processed_to, updated_at) VALUES ('baseline', {t:DateTime64(3, 'UTC')}, now64(3))", store.P("t", at(end.Add(-16*time.Minute))))
+		}
+		if _, err := job.Once(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		end := base.Add(time.Duration(i) * 15 * time.Minute)
+		b.StopTimer()
+		fill(end, 1000+i) // one new listener per sensor
+		now = end
+		b.StartTimer()
+		if _, err := job.Once(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(sensors*beats*(30+50)+sensors*15*30), "window-rows")
+	// Only the new listeners were findings: one per sensor and window.
+	var n proto.ColUInt64
+	var kinds []string
+	if err := st.Select(ctx, store.Query{SQL: "SELECT count() AS n FROM events FINAL WHERE startsWith(kind, 'baseline_') GROUP BY kind ORDER BY kind"},
+		proto.Results{{Name: "n", Data: &n}}, func(rows int) error {
+			for i := range rows {
+				kinds = append(kinds, fmt.Sprint(n.Row(i)))
+			}
+			return nil
+		}); err != nil {
+		b.Fatal(err)
+	}
+	if want := []string{fmt.Sprint(sensors * b.N)}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		b.Errorf("findings by kind %v, want %v (the new listeners alone)", kinds, want)
+	}
+}
