@@ -201,9 +201,9 @@ func procNames() []string {
 	return out
 }
 
-// node is how an end's nodes are written: the ids and JSON objects of its
-// host, container (if any), process and service (if any), parallel
-// arrays with '' for the ones it has not.
+// nodeSQL is how an end's nodes are written: the ids and JSON objects of
+// its host, container (if any), process and service (if any), as
+// parallel arrays, with an empty id and object for those it has not.
 type nodeSQL struct{ ids, jsons []string }
 
 func (n *nodeSQL) add(id, json string) {
