@@ -581,3 +581,71 @@ func TestNetworkGraph(t *testing.T) {
 		}
 	}
 }
+
+// The graph's filters choose connections: one with any sighting that
+// matches is in the graph whole, both sensors' views of it merged as
+// without the filter. Filters the graph has no column for are refused, as
+// is a window that is empty or too long, and a cursor of other filters.
+func TestNetworkGraphFilters(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Millisecond)
+	graphFleet(f, at)
+	lines := func(path string) []string {
+		t.Helper()
+		var out []string
+		for _, e := range f.graph(path).Edges {
+			out = append(out, graphLine(e))
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := lines("/api/v1/network/graph")
+	pick := func(keep func(string) bool) []string {
+		var out []string
+		for _, l := range all {
+			if keep(l) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	nginx := fmt.Sprintf("process:%s/%d/200/nginx", graphB, graphNetns)
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		// nginx's connections, and the client's view of the one curl made.
+		{"sensor_id=" + graphB, pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
+		{"binary=curl", pick(func(l string) bool { return strings.HasPrefix(l, "process:"+graphA+"/4026531840/100/curl ") })},
+		{"host=server-*&binary=nginx", pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
+		{"state=refused", pick(func(l string) bool { return strings.Contains(l, " :9999 ") })},
+		{"port=5432", pick(func(l string) bool { return strings.Contains(l, " :5432 ") })},
+		{"dst_addr=203.0.113.0/24", pick(func(l string) bool { return strings.Contains(l, "external:api.example.com") })},
+		{"direction=inbound&addr=192.0.2.5", pick(func(l string) bool { return strings.HasPrefix(l, "external:192.0.2.5 ") })},
+		{"until=" + timeText(at.Add(-time.Hour)), nil},
+	} {
+		if got := lines("/api/v1/network/graph?" + c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s:\n got  %q\n want %q", c.query, got, c.want)
+		}
+	}
+	if len(pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })) != 3 {
+		t.Errorf("the fleet has not its three edges to nginx: %q", all)
+	}
+	for _, bad := range []string{"dns=api.example.com", "local_addr=10.1.0.1", "state=bogus", "since=" + timeText(at) + "&until=" + timeText(at),
+		"since=" + timeText(at.Add(-8*24*time.Hour)) + "&until=" + timeText(at), "limit=5"} {
+		if code := f.get("/api/v1/network/graph?"+bad, nil); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	var p graphAnswer
+	f.get("/api/v2/network/graph?limit=1&binary=curl", &p)
+	if p.NextCursor == "" {
+		t.Fatal("no cursor")
+	}
+	if code := f.get("/api/v2/network/graph?limit=1&binary=wget&cursor="+p.NextCursor, nil); code != 400 {
+		t.Errorf("a cursor of other filters: %d, want 400", code)
+	}
+	if code := f.get("/api/v2/network/graph?limit=1&binary=curl&cursor="+p.NextCursor, nil); code != 200 {
+		t.Errorf("the cursor with its own filters: %d", code)
+	}
+}
