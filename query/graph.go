@@ -390,7 +390,11 @@ func graphEnds(conns string) string {
 	for _, st := range heartbeat.FinalStates {
 		b.WriteString(", greatest(" + stateCol("c_", st) + ", " + stateCol("s_", st) + ") AS " + stateCol("", st))
 	}
-	b.WriteString(`,
+	// pick orders an edge's connections, so the candidates and nodes it
+	// takes from one of them are the same from one answer to the next (an
+	// edge's connections name the same nodes, but a server's own view
+	// and a resolved listener may list them differently).
+	b.WriteString(`, (resolution, peer, first_seen, src_port) AS pick,
         multiIf(n_server > 0, 'observed', d_owners = 1, 'resolved', d_owners > 1, 'ambiguous', 'external') AS resolution,
         multiIf(n_client > 0, ` + cliProc + `, o_owners = 1, ` + hostID("toUUID(o_cands[1].1)") + `, o_owners > 1, ` + ambID(src) + `, ` + srcExtID + `) AS source,
         multiIf(resolution = 'observed', ` + srvProc + `, resolution = 'resolved', ` + resolvedTarget + `,
@@ -446,15 +450,17 @@ func (g *graphQuery) sql() (string, []store.Param) {
 		sightings = `SELECT * FROM (` + graphSightings + `) WHERE (` + connKey + `) IN (
             SELECT ` + connKey + ` FROM (` + graphSightings + `) AS graph WHERE ` + w + `)`
 	}
+	// An edge's resolution is the best of its connections': observed
+	// (the server reported one) sorts before resolved.
 	var b strings.Builder
 	b.WriteString(`SELECT lower(hex(sipHash128(source, target, protocol, dst_port))) AS edge_id, protocol, dst_port AS port, source, target,
-        any(service) AS service, any(resolution) AS resolution, any(candidates) AS candidates, arraySort(groupUniqArray(peer)) AS peer_addresses,
+        max(service) AS service, min(resolution) AS resolution, argMin(candidates, pick) AS candidates, arraySort(groupUniqArray(peer)) AS peer_addresses,
         sum(connections) AS connections, sum(active) AS active, sum(c2s) AS bytes_client_to_server, sum(s2c) AS bytes_server_to_client,
         min(first_seen) AS first_seen, max(last_seen) AS last_seen`)
 	for _, st := range heartbeat.FinalStates {
 		b.WriteString(", sum(" + stateCol("", st) + ") AS " + stateCol("", st))
 	}
-	b.WriteString(`, any(node_ids) AS node_ids, any(node_json) AS node_json
+	b.WriteString(`, argMin(node_ids, pick) AS node_ids, argMin(node_json, pick) AS node_json
     FROM (` + graphEnds(graphConnections(sightings)) + `)
     GROUP BY source, target, protocol, dst_port`)
 	if g.after != "" {
