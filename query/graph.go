@@ -522,16 +522,6 @@ func (g *graphQuery) run(ctx context.Context, st store.Store) (*graphPage, error
 	}
 	p := &graphPage{}
 	seen := map[string]bool{}
-	strs := func(b []byte, vs []string) []byte {
-		b = append(b, '[')
-		for i, v := range vs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, v)
-		}
-		return append(b, ']')
-	}
 	err := st.Select(ctx, store.Query{SQL: q, Params: params}, res, func(rows int) error {
 		for i := range rows {
 			if g.cut > 0 && p.n == g.cut {
@@ -555,8 +545,8 @@ func (g *graphQuery) run(ctx context.Context, st store.Store) (*graphPage, error
 			b = appendString(append(b, `,"protocol":`...), str["protocol"].Row(i))
 			b = strconv.AppendUint(append(b, `,"port":`...), uint64(port.Row(i)), 10)
 			b = appendString(append(b, `,"resolution":`...), str["resolution"].Row(i))
-			b = strs(append(b, `,"candidates":`...), cands.Row(i))
-			b = strs(append(b, `,"peer_addresses":`...), peers.Row(i))
+			b = appendValue(append(b, `,"candidates":`...), cands, i)
+			b = appendValue(append(b, `,"peer_addresses":`...), peers, i)
 			for _, c := range []string{"connections", "active", "bytes_client_to_server", "bytes_server_to_client"} {
 				b = strconv.AppendUint(append(append(b, ','), `"`+c+`":`...), u64[c].Row(i), 10)
 			}
@@ -589,7 +579,30 @@ func (g *graphQuery) run(ctx context.Context, st store.Store) (*graphPage, error
 	return p, err
 }
 
+// graphWindow is the window as a graph cursor's filter ends in.
 func graphWindow(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
+
+// openWindow opens a cursor of view sealed under base and a window (as
+// graphWindow writes it), and returns the window, in Unix milliseconds,
+// and the one-part key. The window is the first page's, so a walk with
+// the default until (now) reads one window; a bound sent again (given,
+// 0 when not) must be the cursor's.
+func (c cursors) openWindow(token, view, base string, given [2]int64) (since, until int64, key string, ok bool) {
+	body, err := c.read(token, view, 1)
+	if err != nil {
+		return 0, 0, "", false
+	}
+	rest, found := strings.CutPrefix(body.Filter, base)
+	if _, err := fmt.Sscanf(rest, " since=%d until=%d", &since, &until); !found || err != nil || rest != graphWindow(since, until) {
+		return 0, 0, "", false
+	}
+	for i, w := range [2]int64{since, until} {
+		if given[i] != 0 && given[i] != w {
+			return 0, 0, "", false
+		}
+	}
+	return since, until, body.Key[0], true
+}
 
 // maxGraphWindow bounds since..until: the graph reads every flow of the
 // window, so a year of them is refused rather than attempted.
@@ -622,20 +635,18 @@ func (s *Server) graph(v2 bool) handler {
 		if v2 {
 			g.limit = limit
 			if c := q.str("cursor"); c != "" {
-				// As the events: the first page's window is carried, so a
-				// walk with the default until (now) reads one window.
-				body, err := s.cursors.read(c, "graph", 1)
-				var cs, cu int64
-				ok := err == nil && strings.HasPrefix(body.Filter, base+" since=")
-				if ok {
-					_, err = fmt.Sscanf(body.Filter[len(base):], " since=%d until=%d", &cs, &cu)
-					ok = err == nil && body.Filter == base+graphWindow(cs, cu) &&
-						(q.str("since") == "" || g.since.UnixMilli() == cs) && (q.str("until") == "" || g.until.UnixMilli() == cu)
+				var given [2]int64 // the window sent again with the cursor, if it was
+				if q.has("since") {
+					given[0] = g.since.UnixMilli()
 				}
+				if q.has("until") {
+					given[1] = g.until.UnixMilli()
+				}
+				since, until, key, ok := s.cursors.openWindow(c, "graph", base, given)
 				if !ok {
 					return nil, badParam("cursor", "not a cursor of this graph (sensor, filters and window must not change); start again without one")
 				}
-				g.since, g.until, g.after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), body.Key[0]
+				g.since, g.until, g.after = time.UnixMilli(since).UTC(), time.UnixMilli(until).UTC(), key
 			}
 		} else {
 			g.limit, g.cut = s.cfg.MaxListRows+1, s.cfg.MaxListRows // one more says it was cut
