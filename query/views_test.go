@@ -648,4 +648,26 @@ func TestNetworkGraphFilters(t *testing.T) {
 	if code := f.get("/api/v2/network/graph?limit=1&binary=curl&cursor="+p.NextCursor, nil); code != 200 {
 		t.Errorf("the cursor with its own filters: %d", code)
 	}
+
+	// v1 stops at the list cap, says so, and has the first edges in id
+	// order with only their nodes.
+	capped := startWith(t, options{maxListRows: 3})
+	graphFleet(capped, at)
+	c := capped.graph("/api/v1/network/graph")
+	full := f.graph("/api/v1/network/graph")
+	if !c.Truncated || len(c.Edges) != 3 || full.Truncated {
+		t.Fatalf("capped at 3: truncated %v with %d edges (uncapped: truncated %v)", c.Truncated, len(c.Edges), full.Truncated)
+	}
+	named := map[string]bool{}
+	for i, e := range c.Edges {
+		if str(e, "id") != str(full.Edges[i], "id") {
+			t.Errorf("capped edge %d is %s, want %s", i, str(e, "id"), str(full.Edges[i], "id"))
+		}
+		named[str(e, "source")], named[str(e, "target")] = true, true
+	}
+	for _, n := range c.Nodes {
+		if k := str(n, "kind"); (k == "external" || k == "ambiguous") && !named[str(n, "id")] {
+			t.Errorf("capped: node %s of an edge left out", str(n, "id"))
+		}
+	}
 }
