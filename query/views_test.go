@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/netview/netview/internal/store"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -669,5 +670,47 @@ func TestNetworkGraphFilters(t *testing.T) {
 		if k := str(n, "kind"); (k == "external" || k == "ambiguous") && !named[str(n, "id")] {
 			t.Errorf("capped: node %s of an edge left out", str(n, "id"))
 		}
+	}
+}
+
+// A resolved server end is the listener that takes the connection: one
+// bound to the address itself before one bound to 0.0.0.0 (the kernel's
+// choice), and never one on loopback or in another namespace.
+func TestNetworkGraphListenerChoice(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr
+	send := func(id, host string, h func(*heartbeat.Heartbeat)) {
+		s := sensor(id, host)
+		s.Site, s.Netns = "lab", graphNetns
+		b := beat(s, 1, at)
+		h(b)
+		f.ingest.Send(b)
+	}
+	listener := func(addr string, port uint16, netns, inode uint64, bin string) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: ip(addr), LocalPort: port, Inode: inode, Netns: netns,
+			Process: heartbeat.Process{PID: uint32(inode), Binary: bin}}
+	}
+	send(graphB, "server", func(h *heartbeat.Heartbeat) {
+		h.Interfaces = []heartbeat.Interface{{Netns: graphNetns, Name: "eth0", Index: 2, Up: true, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.1/24")}}}
+		h.TCPListeners = []heartbeat.Listener{listener("0.0.0.0", 7000, graphNetns, 1, "wildcard"), listener("10.2.0.1", 7000, graphNetns, 2, "specific"),
+			listener("127.0.0.1", 7001, graphNetns, 3, "loopback"), listener("0.0.0.0", 7002, 4026532999, 4, "elsewhere")}
+	})
+	send(graphA, "client", func(h *heartbeat.Heartbeat) {
+		h.Interfaces = []heartbeat.Interface{{Netns: graphNetns, Name: "eth0", Index: 2, Up: true, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.2/24")}}}
+		for i, port := range []uint16{7000, 7001, 7002} {
+			fl := tcpFlow(uuid.MustParse(fmt.Sprintf("f2000000-0000-4000-8000-%012d", i)), "outbound", fmt.Sprintf("10.2.0.2:%d", 41000+i),
+				fmt.Sprintf("10.2.0.1:%d", port), heartbeat.Process{PID: 9, Binary: "client"}, at.Add(-time.Minute), 1, 1, "ebpf")
+			fl.Netns, fl.EndedAt, fl.State = graphNetns, at.Add(-time.Second), "established"
+			h.CompletedFlows = append(h.CompletedFlows, fl)
+		}
+	})
+	targets := map[float64]string{}
+	for _, e := range f.graph("/api/v1/network/graph").Edges {
+		targets[num(e, "port")] = str(e, "target")
+	}
+	want := map[float64]string{7000: fmt.Sprintf("process:%s/%d/2/specific", graphB, graphNetns), 7001: "host:" + graphB, 7002: "host:" + graphB}
+	if !maps.Equal(targets, want) {
+		t.Errorf("targets by port %v, want %v", targets, want)
 	}
 }
