@@ -183,10 +183,10 @@ func graphConnections(sightings string) string {
 		}
 	}
 	// The process of each side: one socket, so any of its sightings'; the
-	// newest.
+	// newest, every column from the same one (the key breaks ties).
 	for _, side := range []string{"client", "server"} {
 		for _, c := range append([]string{"sensor_id", "netns", "hostname"}, procNames()...) {
-			b.WriteString(", argMaxIf(" + c + ", last_seen, side = '" + side + "') AS " + side[:1] + "_" + c)
+			b.WriteString(", argMaxIf(" + c + ", (last_seen, sensor_id, netns, pid, binary), side = '" + side + "') AS " + side[:1] + "_" + c)
 		}
 	}
 	b.WriteString(" FROM (" + sightings + ") GROUP BY " + connKey)
