@@ -304,6 +304,10 @@ func (s *Server) route(path string) endpoint {
 		return view(s.listV1(flowsView))
 	case "/api/v1/network/summary":
 		return view(s.summary)
+	case "/api/v1/network/graph":
+		return view(s.graph(false))
+	case "/api/v2/network/graph":
+		return view(s.graph(true))
 	case "/api/v1/events", "/api/v2/events":
 		return view(s.events)
 	case "/api/v2/network/connections":

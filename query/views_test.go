@@ -1,8 +1,15 @@
 package query_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"github.com/ClickHouse/ch-go/proto"
+	"github.com/netview/netview/internal/store"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,4 +215,502 @@ func tcpFlow(id uuid.UUID, dir, src, dst string, p heartbeat.Process, started ti
 	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
 	return heartbeat.Flow{FlowID: id, Protocol: "tcp", Direction: dir, SrcAddress: s.Addr(), SrcPort: s.Port(), DstAddress: d.Addr(), DstPort: d.Port(),
 		Process: p, StartedAt: started, BytesSent: sent, BytesReceived: received, State: "ESTABLISHED", Source: source}
+}
+
+// The network graph's fleet: three sensors in site dc1 and one in dc2,
+// each in one network namespace. Every test of the graph reads it.
+const (
+	graphNetns = 4026531840
+	graphA     = "a1000000-0000-4000-8000-0000000000a1" // dc1, 10.1.0.1: the clients
+	graphB     = "b1000000-0000-4000-8000-0000000000b1" // dc1, 10.1.0.2 and the shared 10.1.0.50: nginx, haproxy
+	graphC     = "c1000000-0000-4000-8000-0000000000c1" // dc1, 10.1.0.3 and the shared 10.1.0.50: postgres
+	graphD     = "d1000000-0000-4000-8000-0000000000d1" // dc2, 10.1.0.9 and 10.1.0.50: wget
+)
+
+// graphFleet sends one heartbeat from each of the fleet's sensors, at at,
+// through the real ingest node, and returns the flow ids it used.
+func graphFleet(f *fixture, at time.Time) {
+	f.t.Helper()
+	ip := netip.MustParseAddr
+	ifaces := func(addrs ...string) []heartbeat.Interface {
+		var ps []netip.Prefix
+		for _, a := range addrs {
+			ps = append(ps, netip.MustParsePrefix(a))
+		}
+		return []heartbeat.Interface{{Netns: graphNetns, Name: "eth0", Index: 2, Up: true, MAC: "02:00:00:00:00:01", Addresses: ps}}
+	}
+	proc := func(pid uint32, bin string) heartbeat.Process {
+		return heartbeat.Process{PID: pid, Binary: bin, BinaryPath: "/usr/bin/" + bin, UID: 1000}
+	}
+	n := 0
+	flow := func(dir, src, dst string, p heartbeat.Process, state string, sent, recv uint64) heartbeat.Flow {
+		n++
+		fl := tcpFlow(uuid.MustParse(fmt.Sprintf("f1000000-0000-4000-8000-%012d", n)), dir, src, dst, p, at.Add(-time.Minute), sent, recv, "ebpf")
+		fl.Netns, fl.State, fl.EndedAt = graphNetns, state, at.Add(-10*time.Second)
+		return fl
+	}
+	listener := func(addr string, port uint16, inode uint64, p heartbeat.Process) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: ip(addr), LocalPort: port, Inode: inode, Netns: graphNetns, Process: p}
+	}
+	hb := func(id, host, site string, addrs ...string) *heartbeat.Heartbeat {
+		s := sensor(id, host)
+		s.Site, s.Netns = site, graphNetns
+		h := beat(s, 1, at)
+		h.Interfaces = ifaces(addrs...)
+		return h
+	}
+	curl, python, wget := proc(100, "curl"), proc(101, "python"), proc(400, "wget")
+	nginx, haproxy, postgres := proc(200, "nginx"), proc(201, "haproxy"), proc(300, "postgres")
+
+	a := hb(graphA, "client-a", "dc1", "10.1.0.1/24")
+	a.CompletedFlows = []heartbeat.Flow{
+		// Seen from both ends: B reports it too.
+		flow("outbound", "10.1.0.1:40001", "10.1.0.2:443", curl, "established", 100, 2000),
+		// To the address B and C both hold: ambiguous.
+		flow("outbound", "10.1.0.1:40010", "10.1.0.50:8080", curl, "established", 10, 20),
+		// Refused twice by B, which listens on no 9999.
+		flow("outbound", "10.1.0.1:40020", "10.1.0.2:9999", curl, "refused", 0, 0),
+		flow("outbound", "10.1.0.1:40021", "10.1.0.2:9999", curl, "refused", 0, 0),
+		// External, resolved by name (two addresses of one name) and not.
+		flow("outbound", "10.1.0.1:40030", "203.0.113.10:443", curl, "established", 300, 4000),
+		flow("outbound", "10.1.0.1:40031", "203.0.113.11:443", curl, "half-closed", 30, 40),
+		flow("outbound", "10.1.0.1:40040", "198.51.100.7:80", curl, "stale", 5, 6),
+		// A stale connection to C's postgres, beside the open one below.
+		flow("outbound", "10.1.0.1:40050", "10.1.0.3:5432", python, "stale", 7, 8),
+	}
+	// Open: python to C's postgres, which C's sensor does not report.
+	open := conn(40051, "10.1.0.3", 5432, 11)
+	open.LocalAddress, open.Netns, open.Process = ip("10.1.0.1"), graphNetns, python
+	a.TCPConnections = []heartbeat.Conn{open}
+	for i, name := range []string{"203.0.113.10", "203.0.113.11"} {
+		a.Events = append(a.Events, heartbeat.Event{EventID: uuid.MustParse(fmt.Sprintf("e1000000-0000-4000-8000-%012d", i+1)),
+			Kind: "dns_resolution", Time: at.Add(-time.Minute), Protocol: "tcp", SrcAddress: ip("10.1.0.1"), SrcPort: uint16(40030 + i),
+			DstAddress: ip(name), DstPort: 443, Netns: graphNetns, Process: curl, QueryName: "API.example.com", Answers: []netip.Addr{ip(name)}, Source: "ebpf"})
+	}
+	f.ingest.Send(a)
+
+	b := hb(graphB, "server-b", "dc1", "10.1.0.2/24", "10.1.0.50/24")
+	b.TCPListeners = []heartbeat.Listener{listener("0.0.0.0", 443, 21, nginx), listener("0.0.0.0", 8080, 22, haproxy)}
+	b.CompletedFlows = []heartbeat.Flow{
+		flow("inbound", "10.1.0.1:40001", "10.1.0.2:443", nginx, "established", 2000, 100),
+		// From outside the fleet.
+		flow("inbound", "192.0.2.5:51000", "10.1.0.2:443", nginx, "established", 50, 60),
+	}
+	// Open, and seen by B alone: the client end is A's host.
+	accepted := conn(443, "10.1.0.1", 40060, 23)
+	accepted.LocalAddress, accepted.Netns, accepted.Process = ip("10.1.0.2"), graphNetns, nginx
+	b.TCPConnections = []heartbeat.Conn{accepted}
+	// ...which its flow tracker follows too: one connection, not two.
+	tracked := tcpFlow(uuid.MustParse("f1000000-0000-4000-8000-0000000000ff"), "inbound", "10.1.0.1:40060", "10.1.0.2:443", nginx, at.Add(-time.Minute), 11, 22, "ebpf")
+	tracked.Netns = graphNetns
+	b.ActiveFlows = []heartbeat.Flow{tracked}
+	f.ingest.Send(b)
+
+	c := hb(graphC, "server-c", "dc1", "10.1.0.3/24", "10.1.0.50/24")
+	c.TCPListeners = []heartbeat.Listener{listener("0.0.0.0", 5432, 31, postgres)}
+	f.ingest.Send(c)
+
+	// dc2 has a 10.1.0.50 of its own and no 10.1.0.2: wget's connection
+	// there is to a peer outside the fleet, whatever dc1 holds.
+	d := hb(graphD, "other-d", "dc2", "10.1.0.9/24", "10.1.0.50/24")
+	d.CompletedFlows = []heartbeat.Flow{flow("outbound", "10.1.0.9:40070", "10.1.0.2:443", wget, "established", 1, 2)}
+	f.ingest.Send(d)
+}
+
+// graphAnswer is a graph as the API writes it.
+type graphAnswer struct {
+	Nodes      []row  `json:"nodes"`
+	Edges      []row  `json:"edges"`
+	NextCursor string `json:"next_cursor"`
+	Truncated  bool   `json:"truncated"`
+}
+
+func (f *fixture) graph(path string) graphAnswer {
+	f.t.Helper()
+	var g graphAnswer
+	code, b, _ := f.raw("GET", path, viewerToken, nil)
+	if code != 200 {
+		f.t.Fatalf("GET %s: %d %s", path, code, b)
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		f.t.Fatalf("GET %s: %v\n%s", path, err, b)
+	}
+	return g
+}
+
+// graphIndependent is the fleet's graph as a plain join computes it,
+// written apart from the service's: each sensor's sightings (flows, and
+// the sockets no flow of theirs covers, oriented by its listeners), the
+// client's and the server's side of one connection joined on site and
+// 4-tuple, a missing side resolved from host_addresses and tcp_listeners,
+// external peers named by dns_resolution. One line per edge, sorted.
+const graphIndependent = `
+WITH
+  sites AS (SELECT sensor_id, argMax(site, seq) AS site FROM sensors GROUP BY sensor_id),
+  listens AS (SELECT DISTINCT sensor_id, local_port FROM tcp_listeners),
+  seen AS (
+    SELECT sensor_id, direction = 'outbound' AS is_client, src_address AS ca, src_port AS cp, dst_address AS sa, dst_port AS sp,
+        netns, pid, toString(binary) AS bin, bytes_sent AS sent, bytes_received AS recv, toString(state) AS st, 0 AS open
+    FROM flows FINAL
+    UNION ALL
+    SELECT sensor_id, direction = 'outbound', src_address, src_port, dst_address, dst_port, netns, pid, toString(binary),
+        bytes_sent, bytes_received, '', 1
+    FROM active_flows FINAL
+    UNION ALL
+    SELECT t.sensor_id, ifNull(l.local_port, 0) = 0, if(ifNull(l.local_port, 0) = 0, t.local_address, t.remote_address), if(ifNull(l.local_port, 0) = 0, t.local_port, t.remote_port),
+        if(ifNull(l.local_port, 0) = 0, t.remote_address, t.local_address), if(ifNull(l.local_port, 0) = 0, t.remote_port, t.local_port),
+        t.netns, t.pid, toString(t.binary), 0, 0, '', 1
+    FROM tcp_connections AS t FINAL
+    LEFT JOIN listens AS l ON l.sensor_id = t.sensor_id AND l.local_port = t.local_port
+    WHERE (t.sensor_id, t.local_port, t.remote_port) NOT IN (SELECT sensor_id, src_port, dst_port FROM active_flows)
+      AND (t.sensor_id, t.local_port, t.remote_port) NOT IN (SELECT sensor_id, dst_port, src_port FROM active_flows)
+  ),
+  sides AS (SELECT s.site AS site, seen.* FROM seen JOIN sites AS s ON s.sensor_id = seen.sensor_id),
+  holders AS (SELECT site, address, arraySort(groupUniqArray(toString(sensor_id))) AS who FROM host_addresses GROUP BY site, address),
+  procs AS (SELECT sensor_id, local_port, any(netns) AS netns, any(pid) AS pid, toString(any(binary)) AS bin FROM tcp_listeners GROUP BY sensor_id, local_port),
+  names AS (SELECT sensor_id, dst_address, any(lower(query_name)) AS name FROM events WHERE kind = 'dns_resolution' GROUP BY sensor_id, dst_address),
+  conns AS (
+    SELECT site, ca, cp, sa, sp, c.sensor_id AS c_sensor, c.netns AS c_netns, c.pid AS c_pid, c.bin AS c_bin,
+        v.sensor_id AS v_sensor, v.netns AS v_netns, v.pid AS v_pid, v.bin AS v_bin,
+        if(c.sensor_id IS NOT NULL, c.sent, v.recv) AS c2s, if(c.sensor_id IS NOT NULL, c.recv, v.sent) AS s2c,
+        if(c.sensor_id IS NOT NULL, c.st, v.st) AS st, greatest(ifNull(c.open, 0), ifNull(v.open, 0)) AS open
+    FROM (SELECT * FROM sides WHERE is_client) AS c
+    FULL OUTER JOIN (SELECT * FROM sides WHERE NOT is_client) AS v USING (site, ca, cp, sa, sp)
+  ),
+  ends AS (
+    SELECT sp, replaceOne(toString(sa), '::ffff:', '') AS peer, c2s, s2c, st, open,
+        multiIf(c_sensor IS NOT NULL, concat('process:', toString(c_sensor), '/', toString(c_netns), '/', toString(c_pid), '/', c_bin),
+            length(hc.who) = 1, concat('host:', hc.who[1]), concat('external:', replaceOne(toString(ca), '::ffff:', ''))) AS source,
+        multiIf(v_sensor IS NOT NULL, 'observed', length(hs.who) = 1, 'resolved', length(hs.who) > 1, 'ambiguous', 'external') AS resolution,
+        multiIf(v_sensor IS NOT NULL, concat('process:', toString(v_sensor), '/', toString(v_netns), '/', toString(v_pid), '/', v_bin),
+            length(hs.who) = 1 AND p.pid IS NOT NULL, concat('process:', hs.who[1], '/', toString(p.netns), '/', toString(p.pid), '/', p.bin),
+            length(hs.who) = 1, concat('host:', hs.who[1]),
+            length(hs.who) > 1, concat('ambiguous:', conns.site, '/', peer),
+            n.name IS NOT NULL, concat('external:', n.name), concat('external:', peer)) AS target,
+        if(length(hs.who) > 1, arrayMap(w -> if(mapContains(pm.m, concat(w, '/', toString(sp))), pm.m[concat(w, '/', toString(sp))], concat('host:', w)), hs.who), []) AS cands
+    FROM conns
+    LEFT JOIN holders AS hc ON hc.site = conns.site AND hc.address = conns.ca
+    LEFT JOIN holders AS hs ON hs.site = conns.site AND hs.address = conns.sa
+    LEFT JOIN procs AS p ON toString(p.sensor_id) = hs.who[1] AND p.local_port = conns.sp
+    LEFT JOIN names AS n ON n.sensor_id = conns.c_sensor AND n.dst_address = conns.sa
+    CROSS JOIN (SELECT mapFromArrays(groupArray(concat(toString(sensor_id), '/', toString(local_port))),
+        groupArray(concat('process:', toString(sensor_id), '/', toString(netns), '/', toString(pid), '/', bin))) AS m FROM procs) AS pm
+  )
+SELECT assumeNotNull(concat(source, ' -> ', target, ' :', toString(sp), ' ', any(resolution), ' n=', toString(count()), ' open=', toString(sum(open)),
+    ' c2s=', toString(sum(c2s)), ' s2c=', toString(sum(s2c)), ' refused=', toString(countIf(st = 'refused')), ' stale=', toString(countIf(st = 'stale')),
+    ' half-closed=', toString(countIf(st = 'half-closed')), ' established=', toString(countIf(st = 'established')),
+    ' cands=', toString(any(cands)), ' peers=', toString(arraySort(groupUniqArray(peer))))) AS line
+FROM ends GROUP BY source, target, sp ORDER BY line
+SETTINGS join_use_nulls = 1`
+
+// graphLine is an API edge written as graphIndependent writes one.
+func graphLine(e row) string {
+	states := e["end_states"].(map[string]any)
+	q := func(k string) string {
+		var out []string
+		for _, v := range e[k].([]any) {
+			out = append(out, "'"+v.(string)+"'")
+		}
+		return "[" + strings.Join(out, ",") + "]"
+	}
+	return fmt.Sprintf("%s -> %s :%d %s n=%d open=%d c2s=%d s2c=%d refused=%d stale=%d half-closed=%d established=%d cands=%s peers=%s",
+		str(e, "source"), str(e, "target"), int(num(e, "port")), str(e, "resolution"), int(num(e, "connections")), int(num(e, "active")),
+		int(num(e, "bytes_client_to_server")), int(num(e, "bytes_server_to_client")), int(states["refused"].(float64)), int(states["stale"].(float64)),
+		int(states["half-closed"].(float64)), int(states["established"].(float64)), q("candidates"), q("peer_addresses"))
+}
+
+// The network graph of a fleet of four sensors in two sites, sent through
+// real ingest: a connection both its ends report is one edge from the
+// client's process to the server's; a client's connection to a listener
+// of a sensor that does not report it reaches that listener's process;
+// external peers are grouped by the name their client resolved, else by
+// address; an address two sensors of the site hold is ambiguous, with
+// both as candidates and the other site's holder not among them; refused
+// and other end states are counted. The edges equal those an independent
+// plain join computes, and the v2 cursor walk gives each edge once.
+func TestNetworkGraph(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Millisecond)
+	graphFleet(f, at)
+	g := f.graph("/api/v1/network/graph")
+	if g.Truncated {
+		t.Errorf("truncated with %d edges", len(g.Edges))
+	}
+
+	// The independent join.
+	var line proto.ColStr
+	var want []string
+	if err := f.ingest.Store.Select(context.Background(), store.Query{SQL: graphIndependent}, proto.Results{{Name: "line", Data: &line}},
+		func(n int) error {
+			for i := range n {
+				want = append(want, line.Row(i))
+			}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range g.Edges {
+		got = append(got, graphLine(e))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("the API's edges differ from the independent join's:\n got:\n  %s\n want:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// Each node once, every node an edge names among them, and each
+	// process inside its host.
+	nodes := map[string]row{}
+	for _, n := range g.Nodes {
+		if nodes[str(n, "id")] != nil {
+			t.Errorf("node %s twice", str(n, "id"))
+		}
+		nodes[str(n, "id")] = n
+	}
+	for _, e := range g.Edges {
+		ends := []string{str(e, "source"), str(e, "target")}
+		if s := str(e, "service"); s != "" {
+			ends = append(ends, s)
+		}
+		for _, c := range e["candidates"].([]any) {
+			ends = append(ends, c.(string))
+		}
+		for _, id := range ends {
+			if nodes[id] == nil {
+				t.Errorf("edge %s names node %s, which is not among the nodes", str(e, "id"), id)
+			}
+		}
+	}
+	proc := func(sensor string, pid int, bin string) string {
+		return fmt.Sprintf("process:%s/%d/%d/%s", sensor, graphNetns, pid, bin)
+	}
+	for _, id := range []string{proc(graphA, 100, "curl"), proc(graphB, 200, "nginx"), proc(graphC, 300, "postgres")} {
+		n := nodes[id]
+		if n == nil || str(n, "kind") != "process" || nodes[str(n, "parent")] == nil || str(nodes[str(n, "parent")], "kind") != "host" {
+			t.Errorf("process node %s: %v, parent %v", id, n, nodes[str(n, "parent")])
+		}
+	}
+	edges := func(source, target string) []row {
+		var out []row
+		for _, e := range g.Edges {
+			if str(e, "source") == source && str(e, "target") == target {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	one := func(what, source, target string) row {
+		t.Helper()
+		es := edges(source, target)
+		if len(es) != 1 {
+			t.Errorf("%s: %d edges %s -> %s, want 1: %v", what, len(es), source, target, es)
+			return row{}
+		}
+		return es[0]
+	}
+	curl := proc(graphA, 100, "curl")
+	// Both ends: one edge, with the client's view of the bytes, and not a
+	// second one from the server's side.
+	if e := one("both ends", curl, proc(graphB, 200, "nginx")); str(e, "resolution") != "observed" || num(e, "connections") != 1 ||
+		num(e, "bytes_client_to_server") != 100 || num(e, "bytes_server_to_client") != 2000 ||
+		str(e, "service") != fmt.Sprintf("service:%s/%d/tcp/443", graphB, graphNetns) {
+		t.Errorf("both ends: %v", e)
+	}
+	for _, e := range g.Edges {
+		if strings.HasPrefix(str(e, "source"), "external:10.1.0.1") {
+			t.Errorf("an edge from A's address as a stranger: %v", e)
+		}
+	}
+	// To a listener of C, which does not report the connections: the
+	// open one and the stale one.
+	if e := one("to a listener", proc(graphA, 101, "python"), proc(graphC, 300, "postgres")); str(e, "resolution") != "resolved" ||
+		num(e, "connections") != 2 || num(e, "active") != 1 || e["end_states"].(map[string]any)["stale"] != 1.0 {
+		t.Errorf("to a listener: %v", e)
+	}
+	// External peers: by name (both addresses of it), and by address.
+	if e := one("by name", curl, "external:api.example.com"); num(e, "connections") != 2 ||
+		!slices.Equal(e["peer_addresses"].([]any), []any{"203.0.113.10", "203.0.113.11"}) {
+		t.Errorf("by name: %v", e)
+	}
+	if n := nodes["external:api.example.com"]; str(n, "name") != "api.example.com" || str(n, "kind") != "external" {
+		t.Errorf("named peer node: %v", n)
+	}
+	if e := one("by address", curl, "external:198.51.100.7"); str(e, "resolution") != "external" || e["end_states"].(map[string]any)["stale"] != 1.0 {
+		t.Errorf("by address: %v", e)
+	}
+	// Ambiguous within dc1: B's haproxy listens there, C holds it but does
+	// not listen; D (dc2) holds it too and is no candidate.
+	wantCands := []any{proc(graphB, 201, "haproxy"), "host:" + graphC}
+	if e := one("ambiguous", curl, "ambiguous:dc1/10.1.0.50"); str(e, "resolution") != "ambiguous" || !slices.Equal(e["candidates"].([]any), wantCands) {
+		t.Errorf("ambiguous: %v, want candidates %v", e, wantCands)
+	}
+	// Refused: two, to B's host (nothing listens on 9999).
+	if e := one("refused", curl, "host:"+graphB); e["end_states"].(map[string]any)["refused"] != 2.0 || num(e, "connections") != 2 || str(e, "service") != "" {
+		t.Errorf("refused: %v", e)
+	}
+	// The other site's 10.1.0.2 is not B.
+	if e := one("other site", proc(graphD, 400, "wget"), "external:10.1.0.2"); str(e, "resolution") != "external" {
+		t.Errorf("other site: %v", e)
+	}
+	// The socket B alone reports (and its flow, once): from A's host.
+	if e := one("server side only", "host:"+graphA, proc(graphB, 200, "nginx")); num(e, "connections") != 1 || num(e, "active") != 1 ||
+		num(e, "bytes_client_to_server") != 22 || num(e, "bytes_server_to_client") != 11 {
+		t.Errorf("server side only: %v", e)
+	}
+
+	// v2: a walk of two edges a page gives every edge once, in id order,
+	// each page with the nodes its edges name.
+	var ids []string
+	for _, page := range f.walkPages("/api/v2/network/graph?limit=2", "edges", func(int, []row, string) {}) {
+		for _, e := range page {
+			ids = append(ids, str(e, "id"))
+		}
+	}
+	var all []string
+	for _, e := range g.Edges {
+		all = append(all, str(e, "id"))
+	}
+	if !slices.IsSorted(ids) || !slices.Equal(ids, all) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Errorf("v2 walk: %v, want each of %v once, in order", ids, all)
+	}
+	p := f.graph("/api/v2/network/graph?limit=3")
+	for _, e := range p.Edges {
+		for _, id := range []string{str(e, "source"), str(e, "target")} {
+			if !slices.ContainsFunc(p.Nodes, func(n row) bool { return str(n, "id") == id }) {
+				t.Errorf("v2 page: edge %s names %s, not among the page's nodes", str(e, "id"), id)
+			}
+		}
+	}
+}
+
+// The graph's filters choose connections: one with any sighting that
+// matches is in the graph whole, both sensors' views of it merged as
+// without the filter. Filters the graph has no column for are refused, as
+// is a window that is empty or too long, and a cursor of other filters.
+func TestNetworkGraphFilters(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Millisecond)
+	graphFleet(f, at)
+	lines := func(path string) []string {
+		t.Helper()
+		var out []string
+		for _, e := range f.graph(path).Edges {
+			out = append(out, graphLine(e))
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := lines("/api/v1/network/graph")
+	pick := func(keep func(string) bool) []string {
+		var out []string
+		for _, l := range all {
+			if keep(l) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	nginx := fmt.Sprintf("process:%s/%d/200/nginx", graphB, graphNetns)
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		// nginx's connections, and the client's view of the one curl made.
+		{"sensor_id=" + graphB, pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
+		{"binary=curl", pick(func(l string) bool { return strings.HasPrefix(l, "process:"+graphA+"/4026531840/100/curl ") })},
+		{"host=server-*&binary=nginx", pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
+		{"state=refused", pick(func(l string) bool { return strings.Contains(l, " :9999 ") })},
+		{"port=5432", pick(func(l string) bool { return strings.Contains(l, " :5432 ") })},
+		{"dst_addr=203.0.113.0/24", pick(func(l string) bool { return strings.Contains(l, "external:api.example.com") })},
+		{"direction=inbound&addr=192.0.2.5", pick(func(l string) bool { return strings.HasPrefix(l, "external:192.0.2.5 ") })},
+		{"until=" + timeText(at.Add(-time.Hour)), nil},
+	} {
+		if got := lines("/api/v1/network/graph?" + c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s:\n got  %q\n want %q", c.query, got, c.want)
+		}
+	}
+	if len(pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })) != 3 {
+		t.Errorf("the fleet has not its three edges to nginx: %q", all)
+	}
+	for _, bad := range []string{"dns=api.example.com", "local_addr=10.1.0.1", "state=bogus", "since=" + timeText(at) + "&until=" + timeText(at),
+		"since=" + timeText(at.Add(-8*24*time.Hour)) + "&until=" + timeText(at), "limit=5"} {
+		if code := f.get("/api/v1/network/graph?"+bad, nil); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	var p graphAnswer
+	f.get("/api/v2/network/graph?limit=1&binary=curl", &p)
+	if p.NextCursor == "" {
+		t.Fatal("no cursor")
+	}
+	if code := f.get("/api/v2/network/graph?limit=1&binary=wget&cursor="+p.NextCursor, nil); code != 400 {
+		t.Errorf("a cursor of other filters: %d, want 400", code)
+	}
+	if code := f.get("/api/v2/network/graph?limit=1&binary=curl&cursor="+p.NextCursor, nil); code != 200 {
+		t.Errorf("the cursor with its own filters: %d", code)
+	}
+
+	// v1 stops at the list cap, says so, and has the first edges in id
+	// order with only their nodes.
+	capped := startWith(t, options{maxListRows: 3})
+	graphFleet(capped, at)
+	c := capped.graph("/api/v1/network/graph")
+	full := f.graph("/api/v1/network/graph")
+	if !c.Truncated || len(c.Edges) != 3 || full.Truncated {
+		t.Fatalf("capped at 3: truncated %v with %d edges (uncapped: truncated %v)", c.Truncated, len(c.Edges), full.Truncated)
+	}
+	named := map[string]bool{}
+	for i, e := range c.Edges {
+		if str(e, "id") != str(full.Edges[i], "id") {
+			t.Errorf("capped edge %d is %s, want %s", i, str(e, "id"), str(full.Edges[i], "id"))
+		}
+		named[str(e, "source")], named[str(e, "target")] = true, true
+	}
+	for _, n := range c.Nodes {
+		if k := str(n, "kind"); (k == "external" || k == "ambiguous") && !named[str(n, "id")] {
+			t.Errorf("capped: node %s of an edge left out", str(n, "id"))
+		}
+	}
+}
+
+// A resolved server end is the listener that takes the connection: one
+// bound to the address itself before one bound to 0.0.0.0 (the kernel's
+// choice), and never one on loopback or in another namespace.
+func TestNetworkGraphListenerChoice(t *testing.T) {
+	f := start(t)
+	at := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr
+	send := func(id, host string, h func(*heartbeat.Heartbeat)) {
+		s := sensor(id, host)
+		s.Site, s.Netns = "lab", graphNetns
+		b := beat(s, 1, at)
+		h(b)
+		f.ingest.Send(b)
+	}
+	listener := func(addr string, port uint16, netns, inode uint64, bin string) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: ip(addr), LocalPort: port, Inode: inode, Netns: netns,
+			Process: heartbeat.Process{PID: uint32(inode), Binary: bin}}
+	}
+	send(graphB, "server", func(h *heartbeat.Heartbeat) {
+		h.Interfaces = []heartbeat.Interface{{Netns: graphNetns, Name: "eth0", Index: 2, Up: true, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.1/24")}}}
+		h.TCPListeners = []heartbeat.Listener{listener("0.0.0.0", 7000, graphNetns, 1, "wildcard"), listener("10.2.0.1", 7000, graphNetns, 2, "specific"),
+			listener("127.0.0.1", 7001, graphNetns, 3, "loopback"), listener("0.0.0.0", 7002, 4026532999, 4, "elsewhere")}
+	})
+	send(graphA, "client", func(h *heartbeat.Heartbeat) {
+		h.Interfaces = []heartbeat.Interface{{Netns: graphNetns, Name: "eth0", Index: 2, Up: true, Addresses: []netip.Prefix{netip.MustParsePrefix("10.2.0.2/24")}}}
+		for i, port := range []uint16{7000, 7001, 7002} {
+			fl := tcpFlow(uuid.MustParse(fmt.Sprintf("f2000000-0000-4000-8000-%012d", i)), "outbound", fmt.Sprintf("10.2.0.2:%d", 41000+i),
+				fmt.Sprintf("10.2.0.1:%d", port), heartbeat.Process{PID: 9, Binary: "client"}, at.Add(-time.Minute), 1, 1, "ebpf")
+			fl.Netns, fl.EndedAt, fl.State = graphNetns, at.Add(-time.Second), "established"
+			h.CompletedFlows = append(h.CompletedFlows, fl)
+		}
+	})
+	targets := map[float64]string{}
+	for _, e := range f.graph("/api/v1/network/graph").Edges {
+		targets[num(e, "port")] = str(e, "target")
+	}
+	want := map[float64]string{7000: fmt.Sprintf("process:%s/%d/2/specific", graphB, graphNetns), 7001: "host:" + graphB, 7002: "host:" + graphB}
+	if !maps.Equal(targets, want) {
+		t.Errorf("targets by port %v, want %v", targets, want)
+	}
 }
