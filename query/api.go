@@ -368,27 +368,26 @@ func (s *Server) eventsOrExport(ctx context.Context, r *fasthttp.RequestCtx, exp
 		return nil, badParam("since", "the window since..until must be positive and at most 92 days (got %s .. %s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	base := fmt.Sprintf("sensor=%s kinds=%s", sensor, strings.Join(kinds, ",")) + sc.key()
-	window := func(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
 	var after []string
 	if c := q.str("cursor"); c != "" {
 		// The cursor carries the first page's window: later pages walk it
 		// whether the client repeats since and until or not (the default
 		// window ends at the first page's now, which a client cannot
 		// repeat). A window given again must be the cursor's.
-		body, err := s.cursors.read(c, "events", 2)
-		var cs, cu int64
-		ok := err == nil && strings.HasPrefix(body.Filter, base+" ")
-		if ok {
-			_, err = fmt.Sscanf(body.Filter[len(base):], " since=%d until=%d", &cs, &cu)
-			ok = err == nil && body.Filter == base+window(cs, cu) &&
-				(q.str("since") == "" || since.UnixMilli() == cs) && (q.str("until") == "" || until.UnixMilli() == cu)
+		var given [2]int64
+		if q.str("since") != "" {
+			given[0] = since.UnixMilli()
 		}
+		if q.str("until") != "" {
+			given[1] = until.UnixMilli()
+		}
+		cs, cu, key, ok := s.cursors.openWindow(c, "events", 2, base, given)
 		if !ok {
 			return nil, badParam("cursor", "not a cursor of this query (kinds, sensor, filters and window must not change); start again without one")
 		}
-		since, until, after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), body.Key
+		since, until, after = time.UnixMilli(cs).UTC(), time.UnixMilli(cu).UTC(), key
 	}
-	filter := base + window(since.UnixMilli(), until.UnixMilli())
+	filter := base + cursorWindow(since.UnixMilli(), until.UnixMilli())
 	quoted := make([]string, len(kinds))
 	for i, k := range kinds {
 		quoted[i] = store.Quote(k)

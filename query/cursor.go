@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -64,4 +65,30 @@ func (c cursors) read(token, view string, n int) (cursorBody, error) {
 		return cursorBody{}, ErrCursor
 	}
 	return body, nil
+}
+
+// cursorWindow is the window as the filter of a windowed cursor (the
+// events', the graph's) ends in.
+func cursorWindow(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
+
+// openWindow opens a cursor of view sealed under base and a window (as
+// cursorWindow writes it) whose key has n parts, and returns the window,
+// in Unix milliseconds, and the key. The window is the first page's, so a walk with
+// the default until (now) reads one window; a bound sent again (given,
+// 0 when not) must be the cursor's.
+func (c cursors) openWindow(token, view string, n int, base string, given [2]int64) (since, until int64, key []string, ok bool) {
+	body, err := c.read(token, view, n)
+	if err != nil {
+		return 0, 0, nil, false
+	}
+	rest, found := strings.CutPrefix(body.Filter, base)
+	if _, err := fmt.Sscanf(rest, " since=%d until=%d", &since, &until); !found || err != nil || rest != cursorWindow(since, until) {
+		return 0, 0, nil, false
+	}
+	for i, w := range [2]int64{since, until} {
+		if given[i] != 0 && given[i] != w {
+			return 0, 0, nil, false
+		}
+	}
+	return since, until, body.Key, true
 }

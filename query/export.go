@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -115,24 +114,17 @@ type exportLimits struct {
 	release func()
 }
 
-// exportTurns holds each server's exportLimits, made at its first export:
-// beside the Server rather than in it, so that the exports stay in this
-// file.
-var exportTurns sync.Map // *Server → *exportLimits
-
-func (s *Server) exportLimits() *exportLimits {
-	if l, ok := exportTurns.Load(s); ok {
-		return l.(*exportLimits)
-	}
-	c, d := s.cfg.SQL, DefaultSQLConfig()
+// newExportLimits makes the export turns of a server configured with c,
+// reading st.
+func newExportLimits(c SQLConfig, st store.Store) *exportLimits {
+	d := DefaultSQLConfig()
 	if c.Concurrent <= 0 {
 		c.Concurrent = d.Concurrent
 	}
 	if c.Wait <= 0 {
 		c.Wait = d.Wait
 	}
-	l, _ := exportTurns.LoadOrStore(s, &exportLimits{turns: make(chan struct{}, (c.Concurrent+1)/2), wait: c.Wait, release: releaser(s.store)})
-	return l.(*exportLimits)
+	return &exportLimits{turns: make(chan struct{}, (c.Concurrent+1)/2), wait: c.Wait, release: releaser(st)}
 }
 
 // export streams the rows of q, whose columns are out, to r in the format
@@ -142,7 +134,7 @@ func (s *Server) export(ctx context.Context, r *fasthttp.RequestCtx, p *params, 
 	if p.err != nil {
 		return p.err
 	}
-	l := s.exportLimits()
+	l := s.exports
 	if takeTurn(ctx, l.turns, l.wait, r) != nil {
 		return &apiError{Status: 429, Msg: "too many exports are running: try again in a few seconds"}
 	}

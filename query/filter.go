@@ -48,6 +48,11 @@ var (
 		// An event's state is a completed flow's final state (network_flow
 		// events); the other kinds have none.
 		"events": {name: "events", ends: flowEnds, protocol: true, dns: true, states: heartbeat.FinalStates},
+		// A graph sighting (graph.go) is oriented like a flow (src is the
+		// client), with a direction (inbound: the server's sighting) and a
+		// state: a final state, or the TCP state of a connection still open.
+		"graph": {name: "graph", ends: flowEnds, protocol: true, direction: true,
+			states: append(append([]string{}, heartbeat.FinalStates...), tcpstate.Names()...)},
 	}
 	protocols = []string{"tcp", "udp", "sctp"}
 	dnsKinds  = []string{"dns_query", "dns_lookup", "dns_resolution"}

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/internal/tcpstate"
 	"github.com/netview/netview/sql/schema"
 )
 
@@ -54,15 +52,6 @@ import (
 // The hunting filters choose connections: a connection is in the graph
 // when any of its sightings matches (binary=curl keeps curl's connections
 // with the server's view of them), so an edge is never half of itself.
-
-// graphTarget is what the filters know of a sighting: it is oriented like
-// a flow (src is the client), has a protocol, a direction (inbound: the
-// sighting is the server's) and a state (a final state, or the TCP state
-// of a connection still open).
-var graphTarget = &target{name: "graph", ends: flowEnds, protocol: true, direction: true,
-	states: append(append([]string{}, heartbeat.FinalStates...), tcpstate.Names()...)}
-
-func init() { targets["graph"] = graphTarget }
 
 // graphProc are the process columns every sighting carries, as Strings
 // where the tables have LowCardinality.
@@ -579,31 +568,6 @@ func (g *graphQuery) run(ctx context.Context, st store.Store) (*graphPage, error
 	return p, err
 }
 
-// graphWindow is the window as a graph cursor's filter ends in.
-func graphWindow(since, until int64) string { return fmt.Sprintf(" since=%d until=%d", since, until) }
-
-// openWindow opens a cursor of view sealed under base and a window (as
-// graphWindow writes it), and returns the window, in Unix milliseconds,
-// and the one-part key. The window is the first page's, so a walk with
-// the default until (now) reads one window; a bound sent again (given,
-// 0 when not) must be the cursor's.
-func (c cursors) openWindow(token, view, base string, given [2]int64) (since, until int64, key string, ok bool) {
-	body, err := c.read(token, view, 1)
-	if err != nil {
-		return 0, 0, "", false
-	}
-	rest, found := strings.CutPrefix(body.Filter, base)
-	if _, err := fmt.Sscanf(rest, " since=%d until=%d", &since, &until); !found || err != nil || rest != graphWindow(since, until) {
-		return 0, 0, "", false
-	}
-	for i, w := range [2]int64{since, until} {
-		if given[i] != 0 && given[i] != w {
-			return 0, 0, "", false
-		}
-	}
-	return since, until, body.Key[0], true
-}
-
 // maxGraphWindow bounds since..until: the graph reads every flow of the
 // window, so a year of them is refused rather than attempted.
 const maxGraphWindow = 7 * 24 * time.Hour
@@ -618,7 +582,7 @@ func (s *Server) graph(v2 bool) handler {
 			known = append(known, "limit", "cursor")
 		}
 		q := query(r, append(known, scopeParams...)...)
-		g := &graphQuery{sensor: q.sensor(), scope: q.scope(graphTarget)}
+		g := &graphQuery{sensor: q.sensor(), scope: q.scope(targets["graph"])}
 		limit := q.int("limit", 100, 1, 1000)
 		now := time.Now().UTC()
 		g.until = q.time("until", now)
@@ -642,11 +606,11 @@ func (s *Server) graph(v2 bool) handler {
 				if q.has("until") {
 					given[1] = g.until.UnixMilli()
 				}
-				since, until, key, ok := s.cursors.openWindow(c, "graph", base, given)
+				since, until, key, ok := s.cursors.openWindow(c, "graph", 1, base, given)
 				if !ok {
 					return nil, badParam("cursor", "not a cursor of this graph (sensor, filters and window must not change); start again without one")
 				}
-				g.since, g.until, g.after = time.UnixMilli(since).UTC(), time.UnixMilli(until).UTC(), key
+				g.since, g.until, g.after = time.UnixMilli(since).UTC(), time.UnixMilli(until).UTC(), key[0]
 			}
 		} else {
 			g.limit, g.cut = s.cfg.MaxListRows+1, s.cfg.MaxListRows // one more says it was cut
@@ -662,7 +626,7 @@ func (s *Server) graph(v2 bool) handler {
 		if v2 {
 			next := ""
 			if p.n == g.limit {
-				next = s.cursors.seal("graph", base+graphWindow(g.since.UnixMilli(), g.until.UnixMilli()), []string{p.last})
+				next = s.cursors.seal("graph", base+cursorWindow(g.since.UnixMilli(), g.until.UnixMilli()), []string{p.last})
 			}
 			b = appendCursor(b, next)
 			b = strconv.AppendInt(field(b, "limit"), int64(g.limit), 10)

@@ -96,6 +96,7 @@ type Server struct {
 	authFails *ratelimit.Limiter[netip.Prefix]
 	cursors   cursors
 	sql       SQLRunner
+	exports   *exportLimits
 	metrics   serverMetrics
 	log       *slog.Logger
 }
@@ -157,7 +158,7 @@ func New(cfg Config, st store.Store, sqlRunner SQLRunner, log *slog.Logger) (*Se
 	}
 	return &Server{cfg: cfg, store: st, viewers: viewers, analysts: analysts, admins: admins,
 		creds: creds.NewStore(st, cfg.CredsTTL), audit: audit.New(st),
-		cursors: cursors{secret: secret}, sql: sqlRunner, metrics: newServerMetrics(), log: log,
+		cursors: cursors{secret: secret}, sql: sqlRunner, exports: newExportLimits(cfg.SQL, st), metrics: newServerMetrics(), log: log,
 		proxies: proxies, authFails: ratelimit.New[netip.Prefix](cfg.AuthFailRate, float64(cfg.AuthFailBurst))}, nil
 }
 
