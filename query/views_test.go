@@ -338,69 +338,108 @@ func (f *fixture) graph(path string) graphAnswer {
 	return g
 }
 
-// graphIndependent is the fleet's graph as a plain join computes it,
-// written apart from the service's: each sensor's sightings (flows, and
-// the sockets no flow of theirs covers, oriented by its listeners), the
-// client's and the server's side of one connection joined on site and
-// 4-tuple, a missing side resolved from host_addresses and tcp_listeners,
-// external peers named by dns_resolution. One line per edge, sorted.
+// graphIndependent is a fleet's graph as plain joins of the raw tables
+// compute it, written apart from the service's statements, for a window
+// that holds all the stored rows: each sensor's sightings (its completed
+// flows; the active flows of its newest heartbeat that did not complete;
+// the sockets of its newest heartbeat that none of its flows covers,
+// oriented by its newest listeners), the client's and the server's side
+// of one connection joined on site and 4-tuple, a side nobody reported
+// resolved from host_addresses and tcp_listeners, external peers named by
+// dns_resolution. One line per edge, sorted.
 const graphIndependent = `
 WITH
-  sites AS (SELECT sensor_id, argMax(site, seq) AS site FROM sensors GROUP BY sensor_id),
-  listens AS (SELECT DISTINCT sensor_id, local_port FROM tcp_listeners),
+  newest AS (SELECT sensor_id, max(seq) AS seq FROM sensors GROUP BY sensor_id),
+  info AS (SELECT sensor_id, argMax(site, seq) AS site FROM sensors GROUP BY sensor_id),
+  lis AS (SELECT sensor_id, netns, local_address AS la, local_port AS lp,
+        concat('process:', toString(sensor_id), '/', toString(netns), '/', toString(pid), '/', binary) AS proc
+    FROM tcp_listeners FINAL WHERE (sensor_id, seq) IN (SELECT sensor_id, seq FROM newest)),
+  socks AS (SELECT * FROM tcp_connections FINAL WHERE (sensor_id, seq) IN (SELECT sensor_id, seq FROM newest)),
+  serving AS (
+    SELECT DISTINCT s.sensor_id AS sensor_id, s.netns AS netns, s.local_address AS local_address, s.local_port AS local_port
+    FROM socks AS s JOIN lis AS l ON l.sensor_id = s.sensor_id AND l.netns = s.netns AND l.lp = s.local_port
+    WHERE l.la = s.local_address OR l.la = toIPv6('::')
+       OR (l.la = toIPv6('0.0.0.0') AND startsWith(toString(s.local_address), '::ffff:') AND position(toString(s.local_address), '.') > 0)),
+  live AS (SELECT * FROM active_flows FINAL WHERE (sensor_id, seq) IN (SELECT sensor_id, seq FROM newest)
+    AND (sensor_id, flow_id) NOT IN (SELECT sensor_id, flow_id FROM flows)),
+  covered AS (
+    SELECT sensor_id, src_address AS a1, src_port AS p1, dst_address AS a2, dst_port AS p2 FROM flows
+    UNION ALL SELECT sensor_id, dst_address, dst_port, src_address, src_port FROM flows
+    UNION ALL SELECT sensor_id, src_address, src_port, dst_address, dst_port FROM live
+    UNION ALL SELECT sensor_id, dst_address, dst_port, src_address, src_port FROM live),
   seen AS (
-    SELECT sensor_id, direction = 'outbound' AS is_client, src_address AS ca, src_port AS cp, dst_address AS sa, dst_port AS sp,
-        netns, pid, toString(binary) AS bin, bytes_sent AS sent, bytes_received AS recv, toString(state) AS st, 0 AS open
+    SELECT sensor_id, toString(protocol) AS proto, direction = 'outbound' AS is_client, src_address AS ca, src_port AS cp, dst_address AS sa, dst_port AS sp,
+        netns, pid, toString(binary) AS bin, if(is_client, bytes_sent, bytes_received) AS c2s, if(is_client, bytes_received, bytes_sent) AS s2c,
+        toString(state) AS st, 0 AS open
     FROM flows FINAL
     UNION ALL
-    SELECT sensor_id, direction = 'outbound', src_address, src_port, dst_address, dst_port, netns, pid, toString(binary),
-        bytes_sent, bytes_received, '', 1
-    FROM active_flows FINAL
+    SELECT sensor_id, toString(protocol), direction = 'outbound', src_address, src_port, dst_address, dst_port, netns, pid, toString(binary),
+        if(direction = 'outbound', bytes_sent, bytes_received), if(direction = 'outbound', bytes_received, bytes_sent), '', 1
+    FROM live
     UNION ALL
-    SELECT t.sensor_id, ifNull(l.local_port, 0) = 0, if(ifNull(l.local_port, 0) = 0, t.local_address, t.remote_address), if(ifNull(l.local_port, 0) = 0, t.local_port, t.remote_port),
-        if(ifNull(l.local_port, 0) = 0, t.remote_address, t.local_address), if(ifNull(l.local_port, 0) = 0, t.remote_port, t.local_port),
+    SELECT t.sensor_id, 'tcp', v.sensor_id IS NULL, if(v.sensor_id IS NULL, t.local_address, t.remote_address), if(v.sensor_id IS NULL, t.local_port, t.remote_port),
+        if(v.sensor_id IS NULL, t.remote_address, t.local_address), if(v.sensor_id IS NULL, t.remote_port, t.local_port),
         t.netns, t.pid, toString(t.binary), 0, 0, '', 1
-    FROM tcp_connections AS t FINAL
-    LEFT JOIN listens AS l ON l.sensor_id = t.sensor_id AND l.local_port = t.local_port
-    WHERE (t.sensor_id, t.local_port, t.remote_port) NOT IN (SELECT sensor_id, src_port, dst_port FROM active_flows)
-      AND (t.sensor_id, t.local_port, t.remote_port) NOT IN (SELECT sensor_id, dst_port, src_port FROM active_flows)
+    FROM socks AS t
+    LEFT JOIN serving AS v ON v.sensor_id = t.sensor_id AND v.netns = t.netns AND v.local_address = t.local_address AND v.local_port = t.local_port
+    WHERE (t.sensor_id, t.local_address, t.local_port, t.remote_address, t.remote_port) NOT IN (SELECT sensor_id, a1, p1, a2, p2 FROM covered)
   ),
-  sides AS (SELECT s.site AS site, seen.* FROM seen JOIN sites AS s ON s.sensor_id = seen.sensor_id),
-  holders AS (SELECT site, address, arraySort(groupUniqArray(toString(sensor_id))) AS who FROM host_addresses GROUP BY site, address),
-  procs AS (SELECT sensor_id, local_port, any(netns) AS netns, any(pid) AS pid, toString(any(binary)) AS bin FROM tcp_listeners GROUP BY sensor_id, local_port),
-  names AS (SELECT sensor_id, dst_address, any(lower(query_name)) AS name FROM events WHERE kind = 'dns_resolution' GROUP BY sensor_id, dst_address),
+  sides AS (
+    SELECT i.site AS site, proto, is_client, ca, cp, sa, sp, count() AS n, sum(open) AS open, sum(c2s) AS c2s, sum(s2c) AS s2c,
+        countIf(st = 'established') AS established, countIf(st = 'refused') AS refused, countIf(st = 'half-closed') AS half_closed, countIf(st = 'stale') AS stale,
+        any(seen.sensor_id) AS sensor, any(concat('process:', toString(seen.sensor_id), '/', toString(netns), '/', toString(pid), '/', bin)) AS proc,
+        any(concat('service:', toString(seen.sensor_id), '/', toString(netns), '/', proto, '/', toString(sp))) AS svc
+    FROM seen JOIN info AS i ON i.sensor_id = seen.sensor_id
+    GROUP BY site, proto, is_client, ca, cp, sa, sp),
   conns AS (
-    SELECT site, ca, cp, sa, sp, c.sensor_id AS c_sensor, c.netns AS c_netns, c.pid AS c_pid, c.bin AS c_bin,
-        v.sensor_id AS v_sensor, v.netns AS v_netns, v.pid AS v_pid, v.bin AS v_bin,
-        if(c.sensor_id IS NOT NULL, c.sent, v.recv) AS c2s, if(c.sensor_id IS NOT NULL, c.recv, v.sent) AS s2c,
-        if(c.sensor_id IS NOT NULL, c.st, v.st) AS st, greatest(ifNull(c.open, 0), ifNull(v.open, 0)) AS open
+    SELECT site, proto, ca, cp, sa, sp, c.sensor AS c_sensor, c.proc AS c_proc, v.proc AS v_proc, v.svc AS v_svc,
+        greatest(ifNull(c.n, 0), ifNull(v.n, 0)) AS n, greatest(ifNull(c.open, 0), ifNull(v.open, 0)) AS open,
+        if(ifNull(c.n, 0) >= ifNull(v.n, 0), c.c2s, v.c2s) AS c2s, if(ifNull(c.n, 0) >= ifNull(v.n, 0), c.s2c, v.s2c) AS s2c,
+        greatest(ifNull(c.established, 0), ifNull(v.established, 0)) AS established, greatest(ifNull(c.refused, 0), ifNull(v.refused, 0)) AS refused,
+        greatest(ifNull(c.half_closed, 0), ifNull(v.half_closed, 0)) AS half_closed, greatest(ifNull(c.stale, 0), ifNull(v.stale, 0)) AS stale
     FROM (SELECT * FROM sides WHERE is_client) AS c
-    FULL OUTER JOIN (SELECT * FROM sides WHERE NOT is_client) AS v USING (site, ca, cp, sa, sp)
+    FULL OUTER JOIN (SELECT * FROM sides WHERE NOT is_client) AS v USING (site, proto, ca, cp, sa, sp)
   ),
+  holdings AS (SELECT DISTINCT site, address, sensor_id, netns FROM host_addresses),
+  holders AS (SELECT site AS h_site, address AS h_address, count() AS owners, arraySort(groupArray(toString(sensor_id))) AS who FROM holdings GROUP BY site, address),
+  owner_lis AS (
+    SELECT o.site AS site, o.address AS address, l.lp AS port, o.sensor_id AS sensor_id,
+        argMin(l.proc, (l.la != o.address, l.proc)) AS proc, concat('service:', toString(o.sensor_id), '/', toString(any(l.netns)), '/tcp/', toString(l.lp)) AS svc
+    FROM holdings AS o JOIN lis AS l ON l.sensor_id = o.sensor_id AND l.netns = o.netns
+    WHERE l.la = o.address OR l.la = toIPv6('::')
+       OR (l.la = toIPv6('0.0.0.0') AND startsWith(toString(o.address), '::ffff:') AND position(toString(o.address), '.') > 0)
+    GROUP BY o.site, o.address, l.lp, o.sensor_id),
+  cands AS (
+    SELECT t.site AS k_site, t.sa AS k_sa, t.sp AS k_sp,
+        arrayMap(x -> x.2, arraySort(groupArray((toString(h.sensor_id), ifNull(ol.proc, concat('host:', toString(h.sensor_id))))))) AS list,
+        any(ol.svc) AS svc
+    FROM (SELECT DISTINCT site, sa, sp FROM conns WHERE v_proc IS NULL) AS t
+    JOIN holdings AS h ON h.site = t.site AND h.address = t.sa
+    LEFT JOIN owner_lis AS ol ON ol.site = t.site AND ol.address = t.sa AND ol.port = t.sp AND ol.sensor_id = h.sensor_id
+    GROUP BY t.site, t.sa, t.sp),
+  names AS (SELECT sensor_id AS nm_sensor, dst_address AS nm_address, argMax(lower(query_name), time) AS name FROM events
+    WHERE kind = 'dns_resolution' AND query_name != '' GROUP BY sensor_id, dst_address),
   ends AS (
-    SELECT sp, replaceOne(toString(sa), '::ffff:', '') AS peer, c2s, s2c, st, open,
-        multiIf(c_sensor IS NOT NULL, concat('process:', toString(c_sensor), '/', toString(c_netns), '/', toString(c_pid), '/', c_bin),
-            length(hc.who) = 1, concat('host:', hc.who[1]), concat('external:', replaceOne(toString(ca), '::ffff:', ''))) AS source,
-        multiIf(v_sensor IS NOT NULL, 'observed', length(hs.who) = 1, 'resolved', length(hs.who) > 1, 'ambiguous', 'external') AS resolution,
-        multiIf(v_sensor IS NOT NULL, concat('process:', toString(v_sensor), '/', toString(v_netns), '/', toString(v_pid), '/', v_bin),
-            length(hs.who) = 1 AND p.pid IS NOT NULL, concat('process:', hs.who[1], '/', toString(p.netns), '/', toString(p.pid), '/', p.bin),
-            length(hs.who) = 1, concat('host:', hs.who[1]),
-            length(hs.who) > 1, concat('ambiguous:', conns.site, '/', peer),
-            n.name IS NOT NULL, concat('external:', n.name), concat('external:', peer)) AS target,
-        if(length(hs.who) > 1, arrayMap(w -> if(mapContains(pm.m, concat(w, '/', toString(sp))), pm.m[concat(w, '/', toString(sp))], concat('host:', w)), hs.who), []) AS cands
+    SELECT conns.*, if(startsWith(toString(sa), '::ffff:') AND position(toString(sa), '.') > 0, substring(toString(sa), 8), toString(sa)) AS peer,
+        if(startsWith(toString(ca), '::ffff:') AND position(toString(ca), '.') > 0, substring(toString(ca), 8), toString(ca)) AS cpeer,
+        multiIf(c_proc IS NOT NULL, c_proc, ifNull(hc.owners, 0) = 1, concat('host:', hc.who[1]),
+            ifNull(hc.owners, 0) > 1, concat('ambiguous:', conns.site, '/', cpeer), concat('external:', cpeer)) AS source,
+        multiIf(v_proc IS NOT NULL, 'observed', ifNull(hs.owners, 0) = 1, 'resolved', ifNull(hs.owners, 0) > 1, 'ambiguous', 'external') AS resolution,
+        multiIf(resolution = 'observed', v_proc, resolution = 'resolved', k.list[1],
+            resolution = 'ambiguous', concat('ambiguous:', conns.site, '/', peer), concat('external:', ifNull(nm.name, peer))) AS target,
+        multiIf(resolution = 'observed', v_svc, resolution = 'resolved' AND startsWith(k.list[1], 'process:'), k.svc, '') AS service,
+        if(resolution = 'ambiguous', k.list, []) AS candidates
     FROM conns
-    LEFT JOIN holders AS hc ON hc.site = conns.site AND hc.address = conns.ca
-    LEFT JOIN holders AS hs ON hs.site = conns.site AND hs.address = conns.sa
-    LEFT JOIN procs AS p ON toString(p.sensor_id) = hs.who[1] AND p.local_port = conns.sp
-    LEFT JOIN names AS n ON n.sensor_id = conns.c_sensor AND n.dst_address = conns.sa
-    CROSS JOIN (SELECT mapFromArrays(groupArray(concat(toString(sensor_id), '/', toString(local_port))),
-        groupArray(concat('process:', toString(sensor_id), '/', toString(netns), '/', toString(pid), '/', bin))) AS m FROM procs) AS pm
+    LEFT JOIN holders AS hc ON hc.h_site = conns.site AND hc.h_address = conns.ca
+    LEFT JOIN holders AS hs ON hs.h_site = conns.site AND hs.h_address = conns.sa
+    LEFT JOIN cands AS k ON k.k_site = conns.site AND k.k_sa = conns.sa AND k.k_sp = conns.sp
+    LEFT JOIN names AS nm ON nm.nm_sensor = conns.c_sensor AND nm.nm_address = conns.sa
   )
-SELECT assumeNotNull(concat(source, ' -> ', target, ' :', toString(sp), ' ', any(resolution), ' n=', toString(count()), ' open=', toString(sum(open)),
-    ' c2s=', toString(sum(c2s)), ' s2c=', toString(sum(s2c)), ' refused=', toString(countIf(st = 'refused')), ' stale=', toString(countIf(st = 'stale')),
-    ' half-closed=', toString(countIf(st = 'half-closed')), ' established=', toString(countIf(st = 'established')),
-    ' cands=', toString(any(cands)), ' peers=', toString(arraySort(groupUniqArray(peer))))) AS line
-FROM ends GROUP BY source, target, sp ORDER BY line
+SELECT assumeNotNull(concat(source, ' -> ', target, ' ', proto, ':', toString(sp), ' ', min(resolution), ' service=', max(service), ' n=', toString(sum(n)),
+    ' open=', toString(sum(open)), ' c2s=', toString(sum(c2s)), ' s2c=', toString(sum(s2c)), ' refused=', toString(sum(refused)), ' stale=', toString(sum(stale)),
+    ' half-closed=', toString(sum(half_closed)), ' established=', toString(sum(established)),
+    ' cands=', toString(any(candidates)), ' peers=', toString(arraySort(groupUniqArray(peer))))) AS line
+FROM ends GROUP BY source, target, proto, sp ORDER BY line
 SETTINGS join_use_nulls = 1`
 
 // graphLine is an API edge written as graphIndependent writes one.
@@ -413,10 +452,27 @@ func graphLine(e row) string {
 		}
 		return "[" + strings.Join(out, ",") + "]"
 	}
-	return fmt.Sprintf("%s -> %s :%d %s n=%d open=%d c2s=%d s2c=%d refused=%d stale=%d half-closed=%d established=%d cands=%s peers=%s",
-		str(e, "source"), str(e, "target"), int(num(e, "port")), str(e, "resolution"), int(num(e, "connections")), int(num(e, "active")),
-		int(num(e, "bytes_client_to_server")), int(num(e, "bytes_server_to_client")), int(states["refused"].(float64)), int(states["stale"].(float64)),
-		int(states["half-closed"].(float64)), int(states["established"].(float64)), q("candidates"), q("peer_addresses"))
+	return fmt.Sprintf("%s -> %s %s:%d %s service=%s n=%d open=%d c2s=%d s2c=%d refused=%d stale=%d half-closed=%d established=%d cands=%s peers=%s",
+		str(e, "source"), str(e, "target"), str(e, "protocol"), int(num(e, "port")), str(e, "resolution"), str(e, "service"), int(num(e, "connections")),
+		int(num(e, "active")), int(num(e, "bytes_client_to_server")), int(num(e, "bytes_server_to_client")), int(states["refused"].(float64)),
+		int(states["stale"].(float64)), int(states["half-closed"].(float64)), int(states["established"].(float64)), q("candidates"), q("peer_addresses"))
+}
+
+// independentGraph runs graphIndependent on f's store.
+func (f *fixture) independentGraph() []string {
+	f.t.Helper()
+	var line proto.ColStr
+	var out []string
+	if err := f.ingest.Store.Select(context.Background(), store.Query{SQL: graphIndependent}, proto.Results{{Name: "line", Data: &line}},
+		func(n int) error {
+			for i := range n {
+				out = append(out, line.Row(i))
+			}
+			return nil
+		}); err != nil {
+		f.t.Fatal(err)
+	}
+	return out
 }
 
 // The network graph of a fleet of four sensors in two sites, sent through
@@ -437,18 +493,7 @@ func TestNetworkGraph(t *testing.T) {
 		t.Errorf("truncated with %d edges", len(g.Edges))
 	}
 
-	// The independent join.
-	var line proto.ColStr
-	var want []string
-	if err := f.ingest.Store.Select(context.Background(), store.Query{SQL: graphIndependent}, proto.Results{{Name: "line", Data: &line}},
-		func(n int) error {
-			for i := range n {
-				want = append(want, line.Row(i))
-			}
-			return nil
-		}); err != nil {
-		t.Fatal(err)
-	}
+	want := f.independentGraph()
 	var got []string
 	for _, e := range g.Edges {
 		got = append(got, graphLine(e))
@@ -619,8 +664,8 @@ func TestNetworkGraphFilters(t *testing.T) {
 		{"sensor_id=" + graphB, pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
 		{"binary=curl", pick(func(l string) bool { return strings.HasPrefix(l, "process:"+graphA+"/4026531840/100/curl ") })},
 		{"host=server-*&binary=nginx", pick(func(l string) bool { return strings.Contains(l, "-> "+nginx+" ") })},
-		{"state=refused", pick(func(l string) bool { return strings.Contains(l, " :9999 ") })},
-		{"port=5432", pick(func(l string) bool { return strings.Contains(l, " :5432 ") })},
+		{"state=refused", pick(func(l string) bool { return strings.Contains(l, " tcp:9999 ") })},
+		{"port=5432", pick(func(l string) bool { return strings.Contains(l, " tcp:5432 ") })},
 		{"dst_addr=203.0.113.0/24", pick(func(l string) bool { return strings.Contains(l, "external:api.example.com") })},
 		{"direction=inbound&addr=192.0.2.5", pick(func(l string) bool { return strings.HasPrefix(l, "external:192.0.2.5 ") })},
 		{"until=" + timeText(at.Add(-time.Hour)), nil},
