@@ -7,6 +7,7 @@ import (
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/netview/netview/internal/store"
 	"maps"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netview/netview/bench/fleetsim"
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
 )
 
 const (
@@ -758,4 +761,169 @@ func TestNetworkGraphListenerChoice(t *testing.T) {
 	if !maps.Equal(targets, want) {
 		t.Errorf("targets by port %v, want %v", targets, want)
 	}
+}
+
+// The graph of a fleetsim fleet (40 sensors in 4 sites, three heartbeats
+// each, through real ingest) equals graphIndependent's: hosts that connect
+// to other hosts' listeners, seen by both ends or by the client alone,
+// external peers with and without DNS lineage, and a VIP two hosts of each
+// site hold, ambiguous with its site's holders as candidates. v1 and the
+// v2 walk to the end give the same edges and nodes, and every node is one
+// an edge names (or its host, or an ambiguous address's holder).
+func TestNetworkGraphFleetsim(t *testing.T) {
+	f := start(t)
+	now := time.Now().UTC()
+	fleet, err := fleetsim.NewGraphFleet(7, 40, 4, fleetsim.Shape{Conns: 12, Listeners: 8, ShortLived: 3, Churn: 0.2}, now.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 3 {
+		hbs, err := fleet.Next(now.Add(time.Duration(k-3) * 15 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// All of a tick's heartbeats at once, as a fleet sends them.
+		errs := make(chan error, len(hbs))
+		for _, h := range hbs {
+			go func() {
+				body, err := heartbeat.Encode(h)
+				if err == nil {
+					var code int
+					var b []byte
+					code, b, err = ingesttest.PostTo(context.Background(), http.DefaultClient, f.ingest.URL+"/v1/heartbeat", ingesttest.Token, body)
+					if err == nil && code != 200 {
+						err = fmt.Errorf("heartbeat %s: %d %s", h.Sensor.SensorID, code, b)
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range hbs {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t0 := time.Now()
+	g := f.graph("/api/v1/network/graph")
+	t1 := time.Now()
+	want := f.independentGraph()
+	t.Logf("the API's graph in %v, the independent join in %v", t1.Sub(t0), time.Since(t1))
+	var got []string
+	for _, e := range g.Edges {
+		got = append(got, graphLine(e))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		missing, extra := diff(want, got), diff(got, want)
+		t.Errorf("the API's %d edges differ from the independent join's %d:\n only the API's:\n  %s\n only the join's:\n  %s",
+			len(got), len(want), strings.Join(extra, "\n  "), strings.Join(missing, "\n  "))
+	}
+	// The fleet has what the test is for.
+	count := func(sub string) int {
+		n := 0
+		for _, l := range want {
+			if strings.Contains(l, sub) {
+				n++
+			}
+		}
+		return n
+	}
+	for what, sub := range map[string]string{"observed": " observed ", "resolved to a listener": " resolved service=service:",
+		"ambiguous": " ambiguous service= ", "external by name": "-> external:api.", "external by address": "-> external:203.0.113.",
+		"a candidate listener": "cands=['process:", "refused": "refused=1"} {
+		if count(sub) == 0 {
+			t.Errorf("the fleet's graph has no %s edge (%q)", what, sub)
+		}
+	}
+	for _, l := range want {
+		if strings.Contains(l, "ambiguous:") && !strings.Contains(l, "-> ambiguous:dc") {
+			t.Errorf("an ambiguous source: %s", l)
+		}
+	}
+
+	// Nodes: each once, exactly the ones the edges name with their hosts
+	// and the ambiguous addresses' holders, hosts with their sensor's name
+	// and site.
+	nodes := map[string]row{}
+	for _, n := range g.Nodes {
+		if nodes[str(n, "id")] != nil {
+			t.Errorf("node %s twice", str(n, "id"))
+		}
+		nodes[str(n, "id")] = n
+	}
+	named := map[string]bool{}
+	name := func(id string) {
+		named[id] = true
+		for _, kind := range []string{"process:", "service:"} {
+			if s, ok := strings.CutPrefix(id, kind); ok {
+				named["host:"+s[:36]] = true
+			}
+		}
+	}
+	for _, e := range g.Edges {
+		for _, k := range []string{"source", "target", "service"} {
+			if id := str(e, k); id != "" {
+				name(id)
+			}
+		}
+		for _, c := range e["candidates"].([]any) {
+			name(c.(string))
+		}
+	}
+	if !maps.Equal(maps.Collect(func(yield func(string, bool) bool) {
+		for id := range nodes {
+			if !yield(id, true) {
+				return
+			}
+		}
+	}), named) {
+		t.Errorf("nodes %d, named by the edges %d: %v", len(nodes), len(named), diff(slices.Sorted(maps.Keys(nodes)), slices.Sorted(maps.Keys(named))))
+	}
+	for _, s := range fleet.Sensors {
+		n := nodes["host:"+s.SensorID.String()]
+		if n != nil && (str(n, "hostname") != s.Hostname || str(n, "site") != s.Site || str(n, "kind") != "host") {
+			t.Errorf("host node %v, want hostname %s site %s", n, s.Hostname, s.Site)
+		}
+	}
+	for id, n := range nodes {
+		if strings.HasPrefix(id, "process:") && str(nodes[str(n, "parent")], "kind") != "host" {
+			t.Errorf("process %s has no host parent: %v", id, n)
+		}
+	}
+
+	// v2, walked by cursor to the end: the same edges and nodes.
+	var walked []string
+	v2nodes := map[string]bool{}
+	for path := "/api/v2/network/graph?limit=400"; ; {
+		p := f.graph(path)
+		for _, e := range p.Edges {
+			walked = append(walked, graphLine(e))
+		}
+		for _, n := range p.Nodes {
+			v2nodes[str(n, "id")] = true
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		path = "/api/v2/network/graph?limit=400&cursor=" + p.NextCursor
+	}
+	if slices.Sort(walked); !slices.Equal(walked, got) {
+		t.Errorf("v2 walk: %d edges, v1 %d", len(walked), len(got))
+	}
+	if !maps.Equal(v2nodes, named) {
+		t.Errorf("v2 walk: %d nodes, want %d", len(v2nodes), len(named))
+	}
+	t.Logf("%d edges, %d nodes", len(got), len(nodes))
+}
+
+// diff is what of a (sorted) b lacks.
+func diff(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if _, ok := slices.BinarySearch(b, s); !ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
