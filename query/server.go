@@ -309,6 +309,8 @@ func (s *Server) route(path string) endpoint {
 		return view(s.graph(false))
 	case "/api/v2/network/graph":
 		return view(s.graph(true))
+	case "/api/v2/network/timeline":
+		return view(s.timeline)
 	case "/api/v1/events", "/api/v2/events":
 		return view(s.events)
 	case "/api/v2/network/connections":

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -926,4 +927,173 @@ func diff(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// The fleet timeline equals a plain scan of the heartbeats table done here:
+// per bucket, each sensor once with its newest heartbeat that has a
+// snapshot (a retried heartbeat once, one whose snapshots were dropped
+// not at all, though its completed flows count), empty buckets as zeros,
+// and host= and sensor_id= narrow it. Bad steps and windows are 400s
+// naming the parameter.
+func TestNetworkTimeline(t *testing.T) {
+	f := start(t)
+	base := time.Now().UTC().Truncate(time.Minute).Add(-20 * time.Minute)
+	gens := make([]*heartbeat.Generator, 4)
+	for i := range gens {
+		gens[i] = heartbeat.NewGenerator(uint64(7000+i), heartbeat.Shape{Conns: 3 + 2*i, Listeners: 2, UDP: 1, ActiveFlows: 2, CompletedFlows: 1})
+	}
+	gens[1].Sensor.Hostname, gens[2].Sensor.Hostname = "web-1", "web-2"
+	// Ten minutes of heartbeats, every 20 s, sensor 3 silent after five;
+	// a retry and a heartbeat with its snapshots dropped.
+	for k := range 30 {
+		for i, g := range gens {
+			if i == 3 && k >= 15 {
+				continue
+			}
+			h := g.Next(base.Add(time.Duration(k)*20*time.Second + time.Duration(i)*time.Second))
+			if i == 0 && k == 7 {
+				h.DropSnapshots()
+			}
+			f.ingest.Send(h)
+			if i == 1 && k == 4 {
+				f.ingest.Send(h)
+			}
+		}
+	}
+
+	// The plain scan: every stored row, folded here.
+	type hb struct {
+		sensor, host string
+		seq          uint64
+		at           time.Time
+		counts       [5]uint64 // connections, listeners, udp, active flows, completed flows
+	}
+	var rows []hb
+	{
+		var sensorID, host proto.ColStr
+		var seq, c, l, u, a, d proto.ColUInt64
+		var at proto.ColDateTime64
+		q := `SELECT toString(sensor_id) AS s, ifNull(n.hostname, '') AS host, seq, sent_at, toUInt64(tcp_connections) AS c, toUInt64(tcp_listeners) AS l,
+            toUInt64(udp_listeners) AS u, toUInt64(active_flows) AS a, toUInt64(completed_flows) AS d
+            FROM heartbeats LEFT JOIN (SELECT sensor_id, argMax(hostname, seq) AS hostname FROM sensors GROUP BY sensor_id) AS n USING (sensor_id)`
+		if err := f.ingest.Store.Select(context.Background(), store.Query{SQL: q}, proto.Results{{Name: "s", Data: &sensorID}, {Name: "host", Data: &host},
+			{Name: "seq", Data: &seq}, {Name: "sent_at", Data: &at}, {Name: "c", Data: &c}, {Name: "l", Data: &l}, {Name: "u", Data: &u},
+			{Name: "a", Data: &a}, {Name: "d", Data: &d}}, func(n int) error {
+			for i := range n {
+				rows = append(rows, hb{sensorID.Row(i), host.Row(i), seq.Row(i), at.Row(i), [5]uint64{c.Row(i), l.Row(i), u.Row(i), a.Row(i), d.Row(i)}})
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type bucket struct {
+		Time                                                                       string
+		Sensors, Connections, Listeners, UDPListeners, ActiveFlows, CompletedFlows uint64
+	}
+	scan := func(since time.Time, step time.Duration, n int, keep func(hb) bool) []bucket {
+		once := map[[2]string]hb{}
+		for _, r := range rows {
+			if keep(r) && !r.at.Before(since) && r.at.Before(since.Add(time.Duration(n)*step)) {
+				once[[2]string{r.sensor, strconv.FormatUint(r.seq, 10)}] = r
+			}
+		}
+		type state struct {
+			seq    uint64
+			newest [4]uint64
+			done   uint64
+		}
+		per := make([]map[string]*state, n)
+		for _, r := range once {
+			b := int(r.at.Sub(since) / step)
+			if per[b] == nil {
+				per[b] = map[string]*state{}
+			}
+			s := per[b][r.sensor]
+			if s == nil {
+				s = &state{}
+				per[b][r.sensor] = s
+			}
+			s.done += r.counts[4]
+			if r.counts[0]+r.counts[1]+r.counts[2]+r.counts[3] > 0 && r.seq >= s.seq {
+				s.seq = r.seq
+				copy(s.newest[:], r.counts[:4])
+			}
+		}
+		out := make([]bucket, n)
+		for b := range out {
+			out[b].Time = timeText(since.Add(time.Duration(b) * step))
+			for _, s := range per[b] {
+				out[b].Sensors++
+				out[b].Connections += s.newest[0]
+				out[b].Listeners += s.newest[1]
+				out[b].UDPListeners += s.newest[2]
+				out[b].ActiveFlows += s.newest[3]
+				out[b].CompletedFlows += s.done
+			}
+		}
+		return out
+	}
+	get := func(path string) []bucket {
+		t.Helper()
+		var a struct {
+			Buckets []struct {
+				Time                            string
+				Sensors, Connections, Listeners uint64
+				UDP                             uint64 `json:"udp_listeners"`
+				Active                          uint64 `json:"active_flows"`
+				Completed                       uint64 `json:"completed_flows"`
+			} `json:"buckets"`
+		}
+		if code := f.get(path, &a); code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		out := make([]bucket, len(a.Buckets))
+		for i, b := range a.Buckets {
+			out[i] = bucket{b.Time, b.Sensors, b.Connections, b.Listeners, b.UDP, b.Active, b.Completed}
+		}
+		return out
+	}
+	all := func(hb) bool { return true }
+	since := base.Add(-2 * time.Minute)
+	window := "since=" + timeText(since) + "&until=" + timeText(since.Add(14*time.Minute))
+	for _, c := range []struct {
+		query string
+		step  time.Duration
+		n     int
+		keep  func(hb) bool
+	}{
+		{"&step=1m", time.Minute, 14, all},
+		{"&step=15s", 15 * time.Second, 56, all},
+		{"", 7 * time.Second, 120, all}, // the default: 14 min / 120, rounded up to whole seconds
+		{"&step=1m&host=web-*", time.Minute, 14, func(r hb) bool { return strings.HasPrefix(r.host, "web-") }},
+		{"&step=1m&host=WEB-2&host=web-1", time.Minute, 14, func(r hb) bool { return r.host == "web-1" || r.host == "web-2" }},
+		{"&step=1m&sensor_id=" + gens[3].Sensor.SensorID.String(), time.Minute, 14, func(r hb) bool { return r.sensor == gens[3].Sensor.SensorID.String() }},
+	} {
+		got, want := get("/api/v2/network/timeline?"+window+c.query), scan(since, c.step, c.n, c.keep)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", c.query, got, want)
+		}
+	}
+	// The fleet is as the test means it: four sensors, then three; the
+	// retry and the dropped snapshots are inside the window.
+	if b := scan(since, time.Minute, 14, all); b[3].Sensors != 4 || b[10].Sensors != 3 || b[0].Sensors != 0 {
+		t.Errorf("the scan's buckets: %+v", b)
+	}
+	var top row
+	f.get("/api/v2/network/timeline?"+window+"&step=90s", &top)
+	if str(top, "since") != timeText(since) || num(top, "step_secs") != 90 || len(top["buckets"].([]any)) != 10 {
+		t.Errorf("answer: %v", top)
+	}
+	for bad, param := range map[string]string{"step=500ms": "step", "step=1s": "step", "step=fast": "step", "step=1.5s5": "step",
+		"since=" + timeText(since) + "&until=" + timeText(since): "since", "since=" + timeText(since.Add(-32*24*time.Hour)): "since",
+		"host=a%20b": "host", "port=22": "port", "binary=curl": "binary", "sensor_id=x": "sensor_id"} {
+		var e row
+		if code := f.get("/api/v2/network/timeline?"+bad, &e); code != 400 || str(e, "parameter") != param {
+			t.Errorf("%s: %d %v, want 400 naming %s", bad, code, e, param)
+		}
+	}
+	if code, _, _ := f.raw("GET", "/api/v2/network/timeline", "", nil); code != 401 {
+		t.Errorf("no token: %d, want 401", code)
+	}
 }
