@@ -83,7 +83,7 @@ func (s *Server) timeline(ctx context.Context, r *fasthttp.RequestCtx, _ *princi
 			since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	// The default: about timelineBuckets buckets of whole seconds.
-	step := max(((window/timelineBuckets)+time.Second-1).Truncate(time.Second), time.Second)
+	step := max(((window / timelineBuckets) + time.Second - 1).Truncate(time.Second), time.Second)
 	if v := q.str("step"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second || d%time.Millisecond != 0 {
