@@ -94,7 +94,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "test/browser.mjs")
 	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL="+base,

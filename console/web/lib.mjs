@@ -943,9 +943,9 @@ export function edgeLinks(e, s) {
   for (const p of e.ports.slice(0, MAX_VALUES)) terms.push({ key: 'port', value: String(p) });
   for (const b of [...new Set(side.map((n) => n.binary).filter(Boolean))].slice(0, MAX_VALUES)) terms.push({ key: 'binary', value: b });
   const extra = sensors.length === 1 ? { sensor_id: sensors[0] } : {};
-  const win = { window: s.window, since: s.since, until: s.until };
+  // (Investigate keeps the map's window: pivotURL carries it over.)
   return [
-    { rel: 'closed', label: 'Completed flows (network_flow events)', href: pivotURL(s, 'investigate', terms, { ...extra, ...win, kinds: ['network_flow'] }) },
+    { rel: 'closed', label: 'Completed flows (network_flow events)', href: pivotURL(s, 'investigate', terms, { ...extra, kinds: ['network_flow'] }) },
     { rel: 'active', label: 'Active flows', href: pivotURL(s, 'flows', terms, extra) },
   ];
 }
