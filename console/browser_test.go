@@ -24,6 +24,7 @@ import (
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/internal/testenv"
 	"github.com/netview/netview/query"
+	"github.com/netview/netview/query/baseline"
 	"github.com/netview/netview/query/querytest"
 )
 
@@ -93,7 +94,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "test/browser.mjs")
 	cmd.Env = append(os.Environ(), "NETVIEW_NODE_MODULES="+mods, "CHROMIUM="+chromium, "BASE_URL="+base,
@@ -103,7 +104,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied"} {
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied", "12-summary-findings", "13-map"} {
 		if !exists(filepath.Join(artifacts, view+".png")) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}
@@ -129,6 +130,36 @@ type fleet struct {
 	ConnectAddr                      string // the address the network_connect and DNS events share
 	DNSAnswering                     int    // DNS events of the last hour whose answers hold ConnectAddr
 	FlowEvent                        flowEventFacts
+	Map                              mapFacts
+	Findings                         findingFacts
+}
+
+// mapFacts are the map's three connections, each on a port of its own so
+// a search for the ports shows them alone: core-b's curl to edge-a's curl
+// listening on port 80 (both ends report it: one edge), edge-a's curl to
+// example.org's address (a DNS name edge-a resolved), and edge-a's
+// redis-server, in its container, to an address core-b and old-c both
+// hold (ambiguous).
+type mapFacts struct {
+	Search                    string
+	JoinPort                  int
+	JoinClient, JoinServer    string // the join's client and server addresses
+	JoinSent, JoinReceived    int    // bytes client → server and back, as the client reported
+	External                  string // the external peer's DNS name
+	ExternalPort              int
+	Ambiguous                 string // the address two sensors hold
+	AmbiguousPort             int
+	Container                 string // redis-server's container, by name
+	HostNodes, ContainerNodes int    // nodes of the searched map by host, by container
+	ServiceNodes, Edges       int    // by service and process; edges (the same in every grouping)
+}
+
+// findingFacts are the findings of one run of the baseline job over the
+// join's end: core-b's new destination and new peer.
+type findingFacts struct {
+	Sensor string
+	Kinds  []string
+	What   string // the new destination as the Summary says it
 }
 
 // flowEventFacts name the connect event that opened edge-a's first active
@@ -255,6 +286,23 @@ func mkBeat(s heartbeat.Sensor, seq uint64, at time.Time) *heartbeat.Heartbeat {
 	return &heartbeat.Heartbeat{Format: heartbeat.Format, HeartbeatID: uuid.New(), Seq: seq, SentAt: at.UTC().Truncate(time.Millisecond), Sensor: s}
 }
 
+// holding is an interface of the host's namespace with the addresses
+// given: what lets the graph resolve an address to a sensor.
+func holding(addrs ...string) []heartbeat.Interface {
+	i := heartbeat.Interface{Name: "eth0", Index: 2, Up: true, MAC: "02:00:00:00:00:01"}
+	for _, a := range addrs {
+		i.Addresses = append(i.Addresses, netip.MustParsePrefix(a+"/24"))
+	}
+	return []heartbeat.Interface{i}
+}
+
+// completed is a closed TCP flow of a process, ended at end.
+func completed(p heartbeat.Process, dir, src string, sport uint16, dst string, dport uint16, end time.Time, sent, recv uint64, st string) heartbeat.Flow {
+	return heartbeat.Flow{FlowID: uuid.New(), Protocol: "tcp", Direction: dir, SrcAddress: netip.MustParseAddr(src), SrcPort: sport,
+		DstAddress: netip.MustParseAddr(dst), DstPort: dport, Netns: netnsOf(p), Process: p, StartedAt: end.Add(-2 * time.Second), EndedAt: end,
+		BytesSent: sent, BytesReceived: recv, State: st, Source: "ebpf"}
+}
+
 // shown says whether the Connections view shows a connection by default:
 // it hides the TIME_WAIT remnants of closed ones.
 func shown(c heartbeat.Conn) bool { return c.State != "TIME_WAIT" }
@@ -310,16 +358,33 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	var fx fleet
 	fx.EdgeCaps = edge.Capabilities
 
+	// The map's connections (mapFacts). The join ends at joinEnd, when no
+	// other row of the fleet has its time: one run of the baseline job
+	// over that instant finds what it made new.
+	m := mapFacts{Search: "port:80 port:8080 port:8443", JoinPort: 80, JoinClient: "10.1.0.2", JoinServer: "10.1.0.1", JoinSent: 300, JoinReceived: 7000,
+		External: "example.org", ExternalPort: 8443, Ambiguous: "10.9.0.5", AmbiguousPort: 8080, Container: inside["redis-server"].ContainerName,
+		HostNodes: 4, ContainerNodes: 5, ServiceNodes: 6, Edges: 3}
+	joinEnd := now.Add(-450 * time.Second).Truncate(time.Millisecond)
+	curl, redis := proc(1), proc(6)
+	if curl.Binary != "curl" || redis.Binary != "redis-server" {
+		t.Fatal("fleet: proc(1) and proc(6) must be curl and redis-server")
+	}
+
 	// core-b: a steady hour, then a burst.
 	for i, n := range []int{9, 10, 11, 10, 9, 11} {
 		h := mkBeat(core, uint64(i+1), now.Add(-time.Duration(30-5*i)*time.Minute))
 		h.TCPConnections = conns(n, "10.1.0.2", h.SentAt)
+		h.Interfaces = holding(m.JoinClient, m.Ambiguous)
+		if i == 5 {
+			h.CompletedFlows = []heartbeat.Flow{completed(curl, "outbound", m.JoinClient, 45000, m.JoinServer, 80, joinEnd, 300, 7000, "established")}
+		}
 		node.Send(h)
 	}
 	// Its clock runs five minutes ahead: the Summary shows the skew.
 	h := mkBeat(core, 7, now.Add(5*time.Minute))
 	h.TCPConnections = conns(60, "10.1.0.2", h.SentAt)
 	h.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 22, Inode: 9, Process: proc(3)}}
+	h.Interfaces = holding(m.JoinClient, m.Ambiguous)
 	node.Send(h)
 	fx.Core = sensorFacts{ID: core.SensorID.String(), Hostname: core.Hostname, AllConnections: 60, Listening: 1,
 		Connections: countConns([]*heartbeat.Heartbeat{h}, shown)}
@@ -347,6 +412,14 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 			Process: proc(i), StartedAt: now.Add(-time.Duration(i+1) * time.Minute), BytesSent: uint64(1000 << i), BytesReceived: uint64(500 * i),
 			State: "ESTABLISHED", Source: "inet_diag"})
 	}
+	h.Interfaces = holding(m.JoinServer)
+	// the join's server end; curl to example.org's address (answered by
+	// the dns_resolution below); redis-server to the ambiguous address
+	h.CompletedFlows = append(h.CompletedFlows,
+		completed(curl, "inbound", m.JoinClient, 45000, m.JoinServer, 80, joinEnd, 7000, 300, "established"),
+		completed(curl, "outbound", m.JoinServer, 46000, "93.184.216.34", 8443, now.Add(-8*time.Minute), 50, 60, "established"),
+		completed(redis, "outbound", m.JoinServer, 47000, m.Ambiguous, 8080, now.Add(-510*time.Second), 0, 0, "refused"))
+	mapFlows := len(h.CompletedFlows) + 1 // and core-b's end of the join
 	for i := range 2 {
 		h.CompletedFlows = append(h.CompletedFlows, heartbeat.Flow{FlowID: uuid.New(), Protocol: "tcp", Direction: "inbound",
 			SrcAddress: netip.MustParseAddr("10.4.0.1"), SrcPort: uint16(50000 + i), DstAddress: netip.MustParseAddr("10.1.0.1"), DstPort: 443,
@@ -389,6 +462,12 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	for i, k := range []string{"network_accept", "network_listen", "dns_query", "dns_lookup", "dns_resolution", "lsm_net_connect"} {
 		h.Events = append(h.Events, ev(k, now.Add(-time.Duration(5+i)*time.Minute)))
 	}
+	// The map's external peer: curl's connection to example.org's address,
+	// tied to the name it looked up (a dns_resolution names the address
+	// connected to).
+	res := ev("dns_resolution", now.Add(-8*time.Minute-time.Second))
+	res.DstAddress, res.DstPort, res.QueryName = netip.MustParseAddr(fx.ConnectAddr), uint16(m.ExternalPort), m.External
+	h.Events = append(h.Events, res)
 	for i := range 5 {
 		h.Events = append(h.Events, ev("dns_query", now.Add(-3*time.Hour-time.Duration(i)*time.Minute)))
 	}
@@ -406,7 +485,7 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	latest = append(latest, h)
 	fx.UDPServices = []string{"GTP-U", "PFCP", "RADIUS", "RADIUS accounting", "DNS"}
 	fx.PredatesLocal = "10.1.0.1:30000"
-	fx.EventsLastHour = 150 + 3 + 1 + 6 + 2
+	fx.EventsLastHour = 150 + 3 + 1 + 6 + 1 + 2 + mapFlows // a completed flow is a network_flow event
 	fx.ConnectsLastHour = 150 + 3 + 1
 	fx.EventsLast6h = fx.EventsLastHour + 5
 
@@ -414,6 +493,7 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	// minutes back, so it is stale without the test waiting for it.
 	h = mkBeat(old, 1, now.Add(-10*time.Minute))
 	h.TCPConnections = conns(5, "10.1.0.3", h.SentAt)
+	h.Interfaces = holding("10.1.0.3", m.Ambiguous)
 	doc, _ := json.Marshal(h)
 	d := &ingest.Decoder{Now: func() time.Time { return now.Add(-10 * time.Minute) }}
 	b := ingest.NewBatch()
@@ -439,6 +519,37 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	if got := ingesttest.Count(t, node.Store, "SELECT count() AS n FROM events FINAL"); got != uint64(fx.EventsLast6h) {
 		t.Fatalf("fleet: %d events stored, want %d", got, fx.EventsLast6h)
 	}
+	fx.Map = m
+
+	// The baseline job learns everything before the join's end, findings
+	// muted, then runs once over that end: core-b's curl has a new
+	// destination and a new peer. (edge-a's end of the join is no finding:
+	// its first heartbeat came after.)
+	ctx := context.Background()
+	learn, err := baseline.New(baseline.Config{Mute: baseline.RuleNames()}, node.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := learn.Process(ctx, now.Add(-7*time.Hour), joinEnd.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	job, err := baseline.New(baseline.Config{}, node.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Process(ctx, joinEnd.Add(-time.Second), joinEnd.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	fx.Findings = findingFacts{Sensor: core.SensorID.String(), Kinds: []string{"baseline_new_destination", "baseline_new_peer"},
+		What: "curl → " + m.JoinServer + ":80"}
+	q := "SELECT count() AS n FROM events FINAL WHERE kind LIKE 'baseline_%' AND sensor_id = toUUID('" + fx.Findings.Sensor + "')"
+	if got := ingesttest.Count(t, node.Store, q); got != uint64(len(fx.Findings.Kinds)) {
+		t.Fatalf("fleet: the baseline job found %d of core-b's, want %d", got, len(fx.Findings.Kinds))
+	}
+	if got := ingesttest.Count(t, node.Store, "SELECT count() AS n FROM events FINAL WHERE kind LIKE 'baseline_%'"); got != uint64(len(fx.Findings.Kinds)) {
+		t.Fatalf("fleet: the baseline job found %d, want only core-b's %d", got, len(fx.Findings.Kinds))
+	}
+	fx.EventsLastHour += len(fx.Findings.Kinds)
 	return fx
 }
 

@@ -364,3 +364,171 @@ test('pivots are URLs the app routes: a new question of the view or of Investiga
     assert.equal(L.routeURL(L.parseRoute(p, q)), l);
   }
 });
+
+// A small graph answer as GET /api/v1/network/graph gives it: client-a's
+// curl talks to b's nginx (observed, with its service), to an external
+// name, and to an address two sensors hold; c's java runs in a container.
+const A = 'a1000000-0000-4000-8000-000000000001', B = 'b1000000-0000-4000-8000-000000000002', C = 'c1000000-0000-4000-8000-000000000003';
+const GRAPH = {
+  nodes: [
+    { id: 'host:' + A, kind: 'host', sensor_id: A, hostname: 'client-a', site: '' },
+    { id: `process:${A}/1/100/curl`, kind: 'process', parent: 'host:' + A, sensor_id: A, pid: 100, binary: 'curl' },
+    { id: 'host:' + B, kind: 'host', sensor_id: B, hostname: 'server-b', site: '' },
+    { id: `process:${B}/1/200/nginx`, kind: 'process', parent: 'host:' + B, sensor_id: B, pid: 200, binary: 'nginx' },
+    { id: `service:${B}/1/tcp/443`, kind: 'service', parent: `process:${B}/1/200/nginx`, sensor_id: B, protocol: 'tcp', port: 443 },
+    { id: 'host:' + C, kind: 'host', sensor_id: C, hostname: 'app-c', site: '' },
+    { id: `container:${C}/abc`, kind: 'container', parent: 'host:' + C, sensor_id: C, container_id: 'abc', name: 'shop', pod: '', pod_namespace: '' },
+    { id: `process:${C}/2/300/java`, kind: 'process', parent: `container:${C}/abc`, sensor_id: C, pid: 300, binary: 'java' },
+    { id: `process:${C}/1/301/cron`, kind: 'process', parent: 'host:' + C, sensor_id: C, pid: 301, binary: 'cron' },
+    { id: 'external:api.example.com', kind: 'external', name: 'api.example.com', address: null },
+    { id: 'ambiguous:/10.9.0.5', kind: 'ambiguous', site: '', address: '10.9.0.5', candidates: ['host:' + B, 'host:' + C] },
+  ],
+  edges: [
+    { id: 'e1', source: `process:${A}/1/100/curl`, target: `process:${B}/1/200/nginx`, service: `service:${B}/1/tcp/443`, protocol: 'tcp', port: 443,
+      resolution: 'observed', peer_addresses: ['10.0.0.2'], connections: 3, active: 1, bytes_client_to_server: 100, bytes_server_to_client: 900,
+      first_seen: '2026-12-07T10:00:00.000Z', last_seen: '2026-12-07T10:05:00.000Z', end_states: { established: 2, refused: 0, 'half-closed': 0, stale: 0 } },
+    { id: 'e2', source: `process:${A}/1/100/curl`, target: 'external:api.example.com', service: '', protocol: 'tcp', port: 8443,
+      resolution: 'external', peer_addresses: ['203.0.113.10'], connections: 1, active: 0, bytes_client_to_server: 5, bytes_server_to_client: 6,
+      first_seen: '2026-12-07T10:01:00.000Z', last_seen: '2026-12-07T10:02:00.000Z', end_states: { established: 1, refused: 0, 'half-closed': 0, stale: 0 } },
+    { id: 'e3', source: `process:${A}/1/100/curl`, target: 'ambiguous:/10.9.0.5', service: '', protocol: 'tcp', port: 8080,
+      resolution: 'ambiguous', peer_addresses: ['10.9.0.5'], connections: 1, active: 0, bytes_client_to_server: 1, bytes_server_to_client: 2,
+      first_seen: '2026-12-07T09:59:00.000Z', last_seen: '2026-12-07T10:00:00.000Z', end_states: { established: 0, refused: 1, 'half-closed': 0, stale: 0 } },
+    // two edges of c's processes to b's nginx: one per process, one edge per host
+    { id: 'e4', source: `process:${C}/2/300/java`, target: `process:${B}/1/200/nginx`, service: `service:${B}/1/tcp/443`, protocol: 'tcp', port: 443,
+      resolution: 'observed', peer_addresses: ['10.0.0.2'], connections: 2, active: 2, bytes_client_to_server: 10, bytes_server_to_client: 20,
+      first_seen: '2026-12-07T10:03:00.000Z', last_seen: '2026-12-07T10:04:00.000Z', end_states: { established: 0, refused: 0, 'half-closed': 0, stale: 0 } },
+    { id: 'e5', source: `process:${C}/1/301/cron`, target: `process:${B}/1/200/nginx`, service: `service:${B}/1/tcp/443`, protocol: 'tcp', port: 443,
+      resolution: 'observed', peer_addresses: ['10.0.0.3'], connections: 4, active: 0, bytes_client_to_server: 1, bytes_server_to_client: 1,
+      first_seen: '2026-12-07T09:00:00.000Z', last_seen: '2026-12-07T11:00:00.000Z', end_states: { established: 3, refused: 0, 'half-closed': 1, stale: 0 } },
+  ],
+};
+
+test('the map route keeps its grouping, window and search in the URL', () => {
+  const s = L.parseRoute('/network/map', `?sensor_id=${S}&group=service&window=6h&port=443&dns=a.org&pod=mesh/envoy`);
+  assert.deepEqual(s, { view: 'map', sensor_id: S, group: 'service', since: '', until: '', window: '6h', container: '', pod: 'mesh/envoy',
+    terms: [{ key: 'port', value: '443' }, { key: 'dns', value: 'a.org' }] });
+  assert.equal(L.routeURL(s), `/network/map?sensor_id=${S}&port=443&dns=a.org&pod=mesh%2Fenvoy&group=service&window=6h`);
+  // defaults are left out; what is invalid falls back to them
+  assert.equal(L.routeURL(L.parseRoute('/network/map', '?group=rack&window=30d')), '/network/map');
+  assert.equal(L.routeURL(L.parseRoute('/network/map', '?group=container')), '/network/map?group=container');
+  const custom = L.parseRoute('/network/map', '?since=2026-12-07T10:00:00Z&until=2026-12-07T11:00:00Z');
+  assert.equal(custom.window, 'custom');
+  // the API is asked with the window, and without what it cannot take (dns: is said)
+  const p = new URL(L.apiPath(custom), 'http://x');
+  assert.equal(p.pathname, '/api/v1/network/graph');
+  assert.equal(p.searchParams.get('since'), '2026-12-07T10:00:00.000Z');
+  assert.equal(p.searchParams.get('until'), '2026-12-07T11:00:00.000Z');
+  const q = new URL(L.apiPath(s, Date.parse('2026-12-07T12:00:00Z')), 'http://x').searchParams;
+  assert.equal(q.get('port'), '443');
+  assert.equal(q.get('dns'), null);
+  assert.equal(q.get('pod'), 'mesh/envoy');
+  assert.equal(q.get('since'), '2026-12-07T06:00:00.000Z');
+  assert.deepEqual(L.unapplied(s).map((u) => u.term), ['dns:a.org']);
+});
+
+test('graphModel groups the graph by host, container or service and sums the edges', () => {
+  const byHost = L.graphModel(GRAPH, 'host');
+  assert.deepEqual(byHost.nodes.map((n) => n.id), ['ambiguous:/10.9.0.5', 'external:api.example.com', 'host:' + A, 'host:' + B, 'host:' + C]);
+  assert.equal(byHost.edges.length, 4);
+  const cb = byHost.edges.find((e) => e.source === 'host:' + C);
+  assert.equal(cb.target, 'host:' + B);
+  assert.deepEqual([cb.connections, cb.active, cb.bytes_client_to_server, cb.bytes_server_to_client], [6, 2, 11, 21]);
+  assert.deepEqual([cb.first_seen, cb.last_seen], ['2026-12-07T09:00:00.000Z', '2026-12-07T11:00:00.000Z']);
+  assert.deepEqual(cb.end_states, { established: 3, refused: 0, 'half-closed': 1, stale: 0 });
+  assert.deepEqual(cb.parts, ['e4', 'e5']);
+  assert.deepEqual(cb.peer_addresses, ['10.0.0.2', '10.0.0.3']);
+  assert.deepEqual(cb.clients.map((n) => n.binary), ['java', 'cron']);
+  // external peers by their DNS name; ambiguous addresses with their candidates
+  const ext = byHost.nodes.find((n) => n.kind === 'external');
+  assert.deepEqual([ext.label, ext.sub], ['api.example.com', 'external']);
+  const amb = byHost.nodes.find((n) => n.kind === 'ambiguous');
+  assert.deepEqual([amb.label, amb.sub, amb.candidates], ['10.9.0.5', 'ambiguous', ['server-b', 'app-c']]);
+
+  // containers: the java in its container, cron stays with its host
+  const byCtr = L.graphModel(GRAPH, 'container');
+  assert.deepEqual(byCtr.edges.filter((e) => e.target === 'host:' + B).map((e) => e.source).sort(), ['container:' + C + '/abc', 'host:' + A, 'host:' + C]);
+  assert.equal(byCtr.nodes.find((n) => n.kind === 'container').label, 'shop');
+
+  // services: a server is its port, a client its process
+  const bySvc = L.graphModel(GRAPH, 'service');
+  const svc = bySvc.nodes.find((n) => n.kind === 'service');
+  assert.deepEqual([svc.label, svc.sub], ['nginx tcp/443', 'server-b']);
+  assert.equal(bySvc.edges.filter((e) => e.target === svc.id).length, 3);
+  assert.equal(bySvc.nodes.find((n) => n.id === `process:${A}/1/100/curl`).label, 'curl (100)');
+  // nothing lost: every grouping carries every connection
+  for (const m of [byHost, byCtr, bySvc]) assert.equal(m.edges.reduce((a, e) => a + e.connections, 0), 11);
+  // one answer, one model
+  assert.deepEqual(L.graphModel(structuredClone(GRAPH), 'host'), byHost);
+});
+
+test('layout is deterministic: own nodes on a ring, peers outside it near who they talk to', () => {
+  const m = L.graphModel(GRAPH, 'service');
+  const a = L.layout(m), b = L.layout(L.graphModel(GRAPH, 'service'));
+  assert.deepEqual([...a.entries()], [...b.entries()]);
+  const r = (id) => Math.hypot(a.get(id).x, a.get(id).y);
+  const inner = m.nodes.filter((n) => n.kind !== 'external' && n.kind !== 'ambiguous');
+  const r1 = r(inner[0].id);
+  for (const n of inner) assert.ok(Math.abs(r(n.id) - r1) < 1e-9, 'own nodes share one ring');
+  assert.ok(r('external:api.example.com') > r1 + 100 && r('ambiguous:/10.9.0.5') > r1 + 100, 'peers outside it');
+  // no two nodes on one spot, even with hundreds of them
+  const big = { nodes: [], edges: [] };
+  for (let i = 0; i < 300; i++) {
+    big.nodes.push({ id: 'host:h' + i, kind: 'host', sensor_id: 'h' + i, hostname: 'h' + i });
+    big.nodes.push({ id: 'external:x' + i, kind: 'external', name: '', address: '192.0.2.' + i });
+    big.edges.push({ id: 'b' + i, source: 'host:h' + i, target: 'external:x' + (i % 50), protocol: 'tcp', port: 443, connections: 1 });
+  }
+  const bm = L.graphModel(big, 'host'), bp = L.layout(bm);
+  assert.equal(bm.nodes.length, 350);
+  const spots = new Set([...bp.values()].map((p) => p.x.toFixed(1) + ',' + p.y.toFixed(1)));
+  assert.equal(spots.size, 350);
+  const box = L.fitBox(bp);
+  for (const p of bp.values()) assert.ok(p.x > box.x && p.x < box.x + box.w && p.y > box.y && p.y < box.y + box.h);
+});
+
+test('zoom keeps the point under the pointer and stays within bounds; pan moves the box', () => {
+  const fit = { x: -100, y: -50, w: 200, h: 100 };
+  const z = L.zoomBox(fit, 2, 50, 0, fit);
+  assert.deepEqual(z, { x: -25, y: -25, w: 100, h: 50 });
+  // the focus point is at the same fraction of the box before and after
+  assert.equal((50 - fit.x) / fit.w, (50 - z.x) / z.w);
+  assert.equal(L.zoomBox(fit, 1000, 0, 0, fit).w, fit.w / 40);
+  assert.equal(L.zoomBox(fit, 0.001, 0, 0, fit).w, fit.w * 4);
+  assert.deepEqual(L.zoomBox(L.zoomBox(fit, 1.25, 10, 10, fit), 0.8, 10, 10, fit), fit);
+  assert.deepEqual(L.panBox(fit, 10, -5), { x: -110, y: -45, w: 200, h: 100 });
+});
+
+test('an edge links to its flows: the client\'s sensor and binary, the server\'s addresses and port, the map\'s window', () => {
+  const s = L.parseRoute('/network/map', '?window=6h&port=443');
+  const m = L.graphModel(GRAPH, 'host');
+  const links = L.edgeLinks(m.edges.find((e) => e.source === 'host:' + C), s);
+  assert.deepEqual(links.map((l) => l.rel), ['closed', 'active']);
+  const closed = new URL(links[0].href, 'http://x');
+  assert.equal(closed.pathname, '/investigate');
+  const inv = L.parseRoute(closed.pathname, closed.search);
+  assert.deepEqual([inv.sensor_id, inv.kinds, inv.window], [C, ['network_flow'], '6h']);
+  assert.deepEqual(inv.terms, [{ key: 'addr', value: '10.0.0.2' }, { key: 'addr', value: '10.0.0.3' }, { key: 'port', value: '443' },
+    { key: 'binary', value: 'java' }, { key: 'binary', value: 'cron' }]);
+  const active = L.parseRoute(new URL(links[1].href, 'http://x').pathname, new URL(links[1].href, 'http://x').search);
+  assert.deepEqual([active.view, active.sensor_id, active.terms], ['flows', C, inv.terms]);
+  // an edge from nobody's end is asked of the server's sensor
+  const inbound = L.edgeLinks({ clients: [{ id: 'external:1.2.3.4', kind: 'external' }], servers: [GRAPH.nodes[3]], peer_addresses: ['10.0.0.2'], ports: [443] }, s);
+  assert.equal(L.parseRoute('/investigate', new URL(inbound[0].href, 'http://x').search).sensor_id, B);
+});
+
+test('the Summary keeps the newest findings of each sensor and says what is new', () => {
+  const f = (sensor, kind, t, extra = {}) => ({ event_id: S, sensor_id: sensor, kind, time: t, binary: 'curl', protocol: 'tcp',
+    src_address: '10.0.0.1', src_port: 41000, dst_address: '10.0.0.2', dst_port: 80, query_name: '', ...extra });
+  const events = [f(A, 'baseline_new_peer', '5'), f(B, 'baseline_new_listener', '4', { src_port: 8080 }), f(A, 'baseline_new_destination', '3'),
+    f(A, 'baseline_new_domain', '2', { query_name: 'evil.example' }), f(A, 'baseline_new_peer', '1')];
+  const groups = L.newestFindings(events, 3);
+  assert.deepEqual(groups.map((g) => g.map((e) => e.time)), [['5', '3', '2'], ['4']]);
+  assert.deepEqual(events.map(L.findingText), ['curl: 10.0.0.1 ↔ 10.0.0.2', 'curl listens on tcp 8080', 'curl → 10.0.0.2:80',
+    'curl looked up evil.example', 'curl: 10.0.0.1 ↔ 10.0.0.2']);
+  assert.equal(L.findingText(f(A, 'baseline_new_destination', '0', { query_name: 'api.example.com', dst_port: 443 })), 'curl → api.example.com:443');
+  const u = new URL(L.findingURL(events[0]), 'http://x');
+  assert.deepEqual(L.parseRoute(u.pathname, u.search), { view: 'investigate', sensor_id: A, kinds: ['baseline_new_peer'], since: '', until: '',
+    window: '7d', event: S, container: '', pod: '', terms: [] });
+  const p = new URL(L.findingsPath(Date.parse('2026-12-07T12:00:00Z')), 'http://x').searchParams;
+  assert.deepEqual(p.get('kind').split(','), ['baseline_new_listener', 'baseline_new_destination', 'baseline_new_domain', 'baseline_new_peer']);
+  assert.deepEqual([p.get('since'), p.get('until')], ['2026-11-30T12:00:00.000Z', '2026-12-07T12:00:00.000Z']);
+});

@@ -132,7 +132,7 @@ document.addEventListener('visibilitychange', () => {
 
 const TITLES = {
   summary: 'Network › Summary', connections: 'Network › Connections', listening: 'Network › Listening Services',
-  flows: 'Network › Flows', investigate: 'Investigate',
+  flows: 'Network › Flows', map: 'Network › Map', investigate: 'Investigate',
 };
 
 // render builds the view of the current URL and loads its data.
@@ -158,6 +158,7 @@ function render() {
   $('error').hidden = true;
   rows = [];
   more = null;
+  mapBox = null;
   if (s.view !== 'investigate') { selected = ''; closeDetail(true); }
   load(gen, false);
 }
@@ -177,6 +178,7 @@ async function load(g, refresh) {
     if (g !== gen) return;
     if (s.view === 'investigate') await loadEvents(g, refresh);
     else if (s.view === 'summary') await loadSummary(g);
+    else if (s.view === 'map') await loadMap(g, s);
     else await loadList(g, s);
     if (g !== gen) return;
     $('error').hidden = true;
@@ -325,6 +327,7 @@ function filters(s) {
   switch (s.view) {
     case 'summary': return [];
     case 'investigate': return investigateFilters(s);
+    case 'map': return mapFilters(s);
   }
   const out = [searchBox(s)];
   if (s.view === 'listening') {
@@ -353,6 +356,19 @@ function investigateFilters(s) {
         },
       }), k)),
     h('span', { class: 'hint' }, s.kinds.length ? '' : 'none ticked: all kinds'));
+  return [searchBox(s), sensorPicker(s), scopePicker(s), ...windowPicker(s, L.WINDOWS), kinds, exportLinks(s)];
+}
+
+function mapFilters(s) {
+  const group = h('select', { id: 'group', onchange: (ev) => go({ group: ev.target.value }) },
+    ...L.GROUPINGS.map((g) => h('option', { value: g, selected: s.group === g }, { host: 'Hosts', container: 'Containers', service: 'Services and processes' }[g])));
+  return [searchBox(s), sensorPicker(s), scopePicker(s), ...windowPicker(s, L.MAP_WINDOWS),
+    h('div', { class: 'field' }, h('label', { for: 'group' }, 'Group by'), group)];
+}
+
+// windowPicker is the time window of Investigate and the Map: a preset,
+// or a custom From/to.
+function windowPicker(s, presets) {
   const win = h('select', {
     id: 'window', onchange: (ev) => {
       const w = ev.target.value;
@@ -360,9 +376,9 @@ function investigateFilters(s) {
       const b = L.windowOf(state);
       go({ window: 'custom', since: b.since, until: b.until, event: '' });
     },
-  }, ...Object.keys(L.WINDOWS).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
+  }, ...Object.keys(presets).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
   h('option', { value: 'custom', selected: s.window === 'custom' }, 'Custom…'));
-  const out = [searchBox(s), sensorPicker(s), scopePicker(s), h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
+  const out = [h('div', { class: 'field' }, h('label', { for: 'window' }, 'Time window'), win)];
   if (s.window === 'custom') {
     const since = h('input', { id: 'since', type: 'datetime-local', value: L.localInput(s.since) });
     const until = h('input', { id: 'until', type: 'datetime-local', value: L.localInput(s.until) });
@@ -377,7 +393,6 @@ function investigateFilters(s) {
     h('button', { type: 'submit' }, 'Apply')));
     until.addEventListener('input', () => until.setCustomValidity(''));
   }
-  out.push(kinds, exportLinks(s));
   return out;
 }
 
@@ -618,6 +633,7 @@ function closeDetail(quiet) {
   const key = selected;
   selected = '';
   for (const tr of document.querySelectorAll('#content tbody tr[aria-selected]')) tr.removeAttribute('aria-selected');
+  for (const g of document.querySelectorAll('#map .edge.selected')) g.classList.remove('selected');
   if (state.view === 'investigate' && state.event) go({ event: '' }, true);
   const tr = key && document.querySelector(`#content tbody tr[data-key="${CSS.escape(key)}"]`);
   if (tr) tr.focus();
@@ -691,7 +707,7 @@ function updatePager(page, pages) {
 let summaryShown = 500;
 
 async function loadSummary(g) {
-  const d = await api('/api/v1/network/summary');
+  const [d, f] = await Promise.all([api('/api/v1/network/summary'), api(L.findingsPath())]);
   if (g !== gen) return;
   sensors = d.sensors;
   sensorsAt = Date.now();
@@ -705,6 +721,8 @@ async function loadSummary(g) {
   }
   fill('summary', rows.slice(0, summaryShown));
   $('chart').replaceChildren(chart(rows));
+  const panel = findingsPanel(f.events);
+  if ($('findings')) $('findings').replaceWith(panel); else $('content').querySelector('.chart-box').after(panel);
   $('empty').hidden = rows.length > 0;
   const all = $('show-all');
   all.hidden = rows.length <= summaryShown;
@@ -745,6 +763,187 @@ function chart(data) {
     g.append(a);
   }
   return g;
+}
+
+// ---- the map ----
+
+let mapBox = null; // the viewBox shown (zoom and pan), kept across refreshes of one URL
+let mapFit = null; // the viewBox that fits the whole picture
+let mapModel = null;
+
+const MAP_EMPTY = 'No connections in this window and scope. Widen the window or the filters; edges come from completed flows and the sensors\' newest snapshots.';
+
+async function loadMap(g, s) {
+  const d = await api(L.apiPath(s));
+  if (g !== gen) return;
+  const t0 = performance.now();
+  mapModel = L.graphModel(d, s.group);
+  drawMap(mapModel);
+  $('content').dataset.renderMs = (performance.now() - t0).toFixed(1);
+  const w = L.windowOf(s);
+  setStatus(`${mapModel.nodes.length.toLocaleString()} nodes · ${mapModel.edges.length.toLocaleString()} edges (${d.edges.length.toLocaleString()} in the answer${d.truncated ? ', truncated: narrow the filters' : ''}) · ` +
+    `${L.fmtTime(w.since).text} – ${L.fmtTime(w.until).text} · ${updated()}`);
+  const e = selected && mapModel.edges.find((x) => x.id === selected);
+  if (e) showEdge(e); else if (selected) { selected = ''; closeDetail(true); }
+}
+
+const vbText = (b) => `${b.x} ${b.y} ${b.w} ${b.h}`;
+
+function setBox(b) {
+  mapBox = b;
+  const m = $('map');
+  if (m) m.setAttribute('viewBox', vbText(b));
+}
+
+// toUser turns a point on screen into the map's own units.
+function toUser(el, x, y) {
+  const p = el.createSVGPoint();
+  p.x = x; p.y = y;
+  return p.matrixTransform(el.getScreenCTM().inverse());
+}
+
+const R = { host: 16, container: 13, process: 9, service: 9, external: 11, ambiguous: 12 };
+
+// drawMap draws the model as SVG: edges as arrows from client to server
+// (wider for more connections), nodes as marks with a label; external
+// peers and ambiguous addresses have shapes of their own. A click on an
+// edge opens its numbers and flows.
+function drawMap(model) {
+  const pos = L.layout(model);
+  mapFit = L.fitBox(pos);
+  if (!mapBox) mapBox = mapFit;
+  if (!$('map-box')) {
+    const zoom = (f) => () => setBox(L.zoomBox(mapBox, f, mapBox.x + mapBox.w / 2, mapBox.y + mapBox.h / 2, mapFit));
+    $('content').replaceChildren(h('div', { id: 'map-box', class: 'map-box' },
+      h('div', { class: 'map-tools', role: 'toolbar', 'aria-label': 'Zoom' },
+        h('button', { type: 'button', id: 'zoom-in', 'aria-label': 'Zoom in', onclick: zoom(1.25) }, '+'),
+        h('button', { type: 'button', id: 'zoom-out', 'aria-label': 'Zoom out', onclick: zoom(0.8) }, '−'),
+        h('button', { type: 'button', id: 'zoom-fit', onclick: () => setBox(mapFit) }, 'Fit')),
+      h('div', { id: 'map-holder' }),
+      h('p', { class: 'hint' }, 'Arrows go from client to server; wider ones carry more connections. Dashed rings are ambiguous addresses (several sensors hold them), squares external peers. Wheel or +/− to zoom, drag to move, select an edge for its flows.')),
+    h('p', { id: 'empty', class: 'empty', hidden: true }, MAP_EMPTY));
+  }
+  $('empty').hidden = model.nodes.length > 0;
+  const label = new Map(model.nodes.map((n) => [n.id, n.label]));
+  const kind = new Map(model.nodes.map((n) => [n.id, n.kind]));
+  const root = svg('svg', { id: 'map', class: 'map', viewBox: vbText(mapBox), 'aria-label': `Network map: ${model.nodes.length} nodes, ${model.edges.length} edges` },
+    svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '7', markerHeight: '7', orient: 'auto-start-reverse' },
+      svg('path', { d: 'M0 0 L10 5 L0 10 z' }))));
+  const edges = svg('g', { class: 'edges' }), nodes = svg('g', { class: 'nodes' });
+  for (const e of model.edges) {
+    const a = pos.get(e.source), b = pos.get(e.target);
+    const width = (1 + Math.log10(1 + e.connections) * 1.5).toFixed(2);
+    const cls = 'edge' + (e.resolutions.includes('ambiguous') ? ' ambiguous' : '') + (e.id === selected ? ' selected' : '');
+    const g = svg('g', { class: cls, tabindex: '0', role: 'button', 'data-id': e.id, 'aria-label': `${label.get(e.source)} to ${label.get(e.target)}` },
+      svg('title', {}, `${label.get(e.source)} → ${label.get(e.target)}: ${e.connections} connections, ports ${e.ports.join(', ')}`));
+    let d;
+    if (e.source === e.target) {
+      d = `M${a.x} ${a.y - 14} a 14 14 0 1 1 1 0`; // a loop: a node talking to itself
+    } else {
+      // from the source's rim to the target's, so the arrow shows
+      const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
+      const ra = (R[kind.get(e.source)] || 10) + 1, rb = (R[kind.get(e.target)] || 10) + 3;
+      d = `M${(a.x + dx / len * ra).toFixed(1)} ${(a.y + dy / len * ra).toFixed(1)} L${(b.x - dx / len * rb).toFixed(1)} ${(b.y - dy / len * rb).toFixed(1)}`;
+    }
+    g.append(svg('path', { class: 'hit', d }), svg('path', { class: 'line', d, 'stroke-width': width, 'marker-end': 'url(#arrow)' }));
+    edges.append(g);
+  }
+  for (const n of model.nodes) {
+    const p = pos.get(n.id), r = R[n.kind] || 10;
+    const g = svg('g', { class: 'node ' + n.kind, 'data-id': n.id, transform: `translate(${p.x.toFixed(1)} ${p.y.toFixed(1)})` });
+    let title = n.label + (n.sub ? ' · ' + n.sub : '');
+    if (n.kind === 'external') g.append(svg('rect', { x: -r, y: -r, width: 2 * r, height: 2 * r, rx: 3 }));
+    else g.append(svg('circle', { r }));
+    // labels point away from the centre, so they do not cross the rings
+    const right = Math.cos(p.a) >= 0;
+    const tx = (right ? 1 : -1) * (r + 4), anchor = right ? 'start' : 'end';
+    g.append(svg('text', { class: 'label', x: tx, y: 4, 'text-anchor': anchor }, n.label));
+    if (n.kind === 'ambiguous') {
+      title += ': held by ' + n.candidates.join(', ');
+      g.append(svg('text', { class: 'sub', x: tx, y: 16, 'text-anchor': anchor }, 'ambiguous: ' + n.candidates.join(' | ')));
+    } else if (n.sub) g.append(svg('text', { class: 'sub', x: tx, y: 16, 'text-anchor': anchor }, n.sub));
+    g.append(svg('title', {}, title));
+    nodes.append(g);
+  }
+  root.append(edges, nodes);
+  root.addEventListener('click', (ev) => { const g = ev.target.closest('.edge'); if (g) selectEdge(g.dataset.id); });
+  root.addEventListener('keydown', (ev) => {
+    const g = ev.target.closest('.edge');
+    if (g && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); selectEdge(g.dataset.id); }
+  });
+  root.addEventListener('wheel', (ev) => {
+    ev.preventDefault();
+    const p = toUser(root, ev.clientX, ev.clientY);
+    setBox(L.zoomBox(mapBox, Math.exp(-ev.deltaY * 0.002), p.x, p.y, mapFit));
+  }, { passive: false });
+  // drag to move: in the map's units, so the picture follows the pointer
+  let drag = null;
+  root.addEventListener('pointerdown', (ev) => {
+    if (ev.button !== 0 || ev.target.closest('.edge')) return;
+    drag = toUser(root, ev.clientX, ev.clientY);
+    root.setPointerCapture(ev.pointerId);
+  });
+  root.addEventListener('pointermove', (ev) => {
+    if (!drag) return;
+    const p = toUser(root, ev.clientX, ev.clientY);
+    setBox(L.panBox(mapBox, p.x - drag.x, p.y - drag.y));
+  });
+  root.addEventListener('pointerup', () => { drag = null; });
+  $('map-holder').replaceChildren(root);
+}
+
+function selectEdge(id) {
+  selected = id;
+  for (const g of document.querySelectorAll('#map .edge')) g.classList.toggle('selected', g.dataset.id === id);
+  const e = mapModel && mapModel.edges.find((x) => x.id === id);
+  if (e) showEdge(e);
+}
+
+// showEdge fills the detail panel with an edge: its numbers, and links to
+// its flows.
+function showEdge(e) {
+  const label = (id) => { const n = mapModel.nodes.find((x) => x.id === id); return n ? n.label + (n.sub ? ' · ' + n.sub : '') : id; };
+  const body = $('detail-body');
+  const row = (k, v, title) => body.append(h('dt', {}, k), h('dd', { title: title || null }, v));
+  body.replaceChildren();
+  body.append(h('dt', {}, 'Its flows'), h('dd', { class: 'lineage' },
+    h('ul', {}, ...L.edgeLinks(e, state).map((l) => h('li', {}, h('a', { href: l.href, 'data-rel': l.rel }, l.label))))));
+  row('client', label(e.source));
+  row('server', label(e.target));
+  const tgt = mapModel.nodes.find((x) => x.id === e.target);
+  if (tgt && tgt.kind === 'ambiguous') row('ambiguous', 'held by ' + tgt.candidates.join(', '));
+  row('protocol', e.protocols.join(', '));
+  row('ports', e.ports.join(', '));
+  row('server addresses', e.peer_addresses.join(', '));
+  row('resolution', e.resolutions.join(', '));
+  row('connections', String(e.connections));
+  row('active', String(e.active));
+  row('bytes client → server', L.fmtBytes(e.bytes_client_to_server), e.bytes_client_to_server + ' bytes');
+  row('bytes server → client', L.fmtBytes(e.bytes_server_to_client), e.bytes_server_to_client + ' bytes');
+  const f = L.fmtTime(e.first_seen), l = L.fmtTime(e.last_seen);
+  row('first seen', f.text, f.title);
+  row('last seen', l.text, l.title);
+  row('end states', Object.entries(e.end_states).map(([k, v]) => k + ' ' + v).join(', '));
+  row('edges of the answer', String(e.parts.length));
+  $('detail-title').textContent = label(e.source) + ' → ' + label(e.target);
+  $('detail').hidden = false;
+}
+
+// ---- findings ----
+
+// findingsPanel lists the newest baseline findings of each sensor, each
+// a link to it in Investigate (its kind, its sensor). A list, not a
+// table: the Summary's one table is its sensors'.
+function findingsPanel(events) {
+  const groups = L.newestFindings(events);
+  const list = h('ul', { class: 'findings' }, ...groups.map((fs) => h('li', { 'data-sensor': fs[0].sensor_id },
+    h('strong', { title: fs[0].sensor_id }, fs[0].hostname || fs[0].sensor_id.slice(0, 8)),
+    h('ul', {}, ...fs.map((e) => h('li', { 'data-kind': e.kind },
+      h('a', { href: L.findingURL(e), class: 'kind' }, e.kind.replace('baseline_', '')), ' ',
+      h('span', { class: 'what' }, L.findingText(e)), ' ', time(e.time)))))));
+  return h('section', { id: 'findings', class: 'findings-box', 'aria-labelledby': 'findings-title' },
+    h('h2', { id: 'findings-title' }, 'Newest findings'),
+    groups.length ? list : h('p', { class: 'hint' }, `No baseline findings in the last ${L.FINDINGS_WINDOW}: nothing new was seen after the sensors' learning period.`));
 }
 
 async function loadEvents(g, refresh) {

@@ -16,6 +16,8 @@ export const API_MAX_PAGE = 500;
 // Time-window presets of Investigate, in milliseconds.
 export const WINDOWS = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
 export const DEFAULT_WINDOW = '1h';
+// The map's presets: the graph API takes a window of at most 7 days.
+export const MAP_WINDOWS = Object.fromEntries(Object.entries(WINDOWS).filter(([, ms]) => ms <= 7 * 86400e3));
 
 // Sortable fields of each paged list, as the API names them (sort=field
 // ascending, sort=-field descending).
@@ -36,6 +38,7 @@ export const ROUTES = {
   '/network/listening': 'listening',
   '/network/flows': 'flows',
   '/network/summary': 'summary',
+  '/network/map': 'map',
   '/investigate': 'investigate',
 };
 export const HOME = '/network/summary';
@@ -70,6 +73,16 @@ function scopeIn(q, terms) {
   return { container: c ? c.value : '', pod: scopeOrEmpty(q.get('pod')) };
 }
 
+// windowIn reads a time window into s: a preset of presets, or since and
+// until (custom) when both are valid; anything else is the default.
+function windowIn(q, s, presets) {
+  s.since = isoOrEmpty(q.get('since'));
+  s.until = isoOrEmpty(q.get('until'));
+  const w = q.get('window');
+  s.window = s.since && s.until && (!w || w === 'custom') ? 'custom' : (presets[w] ? w : DEFAULT_WINDOW);
+  if (s.window !== 'custom') { s.since = ''; s.until = ''; }
+}
+
 function isoOrEmpty(v) {
   if (!v) return '';
   const t = Date.parse(v);
@@ -99,12 +112,15 @@ export function parseRoute(pathname, search) {
     case 'investigate': {
       const kinds = (q.get('kind') || '').split(',').filter((k) => EVENT_KINDS.includes(k));
       s.kinds = [...new Set(kinds)];
-      s.since = isoOrEmpty(q.get('since'));
-      s.until = isoOrEmpty(q.get('until'));
-      const w = q.get('window');
-      s.window = s.since && s.until && (!w || w === 'custom') ? 'custom' : (WINDOWS[w] ? w : DEFAULT_WINDOW);
-      if (s.window !== 'custom') { s.since = ''; s.until = ''; }
+      windowIn(q, s, WINDOWS);
       s.event = UUID.test(q.get('event') || '') ? q.get('event').toLowerCase() : '';
+      Object.assign(s, scopeIn(q, terms));
+      s.terms = terms;
+      break;
+    }
+    case 'map': {
+      s.group = GROUPINGS.includes(q.get('group')) ? q.get('group') : GROUPINGS[0];
+      windowIn(q, s, MAP_WINDOWS);
       Object.assign(s, scopeIn(q, terms));
       s.terms = terms;
       break;
@@ -121,8 +137,9 @@ export function routeURL(s) {
   if (s.view === 'listening' && s.tab === 'udp') q.set('tab', 'udp');
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
   setScope(q, s);
-  if (s.view === 'investigate') {
+  if (s.view === 'investigate' || s.view === 'map') {
     if (s.kinds && s.kinds.length) q.set('kind', s.kinds.join(','));
+    if (s.group && s.group !== GROUPINGS[0]) q.set('group', s.group);
     if (s.window === 'custom') { q.set('since', s.since); q.set('until', s.until); }
     else if (s.window && s.window !== DEFAULT_WINDOW) q.set('window', s.window);
     if (s.event) q.set('event', s.event);
@@ -180,6 +197,13 @@ export function apiPath(s, now = Date.now()) {
       return listPaths(s)[0];
     case 'summary':
       return '/api/v1/network/summary';
+    case 'map': {
+      const q = filterQuery(s);
+      const w = windowOf(s, now);
+      q.set('since', w.since);
+      q.set('until', w.until);
+      return '/api/v1/network/graph?' + q;
+    }
     case 'investigate': {
       const q = filterQuery(s);
       const w = windowOf(s, now);
@@ -476,12 +500,13 @@ const LACKS = {
   listening: { state: 'states (all are LISTEN)', dns: 'DNS names', answer: 'DNS answers' },
   udp: { state: 'TCP states', dns: 'DNS names', answer: 'DNS answers' },
   flows: { dns: 'DNS names', answer: 'DNS answers' },
+  map: { dns: 'DNS names', answer: 'DNS answers' },
   investigate: {},
 };
-const VIEW_NAMES = { connections: 'Connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'Flows', investigate: 'Investigate' };
+const VIEW_NAMES = { connections: 'Connections', listening: 'TCP listening services', udp: 'UDP sockets', flows: 'Flows', map: 'Map', investigate: 'Investigate' };
 
 function listOf(s) {
-  return s.view === 'investigate' ? 'investigate' : listName(s);
+  return s.view === 'investigate' || s.view === 'map' ? s.view : listName(s);
 }
 
 // takes says whether a view can be filtered by an API filter.
@@ -695,7 +720,7 @@ export function pivotURL(from, to, terms, extra = {}) {
   const s = { view, sensor_id: '', terms, pod: '', tab: to === 'udp' ? 'udp' : 'tcp', page: 1, sort: '', kinds: [], event: '',
     page_size: from.view === view && from.page_size ? from.page_size : DEFAULT_PAGE_SIZE,
     window: DEFAULT_WINDOW, since: '', until: '', ...extra };
-  if (view === 'investigate' && from.view === 'investigate' && !extra.window) Object.assign(s, { window: from.window, since: from.since, until: from.until });
+  if (view === 'investigate' && (from.view === 'investigate' || from.view === 'map') && !extra.window) Object.assign(s, { window: from.window, since: from.since, until: from.until });
   return routeURL(s);
 }
 
@@ -734,4 +759,235 @@ export function eventLinks(e, s) {
     out.push({ rel: 'dns', label: 'The DNS lookup that answered ' + e.dst_address, href: pivotURL(s, 'investigate', [{ key: 'answer', value: e.dst_address }], sensor) });
   }
   return out;
+}
+
+// ---- the map ----
+
+// What the map groups the graph's nodes into: hosts, containers (a host
+// process stays with its host), or services (each server port and each
+// client process on its own).
+export const GROUPINGS = ['host', 'container', 'service'];
+
+const FINAL_STATES = ['established', 'refused', 'half-closed', 'stale'];
+
+// nodeLabel names a graph node as the map shows it: a label, and a line
+// under it (the host it is on).
+function nodeLabel(n, byId) {
+  const hostname = (id) => { const h = byId.get(id); return h && h.kind === 'host' ? h.hostname || h.sensor_id.slice(0, 8) : ''; };
+  switch (n.kind) {
+    case 'host': return { label: n.hostname || n.sensor_id.slice(0, 8), sub: n.site ? 'site ' + n.site : '' };
+    case 'container': return { label: n.pod ? (n.pod_namespace ? n.pod_namespace + '/' + n.pod : n.pod) : n.name || n.container_id.slice(0, 12), sub: hostname('host:' + n.sensor_id) };
+    case 'process': return { label: processLabel(n.binary, n.pid), sub: hostname('host:' + n.sensor_id) };
+    case 'service': {
+      const p = byId.get(n.parent);
+      return { label: (p && p.binary ? p.binary + ' ' : '') + n.protocol + '/' + n.port, sub: hostname('host:' + n.sensor_id) };
+    }
+    case 'external': return { label: n.name || n.address, sub: n.name ? 'external' : 'external address' };
+    case 'ambiguous': return { label: n.address, sub: 'ambiguous' };
+  }
+  return { label: n.id, sub: '' };
+}
+
+// graphModel turns a graph answer (GET /api/v1/network/graph) into what
+// the map draws under a grouping: nodes (each a host, container, process,
+// service, external peer or ambiguous address) and edges between them,
+// the answer's edges summed per (source, target) pair. Both are sorted by
+// id, so one answer always gives one model.
+export function graphModel(d, group) {
+  const byId = new Map((d.nodes || []).map((n) => [n.id, n]));
+  const up = (id, stop) => {
+    let n = byId.get(id);
+    while (n && !stop(n) && n.parent && byId.has(n.parent)) n = byId.get(n.parent);
+    return n;
+  };
+  // groupOf is the node an end of an edge is drawn as; service is the
+  // edge's service (the port the target listens on), for service grouping.
+  const groupOf = (id, service) => {
+    const n = byId.get(id);
+    if (!n) return { id, kind: 'unknown' };
+    if (n.kind === 'external' || n.kind === 'ambiguous') return n;
+    if (group === 'host') return up(id, (x) => x.kind === 'host');
+    if (group === 'container') return up(id, (x) => x.kind === 'host' || x.kind === 'container');
+    return service && byId.has(service) ? byId.get(service) : n;
+  };
+  const nodes = new Map(), edges = new Map();
+  const addNode = (n) => {
+    if (nodes.has(n.id)) return nodes.get(n.id);
+    const { label, sub } = nodeLabel(n, byId);
+    const m = { id: n.id, kind: n.kind, label, sub, sensor_id: n.sensor_id || '', degree: 0 };
+    if (n.kind === 'ambiguous') m.candidates = (n.candidates || []).map((c) => byId.has(c) ? labelWithHost(nodeLabel(byId.get(c), byId)) : c);
+    if (n.kind === 'external') { m.name = n.name || ''; m.address = n.address || ''; }
+    nodes.set(n.id, m);
+    return m;
+  };
+  for (const e of d.edges || []) {
+    const a = addNode(groupOf(e.source, '')), b = addNode(groupOf(e.target, e.service));
+    const key = a.id + ' → ' + b.id;
+    let m = edges.get(key);
+    if (!m) {
+      m = { id: key, source: a.id, target: b.id, parts: [], connections: 0, active: 0, bytes_client_to_server: 0, bytes_server_to_client: 0,
+        first_seen: e.first_seen, last_seen: e.last_seen, end_states: Object.fromEntries(FINAL_STATES.map((st) => [st, 0])),
+        ports: [], protocols: [], peer_addresses: [], resolutions: [], clients: [], servers: [] };
+      edges.set(key, m);
+      a.degree++;
+      if (b !== a) b.degree++;
+    }
+    m.parts.push(e.id);
+    for (const k of ['connections', 'active', 'bytes_client_to_server', 'bytes_server_to_client']) m[k] += Number(e[k]) || 0;
+    for (const st of FINAL_STATES) m.end_states[st] += Number((e.end_states || {})[st]) || 0;
+    if (e.first_seen < m.first_seen) m.first_seen = e.first_seen;
+    if (e.last_seen > m.last_seen) m.last_seen = e.last_seen;
+    addTo(m.ports, e.port);
+    addTo(m.protocols, e.protocol);
+    addTo(m.resolutions, e.resolution);
+    for (const p of e.peer_addresses || []) addTo(m.peer_addresses, p);
+    addTo(m.clients, byId.get(e.source));
+    addTo(m.servers, byId.get(e.target));
+  }
+  const byID = (x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+  const out = { nodes: [...nodes.values()].sort(byID), edges: [...edges.values()].sort(byID) };
+  for (const e of out.edges) { e.ports.sort((x, y) => x - y); e.peer_addresses.sort(); }
+  return out;
+}
+
+function addTo(list, v) {
+  if (v != null && !list.includes(v)) list.push(v);
+}
+
+function labelWithHost(l) {
+  return l.sub ? l.label + ' on ' + l.sub : l.label;
+}
+
+// Inner nodes are the fleet's own (hosts, containers, processes,
+// services); outer ones are what no sensor is (external peers) or several
+// could be (ambiguous addresses).
+const OUTER = ['external', 'ambiguous'];
+const SPACING = 34; // user units between neighbours on a ring
+
+// layout places a model's nodes on two rings: the fleet's own on the
+// inner one in id order (so a host's processes sit together), external and
+// ambiguous peers on the outer one, each near the mean angle of the nodes
+// it talks to. No randomness and no iteration: one model, one picture, in
+// time linear in its size (plus a sort).
+export function layout(model) {
+  const inner = model.nodes.filter((n) => !OUTER.includes(n.kind));
+  const outer = model.nodes.filter((n) => OUTER.includes(n.kind));
+  const pos = new Map();
+  const ring = (n) => Math.max(90, (n * SPACING) / (2 * Math.PI));
+  const r1 = ring(inner.length);
+  inner.forEach((n, i) => {
+    const a = inner.length === 1 ? -Math.PI / 2 : (2 * Math.PI * i) / inner.length - Math.PI / 2;
+    pos.set(n.id, { x: r1 * Math.cos(a), y: r1 * Math.sin(a), a });
+  });
+  if (outer.length) {
+    // the mean direction of each outer node's inner neighbours
+    const sum = new Map(outer.map((n) => [n.id, { x: 0, y: 0 }]));
+    for (const e of model.edges) {
+      for (const [o, i] of [[e.source, e.target], [e.target, e.source]]) {
+        const s = sum.get(o), p = pos.get(i);
+        if (s && p) { s.x += Math.cos(p.a); s.y += Math.sin(p.a); }
+      }
+    }
+    const want = outer.map((n) => {
+      const s = sum.get(n.id);
+      return { n, a: s.x === 0 && s.y === 0 ? Math.PI : Math.atan2(s.y, s.x) };
+    }).sort((x, y) => x.a - y.a || (x.n.id < y.n.id ? -1 : 1));
+    const r2 = Math.max(r1 + 150, ring(outer.length));
+    // evenly spaced, in the order of the angles wanted, starting at the
+    // first one's: each peer keeps its side of the picture
+    const start = want[0].a;
+    want.forEach(({ n }, i) => {
+      const a = outer.length === 1 ? start : start + (2 * Math.PI * i) / outer.length;
+      pos.set(n.id, { x: r2 * Math.cos(a), y: r2 * Math.sin(a), a });
+    });
+  }
+  return pos;
+}
+
+// fitBox is the viewBox that shows every position, with room for labels.
+export function fitBox(pos, pad = 90) {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const p of pos.values()) {
+    x0 = Math.min(x0, p.x); y0 = Math.min(y0, p.y); x1 = Math.max(x1, p.x); y1 = Math.max(y1, p.y);
+  }
+  if (x0 === Infinity) return { x: -200, y: -150, w: 400, h: 300 };
+  return { x: x0 - pad, y: y0 - pad, w: x1 - x0 + 2 * pad, h: y1 - y0 + 2 * pad };
+}
+
+// zoomBox zooms a viewBox by factor (above 1: in) about the point (fx,
+// fy) in its own units, which stays where it is on screen. The zoom is
+// bounded: from a quarter of the fitted picture to 40 times it.
+export function zoomBox(vb, factor, fx, fy, fit) {
+  const minW = fit.w / 40, maxW = fit.w * 4;
+  const w = Math.min(maxW, Math.max(minW, vb.w / factor));
+  const k = w / vb.w;
+  return { x: fx - (fx - vb.x) * k, y: fy - (fy - vb.y) * k, w, h: vb.h * k };
+}
+
+// panBox moves a viewBox by (dx, dy) of its own units.
+export function panBox(vb, dx, dy) {
+  return { ...vb, x: vb.x - dx, y: vb.y - dy };
+}
+
+// edgeLinks are where an edge's flows are: the active ones (Flows) and
+// the completed ones (network_flow events in Investigate, over the map's
+// window), narrowed to the edge's ends. The flows are asked of the client's
+// sensor and binaries when the client is a sensor's, else of the
+// server's: the server addresses and ports name the far end either way.
+export function edgeLinks(e, s) {
+  const own = (list) => list.filter((n) => n && n.sensor_id);
+  const side = own(e.clients).length ? own(e.clients) : own(e.servers);
+  const sensors = [...new Set(side.map((n) => n.sensor_id))];
+  const terms = [];
+  for (const a of e.peer_addresses.slice(0, MAX_VALUES)) terms.push({ key: 'addr', value: a });
+  for (const p of e.ports.slice(0, MAX_VALUES)) terms.push({ key: 'port', value: String(p) });
+  for (const b of [...new Set(side.map((n) => n.binary).filter(Boolean))].slice(0, MAX_VALUES)) terms.push({ key: 'binary', value: b });
+  const extra = sensors.length === 1 ? { sensor_id: sensors[0] } : {};
+  // (Investigate keeps the map's window: pivotURL carries it over.)
+  return [
+    { rel: 'closed', label: 'Completed flows (network_flow events)', href: pivotURL(s, 'investigate', terms, { ...extra, kinds: ['network_flow'] }) },
+    { rel: 'active', label: 'Active flows', href: pivotURL(s, 'flows', terms, extra) },
+  ];
+}
+
+// ---- findings ----
+
+export const FINDING_KINDS = EVENT_KINDS.filter((k) => k.startsWith('baseline_'));
+// How far back the Summary looks for findings.
+export const FINDINGS_WINDOW = '7d';
+
+// findingsPath asks for the newest findings of the fleet.
+export function findingsPath(now = Date.now()) {
+  const w = windowOf({ window: FINDINGS_WINDOW }, now);
+  return '/api/v2/events?' + new URLSearchParams({ kind: FINDING_KINDS.join(','), since: w.since, until: w.until, limit: '1000' });
+}
+
+// newestFindings keeps the newest n findings of each sensor, the sensors
+// in the order of their newest finding (events come newest first).
+export function newestFindings(events, n = 3) {
+  const by = new Map();
+  for (const e of events || []) {
+    const list = by.get(e.sensor_id) || [];
+    if (!by.has(e.sensor_id)) by.set(e.sensor_id, list);
+    if (list.length < n) list.push(e);
+  }
+  return [...by.values()];
+}
+
+// findingText says what a finding found new, in a few words.
+export function findingText(e) {
+  const bin = e.binary || '?';
+  switch (e.kind) {
+    case 'baseline_new_listener': return `${bin} listens on ${e.protocol} ${e.src_port}`;
+    case 'baseline_new_destination': return `${bin} → ${e.query_name || endpoint(e.dst_address, e.dst_port)}` + (e.query_name ? ':' + e.dst_port : '');
+    case 'baseline_new_domain': return `${bin} looked up ${e.query_name}`;
+    case 'baseline_new_peer': return `${bin}: ${e.src_address} ↔ ${e.dst_address}`;
+  }
+  return e.kind;
+}
+
+// findingURL opens Investigate on a finding: its kind and sensor over the
+// Summary's findings window, the finding selected.
+export function findingURL(e) {
+  return pivotURL({ view: 'summary' }, 'investigate', [], { sensor_id: e.sensor_id, kinds: [e.kind], window: FINDINGS_WINDOW, event: e.event_id });
 }
