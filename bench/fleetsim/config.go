@@ -67,6 +67,12 @@ type Config struct {
 	// Shape sets the mean size of a heartbeat; zero members take
 	// DefaultShape's, negative ones mean none.
 	Shape Shape
+	// Stable makes steady hosts, the quiet fleet a baseline should learn
+	// (Day sets it): listeners keep their ports when their service
+	// restarts, and inbound connections come from a fixed set of clients
+	// per host. Connections still churn among the host's usual peers,
+	// names and listeners, and loads drift.
+	Stable bool
 
 	// MaxQueue is how many heartbeats a sensor holds while ingest does not
 	// acknowledge (its spool); when full, the oldest one not in flight is

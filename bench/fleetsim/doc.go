@@ -15,4 +15,9 @@
 // ack latencies, retries and errors by kind, and keeps each sensor's
 // acknowledged (seq, heartbeat_id) so that Verify can compare it with what
 // a store holds. cmd/fleetsim is the command.
+//
+// A Day is the same fleet on a simulated clock, driven round by round by
+// its caller, with stable hosts and changes injected at chosen rounds: a
+// day of heartbeats in minutes, for measuring the baseline job's findings
+// (TestDayBaselineFindings, BenchmarkDayBaselineFindings).
 package fleetsim

@@ -66,6 +66,9 @@ type peer struct {
 	port uint16
 	name string
 	proc int16 // the client process that talks to it
+	// looked: a stable host looked its name up in this pass through its
+	// peers.
+	looked bool
 }
 
 // conn states, indices into heartbeat.States.
@@ -173,6 +176,17 @@ type sensor struct {
 	nextInode  uint64
 	nextPort   uint16
 
+	// stable: the steady host of a Day (see Config.Stable).
+	stable bool
+	// pending are the changes to make at the next heartbeat; beacon, once
+	// set, calls home every beaconEvery heartbeats (see Change).
+	pending []string
+	beacon  *peer
+	beatN   int
+	// A stable host's next peers and (listener, client) pairs, dealt in
+	// shuffled passes, so that each is used within a pass.
+	outDeck, inDeck []int
+
 	rng    *rand.Rand
 	seq    uint64
 	last   int64 // ms of the previous heartbeat
@@ -196,7 +210,7 @@ func uuidFrom(r *rand.Rand) uuid.UUID {
 // come from (seed, i) only; what happens on it also from startSeq.
 func newSensor(cfg *Config, i int, telecom bool, now time.Time) *sensor {
 	idr := rand.New(rand.NewPCG(cfg.Seed, uint64(i)*0x9e3779b97f4a7c15+0x632be59bd9b4e019))
-	s := &sensor{idx: i, telecom: telecom, seq: cfg.StartSeq - 1}
+	s := &sensor{idx: i, telecom: telecom, seq: cfg.StartSeq - 1, stable: cfg.Stable}
 	s.rng = rand.New(rand.NewPCG(cfg.Seed^(cfg.StartSeq*0xbf58476d1ce4e5b9), uint64(i)+0x94d049bb133111eb))
 	s.id, s.boot = uuidFrom(idr), uuidFrom(idr)
 	nowMS := now.UnixMilli()
@@ -459,17 +473,35 @@ func (s *sensor) newConn(r *rand.Rand, out bool, opened int64) conn {
 		c.out = true
 	}
 	if c.out {
-		c.peer = int16(r.IntN(len(s.peers)))
-		p := &s.peers[c.peer]
-		c.remote, c.rport, c.proc, c.lport = p.addr, p.port, p.proc, s.port()
-		c.local = s.host4
-		if p.addr.Is6() {
-			c.local = s.host6
+		if s.stable {
+			if len(s.outDeck) == 0 {
+				for k := range s.peers {
+					s.peers[k].looked = false
+				}
+			}
+			c.peer = int16(s.deal(&s.outDeck, len(s.peers)))
+		} else {
+			c.peer = int16(r.IntN(len(s.peers)))
 		}
+		s.dial(&c, &s.peers[c.peer])
 	} else {
-		l := &s.listeners[s.inbound[r.IntN(len(s.inbound))]]
+		var li, k int
+		if s.stable {
+			x := s.deal(&s.inDeck, len(s.inbound)*stableClients)
+			li, k = x/stableClients, x%stableClients
+		} else {
+			li = r.IntN(len(s.inbound))
+		}
+		l := &s.listeners[s.inbound[li]]
 		c.local, c.lport, c.proc, c.rport = l.addr, l.port, l.proc, uint16(32768+r.IntN(28000))
 		switch {
+		case s.stable:
+			// Each listener has the same few clients all day (a load
+			// balancer, a peer service), so a new one is news.
+			c.local, c.remote = s.host4, netip.AddrFrom4([4]byte{10, byte(100 + k%4), byte(s.idx % 251), byte(1 + k)})
+			if l.addr.Is6() {
+				c.local, c.remote = netip.AddrFrom16(s.host4.As16()), netip.AddrFrom16(c.remote.As16())
+			}
 		case l.addr.Is6() && r.IntN(2) == 0:
 			c.local = s.host6
 			c.remote = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x50, 0, byte(r.IntN(256)), 0, 0, 0, 0, 0, 0, 0, byte(1 + r.IntN(250))})
@@ -497,6 +529,30 @@ func (s *sensor) newConn(r *rand.Rand, out bool, opened int64) conn {
 	return c
 }
 
+// stableClients is how many clients connect to each listener of a stable
+// host.
+const stableClients = 3
+
+// deal takes the next of 0..n-1 from deck, a new shuffled pass when it is
+// empty.
+func (s *sensor) deal(deck *[]int, n int) int {
+	if len(*deck) == 0 {
+		*deck = s.rng.Perm(n)
+	}
+	x := (*deck)[0]
+	*deck = (*deck)[1:]
+	return x
+}
+
+// dial points the outbound connection c at p.
+func (s *sensor) dial(c *conn, p *peer) {
+	c.remote, c.rport, c.proc, c.lport = p.addr, p.port, p.proc, s.port()
+	c.local = s.host4
+	if p.addr.Is6() {
+		c.local = s.host6
+	}
+}
+
 // within is a random time in (s.last, now].
 func (s *sensor) within(now int64) int64 {
 	if now <= s.last {
@@ -522,19 +578,34 @@ func (s *sensor) open(c *conn, t int64, refused bool) {
 		s.event(evAccept, t, "tcp", c.remote, c.rport, c.local, c.lport, c.proc)
 		return
 	}
-	if c.peer >= 0 && s.rng.Float64() < s.dnsShare {
-		name := s.peers[c.peer].name
-		qt := "A"
-		if c.remote.Is6() {
-			qt = "AAAA"
+	if c.peer >= 0 {
+		// A stable host looks each name up at least once a pass.
+		if p := &s.peers[c.peer]; (s.rng.Float64() < s.dnsShare || s.stable && !p.looked) && p.name != "" {
+			p.looked = true
+			s.lookup(c, p.name, t)
 		}
-		e := s.event(evDNSLookup, t-3, "", netip.Addr{}, 0, netip.Addr{}, 0, c.proc)
-		e.qname, e.qtype, e.answer = name, qt, c.remote
-		e = s.event(evDNSQuery, t-2, "udp", s.host4, s.port(), s.upstream, 53, s.resolved)
-		e.qname, e.qtype, e.answer = name, qt, c.remote
-		e = s.event(evDNSResolution, t, "", netip.Addr{}, 0, c.remote, c.rport, c.proc)
-		e.qname, e.qtype, e.answer = name, qt, c.remote
 	}
+	s.connect(c, t, refused)
+}
+
+// lookup records the name lookup of c's process that found c's remote
+// address just before t: the process asks, the resolver asks upstream,
+// and the sensor ties the answer to the connection.
+func (s *sensor) lookup(c *conn, name string, t int64) {
+	qt := "A"
+	if c.remote.Is6() {
+		qt = "AAAA"
+	}
+	e := s.event(evDNSLookup, t-3, "", netip.Addr{}, 0, netip.Addr{}, 0, c.proc)
+	e.qname, e.qtype, e.answer = name, qt, c.remote
+	e = s.event(evDNSQuery, t-2, "udp", s.host4, s.port(), s.upstream, 53, s.resolved)
+	e.qname, e.qtype, e.answer = name, qt, c.remote
+	e = s.event(evDNSResolution, t, "", netip.Addr{}, 0, c.remote, c.rport, c.proc)
+	e.qname, e.qtype, e.answer = name, qt, c.remote
+}
+
+// connect records the connect of outbound c at t (and the LSM hook's view).
+func (s *sensor) connect(c *conn, t int64, refused bool) {
 	e := s.event(evConnect, t, "tcp", c.local, c.lport, c.remote, c.rport, c.proc)
 	if refused {
 		e.state = "refused"
@@ -633,7 +704,9 @@ func (s *sensor) step(now int64) {
 		if k := r.IntN(len(s.listeners)); !s.listeners[k].base {
 			l := &s.listeners[k]
 			t := s.within(now)
-			l.port = uint16(20000 + r.IntN(10000))
+			if port := uint16(20000 + r.IntN(10000)); !s.stable {
+				l.port = port // a stable host's service comes back on its port
+			}
 			l.inode, l.firstSeen = s.inode(), t
 			s.event(evListen, t, "tcp", l.addr, l.port, netip.Addr{}, 0, l.proc)
 			s.lisDirty = true
@@ -677,6 +750,7 @@ func (s *sensor) step(now int64) {
 // the heartbeat's id and seq; s.rows is the rows ingest will write for it.
 func (s *sensor) next(b []byte, enc *heartbeat.Encoder, now int64) ([]byte, uuid.UUID, uint64) {
 	s.step(now)
+	s.change(now)
 	s.last = now
 	s.seq++
 	h := &s.hb
