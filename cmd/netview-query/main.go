@@ -22,16 +22,20 @@ func main() {
 	var sc store.Config
 	var qc query.Config
 	var bc baseline.Config
-	program.Main("netview-query", about, program.Flags(sc.RegisterFlags, qc.RegisterFlags, bc.RegisterFlags),
-		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, bc, log) })
+	var nc baseline.NotifyConfig
+	program.Main("netview-query", about, program.Flags(sc.RegisterFlags, qc.RegisterFlags, bc.RegisterFlags, nc.RegisterFlags),
+		func(ctx context.Context, log *slog.Logger) error { return run(ctx, sc, qc, bc, nc, log) })
 }
 
-func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Config, log *slog.Logger) error {
+func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Config, nc baseline.NotifyConfig, log *slog.Logger) error {
 	// TLS, or plain HTTP asked for by name: checked before anything starts.
 	if err := qc.TLS.Validate(); err != nil {
 		return err
 	}
 	if err := bc.Validate(); err != nil {
+		return err
+	}
+	if err := nc.Validate(); err != nil {
 		return err
 	}
 	// The views' statements, too, carry the engine's limits of memory and time.
@@ -53,6 +57,16 @@ func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Conf
 	jobDone := make(chan struct{})
 	go func() { defer close(jobDone); job.Run(jctx) }()
 	defer func() { stopJob(); <-jobDone }()
+	// The export of findings, beside it: on the replica given a sink
+	// (every replica given one sends everything, once each).
+	notify, err := baseline.NewNotify(nc, st, log)
+	if err != nil {
+		return err
+	}
+	nctx, stopNotify := context.WithCancel(ctx)
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); notify.Run(nctx) }()
+	defer func() { stopNotify(); <-notifyDone }()
 	// Analysts' SQL runs on connections of its own, without the views' settings.
 	roCfg := sc
 	roCfg.Settings = base
@@ -66,6 +80,7 @@ func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Conf
 		return err
 	}
 	srv.Metrics().RegisterMetricsWriter(job.Metrics().WritePrometheus)
+	srv.Metrics().RegisterMetricsWriter(notify.Metrics().WritePrometheus)
 	ln, err := qc.TLS.Listen(qc.Addr)
 	if err != nil {
 		return err

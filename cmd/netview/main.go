@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netview/netview/internal/program"
+	"github.com/netview/netview/query/baseline"
 )
 
 const about = `netview runs ingest, the query service with the Console, and a sensor for this
@@ -39,6 +40,8 @@ type appConfig struct {
 	TLSCert   string // both listeners serve TLS with it
 	TLSKey    string
 	PlainHTTP bool // plain HTTP on an address that is not loopback
+	Baseline  baseline.Config
+	Notify    baseline.NotifyConfig // export of findings
 }
 
 func (c *appConfig) registerFlags(fs *flag.FlagSet) {
@@ -51,6 +54,9 @@ func (c *appConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` to serve the Console, API and ingest with TLS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP on addresses that are not loopback (loopback is always allowed plain)")
+	// The baseline job's flags and its export's, as netview-query has them.
+	c.Baseline.RegisterFlags(fs)
+	c.Notify.RegisterFlags(fs)
 }
 
 func main() {
@@ -65,6 +71,12 @@ func main() {
 func run(ctx context.Context, cfg appConfig, out io.Writer, log *slog.Logger) error {
 	if cfg.Interval < time.Second {
 		return fmt.Errorf("--interval %v: must be at least 1s", cfg.Interval)
+	}
+	if err := cfg.Baseline.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.Notify.Validate(); err != nil {
+		return err
 	}
 	d, err := openDataDir(cfg.Data) // before the engine, which would only say "in use"
 	if err != nil {

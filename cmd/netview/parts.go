@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -97,7 +98,7 @@ func (p *parts) start(ctx context.Context, cfg appConfig, d *dataDir, sec secret
 	if err := p.startIngest(ingestLn, st, sec.enroll.value, log); err != nil {
 		return err
 	}
-	if err := p.startBaseline(st, log); err != nil {
+	if err := p.startBaseline(cfg, st, log); err != nil {
 		return err
 	}
 	p.metrics.RegisterMetricsWriter(q.Metrics().WritePrometheus)
@@ -176,20 +177,25 @@ func (p *parts) startQuery(ln net.Listener, st, ro store.Store, tok string, log 
 	return srv, nil
 }
 
-// startBaseline runs the baseline job (query/baseline) with its defaults,
-// as every netview-query replica does. It stops before the store closes.
-func (p *parts) startBaseline(st store.Store, log *slog.Logger) error {
-	var bc baseline.Config
-	defaults(bc.RegisterFlags)
-	job, err := baseline.New(bc, st, log)
+// startBaseline runs the baseline job (query/baseline) and the export of
+// its findings, as a netview-query replica does. Both stop before the
+// store closes.
+func (p *parts) startBaseline(cfg appConfig, st store.Store, log *slog.Logger) error {
+	job, err := baseline.New(cfg.Baseline, st, log)
+	if err != nil {
+		return err
+	}
+	notify, err := baseline.NewNotify(cfg.Notify, st, log)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); job.Run(ctx) }()
-	p.onStop(func() { cancel(); <-done })
+	var done sync.WaitGroup
+	done.Go(func() { job.Run(ctx) })
+	done.Go(func() { notify.Run(ctx) })
+	p.onStop(func() { cancel(); done.Wait() })
 	p.metrics.RegisterMetricsWriter(job.Metrics().WritePrometheus)
+	p.metrics.RegisterMetricsWriter(notify.Metrics().WritePrometheus)
 	return nil
 }
 

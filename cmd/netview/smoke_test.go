@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -160,6 +161,76 @@ func TestAllInOneSmoke(t *testing.T) {
 	b.stop(ctx, t)
 }
 
+// The all-in-one with --baseline.webhook.url: a listener the sensor never
+// saw reaches a webhook on loopback as a baseline_new_listener finding, and
+// a restart does not send it again.
+func TestAllInOneExportsFindings(t *testing.T) {
+	if os.Getenv("NETVIEW_LIBCHDB") == "" {
+		t.Skip("NETVIEW_LIBCHDB is unset: the test runs the real embedded engine (make deps; export NETVIEW_LIBCHDB=$PWD/.cache/chdb/package/libchdb.so)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var got []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, batch...)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	tmp := t.TempDir()
+	bin := buildNetview(ctx, t, tmp)
+	data := filepath.Join(tmp, "data")
+	// No learning period, so that what the helper opens after the sensor's
+	// first heartbeat is new at once; a short lag, for heartbeats still on
+	// their way (with none, the helper's listener row was seen to land
+	// after its window had passed).
+	flags := []string{"--baseline.learning=0s", "--baseline.lag=5s", "--baseline.interval=1s", "--baseline.notify.interval=200ms", "--baseline.webhook.url=" + hook.URL}
+	a := startNetview(ctx, t, bin, data, flags...)
+	c := &client{t: t, base: a.url, token: readToken(t, data, tokenName)}
+	sensorID := readSensorID(t, data)
+	eventually(ctx, t, 30*time.Second, "the sensor's first heartbeat", func() error {
+		if c.countSQL("SELECT count() FROM heartbeats") == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	h := startHelper(ctx, t, tmp)
+	var id string
+	eventually(ctx, t, 60*time.Second, "the helper's listener as a finding at the webhook", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range got {
+			if f["kind"] == "baseline_new_listener" && f["binary"] == h.binary && f["src_port"] == float64(h.listen) && f["sensor_id"] == sensorID {
+				id = f["event_id"].(string)
+				return nil
+			}
+		}
+		return fmt.Errorf("%d findings received, none of it: %v", len(got), got)
+	})
+	time.Sleep(time.Second) // its delivery recorded: a stop during the POST would rightly send it again
+	a.stop(ctx, t)
+	b := startNetview(ctx, t, bin, data, flags...)
+	time.Sleep(3 * time.Second) // several looks of the export
+	b.stop(ctx, t)
+	mu.Lock()
+	defer mu.Unlock()
+	seen := 0
+	for _, f := range got {
+		if f["event_id"] == id {
+			seen++
+		}
+	}
+	if seen != 1 {
+		t.Errorf("finding %s received %d times across a restart, want once", id, seen)
+	}
+}
+
 // --- the process under test ---
 
 type proc struct {
@@ -205,10 +276,10 @@ func checkHelp(ctx context.Context, t *testing.T, bin string) {
 
 var consoleLine = regexp.MustCompile(`Console and API\s+(http://\S+?)/?\n`)
 
-func startNetview(ctx context.Context, t *testing.T, bin, data string) *proc {
+func startNetview(ctx context.Context, t *testing.T, bin, data string, flags ...string) *proc {
 	t.Helper()
 	p := &proc{out: new(syncBuffer), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "--data", data, "--http", "127.0.0.1:0", "--ingest", "127.0.0.1:0", "--interval", "1s")
+	p.cmd = exec.Command(bin, append([]string{"--data", data, "--http", "127.0.0.1:0", "--ingest", "127.0.0.1:0", "--interval", "1s"}, flags...)...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

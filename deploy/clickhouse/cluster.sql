@@ -562,3 +562,19 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS baseline_acks ON CLUSTER 'netview' AS baseline_acks_local
 ENGINE = Distributed('netview', currentDatabase(), baseline_acks_local, cityHash64(sensor_id));
 
+CREATE TABLE IF NOT EXISTS finding_delivery_local ON CLUSTER 'netview'
+(
+    sink          LowCardinality(String),
+    event_id      UUID,
+    received_at   DateTime64(3, 'UTC'),
+    time          DateTime64(3, 'UTC'),
+    delivered_at  DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/finding_delivery_local', '{replica}', delivered_at)
+ORDER BY (sink, event_id)
+TTL toDateTime(delivered_at) + INTERVAL 30 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS finding_delivery ON CLUSTER 'netview' AS finding_delivery_local
+ENGINE = Distributed('netview', currentDatabase(), finding_delivery_local, rand());
+
