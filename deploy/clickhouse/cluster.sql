@@ -562,3 +562,20 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS baseline_acks ON CLUSTER 'netview' AS baseline_acks_local
 ENGINE = Distributed('netview', currentDatabase(), baseline_acks_local, cityHash64(sensor_id));
 
+CREATE TABLE IF NOT EXISTS baseline_hourly_local ON CLUSTER 'netview'
+(
+    sensor_id    UUID,
+    hour         DateTime('UTC'),
+    heartbeats   UInt64,
+    connections  Float64,
+    squares      Float64,
+    upto         DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_hourly_local', '{replica}', upto)
+ORDER BY (toHour(hour), sensor_id, hour)
+TTL hour + INTERVAL 8 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_hourly ON CLUSTER 'netview' AS baseline_hourly_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_hourly_local, cityHash64(sensor_id));
+

@@ -255,13 +255,92 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.run(t2.Add(time.Minute))
 	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
 
-	// A second sensor learns on its own: the first one's keys are new there,
-	// once its own learning is over.
+	// A second sensor with the same listeners is of the first one's role:
+	// what the role showed is known to it (listener, destination and
+	// domain are judged per group), but its peers are its own (per
+	// sensor), new there once its own learning is over.
 	s2 := uuid.New()
 	f.heartbeat(s2, t2.Add(2*time.Minute)) // after the last run's window
 	f.usual(s2, t2.Add(90*time.Minute))
 	f.run(t2.Add(100 * time.Minute))
-	f.want(s2, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+	f.want(s2, map[string]uint64{kPeer: 2})
+
+	// A sensor of another role (no nginx) learns on its own: the first
+	// one's keys are new there, once its own learning is over.
+	s3 := uuid.New()
+	f.heartbeat(s3, t2.Add(102*time.Minute))
+	t3 := t2.Add(3 * time.Hour)
+	f.usual(s3, t3)
+	f.exec("ALTER TABLE tcp_listeners DELETE WHERE sensor_id = {s:UUID} SETTINGS mutations_sync = 2", store.P("s", s3.String()))
+	f.tcpListener(s3, t3, "redis", 6379)
+	f.run(t3.Add(10 * time.Minute))
+	f.want(s3, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+}
+
+// Roles: sensors whose listeners look alike (the same binaries listening)
+// are a group. A key the group showed is no finding for a member, even a
+// new one still in its own learning period, but a key new to the group
+// is; peers stay per sensor, and another role learns on its own.
+func TestRoleGroups(t *testing.T) {
+	f := newFixture(t, testConfig())
+	web1, web2, web3, db := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	web := func(s uuid.UUID, t time.Time) {
+		f.heartbeat(s, t)
+		f.tcpListener(s, t, "nginx", 443)
+		f.tcpListener(s, t, "sshd", 22)
+		f.event(s, t, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
+	}
+	for _, t := range []time.Time{t0, t0.Add(30 * time.Minute)} {
+		web(web1, t)
+		web(web2, t)
+		f.heartbeat(db, t)
+		f.tcpListener(db, t, "postgres", 5432)
+		f.tcpListener(db, t, "sshd", 22)
+	}
+	f.event(web1, t0, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
+	f.run(t0.Add(40 * time.Minute))
+
+	// Past the learning of the first three, web-3 joins: its first
+	// heartbeat, so it is learning, yet judged by its role.
+	t1 := t0.Add(2 * time.Hour)
+	web(web3, t1)
+	f.tcpListener(web3, t1, "nginx", 8443)                                       // new to the role: loud
+	f.event(web3, t1, "network_connect", "curl", "10.0.0.1", "6.6.6.6", 443, "") // new destination: loud; new peer, but per sensor: learning
+	f.event(web3, t1, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")  // peer, learning: quiet
+	// The database server is of another role: the web role's destination
+	// is new there.
+	f.heartbeat(db, t1)
+	f.tcpListener(db, t1, "postgres", 5432)
+	f.tcpListener(db, t1, "sshd", 22)
+	f.event(db, t1, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
+	f.run(t1.Add(10 * time.Minute))
+	f.want(web3, map[string]uint64{kListener: 1, kDestination: 1})
+	f.want(db, map[string]uint64{kDestination: 1, kPeer: 1})
+
+	// Later web-2 shows what web-3 showed, and is sshed into from the host
+	// web-1 (not web-2) was: the listener and destination are the role's,
+	// the peer is web-2's own.
+	t2 := t1.Add(time.Hour)
+	web(web2, t2)
+	f.tcpListener(web2, t2, "nginx", 8443)
+	f.event(web2, t2, "network_connect", "curl", "10.0.0.1", "6.6.6.6", 443, "")
+	f.event(web2, t2, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
+	f.run(t2.Add(10 * time.Minute))
+	f.want(web2, map[string]uint64{kPeer: 2}) // 10.0.0.7, and 6.6.6.6 by the connect
+	f.want(web1, nil)
+	f.want(web3, map[string]uint64{kListener: 1, kDestination: 1})
+
+	// A mute of the rule on one member still holds for a key new to the
+	// group.
+	f.exec("INSERT INTO baseline_mutes (rule, sensor_id, key, muted, muted_at, muted_by) VALUES ('listener', {s:UUID}, '', 1, now64(3, 'UTC'), 'test')", store.P("s", web1.String()))
+	t3 := t2.Add(time.Hour)
+	web(web1, t3)
+	web(web2, t3)
+	f.tcpListener(web1, t3, "nginx", 9443)
+	f.tcpListener(web2, t3, "nginx", 9443)
+	f.run(t3.Add(10 * time.Minute))
+	f.want(web1, nil)
+	f.want(web2, map[string]uint64{kListener: 1, kPeer: 2})
 }
 
 // Nothing is a finding during a sensor's learning period, but it is
