@@ -161,6 +161,7 @@ const (
 	kDestination = "baseline_new_destination"
 	kDomain      = "baseline_new_domain"
 	kPeer        = "baseline_new_peer"
+	kCount       = "baseline_connection_count"
 )
 
 // usual lays down what a sensor does every day: nginx on 80, a DNS
@@ -807,5 +808,105 @@ FROM numbers(%d)`, sid("number"), sensors, sensors*15*30), p...)
 	}
 	if want := []string{fmt.Sprint(sensors * b.N)}; fmt.Sprint(kinds) != fmt.Sprint(want) {
 		b.Errorf("findings by kind %v, want %v (the new listeners alone)", kinds, want)
+	}
+}
+
+// beats writes n heartbeats of s every ten minutes from start, with the
+// connection count expr gives (over t, the heartbeat's time, and number,
+// its index).
+func (f *fixture) beats(s uuid.UUID, start time.Time, n int, expr string) {
+	f.t.Helper()
+	f.exec(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at, tcp_connections, tcp_listeners)
+SELECT {s:UUID}, toUInt64(toUnixTimestamp64Milli(t)), t, t, `+expr+`, 1
+FROM (SELECT number, {t:DateTime64(3, 'UTC')} + toIntervalMinute(10 * number) AS t FROM numbers({n:UInt32}))`,
+		append(ps(s, start), store.P("n", fmt.Sprint(n)))...)
+}
+
+// daily is a sensor's usual day: 100 to 108 connections for four hours
+// from t0 + 2h every day, 10 to 12 the rest of the day.
+func daily() string {
+	return fmt.Sprintf("if((toHour(t) + 24 - %d) %% 24 BETWEEN 2 AND 5, 100 + (number %% 5) * 2, 10 + number %% 3)", t0.Hour())
+}
+
+// catchUp runs the job until its watermark reaches now.
+func (f *fixture) catchUp(now time.Time) {
+	f.t.Helper()
+	for f.run(now).Full {
+	}
+}
+
+// The connection count off the sensor's daily pattern: quiet through a
+// normal day (busy hours included), one finding per hour while a spike at
+// a normally quiet hour lasts, none for a sensor with too little history.
+func TestConnectionCountOffTheDailyPattern(t *testing.T) {
+	cfg := testConfig()
+	cfg.Backfill, cfg.MaxWindow = 5*24*time.Hour, 24*time.Hour
+	f := newFixture(t, cfg)
+	s, young := uuid.New(), uuid.New()
+	f.beats(s, t0.Add(-4*24*time.Hour), 4*24*6, daily()) // four days of history
+	f.beats(young, t0.Add(-2*24*time.Hour), 2*24*6, daily())
+	f.catchUp(t0)
+	if n := f.findings(s, kCount); n != 0 {
+		t.Fatalf("%d findings over the history", n)
+	}
+	if n := f.count("SELECT toUInt64(sum(heartbeats)) AS n FROM baseline_hourly FINAL WHERE sensor_id = {s:UUID}", store.P("s", s.String())); n != 4*24*6 {
+		t.Fatalf("baseline_hourly holds %d heartbeats of the sensor, want %d", n, 4*24*6)
+	}
+
+	// Today: eight normal hours, through the busy ones; then 100
+	// connections from t0 + 8h, a quiet hour, for 80 minutes; then normal.
+	// The job runs every hour through the normal part, then every 20
+	// minutes, so an hour of the spike spans several windows.
+	spike := t0.Add(8 * time.Hour)
+	today := fmt.Sprintf("if(t >= {spike:DateTime64(3, 'UTC')} AND t < {spike:DateTime64(3, 'UTC')} + INTERVAL 80 MINUTE, 100, %s)", daily())
+	for _, sensor := range []uuid.UUID{s, young} {
+		f.exec(strings.Replace(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at, tcp_connections, tcp_listeners)
+SELECT {s:UUID}, toUInt64(toUnixTimestamp64Milli(t)), t, t, EXPR, 1
+FROM (SELECT number, {t:DateTime64(3, 'UTC')} + toIntervalMinute(10 * number) AS t FROM numbers(66))`, "EXPR", today, 1),
+			append(ps(sensor, t0.Add(10*time.Minute)), store.P("spike", at(spike)))...)
+	}
+	for now := t0.Add(time.Hour); now.Before(spike); now = now.Add(time.Hour) {
+		f.run(now)
+		if n := f.findings(s, kCount); n != 0 {
+			t.Fatalf("%d findings by %v, in a normal day", n, now.Sub(t0))
+		}
+	}
+	for now := spike.Add(20 * time.Minute); !now.After(t0.Add(11 * time.Hour)); now = now.Add(20 * time.Minute) {
+		f.run(now)
+	}
+	// A rerun of the spike's windows changes nothing.
+	if err := f.job.Process(context.Background(), spike.Add(-20*time.Minute), spike.Add(40*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var tm proto.ColDateTime64
+	var state, detail proto.ColStr
+	var got []string
+	err := f.st.Select(context.Background(), store.Query{
+		SQL:    "SELECT time AS tm, CAST(state, 'String') AS state, query_name AS detail FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_connection_count' ORDER BY tm",
+		Params: []store.Param{store.P("s", s.String())},
+	}, proto.Results{{Name: "tm", Data: &tm}, {Name: "state", Data: &state}, {Name: "detail", Data: &detail}}, func(rows int) error {
+		for i := range rows {
+			got = append(got, fmt.Sprintf("%s %s %s", tm.Row(i).UTC().Format(time.RFC3339), state.Row(i), detail.Row(i)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], spike.Format(time.RFC3339)+" above 100 connections; usual at ") ||
+		!strings.Contains(got[0], "over 4 days: 11 ± 0.8; 89 deviations") || !strings.HasPrefix(got[1], spike.Add(time.Hour).Format(time.RFC3339)+" above 100 ") {
+		t.Errorf("findings:\n%s\nwant one at %v and one at the next hour, above", strings.Join(got, "\n"), spike)
+	}
+	if n := f.findings(young, kCount); n != 0 {
+		t.Errorf("a sensor with two days of history: %d findings", n)
+	}
+
+	// Muted for the sensor: no finding, though the hours are still learned.
+	f.exec("INSERT INTO baseline_mutes (rule, sensor_id, key, muted, muted_at, muted_by) VALUES ('connection_count', {s:UUID}, 'above', 1, now64(3, 'UTC'), 'test')", store.P("s", s.String()))
+	late := t0.Add(11*time.Hour + 10*time.Minute)
+	f.beats(s, late, 3, "500")
+	f.run(late.Add(30 * time.Minute))
+	if n := f.findings(s, kCount); n != 2 {
+		t.Errorf("%d findings after a muted spike, want the 2 before", n)
 	}
 }
