@@ -374,7 +374,7 @@ var (
 	// BaselineEventKinds are the findings the query service's baseline job
 	// (query/baseline) writes into the events table: never sent by a
 	// sensor, nor derived by ingest, so they are not in AllEventKinds.
-	BaselineEventKinds = []string{"baseline_new_listener", "baseline_new_destination", "baseline_new_domain", "baseline_new_peer"}
+	BaselineEventKinds = []string{"baseline_new_listener", "baseline_new_destination", "baseline_new_domain", "baseline_new_peer", "baseline_connection_count"}
 )
 
 // ValidSite reports why s cannot be a site label, nil when it can: 1 to

@@ -236,8 +236,13 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 	"baseline_connections", "anomaly_score", "capabilities", "clock_skew_secs", "namespaces", "containers"}
 
 // The anomaly score is how many standard deviations the newest connection
-// count is from the sensor's own mean over the previous hour (the deviation
-// floored at 1, so a steady sensor's small wobble scores low).
+// count is from the sensor's own mean for the same hour of day (UTC) over
+// the past 7 days (the deviation floored at 1, so a steady sensor's small
+// wobble scores low): a host busy every afternoon is not anomalous every
+// afternoon. That mean is the baseline job's (baseline_hourly, a few rows a
+// sensor); with fewer than 3 days of that hour (the job's default
+// --baseline.connection-min-days), or the job off, it is the mean over the
+// previous hour.
 //
 // The newest count is that of the sensor's latest snapshot, the heartbeat
 // the views show (its newest sensors row), not of the newest heartbeat:
@@ -259,8 +264,8 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // than that, or silent for an hour, is shown its newest heartbeat's.
 const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, interval_secs, stale,
     active_connections, listeners, udp_listeners, active_flows,
-    round(baseline, 1) AS baseline_connections,
-    round((active_connections - baseline) / greatest(deviation, 1), 2) AS anomaly_score, capabilities,
+    round(if(d.days >= 3, d.mean, baseline), 1) AS baseline_connections,
+    round((active_connections - if(d.days >= 3, d.mean, baseline)) / greatest(if(d.days >= 3, d.dev, deviation), 1), 2) AS anomaly_score, capabilities,
     round(if(k.heartbeats > 0, k.skew_ms, latest_skew_ms) / 1000, 1) AS clock_skew_secs,
     n.namespaces AS namespaces, n.containers AS containers
 FROM (
@@ -287,6 +292,13 @@ LEFT JOIN (
     )
     GROUP BY sensor_id
 ) AS h USING (sensor_id)
+LEFT JOIN (
+    SELECT sensor_id, sum(heartbeats) AS n, sum(connections) / n AS mean, sqrt(greatest(sum(squares) / n - mean * mean, 0)) AS dev,
+        uniqExact(toDate(hour)) AS days
+    FROM baseline_hourly FINAL
+    WHERE toHour(hour) = toHour(now()) AND hour < toStartOfHour(now()) AND hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+    GROUP BY sensor_id
+) AS d USING (sensor_id)
 LEFT JOIN (
     SELECT sensor_id, max(dateDiff('millisecond', received_at, sent_at)) AS skew_ms, count() AS heartbeats
     FROM heartbeats

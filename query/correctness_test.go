@@ -1,12 +1,16 @@
 package query_test
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/query/baseline"
 )
 
 // remotePorts lists a sensor's active connections by remote port (the
@@ -276,6 +280,72 @@ func TestSummary(t *testing.T) {
 		if str(r, "sensor_id") == sensorA && (num(r, "anomaly_score") != 2 || num(r, "baseline_connections") != 20 || str(r, "last_heartbeat") != timeText(last)) {
 			t.Errorf("steady sensor after the dropped snapshot: %v", r)
 		}
+	}
+}
+
+// The anomaly score is time-of-day aware: with 3 days or more of the same
+// hour of day (from the baseline job's baseline_hourly), the baseline is
+// that hour's mean and deviation over the past week, not the previous
+// hour's; with less, the previous hour's as before.
+func TestSummaryTimeOfDay(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	busy, quiet, young := sensor(sensorA, "busy-at-this-hour"), sensor(sensorB, "quiet-at-this-hour"), sensor(sensorC, "young")
+	// The last few minutes: busy 20, 20, ..., then 60; quiet 60 throughout;
+	// young 20, then 25.
+	base := time.Now().Add(-2 * time.Minute)
+	for k := range 6 {
+		at := base.Add(time.Duration(k) * 15 * time.Second)
+		for _, c := range []struct {
+			s       heartbeat.Sensor
+			n, last int
+		}{{busy, 20, 60}, {quiet, 60, 60}, {young, 20, 25}} {
+			n := c.n
+			if k == 5 {
+				n = c.last
+			}
+			h := beat(c.s, uint64(k+1), at)
+			h.TCPConnections = conns(seqPorts(n)...)
+			f.ingest.Send(h)
+		}
+	}
+	// History in this hour of day and the next (the test may cross the
+	// hour): busy had 58 to 62 connections over 4 days, quiet 10, young 60
+	// but over 2 days only.
+	history := func(s string, days int, expr string) {
+		err := f.ingest.Store.Exec(ctx, store.Query{SQL: `INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at, tcp_connections, tcp_listeners)
+SELECT {s:UUID}, 1000000 + number, t, t, ` + expr + `, 1
+FROM (SELECT number, toStartOfHour(now64(3, 'UTC')) - toIntervalDay(1 + intDiv(number, 12)) + toIntervalMinute(10 * (number % 12)) AS t FROM numbers({n:UInt32}))`,
+			Params: []store.Param{store.P("s", s), store.P("n", fmt.Sprint(12*days))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	history(sensorA, 4, "58 + (number % 3) * 2")
+	history(sensorB, 4, "10")
+	history(sensorC, 2, "60")
+	job, err := baseline.New(baseline.Defaults(), f.ingest.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Process(ctx, time.Now().Add(-6*24*time.Hour), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, sum := f.list("/api/v1/network/summary", "sensors")
+	got := map[string][2]float64{}
+	for _, r := range sum {
+		got[str(r, "sensor_id")] = [2]float64{num(r, "baseline_connections"), num(r, "anomaly_score")}
+	}
+	want := map[string][2]float64{
+		sensorA: {60, 0},  // 60 is usual at this hour, though the last hour had 20
+		sensorB: {10, 50}, // 60 is usual for the last hour, not for this hour
+		sensorC: {20, 5},  // too little history: the previous hour's mean
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("(baseline_connections, anomaly_score) by sensor:\n got %v\nwant %v", got, want)
+	}
+	if len(sum) < 3 || str(sum[0], "sensor_id") != sensorB {
+		t.Errorf("the sensor off its hour's pattern must come first: %v", sum)
 	}
 }
 

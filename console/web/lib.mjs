@@ -4,7 +4,7 @@
 export const EVENT_KINDS = ['network_connect', 'network_accept', 'network_listen', 'network_flow',
   'dns_query', 'dns_lookup', 'dns_resolution', 'lsm_net_connect',
   // findings of the baseline job (query/baseline): what is new on a sensor
-  'baseline_new_listener', 'baseline_new_destination', 'baseline_new_domain', 'baseline_new_peer'];
+  'baseline_new_listener', 'baseline_new_destination', 'baseline_new_domain', 'baseline_new_peer', 'baseline_connection_count'];
 
 export const PAGE_SIZES = [25, 50, 100, 200, 500, 1000];
 export const DEFAULT_PAGE_SIZE = 100;

@@ -578,3 +578,20 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS finding_delivery ON CLUSTER 'netview' AS finding_delivery_local
 ENGINE = Distributed('netview', currentDatabase(), finding_delivery_local, rand());
 
+CREATE TABLE IF NOT EXISTS baseline_hourly_local ON CLUSTER 'netview'
+(
+    sensor_id    UUID,
+    hour         DateTime('UTC'),
+    heartbeats   UInt64,
+    connections  Float64,
+    squares      Float64,
+    upto         DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/baseline_hourly_local', '{replica}', upto)
+ORDER BY (toHour(hour), sensor_id, hour)
+TTL hour + INTERVAL 8 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS baseline_hourly ON CLUSTER 'netview' AS baseline_hourly_local
+ENGINE = Distributed('netview', currentDatabase(), baseline_hourly_local, cityHash64(sensor_id));
+

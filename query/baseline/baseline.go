@@ -54,11 +54,18 @@ type Config struct {
 	Backfill time.Duration
 	// Mute lists rules whose findings are not written (still learned).
 	Mute []string
+	// Deviations is how far, in standard deviations, a connection count
+	// lies from its hour of day's mean to be a finding.
+	Deviations float64
+	// MinDays is how many days of history an hour of day needs before its
+	// connection counts are judged.
+	MinDays int
 }
 
 // Defaults returns the configuration the flags default to.
 func Defaults() Config {
-	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour}
+	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour,
+		Deviations: 4, MinDays: 3}
 }
 
 // RegisterFlags adds the job's flags to fs.
@@ -69,6 +76,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lag, "baseline.lag", d.Lag, "how far behind now a run's window ends, for heartbeats still on their way")
 	fs.DurationVar(&c.MaxWindow, "baseline.max-window", d.MaxWindow, "longest time span one run reads")
 	fs.DurationVar(&c.Backfill, "baseline.backfill", d.Backfill, "how far back the first run of a new store starts")
+	fs.Float64Var(&c.Deviations, "baseline.connection-deviations", d.Deviations, "how many standard deviations off its hour of day's mean a sensor's connection count must be for a finding")
+	fs.IntVar(&c.MinDays, "baseline.connection-min-days", d.MinDays, "days of history an hour of day needs before a sensor's connection counts in it are judged")
 	fs.Func("baseline.mute", "comma-separated rules whose findings are not written, though still learned: "+strings.Join(RuleNames(), ", "), func(v string) error {
 		c.Mute = nil
 		for _, r := range strings.Split(v, ",") {
@@ -84,6 +93,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	if c.Interval < 0 || c.Learning < 0 || c.Lag < 0 || c.Backfill < 0 {
 		return errors.New("baseline: durations must not be negative")
+	}
+	if c.Deviations <= 0 || c.MinDays < 1 || c.MinDays > 7 {
+		return errors.New("baseline: --baseline.connection-deviations must be above zero and --baseline.connection-min-days from 1 to 7")
 	}
 	if c.Interval > 0 && c.MaxWindow <= 0 {
 		return errors.New("baseline: --baseline.max-window must be above zero")
@@ -258,12 +270,16 @@ func (j *Job) Process(ctx context.Context, from, to time.Time) error {
 	params := []store.Param{store.P("from", ts(from)), store.P("to", ts(to)), store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds()))}
 	// A sensor's first heartbeat first: the rules' learning period runs
 	// from it, and it must be known before this window's rows are judged.
+	// Its role next, so a sensor's first window is judged with its group.
 	err := j.st.Exec(ctx, store.Query{SQL: `INSERT INTO baseline_seen (rule, sensor_id, key, first_seen, last_seen, first_window)
 SELECT '_sensor', sensor_id, '', min(sent_at), max(sent_at), {from:DateTime64(3, 'UTC')} FROM heartbeats
 WHERE sent_at > {from:DateTime64(3, 'UTC')} AND sent_at <= {to:DateTime64(3, 'UTC')}
 GROUP BY sensor_id`, Params: params})
 	if err != nil {
 		return fmt.Errorf("baseline sensors: %w", err)
+	}
+	if err := j.st.Exec(ctx, store.Query{SQL: roleSQL, Params: params}); err != nil {
+		return fmt.Errorf("baseline roles: %w", err)
 	}
 	for _, r := range rules {
 		p := append(slices.Clone(params), store.P("rule", r.Name), store.P("kind", r.Kind))
@@ -280,7 +296,31 @@ GROUP BY sensor_id`, Params: params})
 			return fmt.Errorf("baseline %s: %w", r.Name, err)
 		}
 	}
+	// The connection count: the hours first, as a window of a backfill
+	// spans days whose earlier ones are the later ones' history (an hour
+	// is only ever judged against hours before it).
+	if err := j.st.Exec(ctx, store.Query{SQL: hourlySQL, Params: params}); err != nil {
+		return fmt.Errorf("baseline hourly: %w", err)
+	}
+	if slices.Contains(j.cfg.Mute, countRule) {
+		return nil
+	}
+	p := append(params, store.P("rule", countRule), store.P("kind", countKind), store.P("hours", hoursOfDay(from, to)),
+		store.P("min_days", fmt.Sprint(j.cfg.MinDays)), store.P("deviations", fmt.Sprint(j.cfg.Deviations)))
+	if err := j.st.Exec(ctx, store.Query{SQL: countSQL, Params: p}); err != nil {
+		return fmt.Errorf("baseline %s findings: %w", countRule, err)
+	}
 	return nil
+}
+
+// hoursOfDay is the UTC hours of day from from's hour to to, as an array
+// literal.
+func hoursOfDay(from, to time.Time) string {
+	var hours []string
+	for h := from.UTC().Truncate(time.Hour); !h.After(to) && len(hours) < 24; h = h.Add(time.Hour) {
+		hours = append(hours, fmt.Sprint(h.Hour()))
+	}
+	return "[" + strings.Join(hours, ",") + "]"
 }
 
 func ts(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }

@@ -161,6 +161,7 @@ const (
 	kDestination = "baseline_new_destination"
 	kDomain      = "baseline_new_domain"
 	kPeer        = "baseline_new_peer"
+	kCount       = "baseline_connection_count"
 )
 
 // usual lays down what a sensor does every day: nginx on 80, a DNS
@@ -255,13 +256,92 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.run(t2.Add(time.Minute))
 	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
 
-	// A second sensor learns on its own: the first one's keys are new there,
-	// once its own learning is over.
+	// A second sensor with the same listeners is of the first one's role:
+	// what the role showed is known to it (listener, destination and
+	// domain are judged per group), but its peers are its own (per
+	// sensor), new there once its own learning is over.
 	s2 := uuid.New()
 	f.heartbeat(s2, t2.Add(2*time.Minute)) // after the last run's window
 	f.usual(s2, t2.Add(90*time.Minute))
 	f.run(t2.Add(100 * time.Minute))
-	f.want(s2, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+	f.want(s2, map[string]uint64{kPeer: 2})
+
+	// A sensor of another role (no nginx) learns on its own: the first
+	// one's keys are new there, once its own learning is over.
+	s3 := uuid.New()
+	f.heartbeat(s3, t2.Add(102*time.Minute))
+	t3 := t2.Add(3 * time.Hour)
+	f.usual(s3, t3)
+	f.exec("ALTER TABLE tcp_listeners DELETE WHERE sensor_id = {s:UUID} SETTINGS mutations_sync = 2", store.P("s", s3.String()))
+	f.tcpListener(s3, t3, "redis", 6379)
+	f.run(t3.Add(10 * time.Minute))
+	f.want(s3, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+}
+
+// Roles: sensors whose listeners look alike (the same binaries listening)
+// are a group. A key the group showed is no finding for a member, even a
+// new one still in its own learning period, but a key new to the group
+// is; peers stay per sensor, and another role learns on its own.
+func TestRoleGroups(t *testing.T) {
+	f := newFixture(t, testConfig())
+	web1, web2, web3, db := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	web := func(s uuid.UUID, t time.Time) {
+		f.heartbeat(s, t)
+		f.tcpListener(s, t, "nginx", 443)
+		f.tcpListener(s, t, "sshd", 22)
+		f.event(s, t, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
+	}
+	for _, t := range []time.Time{t0, t0.Add(30 * time.Minute)} {
+		web(web1, t)
+		web(web2, t)
+		f.heartbeat(db, t)
+		f.tcpListener(db, t, "postgres", 5432)
+		f.tcpListener(db, t, "sshd", 22)
+	}
+	f.event(web1, t0, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
+	f.run(t0.Add(40 * time.Minute))
+
+	// Past the learning of the first three, web-3 joins: its first
+	// heartbeat, so it is learning, yet judged by its role.
+	t1 := t0.Add(2 * time.Hour)
+	web(web3, t1)
+	f.tcpListener(web3, t1, "nginx", 8443)                                       // new to the role: loud
+	f.event(web3, t1, "network_connect", "curl", "10.0.0.1", "6.6.6.6", 443, "") // new destination: loud; new peer, but per sensor: learning
+	f.event(web3, t1, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")  // peer, learning: quiet
+	// The database server is of another role: the web role's destination
+	// is new there.
+	f.heartbeat(db, t1)
+	f.tcpListener(db, t1, "postgres", 5432)
+	f.tcpListener(db, t1, "sshd", 22)
+	f.event(db, t1, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
+	f.run(t1.Add(10 * time.Minute))
+	f.want(web3, map[string]uint64{kListener: 1, kDestination: 1})
+	f.want(db, map[string]uint64{kDestination: 1, kPeer: 1})
+
+	// Later web-2 shows what web-3 showed, and is sshed into from the host
+	// web-1 (not web-2) was: the listener and destination are the role's,
+	// the peer is web-2's own.
+	t2 := t1.Add(time.Hour)
+	web(web2, t2)
+	f.tcpListener(web2, t2, "nginx", 8443)
+	f.event(web2, t2, "network_connect", "curl", "10.0.0.1", "6.6.6.6", 443, "")
+	f.event(web2, t2, "network_accept", "sshd", "10.0.0.7", "10.0.0.1", 22, "")
+	f.run(t2.Add(10 * time.Minute))
+	f.want(web2, map[string]uint64{kPeer: 2}) // 10.0.0.7, and 6.6.6.6 by the connect
+	f.want(web1, nil)
+	f.want(web3, map[string]uint64{kListener: 1, kDestination: 1})
+
+	// A mute of the rule on one member still holds for a key new to the
+	// group.
+	f.exec("INSERT INTO baseline_mutes (rule, sensor_id, key, muted, muted_at, muted_by) VALUES ('listener', {s:UUID}, '', 1, now64(3, 'UTC'), 'test')", store.P("s", web1.String()))
+	t3 := t2.Add(time.Hour)
+	web(web1, t3)
+	web(web2, t3)
+	f.tcpListener(web1, t3, "nginx", 9443)
+	f.tcpListener(web2, t3, "nginx", 9443)
+	f.run(t3.Add(10 * time.Minute))
+	f.want(web1, nil)
+	f.want(web2, map[string]uint64{kListener: 1, kPeer: 2})
 }
 
 // Nothing is a finding during a sensor's learning period, but it is
@@ -728,5 +808,105 @@ FROM numbers(%d)`, sid("number"), sensors, sensors*15*30), p...)
 	}
 	if want := []string{fmt.Sprint(sensors * b.N)}; fmt.Sprint(kinds) != fmt.Sprint(want) {
 		b.Errorf("findings by kind %v, want %v (the new listeners alone)", kinds, want)
+	}
+}
+
+// beats writes n heartbeats of s every ten minutes from start, with the
+// connection count expr gives (over t, the heartbeat's time, and number,
+// its index).
+func (f *fixture) beats(s uuid.UUID, start time.Time, n int, expr string) {
+	f.t.Helper()
+	f.exec(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at, tcp_connections, tcp_listeners)
+SELECT {s:UUID}, toUInt64(toUnixTimestamp64Milli(t)), t, t, `+expr+`, 1
+FROM (SELECT number, {t:DateTime64(3, 'UTC')} + toIntervalMinute(10 * number) AS t FROM numbers({n:UInt32}))`,
+		append(ps(s, start), store.P("n", fmt.Sprint(n)))...)
+}
+
+// daily is a sensor's usual day: 100 to 108 connections for four hours
+// from t0 + 2h every day, 10 to 12 the rest of the day.
+func daily() string {
+	return fmt.Sprintf("if((toHour(t) + 24 - %d) %% 24 BETWEEN 2 AND 5, 100 + (number %% 5) * 2, 10 + number %% 3)", t0.Hour())
+}
+
+// catchUp runs the job until its watermark reaches now.
+func (f *fixture) catchUp(now time.Time) {
+	f.t.Helper()
+	for f.run(now).Full {
+	}
+}
+
+// The connection count off the sensor's daily pattern: quiet through a
+// normal day (busy hours included), one finding per hour while a spike at
+// a normally quiet hour lasts, none for a sensor with too little history.
+func TestConnectionCountOffTheDailyPattern(t *testing.T) {
+	cfg := testConfig()
+	cfg.Backfill, cfg.MaxWindow = 5*24*time.Hour, 24*time.Hour
+	f := newFixture(t, cfg)
+	s, young := uuid.New(), uuid.New()
+	f.beats(s, t0.Add(-4*24*time.Hour), 4*24*6, daily()) // four days of history
+	f.beats(young, t0.Add(-2*24*time.Hour), 2*24*6, daily())
+	f.catchUp(t0)
+	if n := f.findings(s, kCount); n != 0 {
+		t.Fatalf("%d findings over the history", n)
+	}
+	if n := f.count("SELECT toUInt64(sum(heartbeats)) AS n FROM baseline_hourly FINAL WHERE sensor_id = {s:UUID}", store.P("s", s.String())); n != 4*24*6 {
+		t.Fatalf("baseline_hourly holds %d heartbeats of the sensor, want %d", n, 4*24*6)
+	}
+
+	// Today: eight normal hours, through the busy ones; then 100
+	// connections from t0 + 8h, a quiet hour, for 80 minutes; then normal.
+	// The job runs every hour through the normal part, then every 20
+	// minutes, so an hour of the spike spans several windows.
+	spike := t0.Add(8 * time.Hour)
+	today := fmt.Sprintf("if(t >= {spike:DateTime64(3, 'UTC')} AND t < {spike:DateTime64(3, 'UTC')} + INTERVAL 80 MINUTE, 100, %s)", daily())
+	for _, sensor := range []uuid.UUID{s, young} {
+		f.exec(strings.Replace(`INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at, tcp_connections, tcp_listeners)
+SELECT {s:UUID}, toUInt64(toUnixTimestamp64Milli(t)), t, t, EXPR, 1
+FROM (SELECT number, {t:DateTime64(3, 'UTC')} + toIntervalMinute(10 * number) AS t FROM numbers(66))`, "EXPR", today, 1),
+			append(ps(sensor, t0.Add(10*time.Minute)), store.P("spike", at(spike)))...)
+	}
+	for now := t0.Add(time.Hour); now.Before(spike); now = now.Add(time.Hour) {
+		f.run(now)
+		if n := f.findings(s, kCount); n != 0 {
+			t.Fatalf("%d findings by %v, in a normal day", n, now.Sub(t0))
+		}
+	}
+	for now := spike.Add(20 * time.Minute); !now.After(t0.Add(11 * time.Hour)); now = now.Add(20 * time.Minute) {
+		f.run(now)
+	}
+	// A rerun of the spike's windows changes nothing.
+	if err := f.job.Process(context.Background(), spike.Add(-20*time.Minute), spike.Add(40*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var tm proto.ColDateTime64
+	var state, detail proto.ColStr
+	var got []string
+	err := f.st.Select(context.Background(), store.Query{
+		SQL:    "SELECT time AS tm, CAST(state, 'String') AS state, query_name AS detail FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_connection_count' ORDER BY tm",
+		Params: []store.Param{store.P("s", s.String())},
+	}, proto.Results{{Name: "tm", Data: &tm}, {Name: "state", Data: &state}, {Name: "detail", Data: &detail}}, func(rows int) error {
+		for i := range rows {
+			got = append(got, fmt.Sprintf("%s %s %s", tm.Row(i).UTC().Format(time.RFC3339), state.Row(i), detail.Row(i)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], spike.Format(time.RFC3339)+" above 100 connections; usual at ") ||
+		!strings.Contains(got[0], "over 4 days: 11 ± 0.8; 89 deviations") || !strings.HasPrefix(got[1], spike.Add(time.Hour).Format(time.RFC3339)+" above 100 ") {
+		t.Errorf("findings:\n%s\nwant one at %v and one at the next hour, above", strings.Join(got, "\n"), spike)
+	}
+	if n := f.findings(young, kCount); n != 0 {
+		t.Errorf("a sensor with two days of history: %d findings", n)
+	}
+
+	// Muted for the sensor: no finding, though the hours are still learned.
+	f.exec("INSERT INTO baseline_mutes (rule, sensor_id, key, muted, muted_at, muted_by) VALUES ('connection_count', {s:UUID}, 'above', 1, now64(3, 'UTC'), 'test')", store.P("s", s.String()))
+	late := t0.Add(11*time.Hour + 10*time.Minute)
+	f.beats(s, late, 3, "500")
+	f.run(late.Add(30 * time.Minute))
+	if n := f.findings(s, kCount); n != 2 {
+		t.Errorf("%d findings after a muted spike, want the 2 before", n)
 	}
 }

@@ -11,8 +11,12 @@ type Rule struct {
 	// --baseline.mute.
 	Name string
 	// Kind is the event kind of its findings.
-	Kind    string
-	sources []source
+	Kind string
+	// PerGroup rules judge a key against the sensor's role group too: it
+	// is a finding only when no sensor of the group showed it before (see
+	// roleSQL).
+	PerGroup bool
+	sources  []source
 }
 
 // source is one table's rows for a rule: each SQL field is an expression
@@ -66,14 +70,17 @@ var (
 const destinationKey = "concat(protocol, ' ', binary, ' ', toString(dst_address), ' ', toString(dst_port))"
 
 var rules = []Rule{
-	{Name: "listener", Kind: "baseline_new_listener", sources: []source{
+	// listener, destination and domain are what a role does: the services
+	// it offers, the dependencies it calls, the names it looks up. Every
+	// member of a role shares them, so they are judged per group.
+	{Name: "listener", Kind: "baseline_new_listener", PerGroup: true, sources: []source{
 		{origin: "tcp_listeners", table: "tcp_listeners", at: "observed_at", t: snapshotTime, where: attributed,
 			key: "concat('tcp ', binary, ' ', toString(local_port))", ends: tcpListening},
 		// A connected UDP socket (remote_port set) is a client, not a listener.
 		{origin: "udp_listeners", table: "udp_listeners", at: "observed_at", t: snapshotTime, where: attributed + " AND remote_port = 0",
 			key: "concat('udp ', binary, ' ', toString(local_port))", ends: udpListening},
 	}},
-	{Name: "destination", Kind: "baseline_new_destination", sources: []source{
+	{Name: "destination", Kind: "baseline_new_destination", PerGroup: true, sources: []source{
 		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'", key: destinationKey, ends: ownEnds},
 		{origin: "flows", table: "flows", at: "ended_at", where: attributed + " AND direction = 'outbound'", key: destinationKey, ends: ownEnds},
 		// A connection the sensor tied to the name looked up before it: the
@@ -81,12 +88,15 @@ var rules = []Rule{
 		{origin: "dns_resolution", table: "events", at: "time", where: attributed + " AND kind = 'dns_resolution' AND query_name != ''",
 			key: "concat(protocol, ' ', binary, ' ', lower(trimRight(query_name, '.')), ' ', toString(dst_port))", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
-	{Name: "domain", Kind: "baseline_new_domain", sources: []source{
+	{Name: "domain", Kind: "baseline_new_domain", PerGroup: true, sources: []source{
 		{origin: "dns", table: "events", at: "time", where: attributed + " AND kind IN ('dns_query', 'dns_lookup', 'dns_resolution') AND query_name != ''",
 			key: "concat(binary, ' ', " + domainOf + ")", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
 	// A peer is a host, either way: whom a binary connected to or who
-	// connected to it, whatever the port.
+	// connected to it, whatever the port. Judged per sensor only: which
+	// host talks to which is the lateral-movement signal, and a host that
+	// starts talking to a host only its siblings talked to is exactly the
+	// pivot to see.
 	{Name: "peer", Kind: "baseline_new_peer", sources: []source{
 		{origin: "tcp_connections", table: "tcp_connections", at: "observed_at", t: snapshotTime, where: attributed,
 			key: "concat(binary, ' ', toString(remote_address))", ends: tcpConnected},
@@ -99,13 +109,13 @@ var rules = []Rule{
 	}},
 }
 
-// RuleNames returns the rules' names.
+// RuleNames returns the rules' names, the connection count's last.
 func RuleNames() []string {
 	var out []string
 	for _, r := range rules {
 		out = append(out, r.Name)
 	}
-	return out
+	return append(out, countRule)
 }
 
 // causeCols are the finding's columns that come from its first row, in
@@ -144,19 +154,54 @@ SELECT {rule:String}, sensor_id, key, min(t), max(t), {from:DateTime64(3, 'UTC')
 }
 
 // findingsSQL writes one event per key no earlier window saw, past its
-// sensor's learning period and not muted. The state is read only for the
-// window's keys; GLOBAL IN, because on a cluster both baseline_seen and the
-// window's tables are Distributed, and a plain IN of one inside the other
-// is refused (distributed_product_mode); alone it is a plain IN. Its event_id
-// hashes (rule, sensor, key, time): a rerun gives the same finding the same
-// id, and a key that comes back after the state forgot it (TTL) is a new
+// sensor's learning period and not muted; for a rule judged per group,
+// also a key no sensor of the sensor's role group showed in an earlier
+// window, and the learning period is over when the group's oldest
+// member's is (a new member of an established role is judged from its
+// first heartbeat). The state is read only for the window's keys; GLOBAL
+// IN, because on a cluster both baseline_seen and the window's tables are
+// Distributed, and a plain IN of one inside the other is refused
+// (distributed_product_mode); alone it is a plain IN. Its event_id hashes
+// (rule, sensor, key, time): a rerun gives the same finding the same id,
+// and a key that comes back after the state forgot it (TTL) is a new
 // finding, which an acknowledgement of the old one does not cover.
 func (r Rule) findingsSQL() string {
 	var out []string
 	for i := range causeCols {
 		out = append(out, fmt.Sprintf("c.f.%d", i+1))
 	}
-	const nilUUID = "toUUID('00000000-0000-0000-0000-000000000000')"
+	learned := "c.ft >= b.born + toIntervalMillisecond({learn_ms:Int64})"
+	var group string
+	if r.PerGroup {
+		// g: the candidate's role and when its group's oldest member was
+		// born; k: the window's keys some member showed in an earlier
+		// window. A sensor without a role (no listener yet) matches no
+		// group: the join's default role '' is no role's key.
+		group = `
+LEFT JOIN (
+    SELECT r.sensor_id AS sensor_id, r.role AS role, gb.born AS born
+    FROM (` + rolesSQL + `) AS r
+    INNER JOIN (
+        SELECT r.role AS role, min(b.born) AS born
+        FROM (` + rolesSQL + `) AS r INNER JOIN (` + birthsSQL + `) AS b ON b.sensor_id = r.sensor_id
+        GROUP BY role
+    ) AS gb ON gb.role = r.role
+) AS g ON g.sensor_id = c.sensor_id
+LEFT JOIN (
+    SELECT r.role AS role, m.key AS key, 1 AS hit
+    FROM (
+        SELECT sensor_id, key FROM baseline_seen
+        WHERE rule = {rule:String} AND key GLOBAL IN (SELECT key FROM (` + r.candidates() + `))
+        GROUP BY sensor_id, key HAVING min(first_window) < {from:DateTime64(3, 'UTC')}
+    ) AS m
+    INNER JOIN (` + rolesSQL + `) AS r ON r.sensor_id = m.sensor_id
+    GROUP BY role, key
+) AS k ON k.role = g.role AND k.key = c.key`
+		learned = "(" + learned + " OR (g.role != '' AND c.ft >= g.born + toIntervalMillisecond({learn_ms:Int64})))"
+		group += "\nWHERE k.hit = 0 AND "
+	} else {
+		group = "\nWHERE "
+	}
 	return `INSERT INTO events (event_id, sensor_id, kind, time, received_at, ` + strings.Join(causeCols, ", ") + `, source)
 SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key, '|', toString(toUnixTimestamp64Milli(c.ft))))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
     ` + strings.Join(out, ", ") + `, 'baseline'
@@ -171,13 +216,119 @@ LEFT JOIN (
     WHERE rule = {rule:String} AND (sensor_id, key) GLOBAL IN (SELECT sensor_id, key FROM (` + r.candidates() + `))
     GROUP BY sensor_id, key
 ) AS s ON s.sensor_id = c.sensor_id AND s.key = c.key
-INNER JOIN (
-    SELECT sensor_id, min(first_seen) AS born FROM baseline_seen WHERE rule = '_sensor' GROUP BY sensor_id
-) AS b ON b.sensor_id = c.sensor_id
-WHERE (s.hit = 0 OR s.fw >= {from:DateTime64(3, 'UTC')})
-  AND c.ft >= b.born + toIntervalMillisecond({learn_ms:Int64})
-  AND (c.sensor_id, c.key) NOT IN (SELECT sensor_id, key FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1)
-  AND c.sensor_id NOT IN (SELECT sensor_id FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1 AND key = '')
-  AND c.key NOT IN (SELECT key FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1 AND sensor_id = ` + nilUUID + `)
+INNER JOIN (` + birthsSQL + `) AS b ON b.sensor_id = c.sensor_id` + group + `(s.hit = 0 OR s.fw >= {from:DateTime64(3, 'UTC')})
+  AND ` + learned + `
+  AND ` + notMuted("c.sensor_id", "c.key")
+}
+
+// birthsSQL is each sensor's first heartbeat, as the job saw it.
+const birthsSQL = "SELECT sensor_id, min(first_seen) AS born FROM baseline_seen WHERE rule = '_sensor' GROUP BY sensor_id"
+
+// Role groups: sensors whose listeners look alike. A sensor's role is the
+// sorted set of (protocol, binary) it listens with, e.g. "tcp nginx,tcp
+// sshd,udp chronyd", from the listeners of its latest window that had any
+// (rule '_role' in baseline_seen, key the role, last_seen that window's
+// newest row). Ports are left out: a role's new port is then a finding
+// of the role rather than a new role, and a server on a random port does
+// not split it. A sensor that never listened on anything has no role and
+// is judged alone.
+const roleSQL = `INSERT INTO baseline_seen (rule, sensor_id, key, first_seen, last_seen, first_window)
+SELECT '_role', sensor_id, arrayStringConcat(arraySort(groupUniqArray(concat(proto, ' ', binary))), ','), min(observed_at), max(observed_at), {from:DateTime64(3, 'UTC')}
+FROM (
+    SELECT sensor_id, 'tcp' AS proto, CAST(binary AS String) AS binary, observed_at FROM tcp_listeners
+    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')} AND ` + attributed + `
+    UNION ALL
+    SELECT sensor_id, 'udp' AS proto, CAST(binary AS String) AS binary, observed_at FROM udp_listeners
+    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')} AND ` + attributed + ` AND remote_port = 0
+)
+GROUP BY sensor_id`
+
+// rolesSQL is every sensor's current role: that of its newest window.
+const rolesSQL = `SELECT sensor_id, argMax(key, seen) AS role FROM (
+        SELECT sensor_id, key, max(last_seen) AS seen FROM baseline_seen WHERE rule = '_role' GROUP BY sensor_id, key
+    ) GROUP BY sensor_id`
+
+// notMuted is the condition that no row of baseline_mutes silences the
+// rule's finding of key on sensor: that key there, the rule there, that
+// key everywhere, or the rule everywhere.
+func notMuted(sensor, key string) string {
+	const nilUUID = "toUUID('00000000-0000-0000-0000-000000000000')"
+	return `(` + sensor + `, ` + key + `) NOT IN (SELECT sensor_id, key FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1)
+  AND ` + sensor + ` NOT IN (SELECT sensor_id FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1 AND key = '')
+  AND ` + key + ` NOT IN (SELECT key FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1 AND sensor_id = ` + nilUUID + `)
   AND (SELECT count() FROM baseline_mutes FINAL WHERE rule = {rule:String} AND muted = 1 AND sensor_id = ` + nilUUID + ` AND key = '') = 0`
 }
+
+// countRule is the rule of baseline_connection_count: a sensor's active
+// connection count (heartbeats.tcp_connections) far off its own pattern
+// for the same hour of day (UTC) over the past week. Judged per sensor:
+// members of a role differ in load.
+const (
+	countRule = "connection_count"
+	countKind = "baseline_connection_count"
+)
+
+// observed leaves out the heartbeats that reported no socket and no flow
+// at all: their snapshots were dropped by the sensor's spool, so their
+// counts of zero are no observation (the summary does the same).
+const observed = "tcp_connections + tcp_listeners + udp_listeners + active_flows > 0"
+
+// hourHeartbeats are the observed heartbeats of every hour the window
+// touches, from the start of its first hour: one row per (sensor, seq),
+// as retried heartbeats are not yet merged.
+const hourHeartbeats = `SELECT sensor_id, seq, min(sent_at) AS sent, toStartOfHour(min(sent_at)) AS h, toFloat64(any(tcp_connections)) AS c
+    FROM heartbeats
+    WHERE sent_at >= toStartOfHour({from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')} AND ` + observed + `
+    GROUP BY sensor_id, seq`
+
+// hourlySQL recomputes, for each sensor, the hours the window touches in
+// baseline_hourly (migration 0017) from their start. A rerun, a replica on
+// an overlapping window, or a later window of the same hour writes the
+// same hour again, with as many heartbeats or more: the row of the
+// furthest window wins, so nothing is counted twice. What it reads is the
+// window and at most the hour before it, never the history.
+const hourlySQL = `INSERT INTO baseline_hourly (sensor_id, hour, heartbeats, connections, squares, upto)
+SELECT sensor_id, h, count(), sum(c), sum(c * c), {to:DateTime64(3, 'UTC')}
+FROM (` + hourHeartbeats + `)
+GROUP BY sensor_id, h`
+
+// countSQL writes a finding for the first heartbeat of an hour whose
+// connection count lies --baseline.connection-deviations or more from the
+// mean of the same hour of day over up to 7 days before, in deviations
+// (population, floored at 1 as the summary's), once that hour has
+// --baseline.connection-min-days days of history. One finding per sensor,
+// hour and direction (above, below: the key its mutes name) while it
+// persists: its event_id hashes them, and its time is the hour's first
+// heartbeat off the pattern, read from the hour's start, so every window of
+// the hour picks the same one; only the window that holds it writes it.
+// The hours of day read are the window's ({hours}), the prefix of
+// baseline_hourly's key.
+var countSQL = `INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, state, query_name, source)
+SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(sensor_id), '|', dir, '|', toString(toUnixTimestamp(h))))), sensor_id, {kind:String}, ft, now64(3, 'UTC'),
+    'tcp', dir, detail, 'baseline'
+FROM (
+    SELECT sensor_id, h, dir, min(sent) AS ft, argMin(detail, sent) AS detail
+    FROM (
+        SELECT x.sensor_id AS sensor_id, x.h AS h, x.sent AS sent, if(x.c > p.mean, 'above', 'below') AS dir,
+            format('{} connections; usual at {}:00 UTC over {} days: {} ± {}; {} deviations', toString(x.c), leftPad(toString(toHour(x.h)), 2, '0'),
+                toString(p.days), toString(round(p.mean, 1)), toString(round(p.dev, 1)), toString(round((x.c - p.mean) / greatest(p.dev, 1), 1))) AS detail
+        FROM (` + hourHeartbeats + `) AS x
+        INNER JOIN (
+            SELECT t.sensor_id AS sensor_id, t.h AS h, sum(b.heartbeats) AS n, sum(b.connections) / n AS mean,
+                sqrt(greatest(sum(b.squares) / n - mean * mean, 0)) AS dev, uniqExact(toDate(b.hour)) AS days
+            FROM (
+                SELECT DISTINCT sensor_id, toStartOfHour(sent_at) AS h FROM heartbeats
+                WHERE sent_at >= toStartOfHour({from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')}
+            ) AS t
+            INNER JOIN (
+                SELECT sensor_id, hour, heartbeats, connections, squares FROM baseline_hourly FINAL
+                WHERE toHour(hour) IN {hours:Array(UInt8)} AND hour >= toStartOfHour({from:DateTime64(3, 'UTC')}) - INTERVAL 7 DAY AND hour < {to:DateTime64(3, 'UTC')}
+            ) AS b ON b.sensor_id = t.sensor_id
+            WHERE toHour(b.hour) = toHour(t.h) AND b.hour < t.h AND b.hour >= t.h - INTERVAL 7 DAY
+            GROUP BY t.sensor_id, t.h
+        ) AS p ON p.sensor_id = x.sensor_id AND p.h = x.h
+        WHERE p.days >= {min_days:UInt32} AND abs(x.c - p.mean) / greatest(p.dev, 1) >= {deviations:Float64}
+    )
+    GROUP BY sensor_id, h, dir
+)
+WHERE ft > {from:DateTime64(3, 'UTC')} AND ` + notMuted("sensor_id", "dir")
