@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -32,10 +33,17 @@ import (
 
 // BenchmarkQuery measures the connections view of a fleet of 10,000
 // sensors with 100 active connections each (1,000,000 rows in the latest
-// view, 2,000,000 in the table: two heartbeats per sensor, so the latest
-// filter has history to skip). The fleet is loaded through the ingest
-// Decoder and Batch (the ingest path minus HTTP) into a fresh embedded
-// store; a real query service answers on loopback and a plain net/http
+// view), in two stores of the same process:
+//
+//   - "2 beats": two heartbeats per sensor (2,000,000 rows in the table, so
+//     the latest filter has history to skip), loaded through the ingest
+//     Decoder and Batch (the ingest path minus HTTP);
+//   - "12 h": the same fleet after 12 hours of 15-second heartbeats (2,880
+//     per sensor) with churn, written straight into the store as its
+//     tables hold it after merges (loadHistory). Skipped with
+//     NETVIEW_BENCH_HISTORY=0.
+//
+// A real query service per store answers on loopback and a plain net/http
 // client asks it:
 //
 //	page1        GET /api/v2/network/connections?limit=100
@@ -49,24 +57,30 @@ import (
 //	sortDuration the same with sort=-duration_secs (a nullable number)
 //
 // It does its own repetitions (a warm-up, then querySamples rounds that
-// each take the seven in a shuffled order, so drift on a noisy machine and
-// the wake of the previous query hit all alike) and reports p50 and p95 of
-// each in milliseconds, the ratios page1/raw, cursor1000/page1 and of each
-// sorted page 1 to the default-order v1 page 1 (p50),
-// the load time and the process RSS after loading (Go and the in-process
-// engine). It also prints the service's statements by kind as timed inside
-// the store, which says where a request's time goes. Run it once:
+// each take the probes of both stores in a shuffled order, so drift on a
+// noisy machine and the wake of the previous query hit all alike) and
+// reports p50 and p95 of each in milliseconds, the ratios page1/raw,
+// cursor1000/page1 and of each sorted page 1 to the default-order v1 page
+// 1 (p50), each 12-hour figure over its 2-beat one (p50 and p95), the load
+// times and the process RSS after loading (Go and the in-process engine).
+// It also prints the service's statements by kind as timed inside the
+// store, which says where a request's time goes. Run it once:
 //
 //	go test -run '^$' -bench Query -benchtime 1x -timeout 20m ./bench/
 //
 // b.N is ignored: one run is minutes of work and a sample of its own.
 func BenchmarkQuery(b *testing.B) {
+	sensors := 10_000
+	if n, err := strconv.Atoi(os.Getenv("NETVIEW_BENCH_SENSORS")); err == nil && n >= 1000 {
+		sensors = n // a smaller fleet, to try the benchmark out (page 1,000 needs 1,000 sensors)
+	}
 	const (
-		sensors, beats = 10_000, 2
-		batchRows      = 100_000
-		warmup         = 3
-		querySamples   = 30
-		budget         = 6 * time.Minute // of the measured rounds; at least 10 are kept
+		beats        = 2
+		batchRows    = 100_000
+		historyBeats = 12 * 60 * 4 // 12 h of 15-s heartbeats
+		warmup       = 3
+		querySamples = 30
+		budget       = 8 * time.Minute // of the measured rounds; at least 10 are kept
 	)
 	shape := heartbeat.Shape{Conns: 100}
 	ctx := context.Background()
@@ -83,82 +97,37 @@ func BenchmarkQuery(b *testing.B) {
 	parts := activeParts(b, be.Store, "tcp_connections")
 	fmt.Printf("query: loaded %d rows (%d sensors x %d heartbeats x %d connections, with sensors and heartbeats rows) in %.1f s (%.0f rows/s); RSS %d MiB, peak %d MiB; tcp_connections: %d active parts\n",
 		rows, sensors, beats, shape.Conns, load.Seconds(), float64(rows)/load.Seconds(), rss>>20, hwm>>20, parts)
-
-	// A real query service on loopback, over a store that records what it runs.
-	rec := &recorder{Store: be.Store}
-	cfg := query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 60 * time.Second}
-	srv, err := query.New(cfg, rec, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := &client{base: querytest.Serve(b, srv), http: &http.Client{Timeout: 2 * time.Minute}}
-
-	// Setup, not timed: page 1 once (recording its SQL for the raw run), the
-	// cursor of page 1,000, and checks that the pages are what they claim.
-	const page1 = "/api/v2/network/connections?limit=100"
-	rec.start()
-	var first v2Page
-	c.getJSON(b, page1, &first)
-	calls := rec.stop()
-	if len(first.Connections) != 100 || first.Next == "" {
-		b.Fatalf("page 1: %d rows, next cursor %q", len(first.Connections), first.Next)
-	}
-	if len(calls) != 1 {
-		b.Fatalf("page 1 ran %d statements, want 1", len(calls))
-	}
-	raw := calls[0]
-
-	walk := time.Now()
-	cursor := c.cursorAt(b, 999*100) // after row 99,899: the start of page 1,000
-	walked := time.Since(walk)
-	cursor1000 := "/api/v2/network/connections?limit=100&cursor=" + url.QueryEscape(cursor)
-	const page1000 = "/api/v1/network/connections?page=1000&page_size=100"
-	var byCursor v2Page
-	c.getJSON(b, cursor1000, &byCursor)
-	var byNumber v1Page
-	c.getJSON(b, page1000, &byNumber)
-	if byNumber.Total != uint64(sensors*shape.Conns) {
-		b.Fatalf("v1 total %d, want %d", byNumber.Total, sensors*shape.Conns)
-	}
-	if k1, k2 := keysOf(byCursor.Connections), keysOf(byNumber.Connections); len(k1) != 100 || !slices.Equal(k1, k2) {
-		b.Fatalf("page 1,000 differs by cursor and by number (%d and %d rows)", len(k1), len(k2))
-	}
-	fmt.Printf("query: cursor of page 1,000 found in %.1f s (walk of 100 pages at limit=1000, untimed)\n", walked.Seconds())
-
-	// Page 1 of v1 connections in the default order and sorted by two
-	// columns that are not the key: the sorted pages must group the whole
-	// view, the default one stops early. Checked to be sorted.
-	const v1page1 = "/api/v1/network/connections?page=1&page_size=100"
-	sortBinary, sortDuration := v1page1+"&sort=binary", v1page1+"&sort=-duration_secs"
-	var sorted v1Page
-	c.getJSON(b, sortBinary, &sorted)
-	for i := 1; i < len(sorted.Connections); i++ {
-		if sorted.Connections[i-1]["binary"].(string) > sorted.Connections[i]["binary"].(string) {
-			b.Fatalf("sort=binary: row %d is out of order", i)
+	fleets := []*benchFleet{{label: "2 beats", be: be}}
+	if os.Getenv("NETVIEW_BENCH_HISTORY") != "0" {
+		hb := storetest.Embedded(b)
+		if _, err := schema.Migrate(ctx, hb.Store, schema.Options{}); err != nil {
+			b.Fatal(err)
 		}
+		start := time.Now()
+		counts := loadHistory(b, be, hb, historyBeats)
+		fmt.Printf("query: history of %d heartbeats per sensor written in %.1f s; rows: %s; RSS %d MiB; tcp_connections: %d active parts\n",
+			historyBeats, time.Since(start).Seconds(), counts, procStatus("VmRSS")>>20, activeParts(b, hb.Store, "tcp_connections"))
+		b.ReportMetric(time.Since(start).Seconds(), "history-load-s")
+		fleets = append(fleets, &benchFleet{label: "12 h", metric: "hist-", be: hb})
 	}
-	c.getJSON(b, sortDuration, &sorted)
-	if d, ok := sorted.Connections[0]["duration_secs"].(float64); len(sorted.Connections) != 100 || !ok || d != 14 {
-		b.Fatalf("sort=-duration_secs: %d rows, first duration %v, want 14", len(sorted.Connections), sorted.Connections[0]["duration_secs"])
+	var probes []*probe
+	for _, f := range fleets {
+		f.setup(b, sensors*shape.Conns)
+		probes = append(probes, f.probes...)
 	}
 
-	probes := []*probe{
-		{name: "raw SQL of page 1 (store)", metric: "raw", run: func() error { return raw.rerun(ctx, be.Store) }},
-		{name: "v2 page 1", metric: "page1", run: func() error { return c.get(page1) }},
-		{name: "v2 page 1,000 by cursor", metric: "cursor1000", run: func() error { return c.get(cursor1000) }},
-		{name: "v1 page 1,000 by number", metric: "page1000", run: func() error { return c.get(page1000) }},
-		{name: "v1 page 1 (key order)", metric: "v1page1", run: func() error { return c.get(v1page1) }},
-		{name: "v1 page 1 sort=binary", metric: "sortBinary", run: func() error { return c.get(sortBinary) }},
-		{name: "v1 page 1 sort=-duration_secs", metric: "sortDuration", run: func() error { return c.get(sortDuration) }},
-	}
 	loadBefore := loadavg()
 	order := rand.New(rand.NewPCG(1, 2)) // each round takes the probes in a new order
-	rec.start()                          // the service's statements, timed inside the store
+	for _, f := range fleets {
+		f.rec.start() // the service's statements, timed inside the store
+	}
 	began := time.Now()
 	for round := 0; round < warmup+querySamples; round++ {
 		if round == warmup {
-			rec.stop()
-			rec.start()
+			for _, f := range fleets {
+				f.rec.stop()
+				f.rec.start()
+			}
 			began = time.Now()
 		}
 		for _, i := range order.Perm(len(probes)) {
@@ -176,42 +145,244 @@ func BenchmarkQuery(b *testing.B) {
 			break
 		}
 	}
-	engine := rec.stop()
 	fmt.Printf("query: load average before the rounds %s, after %s (other work on the machine widens p95)\n", loadBefore, loadavg())
 
-	fmt.Printf("query: %-28s %9s %9s %9s\n", "(ms, n="+strconv.Itoa(len(probes[0].d))+")", "p50", "p95", "max")
-	for _, p := range probes {
-		p50, p95, mx := pct(p.d, 0.50), pct(p.d, 0.95), pct(p.d, 1)
-		fmt.Printf("query: %-28s %9.1f %9.1f %9.1f\n", p.name, ms(p50), ms(p95), ms(mx))
-		b.ReportMetric(ms(p50), p.metric+"-p50-ms")
-		b.ReportMetric(ms(p95), p.metric+"-p95-ms")
-	}
-	// The service's statements by kind, as timed inside the store.
-	for _, kind := range []string{"page", "keyset page", "offset page", "sorted page", "count", "flows page"} {
-		var d []time.Duration
-		for _, s := range engine {
-			if s.kind() == kind {
-				d = append(d, s.took)
+	for _, f := range fleets {
+		engine := f.rec.stop()
+		pr := f.probes
+		fmt.Printf("query: [%s] %-28s %9s %9s %9s\n", f.label, "(ms, n="+strconv.Itoa(len(pr[0].d))+")", "p50", "p95", "max")
+		for _, p := range pr {
+			p50, p95, mx := pct(p.d, 0.50), pct(p.d, 0.95), pct(p.d, 1)
+			fmt.Printf("query: [%s] %-28s %9.1f %9.1f %9.1f\n", f.label, p.name, ms(p50), ms(p95), ms(mx))
+			b.ReportMetric(ms(p50), p.metric+"-p50-ms")
+			b.ReportMetric(ms(p95), p.metric+"-p95-ms")
+		}
+		// The service's statements by kind, as timed inside the store.
+		for _, kind := range []string{"page", "keyset page", "offset page", "seek", "sorted page", "count", "flows page"} {
+			var d []time.Duration
+			for _, s := range engine {
+				if s.kind() == kind {
+					d = append(d, s.took)
+				}
+			}
+			if len(d) > 0 {
+				fmt.Printf("query: [%s]   in the store: %-13s %9.1f %9.1f   (n=%d)\n", f.label, kind, ms(pct(d, 0.5)), ms(pct(d, 0.95)), len(d))
 			}
 		}
-		if len(d) > 0 {
-			fmt.Printf("query:   in the store: %-13s %9.1f %9.1f   (n=%d)\n", kind, ms(pct(d, 0.5)), ms(pct(d, 0.95)), len(d))
+		r1 := ms(pct(pr[1].d, 0.5)) / ms(pct(pr[0].d, 0.5))
+		r2 := ms(pct(pr[2].d, 0.5)) / ms(pct(pr[1].d, 0.5))
+		fmt.Printf("query: [%s] page1/raw %.2f (aim <= 1.5), cursor1000/page1 %.2f (aim <= 1.5), worst p95 of pages 1 and 1,000 %.1f ms (aim < 200)\n",
+			f.label, r1, r2, slices.Max([]float64{ms(pct(pr[1].d, .95)), ms(pct(pr[2].d, .95)), ms(pct(pr[3].d, .95))}))
+		rb := ms(pct(pr[5].d, 0.5)) / ms(pct(pr[4].d, 0.5))
+		rd := ms(pct(pr[6].d, 0.5)) / ms(pct(pr[4].d, 0.5))
+		fmt.Printf("query: [%s] sorted v1 page 1 / key-order v1 page 1: sort=binary %.1f, sort=-duration_secs %.1f\n", f.label, rb, rd)
+		b.ReportMetric(r1, f.metric+"page1/raw")
+		b.ReportMetric(r2, f.metric+"cursor1000/page1")
+		b.ReportMetric(rb, f.metric+"sortBinary/v1page1")
+		b.ReportMetric(rd, f.metric+"sortDuration/v1page1")
+	}
+	if len(fleets) == 2 {
+		// Each figure with history over the same figure without, in the
+		// same rounds (aim: at most 1.5).
+		for i, p := range fleets[0].probes {
+			h := fleets[1].probes[i]
+			r50, r95 := ms(pct(h.d, 0.5))/ms(pct(p.d, 0.5)), ms(pct(h.d, 0.95))/ms(pct(p.d, 0.95))
+			fmt.Printf("query: 12 h / 2 beats: %-28s p50 %.2f p95 %.2f\n", p.name, r50, r95)
+			b.ReportMetric(r50, "hist/"+p.metric+"-p50")
 		}
 	}
-	r1 := ms(pct(probes[1].d, 0.5)) / ms(pct(probes[0].d, 0.5))
-	r2 := ms(pct(probes[2].d, 0.5)) / ms(pct(probes[1].d, 0.5))
-	fmt.Printf("query: page1/raw %.2f (aim <= 1.5), cursor1000/page1 %.2f (aim <= 1.5), worst p95 %.1f ms (aim < 200)\n",
-		r1, r2, slices.Max([]float64{ms(pct(probes[1].d, .95)), ms(pct(probes[2].d, .95)), ms(pct(probes[3].d, .95))}))
-	rb := ms(pct(probes[5].d, 0.5)) / ms(pct(probes[4].d, 0.5))
-	rd := ms(pct(probes[6].d, 0.5)) / ms(pct(probes[4].d, 0.5))
-	fmt.Printf("query: sorted v1 page 1 / key-order v1 page 1: sort=binary %.1f, sort=-duration_secs %.1f\n", rb, rd)
-	b.ReportMetric(r1, "page1/raw")
-	b.ReportMetric(r2, "cursor1000/page1")
-	b.ReportMetric(rb, "sortBinary/v1page1")
-	b.ReportMetric(rd, "sortDuration/v1page1")
 	b.ReportMetric(load.Seconds(), "load-s")
 	b.ReportMetric(float64(rss>>20), "rss-MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchFleet is one store of BenchmarkQuery, its query service and probes.
+type benchFleet struct {
+	label, metric string // metric: the prefix of its metrics
+	be            storetest.Backend
+	rec           *recorder
+	probes        []*probe
+}
+
+// setup starts a query service on f's store and makes its probes. Not
+// timed: page 1 once (recording its SQL for the raw run), the cursor of
+// page 1,000, and checks that the pages are what they claim.
+func (f *benchFleet) setup(b *testing.B, live int) {
+	ctx := context.Background()
+	f.rec = &recorder{Store: f.be.Store}
+	cfg := query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 60 * time.Second}
+	srv, err := query.New(cfg, f.rec, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &client{base: querytest.Serve(b, srv), http: &http.Client{Timeout: 2 * time.Minute}}
+
+	const page1 = "/api/v2/network/connections?limit=100"
+	f.rec.start()
+	var first v2Page
+	c.getJSON(b, page1, &first)
+	calls := f.rec.stop()
+	if len(first.Connections) != 100 || first.Next == "" {
+		b.Fatalf("[%s] page 1: %d rows, next cursor %q", f.label, len(first.Connections), first.Next)
+	}
+	if len(calls) != 1 {
+		b.Fatalf("[%s] page 1 ran %d statements, want 1", f.label, len(calls))
+	}
+	raw := calls[0]
+
+	walk := time.Now()
+	cursor := c.cursorAt(b, 999*100) // after row 99,899: the start of page 1,000
+	walked := time.Since(walk)
+	cursor1000 := "/api/v2/network/connections?limit=100&cursor=" + url.QueryEscape(cursor)
+	const page1000 = "/api/v1/network/connections?page=1000&page_size=100"
+	var byCursor v2Page
+	c.getJSON(b, cursor1000, &byCursor)
+	var byNumber v1Page
+	c.getJSON(b, page1000, &byNumber)
+	if byNumber.Total != uint64(live) {
+		b.Fatalf("[%s] v1 total %d, want %d", f.label, byNumber.Total, live)
+	}
+	if k1, k2 := keysOf(byCursor.Connections), keysOf(byNumber.Connections); len(k1) != 100 || !slices.Equal(k1, k2) {
+		b.Fatalf("[%s] page 1,000 differs by cursor and by number (%d and %d rows)", f.label, len(k1), len(k2))
+	}
+	fmt.Printf("query: [%s] cursor of page 1,000 found in %.1f s (walk of 100 pages at limit=1000, untimed)\n", f.label, walked.Seconds())
+
+	// Page 1 of v1 connections in the default order and sorted by two
+	// columns that are not the key: the sorted pages must group the whole
+	// view, the default one stops early. Checked to be sorted.
+	const v1page1 = "/api/v1/network/connections?page=1&page_size=100"
+	sortBinary, sortDuration := v1page1+"&sort=binary", v1page1+"&sort=-duration_secs"
+	var sorted v1Page
+	c.getJSON(b, sortBinary, &sorted)
+	for i := 1; i < len(sorted.Connections); i++ {
+		if sorted.Connections[i-1]["binary"].(string) > sorted.Connections[i]["binary"].(string) {
+			b.Fatalf("[%s] sort=binary: row %d is out of order", f.label, i)
+		}
+	}
+	c.getJSON(b, sortDuration, &sorted)
+	if d, ok := sorted.Connections[0]["duration_secs"].(float64); len(sorted.Connections) != 100 || !ok || d != 14 {
+		b.Fatalf("[%s] sort=-duration_secs: %d rows, first duration %v, want 14", f.label, len(sorted.Connections), sorted.Connections[0]["duration_secs"])
+	}
+
+	m := f.metric
+	f.probes = []*probe{
+		{name: "raw SQL of page 1 (store)", metric: m + "raw", run: func() error { return raw.rerun(ctx, f.be.Store) }},
+		{name: "v2 page 1", metric: m + "page1", run: func() error { return c.get(page1) }},
+		{name: "v2 page 1,000 by cursor", metric: m + "cursor1000", run: func() error { return c.get(cursor1000) }},
+		{name: "v1 page 1,000 by number", metric: m + "page1000", run: func() error { return c.get(page1000) }},
+		{name: "v1 page 1 (key order)", metric: m + "v1page1", run: func() error { return c.get(v1page1) }},
+		{name: "v1 page 1 sort=binary", metric: m + "sortBinary", run: func() error { return c.get(sortBinary) }},
+		{name: "v1 page 1 sort=-duration_secs", metric: m + "sortDuration", run: func() error { return c.get(sortDuration) }},
+	}
+}
+
+// loadHistory writes into dst what its tables hold after beats 15-second
+// heartbeats of src's fleet (src holds the last two), merged as the
+// engine merges them, with one connection of each sensor closing and one
+// opening every heartbeat. Pushing 2,880 heartbeats of 10,000 sensors
+// through the decoder would take hours; the engine writes this in about a
+// minute, by INSERT ... SELECT from src:
+//
+//   - every row of src, its seq moved up to the last two of beats (the
+//     current state: each live socket's two newest rows, not yet merged);
+//   - the live snapshot rows and the sensors rows once more at the two
+//     seqs before, 30 s older: a tail of four heartbeats not yet collapsed;
+//   - per sensor, one dead connection for each earlier heartbeat, with its
+//     last row at that heartbeat's seq and time (a closed socket is never
+//     replaced, so it stays until its TTL);
+//   - the heartbeats row of every earlier heartbeat (ReplacingMergeTree on
+//     (sensor_id, seq) keeps each), with the same counts.
+//
+// It returns the row counts of the tables written, as text.
+func loadHistory(b *testing.B, src, dst storetest.Backend, beats int) string {
+	ctx := context.Background()
+	tables := map[string][]string{} // the tables src holds rows of, with their columns
+	var tn, cn proto.ColStr
+	err := dst.Store.Select(ctx, store.Query{
+		SQL: "SELECT c.table AS t, c.name AS c FROM system.columns AS c JOIN system.parts AS p ON p.database = c.database AND p.table = c.table" +
+			" WHERE c.database = {db:String} AND p.active AND p.rows > 0 GROUP BY c.table, c.name, c.position ORDER BY c.table, c.position",
+		Params: []store.Param{store.P("db", src.DB)},
+	}, proto.Results{{Name: "t", Data: &tn}, {Name: "c", Data: &cn}}, func(rows int) error {
+		for i := range rows {
+			tables[tn.Row(i)] = append(tables[tn.Row(i)], cn.Row(i))
+		}
+		tn.Reset()
+		cn.Reset()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// insert copies table t from src (FROM from, if given) with the
+	// columns in repl replaced by expressions.
+	insert := func(t, from string, repl map[string]string) {
+		cols := tables[t]
+		sel := make([]string, len(cols))
+		for i, c := range cols {
+			sel[i] = c
+			if e, ok := repl[c]; ok {
+				sel[i] = e + " AS " + c
+			}
+		}
+		if from == "" {
+			from = src.DB + "." + t
+		}
+		q := "INSERT INTO " + dst.DB + "." + t + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") + " FROM " + from
+		if err := dst.Store.Exec(ctx, store.Query{SQL: q}); err != nil {
+			b.Fatalf("%s: %v", t, err)
+		}
+	}
+	shift := strconv.Itoa(beats - 2)
+	before := strconv.Itoa(beats - 4)
+	older := func(t string) map[string]string {
+		r := map[string]string{"seq": "seq + " + before}
+		for _, c := range []string{"observed_at", "sent_at", "received_at"} {
+			if slices.Contains(tables[t], c) {
+				r[c] = c + " - toIntervalSecond(30)"
+			}
+		}
+		return r
+	}
+	for t, cols := range tables {
+		if t == "schema_migrations" {
+			continue
+		}
+		if !slices.Contains(cols, "seq") {
+			insert(t, "", nil) // not per heartbeat: as it is
+			continue
+		}
+		insert(t, "", map[string]string{"seq": "seq + " + shift})
+		switch t {
+		case "tcp_connections", "tcp_listeners", "udp_listeners", "active_flows", "sensors":
+			insert(t, "", older(t))
+		}
+	}
+	// Seq k of the history is (beats-1-k) heartbeats before src's seq 1.
+	dead := strconv.Itoa(beats - 4)
+	ago := "toIntervalSecond(15 * (" + strconv.Itoa(beats-1) + " - (number + 1)))"
+	insert("tcp_connections", "(SELECT * FROM "+src.DB+".tcp_connections WHERE seq = 1 LIMIT 1 BY sensor_id) AS t CROSS JOIN numbers("+dead+") AS n",
+		map[string]string{
+			"seq": "number + 1", "observed_at": "observed_at - " + ago, "first_seen": "observed_at - " + ago + " - toIntervalSecond(600)",
+			"local_port": "toUInt16(32768 + (number * 7919) % 28000)", "inode": "inode + bitShiftLeft(number + 1, 33)",
+		})
+	insert("heartbeats", "(SELECT * FROM "+src.DB+".heartbeats WHERE seq = 1) AS h CROSS JOIN numbers("+strconv.Itoa(beats-2)+") AS n",
+		map[string]string{"seq": "number + 1", "heartbeat_id": "generateUUIDv4(number)", "sent_at": "sent_at - " + ago,
+			"received_at": "received_at - " + ago})
+
+	var out []string
+	for _, t := range slices.Sorted(maps.Keys(tables)) {
+		if t == "schema_migrations" {
+			continue
+		}
+		var n proto.ColUInt64
+		var c uint64
+		if err := dst.Store.Select(ctx, store.Query{SQL: "SELECT count() AS n FROM " + dst.DB + "." + t}, proto.Results{{Name: "n", Data: &n}},
+			func(int) error { c = n.Row(0); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %d", t, c))
+	}
+	return strings.Join(out, ", ")
 }
 
 // loadFleet writes beats heartbeats of every sensor through the ingest
@@ -349,6 +520,8 @@ func (s statement) kind() string {
 		return "sorted page"
 	case strings.Contains(s.q.SQL, "FROM active_flows"):
 		return "flows page"
+	case strings.HasSuffix(s.q.SQL, "GROUP BY sensor_id ORDER BY sensor_id"):
+		return "seek"
 	case has("offset"):
 		return "offset page"
 	case has("k0"):

@@ -157,7 +157,7 @@ func (s *Server) listV1(v *view) handler {
 		if paged {
 			p.offset, p.limit = uint64(pageNo-1)*uint64(size), size
 		}
-		total, err := v.count(ctx, s.store, p)
+		total, err := v.seek(ctx, s.store, p)
 		if err != nil {
 			return nil, err
 		}

@@ -84,6 +84,55 @@ func TestConnectionsV1Pages(t *testing.T) {
 	}
 }
 
+// A deep v1 page of the whole fleet starts at the sensor its offset lands
+// in (view.seek) instead of a plain OFFSET: every page of every size must be
+// the plain page, the slice of the whole key-order list, for sensors of
+// different sizes and after churn (two heartbeats). Sizes 1, 3, 4 and 10
+// make pages start on a sensor's first row, its last, across two sensors
+// and one past a sensor's end; pages past the end are empty.
+func TestConnectionsV1DeepPages(t *testing.T) {
+	f := start(t)
+	base := time.Now().Add(-30 * time.Second)
+	var gens []*heartbeat.Generator
+	for i, conns := range []int{4, 1, 9, 3, 12, 4} {
+		gens = append(gens, heartbeat.NewGenerator(uint64(2000+i), heartbeat.Shape{Conns: conns}))
+	}
+	for k := range 2 {
+		for _, g := range gens {
+			f.ingest.Send(g.Next(base.Add(time.Duration(k) * 15 * time.Second)))
+		}
+	}
+	_, all := f.list("/api/v1/network/connections?page_size=500", "connections")
+	if len(all) != 33 {
+		t.Fatalf("whole list: %d rows, want 33", len(all))
+	}
+	whole := keys("connections", all)
+	// The offsets where a sensor's rows start, for the report.
+	var bounds []int
+	for i := range all {
+		if i == 0 || str(all[i], "sensor_id") != str(all[i-1], "sensor_id") {
+			bounds = append(bounds, i)
+		}
+	}
+	if len(bounds) != 6 {
+		t.Fatalf("%d sensors in the list, want 6", len(bounds))
+	}
+	for _, size := range []int{1, 3, 4, 10, 33} {
+		for page := 1; (page-1)*size <= len(all)+size; page++ {
+			rest, rows := f.list(fmt.Sprintf("/api/v1/network/connections?page_size=%d&page=%d", size, page), "connections")
+			lo, hi := min((page-1)*size, len(all)), min(page*size, len(all))
+			if got := keys("connections", rows); !slices.Equal(got, whole[lo:hi]) || num(rest, "total") != 33 {
+				t.Errorf("page %d of size %d (offset %d, sensors start at %v): %d rows, total %v; want rows %d..%d of the whole list",
+					page, size, lo, bounds, len(rows), rest["total"], lo, hi)
+			}
+		}
+	}
+	// A page far past the end is empty, the total still right.
+	if rest, rows := f.list("/api/v1/network/connections?page_size=500&page=1000000", "connections"); len(rows) != 0 || num(rest, "total") != 33 {
+		t.Errorf("far past the end: %d rows, %v", len(rows), rest)
+	}
+}
+
 // badRequest requires a 400 whose answer names param.
 func (f *fixture) badRequest(path, param string) {
 	f.t.Helper()
