@@ -385,8 +385,14 @@ var (
 	sqlAlterRe   = regexp.MustCompile(`(?s)^ALTER TABLE (\w+)\s+(.*)$`)
 	clusterHead  = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+) ON CLUSTER '([^']*)'\s*(.*)$`)
 	clusterAlter = regexp.MustCompile(`(?s)^ALTER TABLE (\w+) ON CLUSTER '([^']*)'\s+(.*)$`)
-	spaceRe      = regexp.MustCompile(`\s+`)
-	engineRe     = regexp.MustCompile(`ENGINE\s*=\s*(\w+)`)
+	// A materialized view that copies one table's inserts into another
+	// (the snapshot history's feeds, schema 14): in a cluster it must read
+	// and write the local tables, since a Distributed table's insert
+	// reaches the shards' local tables, not the Distributed one.
+	sqlFeedRe     = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS (SELECT .*) FROM (\w+)$`)
+	clusterFeedRe = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) ON CLUSTER '[^']*' TO (\w+) AS (SELECT .*) FROM (\w+)$`)
+	spaceRe       = regexp.MustCompile(`\s+`)
+	engineRe      = regexp.MustCompile(`ENGINE\s*=\s*(\w+)`)
 	// quotedRe is a quoted string with its backslash escapes.
 	quotedRe = regexp.MustCompile(`(?s)'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"`)
 )
@@ -459,6 +465,7 @@ func checkClusterDDL(b *bundle, p *problems) {
 	sort.Strings(files)
 	tables := map[string]table{"schema_migrations": {engine: "ReplacingMergeTree"}}
 	var alters [][2]string
+	feeds := map[string]string{} // name: "to select from", as the cluster form must read
 	for _, f := range files {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -470,6 +477,8 @@ func checkClusterDDL(b *bundle, p *problems) {
 				tables[m[1]] = table{cols: norm(m[2]), engine: m[3], args: norm(m[4]), rest: norm(m[5])}
 			} else if m := sqlAlterRe.FindStringSubmatch(st); m != nil {
 				alters = append(alters, [2]string{m[1], norm(m[2])})
+			} else if m := sqlFeedRe.FindStringSubmatch(st); m != nil {
+				feeds[m[1]] = m[2] + "_local " + norm(m[3]) + " " + m[4] + "_local"
 			} else {
 				p.add("%s: a statement the cluster form does not cover: %.60q", filepath.Base(f), st)
 			}
@@ -485,6 +494,15 @@ func checkClusterDDL(b *bundle, p *problems) {
 	for _, st := range splitSQL(b.clusterSQL) {
 		if m := clusterAlter.FindStringSubmatch(st); m != nil {
 			altered[m[1]+" "+norm(m[3])] = true
+			continue
+		}
+		if m := clusterFeedRe.FindStringSubmatch(st); m != nil {
+			if want, ok := feeds[m[1]]; !ok {
+				p.add("cluster.sql: materialized view %s has no migration", m[1])
+			} else if got := m[2] + " " + norm(m[3]) + " " + m[4]; got != want {
+				p.add("cluster.sql: materialized view %s is %q, want %q (the local tables)", m[1], got, want)
+			}
+			delete(feeds, m[1])
 			continue
 		}
 		m := clusterHead.FindStringSubmatch(st)
@@ -539,6 +557,9 @@ func checkClusterDDL(b *bundle, p *problems) {
 		} else if strings.Contains(t.cols, "sensor_id ") && !strings.Contains(a[3], "sensor_id") {
 			p.add("cluster.sql: %s is sharded by %s, not by sensor_id: a sensor's rows would spread over shards", name, a[3])
 		}
+	}
+	for _, name := range sortedKeys(feeds) {
+		p.add("cluster.sql: the migrations' materialized view %s is missing", name)
 	}
 	for name := range locals {
 		if _, ok := tables[strings.TrimSuffix(name, "_local")]; !ok {

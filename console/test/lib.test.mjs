@@ -529,6 +529,9 @@ test('the Summary keeps the newest findings of each sensor and says what is new'
   assert.deepEqual(L.parseRoute(u.pathname, u.search), { view: 'investigate', sensor_id: A, kinds: ['baseline_new_peer'], since: '', until: '',
     window: '7d', event: S, container: '', pod: '', terms: [] });
   const p = new URL(L.findingsPath(Date.parse('2026-12-07T12:00:00Z')), 'http://x').searchParams;
-  assert.deepEqual(p.get('kind').split(','), ['baseline_new_listener', 'baseline_new_destination', 'baseline_new_domain', 'baseline_new_peer']);
+  assert.deepEqual(p.get('kind').split(','), ['baseline_new_listener', 'baseline_new_destination', 'baseline_new_domain', 'baseline_new_peer',
+    'baseline_connection_count']);
+  assert.equal(L.findingText(f(A, 'baseline_connection_count', '0', { state: 'above', query_name: '100 connections; usual at 03:00 UTC over 4 days: 11 ± 0.8; 89 deviations' })),
+    'connections above: 100 connections; usual at 03:00 UTC over 4 days: 11 ± 0.8; 89 deviations');
   assert.deepEqual([p.get('since'), p.get('until')], ['2026-11-30T12:00:00.000Z', '2026-12-07T12:00:00.000Z']);
 });

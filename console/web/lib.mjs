@@ -982,6 +982,8 @@ export function findingText(e) {
     case 'baseline_new_destination': return `${bin} → ${e.query_name || endpoint(e.dst_address, e.dst_port)}` + (e.query_name ? ':' + e.dst_port : '');
     case 'baseline_new_domain': return `${bin} looked up ${e.query_name}`;
     case 'baseline_new_peer': return `${bin}: ${e.src_address} ↔ ${e.dst_address}`;
+    // The rule writes its own sentence (count, usual count, deviations).
+    case 'baseline_connection_count': return `connections ${e.state}: ${e.query_name}`;
   }
   return e.kind;
 }

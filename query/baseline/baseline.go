@@ -20,6 +20,7 @@
 package baseline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -94,8 +95,8 @@ func (c Config) Validate() error {
 	if c.Interval < 0 || c.Learning < 0 || c.Lag < 0 || c.Backfill < 0 {
 		return errors.New("baseline: durations must not be negative")
 	}
-	if c.Deviations <= 0 || c.MinDays < 1 || c.MinDays > 7 {
-		return errors.New("baseline: --baseline.connection-deviations must be above zero and --baseline.connection-min-days from 1 to 7")
+	if c.Deviations < 0 || c.MinDays < 0 || c.MinDays > 7 {
+		return errors.New("baseline: --baseline.connection-deviations must not be negative and --baseline.connection-min-days must be at most 7 (0 takes the default)")
 	}
 	if c.Interval > 0 && c.MaxWindow <= 0 {
 		return errors.New("baseline: --baseline.max-window must be above zero")
@@ -126,10 +127,15 @@ type Job struct {
 var runBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // New returns a job on st.
+//
+// A zero Deviations or MinDays takes its default: a Config written before
+// the connection-count rule existed keeps working.
 func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	d := Defaults()
+	cfg.Deviations, cfg.MinDays = cmp.Or(cfg.Deviations, d.Deviations), cmp.Or(cfg.MinDays, d.MinDays)
 	if log == nil {
 		log = slog.Default()
 	}
