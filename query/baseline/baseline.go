@@ -4,8 +4,9 @@
 // a baseline_* kind, the first time one shows up after the sensor's
 // learning period.
 //
-// Each run reads only the rows whose own time lies in a window after the
-// job's watermark, (watermark, now - lag], at most MaxWindow long, and
+// Each run judges a window after the job's watermark, (watermark, now -
+// lag], at most MaxWindow long, reads only the rows whose own time lies
+// in it or in the Overlap before it (rows written late), and
 // does its work as INSERT ... SELECT statements on the engine: nothing is
 // brought into the process but the watermark. What has been seen is kept
 // as one row per (rule, sensor, key) in baseline_seen (migration 0013),
@@ -46,9 +47,15 @@ type Config struct {
 	Learning time.Duration
 	// Lag keeps the window's end this far behind now, so heartbeats still
 	// in a sensor's spool or an ingest batch land before their time is
-	// passed. Rows that arrive later than that are not read (see
-	// docs/operations.md).
+	// passed.
 	Lag time.Duration
+	// Overlap is how far before its window a run reads again, for rows
+	// written after their window was processed (a spool delivered late, a
+	// slow batch, a clock behind). Re-reading is safe: a key an earlier
+	// window saw is no finding, and a rerun writes the same finding again.
+	// A row later than Lag + Overlap is still not read (see
+	// docs/operations.md).
+	Overlap time.Duration
 	// MaxWindow bounds one run's window; a job behind catches up in steps.
 	MaxWindow time.Duration
 	// Backfill is how far back the very first run starts.
@@ -65,7 +72,7 @@ type Config struct {
 
 // Defaults returns the configuration the flags default to.
 func Defaults() Config {
-	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour,
+	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, Overlap: 10 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour,
 		Deviations: 4, MinDays: 3}
 }
 
@@ -75,6 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Interval, "baseline.interval", d.Interval, "time between runs of the baseline job (what is new: listeners, destinations, DNS domains, peers); 0 turns it off")
 	fs.DurationVar(&c.Learning, "baseline.learning", d.Learning, "learning period of a sensor from its first heartbeat: learned, but no finding")
 	fs.DurationVar(&c.Lag, "baseline.lag", d.Lag, "how far behind now a run's window ends, for heartbeats still on their way")
+	fs.DurationVar(&c.Overlap, "baseline.overlap", d.Overlap, "how far before its window each run reads again, for rows written after their window was processed; rows later than lag + overlap are missed")
 	fs.DurationVar(&c.MaxWindow, "baseline.max-window", d.MaxWindow, "longest time span one run reads")
 	fs.DurationVar(&c.Backfill, "baseline.backfill", d.Backfill, "how far back the first run of a new store starts")
 	fs.Float64Var(&c.Deviations, "baseline.connection-deviations", d.Deviations, "how many standard deviations off its hour of day's mean a sensor's connection count must be for a finding")
@@ -92,8 +100,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if c.Interval < 0 || c.Learning < 0 || c.Lag < 0 || c.Backfill < 0 {
-		return errors.New("baseline: durations must not be negative")
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"interval", c.Interval}, {"learning", c.Learning}, {"lag", c.Lag}, {"overlap", c.Overlap}, {"backfill", c.Backfill}} {
+		if d.v < 0 {
+			return fmt.Errorf("baseline: --baseline.%s %s must not be negative", d.flag, d.v)
+		}
 	}
 	if c.Deviations < 0 || c.MinDays < 0 || c.MinDays > 7 {
 		return errors.New("baseline: --baseline.connection-deviations must not be negative and --baseline.connection-min-days must be at most 7 (0 takes the default)")
@@ -269,17 +282,19 @@ func (j *Job) Watermark(ctx context.Context) (time.Time, error) {
 	return time.UnixMilli(got).UTC(), nil
 }
 
-// Process runs every rule over the rows with from < time <= to, without
-// reading or moving the watermark. Running it again over the same window
-// changes nothing.
+// Process runs every rule over the window from < time <= to, without
+// reading or moving the watermark: it reads the rows with from - Overlap <
+// time <= to, so that a row written after the window before was processed
+// is still judged. Running it again over the same window changes nothing.
 func (j *Job) Process(ctx context.Context, from, to time.Time) error {
-	params := []store.Param{store.P("from", ts(from)), store.P("to", ts(to)), store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds()))}
+	params := []store.Param{store.P("from", ts(from)), store.P("read_from", ts(from.Add(-j.cfg.Overlap))), store.P("to", ts(to)),
+		store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds()))}
 	// A sensor's first heartbeat first: the rules' learning period runs
 	// from it, and it must be known before this window's rows are judged.
 	// Its role next, so a sensor's first window is judged with its group.
 	err := j.st.Exec(ctx, store.Query{SQL: `INSERT INTO baseline_seen (rule, sensor_id, key, first_seen, last_seen, first_window)
 SELECT '_sensor', sensor_id, '', min(sent_at), max(sent_at), {from:DateTime64(3, 'UTC')} FROM heartbeats
-WHERE sent_at > {from:DateTime64(3, 'UTC')} AND sent_at <= {to:DateTime64(3, 'UTC')}
+WHERE sent_at > {read_from:DateTime64(3, 'UTC')} AND sent_at <= {to:DateTime64(3, 'UTC')}
 GROUP BY sensor_id`, Params: params})
 	if err != nil {
 		return fmt.Errorf("baseline sensors: %w", err)

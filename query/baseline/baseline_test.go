@@ -488,11 +488,13 @@ func TestRetriedAndConcurrentRunsDoNotDuplicate(t *testing.T) {
 	f.want(s, want)
 }
 
-// A run reads only rows after the watermark: a row that arrives with a
-// time the job has passed is not read, and the engine's own count of rows
-// read by a run is the window's, not the history's.
+// A run reads only rows after the watermark, less the overlap: a row that
+// arrives with a time the job has passed is read again when it lies within
+// --baseline.overlap of the watermark, and makes its finding exactly once;
+// one older than that is not read. The engine's own count of rows read by
+// a run is the window's, not the history's.
 func TestOnlyRowsAfterTheWatermarkAreRead(t *testing.T) {
-	f := newFixture(t, testConfig())
+	f := newFixture(t, testConfig()) // the default overlap: 10 minutes
 	s := uuid.New()
 	f.heartbeat(s, t0.Add(-23*time.Hour)) // in the first run's window
 	// Two days of history, in older partitions: 50 000 listener rows.
@@ -507,9 +509,11 @@ FROM numbers(50000)`, ps(s, t0.Add(-24*time.Hour))...)
 		t.Fatalf("watermark %v (%v), want %v", wm, err, t0)
 	}
 
-	// Late: a row timed before the watermark lands after it moved. It is
-	// not read, so not learned and no finding; a row after is.
+	// Late: rows timed before the watermark land after it moved. The one
+	// within the overlap is read by the next run; the one an hour old is
+	// not, so not learned and no finding. A row after the watermark is.
 	f.tcpListener(s, t0.Add(-time.Minute), "late", 1)
+	f.tcpListener(s, t0.Add(-time.Hour), "older", 3)
 	f.tcpListener(s, t0.Add(time.Minute), "fresh", 2)
 	// The engine counts every row its reads select (SelectedRows, over
 	// the whole process); this test runs alone, so the difference across
@@ -517,14 +521,26 @@ FROM numbers(50000)`, ps(s, t0.Add(-24*time.Hour))...)
 	before := f.selectedRows()
 	f.run(t0.Add(2 * time.Minute))
 	read := f.selectedRows() - before
-	f.want(s, map[string]uint64{kListener: 1})
-	if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = 'listener' AND key = 'tcp late 1'"); n != 0 {
-		t.Errorf("the late row was learned: the run read before its watermark")
+	f.want(s, map[string]uint64{kListener: 2})
+	if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = 'listener' AND key = 'tcp older 3'"); n != 0 {
+		t.Errorf("the row older than the overlap was learned: the run read before its overlap")
 	}
 	if read == 0 || read >= 50000 {
 		t.Errorf("the run read %d rows: want some, and fewer than the 50 000 of history before its window", read)
 	}
 	t.Logf("rows read by one run: %d (history before the window: 50 000 rows)", read)
+
+	// The next runs read the late row again (it is within their overlap
+	// too): no second finding, under no other id.
+	f.run(t0.Add(4 * time.Minute))
+	f.run(t0.Add(6 * time.Minute))
+	f.want(s, map[string]uint64{kListener: 2})
+	if n := f.count("SELECT uniqExact(event_id) AS n FROM events WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' AND binary = 'late'", store.P("s", s.String())); n != 1 {
+		t.Errorf("%d ids of the late listener's finding, want 1", n)
+	}
+	if n := f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' AND binary = 'late' AND time = {t:DateTime64(3, 'UTC')}", ps(s, t0.Add(-time.Minute))...); n != 1 {
+		t.Errorf("the late listener's finding is not at its own time %v", t0.Add(-time.Minute))
+	}
 }
 
 func (f *fixture) selectedRows() uint64 {

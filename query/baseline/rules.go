@@ -141,7 +141,7 @@ func (r Rule) candidates() string {
     netns, uid, pid, binary, binary_path, unit, container_id, container_runtime, pod_uid, container_name, container_image, pod, pod_namespace,
     %s AS query_name, %s AS query_type, '%s' AS state
 FROM %s
-WHERE %s > {from:DateTime64(3, 'UTC')} AND %s <= {to:DateTime64(3, 'UTC')} AND %s`,
+WHERE %s > {read_from:DateTime64(3, 'UTC')} AND %s <= {to:DateTime64(3, 'UTC')} AND %s`,
 			s.key, t, s.protocol, s.src, s.srcPort, s.dst, s.dstPort, name, qtype, s.origin, s.table, s.at, s.at, s.where))
 	}
 	return strings.Join(parts, "\nUNION ALL\n")
@@ -231,7 +231,9 @@ const birthsSQL = "SELECT sensor_id, min(first_seen) AS born FROM baseline_seen 
 // newest row). Ports are left out: a role's new port is then a finding
 // of the role rather than a new role, and a server on a random port does
 // not split it. A sensor that never listened on anything has no role and
-// is judged alone.
+// is judged alone. The role is read from the window alone, not its
+// overlap (Config.Overlap): the overlap holds the heartbeats before, and a
+// role of two heartbeats' listeners would tie with the one of the last.
 const roleSQL = `INSERT INTO baseline_seen (rule, sensor_id, key, first_seen, last_seen, first_window)
 SELECT '_role', sensor_id, arrayStringConcat(arraySort(groupUniqArray(concat(proto, ' ', binary))), ','), min(observed_at), max(observed_at), {from:DateTime64(3, 'UTC')}
 FROM (
