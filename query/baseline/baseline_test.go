@@ -174,11 +174,12 @@ const (
 	kCount       = "baseline_connection_count"
 )
 
-// usual lays down what a sensor does every day: nginx on 80, a DNS
-// forwarder's UDP socket, curl to one API, ssh from one admin host.
+// usual lays down what a sensor does every day: nginx on 80, sshd on 22,
+// a DNS forwarder's UDP socket, curl to one API, ssh from one admin host.
 func (f *fixture) usual(s uuid.UUID, t time.Time) {
 	f.heartbeat(s, t)
 	f.tcpListener(s, t, "nginx", 80)
+	f.tcpListener(s, t, "sshd", 22)
 	f.udpSocket(s, t, "dnsmasq", 53, 0)
 	f.event(s, t, "network_connect", "curl", "10.0.0.1", "1.1.1.1", 443, "")
 	f.event(s, t, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "api.example.com")
@@ -221,7 +222,7 @@ func TestRulesFireOnceOnWhatIsNew(t *testing.T) {
 	f.event(s, t1, "dns_lookup", "curl", "10.0.0.1", "10.0.0.53", 53, "www.example.com.")    // known domain
 	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "3.3.3.3", 443, "cdn.Other.co.uk")  // domain; destination by name (not by address: no connect event)
 	f.event(s, t1, "dns_resolution", "curl", "10.0.0.1", "1.1.1.9", 443, "API.example.com.") // known name, new address: nothing
-	f.event(s, t1, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")                 // peer
+	f.event(s, t1, "network_accept", "sshd", "10.0.9.9", "10.0.0.1", 22, "")                 // peer: a client from a new /24
 	f.connection(s, t1, "", "10.9.9.9")                                                      // unattributed: nothing
 	f.run(t1.Add(10 * time.Minute))
 	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
@@ -262,7 +263,7 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.udpSocket(s, t2, "dnsmasq", 5353, 0)
 	f.flow(s, t2, "outbound", "curl", "10.0.0.1", "2.2.2.2", 443)
 	f.event(s, t2, "dns_query", "curl", "10.0.0.1", "10.0.0.53", 53, "img.other.co.uk")
-	f.event(s, t2, "network_accept", "sshd", "10.0.0.9", "10.0.0.1", 22, "")
+	f.event(s, t2, "network_accept", "sshd", "10.0.9.9", "10.0.0.1", 22, "")
 	f.run(t2.Add(time.Minute))
 	f.want(s, map[string]uint64{kListener: 3, kDestination: 3, kDomain: 1, kPeer: 2})
 
@@ -285,7 +286,10 @@ FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_listener' 
 	f.exec("ALTER TABLE tcp_listeners DELETE WHERE sensor_id = {s:UUID} SETTINGS mutations_sync = 2", store.P("s", s3.String()))
 	f.tcpListener(s3, t3, "redis", 6379)
 	f.run(t3.Add(10 * time.Minute))
-	f.want(s3, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 2})
+	// Peers: curl's 1.1.1.1, the ssh client's network (the accept), and,
+	// as nothing listens on port 22 here, the connection's remote address
+	// as an outbound peer.
+	f.want(s3, map[string]uint64{kListener: 2, kDestination: 2, kDomain: 1, kPeer: 3})
 }
 
 // Roles: sensors whose listeners look alike (the same binaries listening)
@@ -352,6 +356,55 @@ func TestRoleGroups(t *testing.T) {
 	f.run(t3.Add(10 * time.Minute))
 	f.want(web1, nil)
 	f.want(web2, map[string]uint64{kListener: 1, kPeer: 2})
+}
+
+// Inbound peers are judged by the client's network: 50 new clients of a
+// web server from one /24 (as accepts, inbound flows and connections to
+// its listening port) and 10 from one IPv6 /64 are one finding each, a
+// client from another /24 is one more, while an outbound peer is still
+// one finding per new address.
+func TestPeerInboundByNetwork(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.tcpListener(s, t0, "nginx", 443)
+	f.event(s, t0, "network_accept", "nginx", "10.1.1.1", "10.0.0.1", 443, "") // a client network learned
+	f.run(t0.Add(time.Hour))
+
+	t1 := t0.Add(2 * time.Hour)
+	f.heartbeat(s, t1)
+	f.tcpListener(s, t1, "nginx", 443)
+	clients := func(t time.Time, addr string, n int) {
+		p := append(ps(s, t), store.P("a", addr), store.P("n", fmt.Sprint(n)))
+		f.exec(`INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, src_address, src_port, dst_address, dst_port, pid, binary)
+SELECT generateUUIDv4(), {s:UUID}, 'network_accept', {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, 'tcp', a, 50000, toIPv6('10.0.0.1'), 443, 42, 'nginx'
+FROM (SELECT toIPv6(replaceOne({a:String}, 'N', toString(number + 1))) AS a FROM numbers({n:UInt32}))`, p...)
+		f.exec(`INSERT INTO flows (sensor_id, flow_id, protocol, direction, src_address, src_port, dst_address, dst_port, pid, binary, started_at, ended_at, received_at)
+SELECT {s:UUID}, generateUUIDv4(), 'tcp', 'inbound', a, 50000, toIPv6('10.0.0.1'), 443, 42, 'nginx', {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}
+FROM (SELECT toIPv6(replaceOne({a:String}, 'N', toString(number + 1))) AS a FROM numbers({n:UInt32}))`, p...)
+		f.exec(`INSERT INTO tcp_connections (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, state, inode, pid, binary)
+SELECT {s:UUID}, 1, {t:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::', 443, a, 50000, 'ESTABLISHED', cityHash64(a), 42, 'nginx'
+FROM (SELECT toIPv6(replaceOne({a:String}, 'N', toString(number + 1))) AS a FROM numbers({n:UInt32}))`, p...)
+	}
+	clients(t1, "192.0.2.N", 50)
+	clients(t1, "2001:db8:1:2::N", 10)
+	clients(t1, "10.1.1.N", 20)                                               // the learned network
+	f.event(s, t1, "network_connect", "curl", "10.0.0.1", "2.2.2.2", 443, "") // outbound: by address
+	f.connection(s, t1, "curl", "3.3.3.3")                                    // local port 22, not a listener here: outbound
+	f.run(t1.Add(10 * time.Minute))
+	f.want(s, map[string]uint64{kPeer: 4, kDestination: 1})
+	if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = 'peer' AND key IN ('nginx from ::ffff:192.0.2.0/24', 'nginx from 2001:db8:1:2::/64', 'curl ::ffff:3.3.3.3')"); n != 3 {
+		t.Errorf("%d of the keys nginx from ::ffff:192.0.2.0/24, nginx from 2001:db8:1:2::/64 and curl ::ffff:3.3.3.3 learned, want 3", n)
+	}
+
+	// More clients of the known networks: quiet; one of a new one: loud.
+	t2 := t1.Add(time.Hour)
+	f.heartbeat(s, t2)
+	f.tcpListener(s, t2, "nginx", 443)
+	clients(t2, "192.0.2.1N", 30)
+	clients(t2, "198.51.100.N", 1)
+	f.run(t2.Add(10 * time.Minute))
+	f.want(s, map[string]uint64{kPeer: 5, kDestination: 1})
 }
 
 // Nothing is a finding during a sensor's learning period, but it is
@@ -1555,3 +1608,4 @@ func TestNotifyConfigValidate(t *testing.T) {
 	f(func(c *baseline.NotifyConfig) { c.MaxBackoff = time.Millisecond }, "--baseline.notify.max-backoff")
 	f(func(c *baseline.NotifyConfig) { c.WebhookURL, c.Batch = "", 0 }, "") // nothing to send: nothing checked
 }
+

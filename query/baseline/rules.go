@@ -96,17 +96,37 @@ var rules = []Rule{
 	// connected to it, whatever the port. Judged per sensor only: which
 	// host talks to which is the lateral-movement signal, and a host that
 	// starts talking to a host only its siblings talked to is exactly the
-	// pivot to see.
+	// pivot to see. Outbound peers are keyed by address: a connection
+	// *from* this host to a host it never reached is what lateral movement
+	// from a compromised host looks like, and each one matters. Inbound
+	// peers are keyed by the client's network (inboundPeer): a server's
+	// clients come and go by address (a web server meets new ones all
+	// day), and one finding per client would bury the rest; a client from
+	// a network that never connected is still news.
 	{Name: "peer", Kind: "baseline_new_peer", sources: []source{
+		// A connection is inbound when its local port is one the sensor
+		// listened on in the window (same namespace).
 		{origin: "tcp_connections", table: "tcp_connections", at: "observed_at", t: snapshotTime, where: attributed,
-			key: "concat(binary, ' ', toString(remote_address))", ends: tcpConnected},
+			key: "if((sensor_id, netns, local_port) GLOBAL IN (SELECT sensor_id, netns, local_port FROM tcp_listeners WHERE observed_at > {read_from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')}), " +
+				inboundPeer("remote_address") + ", " + outboundPeer("remote_address") + ")", ends: tcpConnected},
 		{origin: "flows", table: "flows", at: "ended_at", where: attributed,
-			key: "concat(binary, ' ', toString(if(direction = 'outbound', dst_address, src_address)))", ends: ownEnds},
+			key: "if(direction = 'outbound', " + outboundPeer("dst_address") + ", " + inboundPeer("src_address") + ")", ends: ownEnds},
 		{origin: "network_connect", table: "events", at: "time", where: attributed + " AND kind = 'network_connect'",
-			key: "concat(binary, ' ', toString(dst_address))", ends: ownEnds},
+			key: outboundPeer("dst_address"), ends: ownEnds},
 		{origin: "network_accept", table: "events", at: "time", where: attributed + " AND kind = 'network_accept'",
-			key: "concat(binary, ' ', toString(src_address))", ends: ownEnds},
+			key: inboundPeer("src_address"), ends: ownEnds},
 	}},
+}
+
+// outboundPeer is the peer rule's key of a host this binary connected
+// to: "curl ::ffff:1.1.1.1".
+func outboundPeer(addr string) string { return "concat(binary, ' ', toString(" + addr + "))" }
+
+// inboundPeer is the peer rule's key of a client that connected to this
+// binary: its network, the /24 of an IPv4 address and the /64 of an IPv6
+// one, "sshd from ::ffff:10.0.0.0/24", "nginx from 2001:db8:1:2::/64".
+func inboundPeer(addr string) string {
+	return "concat(binary, ' from ', cutIPv6(" + addr + ", 8, 1), if(startsWith(cutIPv6(" + addr + ", 8, 1), '::ffff:'), '/24', '/64'))"
 }
 
 // RuleNames returns the rules' names, the connection count's last.
