@@ -1608,4 +1608,3 @@ func TestNotifyConfigValidate(t *testing.T) {
 	f(func(c *baseline.NotifyConfig) { c.MaxBackoff = time.Millisecond }, "--baseline.notify.max-backoff")
 	f(func(c *baseline.NotifyConfig) { c.WebhookURL, c.Batch = "", 0 }, "") // nothing to send: nothing checked
 }
-
