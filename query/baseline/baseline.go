@@ -68,12 +68,20 @@ type Config struct {
 	// MinDays is how many days of history an hour of day needs before its
 	// connection counts are judged.
 	MinDays int
+	// Resolvers are the binaries of local DNS resolvers: their lookup of
+	// a domain a client on the sensor looked up too is no domain finding.
+	Resolvers []string
 }
+
+// DefaultResolvers are the local resolvers' binaries as the sensor names
+// them (the kernel's comm, 15 characters: systemd-resolved is
+// systemd-resolve).
+var DefaultResolvers = []string{"systemd-resolve", "dnsmasq", "unbound", "named", "pdns_recursor", "kresd", "coredns", "nscd"}
 
 // Defaults returns the configuration the flags default to.
 func Defaults() Config {
 	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, Overlap: 10 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour,
-		Deviations: 4, MinDays: 3}
+		Deviations: 4, MinDays: 3, Resolvers: DefaultResolvers}
 }
 
 // RegisterFlags adds the job's flags to fs.
@@ -87,6 +95,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Backfill, "baseline.backfill", d.Backfill, "how far back the first run of a new store starts")
 	fs.Float64Var(&c.Deviations, "baseline.connection-deviations", d.Deviations, "how many standard deviations off its hour of day's mean a sensor's connection count must be for a finding")
 	fs.IntVar(&c.MinDays, "baseline.connection-min-days", d.MinDays, "days of history an hour of day needs before a sensor's connection counts in it are judged")
+	c.Resolvers = d.Resolvers
+	fs.Func("baseline.resolvers", "comma-separated binaries of local DNS resolvers, whose lookup of a domain a client on the same sensor looked up too is no new-domain finding (default "+strings.Join(d.Resolvers, ",")+"; empty: none)", func(v string) error {
+		c.Resolvers = []string{}
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				c.Resolvers = append(c.Resolvers, r)
+			}
+		}
+		return nil
+	})
 	fs.Func("baseline.mute", "comma-separated rules whose findings are not written, though still learned: "+strings.Join(RuleNames(), ", "), func(v string) error {
 		c.Mute = nil
 		for _, r := range strings.Split(v, ",") {
@@ -141,14 +159,17 @@ var runBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // New returns a job on st.
 //
-// A zero Deviations or MinDays takes its default: a Config written before
-// the connection-count rule existed keeps working.
+// A zero Deviations or MinDays, and nil Resolvers, take their default: a
+// Config written before those existed keeps working.
 func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	d := Defaults()
 	cfg.Deviations, cfg.MinDays = cmp.Or(cfg.Deviations, d.Deviations), cmp.Or(cfg.MinDays, d.MinDays)
+	if cfg.Resolvers == nil { // unset; an empty list (the flag given empty) is none
+		cfg.Resolvers = d.Resolvers
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -288,7 +309,7 @@ func (j *Job) Watermark(ctx context.Context) (time.Time, error) {
 // is still judged. Running it again over the same window changes nothing.
 func (j *Job) Process(ctx context.Context, from, to time.Time) error {
 	params := []store.Param{store.P("from", ts(from)), store.P("read_from", ts(from.Add(-j.cfg.Overlap))), store.P("to", ts(to)),
-		store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds()))}
+		store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds())), store.P("resolvers", arrayOf(j.cfg.Resolvers))}
 	// A sensor's first heartbeat first: the rules' learning period runs
 	// from it, and it must be known before this window's rows are judged.
 	// Its role next, so a sensor's first window is judged with its group.
@@ -342,6 +363,15 @@ func hoursOfDay(from, to time.Time) string {
 		hours = append(hours, fmt.Sprint(h.Hour()))
 	}
 	return "[" + strings.Join(hours, ",") + "]"
+}
+
+// arrayOf is a query parameter's Array(String) literal.
+func arrayOf(v []string) string {
+	q := make([]string, len(v))
+	for i, s := range v {
+		q[i] = store.Quote(s)
+	}
+	return "[" + strings.Join(q, ",") + "]"
 }
 
 func ts(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }

@@ -407,6 +407,38 @@ FROM (SELECT toIPv6(replaceOne({a:String}, 'N', toString(number + 1))) AS a FROM
 	f.want(s, map[string]uint64{kPeer: 5, kDestination: 1})
 }
 
+// A local resolver's lookup of a domain a client on the sensor looked up
+// too is the client's question forwarded: one domain finding, the
+// client's. A resolver's lookup no client made is a finding of its own,
+// and with --baseline.resolvers empty the forwarded one is too.
+func TestDomainResolverDoesNotDoubleCount(t *testing.T) {
+	for _, resolvers := range [][]string{nil, {}} {
+		f := newFixture(t, func() baseline.Config { c := testConfig(); c.Resolvers = resolvers; return c }())
+		s := uuid.New()
+		f.heartbeat(s, t0)
+		f.event(s, t0, "dns_query", "curl", "10.0.0.1", "127.0.0.53", 53, "api.example.com")
+		f.event(s, t0, "dns_query", "systemd-resolve", "10.0.0.1", "10.0.0.53", 53, "api.example.com")
+		f.run(t0.Add(time.Hour))
+		t1 := t0.Add(2 * time.Hour)
+		f.event(s, t1, "dns_query", "curl", "10.0.0.1", "127.0.0.53", 53, "www.new.example.org")
+		f.event(s, t1.Add(time.Millisecond), "dns_query", "systemd-resolve", "10.0.0.1", "10.0.0.53", 53, "www.new.example.org.")
+		f.event(s, t1.Add(time.Millisecond), "dns_query", "dnsmasq", "10.0.0.1", "10.0.0.53", 53, "cdn.new.example.org")
+		f.event(s, t1, "dns_query", "systemd-resolve", "10.0.0.1", "10.0.0.53", 53, "its-own.example.net") // no client asked
+		f.run(t1.Add(10 * time.Minute))
+		want := uint64(2) // curl's new.example.org, the resolver's own example.net
+		if resolvers != nil {
+			want = 4 // and the two forwarded ones
+		}
+		if got := f.findings(s, kDomain); got != want {
+			t.Errorf("resolvers %#v: %d domain findings, want %d", resolvers, got, want)
+		}
+		// Forwarded lookups are learned all the same.
+		if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = 'domain' AND key IN ('systemd-resolve example.org', 'dnsmasq example.org')"); n != 2 {
+			t.Errorf("resolvers %#v: %d of the resolvers' keys learned, want 2", resolvers, n)
+		}
+	}
+}
+
 // Nothing is a finding during a sensor's learning period, but it is
 // learned: the same key after learning is not new.
 func TestLearningPeriod(t *testing.T) {

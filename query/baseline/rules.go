@@ -17,6 +17,10 @@ type Rule struct {
 	// roleSQL).
 	PerGroup bool
 	sources  []source
+	// skip, when set, is a condition over a candidate c (its cause columns
+	// c.f.N, in causeCols' order) that keeps it from being a finding,
+	// though it is still learned.
+	skip string
 }
 
 // source is one table's rows for a rule: each SQL field is an expression
@@ -51,7 +55,25 @@ const snapshotTime = "least(first_seen, observed_at)"
 // subdomain (example.com of www.example.com, example.co.uk of
 // a.example.co.uk: com, net, org, co, gov, edu and the like are not
 // significant) and the whole name when it has none (localhost).
-const domainOf = "if(cutToFirstSignificantSubdomain(lower(trimRight(query_name, '.'))) = '', lower(trimRight(query_name, '.')), cutToFirstSignificantSubdomain(lower(trimRight(query_name, '.'))))"
+var domainOf = domainOfName("query_name")
+
+func domainOfName(col string) string {
+	return strings.ReplaceAll("if(cutToFirstSignificantSubdomain(lower(trimRight(N, '.'))) = '', lower(trimRight(N, '.')), cutToFirstSignificantSubdomain(lower(trimRight(N, '.'))))", "N", col)
+}
+
+// dnsKinds are the events of a lookup.
+const dnsKinds = "kind IN ('dns_query', 'dns_lookup', 'dns_resolution') AND query_name != ''"
+
+// resolverEcho is the domain rule's skip: a lookup by a local resolver
+// (--baseline.resolvers; c.f.9 is the binary, c.f.19 the name) of a domain
+// that a client on the same sensor looked up in the rows read. That is
+// the resolver forwarding the client's question, not a question of its
+// own: the client's finding says it. A resolver's lookup no client made
+// (its own, or for a client the sensor does not see, as in a container
+// it does not watch) is still a finding.
+var resolverEcho = `has({resolvers:Array(String)}, toString(c.f.9)) AND (c.sensor_id, ` + domainOfName("c.f.19") + `) GLOBAL IN (
+    SELECT sensor_id, ` + domainOf + ` FROM events
+    WHERE time > {read_from:DateTime64(3, 'UTC')} AND time <= {to:DateTime64(3, 'UTC')} AND ` + dnsKinds + ` AND ` + attributed + ` AND NOT has({resolvers:Array(String)}, toString(binary)))`
 
 // ends are a source's expressions for the finding's protocol and two ends.
 type ends struct{ protocol, src, srcPort, dst, dstPort string }
@@ -88,8 +110,8 @@ var rules = []Rule{
 		{origin: "dns_resolution", table: "events", at: "time", where: attributed + " AND kind = 'dns_resolution' AND query_name != ''",
 			key: "concat(protocol, ' ', binary, ' ', lower(trimRight(query_name, '.')), ' ', toString(dst_port))", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
-	{Name: "domain", Kind: "baseline_new_domain", PerGroup: true, sources: []source{
-		{origin: "dns", table: "events", at: "time", where: attributed + " AND kind IN ('dns_query', 'dns_lookup', 'dns_resolution') AND query_name != ''",
+	{Name: "domain", Kind: "baseline_new_domain", PerGroup: true, skip: resolverEcho, sources: []source{
+		{origin: "dns", table: "events", at: "time", where: attributed + " AND " + dnsKinds,
 			key: "concat(binary, ' ', " + domainOf + ")", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
 	// A peer is a host, either way: whom a binary connected to or who
@@ -222,6 +244,10 @@ LEFT JOIN (
 	} else {
 		group = "\nWHERE "
 	}
+	var skip string
+	if r.skip != "" {
+		skip = "\n  AND NOT (" + r.skip + ")"
+	}
 	return `INSERT INTO events (event_id, sensor_id, kind, time, received_at, ` + strings.Join(causeCols, ", ") + `, source)
 SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key, '|', toString(toUnixTimestamp64Milli(c.ft))))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
     ` + strings.Join(out, ", ") + `, 'baseline'
@@ -237,7 +263,7 @@ LEFT JOIN (
     GROUP BY sensor_id, key
 ) AS s ON s.sensor_id = c.sensor_id AND s.key = c.key
 INNER JOIN (` + birthsSQL + `) AS b ON b.sensor_id = c.sensor_id` + group + `(s.hit = 0 OR s.fw >= {from:DateTime64(3, 'UTC')})
-  AND ` + learned + `
+  AND ` + learned + skip + `
   AND ` + notMuted("c.sensor_id", "c.key")
 }
 
