@@ -63,6 +63,9 @@ func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Conf
 	if err != nil {
 		return err
 	}
+	if err := notify.ApplyTTL(ctx, sc.Cluster); err != nil {
+		return err
+	}
 	nctx, stopNotify := context.WithCancel(ctx)
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); notify.Run(nctx) }()

@@ -189,6 +189,9 @@ func (p *parts) startBaseline(cfg appConfig, st store.Store, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	if err := notify.ApplyTTL(context.Background(), ""); err != nil { // the embedded engine: no cluster
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup
 	done.Go(func() { job.Run(ctx) })

@@ -1638,5 +1638,43 @@ func TestNotifyConfigValidate(t *testing.T) {
 	f(func(c *baseline.NotifyConfig) { c.Batch = 0 }, "--baseline.notify.batch")
 	f(func(c *baseline.NotifyConfig) { c.Interval = 0 }, "--baseline.notify.interval")
 	f(func(c *baseline.NotifyConfig) { c.MaxBackoff = time.Millisecond }, "--baseline.notify.max-backoff")
-	f(func(c *baseline.NotifyConfig) { c.WebhookURL, c.Batch = "", 0 }, "") // nothing to send: nothing checked
+	f(func(c *baseline.NotifyConfig) { c.TTLDays = -1 }, "--baseline.notify.ttl-days -1")
+	f(func(c *baseline.NotifyConfig) { c.TTLDays = 1 }, "--baseline.notify.ttl-days 1 must outlast") // the backfill is a day
+	f(func(c *baseline.NotifyConfig) { c.WebhookURL, c.Batch = "", 0 }, "")                          // nothing to send: nothing checked
+}
+
+// finding_delivery's TTL follows --baseline.notify.ttl-days, set at start
+// (migration 0016 made it 30 days); 0 is the default, 30.
+func TestNotifyTTLFollowsTheFlag(t *testing.T) {
+	f := newFixture(t, testConfig())
+	ttl := func() string {
+		t.Helper()
+		var e proto.ColStr
+		var full string
+		if err := f.st.Select(context.Background(), store.Query{SQL: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'finding_delivery'"},
+			proto.Results{{Name: "engine_full", Data: &e}}, func(rows int) error { full = e.Row(0); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`TTL .*?toIntervalDay\((\d+)\)`).FindStringSubmatch(full)
+		if m == nil {
+			t.Fatalf("no TTL in %s", full)
+		}
+		return m[1]
+	}
+	if got := ttl(); got != "30" {
+		t.Fatalf("TTL after the migrations %s days, want 30", got)
+	}
+	for _, c := range []struct {
+		days int
+		want string
+	}{{7, "7"}, {7, "7"}, {0, "30"}, {90, "90"}} {
+		cfg := notifyConfig()
+		cfg.TTLDays = c.days
+		if err := f.notify(cfg).ApplyTTL(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := ttl(); got != c.want {
+			t.Errorf("--baseline.notify.ttl-days=%d: TTL %s days, want %s", c.days, got, c.want)
+		}
+	}
 }

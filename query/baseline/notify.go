@@ -10,6 +10,7 @@ package baseline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/sql/schema"
 )
 
 // NotifyConfig configures the export of findings. Its flags have the
@@ -66,12 +68,16 @@ type NotifyConfig struct {
 	Backfill time.Duration
 	// MaxBackoff bounds the wait between retries of a failing sink.
 	MaxBackoff time.Duration
+	// TTLDays is how long finding_delivery keeps a delivery; 0 takes the
+	// default. It must outlast Overlap and Backfill, or a finding whose
+	// record expired is sent again.
+	TTLDays int
 }
 
 // NotifyDefaults returns the configuration the flags default to.
 func NotifyDefaults() NotifyConfig {
 	return NotifyConfig{SyslogFraming: "octet-counting", SyslogFacility: 16, Interval: 10 * time.Second, Timeout: 10 * time.Second,
-		Batch: 100, Overlap: 10 * time.Minute, Backfill: 24 * time.Hour, MaxBackoff: 5 * time.Minute}
+		Batch: 100, Overlap: 10 * time.Minute, Backfill: 24 * time.Hour, MaxBackoff: 5 * time.Minute, TTLDays: 30}
 }
 
 // facilities are RFC 5424's facility names, by code.
@@ -105,6 +111,7 @@ func (c *NotifyConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Overlap, "baseline.notify.overlap", d.Overlap, "how far before the newest exported finding each look starts again, for findings written late")
 	fs.DurationVar(&c.Backfill, "baseline.notify.backfill", d.Backfill, "how far back a sink's first look starts")
 	fs.DurationVar(&c.MaxBackoff, "baseline.notify.max-backoff", d.MaxBackoff, "longest wait between retries of a failing sink")
+	fs.IntVar(&c.TTLDays, "baseline.notify.ttl-days", d.TTLDays, "days the record of an exported finding is kept (finding_delivery's TTL, set at start)")
 }
 
 // Enabled says whether any sink is configured.
@@ -112,6 +119,12 @@ func (c NotifyConfig) Enabled() bool { return c.WebhookURL != "" || c.SyslogAddr
 
 // Validate checks the configuration, naming the flag at fault.
 func (c NotifyConfig) Validate() error {
+	if c.TTLDays < 0 || c.TTLDays > 3650 {
+		return fmt.Errorf("baseline: --baseline.notify.ttl-days %d: want 1 to 3650 days", c.TTLDays)
+	}
+	if c.TTLDays > 0 && time.Duration(c.TTLDays)*24*time.Hour <= c.Overlap+c.Backfill {
+		return fmt.Errorf("baseline: --baseline.notify.ttl-days %d must outlast --baseline.notify.overlap plus --baseline.notify.backfill (%s), or expired records are sent again", c.TTLDays, c.Overlap+c.Backfill)
+	}
 	if !c.Enabled() {
 		return nil
 	}
@@ -258,6 +271,47 @@ func NewNotify(cfg NotifyConfig, st store.Store, log *slog.Logger) (*Notify, err
 		})
 	}
 	return n, nil
+}
+
+// ApplyTTL sets finding_delivery's TTL to TTLDays (migration 0016 made
+// it 30 days) when it differs, at the start of the service, as
+// --store.events-ttl-days does for events: old parts are not rewritten,
+// they expire as merges reach them. cluster is --store.cluster: there the
+// ALTER goes to every node's local table.
+func (n *Notify) ApplyTTL(ctx context.Context, cluster string) error {
+	days := cmp.Or(n.cfg.TTLDays, NotifyDefaults().TTLDays)
+	table := "finding_delivery"
+	if cluster != "" {
+		table += "_local"
+	}
+	var engine proto.ColStr
+	var full string
+	err := n.st.Select(ctx, store.Query{
+		SQL:    "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+		Params: []store.Param{store.P("t", table)},
+	}, proto.Results{{Name: "engine_full", Data: &engine}}, func(rows int) error {
+		if rows > 0 {
+			full = engine.Row(0)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("baseline: read finding_delivery TTL: %w", err)
+	}
+	if strings.Contains(full, fmt.Sprintf("toIntervalDay(%d)", days)) {
+		return nil
+	}
+	stmt := fmt.Sprintf("ALTER TABLE finding_delivery MODIFY TTL toDateTime(delivered_at) + INTERVAL %d DAY SETTINGS materialize_ttl_after_modify = 0", days)
+	stmts := []string{stmt}
+	if cluster != "" {
+		stmts = schema.ClusterForm(stmt, cluster)
+	}
+	for _, q := range stmts {
+		if err := n.st.Exec(ctx, store.Query{SQL: q}); err != nil {
+			return fmt.Errorf("baseline: --baseline.notify.ttl-days: %w", err)
+		}
+	}
+	return nil
 }
 
 // Metrics returns the export's metrics: findings delivered and failed
