@@ -177,6 +177,7 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	for _, result := range []string{"ok", "error"} { // both series from the start, for alerts on rate()
 		j.metrics.GetOrCreateCounter(`netview_baseline_runs_total{result="` + result + `"}`)
 	}
+	j.metrics.GetOrCreateCounter("netview_baseline_late_heartbeats_total")
 	// How far behind now the learned data is: alert when it grows past a
 	// few intervals (runs failing, or too slow to keep up).
 	j.metrics.NewGauge("netview_baseline_watermark_lag_seconds", func() float64 {
@@ -269,6 +270,9 @@ func (j *Job) once(ctx context.Context) (Window, error) {
 	if err := j.Process(ctx, w.From, w.To); err != nil {
 		return w, err
 	}
+	if err := j.countLate(ctx, w); err != nil {
+		j.log.Warn("baseline late heartbeats", "err", err) // a figure only: the run goes on
+	}
 	err = j.st.Exec(ctx, store.Query{
 		SQL:    "INSERT INTO baseline_watermark (job, processed_to, updated_at) VALUES ({job:String}, {to:DateTime64(3, 'UTC')}, now64(3, 'UTC'))",
 		Params: []store.Param{store.P("job", watermarkJob), store.P("to", ts(w.To))},
@@ -278,6 +282,40 @@ func (j *Job) once(ctx context.Context) (Window, error) {
 	}
 	j.watermarkMs.Store(w.To.UnixMilli())
 	return w, nil
+}
+
+// countLate counts the heartbeats whose rows no run judged: those that
+// reached the store more than Lag + Overlap after they were sent (on
+// ingest's clock against the sensor's, so a sensor's clock behind counts
+// too). Each run counts those sent in its window moved back by twice the
+// overlap plus the lag, so consecutive runs count every heartbeat once,
+// among those that had arrived by then: a lower bound, as a heartbeat
+// later still than that is not counted. It costs one read of the
+// window's heartbeats, as the first step of Process does.
+func (j *Job) countLate(ctx context.Context, w Window) error {
+	back := 2*j.cfg.Overlap + j.cfg.Lag
+	var n proto.ColUInt64
+	var late uint64
+	err := j.st.Select(ctx, store.Query{
+		SQL: `SELECT uniqExact(sensor_id, seq) AS n FROM heartbeats
+WHERE sent_at > {from:DateTime64(3, 'UTC')} AND sent_at <= {to:DateTime64(3, 'UTC')} AND received_at > sent_at + toIntervalMillisecond({late_ms:Int64})`,
+		Params: []store.Param{store.P("from", ts(w.From.Add(-back))), store.P("to", ts(w.To.Add(-back))),
+			store.P("late_ms", fmt.Sprint((j.cfg.Lag + j.cfg.Overlap).Milliseconds()))},
+	}, proto.Results{{Name: "n", Data: &n}}, func(rows int) error {
+		if rows > 0 {
+			late = n.Row(0)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if late > 0 {
+		j.metrics.GetOrCreateCounter("netview_baseline_late_heartbeats_total").Add(int(late))
+		j.log.Warn("baseline: heartbeats later than --baseline.lag plus --baseline.overlap were not judged", "heartbeats", late,
+			"sent_after", w.From.Add(-back), "sent_until", w.To.Add(-back))
+	}
+	return nil
 }
 
 // Watermark returns the end of the last window written, zero before the

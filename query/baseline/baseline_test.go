@@ -628,6 +628,38 @@ FROM numbers(50000)`, ps(s, t0.Add(-24*time.Hour))...)
 	}
 }
 
+// Heartbeats later than the lag plus the overlap are counted
+// (netview_baseline_late_heartbeats_total), once, by the run whose window
+// moved back by twice the overlap holds them; one late within the overlap
+// is not.
+func TestLateHeartbeatsAreCounted(t *testing.T) {
+	f := newFixture(t, testConfig()) // lag 0, overlap 10m
+	s := uuid.New()
+	f.run(t0)
+	late := func(sent, received time.Time) {
+		f.exec("INSERT INTO heartbeats (sensor_id, seq, sent_at, received_at) VALUES ({s:UUID}, {q:UInt64}, {t:DateTime64(3, 'UTC')}, {r:DateTime64(3, 'UTC')})",
+			append(ps(s, sent), store.P("q", fmt.Sprint(sent.UnixMilli())), store.P("r", at(received)))...)
+	}
+	late(t0.Add(-15*time.Minute), t0.Add(time.Minute)) // 16 minutes late: missed
+	late(t0.Add(-5*time.Minute), t0.Add(time.Minute))  // 6 minutes: within the overlap
+	counter := func() string {
+		var b strings.Builder
+		f.job.Metrics().WritePrometheus(&b)
+		for _, line := range strings.Split(b.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "netview_baseline_late_heartbeats_total "); ok {
+				return v
+			}
+		}
+		return "(none)"
+	}
+	for _, now := range []time.Time{t0.Add(10 * time.Minute), t0.Add(20 * time.Minute), t0.Add(30 * time.Minute)} {
+		f.run(now)
+	}
+	if got := counter(); got != "1" {
+		t.Errorf("netview_baseline_late_heartbeats_total = %s, want 1", got)
+	}
+}
+
 func (f *fixture) selectedRows() uint64 {
 	return f.count("SELECT toUInt64(sum(value)) AS n FROM system.events WHERE event = 'SelectedRows'")
 }
