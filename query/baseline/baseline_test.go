@@ -3,6 +3,7 @@ package baseline_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/netview/netview/internal/auth"
 	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
+	"github.com/netview/netview/internal/tlsconf/tlsconftest"
 	"github.com/netview/netview/query"
 	"github.com/netview/netview/query/baseline"
 	"github.com/netview/netview/query/querytest"
@@ -1418,6 +1420,11 @@ func newSyslogReceiver(t *testing.T, addr string, octetCounting bool) *syslogRec
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveSyslog(t, ln, octetCounting)
+}
+
+// serveSyslog receives syslog on ln.
+func serveSyslog(t *testing.T, ln net.Listener, octetCounting bool) *syslogReceiver {
 	r := &syslogReceiver{ln: ln, msgs: make(chan string, 100)}
 	t.Cleanup(r.drop)
 	go func() {
@@ -1623,6 +1630,57 @@ func TestExportSyslogRFC5424(t *testing.T) {
 }
 
 // The parser refuses what RFC 5424 refuses, so the test above can fail.
+// Syslog over TLS (RFC 5425) to a loopback receiver with a certificate
+// of a test CA: delivered when the CA file is that CA, and refused (no
+// message, nothing recorded delivered, retried) when it is another one.
+func TestExportSyslogTLS(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	ca := tlsconftest.CA(t, "syslog-ca")
+	srv := tlsconftest.Server(t, ca, "syslog")
+	cert, err := tls.LoadX509KeyPair(srv.CertFile, srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := serveSyslog(t, ln, true)
+	id := f.finding(s, kListener, t0, time.Now().UTC().Add(-time.Second), "nginx", 8443)
+
+	other := tlsconftest.CA(t, "other-ca")
+	cfg := notifyConfig()
+	cfg.SyslogAddr, cfg.SyslogTLS, cfg.SyslogTrust.CAFile = ln.Addr().String(), true, other.CertFile
+	if _, err := f.notify(cfg).Once(context.Background(), "syslog"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a receiver whose certificate the CA file does not sign: %v, want a certificate error", err)
+	}
+	if n := f.count("SELECT count() AS n FROM finding_delivery WHERE sink = 'syslog' AND event_id = {e:UUID}", store.P("e", id)); n != 0 {
+		t.Fatalf("the refused finding was recorded delivered")
+	}
+
+	cfg.SyslogTrust.CAFile = ca.CertFile
+	drain(t, f.notify(cfg), "syslog")
+	m, err := parse5424(rcv.next(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.params["event_id"] != id || m.msgID != kListener {
+		t.Errorf("message %+v, want the finding %s", m, id)
+	}
+
+	// Validation names the flags.
+	bad := notifyConfig()
+	bad.SyslogAddr, bad.SyslogTrust.CAFile = ln.Addr().String(), ca.CertFile
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--baseline.syslog.tls") {
+		t.Errorf("a CA file without --baseline.syslog.tls: %v", err)
+	}
+	bad.SyslogTLS, bad.SyslogTrust.CAFile = true, filepath.Join(t.TempDir(), "missing.pem")
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--baseline.syslog.ca-file") {
+		t.Errorf("a missing CA file: %v", err)
+	}
+}
+
 func TestParse5424IsStrict(t *testing.T) {
 	good := `<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"] An application event`
 	if m, err := parse5424(good); err != nil || m.params["eventID"] != "1011" || m.msg != "An application event" {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
+	"github.com/netview/netview/internal/tlsconf"
 	"github.com/netview/netview/sql/schema"
 )
 
@@ -54,6 +56,10 @@ type NotifyConfig struct {
 	SyslogFraming string
 	// SyslogFacility is the facility code of PRI (local0 = 16).
 	SyslogFacility int
+	// SyslogTLS sends syslog over TLS (RFC 5425), trusting SyslogTrust's
+	// CA file (the system's roots without one) and pin.
+	SyslogTLS   bool
+	SyslogTrust tlsconf.Client
 	// Interval between looks for new findings when a sink is up to date.
 	Interval time.Duration
 	// Timeout bounds one send: the POST, or the dial and the write.
@@ -95,6 +101,9 @@ func (c *NotifyConfig) RegisterFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&c.SyslogAddr, "baseline.syslog.addr", "", "`host:port` of a syslog receiver that gets every baseline finding as an RFC 5424 line over TCP; empty sends none")
+	fs.BoolVar(&c.SyslogTLS, "baseline.syslog.tls", false, "send syslog over TLS (RFC 5425), checking the receiver's certificate against --baseline.syslog.ca-file (the system's roots without one)")
+	fs.StringVar(&c.SyslogTrust.CAFile, "baseline.syslog.ca-file", "", "PEM CA certificate(s) (or the receiver's own certificate) to trust for --baseline.syslog.tls")
+	fs.StringVar(&c.SyslogTrust.Pin, "baseline.syslog.pin-sha256", "", "pin the syslog receiver's public key (SHA-256 of its SPKI, hex or base64) for --baseline.syslog.tls")
 	fs.StringVar(&c.SyslogFraming, "baseline.syslog.framing", d.SyslogFraming, "framing of syslog over TCP: octet-counting (RFC 6587) or lf")
 	fs.Func("baseline.syslog.facility", "syslog facility, by name (local0) or code (default local0)", func(v string) error {
 		for i, name := range facilities {
@@ -142,6 +151,17 @@ func (c NotifyConfig) Validate() error {
 	if c.SyslogAddr != "" {
 		if _, port, err := net.SplitHostPort(c.SyslogAddr); err != nil || port == "" {
 			return fmt.Errorf("baseline: --baseline.syslog.addr %q: want host:port", c.SyslogAddr)
+		}
+	}
+	if !c.SyslogTLS && (c.SyslogTrust.CAFile != "" || c.SyslogTrust.Pin != "") {
+		return errors.New("baseline: --baseline.syslog.ca-file and --baseline.syslog.pin-sha256 need --baseline.syslog.tls")
+	}
+	if c.SyslogTLS {
+		if c.SyslogAddr == "" {
+			return errors.New("baseline: --baseline.syslog.tls needs --baseline.syslog.addr")
+		}
+		if _, err := c.SyslogTrust.Config(); err != nil {
+			return fmt.Errorf("baseline: --baseline.syslog.ca-file or --baseline.syslog.pin-sha256: %w", err)
 		}
 	}
 	if c.SyslogFraming != "octet-counting" && c.SyslogFraming != "lf" {
@@ -251,7 +271,15 @@ func NewNotify(cfg NotifyConfig, st store.Store, log *slog.Logger) (*Notify, err
 		n.sinks = append(n.sinks, w)
 	}
 	if cfg.SyslogAddr != "" {
-		n.sinks = append(n.sinks, &syslogSink{cfg: cfg})
+		s := &syslogSink{cfg: cfg}
+		if cfg.SyslogTLS {
+			tc, err := cfg.SyslogTrust.Config()
+			if err != nil {
+				return nil, fmt.Errorf("baseline: --baseline.syslog.tls: %w", err)
+			}
+			s.tls = tc
+		}
+		n.sinks = append(n.sinks, s)
 	}
 	for _, s := range n.sinks {
 		name := s.name()
@@ -621,8 +649,12 @@ func (w *webhook) close() { w.client.CloseIdleConnections() }
 // buffer, and a receiver that crashes before reading it loses it without
 // either side knowing. That is all syslog over TCP can promise (RFC 6587);
 // a receiver that must not lose one needs the webhook.
+//
+// Over TLS (RFC 5425) the same holds: TLS adds the receiver's identity
+// and privacy, not an acknowledgement of each message.
 type syslogSink struct {
 	cfg  NotifyConfig
+	tls  *tls.Config // nil: plain TCP
 	conn net.Conn
 	buf  []byte
 }
@@ -638,8 +670,16 @@ func (s *syslogSink) send(ctx context.Context, batch []Finding) error {
 		s.close()
 	}
 	if s.conn == nil {
-		d := net.Dialer{Timeout: s.cfg.Timeout}
-		c, err := d.DialContext(ctx, "tcp", s.cfg.SyslogAddr)
+		d := &net.Dialer{Timeout: s.cfg.Timeout}
+		var c net.Conn
+		var err error
+		if s.tls != nil {
+			// The handshake is part of the dial; the server name is the
+			// address's host.
+			c, err = (&tls.Dialer{NetDialer: d, Config: s.tls}).DialContext(ctx, "tcp", s.cfg.SyslogAddr)
+		} else {
+			c, err = d.DialContext(ctx, "tcp", s.cfg.SyslogAddr)
+		}
 		if err != nil {
 			return err
 		}
