@@ -71,6 +71,9 @@ type Config struct {
 	// Resolvers are the binaries of local DNS resolvers: their lookup of
 	// a domain a client on the sensor looked up too is no domain finding.
 	Resolvers []string
+	// InboundPerHour caps the inbound-peer findings of a sensor's binary
+	// in an hour; 0 takes the default.
+	InboundPerHour int
 }
 
 // DefaultResolvers are the local resolvers' binaries as the sensor names
@@ -81,7 +84,7 @@ var DefaultResolvers = []string{"systemd-resolve", "dnsmasq", "unbound", "named"
 // Defaults returns the configuration the flags default to.
 func Defaults() Config {
 	return Config{Interval: time.Minute, Learning: 24 * time.Hour, Lag: 2 * time.Minute, Overlap: 10 * time.Minute, MaxWindow: time.Hour, Backfill: time.Hour,
-		Deviations: 4, MinDays: 3, Resolvers: DefaultResolvers}
+		Deviations: 4, MinDays: 3, Resolvers: DefaultResolvers, InboundPerHour: 10}
 }
 
 // RegisterFlags adds the job's flags to fs.
@@ -95,6 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Backfill, "baseline.backfill", d.Backfill, "how far back the first run of a new store starts")
 	fs.Float64Var(&c.Deviations, "baseline.connection-deviations", d.Deviations, "how many standard deviations off its hour of day's mean a sensor's connection count must be for a finding")
 	fs.IntVar(&c.MinDays, "baseline.connection-min-days", d.MinDays, "days of history an hour of day needs before a sensor's connection counts in it are judged")
+	fs.IntVar(&c.InboundPerHour, "baseline.peer.inbound-per-hour", d.InboundPerHour, "most new inbound client networks of a sensor's binary an hour that are peer findings; the rest are learned quietly")
 	c.Resolvers = d.Resolvers
 	fs.Func("baseline.resolvers", "comma-separated binaries of local DNS resolvers, whose lookup of a domain a client on the same sensor looked up too is no new-domain finding (default "+strings.Join(d.Resolvers, ",")+"; empty: none)", func(v string) error {
 		c.Resolvers = []string{}
@@ -125,6 +129,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("baseline: --baseline.%s %s must not be negative", d.flag, d.v)
 		}
+	}
+	if c.InboundPerHour < 0 {
+		return fmt.Errorf("baseline: --baseline.peer.inbound-per-hour %d must not be negative", c.InboundPerHour)
 	}
 	if c.Deviations < 0 || c.MinDays < 0 || c.MinDays > 7 {
 		return errors.New("baseline: --baseline.connection-deviations must not be negative and --baseline.connection-min-days must be at most 7 (0 takes the default)")
@@ -159,7 +166,7 @@ var runBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // New returns a job on st.
 //
-// A zero Deviations or MinDays, and nil Resolvers, take their default: a
+// A zero Deviations, MinDays or InboundPerHour, and nil Resolvers, take their default: a
 // Config written before those existed keeps working.
 func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
@@ -167,6 +174,7 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Job, error) {
 	}
 	d := Defaults()
 	cfg.Deviations, cfg.MinDays = cmp.Or(cfg.Deviations, d.Deviations), cmp.Or(cfg.MinDays, d.MinDays)
+	cfg.InboundPerHour = cmp.Or(cfg.InboundPerHour, d.InboundPerHour)
 	if cfg.Resolvers == nil { // unset; an empty list (the flag given empty) is none
 		cfg.Resolvers = d.Resolvers
 	}
@@ -347,7 +355,8 @@ func (j *Job) Watermark(ctx context.Context) (time.Time, error) {
 // is still judged. Running it again over the same window changes nothing.
 func (j *Job) Process(ctx context.Context, from, to time.Time) error {
 	params := []store.Param{store.P("from", ts(from)), store.P("read_from", ts(from.Add(-j.cfg.Overlap))), store.P("to", ts(to)),
-		store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds())), store.P("resolvers", arrayOf(j.cfg.Resolvers))}
+		store.P("learn_ms", fmt.Sprint(j.cfg.Learning.Milliseconds())), store.P("resolvers", arrayOf(j.cfg.Resolvers)),
+		store.P("inbound_cap", fmt.Sprint(j.cfg.InboundPerHour))}
 	// A sensor's first heartbeat first: the rules' learning period runs
 	// from it, and it must be known before this window's rows are judged.
 	// Its role next, so a sensor's first window is judged with its group.

@@ -409,6 +409,59 @@ FROM (SELECT toIPv6(replaceOne({a:String}, 'N', toString(number + 1))) AS a FROM
 	f.want(s, map[string]uint64{kPeer: 5, kDestination: 1})
 }
 
+// Inbound-peer findings are capped per sensor, binary and hour
+// (--baseline.peer.inbound-per-hour): a server meeting 30 new client
+// networks in an hour makes the cap's findings, later windows of the same
+// hour none, the next hour again up to the cap; outbound peers have none.
+func TestPeerInboundCapPerHour(t *testing.T) {
+	cfg := testConfig()
+	cfg.InboundPerHour = 10
+	f := newFixture(t, cfg)
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	f.run(t0.Add(time.Hour))
+	networks := func(at time.Time, kind, binary string, first, n int) {
+		addr, col := "src_address", "dst_address"
+		if kind == "network_connect" {
+			addr, col = col, addr
+		}
+		f.exec(`INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, `+addr+`, src_port, `+col+`, dst_port, pid, binary)
+SELECT generateUUIDv4(), {s:UUID}, {k:String}, {t:DateTime64(3, 'UTC')} + toIntervalSecond(number), {t:DateTime64(3, 'UTC')}, 'tcp',
+    toIPv6(concat('10.50.', toString({first:UInt32} + number), '.1')), 50000, toIPv6('10.0.0.1'), 443, 42, {b:String}
+FROM numbers({n:UInt32})`, append(ps(s, at), store.P("k", kind), store.P("b", binary), store.P("first", fmt.Sprint(first)), store.P("n", fmt.Sprint(n)))...)
+	}
+	t1 := t0.Add(2 * time.Hour)
+	networks(t1, "network_accept", "nginx", 0, 30)
+	networks(t1, "network_accept", "sshd", 0, 3)     // another binary: a cap of its own
+	networks(t1, "network_connect", "curl", 100, 20) // outbound: no cap
+	f.run(t1.Add(10 * time.Minute))
+	f.want(s, map[string]uint64{kPeer: 10 + 3 + 20, kDestination: 20})
+	// The first ten of the hour are the findings.
+	if n := f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_new_peer' AND binary = 'nginx' AND time < {t:DateTime64(3, 'UTC')} + INTERVAL 10 SECOND", ps(s, t1)...); n != 10 {
+		t.Errorf("%d of nginx's findings are its first ten clients, want 10", n)
+	}
+	// A rerun of the window writes the same ten.
+	if err := f.job.Process(context.Background(), t0.Add(time.Hour), t1.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	f.want(s, map[string]uint64{kPeer: 33, kDestination: 20})
+	networks(t1.Add(20*time.Minute), "network_accept", "nginx", 30, 5) // the same hour: over the cap
+	f.run(t1.Add(30 * time.Minute))
+	f.want(s, map[string]uint64{kPeer: 33, kDestination: 20})
+	networks(t1.Add(time.Hour), "network_accept", "nginx", 40, 5) // the next hour
+	f.run(t1.Add(time.Hour + 10*time.Minute))
+	f.want(s, map[string]uint64{kPeer: 38, kDestination: 20})
+	// One window over two hours: a cap for each.
+	networks(t1.Add(2*time.Hour+50*time.Minute), "network_accept", "java", 0, 12)
+	networks(t1.Add(3*time.Hour+10*time.Minute), "network_accept", "java", 20, 12)
+	f.run(t1.Add(3*time.Hour + 20*time.Minute))
+	f.want(s, map[string]uint64{kPeer: 58, kDestination: 20})
+	// All of them were learned.
+	if n := f.count("SELECT count() AS n FROM (SELECT key FROM baseline_seen WHERE rule = 'peer' AND startsWith(key, 'nginx from ') GROUP BY key)"); n != 40 {
+		t.Errorf("%d of nginx's 40 client networks learned", n)
+	}
+}
+
 // A local resolver's lookup of a domain a client on the sensor looked up
 // too is the client's question forwarded: one domain finding, the
 // client's. A resolver's lookup no client made is a finding of its own,

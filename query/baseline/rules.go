@@ -17,10 +17,10 @@ type Rule struct {
 	// roleSQL).
 	PerGroup bool
 	sources  []source
-	// skip, when set, is a condition over a candidate c (its cause columns
-	// c.f.N, in causeCols' order) that keeps it from being a finding,
-	// though it is still learned.
-	skip string
+	// skip, when set, gives a condition over a candidate c (its cause
+	// columns c.f.N, in causeCols' order) that keeps it from being a
+	// finding, though it is still learned.
+	skip func(r Rule) string
 }
 
 // source is one table's rows for a rule: each SQL field is an expression
@@ -110,7 +110,7 @@ var rules = []Rule{
 		{origin: "dns_resolution", table: "events", at: "time", where: attributed + " AND kind = 'dns_resolution' AND query_name != ''",
 			key: "concat(protocol, ' ', binary, ' ', lower(trimRight(query_name, '.')), ' ', toString(dst_port))", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
-	{Name: "domain", Kind: "baseline_new_domain", PerGroup: true, skip: resolverEcho, sources: []source{
+	{Name: "domain", Kind: "baseline_new_domain", PerGroup: true, skip: func(Rule) string { return resolverEcho }, sources: []source{
 		{origin: "dns", table: "events", at: "time", where: attributed + " AND " + dnsKinds,
 			key: "concat(binary, ' ', " + domainOf + ")", ends: ownEnds, name: "query_name", qtype: "query_type"},
 	}},
@@ -125,7 +125,7 @@ var rules = []Rule{
 	// clients come and go by address (a web server meets new ones all
 	// day), and one finding per client would bury the rest; a client from
 	// a network that never connected is still news.
-	{Name: "peer", Kind: "baseline_new_peer", sources: []source{
+	{Name: "peer", Kind: "baseline_new_peer", skip: inboundOverCap, sources: []source{
 		// A connection is inbound when its local port is one the sensor
 		// listened on in the window (same namespace).
 		{origin: "tcp_connections", table: "tcp_connections", at: "observed_at", t: snapshotTime, where: attributed,
@@ -138,6 +138,36 @@ var rules = []Rule{
 		{origin: "network_accept", table: "events", at: "time", where: attributed + " AND kind = 'network_accept'",
 			key: inboundPeer("src_address"), ends: ownEnds},
 	}},
+}
+
+// inboundOverCap is the peer rule's skip: the new inbound keys of a
+// sensor's binary past the first --baseline.peer.inbound-per-hour of an
+// hour (by their first row's time, then key), counting those an earlier
+// window learned in that hour. A server that meets many new client
+// networks (a public one) makes that many findings an hour and the rest
+// are learned quietly: the first ones say it is happening. Outbound peers
+// have no cap: each is a host this one reached.
+func inboundOverCap(r Rule) string {
+	const bin = "substring(key, 1, position(key, ' from ') - 1)"
+	return `(c.sensor_id, c.key) GLOBAL IN (
+    SELECT n.sensor_id, n.key FROM (
+        SELECT sensor_id, key, bin, h, row_number() OVER (PARTITION BY sensor_id, bin, h ORDER BY ft, key) AS rank
+        FROM (
+            SELECT sensor_id, key, ` + bin + ` AS bin, min(t) AS ft, toStartOfHour(ft) AS h FROM (` + r.candidates() + `)
+            WHERE position(key, ' from ') > 0 GROUP BY sensor_id, key
+        )
+        WHERE (sensor_id, key) GLOBAL NOT IN (
+            SELECT sensor_id, key FROM baseline_seen WHERE rule = {rule:String} AND position(key, ' from ') > 0
+            GROUP BY sensor_id, key HAVING min(first_window) < {from:DateTime64(3, 'UTC')})
+    ) AS n
+    LEFT JOIN (
+        SELECT sensor_id, bin, h, count() AS earlier FROM (
+            SELECT sensor_id, key, ` + bin + ` AS bin, toStartOfHour(min(first_seen)) AS h FROM baseline_seen
+            WHERE rule = {rule:String} AND position(key, ' from ') > 0
+            GROUP BY sensor_id, key HAVING min(first_window) < {from:DateTime64(3, 'UTC')}
+        ) GROUP BY sensor_id, bin, h
+    ) AS e ON e.sensor_id = n.sensor_id AND e.bin = n.bin AND e.h = n.h
+    WHERE n.rank + e.earlier > {inbound_cap:UInt32})`
 }
 
 // outboundPeer is the peer rule's key of a host this binary connected
@@ -245,8 +275,8 @@ LEFT JOIN (
 		group = "\nWHERE "
 	}
 	var skip string
-	if r.skip != "" {
-		skip = "\n  AND NOT (" + r.skip + ")"
+	if r.skip != nil {
+		skip = "\n  AND NOT (" + r.skip(r) + ")"
 	}
 	return `INSERT INTO events (event_id, sensor_id, kind, time, received_at, ` + strings.Join(causeCols, ", ") + `, source)
 SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(c.sensor_id), '|', c.key, '|', toString(toUnixTimestamp64Milli(c.ft))))), c.sensor_id, {kind:String}, c.ft, now64(3, 'UTC'),
