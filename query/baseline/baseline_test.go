@@ -925,7 +925,17 @@ func TestRunCatchesUpAndStops(t *testing.T) {
 // known but for a few: 200 sensors, a quarter of an hour of heartbeats
 // (60 each), 30 listeners and 50 connections a heartbeat, 20 connect and
 // 10 DNS events a sensor a minute. go test -run '^$' -bench Run ./query/baseline/
+//
+// It runs without an overlap and with the default one (which reads the 10
+// minutes before each window again), in the same process: the ratio of
+// the two is the overlap's cost.
 func BenchmarkRun(b *testing.B) {
+	for _, overlap := range []time.Duration{0, baseline.Defaults().Overlap} {
+		b.Run("overlap="+overlap.String(), func(b *testing.B) { benchmarkRun(b, overlap) })
+	}
+}
+
+func benchmarkRun(b *testing.B, overlap time.Duration) {
 	const sensors, beats = 200, 60
 	st := storetest.Embedded(b).Store
 	ctx := context.Background()
@@ -961,7 +971,7 @@ SELECT generateUUIDv4(), %s, if(number %% 3 = 0, 'dns_query', 'network_connect')
 FROM numbers(%d)`, sid("number"), sensors, sensors*15*30), p...)
 	}
 	cfg := baseline.Defaults()
-	cfg.Learning, cfg.Lag, cfg.MaxWindow, cfg.Backfill = time.Hour, 0, time.Hour, 3*time.Hour
+	cfg.Learning, cfg.Lag, cfg.MaxWindow, cfg.Backfill, cfg.Overlap = time.Hour, 0, time.Hour, 3*time.Hour, overlap
 	job, err := baseline.New(cfg, st, nil)
 	if err != nil {
 		b.Fatal(err)
