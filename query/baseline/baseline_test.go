@@ -773,6 +773,16 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
+	for flag, edit := range map[string]func(*baseline.Config){
+		"--baseline.overlap -1m0s":            func(c *baseline.Config) { c.Overlap = -time.Minute },
+		"--baseline.peer.inbound-per-hour -1": func(c *baseline.Config) { c.InboundPerHour = -1 },
+	} {
+		c := baseline.Defaults()
+		edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("error %v, want one naming %s", err, flag)
+		}
+	}
 }
 
 // Findings are events: the query service lists them, filters them by
