@@ -308,36 +308,8 @@ func NewNotify(cfg NotifyConfig, st store.Store, log *slog.Logger) (*Notify, err
 // ALTER goes to every node's local table.
 func (n *Notify) ApplyTTL(ctx context.Context, cluster string) error {
 	days := cmp.Or(n.cfg.TTLDays, NotifyDefaults().TTLDays)
-	table := "finding_delivery"
-	if cluster != "" {
-		table += "_local"
-	}
-	var engine proto.ColStr
-	var full string
-	err := n.st.Select(ctx, store.Query{
-		SQL:    "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
-		Params: []store.Param{store.P("t", table)},
-	}, proto.Results{{Name: "engine_full", Data: &engine}}, func(rows int) error {
-		if rows > 0 {
-			full = engine.Row(0)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("baseline: read finding_delivery TTL: %w", err)
-	}
-	if strings.Contains(full, fmt.Sprintf("toIntervalDay(%d)", days)) {
-		return nil
-	}
-	stmt := fmt.Sprintf("ALTER TABLE finding_delivery MODIFY TTL toDateTime(delivered_at) + INTERVAL %d DAY SETTINGS materialize_ttl_after_modify = 0", days)
-	stmts := []string{stmt}
-	if cluster != "" {
-		stmts = schema.ClusterForm(stmt, cluster)
-	}
-	for _, q := range stmts {
-		if err := n.st.Exec(ctx, store.Query{SQL: q}); err != nil {
-			return fmt.Errorf("baseline: --baseline.notify.ttl-days: %w", err)
-		}
+	if err := schema.SetTTL(ctx, n.st, cluster, "finding_delivery", "delivered_at", days); err != nil {
+		return fmt.Errorf("baseline: --baseline.notify.ttl-days: %w", err)
 	}
 	return nil
 }

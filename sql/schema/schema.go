@@ -136,7 +136,7 @@ func Migrate(ctx context.Context, s store.Store, o Options) (int, error) {
 		// host_addresses is kept as long as events are, so that the
 		// addresses of every stored event resolve at its time.
 		for table, column := range map[string]string{"events": "time", "flows": "ended_at", "host_addresses": "last_seen"} {
-			if err := setTTL(ctx, s, o.Cluster, table, column, o.EventsTTLDays); err != nil {
+			if err := SetTTL(ctx, s, o.Cluster, table, column, o.EventsTTLDays); err != nil {
 				return current, err
 			}
 		}
@@ -187,8 +187,10 @@ func execAll(ctx context.Context, s store.Store, cluster string, stmts ...string
 	return nil
 }
 
-// setTTL changes a table's TTL when it differs, without rewriting old parts.
-func setTTL(ctx context.Context, s store.Store, cluster, table, column string, days int) error {
+// SetTTL sets table's TTL on column to days when it differs; old parts are
+// not rewritten, they expire as merges reach them. On a cluster the ALTER
+// goes to every node's local table.
+func SetTTL(ctx context.Context, s store.Store, cluster, table, column string, days int) error {
 	var engine proto.ColStr
 	var full string
 	err := s.Select(ctx, store.Query{
