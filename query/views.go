@@ -213,6 +213,13 @@ func (v *view) sql(p *page) (string, []store.Param) {
 		where += " AND sensor_id >= {from:UUID}"
 		params = append(params, store.P("from", p.from))
 	}
+	if p.after != nil {
+		// The keyset's first column, which the tuple comparison implies:
+		// the engine's key analysis does not read a tuple comparison, and
+		// without it a cursor page read every granule before the cursor
+		// (BenchmarkQuery, 12 h store: 3x the 2-beat page; with it 1.3x).
+		where += " AND " + v.key[0].name + " >= {k0:" + v.key[0].typ + "}"
+	}
 	limit := ""
 	if p.limit > 0 { // 0: every row, as an export asks (export.go)
 		limit = " LIMIT {limit:UInt64}"
