@@ -514,7 +514,7 @@ func (s statement) kind() string {
 		return false
 	}
 	switch {
-	case strings.Contains(s.q.SQL, "FROM heartbeats FINAL"):
+	case strings.HasPrefix(s.q.SQL, "SELECT toUInt64(sum(n)) AS n FROM (SELECT sensor_id"):
 		return "count"
 	case strings.Contains(s.q.SQL, " NULLS "):
 		return "sorted page"

@@ -1,13 +1,17 @@
 package query_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/ingest/ingesttest"
+	"github.com/netview/netview/internal/store"
 )
 
 // v1 page numbers: first, middle, last, past the end (an empty page, still
@@ -130,6 +134,56 @@ func TestConnectionsV1DeepPages(t *testing.T) {
 	// A page far past the end is empty, the total still right.
 	if rest, rows := f.list("/api/v1/network/connections?page_size=500&page=1000000", "connections"); len(rows) != 0 || num(rest, "total") != 33 {
 		t.Errorf("far past the end: %d rows, %v", len(rows), rest)
+	}
+}
+
+// A retried heartbeat, stored twice before a merge, counts once: in the
+// total of the fleet and of its sensor, and in the per-sensor counts a deep
+// page seeks by (view.latestCounts reads heartbeats without FINAL). The
+// merges of heartbeats are stopped so the two copies stay apart.
+func TestCountsRetriedHeartbeatOnce(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	if err := f.ingest.Store.Exec(ctx, store.Query{SQL: "SYSTEM STOP MERGES heartbeats"}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-30 * time.Second)
+	var gens []*heartbeat.Generator
+	for i, conns := range []int{4, 2, 5} {
+		gens = append(gens, heartbeat.NewGenerator(uint64(3000+i), heartbeat.Shape{Conns: conns}))
+	}
+	var last *heartbeat.Heartbeat
+	for k := range 2 {
+		for _, g := range gens {
+			last = g.Next(base.Add(time.Duration(k) * 15 * time.Second))
+			f.ingest.Send(last)
+		}
+	}
+	_, before := f.list("/api/v1/network/connections?page_size=500", "connections")
+	f.ingest.Send(last) // retried: the sensor got no acknowledgement
+	id := last.Sensor.SensorID.String()
+	if n := ingesttest.Count(t, f.ingest.Store, "SELECT count() AS n FROM heartbeats WHERE sensor_id = {s:UUID} AND seq = {q:UInt64}",
+		store.P("s", id), store.P("q", strconv.FormatUint(last.Seq, 10))); n != 2 {
+		t.Fatalf("the retried heartbeat has %d heartbeats rows unmerged, want 2", n)
+	}
+	whole := keys("connections", before)
+	if len(whole) != 11 {
+		t.Fatalf("whole list: %d rows, want 11", len(whole))
+	}
+	for _, size := range []int{2, 5} {
+		for page := 1; (page-1)*size < len(whole)+size; page++ {
+			rest, rows := f.list(fmt.Sprintf("/api/v1/network/connections?page_size=%d&page=%d", size, page), "connections")
+			lo, hi := min((page-1)*size, len(whole)), min(page*size, len(whole))
+			if got := keys("connections", rows); !slices.Equal(got, whole[lo:hi]) || num(rest, "total") != 11 {
+				t.Errorf("page %d of size %d: %d rows, total %v; want rows %d..%d of 11", page, size, len(rows), rest["total"], lo, hi)
+			}
+		}
+	}
+	if rest, rows := f.list("/api/v1/network/connections?sensor_id="+id, "connections"); len(rows) != 5 || num(rest, "total") != 5 {
+		t.Errorf("the retried sensor's list: %d rows, total %v; want 5", len(rows), rest["total"])
+	}
+	if rest, _ := f.list("/api/v1/network/listening?page_size=500", "listening"); num(rest, "total") != float64(len(f.v1All("listening", ""))) {
+		t.Errorf("listening total %v is not its row count", rest["total"])
 	}
 }
 

@@ -3,6 +3,7 @@ package query_test
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netview/netview/heartbeat"
+	"github.com/netview/netview/internal/store"
 )
 
 // The fields each v1 list may be sorted by, as documented.
@@ -190,6 +192,58 @@ func TestV1SortNullDuration(t *testing.T) {
 		}
 		if nulls == 0 || values == 0 {
 			t.Fatalf("sort=%s: %d nulls and %d values; need both", c.sort, nulls, values)
+		}
+	}
+}
+
+// A sorted page takes each socket's newest row without grouping the view
+// (view.newestRowSorts): a heartbeat in flight that changed a socket's
+// binary, pid and state, and a retried heartbeat's second copy of every
+// row, must leave the sorted pages what grouping gives, the pages joining
+// up to the whole list in the documented order. Merges are stopped, so
+// the older rows and the copies stay beside the newer ones.
+func TestV1SortedPagesNewestRow(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	if err := f.ingest.Store.Exec(ctx, store.Query{SQL: "SYSTEM STOP MERGES tcp_connections"}); err != nil {
+		t.Fatal(err)
+	}
+	sortFleet(f)
+	exec := func(q string) {
+		t.Helper()
+		if err := f.ingest.Store.Exec(ctx, store.Query{SQL: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sensorA's next heartbeat (seq 2; its sensors row not yet written)
+	// moves one socket to the front and one to the back.
+	exec(`INSERT INTO tcp_connections SELECT * REPLACE (seq + 1 AS seq,
+        if(remote_port = 100, '~last', '!first') AS binary, pid + 1000 AS pid, 'LAST_ACK' AS state)
+        FROM tcp_connections WHERE sensor_id = '` + sensorA + `'`)
+	// sensorB's heartbeat retried: every row twice.
+	exec(`INSERT INTO tcp_connections SELECT * FROM tcp_connections WHERE sensor_id = '` + sensorB + `'`)
+
+	all := f.v1All("connections", "")
+	moved := 0
+	for _, r := range all {
+		if str(r, "sensor_id") == sensorA && strings.HasPrefix(str(r, "binary"), "~") {
+			moved++
+		}
+	}
+	if moved != 1 {
+		t.Fatalf("the in-flight heartbeat's binaries are not the view's: %d moved", moved)
+	}
+	for _, sort := range []string{"binary", "-binary", "pid", "-state", "-duration_secs", "remote_port"} {
+		field, desc := strings.TrimPrefix(sort, "-"), strings.HasPrefix(sort, "-")
+		want := slices.Clone(all)
+		slices.SortFunc(want, f.sortedOrder("connections", field, desc, all))
+		var joined []row
+		for n := 1; (n-1)*5 < len(all); n++ {
+			_, rows := f.list(fmt.Sprintf("/api/v1/network/connections?page_size=5&page=%d&sort=%s", n, sort), "connections")
+			joined = append(joined, rows...)
+		}
+		if !slices.Equal(keys("connections", joined), keys("connections", want)) {
+			t.Errorf("sort=%s: pages of 5 are not the whole list in order:\ngot  %v\nwant %v", sort, column(joined, field), column(want, field))
 		}
 	}
 }

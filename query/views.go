@@ -216,6 +216,13 @@ func (v *view) sql(p *page) (string, []store.Param) {
 		where += " AND sensor_id >= {from:UUID}"
 		params = append(params, store.P("from", p.from))
 	}
+	if p.after != nil {
+		// The keyset's first column, which the tuple comparison implies:
+		// the engine's key analysis does not read a tuple comparison, and
+		// without it a cursor page read every granule before the cursor
+		// (BenchmarkQuery, 12 h store: 3x the 2-beat page; with it 1.3x).
+		where += " AND " + v.key[0].name + " >= {k0:" + v.key[0].typ + "}"
+	}
 	limit := ""
 	if p.limit > 0 { // 0: every row, as an export asks (export.go)
 		limit = " LIMIT {limit:UInt64}"
@@ -238,17 +245,44 @@ func (v *view) sql(p *page) (string, []store.Param) {
 		by = p.sort.field + " DESC NULLS LAST, " + keys
 	}
 	// The page's keys, in the sort's order; the field as the page shows it.
-	top := "SELECT " + keys
+	top, raw := "SELECT "+keys, ""
 	if !v.isKey(p.sort.field) {
 		top += ", " + v.output(p.sort.field)
+		raw = ", " + p.sort.field
 	}
-	top += " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + p.at.from(v.table) + where + group + ") AS v"
-	if p.sort.field == "hostname" { // the only field of the sensor's
-		top += " LEFT JOIN (" + info + ") AS s USING (sensor_id)"
+	if p.at.now() && v.newestRowSorts(p.sort.field) {
+		// Each socket's newest row, without grouping: a row is dropped
+		// when the next heartbeat, in flight, holds the same socket (the
+		// only other seq the latest filter keeps), and LIMIT 1 BY keeps
+		// one copy of a retried heartbeat's. Sorting rows costs about half
+		// of grouping a million sockets first (BenchmarkQuery). At a
+		// moment there is one heartbeat per sensor and no heartbeat in
+		// flight, but the history's rows are grouped as before.
+		top += " FROM (SELECT " + keys + raw + " FROM " + v.table + where +
+			" AND (" + keys + ", seq) NOT IN (SELECT " + keys + ", seq - 1 FROM " + v.table + where + " AND " + nextHeartbeat + "))" +
+			" ORDER BY " + by + " LIMIT 1 BY " + keys + limit
+	} else {
+		top += " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + p.at.from(v.table) + where + group + ") AS v"
+		if p.sort.field == "hostname" { // the only field of the sensor's
+			top += " LEFT JOIN (" + info + ") AS s USING (sensor_id)"
+		}
+		top += " ORDER BY " + by + limit
 	}
-	top += " ORDER BY " + by + limit
 	return q + " AND (" + keys + ") IN (SELECT " + keys + " FROM (" + top + "))" + group +
 		") AS v LEFT JOIN (" + info + ") AS s USING (sensor_id) ORDER BY " + by, params
+}
+
+// nextHeartbeat keeps the rows of the heartbeat after each sensor's newest
+// complete one: in flight, or not yet begun.
+const nextHeartbeat = "(sensor_id, seq) IN (SELECT sensor_id, max(seq) + 1 FROM sensors GROUP BY sensor_id)"
+
+// newestRowSorts says whether a socket sorts by field as its newest row
+// does: a key column, or one the view takes from the newest row (argMax)
+// and shows as it is, or cast or nulled. Not a min or max over its rows
+// (first_seen, last_seen), nor a field computed from them or joined.
+func (v *view) newestRowSorts(field string) bool {
+	return v.isKey(field) || strings.Contains(v.aggs, "argMax("+field+", seq) AS "+field+",") ||
+		strings.HasSuffix(v.aggs, "argMax("+field+", seq) AS "+field)
 }
 
 func (v *view) isKey(name string) bool {
@@ -277,24 +311,53 @@ func init() {
 	}
 }
 
+// latestCounts is the statement of the row counts ingest keeps per
+// heartbeat, one row per sensor (sensor_id, n) in sensor order: the counts
+// of each sensor's latest snapshot, the heartbeat the views show. It reads
+// heartbeats by its key without FINAL: only the newest seq of each sensor
+// is kept, and a retried heartbeat's duplicate rows carry the same counts,
+// so any() takes one of them. FINAL over 12 hours of history cost 2 s
+// where this takes a tenth (BenchmarkQuery, docs/performance.md).
+//
+// The key cannot skip granules here: a sensor's whole history fits in a
+// granule or two, so every granule holds some sensor's newest row. What
+// bounds the read is sent_at, the same in a heartbeat's heartbeats and
+// sensors rows: none of the rows wanted is older than the oldest of the
+// latest sensors rows, so partitions before it are pruned and older rows
+// are dropped by the cheap PREWHERE test before the key is looked up.
+//
+// sensor narrows it to the sensor of the {sensor:UUID} parameter, the bound
+// too: one sensor's rows are read from its newest heartbeat's time on.
+func (v *view) latestCounts(sensor bool) string {
+	one := ""
+	if sensor {
+		one = " AND sensor_id = {sensor:UUID}"
+	}
+	latest := "(sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)" + one
+	return "SELECT sensor_id, toUInt64(any(" + v.counted + ")) AS n FROM heartbeats" +
+		" WHERE sent_at >= (SELECT min(sent_at) FROM sensors WHERE " + latest + ") AND " + latest +
+		" GROUP BY sensor_id ORDER BY sensor_id"
+}
+
 // count returns how many rows the view holds for the page's sensor filter,
-// from the row counts ingest keeps per heartbeat: exact (FINAL collapses a
-// retried heartbeat) and a tenth of the cost of grouping the view
-// (BenchmarkQuery: grouping 1,000,000 rows took about 300 ms).
+// the sum of latestCounts: exact, and a tenth of the cost of grouping the
+// view (BenchmarkQuery: grouping 1,000,000 rows took about 300 ms).
 //
 // A page narrowed to containers, pods or namespaces, or at a moment (the
 // counts are of the sensors' newest heartbeats), has no such count: its
 // rows are counted, grouped by the view's key as the page is.
 func (v *view) count(ctx context.Context, st store.Store, p *page) (uint64, error) {
-	q := "SELECT toUInt64(sum(" + v.counted + ")) AS n FROM heartbeats FINAL" +
-		" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)"
+	var q string
 	var params []store.Param
-	if !p.scope.empty() || !p.at.now() {
+	switch {
+	case !p.scope.empty() || !p.at.now():
 		w, ps := v.where(&page{sensor: p.sensor, scope: p.scope, at: p.at})
 		q, params = "SELECT toUInt64(count()) AS n FROM (SELECT 1 FROM "+p.at.from(v.table)+w+" GROUP BY "+v.keys()+")", ps
-	} else if p.sensor != "" {
-		q += " AND sensor_id = {sensor:UUID}"
-		params = append(params, store.P("sensor", p.sensor))
+	default:
+		q = "SELECT toUInt64(sum(n)) AS n FROM (" + v.latestCounts(p.sensor != "") + ")"
+		if p.sensor != "" {
+			params = append(params, store.P("sensor", p.sensor))
+		}
 	}
 	var n proto.ColUInt64
 	var total uint64
@@ -320,11 +383,7 @@ func (v *view) seek(ctx context.Context, st store.Store, p *page) (uint64, error
 	if p.offset == 0 || p.sensor != "" || !p.scope.empty() || p.sort.field != "" || p.after != nil || !p.at.now() {
 		return v.count(ctx, st, p)
 	}
-	// any: only the newest seq of each sensor is left, and a retried
-	// heartbeat's duplicate rows carry the same counts.
-	q := "SELECT sensor_id, toUInt64(any(" + v.counted + ")) AS n FROM heartbeats" +
-		" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)" +
-		" GROUP BY sensor_id ORDER BY sensor_id"
+	q := v.latestCounts(false)
 	var ids proto.ColUUID
 	var n proto.ColUInt64
 	var total, rest uint64 = 0, p.offset
