@@ -605,6 +605,9 @@ test('at= goes on every snapshot request, export and the Summary; Investigate is
   assert.equal(map.get('since'), '2026-12-07T04:30:00.000Z');
   const custom = q(L.apiPath(L.parseRoute('/network/map', '?since=2026-12-07T08:00:00Z&until=2026-12-07T09:00:00Z&at=' + AT)));
   assert.equal(custom.get('until'), '2026-12-07T09:00:00.000Z');
+  // one that ends after the moment is moved back to end at it, its length kept
+  const late = q(L.apiPath(L.parseRoute('/network/map', '?since=2026-12-07T10:00:00Z&until=2026-12-07T12:00:00Z&at=' + AT)));
+  assert.deepEqual([late.get('since'), late.get('until')], ['2026-12-07T08:30:00.000Z', '2026-12-07T10:30:00.000Z']);
   // Investigate never sends at=, even from a state that has one
   assert.equal(q(L.apiPath({ ...L.parseRoute('/investigate', ''), at: AT })).has('at'), false);
 });
@@ -644,13 +647,13 @@ test('the timeline: aligned windows, bar geometry, the bar of a moment, keys', (
     assert.equal((w.until - w.since) / w.step, 120, span);
     assert.ok(w.until >= now && w.until - now < w.step);
   }
-  // four buckets of 30 s, 0..40 connections, in a box of 400 x 40
+  // four buckets of 30 s, 0..40 connections, in a box of 400 x 20
   const d = { since: '2026-12-07T11:40:00Z', until: '2026-12-07T11:42:00Z', step_secs: 30, buckets: [
     { time: '2026-12-07T11:40:00.000Z', sensors: 2, connections: 20 }, { time: '2026-12-07T11:40:30.000Z', sensors: 2, connections: 40 },
     { time: '2026-12-07T11:41:00.000Z', sensors: 1, connections: 0 }, { time: '2026-12-07T11:41:30.000Z', sensors: 3, connections: 1 }] };
   const later = Date.parse('2026-12-07T11:41:50Z'); // within the last bucket
-  const bars = L.timelineBars(d, 400, 40, later);
-  assert.deepEqual(bars.map((b) => [b.x, b.w, b.y, b.h]), [[0, 99, 20, 20], [100, 99, 0, 40], [200, 99, 40, 0], [300, 99, 39, 1]],
+  const bars = L.timelineBars(d, 400, 20, later);
+  assert.deepEqual(bars.map((b) => [b.x, b.w, b.y, b.h]), [[0, 99, 10, 10], [100, 99, 0, 20], [200, 99, 20, 0], [300, 99, 19, 1]],
     'left to right, linear, the tallest fills the box, a bar with any connection gets a pixel');
   // a bar's moment is its bucket's end, the last one's no later than now
   assert.deepEqual(bars.map((b) => L.atText(b.moment)), ['2026-12-07T11:40:30Z', '2026-12-07T11:41:00Z', '2026-12-07T11:41:30Z', '2026-12-07T11:41:50Z']);

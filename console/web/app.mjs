@@ -242,8 +242,12 @@ let tlCursor = -1; // the bar the arrow keys are on, before Enter picks it
 const TL_W = 720, TL_H = 40;
 const tlKey = (s) => s.span + '|' + (s.sensor_id || '');
 
+// pickMoment shows the view at a moment ('' for now): a list starts again
+// at its first page, as its rows are another moment's.
 function pickMoment(at) {
-  go({ at, page: 1, span: at ? L.spanFor(at, Date.now(), state.span) : state.span });
+  const change = { at, span: at ? L.spanFor(at, Date.now(), state.span) : state.span };
+  if (state.page !== undefined) change.page = 1;
+  go(change);
 }
 
 function timeControl(s) {

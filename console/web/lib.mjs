@@ -1041,9 +1041,13 @@ export function atIn(v) {
 }
 
 // mapWindow is the Map's window: a preset ends at the moment shown (now,
-// or at=); a custom one is as given.
+// or at=); a custom one is as given, but at a moment ends by then (the
+// API refuses a graph at a moment of a later window), keeping its length.
 export function mapWindow(s, now = Date.now()) {
-  return windowOf(s, s.at ? Date.parse(s.at) : now);
+  const at = s.at ? Date.parse(s.at) : now;
+  const w = windowOf(s, at);
+  if (!s.at || Date.parse(w.until) <= at) return w;
+  return { since: new Date(at - (Date.parse(w.until) - Date.parse(w.since))).toISOString(), until: new Date(at).toISOString() };
 }
 
 // centredWindow is the Investigate window of a pivot from a moment: the
