@@ -13,7 +13,6 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql/schema"
 )
 
 // params reads a request's query string, refusing names it does not know,
@@ -142,18 +141,19 @@ func (p *params) sort(v *view) order {
 // with total and truncated. Either way in key order or as sort asks.
 func (s *Server) listV1(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		q := query(r, append([]string{"sensor_id", "page", "page_size", "sort"}, scopeParams...)...)
+		q := query(r, append([]string{"sensor_id", "page", "page_size", "sort", "at"}, scopeParams...)...)
 		sensor := q.sensor()
 		sc := q.scope(targets[v.table])
 		pageNo := q.int("page", 1, 1, 1<<30)
 		size := q.int("page_size", 100, 1, 500)
 		sort := q.sort(v)
+		at := q.at(s.historyDays())
 		if q.err != nil {
 			return nil, q.err
 		}
 		seed := v == connectionsView
 		paged := seed || q.has("page") || q.has("page_size")
-		p := &page{sensor: sensor, scope: sc, limit: s.cfg.MaxListRows, sort: sort}
+		p := &page{sensor: sensor, scope: sc, limit: s.cfg.MaxListRows, sort: sort, at: at}
 		if paged {
 			p.offset, p.limit = uint64(pageNo-1)*uint64(size), size
 		}
@@ -165,7 +165,7 @@ func (s *Server) listV1(v *view) handler {
 		if seed {
 			// The flows beside the page are of the same scope, its
 			// namespaces and filters included.
-			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: sc.forFlows(), limit: size}, nil)
+			flows, _, _, err = flowsView.rows(ctx, s.store, &page{sensor: sensor, scope: sc.forFlows(), limit: size, at: at}, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -180,6 +180,7 @@ func (s *Server) listV1(v *view) handler {
 			}
 			b = field(b, "total")
 			b = strconv.AppendUint(b, total, 10)
+			b = at.appendAt(b)
 			if !paged {
 				b = field(b, "truncated")
 				return strconv.AppendBool(b, total > uint64(s.cfg.MaxListRows))
@@ -199,19 +200,20 @@ func (s *Server) listV1(v *view) handler {
 // between pages never make a row repeat or disappear from the walk.
 func (s *Server) listV2(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		q := query(r, append([]string{"sensor_id", "limit", "cursor"}, scopeParams...)...)
+		q := query(r, append([]string{"sensor_id", "limit", "cursor", "at"}, scopeParams...)...)
 		sensor := q.sensor()
 		sc := q.scope(targets[v.table])
 		limit := q.int("limit", 100, 1, 1000)
+		at := q.at(s.historyDays())
 		if q.err != nil {
 			return nil, q.err
 		}
-		p := &page{sensor: sensor, scope: sc, limit: limit}
-		filter := "sensor=" + sensor + sc.key()
+		p := &page{sensor: sensor, scope: sc, limit: limit, at: at}
+		filter := "sensor=" + sensor + sc.key() + at.key()
 		if c := q.str("cursor"); c != "" {
 			after, err := s.cursors.open(c, v.name, filter, len(v.key))
 			if err != nil {
-				return nil, badParam("cursor", "not a cursor of this view and filter; start again without one")
+				return nil, badParam("cursor", "not a cursor of this view, filter and at; start again without one")
 			}
 			p.after = after
 		}
@@ -225,7 +227,8 @@ func (s *Server) listV2(v *view) handler {
 		}, func(b []byte) []byte {
 			b = appendCursor(b, next)
 			b = field(b, "limit")
-			return strconv.AppendInt(b, int64(limit), 10)
+			b = strconv.AppendInt(b, int64(limit), 10)
+			return at.appendAt(b)
 		})
 	}
 }
@@ -262,7 +265,12 @@ var summaryOut = []string{"sensor_id", "hostname", "flavor", "version", "last_he
 // difference over the heartbeats received in the past hour. Their sent_at
 // bounds the scan to the partitions of a few days; a sensor further off
 // than that, or silent for an hour, is shown its newest heartbeat's.
-const summarySQL = `SELECT sensor_id, hostname, flavor, version, last_heartbeat, interval_secs, stale,
+//
+// At a moment (at=) every one of these is as it was then: the sensors
+// rows and heartbeats received by then, the counts of the heartbeat in
+// force, and "now" (staleness, the past hour, the hour of day) the moment.
+func summarySQL(m moment) string {
+	return `SELECT sensor_id, hostname, flavor, version, last_heartbeat, interval_secs, stale,
     active_connections, listeners, udp_listeners, active_flows,
     round(if(d.days >= 3, d.mean, baseline), 1) AS baseline_connections,
     round((active_connections - if(d.days >= 3, d.mean, baseline)) / greatest(if(d.days >= 3, d.dev, deviation), 1), 2) AS anomaly_score, capabilities,
@@ -272,10 +280,10 @@ FROM (
     SELECT sensor_id, argMax(hostname, seq) AS hostname, CAST(argMax(flavor, seq) AS String) AS flavor,
         CAST(argMax(sensor_version, seq) AS String) AS version, max(sent_at) AS last_heartbeat, max(seq) AS latest,
         argMax(interval_secs, seq) AS interval_secs,
-        CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * interval_secs, 45)) AS Bool) AS stale,
+        CAST(max(received_at) < ` + m.clock() + ` - toIntervalSecond(greatest(3 * interval_secs, 45)) AS Bool) AS stale,
         CAST(argMax(capabilities, seq) AS Map(String, String)) AS capabilities,
         argMax(dateDiff('millisecond', received_at, sent_at), seq) AS latest_skew_ms
-    FROM sensors GROUP BY sensor_id
+    FROM ` + m.sensors() + ` GROUP BY sensor_id
 ) AS s
 LEFT JOIN (
     SELECT sensor_id, toUInt64(argMax(tcp_connections, seq)) AS active_connections, toUInt64(argMax(tcp_listeners, seq)) AS listeners,
@@ -287,8 +295,8 @@ LEFT JOIN (
             h.udp_listeners AS udp_listeners, h.active_flows AS active_flows, l.latest_seq AS latest_seq,
             h.tcp_connections + h.tcp_listeners + h.udp_listeners + h.active_flows > 0 AS observed
         FROM heartbeats AS h FINAL
-        INNER JOIN (SELECT sensor_id, max(seq) AS latest_seq FROM sensors GROUP BY sensor_id) AS l ON h.sensor_id = l.sensor_id
-        WHERE h.seq = l.latest_seq OR (h.seq < l.latest_seq AND h.sent_at > now64(3) - INTERVAL 1 HOUR)
+        INNER JOIN (SELECT sensor_id, max(seq) AS latest_seq FROM ` + m.sensors() + ` GROUP BY sensor_id) AS l ON h.sensor_id = l.sensor_id
+        WHERE h.seq = l.latest_seq OR (h.seq < l.latest_seq AND h.sent_at > ` + m.clock() + ` - INTERVAL 1 HOUR)
     )
     GROUP BY sensor_id
 ) AS h USING (sensor_id)
@@ -296,36 +304,50 @@ LEFT JOIN (
     SELECT sensor_id, sum(heartbeats) AS n, sum(connections) / n AS mean, sqrt(greatest(sum(squares) / n - mean * mean, 0)) AS dev,
         uniqExact(toDate(hour)) AS days
     FROM baseline_hourly FINAL
-    WHERE toHour(hour) = toHour(now()) AND hour < toStartOfHour(now()) AND hour >= toStartOfHour(now()) - INTERVAL 7 DAY
+    WHERE toHour(hour) = toHour(` + m.clock() + `) AND hour < toStartOfHour(` + m.clock() + `) AND hour >= toStartOfHour(` + m.clock() + `) - INTERVAL 7 DAY
     GROUP BY sensor_id
 ) AS d USING (sensor_id)
 LEFT JOIN (
     SELECT sensor_id, max(dateDiff('millisecond', received_at, sent_at)) AS skew_ms, count() AS heartbeats
     FROM heartbeats
-    WHERE sent_at BETWEEN now64(3) - INTERVAL 2 DAY AND now64(3) + INTERVAL 2 DAY AND received_at > now64(3) - INTERVAL 1 HOUR
+    WHERE sent_at BETWEEN ` + m.clock() + ` - INTERVAL 2 DAY AND ` + m.clock() + ` + INTERVAL 2 DAY
+        AND received_at > ` + m.clock() + ` - INTERVAL 1 HOUR AND received_at <= ` + m.clock() + `
     GROUP BY sensor_id
 ) AS k USING (sensor_id)
 LEFT JOIN (
     SELECT sensor_id, toUInt64(uniqExact(netns)) AS namespaces, toUInt64(uniqExactIf(container_id, container_id != '')) AS containers
     FROM (
-        SELECT sensor_id, netns, container_id FROM tcp_connections WHERE ` + schema.Latest + `
-        UNION ALL SELECT sensor_id, netns, container_id FROM tcp_listeners WHERE ` + schema.Latest + `
-        UNION ALL SELECT sensor_id, netns, container_id FROM udp_listeners WHERE ` + schema.Latest + `
+        SELECT sensor_id, netns, container_id FROM ` + m.from("tcp_connections") + ` WHERE ` + m.latest() + `
+        UNION ALL SELECT sensor_id, netns, container_id FROM ` + m.from("tcp_listeners") + ` WHERE ` + m.latest() + `
+        UNION ALL SELECT sensor_id, netns, container_id FROM ` + m.from("udp_listeners") + ` WHERE ` + m.latest() + `
     )
     GROUP BY sensor_id
 ) AS n USING (sensor_id)
 ORDER BY anomaly_score DESC, sensor_id`
+}
+
+// summaryNow and summaryAt are the summary's statements, made once: the
+// moment is bound as a parameter, so any one makes the statement of all.
+var summaryNow, summaryAt = summarySQL(moment{}), summarySQL(moment{t: time.Unix(0, 0)})
 
 func (s *Server) summary(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-	if q := query(r); q.err != nil {
+	q := query(r, "at")
+	at := q.at(s.historyDays())
+	if q.err != nil {
 		return nil, q.err
 	}
+	sq := store.Query{SQL: summaryNow}
+	if !at.now() {
+		sq.SQL = summaryAt
+		at.bind(&sq.Params)
+	}
 	return list("sensors", func(b []byte) ([]byte, error) {
-		b, _, _, err := selectJSON(ctx, s.store, store.Query{SQL: summarySQL}, summaryOut, nil, b)
+		b, _, _, err := selectJSON(ctx, s.store, sq, summaryOut, nil, b)
 		return b, err
 	}, func(b []byte) []byte {
 		b = field(b, "generated_at")
-		return appendTime(b, time.Now())
+		b = appendTime(b, time.Now())
+		return at.appendAt(b)
 	})
 }
 

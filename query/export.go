@@ -74,15 +74,16 @@ func (p *params) format() *exportFormat {
 // parameters (sensor_id and the scope), no cursor, no limit.
 func (s *Server) exportView(v *view) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		q := query(r, append([]string{"sensor_id", "format"}, scopeParams...)...)
+		q := query(r, append([]string{"sensor_id", "format", "at"}, scopeParams...)...)
 		sensor := q.sensor()
 		sc := q.scope(targets[v.table])
+		at := q.at(s.historyDays())
 		if q.err != nil {
 			return nil, q.err
 		}
 		// limit 0: the page query of the first page, without its LIMIT;
 		// in key order, so the engine reads and groups in order.
-		sqlText, params := v.sql(&page{sensor: sensor, scope: sc})
+		sqlText, params := v.sql(&page{sensor: sensor, scope: sc, at: at})
 		return nil, s.export(ctx, r, q, v.name, store.Query{SQL: sqlText, Params: params}, v.out)
 	}
 }

@@ -91,14 +91,17 @@ func addrText(e string) string {
 const isV4 = ` BETWEEN toIPv6('::ffff:0.0.0.0') AND toIPv6('::ffff:255.255.255.255')`
 
 // The window's bounds are bound as {since} and {until}.
-const (
-	inWindowFlows = `ended_at >= {since:DateTime64(3, 'UTC')} AND ended_at < {until:DateTime64(3, 'UTC')}`
-	newestListen  = `SELECT sensor_id, netns, local_port, local_address FROM tcp_listeners WHERE ` + schema.Latest
-)
+const inWindowFlows = `ended_at >= {since:DateTime64(3, 'UTC')} AND ended_at < {until:DateTime64(3, 'UTC')}`
+
+// newestListen are the listeners of the snapshot shown.
+func newestListen(m moment) string {
+	return `SELECT sensor_id, netns, local_port, local_address FROM ` + m.from("tcp_listeners") + ` WHERE ` + m.latest()
+}
 
 // graphSightings is step 1: every sensor's view of every connection in
-// the window, with its sensor's site and hostname.
-var graphSightings = func() string {
+// the window, with its sensor's site and hostname. The active part is the
+// snapshot at the moment (now, or at=).
+func graphSightings(m moment) string {
 	flowCols := func(p, first, last, active string) string {
 		return `sensor_id, ` + p + `netns AS netns, if(` + p + `direction = 'inbound', 'server', 'client') AS side,
             CAST(` + p + `protocol AS String) AS protocol, CAST(` + p + `direction AS String) AS direction,
@@ -117,7 +120,7 @@ var graphSightings = func() string {
                 argMax(dst_address, seq) AS a_dst_address, argMax(dst_port, seq) AS a_dst_port, argMax(state, seq) AS a_state,
                 argMax(bytes_sent, seq) AS a_bytes_sent, argMax(bytes_received, seq) AS a_bytes_received,
                 min(started_at) AS a_started_at, max(observed_at) AS a_observed, ` + procLatest() + `
-            FROM active_flows WHERE ` + schema.Latest + `
+            FROM ` + m.from("active_flows") + ` WHERE ` + m.latest() + `
             GROUP BY sensor_id, flow_id
         )
         WHERE a_observed >= {since:DateTime64(3, 'UTC')} AND a_observed < {until:DateTime64(3, 'UTC')}
@@ -125,7 +128,8 @@ var graphSightings = func() string {
 	// A socket is a flow its sensor tracks already when the flow has its
 	// 4-tuple in either order (a flow is oriented, a socket is local/remote).
 	tracked := `SELECT sensor_id, src_address, src_port, dst_address, dst_port FROM flows WHERE ` + inWindowFlows + `
-        UNION ALL SELECT sensor_id, src_address, src_port, dst_address, dst_port FROM active_flows WHERE ` + schema.Latest
+        UNION ALL SELECT sensor_id, src_address, src_port, dst_address, dst_port FROM ` + m.from("active_flows") + ` WHERE ` + m.latest()
+	listen := newestListen(m)
 	sockets := `SELECT sensor_id, netns, if(srv, 'server', 'client') AS side, 'tcp' AS protocol, if(srv, 'inbound', 'outbound') AS direction,
             if(srv, remote_address, local_address) AS src_address, if(srv, remote_port, local_port) AS src_port,
             if(srv, local_address, remote_address) AS dst_address, if(srv, local_port, remote_port) AS dst_port,
@@ -134,10 +138,10 @@ var graphSightings = func() string {
         FROM (
             SELECT sensor_id, netns, local_address, local_port, remote_address, remote_port, inode,
                 argMax(state, seq) AS a_state, min(first_seen) AS a_first_seen, max(observed_at) AS a_observed, ` + procLatest() + `,
-                (sensor_id, netns, local_port, local_address) IN (` + newestListen + `)
-                  OR (sensor_id, netns, local_port, toIPv6('::')) IN (` + newestListen + `)
-                  OR (local_address` + isV4 + ` AND (sensor_id, netns, local_port, toIPv6('::ffff:0.0.0.0')) IN (` + newestListen + `)) AS srv
-            FROM tcp_connections WHERE ` + schema.Latest + `
+                (sensor_id, netns, local_port, local_address) IN (` + listen + `)
+                  OR (sensor_id, netns, local_port, toIPv6('::')) IN (` + listen + `)
+                  OR (local_address` + isV4 + ` AND (sensor_id, netns, local_port, toIPv6('::ffff:0.0.0.0')) IN (` + listen + `)) AS srv
+            FROM ` + m.from("tcp_connections") + ` WHERE ` + m.latest() + `
             GROUP BY sensor_id, netns, local_address, local_port, remote_address, remote_port, inode
         )
         WHERE a_observed >= {since:DateTime64(3, 'UTC')} AND a_observed < {until:DateTime64(3, 'UTC')}
@@ -146,9 +150,9 @@ var graphSightings = func() string {
 	return `SELECT * FROM (` + completed + `
         UNION ALL ` + activeFlows + `
         UNION ALL ` + sockets + `) AS g
-    LEFT JOIN (SELECT sensor_id, CAST(argMax(site, seq) AS String) AS site, argMax(hostname, seq) AS hostname FROM sensors GROUP BY sensor_id) AS i
+    LEFT JOIN (SELECT sensor_id, CAST(argMax(site, seq) AS String) AS site, argMax(hostname, seq) AS hostname FROM ` + m.sensors() + ` GROUP BY sensor_id) AS i
     USING (sensor_id)`
-}()
+}
 
 // connKey names one connection across sensors: within a site, by its
 // protocol and 4-tuple.
@@ -250,29 +254,30 @@ func serviceNode(n *nodeSQL, proc, sensor, netns, protocol, port string) string 
 	return id
 }
 
-// graphOwners are the owners of every address of every site over the
-// window, one row per owner (sensor and namespace) with its hostname.
-const graphOwnerRows = `SELECT x_site, x_address, x_owners, sensor_id, x_netns, h_hostname FROM (
+// ownerRows are the owners of every address of every site over the
+// window, one row per owner (sensor and namespace) with its hostname as
+// known at the moment.
+func ownerRows(m moment) string {
+	return `SELECT x_site, x_address, x_owners, sensor_id, x_netns, h_hostname FROM (
         SELECT CAST(site AS String) AS x_site, address AS x_address, owners AS x_owners, c.1 AS sensor_id, c.2 AS x_netns
-        FROM (` + "%OWNERS%" + `) ARRAY JOIN candidates AS c
-    ) AS x LEFT JOIN (SELECT sensor_id, argMax(hostname, seq) AS h_hostname FROM sensors GROUP BY sensor_id) AS h USING (sensor_id)`
-
-var ownerRows = strings.Replace(graphOwnerRows, "%OWNERS%", schema.AddressOwners, 1)
+        FROM (` + schema.AddressOwners + `) ARRAY JOIN candidates AS c
+    ) AS x LEFT JOIN (SELECT sensor_id, argMax(hostname, seq) AS h_hostname FROM ` + m.sensors() + ` GROUP BY sensor_id) AS h USING (sensor_id)`
+}
 
 // graphOwners is one row per (site, address): how many own it and who,
 // as (sensor, netns, hostname) sorted; pre prefixes its columns.
-func graphOwners(pre string) string {
+func graphOwners(m moment, pre string) string {
 	return `SELECT x_site AS ` + pre + `site, x_address AS ` + pre + `address, any(x_owners) AS ` + pre + `owners,
         arraySort(groupArray((toString(sensor_id), x_netns, h_hostname))) AS ` + pre + `cands
-    FROM (` + ownerRows + `) GROUP BY x_site, x_address`
+    FROM (` + ownerRows(m) + `) GROUP BY x_site, x_address`
 }
 
 // graphListeners is, for each owned (site, address) and port, the
 // owners' listeners that take connections to it: (sensor, netns, 0 for a
 // listener bound to the address itself and 1 for a wildcard, so the
 // kernel's choice sorts first, process id, service id, node ids, node
-// JSON).
-var graphListeners = func() string {
+// JSON), from the listeners of the snapshot at the moment.
+func graphListeners(m moment) string {
 	var n nodeSQL
 	col := func(c string) string {
 		switch c {
@@ -290,15 +295,15 @@ var graphListeners = func() string {
 	ids, jsons := n.arrays()
 	return `SELECT x_site AS l_site, x_address AS l_address, local_port AS l_port,
         arraySort(groupArray((toString(sensor_id), x_netns, toUInt8(local_address != x_address), ` + proc + `, ` + svc + `, ` + ids + `, ` + jsons + `))) AS l_entries
-    FROM (` + ownerRows + `) AS o
+    FROM (` + ownerRows(m) + `) AS o
     INNER JOIN (
         SELECT sensor_id, netns AS x_netns, local_address, local_port, ` + procLatest() + `
-        FROM tcp_listeners WHERE ` + schema.Latest + `
+        FROM ` + m.from("tcp_listeners") + ` WHERE ` + m.latest() + `
         GROUP BY sensor_id, netns, local_address, local_port, inode
     ) AS li USING (sensor_id, x_netns)
     WHERE local_address = x_address OR local_address = toIPv6('::') OR (local_address = toIPv6('::ffff:0.0.0.0') AND x_address` + isV4 + `)
     GROUP BY x_site, x_address, local_port`
-}()
+}
 
 // graphDNS names the addresses each sensor's processes connected to by
 // the names they resolved (dns_resolution: a lookup followed by the
@@ -321,8 +326,9 @@ var graphEdgeCols = func() []string {
 }()
 
 // graphEnds is step 3: one row per connection with its source and target
-// nodes, over the connections (sql).
-func graphEnds(conns string) string {
+// nodes, over the connections (sql), with the owners and listeners of the
+// moment's snapshot.
+func graphEnds(m moment, conns string) string {
 	// The client's process and the server's, as their sightings say.
 	var cli, srv nodeSQL
 	cliProc := procNodes(&cli, func(c string) string { return "c_" + c }, "site")
@@ -399,9 +405,9 @@ func graphEnds(conns string) string {
             multiIf(resolution = 'observed', ` + srvJSON + `, resolution = 'resolved', ` + resolvedJSON + `,
                 resolution = 'ambiguous', arrayConcat([` + ambJSON(dst, cands) + `], ` + dCandJSON + `), [` + extJSON + `])) AS node_json
     FROM (` + conns + `) AS c
-    LEFT JOIN (` + graphOwners("d_") + `) AS d ON d.d_site = c.site AND d.d_address = c.dst_address
-    LEFT JOIN (` + graphOwners("o_") + `) AS o ON o.o_site = c.site AND o.o_address = c.src_address
-    LEFT JOIN (` + graphListeners + `) AS l ON l.l_site = c.site AND l.l_address = c.dst_address AND l.l_port = c.dst_port
+    LEFT JOIN (` + graphOwners(m, "d_") + `) AS d ON d.d_site = c.site AND d.d_address = c.dst_address
+    LEFT JOIN (` + graphOwners(m, "o_") + `) AS o ON o.o_site = c.site AND o.o_address = c.src_address
+    LEFT JOIN (` + graphListeners(m) + `) AS l ON l.l_site = c.site AND l.l_address = c.dst_address AND l.l_port = c.dst_port
     LEFT JOIN (` + graphDNS + `) AS n ON n.n_sensor = c.c_sensor_id AND n.n_address = c.dst_address`)
 	return b.String()
 }
@@ -412,6 +418,7 @@ type graphQuery struct {
 	sensor       string
 	scope        scope
 	since, until time.Time
+	at           moment // the active part's snapshot (at.go)
 	after        string
 	limit        int
 	// cut is how many edges the answer holds when limit asks for one
@@ -428,7 +435,8 @@ func (g *graphQuery) sql() (string, []store.Param) {
 	at := g.since.Add(span / 2)
 	params := []store.Param{store.P("since", g.since.Format("2006-01-02 15:04:05.000")), store.P("until", g.until.Format("2006-01-02 15:04:05.000")),
 		store.P("at", at.Format("2006-01-02 15:04:05.000")), store.P("slack_secs", strconv.FormatInt(int64(span/time.Second/2)+30, 10))}
-	sightings := graphSightings
+	g.at.bind(&params)
+	sightings := graphSightings(g.at)
 	if g.sensor != "" || !g.scope.empty() {
 		w := "1"
 		if g.sensor != "" {
@@ -436,8 +444,8 @@ func (g *graphQuery) sql() (string, []store.Param) {
 			params = append(params, store.P("sensor", g.sensor))
 		}
 		w += g.scope.where("graph", &params)
-		sightings = `SELECT * FROM (` + graphSightings + `) WHERE (` + connKey + `) IN (
-            SELECT ` + connKey + ` FROM (` + graphSightings + `) AS graph WHERE ` + w + `)`
+		sightings = `SELECT * FROM (` + sightings + `) WHERE (` + connKey + `) IN (
+            SELECT ` + connKey + ` FROM (` + sightings + `) AS graph WHERE ` + w + `)`
 	}
 	// An edge's resolution is the best of its connections': observed
 	// (the server reported one) sorts before resolved.
@@ -450,7 +458,7 @@ func (g *graphQuery) sql() (string, []store.Param) {
 		b.WriteString(", sum(" + stateCol("", st) + ") AS " + stateCol("", st))
 	}
 	b.WriteString(`, argMin(node_ids, pick) AS node_ids, argMin(node_json, pick) AS node_json
-    FROM (` + graphEnds(graphConnections(sightings)) + `)
+    FROM (` + graphEnds(g.at, graphConnections(sightings)) + `)
     GROUP BY source, target, protocol, dst_port`)
 	if g.after != "" {
 		b.WriteString(" HAVING edge_id > {after:String}")
@@ -577,25 +585,33 @@ const maxGraphWindow = 7 * 24 * time.Hour
 // edges by cursor, with the nodes the page names).
 func (s *Server) graph(v2 bool) handler {
 	return func(ctx context.Context, r *fasthttp.RequestCtx, _ *principal) ([]byte, error) {
-		known := []string{"sensor_id", "since", "until"}
+		known := []string{"sensor_id", "since", "until", "at"}
 		if v2 {
 			known = append(known, "limit", "cursor")
 		}
 		q := query(r, append(known, scopeParams...)...)
 		g := &graphQuery{sensor: q.sensor(), scope: q.scope(targets["graph"])}
 		limit := q.int("limit", 100, 1, 1000)
+		g.at = q.at(s.historyDays())
 		now := time.Now().UTC()
+		if !g.at.now() {
+			now = g.at.t // the window ends at the moment unless told
+		}
 		g.until = q.time("until", now)
 		g.since = q.time("since", g.until.Add(-time.Hour))
 		if q.err != nil {
 			return nil, q.err
+		}
+		if !g.at.now() && g.until.After(g.at.t) {
+			return nil, badParam("until", "%s is after at (%s): the graph at a moment is of a window that ends by then",
+				g.until.Format(time.RFC3339Nano), g.at.t.Format(time.RFC3339Nano))
 		}
 		g.since, g.until = g.since.Truncate(time.Millisecond), g.until.Truncate(time.Millisecond)
 		if !g.since.Before(g.until) || g.until.Sub(g.since) > maxGraphWindow {
 			return nil, badParam("since", "the window since..until must be positive and at most 7 days (got %s .. %s)",
 				g.since.Format(time.RFC3339), g.until.Format(time.RFC3339))
 		}
-		base := "sensor=" + g.sensor + g.scope.key()
+		base := "sensor=" + g.sensor + g.scope.key() + g.at.key()
 		if v2 {
 			g.limit = limit
 			if c := q.str("cursor"); c != "" {
@@ -608,7 +624,7 @@ func (s *Server) graph(v2 bool) handler {
 				}
 				since, until, key, ok := s.cursors.openWindow(c, "graph", 1, base, given)
 				if !ok {
-					return nil, badParam("cursor", "not a cursor of this graph (sensor, filters and window must not change); start again without one")
+					return nil, badParam("cursor", "not a cursor of this graph (sensor, filters, at and window must not change); start again without one")
 				}
 				g.since, g.until, g.after = time.UnixMilli(since).UTC(), time.UnixMilli(until).UTC(), key[0]
 			}
@@ -635,6 +651,6 @@ func (s *Server) graph(v2 bool) handler {
 		}
 		b = appendTime(field(b, "since"), g.since)
 		b = appendTime(field(b, "until"), g.until)
-		return append(b, '}'), nil
+		return append(g.at.appendAt(b), '}'), nil
 	}
 }

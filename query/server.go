@@ -58,6 +58,9 @@ type Config struct {
 	TrustedProxies string
 	// SQL bounds analysts' statements running at once (see AnalystSQL).
 	SQL SQLConfig
+	// HistoryDays is how far back at= reaches: the store's
+	// --store.history-ttl-days (0: DefaultHistoryDays).
+	HistoryDays int
 }
 
 // DefaultCredsTTL bounds how long a revoked token keeps working on other

@@ -10,7 +10,6 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/internal/store"
-	"github.com/netview/netview/sql/schema"
 )
 
 // view is one snapshot list of the Network View: the newest heartbeat's
@@ -29,12 +28,14 @@ type view struct {
 
 type keyCol struct{ name, typ string }
 
-// sensorInfo joins each row to its sensor's name and staleness: a sensor
-// that has not reported for three intervals (at least 45 s) keeps its last
-// state, marked stale.
-const sensorInfo = `SELECT sensor_id, argMax(hostname, seq) AS hostname,
-    CAST(max(received_at) < now64(3) - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS sensor_stale
-FROM sensors GROUP BY sensor_id`
+// sensorInfo joins each row to its sensor's name and staleness at the
+// moment: a sensor that has not reported for three intervals (at least
+// 45 s) keeps its last state, marked stale.
+func sensorInfo(m moment) string {
+	return `SELECT sensor_id, argMax(hostname, seq) AS hostname,
+    CAST(max(received_at) < ` + m.clock() + ` - toIntervalSecond(greatest(3 * argMax(interval_secs, seq), 45)) AS Bool) AS sensor_stale
+FROM ` + m.sensors() + ` GROUP BY sensor_id`
+}
 
 var proc = `argMax(uid, seq) AS uid, argMax(pid, seq) AS pid, argMax(binary, seq) AS binary, argMax(binary_path, seq) AS binary_path,
     argMax(unit, seq) AS unit, argMax(container_id, seq) AS container_id, argMax(container_runtime, seq) AS container_runtime,
@@ -145,6 +146,7 @@ type page struct {
 	// from is the first sensor of a deep v1 page found by seek: the page
 	// reads from it on, at the offset left within it.
 	from string
+	at   moment // the moment shown (at.go); zero: now
 }
 
 // order is a sort by one of a view's fields; the zero order is the key
@@ -173,8 +175,9 @@ func (v *view) parseSort(s string) (order, bool) {
 }
 
 func (v *view) where(p *page) (string, []store.Param) {
-	w := " WHERE " + schema.Latest
+	w := " WHERE " + p.at.latest()
 	var params []store.Param
+	p.at.bind(&params)
 	if p.sensor != "" {
 		w += " AND sensor_id = {sensor:UUID}"
 		params = append(params, store.P("sensor", p.sensor))
@@ -223,10 +226,11 @@ func (v *view) sql(p *page) (string, []store.Param) {
 		params = append(params, store.P("offset", strconv.FormatUint(p.offset, 10)))
 	}
 	keys := v.keys()
-	q := "SELECT " + strings.Join(v.out, ", ") + " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + v.table + where
+	info := sensorInfo(p.at)
+	q := "SELECT " + strings.Join(v.out, ", ") + " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + p.at.from(v.table) + where
 	group := " GROUP BY " + keys
 	if p.sort.field == "" {
-		return q + group + " ORDER BY " + keys + limit + ") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " +
+		return q + group + " ORDER BY " + keys + limit + ") AS v LEFT JOIN (" + info + ") AS s USING (sensor_id) ORDER BY " +
 			keys + " SETTINGS optimize_aggregation_in_order = 1", params
 	}
 	by := p.sort.field + " ASC NULLS FIRST, " + keys
@@ -238,13 +242,13 @@ func (v *view) sql(p *page) (string, []store.Param) {
 	if !v.isKey(p.sort.field) {
 		top += ", " + v.output(p.sort.field)
 	}
-	top += " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + v.table + where + group + ") AS v"
+	top += " FROM (SELECT " + keys + ", " + v.aggs + " FROM " + p.at.from(v.table) + where + group + ") AS v"
 	if p.sort.field == "hostname" { // the only field of the sensor's
-		top += " LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id)"
+		top += " LEFT JOIN (" + info + ") AS s USING (sensor_id)"
 	}
 	top += " ORDER BY " + by + limit
 	return q + " AND (" + keys + ") IN (SELECT " + keys + " FROM (" + top + "))" + group +
-		") AS v LEFT JOIN (" + sensorInfo + ") AS s USING (sensor_id) ORDER BY " + by, params
+		") AS v LEFT JOIN (" + info + ") AS s USING (sensor_id) ORDER BY " + by, params
 }
 
 func (v *view) isKey(name string) bool {
@@ -278,15 +282,16 @@ func init() {
 // retried heartbeat) and a tenth of the cost of grouping the view
 // (BenchmarkQuery: grouping 1,000,000 rows took about 300 ms).
 //
-// A page narrowed to containers, pods or namespaces has no such count: its
+// A page narrowed to containers, pods or namespaces, or at a moment (the
+// counts are of the sensors' newest heartbeats), has no such count: its
 // rows are counted, grouped by the view's key as the page is.
 func (v *view) count(ctx context.Context, st store.Store, p *page) (uint64, error) {
 	q := "SELECT toUInt64(sum(" + v.counted + ")) AS n FROM heartbeats FINAL" +
 		" WHERE (sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM sensors GROUP BY sensor_id)"
 	var params []store.Param
-	if !p.scope.empty() {
-		w, ps := v.where(&page{sensor: p.sensor, scope: p.scope})
-		q, params = "SELECT toUInt64(count()) AS n FROM (SELECT 1 FROM "+v.table+w+" GROUP BY "+v.keys()+")", ps
+	if !p.scope.empty() || !p.at.now() {
+		w, ps := v.where(&page{sensor: p.sensor, scope: p.scope, at: p.at})
+		q, params = "SELECT toUInt64(count()) AS n FROM (SELECT 1 FROM "+p.at.from(v.table)+w+" GROUP BY "+v.keys()+")", ps
 	} else if p.sensor != "" {
 		q += " AND sensor_id = {sensor:UUID}"
 		params = append(params, store.P("sensor", p.sensor))
@@ -308,11 +313,11 @@ func (v *view) count(ctx context.Context, st store.Store, p *page) (uint64, erro
 // a sensor's rows are its latest heartbeat's: a heartbeat in flight can
 // shift it by the sockets it opens, as it shifts the plain OFFSET's page.
 //
-// A page of one sensor, of a scope or hunt, or sorted keeps the plain
-// OFFSET: the counts are of whole sensors, and only the key order runs
-// sensor by sensor.
+// A page of one sensor, of a scope or hunt, sorted, or at a moment keeps
+// the plain OFFSET: the counts are of whole sensors' newest heartbeats,
+// and only the key order runs sensor by sensor.
 func (v *view) seek(ctx context.Context, st store.Store, p *page) (uint64, error) {
-	if p.offset == 0 || p.sensor != "" || !p.scope.empty() || p.sort.field != "" || p.after != nil {
+	if p.offset == 0 || p.sensor != "" || !p.scope.empty() || p.sort.field != "" || p.after != nil || !p.at.now() {
 		return v.count(ctx, st, p)
 	}
 	// any: only the newest seq of each sensor is left, and a retried

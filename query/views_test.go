@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1096,4 +1098,231 @@ func TestNetworkTimeline(t *testing.T) {
 	if code, _, _ := f.raw("GET", "/api/v2/network/timeline", "", nil); code != 401 {
 		t.Errorf("no token: %d, want 401", code)
 	}
+}
+
+// atMember is the echoed at of an answer, cut out to compare a replay with
+// what was recorded (null then, the moment asked for now); generatedAt is
+// the summary's own clock, which says when an answer was made, not what it
+// shows.
+var (
+	atMember    = regexp.MustCompile(`,"at":(null|"[^"]*")`)
+	generatedAt = regexp.MustCompile(`"generated_at":"[^"]*"`)
+	nextCursor  = regexp.MustCompile(`"next_cursor":"[^"]*"`)
+)
+
+// atPages fetches path, and its second page when it has one (a v2 cursor
+// made under the same at), each normalised for comparison: the at member,
+// generated_at, and next_cursor cut out (a cursor seals its at, so a
+// replay's differs from the recording's by design). wantAt is the at the
+// answer must echo ("null" for now).
+func (f *fixture) atPages(path, at, wantAt string) string {
+	f.t.Helper()
+	join := func(p, kv string) string {
+		if strings.Contains(p, "?") {
+			return p + "&" + kv
+		}
+		return p + "?" + kv
+	}
+	if at != "" {
+		path = join(path, "at="+at)
+	}
+	var out strings.Builder
+	p := path
+	for page := 0; page < 2; page++ {
+		code, b, _ := f.raw("GET", p, viewerToken, nil)
+		if code != 200 {
+			f.t.Fatalf("GET %s: %d %s", p, code, b)
+		}
+		if !strings.Contains(path, "/export") {
+			if m := atMember.Find(b); m == nil || string(m[len(`,"at":`):]) != wantAt {
+				f.t.Errorf("GET %s: at echoed as %s, want %s", p, m, wantAt)
+			}
+		}
+		out.Write(nextCursor.ReplaceAll(generatedAt.ReplaceAll(atMember.ReplaceAll(b, nil), nil), nil))
+		var next struct {
+			Cursor string `json:"next_cursor"`
+		}
+		if json.Unmarshal(b, &next); next.Cursor == "" {
+			break
+		}
+		p = join(path, "cursor="+next.Cursor)
+		out.WriteString("\n--- page 2\n")
+	}
+	return out.String()
+}
+
+// at= replays what every snapshot view answered at that moment: answers are
+// recorded after each phase of a fleet's life (sockets open, change state
+// and close; a sensor appears, one stops reporting, one's snapshots are
+// dropped), then asked for again with at= the time of each recording, and
+// must be the same bytes but for the echoed at.
+func TestAtReplaysWhatTheViewsShowed(t *testing.T) {
+	f := start(t)
+	a, c := sensor(sensorA, "host-a"), sensor(sensorC, "host-c")
+	listen := func(port uint16, inode uint64) heartbeat.Listener {
+		return heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: port, Inode: inode,
+			Process: heartbeat.Process{PID: 80, Binary: "nginx", BinaryPath: "/usr/sbin/nginx"}}
+	}
+	udp := func(port uint16, inode uint64) heartbeat.UDPSocket {
+		return heartbeat.UDPSocket{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: port, Inode: inode,
+			RemoteAddress: netip.IPv4Unspecified(), Process: heartbeat.Process{PID: 53, Binary: "unbound", BinaryPath: "/usr/sbin/unbound"}}
+	}
+	flowID := uuid.MustParse("f2000000-0000-4000-8000-000000000001")
+	curl := heartbeat.Process{PID: 4242, Binary: "curl", BinaryPath: "/usr/bin/curl", UID: 1000}
+
+	var since, until string
+	paths := func() []string {
+		g := "since=" + since + "&until=" + until
+		return []string{
+			"/api/v1/network/connections", "/api/v1/network/connections?page=2&page_size=1", "/api/v1/network/connections?sort=-remote_port",
+			"/api/v1/network/connections?sensor_id=" + sensorA, "/api/v1/network/listening", "/api/v1/network/udp", "/api/v1/network/flows",
+			"/api/v1/network/listening?page=1&page_size=2&sort=local_port", "/api/v1/network/summary",
+			"/api/v2/network/connections", "/api/v2/network/connections?limit=1", "/api/v2/network/connections?binary=curl",
+			"/api/v2/network/listening", "/api/v2/network/udp", "/api/v2/network/flows",
+			"/api/v2/network/connections/export?format=ndjson", "/api/v2/network/listening/export?format=csv",
+			"/api/v1/network/graph?" + g, "/api/v2/network/graph?" + g, "/api/v2/network/graph?limit=1&" + g,
+		}
+	}
+	type recording struct {
+		phase       string
+		at          time.Time
+		paths       []string
+		answers     []string
+		graphWindow [2]string
+	}
+	var recs []recording
+	record := func(phase string) {
+		t.Helper()
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		since, until = timeText(now.Add(-time.Hour)), timeText(now)
+		r := recording{phase: phase, paths: paths()}
+		for _, p := range r.paths {
+			r.answers = append(r.answers, f.atPages(p, "", "null"))
+		}
+		// The moment is taken once the answers are made: every heartbeat
+		// they show was received by then, and none after.
+		r.at = time.Now().UTC().Truncate(time.Millisecond)
+		recs = append(recs, r)
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Phase 1: the graph's fleet, and A with a connection, a listener, a
+	// UDP socket and a flow, received three minutes ago: A is stale.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	graphFleet(f, now.Add(-20*time.Second))
+	h := beat(a, 1, now.Add(-3*time.Minute))
+	h.TCPConnections = []heartbeat.Conn{conn(50001, "10.9.0.7", 443, 1), conn(50002, "10.9.0.8", 443, 2)}
+	h.TCPListeners = []heartbeat.Listener{listen(80, 10), listen(443, 11)}
+	h.UDPListeners = []heartbeat.UDPSocket{udp(53, 20)}
+	h.ActiveFlows = []heartbeat.Flow{tcpFlow(flowID, "outbound", "10.9.0.1:50001", "10.9.0.7:443", curl, now.Add(-4*time.Minute), 10, 20, "ebpf")}
+	f.sendReceivedAt(h, now.Add(-3*time.Minute))
+	record("open")
+
+	// Phase 2: A reports again (fresh): one connection changes state, one
+	// closes, one opens; a listener goes, the flow moves bytes. C appears.
+	// B drops its haproxy listener and its accepted connection; the graph's
+	// other sensors stop reporting.
+	now = time.Now().UTC().Truncate(time.Millisecond)
+	h = beat(a, 2, now)
+	c1 := conn(50001, "10.9.0.7", 443, 1)
+	c1.State = "CLOSE_WAIT"
+	h.TCPConnections = []heartbeat.Conn{c1, conn(50003, "10.9.0.9", 8443, 3)}
+	h.TCPListeners = []heartbeat.Listener{listen(443, 11)}
+	h.UDPListeners = []heartbeat.UDPSocket{udp(53, 20), udp(5353, 21)}
+	h.ActiveFlows = []heartbeat.Flow{tcpFlow(flowID, "outbound", "10.9.0.1:50001", "10.9.0.7:443", curl, now.Add(-4*time.Minute), 500, 900, "ebpf")}
+	f.ingest.Send(h)
+	hc := beat(c, 1, now)
+	hc.TCPConnections = []heartbeat.Conn{conn(60000, "10.9.0.1", 443, 7)}
+	f.ingest.Send(hc)
+	bs := sensor(graphB, "server-b")
+	bs.Site, bs.Netns = "dc1", graphNetns
+	hb := beat(bs, 2, now)
+	hb.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 443, Inode: 21, Netns: graphNetns,
+		Process: heartbeat.Process{PID: 200, Binary: "nginx", BinaryPath: "/usr/bin/nginx", UID: 1000}}}
+	f.ingest.Send(hb)
+	record("changed")
+
+	// Phase 3: A's connections, its flow and UDP sockets close; C opens a
+	// second connection, then sends a heartbeat whose snapshots its spool
+	// dropped, which is no state: C's previous one stays in force.
+	now = time.Now().UTC().Truncate(time.Millisecond)
+	h = beat(a, 3, now)
+	h.TCPListeners = []heartbeat.Listener{listen(443, 11)}
+	f.ingest.Send(h)
+	hc = beat(c, 2, now)
+	hc.TCPConnections = []heartbeat.Conn{conn(60000, "10.9.0.1", 443, 7), conn(60001, "10.9.0.1", 443, 8)}
+	f.ingest.Send(hc)
+	hc = beat(c, 3, now.Add(time.Second))
+	hc.DropSnapshots()
+	f.ingest.Send(hc)
+	record("closed")
+
+	// The recordings differ (or the replay proves little).
+	for i := 1; i < len(recs); i++ {
+		if slices.Equal(recs[i].answers, recs[i-1].answers) {
+			t.Fatalf("phases %s and %s answered the same", recs[i-1].phase, recs[i].phase)
+		}
+	}
+	for _, r := range recs {
+		for i, p := range r.paths {
+			for _, at := range []string{timeText(r.at), strconv.FormatInt(r.at.UnixMilli(), 10)} {
+				if got := f.atPages(p, at, `"`+timeText(r.at)+`"`); got != r.answers[i] {
+					t.Errorf("phase %s, GET %s at=%s:\n got %s\nwant %s", r.phase, p, at, got, r.answers[i])
+				}
+			}
+		}
+	}
+}
+
+// at= is refused, naming it, when it is not a time, not yet come, or older
+// than the history kept; a cursor made at one moment is refused at another
+// or now, and a graph's window may not end after its moment.
+func TestAtRefusesBadMoments(t *testing.T) {
+	f := start(t)
+	f.fleet(1, 2, heartbeat.Shape{Conns: 3, Listeners: 2})
+	now := time.Now().UTC()
+	for _, ep := range []string{"/api/v1/network/connections", "/api/v1/network/listening", "/api/v1/network/udp", "/api/v1/network/flows",
+		"/api/v1/network/summary", "/api/v1/network/graph", "/api/v2/network/graph", "/api/v2/network/connections", "/api/v2/network/listening",
+		"/api/v2/network/udp", "/api/v2/network/flows", "/api/v2/network/connections/export?format=csv"} {
+		sep := "?"
+		if strings.Contains(ep, "?") {
+			sep = "&"
+		}
+		for _, at := range []string{"yesterday", "2026-11-25", "12:00", "1.5", timeText(now.Add(time.Hour)),
+			strconv.FormatInt(now.Add(time.Minute).UnixMilli(), 10), timeText(now.Add(-8 * 24 * time.Hour))} {
+			f.badRequest(ep+sep+"at="+url.QueryEscape(at), "at")
+		}
+		f.badRequest(ep+sep+"at="+timeText(now)+"&at="+timeText(now), "at")
+	}
+	// The good forms are taken: RFC 3339 with an offset, Unix ms, a moment
+	// a little ahead of this clock (a client's runs ahead), seven days back.
+	for _, at := range []string{now.Add(-time.Hour).Format(time.RFC3339), now.In(time.FixedZone("", 2*3600)).Format(time.RFC3339Nano),
+		strconv.FormatInt(now.UnixMilli(), 10), timeText(now.Add(2 * time.Second)), timeText(now.Add(-7*24*time.Hour + time.Minute))} {
+		var out map[string]any
+		if code := f.get("/api/v2/network/connections?at="+url.QueryEscape(at), &out); code != 200 {
+			t.Errorf("at=%s: %d %v", at, code, out)
+		}
+	}
+	at := timeText(now)
+	other := timeText(now.Add(-time.Second))
+	for _, c := range []struct{ path, name string }{{"/api/v2/network/connections?limit=1", "connections"}, {"/api/v2/network/graph?limit=1", "edges"}} {
+		var out map[string]any
+		if code := f.get(c.path+"&at="+at, &out); code != 200 || out["next_cursor"] == nil {
+			if c.name == "edges" {
+				continue // the fleet's sockets make no edge of their own: nothing to page
+			}
+			t.Fatalf("%s at=%s: %d %v", c.path, at, code, out)
+		}
+		cur := out["next_cursor"].(string)
+		f.badRequest(c.path+"&cursor="+cur+"&at="+other, "cursor")
+		f.badRequest(c.path+"&cursor="+cur, "cursor")
+		if code := f.get(c.path+"&cursor="+cur+"&at="+at, &out); code != 200 {
+			t.Errorf("%s: the cursor at its own at: %d %v", c.path, code, out)
+		}
+	}
+	// A live cursor is refused at a moment.
+	var out map[string]any
+	f.get("/api/v2/network/connections?limit=1", &out)
+	f.badRequest("/api/v2/network/connections?limit=1&cursor="+out["next_cursor"].(string)+"&at="+at, "cursor")
+	f.badRequest("/api/v1/network/graph?at="+url.QueryEscape(timeText(now.Add(-time.Hour)))+"&until="+url.QueryEscape(timeText(now)), "until")
 }

@@ -78,6 +78,7 @@ func run(ctx context.Context, sc store.Config, qc query.Config, bc baseline.Conf
 		return err
 	}
 	defer ro.Close()
+	qc.HistoryDays = sc.HistoryTTLDays // at= reaches as far back as the history is kept
 	srv, err := query.New(qc, st, query.AnalystSQL(ro, qc.SQL), log)
 	if err != nil {
 		return err

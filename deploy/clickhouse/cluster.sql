@@ -595,3 +595,186 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 CREATE TABLE IF NOT EXISTS baseline_hourly ON CLUSTER 'netview' AS baseline_hourly_local
 ENGINE = Distributed('netview', currentDatabase(), baseline_hourly_local, cityHash64(sensor_id));
 
+CREATE TABLE IF NOT EXISTS tcp_connections_history_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    netns             UInt64,
+    family            LowCardinality(String),
+    local_address     IPv6,
+    local_port        UInt16,
+    remote_address    IPv6,
+    remote_port       UInt16,
+    state             LowCardinality(String),
+    inode             UInt64,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    unit              LowCardinality(String),
+    container_id      String,
+    container_runtime LowCardinality(String),
+    pod_uid           String,
+    container_name    String,
+    container_image   LowCardinality(String),
+    pod               String,
+    pod_namespace     LowCardinality(String),
+    first_seen        DateTime64(3, 'UTC'),
+    duration_secs     Nullable(UInt32)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_connections_history_local', '{replica}')
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS tcp_connections_history ON CLUSTER 'netview' AS tcp_connections_history_local
+ENGINE = Distributed('netview', currentDatabase(), tcp_connections_history_local, cityHash64(sensor_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_connections_history_mv ON CLUSTER 'netview' TO tcp_connections_history_local AS SELECT * FROM tcp_connections_local;
+
+CREATE TABLE IF NOT EXISTS tcp_listeners_history_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    netns             UInt64,
+    family            LowCardinality(String),
+    local_address     IPv6,
+    local_port        UInt16,
+    inode             UInt64,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    unit              LowCardinality(String),
+    container_id      String,
+    container_runtime LowCardinality(String),
+    pod_uid           String,
+    container_name    String,
+    container_image   LowCardinality(String),
+    pod               String,
+    pod_namespace     LowCardinality(String),
+    first_seen        DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp_listeners_history_local', '{replica}')
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, seq, netns, local_address, local_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS tcp_listeners_history ON CLUSTER 'netview' AS tcp_listeners_history_local
+ENGINE = Distributed('netview', currentDatabase(), tcp_listeners_history_local, cityHash64(sensor_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_listeners_history_mv ON CLUSTER 'netview' TO tcp_listeners_history_local AS SELECT * FROM tcp_listeners_local;
+
+CREATE TABLE IF NOT EXISTS udp_listeners_history_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    netns             UInt64,
+    family            LowCardinality(String),
+    local_address     IPv6,
+    local_port        UInt16,
+    remote_address    IPv6,
+    remote_port       UInt16,
+    inode             UInt64,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    unit              LowCardinality(String),
+    container_id      String,
+    container_runtime LowCardinality(String),
+    pod_uid           String,
+    container_name    String,
+    container_image   LowCardinality(String),
+    pod               String,
+    pod_namespace     LowCardinality(String),
+    service           LowCardinality(String),
+    first_seen        DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/udp_listeners_history_local', '{replica}')
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS udp_listeners_history ON CLUSTER 'netview' AS udp_listeners_history_local
+ENGINE = Distributed('netview', currentDatabase(), udp_listeners_history_local, cityHash64(sensor_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS udp_listeners_history_mv ON CLUSTER 'netview' TO udp_listeners_history_local AS SELECT * FROM udp_listeners_local;
+
+CREATE TABLE IF NOT EXISTS active_flows_history_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    seq               UInt64,
+    observed_at       DateTime64(3, 'UTC'),
+    flow_id           UUID,
+    protocol          LowCardinality(String),
+    direction         LowCardinality(String),
+    src_address       IPv6,
+    src_port          UInt16,
+    dst_address       IPv6,
+    dst_port          UInt16,
+    netns             UInt64,
+    uid               UInt32,
+    pid               UInt32,
+    binary            LowCardinality(String),
+    binary_path       LowCardinality(String),
+    unit              LowCardinality(String),
+    container_id      String,
+    container_runtime LowCardinality(String),
+    pod_uid           String,
+    container_name    String,
+    container_image   LowCardinality(String),
+    pod               String,
+    pod_namespace     LowCardinality(String),
+    started_at        DateTime64(3, 'UTC'),
+    bytes_sent        UInt64,
+    bytes_received    UInt64,
+    state             LowCardinality(String),
+    source            LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/active_flows_history_local', '{replica}')
+PARTITION BY toDate(observed_at)
+ORDER BY (sensor_id, seq, flow_id)
+TTL toDateTime(observed_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS active_flows_history ON CLUSTER 'netview' AS active_flows_history_local
+ENGINE = Distributed('netview', currentDatabase(), active_flows_history_local, cityHash64(sensor_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS active_flows_history_mv ON CLUSTER 'netview' TO active_flows_history_local AS SELECT * FROM active_flows_local;
+
+CREATE TABLE IF NOT EXISTS sensors_history_local ON CLUSTER 'netview'
+(
+    sensor_id         UUID,
+    hostname          String,
+    flavor            LowCardinality(String),
+    sensor_version    LowCardinality(String),
+    boot_id           UUID,
+    seq               UInt64,
+    heartbeat_id      UUID,
+    sent_at           DateTime64(3, 'UTC'),
+    received_at       DateTime64(3, 'UTC'),
+    started_at        DateTime64(3, 'UTC'),
+    interval_secs     UInt32,
+    kernel            String,
+    netns             UInt64,
+    site              LowCardinality(String),
+    capabilities      Map(LowCardinality(String), String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sensors_history_local', '{replica}')
+PARTITION BY toDate(received_at)
+ORDER BY (sensor_id, seq)
+TTL toDateTime(received_at) + INTERVAL 7 DAY
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS sensors_history ON CLUSTER 'netview' AS sensors_history_local
+ENGINE = Distributed('netview', currentDatabase(), sensors_history_local, cityHash64(sensor_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS sensors_history_mv ON CLUSTER 'netview' TO sensors_history_local AS SELECT * FROM sensors_local;
+

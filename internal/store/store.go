@@ -78,6 +78,9 @@ type Config struct {
 	Cluster string
 	// EventsTTLDays is how long events and flows are kept.
 	EventsTTLDays int
+	// HistoryTTLDays is how long the snapshot tables' history is kept: how
+	// far back the views' at= reaches.
+	HistoryTTLDays int
 	// Settings apply to every statement of this store: a store opened with
 	// readonly=1 and limits is what analysts' SQL runs on.
 	Settings []Setting
@@ -98,6 +101,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Library, "store.libchdb", "", "path of libchdb.so (default: $NETVIEW_LIBCHDB, then .cache/chdb/package)")
 	fs.StringVar(&c.Cluster, "store.cluster", "", "ClickHouse cluster name for the replicated schema")
 	fs.IntVar(&c.EventsTTLDays, "store.events-ttl-days", 30, "days events and completed flows are kept")
+	fs.IntVar(&c.HistoryTTLDays, "store.history-ttl-days", 7, "days the snapshot tables' history is kept (how far back the views' at= reaches)")
 }
 
 // Open connects to the backend the DSN names.

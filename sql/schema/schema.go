@@ -99,6 +99,9 @@ type Options struct {
 	// flows are kept, and the addresses of host_addresses after they were
 	// last seen.
 	EventsTTLDays int
+	// HistoryTTLDays, when above zero, sets how long the snapshot tables'
+	// history (at= on the views) is kept.
+	HistoryTTLDays int
 }
 
 // Migrate brings the database to the newest version. It is safe to run from
@@ -141,6 +144,13 @@ func Migrate(ctx context.Context, s store.Store, o Options) (int, error) {
 			}
 		}
 	}
+	if o.HistoryTTLDays > 0 {
+		for _, h := range HistoryTables {
+			if err := SetTTL(ctx, s, o.Cluster, h.History, h.TimeColumn, o.HistoryTTLDays); err != nil {
+				return current, err
+			}
+		}
+	}
 	return current, nil
 }
 
@@ -152,7 +162,7 @@ func Open(ctx context.Context, sc store.Config) (store.Store, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := Migrate(ctx, st, Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays})
+	v, err := Migrate(ctx, st, Options{Cluster: sc.Cluster, EventsTTLDays: sc.EventsTTLDays, HistoryTTLDays: sc.HistoryTTLDays})
 	if err != nil {
 		st.Close()
 		return nil, 0, err
@@ -210,6 +220,7 @@ func SetTTL(ctx context.Context, s store.Store, cluster, table, column string, d
 var (
 	createRe = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE\s*=\s*(\w+)(?:\(([^)]*)\))?(.*)$`)
 	alterRe  = regexp.MustCompile(`(?s)^ALTER TABLE (\w+)\s+(.*)$`)
+	mvRe     = regexp.MustCompile(`(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS (SELECT .* FROM) (\w+)(.*)$`)
 )
 
 func localName(table, cluster string) string {
@@ -222,8 +233,13 @@ func localName(table, cluster string) string {
 // ClusterForm rewrites one statement for a cluster: a table becomes
 // NAME_local with the Replicated form of its engine on every node, plus a
 // Distributed NAME in front of it sharded by sensor; an ALTER goes to both.
+// A materialized view runs on every node, from one local table to another:
+// each shard's inserts fill its own history.
 func ClusterForm(stmt, cluster string) []string {
 	on := " ON CLUSTER " + store.Quote(cluster)
+	if m := mvRe.FindStringSubmatch(stmt); m != nil {
+		return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s_local AS %s %s_local%s", m[1], on, m[2], m[3], m[4], m[5])}
+	}
 	if m := createRe.FindStringSubmatch(stmt); m != nil {
 		name, cols, eng, args, rest := m[1], m[2], m[3], m[4], m[5]
 		local := name + "_local"

@@ -87,6 +87,66 @@ func TestEventsTTLIsConfigurable(t *testing.T) {
 	}
 }
 
+// The history tables are filled by their materialized views on every
+// insert into a snapshot table, keep every heartbeat's rows (the snapshot
+// table keeps only each socket's newest), fold a retried heartbeat's copy,
+// and take their retention from HistoryTTLDays.
+func TestSnapshotHistoryKeepsEveryHeartbeat(t *testing.T) {
+	b := storetest.Embedded(t)
+	ctx := context.Background()
+	if _, err := schema.Migrate(ctx, b.Store, schema.Options{HistoryTTLDays: 3}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) uint64 {
+		t.Helper()
+		var n proto.ColUInt64
+		var got uint64
+		if err := b.Store.Select(ctx, store.Query{SQL: q}, proto.Results{{Name: "n", Data: &n}}, func(int) error { got = n.Row(0); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	exec := func(q string) {
+		t.Helper()
+		if err := b.Store.Exec(ctx, store.Query{SQL: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const sensor = "'6f1d2c3b-0000-4000-8000-000000000001'"
+	insert := func(seq int) {
+		exec("INSERT INTO tcp_connections (sensor_id, seq, observed_at, local_port, remote_port, inode) SELECT " + sensor + ", " +
+			strconv.Itoa(seq) + ", now64(3), 443, 40000 + number, number FROM numbers(5)")
+		exec("INSERT INTO sensors (sensor_id, seq, received_at) VALUES (" + sensor + ", " + strconv.Itoa(seq) + ", now64(3))")
+	}
+	insert(1)
+	insert(1) // the heartbeat retried after a lost acknowledgement
+	insert(2)
+	for _, tb := range []string{"tcp_connections", "tcp_connections_history", "sensors", "sensors_history"} {
+		exec("OPTIMIZE TABLE " + tb + " FINAL")
+	}
+	if got := count("SELECT count() AS n FROM tcp_connections"); got != 5 {
+		t.Errorf("tcp_connections holds %d rows after the merge, want 5 (each socket's newest)", got)
+	}
+	if got := count("SELECT count() AS n FROM tcp_connections_history"); got != 10 {
+		t.Errorf("tcp_connections_history holds %d rows, want 10 (5 sockets x 2 heartbeats, the retry folded)", got)
+	}
+	if got := count("SELECT count() AS n FROM sensors_history"); got != 2 {
+		t.Errorf("sensors_history holds %d rows, want 2 (one a heartbeat, the retry folded)", got)
+	}
+	for _, h := range schema.HistoryTables {
+		var e proto.ColStr
+		var full string
+		if err := b.Store.Select(ctx, store.Query{SQL: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+			Params: []store.Param{store.P("t", h.History)}},
+			proto.Results{{Name: "engine_full", Data: &e}}, func(int) error { full = e.Row(0); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(full, "toIntervalDay(3)") {
+			t.Errorf("%s TTL not set to 3 days: %s", h.History, full)
+		}
+	}
+}
+
 // The cluster form must exist for every table and be valid ClickHouse SQL
 // (checked by the engine's own parser).
 func TestClusterFormCoversEveryTable(t *testing.T) {
@@ -138,6 +198,19 @@ func TestClusterFormCoversEveryTable(t *testing.T) {
 	}
 	if alters == 0 {
 		t.Errorf("no ALTER ... COLUMN in the migrations; sensors.capabilities is added by one")
+	}
+	// A materialized view runs on every node, from local table to local
+	// table: a shard's inserts fill its own history, never a Distributed
+	// table's (which would write every row twice across the cluster).
+	mv := "CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_connections_history_mv TO tcp_connections_history AS SELECT * FROM tcp_connections"
+	want := "CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_connections_history_mv ON CLUSTER 'netview' TO tcp_connections_history_local AS SELECT * FROM tcp_connections_local"
+	if got := schema.ClusterForm(mv, "netview"); len(got) != 1 || got[0] != want {
+		t.Errorf("cluster form of %q = %q, want %q", mv, got, want)
+	}
+	for _, h := range schema.HistoryTables {
+		if want := "TO " + h.History + "_local AS SELECT * FROM " + h.Table + "_local;"; !strings.Contains(ddl, want) {
+			t.Errorf("cluster DDL lacks %q", want)
+		}
 	}
 	b := storetest.Embedded(t)
 	var out proto.ColStr
