@@ -1015,7 +1015,7 @@ await check('time: a click on the timeline shows Connections as the fleet was; t
   await shot('14-at-a-moment');
 });
 
-await check('time: the moment follows to the Summary, survives a reload and back/forward, then back to now', async () => {
+await check('time: the moment follows to the Summary and the Map, survives a reload and back/forward, then back to now', async () => {
   const at = atParam();
   await page.click('#nav a[data-view=summary]');
   await page.waitForURL((u) => u.pathname === '/network/summary');
@@ -1036,6 +1036,17 @@ await check('time: the moment follows to the Summary, survives a reload and back
   assert.equal(url().pathname, '/network/connections');
   await pastRows();
   await page.goForward();
+  await settle();
+  await summaryThen();
+  // the Map of the hour before the moment: edge-a and the peers it had then
+  await page.click('#nav a[data-view=map]');
+  await page.waitForURL((u) => u.pathname === '/network/map');
+  await settle();
+  assert.equal(atParam(), at);
+  assert.deepEqual(await mapNodes('host').locator('.label').allTextContents(), [F.Edge.Hostname]);
+  const peers = await mapNodes('external').locator('.label').allTextContents();
+  assert.ok(peers.length > 0 && peers.every((p) => p.startsWith(P.Remote)), `its peers of then (${peers})`);
+  await page.goBack();
   await settle();
   await summaryThen();
   await page.click('#back-to-now');

@@ -903,8 +903,9 @@ function chart(data) {
     g.append(svg('line', { x1: P, x2: W - 12, y1: y(t), y2: y(t), class: 'grid' }), svg('text', { x: P - 6, y: y(t) + 4, class: 'tick', 'text-anchor': 'end' }, t.toLocaleString()));
   }
   g.append(svg('line', { x1: x(0), y1: y(0), x2: x(max), y2: y(max), class: 'diag' }));
-  g.append(svg('text', { x: (W + P) / 2, y: H - 4, class: 'axis', 'text-anchor': 'middle' }, 'mean active connections, last hour'));
-  g.append(svg('text', { x: 12, y: H / 2, class: 'axis', transform: `rotate(-90 12 ${H / 2})`, 'text-anchor': 'middle' }, 'active connections now'));
+  const then = state.at ? ['the hour before the moment', 'at the moment'] : ['last hour', 'now'];
+  g.append(svg('text', { x: (W + P) / 2, y: H - 4, class: 'axis', 'text-anchor': 'middle' }, 'mean active connections, ' + then[0]));
+  g.append(svg('text', { x: 12, y: H / 2, class: 'axis', transform: `rotate(-90 12 ${H / 2})`, 'text-anchor': 'middle' }, 'active connections ' + then[1]));
   for (const r of data) {
     const a = svg('a', { href: L.pivotURL(state, 'connections', [], { sensor_id: r.sensor_id }), class: 'mark ' + L.anomalyLevel(r.anomaly_score) + (r.stale ? ' stale' : ''), 'data-sensor': r.sensor_id },
       svg('circle', { cx: x(r.baseline_connections || 0), cy: y(r.active_connections || 0), r: 5 }),
