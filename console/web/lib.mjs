@@ -436,8 +436,8 @@ export function refreshMs(sensors) {
 }
 
 // localInput converts an RFC 3339 time to a datetime-local input value in
-// the browser's zone, and fromLocalInput back.
-// With seconds, for the time control's exact moment.
+// the browser's zone (to the second for the time control's exact moment),
+// and fromLocalInput back.
 export function localInput(iso, seconds = false) {
   if (!iso) return '';
   const d = new Date(iso);
