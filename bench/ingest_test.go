@@ -5,6 +5,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/netview/netview/heartbeat"
 	"github.com/netview/netview/ingest"
+	"github.com/netview/netview/ingest/ingesttest"
 	"github.com/netview/netview/internal/auth"
+	"github.com/netview/netview/internal/store"
 	"github.com/netview/netview/internal/store/storetest"
 	"github.com/netview/netview/sql/schema"
 )
@@ -152,4 +155,72 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(rps/drps, "e2e/direct")
 	b.ReportMetric(0, "ns/op")
 	fmt.Printf("ingest: %.0f heartbeats/s, %.0f rows/s end to end; direct insert %.0f rows/s; ratio %.2f\n", hbps, rps, drps, rps/drps)
+}
+
+// BenchmarkIngestHistory measures what the snapshot tables' history
+// (migration 0018: a materialized view per snapshot table and sensors)
+// costs a batch insert: the same decoded batches are inserted into a store
+// with the history and into one whose views were dropped, alternately,
+// in the same rounds, and the time of each is summed.
+//
+//	plain-rows/s     rows per second without the history
+//	history-rows/s   rows per second with it
+//	history/plain    time with the history over time without (1 = free)
+func BenchmarkIngestHistory(b *testing.B) {
+	const sensors = 300
+	ctx := context.Background()
+	with, plain := storetest.Embedded(b), storetest.Embedded(b)
+	for _, be := range []storetest.Backend{with, plain} {
+		if _, err := schema.Migrate(ctx, be.Store, schema.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, h := range schema.HistoryTables {
+		if err := plain.Store.Exec(ctx, store.Query{SQL: "DROP VIEW " + h.History + "_mv"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gens := make([]*heartbeat.Generator, sensors)
+	for i := range gens {
+		gens[i] = heartbeat.NewGenerator(uint64(i+1), sizingShape)
+	}
+	var times [2]time.Duration
+	rows := 0
+	base := time.Now().Add(-time.Duration(b.N) * 15 * time.Second)
+	b.ResetTimer()
+	for round := range b.N {
+		b.StopTimer()
+		batch := ingest.NewBatch()
+		dec := ingest.Decoder{}
+		for _, g := range gens {
+			doc, err := json.Marshal(withFlows(g.Next(base.Add(time.Duration(round) * 15 * time.Second))))
+			if err == nil {
+				_, err = dec.Decode(doc, batch)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		rows += batch.Rows()
+		b.StartTimer()
+		for i := range 2 {
+			k := (round + i) % 2 // each store goes first every other round
+			st := []storetest.Backend{with, plain}[k].Store
+			start := time.Now()
+			if refused, err := batch.Insert(ctx, st); err != nil || len(refused) > 0 {
+				b.Fatal(err, refused)
+			}
+			times[k] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	if n := ingesttest.Count(b, with.Store, "SELECT count() AS n FROM tcp_connections_history"); n == 0 {
+		b.Fatal("the history was not written")
+	}
+	hr, pr := float64(rows)/times[0].Seconds(), float64(rows)/times[1].Seconds()
+	b.ReportMetric(pr, "plain-rows/s")
+	b.ReportMetric(hr, "history-rows/s")
+	b.ReportMetric(times[0].Seconds()/times[1].Seconds(), "history/plain")
+	fmt.Printf("ingest history: %d batches of %d heartbeats (%d rows): %.0f rows/s plain, %.0f rows/s with the history; %.2fx the time\n",
+		b.N, sensors, rows/b.N, pr, hr, times[0].Seconds()/times[1].Seconds())
 }

@@ -894,3 +894,81 @@ func huntGranules(b *testing.B, st store.Store, q store.Query, settings string) 
 	}
 	return strings.Join(out, "; ")
 }
+
+// BenchmarkQueryAt measures the views at a moment 6 hours back (at=, read
+// from the snapshot history) against now, in the same rounds, on a store
+// of 12 hours of 15-second heartbeats written through the ingest decoder
+// and batch insert (so the history tables are filled as in production).
+// The fleet is small, NETVIEW_BENCH_AT_SENSORS (default 50), since every
+// heartbeat is written: BenchmarkQuery's 12 h store is written by INSERT
+// ... SELECT of what merges leave, which holds no history to travel in.
+// Reported: each probe's p50 at 6 h back over its p50 now (aim: at most
+// 1.5).
+func BenchmarkQueryAt(b *testing.B) {
+	sensors := 50
+	if n, err := strconv.Atoi(os.Getenv("NETVIEW_BENCH_AT_SENSORS")); err == nil && n > 0 {
+		sensors = n
+	}
+	const (
+		beats   = 12 * 60 * 4
+		warmup  = 3
+		samples = 20
+	)
+	shape := heartbeat.Shape{Conns: 40, Listeners: 10, UDP: 5, ActiveFlows: 10}
+	ctx := context.Background()
+	be := storetest.Embedded(b)
+	if _, err := schema.Migrate(ctx, be.Store, schema.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	rows := loadFleet(b, be.Store, sensors, beats, shape, 100_000)
+	fmt.Printf("query at: loaded %d rows (%d sensors x %d heartbeats of %+v) in %.1f s; tcp_connections_history: %d active parts\n",
+		rows, sensors, beats, shape, time.Since(start).Seconds(), activeParts(b, be.Store, "tcp_connections_history"))
+	cfg := query.Config{Tokens: auth.TokenFlags{List: token}, MaxListRows: 10_000, Timeout: 60 * time.Second}
+	srv, err := query.New(cfg, be.Store, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &client{base: querytest.Serve(b, srv), http: &http.Client{Timeout: 2 * time.Minute}}
+	at := "at=" + strconv.FormatInt(time.Now().Add(-6*time.Hour).UnixMilli(), 10)
+	paths := []string{"/api/v2/network/connections?limit=100", "/api/v1/network/connections?page=1&page_size=100",
+		"/api/v1/network/connections?page=20&page_size=100", "/api/v2/network/listening?limit=100", "/api/v2/network/flows?limit=100",
+		"/api/v1/network/summary", "/api/v2/network/graph?limit=100"}
+	var now, back []*probe
+	for _, p := range paths {
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+		}
+		now = append(now, &probe{name: p, run: func() error { return c.get(p) }})
+		back = append(back, &probe{name: p, run: func() error { return c.get(p + sep + at) }})
+	}
+	// Both see the whole fleet: at 6 h back each sensor's heartbeat then.
+	var n1, n2 v1Page
+	c.getJSON(b, paths[1], &n1)
+	c.getJSON(b, paths[1]+"&"+at, &n2)
+	if n1.Total == 0 || n2.Total != n1.Total {
+		b.Fatalf("v1 total now %d, 6 h back %d: want the same fleet", n1.Total, n2.Total)
+	}
+	probes := append(append([]*probe{}, now...), back...)
+	order := rand.New(rand.NewPCG(3, 4))
+	for round := range warmup + samples {
+		for _, i := range order.Perm(len(probes)) {
+			p := probes[i]
+			t0 := time.Now()
+			if err := p.run(); err != nil {
+				b.Fatalf("%s: %v", p.name, err)
+			}
+			if round >= warmup {
+				p.d = append(p.d, time.Since(t0))
+			}
+		}
+	}
+	fmt.Printf("query at: load average %s; %-52s %8s %8s %6s\n", loadavg(), "(p50 ms, n="+strconv.Itoa(samples)+")", "now", "6h back", "ratio")
+	for i, p := range now {
+		r := ms(pct(back[i].d, 0.5)) / ms(pct(p.d, 0.5))
+		fmt.Printf("query at: %-60s %8.1f %8.1f %6.2f\n", p.name, ms(pct(p.d, 0.5)), ms(pct(back[i].d, 0.5)), r)
+		b.ReportMetric(r, "at/now-"+strconv.Itoa(i))
+	}
+	b.ReportMetric(0, "ns/op")
+}

@@ -631,6 +631,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"dst_addr": "203.0.113.0/24", "port": "443", "protocol": "tcp", "direction": "outbound", "binary": "curl",
 		"binary_path": "/usr/*", "pid": "4242", "uid": "0", "dns": "*.evil.example", "answer": "203.0.113.7",
 		"host": "web-1.prod.example", "q": "curl",
+		"at": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), // within the history kept, which no fixed example stays
 	}
 	validValue := func(p *oaParam) (string, bool) {
 		if len(p.examples) > 0 {
