@@ -265,7 +265,8 @@ function timeControl(s) {
     type: 'button', id: 'span-' + k, 'aria-pressed': String(s.span === k),
     onclick: () => { if (state.span !== k) go({ span: k }); },
   }, k);
-  const input = h('input', { id: 'at-input', type: 'datetime-local', step: '1', value: L.localInput(s.at || new Date().toISOString(), true) });
+  const nowISO = new Date().toISOString();
+  const input = h('input', { id: 'at-input', type: 'datetime-local', step: '1', value: L.localInput(s.at || nowISO, true), max: L.localInput(nowISO, true) });
   input.addEventListener('input', () => input.setCustomValidity(''));
   const form = h('form', {
     id: 'at-form', class: 'field', onsubmit: (ev) => {
@@ -326,7 +327,7 @@ function drawTimeline() {
   if (tlCursor < 0 || tlCursor >= n) tlCursor = sel >= 0 ? sel : n - 1;
   const root = svg('svg', {
     id: 'timeline', class: 'timeline', viewBox: `0 0 ${TL_W} ${TL_H}`, preserveAspectRatio: 'none', tabindex: '0', role: 'slider',
-    'aria-label': `The fleet's connections over the last ${s.span}: arrow keys choose a moment, Enter shows it, Escape returns to now`,
+    'aria-label': `${s.sensor_id ? 'The sensor\'s' : 'The fleet\'s'} connections over the last ${s.span}: arrow keys choose a moment, Enter shows it, Escape returns to now`,
     'aria-valuemin': '0', 'aria-valuemax': String(Math.max(0, n - 1)), 'aria-valuenow': String(tlCursor),
     'aria-valuetext': n ? barText(bars[tlCursor]) : 'no data',
   });
