@@ -1216,6 +1216,11 @@ func TestAtReplaysWhatTheViewsShowed(t *testing.T) {
 	h.UDPListeners = []heartbeat.UDPSocket{udp(53, 20)}
 	h.ActiveFlows = []heartbeat.Flow{tcpFlow(flowID, "outbound", "10.9.0.1:50001", "10.9.0.7:443", curl, now.Add(-4*time.Minute), 10, 20, "ebpf")}
 	f.sendReceivedAt(h, now.Add(-3*time.Minute))
+	// B last reported 30 s ago, and never again: fresh in this phase's
+	// answers, stale (45 s) by the time they are replayed.
+	hb := beat(sensor(sensorB, "host-b"), 1, now.Add(-30*time.Second))
+	hb.TCPConnections = []heartbeat.Conn{conn(50100, "10.9.0.1", 22, 30)}
+	f.sendReceivedAt(hb, now.Add(-30*time.Second))
 	record("open")
 
 	// Phase 2: A reports again (fresh): one connection changes state, one
@@ -1236,7 +1241,7 @@ func TestAtReplaysWhatTheViewsShowed(t *testing.T) {
 	f.ingest.Send(hc)
 	bs := sensor(graphB, "server-b")
 	bs.Site, bs.Netns = "dc1", graphNetns
-	hb := beat(bs, 2, now)
+	hb = beat(bs, 2, now)
 	hb.TCPListeners = []heartbeat.Listener{{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"), LocalPort: 443, Inode: 21, Netns: graphNetns,
 		Process: heartbeat.Process{PID: 200, Binary: "nginx", BinaryPath: "/usr/bin/nginx", UID: 1000}}}
 	f.ingest.Send(hb)
@@ -1257,6 +1262,17 @@ func TestAtReplaysWhatTheViewsShowed(t *testing.T) {
 	f.ingest.Send(hc)
 	record("closed")
 
+	// B is stale now, as it was not then: the replay must say what was.
+	time.Sleep(time.Until(recs[0].at.Add(20 * time.Second)))
+	if _, rows := f.list("/api/v2/network/connections?sensor_id="+sensorB, "connections"); len(rows) != 1 || rows[0]["sensor_stale"] != true {
+		t.Fatalf("B now: %v, want its connection, stale", rows)
+	}
+	var then struct{ Connections []row }
+	if err := json.Unmarshal([]byte(recs[0].answers[9]), &then); err != nil || !slices.ContainsFunc(then.Connections, func(r row) bool {
+		return r["sensor_id"] == sensorB && r["sensor_stale"] == false
+	}) {
+		t.Fatalf("phase open (%v) does not show B fresh: %s", err, recs[0].answers[9])
+	}
 	// The recordings differ (or the replay proves little).
 	for i := 1; i < len(recs); i++ {
 		if slices.Equal(recs[i].answers, recs[i-1].answers) {
