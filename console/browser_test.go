@@ -104,7 +104,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
-	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied", "12-summary-findings", "13-map"} {
+	for _, view := range []string{"01-signin-refused", "02-summary", "03-connections", "04-listening-tcp", "05-listening-udp", "06-flows", "07-investigate", "09-workloads", "10-pivot-investigate", "11-search-unapplied", "12-summary-findings", "13-map", "14-at-a-moment"} {
 		if !exists(filepath.Join(artifacts, view+".png")) {
 			t.Errorf("no screenshot %s.png in %s", view, artifacts)
 		}
@@ -132,6 +132,16 @@ type fleet struct {
 	FlowEvent                        flowEventFacts
 	Map                              mapFacts
 	Findings                         findingFacts
+	Past                             pastFacts
+}
+
+// pastFacts are the fleet as it was three hours ago, for the time
+// control: only edge-a had reported, with connections of its own (to
+// 10.7.0.x) that no later heartbeat has.
+type pastFacts struct {
+	AtMs                        int64 // when edge-a sent its first heartbeat, and ingest received it
+	Connections, AllConnections int   // shown by default, and every state (the Summary's)
+	Remote                      string
 }
 
 // mapFacts are the map's three connections, each on a port of its own so
@@ -391,11 +401,12 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	fx.Core.Namespaces, fx.Core.Containers = workloads(h)
 	latest := []*heartbeat.Heartbeat{h}
 
-	// edge-a: its previous heartbeat, then the latest with everything.
-	h = mkBeat(edge, 1, now.Add(-time.Minute))
+	// edge-a: its previous heartbeat, then the latest with everything
+	// (its first one, seq 1, is the past's below).
+	h = mkBeat(edge, 2, now.Add(-time.Minute))
 	h.TCPConnections = conns(edgeConns, "10.1.0.1", h.SentAt)
 	node.Send(h)
-	h = mkBeat(edge, 2, now.Add(-time.Second))
+	h = mkBeat(edge, 3, now.Add(-time.Second))
 	h.TCPConnections = conns(edgeConns, "10.1.0.1", h.SentAt)
 	for i, p := range []uint16{22, 80, 443, 5432, 8805} {
 		h.TCPListeners = append(h.TCPListeners, heartbeat.Listener{Family: "inet", LocalAddress: netip.MustParseAddr("0.0.0.0"),
@@ -494,15 +505,7 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 	h = mkBeat(old, 1, now.Add(-10*time.Minute))
 	h.TCPConnections = conns(5, "10.1.0.3", h.SentAt)
 	h.Interfaces = holding("10.1.0.3", m.Ambiguous)
-	doc, _ := json.Marshal(h)
-	d := &ingest.Decoder{Now: func() time.Time { return now.Add(-10 * time.Minute) }}
-	b := ingest.NewBatch()
-	if _, err := d.Decode(doc, b); err != nil {
-		t.Fatal(err)
-	}
-	if refused, err := b.Insert(context.Background(), node.Store); err != nil || len(refused) > 0 {
-		t.Fatal(err, refused)
-	}
+	receivedAt(t, node, h, now.Add(-10*time.Minute))
 	fx.Old = sensorFacts{ID: old.SensorID.String(), Hostname: old.Hostname, AllConnections: 5, Connections: countConns([]*heartbeat.Heartbeat{h}, shown)}
 	fx.Old.Namespaces, fx.Old.Containers = workloads(h)
 	latest = append(latest, h)
@@ -550,7 +553,37 @@ func buildFleet(t *testing.T, node *ingesttest.Node) fleet {
 		t.Fatalf("fleet: the baseline job found %d, want only core-b's %d", got, len(fx.Findings.Kinds))
 	}
 	fx.EventsLastHour += len(fx.Findings.Kinds)
+
+	// The fleet three hours ago: edge-a's first heartbeat, received then.
+	// Written after the baseline job ran, so nothing of it is learned; its
+	// connections go to addresses of their own, so a view at that moment
+	// shows them and a view of now does not.
+	past := now.Add(-3 * time.Hour).Truncate(time.Millisecond)
+	h = mkBeat(edge, 1, past)
+	h.TCPConnections = conns(7, "10.1.0.1", past)
+	for i := range h.TCPConnections {
+		h.TCPConnections[i].RemoteAddress = netip.AddrFrom4([4]byte{10, 7, 0, byte(i + 1)})
+		h.TCPConnections[i].Inode = uint64(900000 + i)
+	}
+	receivedAt(t, node, h, past)
+	fx.Past = pastFacts{AtMs: past.UnixMilli(), Connections: countConns([]*heartbeat.Heartbeat{h}, shown), AllConnections: len(h.TCPConnections),
+		Remote: "10.7.0."}
 	return fx
+}
+
+// receivedAt writes a heartbeat as an ingest node whose clock reads at
+// does: a sensor silent since then, or the past of one.
+func receivedAt(t *testing.T, node *ingesttest.Node, h *heartbeat.Heartbeat, at time.Time) {
+	t.Helper()
+	doc, _ := json.Marshal(h)
+	d := &ingest.Decoder{Now: func() time.Time { return at }}
+	b := ingest.NewBatch()
+	if _, err := d.Decode(doc, b); err != nil {
+		t.Fatal(err)
+	}
+	if refused, err := b.Insert(context.Background(), node.Store); err != nil || len(refused) > 0 {
+		t.Fatal(err, refused)
+	}
 }
 
 // workloadsOf counts, over the sensors' latest heartbeats, the rows each

@@ -965,6 +965,138 @@ await check('map: a generated answer of 300 nodes (render time printed, not asse
   }
 });
 
+// ---- the time control (issue #18, time travel) ----
+
+const P = F.Past;
+const atParam = () => url().searchParams.get('at');
+// timelineBars are the drawn bars: index, height and the moment a click picks.
+const timelineBars = async () => {
+  await page.locator('#timeline rect.bar').first().waitFor({ state: 'attached' });
+  return page.locator('#timeline rect.bar').evaluateAll((rs) => rs.map((r) => ({ i: Number(r.dataset.i), h: Number(r.getAttribute('height')), moment: r.dataset.moment })));
+};
+// pastRows checks that the list shows edge-a's connections of three hours
+// ago, and nothing of now.
+const pastRows = async () => {
+  assert.match(await statusText(), new RegExp(`^${P.Connections} connections across the fleet · page 1 of 1 · as it was at `));
+  assert.equal(await page.locator('#content tbody tr').count(), P.Connections);
+  assert.deepEqual([...new Set(await hostColumn())], [F.Edge.Hostname], 'only edge-a had reported');
+  assert.ok((await column('Remote')).every((r) => r.startsWith(P.Remote)), 'its connections of then, none of now');
+};
+
+await check('time: a click on the timeline shows Connections as the fleet was; the banner names the moment; no refresh', async () => {
+  await page.goto(BASE + '/network/connections?span=6h');
+  await settle();
+  const bars = await timelineBars();
+  assert.equal(bars.length, 120, '6 h in bars of 3 minutes');
+  const drawMs = Number(await page.getAttribute('#timeline-box', 'data-render-ms'));
+  console.log(`     figure: the timeline's 120 bars drawn in ${drawMs} ms; a 1000-row Connections page's DOM in ${tableBuildMs} ms; ratio ${(drawMs / tableBuildMs).toFixed(3)}`);
+  // the earliest bar with connections is the one edge-a's first heartbeat is in
+  const b = bars.find((x) => x.h > 0);
+  const m = Date.parse(b.moment);
+  assert.ok(m >= P.AtMs && m - P.AtMs <= 180e3, `the first bar with connections (${b.moment}) ends within 3 minutes after the past heartbeat`);
+  const box = await page.locator('#timeline').boundingBox();
+  await page.mouse.click(box.x + ((b.i + 0.5) * box.width) / bars.length, box.y + box.height / 2);
+  await page.waitForURL((u) => u.searchParams.get('at') === b.moment);
+  await settle();
+  await pastRows();
+  assert.equal(url().searchParams.get('span'), '6h');
+  const banner = await page.locator('#at-banner').innerText();
+  assert.match(banner, /^Showing the fleet as it was at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\. The view does not refresh\. Back to now$/);
+  assert.equal(await page.locator('#at-banner time').getAttribute('datetime'), b.moment);
+  assert.equal(await page.getAttribute('#at-now', 'aria-pressed'), 'false');
+  assert.equal(await page.locator('#timeline rect.bar.at').getAttribute('data-i'), String(b.i), 'the bar shown is marked');
+  // the export is of the moment too
+  assert.equal(new URL(await page.getAttribute('#export-csv', 'href'), BASE).searchParams.get('at'), b.moment);
+  // sensors report every 5 s: a live view would have asked again by now
+  const calls = [];
+  const seen = (r) => { if (r.url().includes('/api/')) calls.push(r.url()); };
+  page.on('request', seen);
+  await page.waitForTimeout(7000);
+  page.off('request', seen);
+  assert.deepEqual(calls, [], 'no refresh at a moment');
+  await shot('14-at-a-moment');
+});
+
+await check('time: the moment follows to the Summary and the Map, survives a reload and back/forward, then back to now', async () => {
+  const at = atParam();
+  await page.click('#nav a[data-view=summary]');
+  await page.waitForURL((u) => u.pathname === '/network/summary');
+  await settle();
+  assert.equal(atParam(), at, 'the nav keeps the moment');
+  const summaryThen = async () => {
+    assert.deepEqual(await column('Host'), [F.Edge.Hostname], 'only edge-a had reported then');
+    assert.deepEqual(await column('Active connections'), [String(P.AllConnections)]);
+    assert.match(await page.locator('#at-banner').innerText(), /^Showing the fleet as it was at /);
+  };
+  await summaryThen();
+  await page.reload();
+  await settle();
+  assert.equal(atParam(), at, 'a reload keeps the moment');
+  await summaryThen();
+  await page.goBack();
+  await settle();
+  assert.equal(url().pathname, '/network/connections');
+  await pastRows();
+  await page.goForward();
+  await settle();
+  await summaryThen();
+  // the Map of the hour before the moment: edge-a and the peers it had then
+  await page.click('#nav a[data-view=map]');
+  await page.waitForURL((u) => u.pathname === '/network/map');
+  await settle();
+  assert.equal(atParam(), at);
+  assert.deepEqual(await mapNodes('host').locator('.label').allTextContents(), [F.Edge.Hostname]);
+  const peers = await mapNodes('external').locator('.label').allTextContents();
+  assert.ok(peers.length > 0 && peers.every((p) => p.startsWith(P.Remote)), `its peers of then (${peers})`);
+  await page.goBack();
+  await settle();
+  await summaryThen();
+  await page.click('#back-to-now');
+  await page.waitForURL((u) => !u.searchParams.has('at'));
+  await settle();
+  assert.equal(await page.locator('#at-banner').isHidden(), true);
+  assert.equal(await page.locator('#content tbody tr').count(), 3, 'the whole fleet of now');
+  assert.equal(await page.getAttribute('#at-now', 'aria-pressed'), 'true');
+  await page.goBack();
+  await settle();
+  assert.equal(atParam(), at, 'back returns to the moment');
+  await summaryThen();
+});
+
+await check('time: the keyboard picks a moment and returns to now; an exact moment typed; a pivot to Investigate is centred on it', async () => {
+  await page.goto(BASE + '/network/connections?span=6h');
+  await settle();
+  const bars = await timelineBars();
+  await page.focus('#timeline');
+  await page.keyboard.press('End');
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await page.getAttribute('#timeline', 'aria-valuenow'), String(bars.length - 2));
+  assert.equal(atParam(), null, 'arrows only choose');
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('at') === bars[bars.length - 2].moment);
+  await settle();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'timeline', 'focus stays on the timeline');
+  await page.keyboard.press('Escape');
+  await page.waitForURL((u) => !u.searchParams.has('at'));
+  await settle();
+  assert.match(await statusText(), new RegExp(`^${F.Connections} connections across the fleet`));
+  // a minute after the past heartbeat, typed in the browser's zone (UTC+5:30)
+  const typed = Math.floor((P.AtMs + 60e3) / 1000) * 1000;
+  await page.fill('#at-input', new Date(typed + 5.5 * 3600e3).toISOString().slice(0, 19));
+  await page.click('#at-form button[type=submit]');
+  await page.waitForURL((u) => u.searchParams.get('at') === new Date(typed).toISOString().replace('.000Z', 'Z'));
+  await settle();
+  await pastRows();
+  // an address pivots to its events of the hour around the moment
+  await page.locator('#content tbody tr:first-child td:nth-child(3) a.pivot').first().click();
+  await page.waitForURL((u) => u.pathname === '/investigate');
+  assert.equal(atParam(), null, 'Investigate keeps a window, not a moment');
+  assert.equal(Date.parse(url().searchParams.get('since')), typed - 30 * 60e3);
+  assert.equal(Date.parse(url().searchParams.get('until')), typed + 30 * 60e3);
+  assert.equal(await page.locator('#timectl').isHidden(), true, 'no time control on Investigate');
+  await answered();
+});
+
 await check('errors say what to do; signing out hides the data', async () => {
   await page.goto(BASE + '/network/connections?page=999');
   await settle();

@@ -8,14 +8,14 @@ const S = 'a83589a9-e375-4180-a027-306dd923cfb0';
 
 test('parseRoute reads every view and drops what is invalid', () => {
   assert.deepEqual(L.parseRoute('/network/connections', `?sensor_id=${S.toUpperCase()}&page=3&page_size=50&sort=-duration_secs`),
-    { view: 'connections', sensor_id: S, page: 3, page_size: 50, sort: '-duration_secs', container: '', pod: '', terms: [], time_wait: false });
+    { view: 'connections', sensor_id: S, at: '', span: '1h', page: 3, page_size: 50, sort: '-duration_secs', container: '', pod: '', terms: [], time_wait: false });
   assert.deepEqual(L.parseRoute('/network/connections/', '?sensor_id=nope&page=0&page_size=501&sort=drop_table&time_wait=yes'),
-    { view: 'connections', sensor_id: '', page: 1, page_size: 100, sort: '', container: '', pod: '', terms: [], time_wait: false });
+    { view: 'connections', sensor_id: '', at: '', span: '1h', page: 1, page_size: 100, sort: '', container: '', pod: '', terms: [], time_wait: false });
   // 1000 rows a page is the one size above the API's 500 (two API pages)
   assert.equal(L.parseRoute('/network/flows', '?page_size=1000').page_size, 1000);
   assert.equal(L.parseRoute('/network/flows', '?page_size=999').page_size, 100);
   assert.deepEqual(L.parseRoute('/network/listening', '?tab=udp&sort=service&container=web-1'),
-    { view: 'listening', sensor_id: '', tab: 'udp', page: 1, page_size: 100, sort: 'service', container: 'web-1', pod: '',
+    { view: 'listening', sensor_id: '', at: '', span: '1h', tab: 'udp', page: 1, page_size: 100, sort: 'service', container: 'web-1', pod: '',
       terms: [{ key: 'container', value: 'web-1' }] });
   // a sort of the UDP list that the TCP list lacks is dropped on the TCP tab
   assert.equal(L.parseRoute('/network/listening', '?sort=remote_port').sort, '');
@@ -405,7 +405,7 @@ const GRAPH = {
 
 test('the map route keeps its grouping, window and search in the URL', () => {
   const s = L.parseRoute('/network/map', `?sensor_id=${S}&group=service&window=6h&port=443&dns=a.org&pod=mesh/envoy`);
-  assert.deepEqual(s, { view: 'map', sensor_id: S, group: 'service', since: '', until: '', window: '6h', container: '', pod: 'mesh/envoy',
+  assert.deepEqual(s, { view: 'map', sensor_id: S, at: '', span: '1h', group: 'service', since: '', until: '', window: '6h', container: '', pod: 'mesh/envoy',
     terms: [{ key: 'port', value: '443' }, { key: 'dns', value: 'a.org' }] });
   assert.equal(L.routeURL(s), `/network/map?sensor_id=${S}&port=443&dns=a.org&pod=mesh%2Fenvoy&group=service&window=6h`);
   // defaults are left out; what is invalid falls back to them
@@ -534,4 +534,151 @@ test('the Summary keeps the newest findings of each sensor and says what is new'
   assert.equal(L.findingText(f(A, 'baseline_connection_count', '0', { state: 'above', query_name: '100 connections; usual at 03:00 UTC over 4 days: 11 ± 0.8; 89 deviations' })),
     'connections above: 100 connections; usual at 03:00 UTC over 4 days: 11 ± 0.8; 89 deviations');
   assert.deepEqual([p.get('since'), p.get('until')], ['2026-11-30T12:00:00.000Z', '2026-12-07T12:00:00.000Z']);
+});
+
+// ---- the time control ----
+
+const AT = '2026-12-07T10:30:00Z';
+
+test('at= lives in the URL of every snapshot view: RFC 3339 or Unix ms, normalised, round trip exact', () => {
+  // an offset and milliseconds since the epoch are read as the API reads them, written in UTC
+  assert.equal(L.parseRoute('/network/connections', '?at=2026-12-07T11:30:00%2B01:00').at, AT);
+  assert.equal(L.parseRoute('/network/connections', '?at=' + Date.parse(AT)).at, AT);
+  assert.equal(L.parseRoute('/network/flows', '?at=2026-12-07T10:30:00.250Z').at, '2026-12-07T10:30:00.250Z');
+  // what is not a moment is now
+  for (const bad of ['yesterday', '2026-12-07', '2026-12-07T10:30:00', '12abc', '']) {
+    assert.equal(L.parseRoute('/network/connections', '?at=' + encodeURIComponent(bad)).at, '', bad);
+  }
+  assert.equal(L.parseRoute('/network/summary', '?span=6h').span, '6h');
+  assert.equal(L.parseRoute('/network/summary', '?span=3y').span, '1h');
+  const urls = [
+    '/network/summary?at=2026-12-07T10%3A30%3A00Z',
+    '/network/summary?span=7d',
+    `/network/connections?sensor_id=${S}&page=2&sort=-pid&at=2026-12-07T10%3A30%3A00Z&span=24h`,
+    '/network/listening?tab=udp&at=2026-12-07T10%3A30%3A00Z',
+    '/network/flows?at=2026-12-07T10%3A30%3A00.250Z',
+    '/network/map?group=container&window=6h&at=2026-12-07T10%3A30%3A00Z&span=6h',
+  ];
+  for (const u of urls) {
+    const [p, q = ''] = u.split('?');
+    assert.equal(L.routeURL(L.parseRoute(p, q)), u);
+  }
+  // Investigate keeps its own window: at= is no state of it
+  const inv = L.parseRoute('/investigate', '?at=' + AT + '&span=6h');
+  assert.equal(inv.at, undefined);
+  assert.equal(L.routeURL(inv), '/investigate');
+  assert.equal(L.routeURL({ ...inv, at: AT }), '/investigate');
+});
+
+test('at= goes on every snapshot request, export and the Summary; Investigate is asked of its window', () => {
+  const q = (path) => new URL(path, 'http://x').searchParams;
+  for (const [p, list] of [['/network/connections', 'connections'], ['/network/listening', 'listening'], ['/network/listening?tab=udp', 'udp'], ['/network/flows', 'flows']]) {
+    const [path, search = ''] = p.split('?');
+    const s = L.parseRoute(path, (search ? search + '&' : '') + 'at=' + AT + '&page_size=1000');
+    const pages = L.listPaths(s);
+    assert.equal(pages.length, 2);
+    for (const x of pages) {
+      assert.equal(new URL(x, 'http://x').pathname, '/api/v1/network/' + list);
+      assert.equal(q(x).get('at'), AT, x);
+    }
+    assert.equal(q(L.exportPath(s, 'csv')).get('at'), AT);
+    assert.equal(new URL(L.exportPath(s, 'csv'), 'http://x').pathname, '/api/v2/network/' + list + '/export');
+    // now: no at= at all
+    const live = L.parseRoute(path, search);
+    assert.equal(q(L.listPaths(live)[0]).has('at'), false);
+    assert.equal(q(L.exportPath(live, 'ndjson')).has('at'), false);
+  }
+  const conns = L.parseRoute('/network/connections', '?at=' + AT);
+  assert.equal(L.apiPath(conns), '/api/v1/network/connections?state=%21TIME_WAIT&at=2026-12-07T10%3A30%3A00Z&page=1&page_size=100');
+  assert.equal(q(L.timeWaitPath(conns)).get('at'), AT, 'the hidden TIME_WAIT are counted at the moment too');
+  assert.equal(L.apiPath(L.parseRoute('/network/summary', '?at=' + AT)), '/api/v1/network/summary?at=2026-12-07T10%3A30%3A00Z');
+  assert.equal(L.apiPath(L.parseRoute('/network/summary', '')), '/api/v1/network/summary');
+  // the Summary's findings are those of the week before the moment
+  const f = q(L.findingsPath(Date.parse('2026-12-08T00:00:00Z'), AT));
+  assert.equal(f.get('until'), '2026-12-07T10:30:00.000Z');
+  assert.equal(f.get('since'), '2026-11-30T10:30:00.000Z');
+  assert.equal(q(L.findingsPath(Date.parse('2026-12-08T00:00:00Z'))).get('until'), '2026-12-08T00:00:00.000Z');
+  // the Map: at= and a preset window that ends at the moment; a custom window stays as given
+  const map = q(L.apiPath(L.parseRoute('/network/map', '?window=6h&at=' + AT), Date.parse('2026-12-08T00:00:00Z')));
+  assert.equal(map.get('at'), AT);
+  assert.equal(map.get('until'), '2026-12-07T10:30:00.000Z');
+  assert.equal(map.get('since'), '2026-12-07T04:30:00.000Z');
+  const custom = q(L.apiPath(L.parseRoute('/network/map', '?since=2026-12-07T08:00:00Z&until=2026-12-07T09:00:00Z&at=' + AT)));
+  assert.equal(custom.get('until'), '2026-12-07T09:00:00.000Z');
+  // one that ends after the moment is moved back to end at it, its length kept
+  const late = q(L.apiPath(L.parseRoute('/network/map', '?since=2026-12-07T10:00:00Z&until=2026-12-07T12:00:00Z&at=' + AT)));
+  assert.deepEqual([late.get('since'), late.get('until')], ['2026-12-07T08:30:00.000Z', '2026-12-07T10:30:00.000Z']);
+  // Investigate never sends at=, even from a state that has one
+  assert.equal(q(L.apiPath({ ...L.parseRoute('/investigate', ''), at: AT })).has('at'), false);
+});
+
+test('pivots keep the moment; into Investigate they are centred on it', () => {
+  const conns = L.parseRoute('/network/connections', '?at=' + AT + '&span=6h');
+  // to another snapshot view: the same moment and span
+  assert.equal(L.pivotURL(conns, 'flows', [{ key: 'port', value: '443' }]), '/network/flows?port=443&at=2026-12-07T10%3A30%3A00Z&span=6h');
+  // to Investigate: the default window's length, the moment in its middle
+  const inv = L.parseRoute('/investigate', new URL(L.pivotURL(conns, 'investigate', [{ key: 'addr', value: '10.0.0.1' }]), 'http://x').search);
+  assert.equal(inv.window, 'custom');
+  assert.equal(inv.since, '2026-12-07T10:00:00.000Z');
+  assert.equal(inv.until, '2026-12-07T11:00:00.000Z');
+  // from now, Investigate's default window as before
+  assert.equal(L.pivotURL(L.parseRoute('/network/connections', ''), 'investigate', [{ key: 'addr', value: '10.0.0.1' }]), '/investigate?addr=10.0.0.1');
+  // from the Map at a moment: the map's window, which ends at the moment
+  const map = L.parseRoute('/network/map', '?window=6h&at=' + AT);
+  const fromMap = L.parseRoute('/investigate', new URL(L.pivotURL(map, 'investigate', []), 'http://x').search);
+  assert.deepEqual([fromMap.since, fromMap.until], ['2026-12-07T04:30:00.000Z', '2026-12-07T10:30:00.000Z']);
+  // Investigate back to a list: now (its window is no moment)
+  assert.equal(L.pivotURL(fromMap, 'connections', []), '/network/connections');
+  // a finding of the Summary at a moment: the week before it
+  const e = { sensor_id: S, kind: 'baseline_new_listener', event_id: S };
+  const fu = L.parseRoute('/investigate', new URL(L.findingURL(e, AT), 'http://x').search);
+  assert.deepEqual([fu.window, fu.until], ['custom', '2026-12-07T10:30:00.000Z']);
+  assert.equal(L.parseRoute('/investigate', new URL(L.findingURL(e), 'http://x').search).window, '7d');
+});
+
+test('the timeline: aligned windows, bar geometry, the bar of a moment, keys', () => {
+  const now = Date.parse('2026-12-07T11:41:12Z');
+  // 120 bars of a whole step, ending at the first step after now
+  assert.equal(L.timelinePath('1h', '', now), '/api/v2/network/timeline?since=2026-12-07T10%3A41%3A30Z&until=2026-12-07T11%3A41%3A30Z&step=30s');
+  assert.equal(L.timelinePath('7d', S, now),
+    `/api/v2/network/timeline?sensor_id=${S}&since=2026-11-30T11%3A48%3A00Z&until=2026-12-07T11%3A48%3A00Z&step=5040s`);
+  for (const span of Object.keys(L.SPANS)) {
+    const w = L.timelineWindow(span, now);
+    assert.equal((w.until - w.since) / w.step, 120, span);
+    assert.ok(w.until >= now && w.until - now < w.step);
+  }
+  // four buckets of 30 s, 0..40 connections, in a box of 400 x 20
+  const d = { since: '2026-12-07T11:40:00Z', until: '2026-12-07T11:42:00Z', step_secs: 30, buckets: [
+    { time: '2026-12-07T11:40:00.000Z', sensors: 2, connections: 20 }, { time: '2026-12-07T11:40:30.000Z', sensors: 2, connections: 40 },
+    { time: '2026-12-07T11:41:00.000Z', sensors: 1, connections: 0 }, { time: '2026-12-07T11:41:30.000Z', sensors: 3, connections: 1 }] };
+  const later = Date.parse('2026-12-07T11:41:50Z'); // within the last bucket
+  const bars = L.timelineBars(d, 400, 20, later);
+  assert.deepEqual(bars.map((b) => [b.x, b.w, b.y, b.h]), [[0, 99, 10, 10], [100, 99, 0, 20], [200, 99, 20, 0], [300, 99, 19, 1]],
+    'left to right, linear, the tallest fills the box, a bar with any connection gets a pixel');
+  // a bar's moment is its bucket's end, the last one's no later than now
+  assert.deepEqual(bars.map((b) => L.atText(b.moment)), ['2026-12-07T11:40:30Z', '2026-12-07T11:41:00Z', '2026-12-07T11:41:30Z', '2026-12-07T11:41:50Z']);
+  assert.deepEqual(L.timelineBars({ buckets: [] }, 400, 40), []);
+  assert.deepEqual(L.timelineBars({ step_secs: 30, buckets: [{ time: d.since, sensors: 0, connections: 0 }] }, 400, 40, later).map((b) => b.h), [0]);
+  // a click: the bar under the pointer, bounded
+  assert.deepEqual([L.barAt(0, 400, 4), L.barAt(99.9, 400, 4), L.barAt(100, 400, 4), L.barAt(399.9, 400, 4), L.barAt(-5, 400, 4), L.barAt(500, 400, 4)], [0, 0, 1, 3, 0, 3]);
+  assert.equal(L.barAt(10, 400, 0), -1);
+  // the bar that shows a moment: the one whose bucket holds it, its end included
+  assert.equal(L.barOf(bars, '2026-12-07T11:40:30Z'), 0);
+  assert.equal(L.barOf(bars, '2026-12-07T11:40:30.001Z'), 1);
+  assert.equal(L.barOf(bars, '2026-12-07T11:41:10Z'), 2);
+  assert.equal(L.barOf(bars, '2026-12-07T11:41:45Z'), 3);
+  assert.equal(L.barOf(bars, '2026-12-07T11:39:00Z'), -1);
+  // a picked bar's moment is its own bar's
+  for (const b of bars) assert.equal(L.barOf(bars, L.atText(b.moment)), b.i);
+  const w = { since: Date.parse(d.since), until: Date.parse(d.until) };
+  assert.equal(L.momentX('2026-12-07T11:41:00Z', w, 400), 200);
+  assert.equal(L.momentX('2026-12-07T11:43:00Z', w, 400), null);
+  // keys: one bar, ten, the ends, bounded; other keys do nothing
+  assert.deepEqual(['ArrowLeft', 'ArrowRight', 'PageUp', 'PageDown', 'Home', 'End', 'a'].map((k) => L.moveBar(k, 5, 120)), [4, 6, 0, 15, 0, 119, -1]);
+  assert.deepEqual([L.moveBar('ArrowLeft', 0, 120), L.moveBar('ArrowRight', 119, 120)], [0, 119]);
+  // the span that shows a moment: the current one if it does, else the shortest
+  assert.equal(L.spanFor('2026-12-07T11:00:00Z', now), '1h');
+  assert.equal(L.spanFor('2026-12-07T11:00:00Z', now, '24h'), '24h');
+  assert.equal(L.spanFor('2026-12-07T05:00:00Z', now, '1h'), '24h');
+  assert.equal(L.spanFor('2026-11-01T00:00:00Z', now), '7d');
 });

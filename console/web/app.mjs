@@ -127,7 +127,8 @@ document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape' && !$('detail').hidden) closeDetail();
 });
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden && token && state.view) schedule(0);
+  // a moment in the past does not change: nothing to catch up on
+  if (!document.hidden && token && state.view && !state.at) schedule(0);
 });
 
 const TITLES = {
@@ -143,17 +144,27 @@ function render() {
     history.replaceState(null, '', L.HOME);
     return render();
   }
+  // A moment the timeline's span does not reach (a bookmark, an old
+  // moment typed in) gets the span that shows it.
+  if (s.at && L.spanFor(s.at, Date.now(), s.span) !== s.span) {
+    s.span = L.spanFor(s.at);
+    history.replaceState(null, '', L.routeURL(s));
+  }
   const same = state.view === s.view && L.routeURL({ ...state, event: '' }) === L.routeURL({ ...s, event: '' });
   state = s;
   document.title = TITLES[s.view] + ' · Netview';
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.view === s.view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    // every snapshot view follows the time control
+    a.setAttribute('href', L.routeURL({ view: a.dataset.view, at: s.at, span: s.span }));
   }
   if (same && s.view === 'investigate') { showDetailFor(s.event); return; }
   gen++;
   clearTimeout(timer);
   $('title').textContent = TITLES[s.view];
   $('filters').replaceChildren(...filters(s));
+  tlCursor = -1;
+  timeControl(s);
   $('content').replaceChildren();
   $('error').hidden = true;
   rows = [];
@@ -192,6 +203,9 @@ async function load(g, refresh) {
   }
   if (g !== gen) return;
   $('content').removeAttribute('aria-busy');
+  // The fleet at a moment stays as it was: no refresh.
+  if (s.at) return;
+  if (refresh && L.SNAPSHOT_VIEWS.includes(s.view)) loadTimeline(s);
   // Investigate refreshes only a single page of a moving window: once
   // more is loaded, the analyst is reading history that must not shift.
   if (s.view !== 'investigate' || (s.window !== 'custom' && rows.length <= 100)) schedule(L.refreshMs(sensors));
@@ -212,7 +226,139 @@ function setStatus(text, busy) {
 }
 
 function updated() {
-  return 'updated ' + L.fmtTime(new Date().toISOString()).text.slice(11);
+  return (state.at ? 'as it was at ' + L.fmtTime(state.at).text + ' · ' : '') + 'updated ' + L.fmtTime(new Date().toISOString()).text.slice(11);
+}
+
+// ---- the time control ----
+
+// Every snapshot view shows the fleet now, or as it was at a moment
+// (at= in the URL): picked on a timeline of the fleet's connections, with
+// the keyboard, or typed exactly.
+let tl = null; // the timeline's answer: {key, d, fetched}
+let tlPending = '';
+let tlError = '';
+let tlBars = [];
+let tlCursor = -1; // the bar the arrow keys are on, before Enter picks it
+const TL_W = 720, TL_H = 40;
+const tlKey = (s) => s.span + '|' + (s.sensor_id || '');
+
+// pickMoment shows the view at a moment ('' for now): a list starts again
+// at its first page, as its rows are another moment's.
+function pickMoment(at) {
+  const change = { at, span: at ? L.spanFor(at, Date.now(), state.span) : state.span };
+  if (state.page !== undefined) change.page = 1;
+  go(change);
+}
+
+function timeControl(s) {
+  const box = $('timectl'), banner = $('at-banner');
+  const snap = L.SNAPSHOT_VIEWS.includes(s.view);
+  box.hidden = !snap;
+  banner.hidden = !snap || !s.at;
+  if (!snap) { box.replaceChildren(); return; }
+  const refocus = box.contains(document.activeElement) ? document.activeElement.id : '';
+  if (s.at) {
+    banner.replaceChildren('Showing the fleet as it was at ', time(s.at), '. The view does not refresh. ',
+      h('button', { type: 'button', id: 'back-to-now', class: 'link', onclick: () => pickMoment('') }, 'Back to now'));
+  }
+  const span = (k) => h('button', {
+    type: 'button', id: 'span-' + k, 'aria-pressed': String(s.span === k),
+    onclick: () => { if (state.span !== k) go({ span: k }); },
+  }, k);
+  const nowISO = new Date().toISOString();
+  const input = h('input', { id: 'at-input', type: 'datetime-local', step: '1', value: L.localInput(s.at || nowISO, true), max: L.localInput(nowISO, true) });
+  input.addEventListener('input', () => input.setCustomValidity(''));
+  const form = h('form', {
+    id: 'at-form', class: 'field', onsubmit: (ev) => {
+      ev.preventDefault();
+      const v = L.fromLocalInput(input.value);
+      if (!v || Date.parse(v) > Date.now()) { input.setCustomValidity('Choose a moment in the past.'); input.reportValidity(); return; }
+      pickMoment(L.atText(Date.parse(v)));
+    },
+  }, h('label', { for: 'at-input' }, 'Moment'), input, h('button', { type: 'submit' }, 'Show'));
+  box.replaceChildren(
+    h('div', { class: 'field' }, h('span', { class: 'label' }, 'Time'),
+      h('button', { type: 'button', id: 'at-now', 'aria-pressed': String(!s.at), onclick: () => { if (state.at) pickMoment(''); } }, 'Now'),
+      h('div', { class: 'tabs', role: 'group', 'aria-label': 'Timeline span' }, ...Object.keys(L.SPANS).map(span))),
+    h('div', { id: 'timeline-box', class: 'timeline-box' }), form);
+  drawTimeline();
+  loadTimeline(s);
+  if (refocus && $(refocus)) $(refocus).focus();
+}
+
+// loadTimeline asks for the span's bars, at most once a bar's step: they
+// change no faster.
+async function loadTimeline(s) {
+  const key = tlKey(s);
+  if ((tl && tl.key === key && Date.now() - tl.fetched < L.SPANS[s.span]) || tlPending === key) return;
+  tlPending = key;
+  try {
+    const d = await api(L.timelinePath(s.span, s.sensor_id));
+    tl = { key, d, fetched: Date.now() };
+    tlError = '';
+  } catch (e) {
+    if (e.status === 401) return;
+    tlError = 'No timeline: ' + L.errorAdvice(e.status, e.message);
+  } finally {
+    if (tlPending === key) tlPending = '';
+  }
+  if (tlKey(state) === key && L.SNAPSHOT_VIEWS.includes(state.view)) drawTimeline();
+}
+
+const barText = (b) => `${L.fmtTime(new Date(b.moment).toISOString()).text}: ${b.connections.toLocaleString()} connections, ${b.sensors} sensors`;
+
+// drawTimeline draws the bars of the fleet's connections over the span,
+// the moment shown marked. A click on a bar, or Enter on the bar the
+// arrow keys chose, shows the fleet at that bar's moment; Escape returns
+// to now.
+function drawTimeline() {
+  const holder = $('timeline-box');
+  if (!holder) return;
+  const s = state;
+  if (!tl || tl.key !== tlKey(s)) {
+    holder.replaceChildren(h('p', { class: 'hint' }, tlError || 'Loading the timeline…'));
+    return;
+  }
+  const t0 = performance.now();
+  const focused = document.activeElement && document.activeElement.id === 'timeline';
+  const bars = tlBars = L.timelineBars(tl.d, TL_W, TL_H);
+  const n = bars.length;
+  const sel = s.at ? L.barOf(bars, s.at) : -1;
+  if (tlCursor < 0 || tlCursor >= n) tlCursor = sel >= 0 ? sel : n - 1;
+  const root = svg('svg', {
+    id: 'timeline', class: 'timeline', viewBox: `0 0 ${TL_W} ${TL_H}`, preserveAspectRatio: 'none', tabindex: '0', role: 'slider',
+    'aria-label': `${s.sensor_id ? 'The sensor\'s' : 'The fleet\'s'} connections over the last ${s.span}: arrow keys choose a moment, Enter shows it, Escape returns to now`,
+    'aria-valuemin': '0', 'aria-valuemax': String(Math.max(0, n - 1)), 'aria-valuenow': String(tlCursor),
+    'aria-valuetext': n ? barText(bars[tlCursor]) : 'no data',
+  });
+  for (const b of bars) {
+    const cls = 'bar' + (b.i === sel ? ' at' : '') + (b.i === tlCursor && b.i !== sel ? ' cursor' : '');
+    root.append(svg('rect', { class: cls, x: b.x.toFixed(2), y: b.y.toFixed(2), width: Math.max(0.5, b.w).toFixed(2), height: b.h.toFixed(2),
+      'data-i': String(b.i), 'data-moment': L.atText(b.moment) }, svg('title', {}, barText(b))));
+  }
+  const w = { since: Date.parse(tl.d.since), until: Date.parse(tl.d.until) };
+  const x = s.at ? L.momentX(s.at, w, TL_W) : null;
+  if (x != null) root.append(svg('line', { class: 'at-line', x1: x, x2: x, y1: 0, y2: TL_H }));
+  root.addEventListener('click', (ev) => {
+    const r = root.getBoundingClientRect();
+    const i = L.barAt(((ev.clientX - r.left) / r.width) * TL_W, TL_W, n);
+    if (i >= 0) pickMoment(L.atText(bars[i].moment));
+  });
+  root.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); if (tlCursor >= 0) pickMoment(L.atText(tlBars[tlCursor].moment)); return; }
+    if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); if (state.at) pickMoment(''); return; }
+    const to = L.moveBar(ev.key, tlCursor, n);
+    if (to < 0) return;
+    ev.preventDefault();
+    tlCursor = to;
+    for (const r of root.querySelectorAll('rect.bar')) r.classList.toggle('cursor', Number(r.dataset.i) === to && !r.classList.contains('at'));
+    root.setAttribute('aria-valuenow', String(to));
+    root.setAttribute('aria-valuetext', barText(tlBars[to]));
+  });
+  holder.replaceChildren(root, h('div', { class: 'timeline-axis', 'aria-hidden': 'true' },
+    h('span', {}, L.fmtTime(tl.d.since).text), h('span', {}, `connections, one bar per ${L.fmtDuration(tl.d.step_secs)}`), h('span', {}, 'now')));
+  if (focused) root.focus();
+  holder.dataset.renderMs = (performance.now() - t0).toFixed(1); // for the browser test's figure
 }
 
 // ---- filters ----
@@ -306,7 +452,8 @@ function searchBox(s) {
 // exportLinks download the whole result of the view (every page, the same
 // filters) as the API streams it.
 function exportLinks(s) {
-  const name = (fmt) => `netview-${L.pivotTarget(s)}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.${fmt === 'csv' ? 'csv' : 'ndjson'}`;
+  // named by the moment it shows
+  const name = (fmt) => `netview-${L.pivotTarget(s)}-${(s.at ? new Date(s.at) : new Date()).toISOString().slice(0, 19).replace(/:/g, '')}.${fmt === 'csv' ? 'csv' : 'ndjson'}`;
   const link = (fmt, label) => h('a', { id: 'export-' + fmt, href: L.exportPath(s, fmt), download: name(fmt), 'data-export': fmt, class: 'button' }, label);
   return h('div', { class: 'field export' }, h('span', { class: 'label' }, 'Export all'), link('csv', 'CSV'), link('ndjson', 'NDJSON'),
     h('span', { id: 'export-status', class: 'hint', role: 'status' }));
@@ -373,7 +520,7 @@ function windowPicker(s, presets) {
     id: 'window', onchange: (ev) => {
       const w = ev.target.value;
       if (w !== 'custom') { go({ window: w, since: '', until: '', event: '' }); return; }
-      const b = L.windowOf(state);
+      const b = L.mapWindow(state);
       go({ window: 'custom', since: b.since, until: b.until, event: '' });
     },
   }, ...Object.keys(presets).map((w) => h('option', { value: w, selected: s.window === w }, 'Last ' + w)),
@@ -472,7 +619,7 @@ const COLUMNS = {
     ['Detail', '', eventSummary],
   ],
   summary: [
-    ['Host', '', (r) => h('a', { href: '/network/connections?sensor_id=' + r.sensor_id, title: r.sensor_id }, r.hostname || r.sensor_id)],
+    ['Host', '', (r) => h('a', { href: L.pivotURL(state, 'connections', [], { sensor_id: r.sensor_id }), title: r.sensor_id }, r.hostname || r.sensor_id)],
     ['Anomaly score', '', (r) => h('span', { class: 'score ' + L.anomalyLevel(r.anomaly_score) }, Number(r.anomaly_score).toFixed(2)), num],
     ['Active connections', '', (r) => String(r.active_connections ?? 0), num], ['Hourly mean', '', (r) => String(r.baseline_connections ?? ''), num],
     ['Listeners', '', (r) => String(r.listeners ?? 0), num], ['UDP', '', (r) => String(r.udp_listeners ?? 0), num],
@@ -707,10 +854,14 @@ function updatePager(page, pages) {
 let summaryShown = 500;
 
 async function loadSummary(g) {
-  const [d, f] = await Promise.all([api('/api/v1/network/summary'), api(L.findingsPath())]);
+  const s = state;
+  const [d, f] = await Promise.all([api(L.apiPath(s)), api(L.findingsPath(Date.now(), s.at))]);
   if (g !== gen) return;
-  sensors = d.sensors;
-  sensorsAt = Date.now();
+  // The fleet of a moment is not the picker's fleet of now.
+  if (!s.at) {
+    sensors = d.sensors;
+    sensorsAt = Date.now();
+  }
   rows = d.sensors;
   if (!$('chart')) {
     summaryShown = 500;
@@ -754,10 +905,11 @@ function chart(data) {
     g.append(svg('line', { x1: P, x2: W - 12, y1: y(t), y2: y(t), class: 'grid' }), svg('text', { x: P - 6, y: y(t) + 4, class: 'tick', 'text-anchor': 'end' }, t.toLocaleString()));
   }
   g.append(svg('line', { x1: x(0), y1: y(0), x2: x(max), y2: y(max), class: 'diag' }));
-  g.append(svg('text', { x: (W + P) / 2, y: H - 4, class: 'axis', 'text-anchor': 'middle' }, 'mean active connections, last hour'));
-  g.append(svg('text', { x: 12, y: H / 2, class: 'axis', transform: `rotate(-90 12 ${H / 2})`, 'text-anchor': 'middle' }, 'active connections now'));
+  const then = state.at ? ['the hour before the moment', 'at the moment'] : ['last hour', 'now'];
+  g.append(svg('text', { x: (W + P) / 2, y: H - 4, class: 'axis', 'text-anchor': 'middle' }, 'mean active connections, ' + then[0]));
+  g.append(svg('text', { x: 12, y: H / 2, class: 'axis', transform: `rotate(-90 12 ${H / 2})`, 'text-anchor': 'middle' }, 'active connections ' + then[1]));
   for (const r of data) {
-    const a = svg('a', { href: '/network/connections?sensor_id=' + r.sensor_id, class: 'mark ' + L.anomalyLevel(r.anomaly_score) + (r.stale ? ' stale' : ''), 'data-sensor': r.sensor_id },
+    const a = svg('a', { href: L.pivotURL(state, 'connections', [], { sensor_id: r.sensor_id }), class: 'mark ' + L.anomalyLevel(r.anomaly_score) + (r.stale ? ' stale' : ''), 'data-sensor': r.sensor_id },
       svg('circle', { cx: x(r.baseline_connections || 0), cy: y(r.active_connections || 0), r: 5 }),
       svg('title', {}, `${r.hostname}: ${r.active_connections} connections now, hourly mean ${r.baseline_connections}, score ${r.anomaly_score}${r.stale ? ' (stale)' : ''}`));
     g.append(a);
@@ -780,7 +932,7 @@ async function loadMap(g, s) {
   mapModel = L.graphModel(d, s.group);
   drawMap(mapModel);
   $('content').dataset.renderMs = (performance.now() - t0).toFixed(1);
-  const w = L.windowOf(s);
+  const w = L.mapWindow(s);
   setStatus(`${mapModel.nodes.length.toLocaleString()} nodes · ${mapModel.edges.length.toLocaleString()} edges (${d.edges.length.toLocaleString()} in the answer${d.truncated ? ', truncated: narrow the filters' : ''}) · ` +
     `${L.fmtTime(w.since).text} – ${L.fmtTime(w.until).text} · ${updated()}`);
   const e = selected && mapModel.edges.find((x) => x.id === selected);
@@ -939,11 +1091,11 @@ function findingsPanel(events) {
   const list = h('ul', { class: 'findings' }, ...groups.map((fs) => h('li', { 'data-sensor': fs[0].sensor_id },
     h('strong', { title: fs[0].sensor_id }, fs[0].hostname || fs[0].sensor_id.slice(0, 8)),
     h('ul', {}, ...fs.map((e) => h('li', { 'data-kind': e.kind },
-      h('a', { href: L.findingURL(e), class: 'kind' }, e.kind.replace('baseline_', '')), ' ',
+      h('a', { href: L.findingURL(e, state.at), class: 'kind' }, e.kind.replace('baseline_', '')), ' ',
       h('span', { class: 'what' }, L.findingText(e)), ' ', time(e.time)))))));
   return h('section', { id: 'findings', class: 'findings-box', 'aria-labelledby': 'findings-title' },
     h('h2', { id: 'findings-title' }, 'Newest findings'),
-    groups.length ? list : h('p', { class: 'hint' }, `No baseline findings in the last ${L.FINDINGS_WINDOW}: nothing new was seen after the sensors' learning period.`));
+    groups.length ? list : h('p', { class: 'hint' }, `No baseline findings in the ${state.at ? L.FINDINGS_WINDOW + ' before that moment' : 'last ' + L.FINDINGS_WINDOW}: nothing new was seen after the sensors' learning period.`));
 }
 
 async function loadEvents(g, refresh) {

@@ -97,6 +97,10 @@ export function parseRoute(pathname, search) {
   const sensor = UUID.test(q.get('sensor_id') || '') ? q.get('sensor_id').toLowerCase() : '';
   const s = { view, sensor_id: sensor };
   const terms = view && view !== 'summary' ? termsIn(q) : [];
+  if (SNAPSHOT_VIEWS.includes(view)) {
+    s.at = atIn(q.get('at'));
+    s.span = SPANS[q.get('span')] ? q.get('span') : DEFAULT_SPAN;
+  }
   switch (view) {
     case 'connections': case 'flows': case 'listening': {
       const list = view === 'listening' && q.get('tab') === 'udp' ? 'udp' : view;
@@ -149,6 +153,10 @@ export function routeURL(s) {
     if (s.sort) q.set('sort', s.sort);
     if (s.view === 'connections' && s.time_wait) q.set('time_wait', '1');
   }
+  if (SNAPSHOT_VIEWS.includes(s.view)) {
+    if (s.at) q.set('at', s.at);
+    if (s.span && s.span !== DEFAULT_SPAN) q.set('span', s.span);
+  }
   const qs = q.toString();
   return qs ? path + '?' + qs : path;
 }
@@ -196,10 +204,10 @@ export function apiPath(s, now = Date.now()) {
     case 'connections': case 'listening': case 'flows':
       return listPaths(s)[0];
     case 'summary':
-      return '/api/v1/network/summary';
+      return '/api/v1/network/summary' + (s.at ? '?' + new URLSearchParams({ at: s.at }) : '');
     case 'map': {
       const q = filterQuery(s);
-      const w = windowOf(s, now);
+      const w = mapWindow(s, now);
       q.set('since', w.since);
       q.set('until', w.until);
       return '/api/v1/network/graph?' + q;
@@ -224,6 +232,8 @@ function filterQuery(s) {
   if (s.sensor_id) q.set('sensor_id', s.sensor_id);
   setScope(q, s, true);
   if (hidesTimeWait(s)) q.append('state', '!TIME_WAIT');
+  // a snapshot view at a moment asks for the fleet as it was then
+  if (s.at && SNAPSHOT_VIEWS.includes(s.view)) q.set('at', s.at);
   return q;
 }
 
@@ -426,12 +436,13 @@ export function refreshMs(sensors) {
 }
 
 // localInput converts an RFC 3339 time to a datetime-local input value in
-// the browser's zone, and fromLocalInput back.
-export function localInput(iso) {
+// the browser's zone (to the second for the time control's exact moment),
+// and fromLocalInput back.
+export function localInput(iso, seconds = false) {
   if (!iso) return '';
   const d = new Date(iso);
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}` + (seconds ? ':' + p(d.getSeconds()) : '');
 }
 
 export function fromLocalInput(v) {
@@ -719,8 +730,12 @@ export function pivotURL(from, to, terms, extra = {}) {
   const view = to === 'udp' ? 'listening' : to;
   const s = { view, sensor_id: '', terms, pod: '', tab: to === 'udp' ? 'udp' : 'tcp', page: 1, sort: '', kinds: [], event: '',
     page_size: from.view === view && from.page_size ? from.page_size : DEFAULT_PAGE_SIZE,
-    window: DEFAULT_WINDOW, since: '', until: '', ...extra };
-  if (view === 'investigate' && (from.view === 'investigate' || from.view === 'map') && !extra.window) Object.assign(s, { window: from.window, since: from.since, until: from.until });
+    window: DEFAULT_WINDOW, since: '', until: '', at: from.at || '', span: from.span || DEFAULT_SPAN, ...extra };
+  if (view === 'investigate' && !extra.window) {
+    if (from.view === 'map' && from.at) Object.assign(s, { window: 'custom', ...mapWindow(from) });
+    else if (from.view === 'investigate' || from.view === 'map') Object.assign(s, { window: from.window, since: from.since, until: from.until });
+    else if (from.at) Object.assign(s, { window: 'custom', ...centredWindow(from.at) });
+  }
   return routeURL(s);
 }
 
@@ -957,8 +972,8 @@ export const FINDING_KINDS = EVENT_KINDS.filter((k) => k.startsWith('baseline_')
 export const FINDINGS_WINDOW = '7d';
 
 // findingsPath asks for the newest findings of the fleet.
-export function findingsPath(now = Date.now()) {
-  const w = windowOf({ window: FINDINGS_WINDOW }, now);
+export function findingsPath(now = Date.now(), at = '') {
+  const w = windowOf({ window: FINDINGS_WINDOW }, at ? Date.parse(at) : now);
   return '/api/v2/events?' + new URLSearchParams({ kind: FINDING_KINDS.join(','), since: w.since, until: w.until, limit: '1000' });
 }
 
@@ -989,7 +1004,136 @@ export function findingText(e) {
 }
 
 // findingURL opens Investigate on a finding: its kind and sensor over the
-// Summary's findings window, the finding selected.
-export function findingURL(e) {
-  return pivotURL({ view: 'summary' }, 'investigate', [], { sensor_id: e.sensor_id, kinds: [e.kind], window: FINDINGS_WINDOW, event: e.event_id });
+// Summary's findings window (ending at the Summary's moment, if it has
+// one), the finding selected.
+export function findingURL(e, at = '') {
+  const win = at ? { window: 'custom', ...windowOf({ window: FINDINGS_WINDOW }, Date.parse(at)) } : { window: FINDINGS_WINDOW };
+  return pivotURL({ view: 'summary' }, 'investigate', [], { sensor_id: e.sensor_id, kinds: [e.kind], ...win, event: e.event_id });
+}
+
+// ---- the time control ----
+
+// The views that show a snapshot of the fleet, now or at a moment (at=);
+// Investigate keeps a time window of its own.
+export const SNAPSHOT_VIEWS = ['connections', 'listening', 'flows', 'summary', 'map'];
+
+// The timeline's spans, each as 120 bars of a whole step (ms): a step of
+// at least the sensors' usual interval (15 s), so each bar holds every
+// sensor once.
+export const SPANS = { '1h': 30e3, '6h': 180e3, '24h': 720e3, '7d': 5040e3 };
+export const DEFAULT_SPAN = '1h';
+const spanMs = (span) => WINDOWS[span] || WINDOWS[DEFAULT_SPAN];
+
+const RFC3339 = /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?([Zz]|[+-]\d\d:\d\d)$/;
+
+// atText writes a moment as at= says it in the URL and to the API: RFC
+// 3339 in UTC, the milliseconds only when there are some.
+export function atText(ms) {
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+// atIn reads at= of a URL: RFC 3339 or Unix milliseconds, as the API
+// takes it; anything else is "now" ('').
+export function atIn(v) {
+  if (!v) return '';
+  const ms = /^\d{1,15}$/.test(v) ? Number(v) : RFC3339.test(v) ? Date.parse(v.replace(' ', 'T')) : NaN;
+  return Number.isNaN(ms) ? '' : atText(ms);
+}
+
+// mapWindow is the Map's window: a preset ends at the moment shown (now,
+// or at=); a custom one is as given, but at a moment ends by then (the
+// API refuses a graph at a moment of a later window), keeping its length.
+export function mapWindow(s, now = Date.now()) {
+  const at = s.at ? Date.parse(s.at) : now;
+  const w = windowOf(s, at);
+  if (!s.at || Date.parse(w.until) <= at) return w;
+  return { since: new Date(at - (Date.parse(w.until) - Date.parse(w.since))).toISOString(), until: new Date(at).toISOString() };
+}
+
+// centredWindow is the Investigate window of a pivot from a moment: the
+// default window's length, with the moment in its middle.
+export function centredWindow(at) {
+  const t = Date.parse(at), half = WINDOWS[DEFAULT_WINDOW] / 2;
+  return { since: new Date(t - half).toISOString(), until: new Date(t + half).toISOString() };
+}
+
+// spanFor is the span a timeline (ending now) shows a moment in: the
+// current one if it holds the moment, else the shortest that does (the
+// longest when none does).
+export function spanFor(at, now = Date.now(), current = '') {
+  const age = now - Date.parse(at);
+  if (SPANS[current] && age <= spanMs(current)) return current;
+  return Object.keys(SPANS).find((k) => age <= spanMs(k)) || '7d';
+}
+
+// timelineWindow is the timeline's request window: the span, ending at the
+// first whole step after now, so the bars stay put between refreshes.
+export function timelineWindow(span, now = Date.now()) {
+  const step = SPANS[span] || SPANS[DEFAULT_SPAN];
+  const until = Math.ceil(now / step) * step;
+  return { since: until - spanMs(span), until, step };
+}
+
+// timelinePath asks GET /api/v2/network/timeline for a span's bars, of
+// one sensor when the view has one.
+export function timelinePath(span, sensor = '', now = Date.now()) {
+  const w = timelineWindow(span, now);
+  const q = new URLSearchParams();
+  if (sensor) q.set('sensor_id', sensor);
+  q.set('since', atText(w.since));
+  q.set('until', atText(w.until));
+  q.set('step', w.step / 1000 + 's');
+  return '/api/v2/network/timeline?' + q;
+}
+
+// timelineBars lays out a timeline answer as bars in a box of width x
+// height: one a bucket, left to right, its height the fleet's connections
+// (linear, the tallest filling the box; a bucket with any has at least a
+// pixel). A bar's moment is its bucket's end, no later than now: the
+// counts are each sensor's newest heartbeat of the bucket, the state in
+// force at its end.
+export function timelineBars(d, width, height, now = Date.now()) {
+  const buckets = (d && d.buckets) || [];
+  const step = Number(d && d.step_secs) * 1000 || 0;
+  const n = buckets.length;
+  const max = Math.max(0, ...buckets.map((b) => Number(b.connections) || 0));
+  const slot = n ? width / n : 0;
+  const gap = slot > 3 ? 1 : 0;
+  return buckets.map((b, i) => {
+    const c = Number(b.connections) || 0;
+    const h = max ? Math.max(c ? 1 : 0, (c / max) * height) : 0;
+    const start = Date.parse(b.time);
+    return { i, x: i * slot, w: slot - gap, y: height - h, h, connections: c, sensors: Number(b.sensors) || 0,
+      start, moment: Math.min(start + step, now) };
+  });
+}
+
+// barAt is the bar under x (box units) of n bars across width.
+export function barAt(x, width, n) {
+  if (!n || !(width > 0)) return -1;
+  return Math.min(n - 1, Math.max(0, Math.floor((x / width) * n)));
+}
+
+// barOf is the bar that shows a moment (its bucket holds it; a moment at
+// a bucket's end is that bucket's, as the bar's moment is), or -1 outside
+// them.
+export function barOf(bars, at) {
+  const t = Date.parse(at);
+  for (const b of bars) if (t > b.start && t <= b.moment) return b.i;
+  return bars.length && t === bars[0].start ? 0 : -1;
+}
+
+// momentX is where a moment falls on a timeline of width drawn over a
+// window (ms), or null outside it.
+export function momentX(at, w, width) {
+  const t = Date.parse(at);
+  if (!(t >= w.since && t <= w.until)) return null;
+  return ((t - w.since) / (w.until - w.since)) * width;
+}
+
+// moveBar is the bar an arrow key moves to, from bar i of n: left and
+// right one, Page Up and Down ten, Home and End the ends; -1 for other keys.
+export function moveBar(key, i, n) {
+  const to = { ArrowLeft: i - 1, ArrowRight: i + 1, PageUp: i - 10, PageDown: i + 10, Home: 0, End: n - 1 }[key];
+  return to === undefined || !n ? -1 : Math.min(n - 1, Math.max(0, to));
 }
