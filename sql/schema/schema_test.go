@@ -395,3 +395,32 @@ func skipGranules(t *testing.T, s store.Store, q, index string) (kept, total int
 	t.Logf("plan:\n%s", strings.Join(lines, "\n"))
 	return 0, 0, false
 }
+
+// A history table must hold every column of its snapshot table, with the
+// same type: its materialized view writes the snapshot rows by name, so a
+// column added to a snapshot table and not to its history (a later
+// migration) would be lost from every view at a moment, or fail the insert.
+func TestHistoryTablesMatchTheirSnapshotTables(t *testing.T) {
+	b := storetest.Embedded(t)
+	ctx := context.Background()
+	if _, err := schema.Migrate(ctx, b.Store, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	columns := func(table string) string {
+		t.Helper()
+		var c proto.ColStr
+		var got string
+		if err := b.Store.Select(ctx, store.Query{SQL: "SELECT arrayStringConcat(groupArray(name || ' ' || type), ', ') AS c FROM (SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY name)",
+			Params: []store.Param{store.P("t", table)}},
+			proto.Results{{Name: "c", Data: &c}}, func(int) error { got = c.Row(0); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, h := range schema.HistoryTables {
+		snap, hist := columns(h.Table), columns(h.History)
+		if snap == "" || snap != hist {
+			t.Errorf("%s has columns\n  %s\nbut %s has\n  %s", h.Table, snap, h.History, hist)
+		}
+	}
+}
