@@ -41,7 +41,12 @@ import (
 //   - "12 h": the same fleet after 12 hours of 15-second heartbeats (2,880
 //     per sensor) with churn, written straight into the store as its
 //     tables hold it after merges (loadHistory). Skipped with
-//     NETVIEW_BENCH_HISTORY=0.
+//     NETVIEW_BENCH_HISTORY=0. With NETVIEW_BENCH_MERGED=1 its
+//     tcp_connections and heartbeats are merged into one part per
+//     partition first (OPTIMIZE ... FINAL): the closed sockets' rows then
+//     share every granule with the live ones, the layout no bound on time
+//     can skip. As loaded, whether the engine has merged them by the
+//     rounds varies from run to run (the active parts are printed).
 //
 // A real query service per store answers on loopback and a plain net/http
 // client asks it:
@@ -105,6 +110,13 @@ func BenchmarkQuery(b *testing.B) {
 		}
 		start := time.Now()
 		counts := loadHistory(b, be, hb, historyBeats)
+		if os.Getenv("NETVIEW_BENCH_MERGED") == "1" {
+			for _, t := range []string{"tcp_connections", "heartbeats"} {
+				if err := hb.Store.Exec(ctx, store.Query{SQL: "OPTIMIZE TABLE " + t + " FINAL"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 		fmt.Printf("query: history of %d heartbeats per sensor written in %.1f s; rows: %s; RSS %d MiB; tcp_connections: %d active parts\n",
 			historyBeats, time.Since(start).Seconds(), counts, procStatus("VmRSS")>>20, activeParts(b, hb.Store, "tcp_connections"))
 		b.ReportMetric(time.Since(start).Seconds(), "history-load-s")
@@ -146,6 +158,10 @@ func BenchmarkQuery(b *testing.B) {
 		}
 	}
 	fmt.Printf("query: load average before the rounds %s, after %s (other work on the machine widens p95)\n", loadBefore, loadavg())
+	for _, f := range fleets {
+		fmt.Printf("query: [%s] active parts after the rounds: tcp_connections %d, heartbeats %d\n", f.label,
+			activeParts(b, f.be.Store, "tcp_connections"), activeParts(b, f.be.Store, "heartbeats"))
+	}
 
 	for _, f := range fleets {
 		engine := f.rec.stop()

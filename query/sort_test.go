@@ -233,17 +233,33 @@ func TestV1SortedPagesNewestRow(t *testing.T) {
 	if moved != 1 {
 		t.Fatalf("the in-flight heartbeat's binaries are not the view's: %d moved", moved)
 	}
-	for _, sort := range []string{"binary", "-binary", "pid", "-state", "-duration_secs", "remote_port"} {
-		field, desc := strings.TrimPrefix(sort, "-"), strings.HasPrefix(sort, "-")
-		want := slices.Clone(all)
-		slices.SortFunc(want, f.sortedOrder("connections", field, desc, all))
-		var joined []row
-		for n := 1; (n-1)*5 < len(all); n++ {
-			_, rows := f.list(fmt.Sprintf("/api/v1/network/connections?page_size=5&page=%d&sort=%s", n, sort), "connections")
-			joined = append(joined, rows...)
+	// A filter the in-flight rows fail leaves sensorA's sockets as its
+	// complete heartbeat has them: the in-flight rows must not hide them.
+	for _, filter := range []string{"", "&state=!LAST_ACK"} {
+		all := f.v1All("connections", strings.TrimPrefix(filter, "&"))
+		if filter != "" {
+			var olds []string
+			for _, r := range all {
+				if str(r, "sensor_id") == sensorA {
+					olds = append(olds, str(r, "binary"))
+				}
+			}
+			if len(olds) != 2 || strings.ContainsAny(strings.Join(olds, ""), "~!") {
+				t.Fatalf("%s: sensorA's sockets %v, want both as its complete heartbeat has them", filter, olds)
+			}
 		}
-		if !slices.Equal(keys("connections", joined), keys("connections", want)) {
-			t.Errorf("sort=%s: pages of 5 are not the whole list in order:\ngot  %v\nwant %v", sort, column(joined, field), column(want, field))
+		for _, sort := range []string{"binary", "-binary", "pid", "-state", "-duration_secs", "remote_port"} {
+			field, desc := strings.TrimPrefix(sort, "-"), strings.HasPrefix(sort, "-")
+			want := slices.Clone(all)
+			slices.SortFunc(want, f.sortedOrder("connections", field, desc, all))
+			var joined []row
+			for n := 1; (n-1)*5 < len(all); n++ {
+				_, rows := f.list(fmt.Sprintf("/api/v1/network/connections?page_size=5&page=%d&sort=%s%s", n, sort, filter), "connections")
+				joined = append(joined, rows...)
+			}
+			if !slices.Equal(keys("connections", joined), keys("connections", want)) {
+				t.Errorf("sort=%s%s: pages of 5 are not the whole list in order:\ngot  %v\nwant %v", sort, filter, column(joined, field), column(want, field))
+			}
 		}
 	}
 }

@@ -394,7 +394,7 @@ GROUP BY sensor_id`, Params: params})
 	if slices.Contains(j.cfg.Mute, countRule) {
 		return nil
 	}
-	p := append(params, store.P("rule", countRule), store.P("kind", countKind), store.P("hours", hoursOfDay(from, to)),
+	p := append(params, store.P("rule", countRule), store.P("kind", countKind), store.P("hours", hoursOfDay(from.Add(-j.cfg.Overlap), to)),
 		store.P("min_days", fmt.Sprint(j.cfg.MinDays)), store.P("deviations", fmt.Sprint(j.cfg.Deviations)))
 	if err := j.st.Exec(ctx, store.Query{SQL: countSQL, Params: p}); err != nil {
 		return fmt.Errorf("baseline %s findings: %w", countRule, err)

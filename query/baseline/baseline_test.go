@@ -1129,6 +1129,62 @@ FROM (SELECT number, {t:DateTime64(3, 'UTC')} + toIntervalMinute(10 * number) AS
 	}
 }
 
+// The connection count re-reads --baseline.overlap as the other rules do:
+// a heartbeat off the pattern that lands after its window was processed,
+// within the overlap, is judged by the next run, at its own time; and a
+// late heartbeat earlier than an hour's finding does not write a second
+// one (one finding per sensor, hour and direction).
+func TestConnectionCountReadsTheOverlap(t *testing.T) {
+	cfg := testConfig() // overlap 10 minutes
+	cfg.Backfill, cfg.MaxWindow = 5*24*time.Hour, 24*time.Hour
+	f := newFixture(t, cfg)
+	s := uuid.New()
+	f.beats(s, t0.Add(-4*24*time.Hour), 4*24*6, daily()) // four days of history
+	f.beats(s, t0, 12, "10")                             // two quiet hours, as usual
+	f.catchUp(t0.Add(30 * time.Minute))
+	if n := f.findings(s, kCount); n != 0 {
+		t.Fatalf("%d findings before the spikes", n)
+	}
+	times := func() []string {
+		var tm proto.ColDateTime64
+		var got []string
+		err := f.st.Select(context.Background(), store.Query{
+			SQL:    "SELECT time AS tm FROM events FINAL WHERE sensor_id = {s:UUID} AND kind = 'baseline_connection_count' ORDER BY tm",
+			Params: []store.Param{store.P("s", s.String())},
+		}, proto.Results{{Name: "tm", Data: &tm}}, func(rows int) error {
+			for i := range rows {
+				got = append(got, tm.Row(i).UTC().Format(time.TimeOnly))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.TimeOnly) }
+
+	// Late: sent before the watermark, within the overlap; the first of
+	// its hour off the pattern.
+	f.beats(s, t0.Add(25*time.Minute), 1, "500")
+	f.run(t0.Add(40 * time.Minute))
+	if got := times(); !slices.Equal(got, []string{at(25 * time.Minute)}) {
+		t.Errorf("after a late spike within the overlap: findings at %v, want one at %s", got, at(25*time.Minute))
+	}
+	// On time, in the next hour; then one later still, earlier than it.
+	f.beats(s, t0.Add(96*time.Minute), 1, "500")
+	f.run(t0.Add(100 * time.Minute))
+	f.beats(s, t0.Add(93*time.Minute), 1, "500")
+	f.run(t0.Add(110 * time.Minute))
+	f.run(t0.Add(120 * time.Minute))
+	if got := times(); !slices.Equal(got, []string{at(25 * time.Minute), at(96 * time.Minute)}) {
+		t.Errorf("findings at %v, want %s and %s: one per hour, the second not moved by the later heartbeat", got, at(25*time.Minute), at(96*time.Minute))
+	}
+	if n := f.count("SELECT uniqExact(event_id) AS n FROM events WHERE sensor_id = {s:UUID} AND kind = 'baseline_connection_count'", store.P("s", s.String())); n != 2 {
+		t.Errorf("%d finding ids, want 2", n)
+	}
+}
+
 // The export of findings to webhooks and syslog (notify.go).
 
 // receiver is a webhook on loopback that records every POSTed batch and

@@ -351,12 +351,14 @@ const (
 // counts of zero are no observation (the summary does the same).
 const observed = "tcp_connections + tcp_listeners + udp_listeners + active_flows > 0"
 
-// hourHeartbeats are the observed heartbeats of every hour the window
-// touches, from the start of its first hour: one row per (sensor, seq),
-// as retried heartbeats are not yet merged.
+// hourHeartbeats are the observed heartbeats of every hour the window and
+// the overlap before it touch, from the start of the first: one row per
+// (sensor, seq), as retried heartbeats are not yet merged. With the
+// overlap, a heartbeat written after its window was processed is still
+// counted in its hour and judged, as the other rules read theirs.
 const hourHeartbeats = `SELECT sensor_id, seq, min(sent_at) AS sent, toStartOfHour(min(sent_at)) AS h, toFloat64(any(tcp_connections)) AS c
     FROM heartbeats
-    WHERE sent_at >= toStartOfHour({from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')} AND ` + observed + `
+    WHERE sent_at >= toStartOfHour({read_from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')} AND ` + observed + `
     GROUP BY sensor_id, seq`
 
 // hourlySQL recomputes, for each sensor, the hours the window touches in
@@ -378,9 +380,12 @@ GROUP BY sensor_id, h`
 // hour and direction (above, below: the key its mutes name) while it
 // persists: its event_id hashes them, and its time is the hour's first
 // heartbeat off the pattern, read from the hour's start, so every window of
-// the hour picks the same one; only the window that holds it writes it.
-// The hours of day read are the window's ({hours}), the prefix of
-// baseline_hourly's key.
+// the hour picks the same one. The windows whose overlap holds it would
+// write it again; a finding of the hour and direction written already
+// keeps them from it, so a heartbeat that arrives late, earlier than the
+// hour's finding, does not make a second one at its own time. The hours of day read are those of
+// the window and its overlap ({hours}), the prefix of baseline_hourly's
+// key.
 var countSQL = `INSERT INTO events (event_id, sensor_id, kind, time, received_at, protocol, state, query_name, source)
 SELECT reinterpretAsUUID(MD5(concat({rule:String}, '|', toString(sensor_id), '|', dir, '|', toString(toUnixTimestamp(h))))), sensor_id, {kind:String}, ft, now64(3, 'UTC'),
     'tcp', dir, detail, 'baseline'
@@ -396,11 +401,11 @@ FROM (
                 sqrt(greatest(sum(b.squares) / n - mean * mean, 0)) AS dev, uniqExact(toDate(b.hour)) AS days
             FROM (
                 SELECT DISTINCT sensor_id, toStartOfHour(sent_at) AS h FROM heartbeats
-                WHERE sent_at >= toStartOfHour({from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')}
+                WHERE sent_at >= toStartOfHour({read_from:DateTime64(3, 'UTC')}) AND sent_at <= {to:DateTime64(3, 'UTC')}
             ) AS t
             INNER JOIN (
                 SELECT sensor_id, hour, heartbeats, connections, squares FROM baseline_hourly FINAL
-                WHERE toHour(hour) IN {hours:Array(UInt8)} AND hour >= toStartOfHour({from:DateTime64(3, 'UTC')}) - INTERVAL 7 DAY AND hour < {to:DateTime64(3, 'UTC')}
+                WHERE toHour(hour) IN {hours:Array(UInt8)} AND hour >= toStartOfHour({read_from:DateTime64(3, 'UTC')}) - INTERVAL 7 DAY AND hour < {to:DateTime64(3, 'UTC')}
             ) AS b ON b.sensor_id = t.sensor_id
             WHERE toHour(b.hour) = toHour(t.h) AND b.hour < t.h AND b.hour >= t.h - INTERVAL 7 DAY
             GROUP BY t.sensor_id, t.h
@@ -409,4 +414,7 @@ FROM (
     )
     GROUP BY sensor_id, h, dir
 )
-WHERE ft > {from:DateTime64(3, 'UTC')} AND ` + notMuted("sensor_id", "dir")
+WHERE ft > {read_from:DateTime64(3, 'UTC')} AND ` + notMuted("sensor_id", "dir") + `
+  AND (sensor_id, h, dir) NOT IN (
+    SELECT sensor_id, toStartOfHour(time), CAST(state, 'String') FROM events
+    WHERE kind = {kind:String} AND time >= toStartOfHour({read_from:DateTime64(3, 'UTC')}) AND time <= {to:DateTime64(3, 'UTC')})`

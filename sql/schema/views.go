@@ -17,7 +17,9 @@ package schema
 // closed sockets, which stay until their TTL (29 for each live row after
 // 12 hours in BenchmarkQuery), fail that cheap test before the key is
 // looked up, and partitions of the days before it are not read at all. A
-// sensor silent for days widens the bound to its last heartbeat.
+// sensor silent for days widens the bound to its last heartbeat. (Only a
+// heartbeat in flight stamped earlier than every sensor's newest one, a
+// clock stepped back, would have its rows wait for its sensors row.)
 const Latest = `observed_at >= (SELECT min(t) FROM (SELECT argMax(sent_at, seq) AS t FROM sensors GROUP BY sensor_id))
     AND (sensor_id, seq) IN (SELECT sensor_id, arrayJoin([max(seq), max(seq) + 1]) FROM sensors GROUP BY sensor_id)`
 
