@@ -17,20 +17,24 @@ var HistoryTables = []History{
 	{"sensors", "sensors_history", "received_at"},
 }
 
-// SensorsAt is the sensors rows received by the moment, within the
-// history: a sensor's row of each heartbeat that carried a snapshot. A
-// sensor first heard of after the moment has none. The retention bound
-// lets the scan skip older partitions; rows older than it have expired
-// from the history tables anyway.
+// inForce are the pairs (sensor_id, seq) of each sensor's heartbeat in
+// force at the moment: its newest heartbeat received by then that carried
+// a snapshot (one whose snapshots the spool dropped left no sensors row,
+// so the one before it stays in force). A sensor first heard of after the
+// moment has none. The retention bound lets the scan skip older
+// partitions; rows older than it have expired from the history anyway.
+const inForce = `SELECT sensor_id, max(seq) FROM sensors_history
+    WHERE received_at <= {as_of:DateTime64(3, 'UTC')} AND received_at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({as_of_days:UInt32})
+    GROUP BY sensor_id`
+
+// SensorsAt is the sensors table as it stood at the moment: each sensor's
+// row of its heartbeat in force, as the sensors table keeps only its
+// newest. It reads the same set as InForce, which the engine builds once
+// a statement.
 const SensorsAt = `SELECT * FROM sensors_history
-    WHERE received_at <= {as_of:DateTime64(3, 'UTC')} AND received_at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({as_of_days:UInt32})`
+    WHERE (sensor_id, seq) IN (` + inForce + `) AND received_at <= {as_of:DateTime64(3, 'UTC')}`
 
 // InForce replaces Latest at a moment: the rows of each sensor's heartbeat
-// in force then, its newest heartbeat received by then that carried a
-// snapshot (one whose snapshots the spool dropped left no sensors row, so
-// the one before it stays in force). Every row of that heartbeat is in its
-// history table by the time it is read, so no heartbeat in flight is
-// added as Latest must.
-func InForce() string {
-	return `(sensor_id, seq) IN (SELECT sensor_id, max(seq) FROM (` + SensorsAt + `) GROUP BY sensor_id)`
-}
+// in force then. Every row of that heartbeat is in its history table by
+// the time it is read, so no heartbeat in flight is added as Latest must.
+func InForce() string { return `(sensor_id, seq) IN (` + inForce + `)` }
