@@ -627,7 +627,7 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS tcp_connections_history ON CLUSTER 'netview' AS tcp_connections_history_local
 ENGINE = Distributed('netview', currentDatabase(), tcp_connections_history_local, cityHash64(sensor_id));
@@ -662,7 +662,7 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/tcp
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS tcp_listeners_history ON CLUSTER 'netview' AS tcp_listeners_history_local
 ENGINE = Distributed('netview', currentDatabase(), tcp_listeners_history_local, cityHash64(sensor_id));
@@ -700,7 +700,7 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/udp
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS udp_listeners_history ON CLUSTER 'netview' AS udp_listeners_history_local
 ENGINE = Distributed('netview', currentDatabase(), udp_listeners_history_local, cityHash64(sensor_id));
@@ -742,7 +742,7 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/act
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, flow_id)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS active_flows_history ON CLUSTER 'netview' AS active_flows_history_local
 ENGINE = Distributed('netview', currentDatabase(), active_flows_history_local, cityHash64(sensor_id));
@@ -771,7 +771,7 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/sen
 PARTITION BY toDate(received_at)
 ORDER BY (sensor_id, seq)
 TTL toDateTime(received_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS sensors_history ON CLUSTER 'netview' AS sensors_history_local
 ENGINE = Distributed('netview', currentDatabase(), sensors_history_local, cityHash64(sensor_id));

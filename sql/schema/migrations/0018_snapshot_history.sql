@@ -15,6 +15,10 @@
 -- reads the in-force heartbeats' rows by key, and ends in the snapshot
 -- table's key, so a retried heartbeat's copy folds into one row. Retention:
 -- --store.history-ttl-days (default 7, as the snapshot tables' own TTL).
+-- index_granularity 2048 (not the default 8192): a view at a moment reads
+-- one heartbeat of each sensor, some tens of rows, and the granule it sits
+-- in is read whole; a quarter of the rows read for four times the marks
+-- (docs/performance.md, BenchmarkQueryAt).
 --
 -- A column added to a snapshot table later must be added to its history
 -- table in the same migration: the materialized view writes columns by name.
@@ -51,7 +55,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_connections_history_mv TO tcp_connections_history AS SELECT * FROM tcp_connections;
 
@@ -83,7 +87,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS tcp_listeners_history_mv TO tcp_listeners_history AS SELECT * FROM tcp_listeners;
 
@@ -118,7 +122,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, netns, local_address, local_port, remote_address, remote_port, inode)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS udp_listeners_history_mv TO udp_listeners_history AS SELECT * FROM udp_listeners;
 
@@ -157,7 +161,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toDate(observed_at)
 ORDER BY (sensor_id, seq, flow_id)
 TTL toDateTime(observed_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS active_flows_history_mv TO active_flows_history AS SELECT * FROM active_flows;
 
@@ -183,7 +187,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toDate(received_at)
 ORDER BY (sensor_id, seq)
 TTL toDateTime(received_at) + INTERVAL 7 DAY
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS sensors_history_mv TO sensors_history AS SELECT * FROM sensors;
 
