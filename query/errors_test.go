@@ -26,7 +26,7 @@ func TestBadParameters(t *testing.T) {
 		f.badRequest(ep+"?sensorid="+sensorA, "sensorid")   // misspelt, valid value
 		f.badRequest(ep+"?Sensor_ID="+sensorA, "Sensor_ID") // names are case-sensitive
 		f.badRequest(ep+"?foo=1&bar=2", "foo")              // the first unknown one
-		if ep != "/api/v1/network/summary" {                // the summary takes no parameters
+		if ep != "/api/v1/network/summary" {                // the summary takes at= only
 			f.badRequest(ep+"?sensor_id=not-a-uuid", "sensor_id")
 			f.badRequest(ep+"?sensor_id=12345", "sensor_id")
 			f.badRequest(ep+"?sensor_id="+sensorA+"x", "sensor_id")
