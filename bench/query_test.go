@@ -142,16 +142,7 @@ func BenchmarkQuery(b *testing.B) {
 			}
 			began = time.Now()
 		}
-		for _, i := range order.Perm(len(probes)) {
-			p := probes[i]
-			t0 := time.Now()
-			if err := p.run(); err != nil {
-				b.Fatalf("%s: %v", p.name, err)
-			}
-			if round >= warmup {
-				p.d = append(p.d, time.Since(t0))
-			}
-		}
+		runRound(b, probes, order, round >= warmup)
 		if round >= warmup+10 && time.Since(began) > budget {
 			fmt.Printf("query: stopped after %d rounds (budget %s)\n", round-warmup+1, budget)
 			break
@@ -461,6 +452,21 @@ type probe struct {
 	name, metric string
 	run          func() error
 	d            []time.Duration
+}
+
+// runRound runs every probe once in an order drawn from order, so no probe
+// always follows another, and keeps the times when keep (after warm-up).
+func runRound(b *testing.B, probes []*probe, order *rand.Rand, keep bool) {
+	for _, i := range order.Perm(len(probes)) {
+		p := probes[i]
+		t0 := time.Now()
+		if err := p.run(); err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		if keep {
+			p.d = append(p.d, time.Since(t0))
+		}
+	}
 }
 
 // pct is the nearest-rank percentile q of d.
@@ -969,16 +975,7 @@ func BenchmarkQueryAt(b *testing.B) {
 	probes := append(append([]*probe{}, now...), back...)
 	order := rand.New(rand.NewPCG(3, 4))
 	for round := range warmup + samples {
-		for _, i := range order.Perm(len(probes)) {
-			p := probes[i]
-			t0 := time.Now()
-			if err := p.run(); err != nil {
-				b.Fatalf("%s: %v", p.name, err)
-			}
-			if round >= warmup {
-				p.d = append(p.d, time.Since(t0))
-			}
-		}
+		runRound(b, probes, order, round >= warmup)
 	}
 	fmt.Printf("query at: load average %s; %-52s %8s %8s %6s\n", loadavg(), "(p50 ms, n="+strconv.Itoa(samples)+")", "now", "6h back", "ratio")
 	for i, p := range now {
