@@ -628,6 +628,41 @@ func TestRetriedAndConcurrentRunsDoNotDuplicate(t *testing.T) {
 	f.want(s, want)
 }
 
+// A socket open longer than the lag: by the time its window runs, the
+// engine has merged its rows into the newest heartbeat's, whose
+// observed_at is after the window's end. It is still the window's (alive
+// in it, first seen by its end), so the listener and the peer are found
+// once, at the socket's first_seen, and not again by the next run.
+func TestLongLivedSocketsMergedBeforeTheirWindow(t *testing.T) {
+	f := newFixture(t, testConfig())
+	s := uuid.New()
+	f.heartbeat(s, t0)
+	t1 := t0.Add(2 * time.Hour)
+	for seq, obs := range []time.Time{t1, t1.Add(5 * time.Minute)} {
+		p := append(ps(s, t1), store.P("q", fmt.Sprint(seq+1)), store.P("o", at(obs)))
+		f.exec("INSERT INTO tcp_listeners (sensor_id, seq, observed_at, first_seen, local_address, local_port, inode, pid, binary) VALUES ({s:UUID}, {q:UInt64}, {o:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::', 6379, 77, 1, 'redis')", p...)
+		f.exec(`INSERT INTO tcp_connections (sensor_id, seq, observed_at, first_seen, local_address, local_port, remote_address, remote_port, state, inode, pid, binary)
+VALUES ({s:UUID}, {q:UInt64}, {o:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}, '::ffff:10.0.0.1', 41000, toIPv6('10.9.9.9'), 5432, 'ESTABLISHED', 78, 2, 'app')`, p...)
+	}
+	for _, table := range []string{"tcp_listeners", "tcp_connections"} {
+		f.exec("OPTIMIZE TABLE " + table + " FINAL")
+		if n := f.count("SELECT count() AS n FROM " + table + " WHERE sensor_id = {s:UUID} AND observed_at <= {t:DateTime64(3, 'UTC')}", ps(s, t1.Add(time.Minute))...); n != 0 {
+			t.Fatalf("%s: %d rows in the window after OPTIMIZE, want the merge to have left only the newest", table, n)
+		}
+	}
+	f.run(t1.Add(time.Minute))
+	want := map[string]uint64{kListener: 1, kPeer: 1}
+	f.want(s, want)
+	if n := f.count("SELECT count() AS n FROM events FINAL WHERE sensor_id = {s:UUID} AND kind IN ('baseline_new_listener', 'baseline_new_peer') AND time = {t:DateTime64(3, 'UTC')}", ps(s, t1)...); n != 2 {
+		t.Errorf("%d of the two findings at the sockets' first_seen %v", n, t1)
+	}
+	if n := f.count("SELECT count() AS n FROM baseline_seen WHERE rule = '_role' AND sensor_id = {s:UUID} AND key = 'tcp redis'", ps(s, t1)...); n == 0 {
+		t.Error("the merged listener made no role")
+	}
+	f.run(t1.Add(10 * time.Minute))
+	f.want(s, want)
+}
+
 // A run reads only rows after the watermark, less the overlap: a row that
 // arrives with a time the job has passed is read again when it lies within
 // --baseline.overlap of the watermark, and makes its finding exactly once;

@@ -129,7 +129,7 @@ var rules = []Rule{
 		// A connection is inbound when its local port is one the sensor
 		// listened on in the window (same namespace).
 		{origin: "tcp_connections", table: "tcp_connections", at: "observed_at", t: snapshotTime, where: attributed,
-			key: "if((sensor_id, netns, local_port) GLOBAL IN (SELECT sensor_id, netns, local_port FROM tcp_listeners WHERE observed_at > {read_from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')}), " +
+			key: "if((sensor_id, netns, local_port) GLOBAL IN (SELECT sensor_id, netns, local_port FROM tcp_listeners WHERE observed_at > {read_from:DateTime64(3, 'UTC')} AND " + snapshotTime + " <= {to:DateTime64(3, 'UTC')}), " +
 				inboundPeer("remote_address") + ", " + outboundPeer("remote_address") + ")", ends: tcpConnected},
 		{origin: "flows", table: "flows", at: "ended_at", where: attributed,
 			key: "if(direction = 'outbound', " + outboundPeer("dst_address") + ", " + inboundPeer("src_address") + ")", ends: ownEnds},
@@ -196,7 +196,15 @@ var causeCols = []string{"protocol", "src_address", "src_port", "dst_address", "
 	"unit", "container_id", "container_runtime", "pod_uid", "container_name", "container_image", "pod", "pod_namespace", "query_name", "query_type", "state"}
 
 // candidates is every row of the window for the rule, as (sensor_id, key,
-// t, the cause columns). The time bound on each table's own time column
+// t, the cause columns). A row is the window's when its own time is after
+// the read's start and its t is at or before the window's end. For an
+// event the two are one time. A snapshot row is its socket alive in the
+// window: seen after the start, first seen by the end. Its own time is
+// not bounded by the end: a merge folds a socket's rows into the newest
+// heartbeat's, which a listener open for longer than the lag has after
+// the window's end, so bounding observed_at there lost every long-lived
+// socket whose older rows were merged before the job read them (the
+// all-in-one's helper listener, seen in CI). The time bound on each table's own time column
 // prunes parts by their min-max of it (the tables are partitioned by it),
 // so a run reads the window's parts, not the history.
 func (r Rule) candidates() string {
@@ -214,7 +222,7 @@ func (r Rule) candidates() string {
     %s AS query_name, %s AS query_type, '%s' AS state
 FROM %s
 WHERE %s > {read_from:DateTime64(3, 'UTC')} AND %s <= {to:DateTime64(3, 'UTC')} AND %s`,
-			s.key, t, s.protocol, s.src, s.srcPort, s.dst, s.dstPort, name, qtype, s.origin, s.table, s.at, s.at, s.where))
+			s.key, t, s.protocol, s.src, s.srcPort, s.dst, s.dstPort, name, qtype, s.origin, s.table, s.at, t, s.where))
 	}
 	return strings.Join(parts, "\nUNION ALL\n")
 }
@@ -314,10 +322,10 @@ const roleSQL = `INSERT INTO baseline_seen (rule, sensor_id, key, first_seen, la
 SELECT '_role', sensor_id, arrayStringConcat(arraySort(groupUniqArray(concat(proto, ' ', binary))), ','), min(observed_at), max(observed_at), {from:DateTime64(3, 'UTC')}
 FROM (
     SELECT sensor_id, 'tcp' AS proto, CAST(binary AS String) AS binary, observed_at FROM tcp_listeners
-    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')} AND ` + attributed + `
+    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND ` + snapshotTime + ` <= {to:DateTime64(3, 'UTC')} AND ` + attributed + `
     UNION ALL
     SELECT sensor_id, 'udp' AS proto, CAST(binary AS String) AS binary, observed_at FROM udp_listeners
-    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND observed_at <= {to:DateTime64(3, 'UTC')} AND ` + attributed + ` AND remote_port = 0
+    WHERE observed_at > {from:DateTime64(3, 'UTC')} AND ` + snapshotTime + ` <= {to:DateTime64(3, 'UTC')} AND ` + attributed + ` AND remote_port = 0
 )
 GROUP BY sensor_id`
 
