@@ -646,7 +646,7 @@ VALUES ({s:UUID}, {q:UInt64}, {o:DateTime64(3, 'UTC')}, {t:DateTime64(3, 'UTC')}
 	}
 	for _, table := range []string{"tcp_listeners", "tcp_connections"} {
 		f.exec("OPTIMIZE TABLE " + table + " FINAL")
-		if n := f.count("SELECT count() AS n FROM " + table + " WHERE sensor_id = {s:UUID} AND observed_at <= {t:DateTime64(3, 'UTC')}", ps(s, t1.Add(time.Minute))...); n != 0 {
+		if n := f.count("SELECT count() AS n FROM "+table+" WHERE sensor_id = {s:UUID} AND observed_at <= {t:DateTime64(3, 'UTC')}", ps(s, t1.Add(time.Minute))...); n != 0 {
 			t.Fatalf("%s: %d rows in the window after OPTIMIZE, want the merge to have left only the newest", table, n)
 		}
 	}
