@@ -52,15 +52,17 @@ func TestMetricsCountDelivery(t *testing.T) {
 	var m map[string]float64
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		m = scrape(t, url)
-		if m["netview_sensor_heartbeats_sent_total"] == 1 && m["netview_sensor_heartbeats_refused_total"] >= 1 {
+		// spooled is counted just after the spool took the heartbeat, so
+		// the sender may report it first: a scrape in between (seen on a
+		// loaded CI machine) is waited out, a count that never catches up
+		// fails.
+		sent, refused := m["netview_sensor_heartbeats_sent_total"], m["netview_sensor_heartbeats_refused_total"]
+		if sent == 1 && refused >= 1 && m["netview_sensor_heartbeats_spooled_total"] >= sent+refused {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sent 1 and refused 1 never showed (%d posts): %v", posts.Load(), m)
+			t.Fatalf("sent 1, refused 1 and spooled at least as many never showed (%d posts): %v", posts.Load(), m)
 		}
-	}
-	if got, min := m["netview_sensor_heartbeats_spooled_total"], m["netview_sensor_heartbeats_sent_total"]+m["netview_sensor_heartbeats_refused_total"]; got < min {
-		t.Errorf("spooled %v, want at least the %v sent or refused", got, min)
 	}
 	if m["netview_sensor_last_delivery_timestamp_seconds"] < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("last delivery at %v, want within the last minute", m["netview_sensor_last_delivery_timestamp_seconds"])
